@@ -1,0 +1,62 @@
+# Interlock: `make run` runs the main job on the embedded broker; `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_TOOLS := .interlock/.system-tools
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv if missing and install Interlock with its test tools
+
+.PHONY: system-tools
+system-tools: ## Install the Debian tools the tests use (promtool, prometheus) when missing
+	@./scripts/install-system-tools.sh
+
+.PHONY: run
+run: install ## Run the main job (interlock up) on the embedded broker; Ctrl-C stops it
+	$(BIN)/interlock up $(ARGS)
+
+.PHONY: lint
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+.PHONY: typecheck
+typecheck: install ## mypy on every package
+	$(BIN)/mypy
+
+.PHONY: pytest
+pytest: install system-tools ## The test suite (unit, integration, e2e)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test
+test: lint typecheck pytest ## Everything CI checks: ruff, mypy, pytest
+
+.PHONY: format
+format: install ## Format the code in place
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: bench
+bench: install ## Run the benchmarks and write bench/results/
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench.run
+
+.PHONY: clean
+clean: ## Remove the virtualenv, caches and local state
+	rm -rf $(VENV) .interlock .mypy_cache .ruff_cache .pytest_cache

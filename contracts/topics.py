@@ -1,0 +1,137 @@
+"""The topic catalog: data in ``topics.yaml``, validated, with dead-letter and retry topics derived."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from contracts.errors import ConfigError
+
+__all__ = [
+    "CATALOG_PATH",
+    "TopicCatalog",
+    "TopicSpec",
+    "dlq_topic",
+    "load_catalog",
+    "retry_topic",
+]
+
+CATALOG_PATH = Path(__file__).with_name("topics.yaml")
+
+
+def dlq_topic(topic: str) -> str:
+    """The dead-letter topic of ``topic``."""
+    return f"dlq.{topic}"
+
+
+def retry_topic(topic: str, attempt: int) -> str:
+    """The retry topic for the ``attempt``-th retry (1-based) of ``topic``."""
+    return f"retry.{topic}.{attempt}"
+
+
+class TopicSpec(BaseModel):
+    """One topic with its full configuration."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    partitions: int | None = Field(default=None, ge=1)
+    cleanup_policy: Literal["delete", "compact"] = "delete"
+    retention_ms: int | None = Field(default=None, ge=-1)
+    key: str = ""
+    contract: str | None = None
+    dead_letter: bool = True
+    retry_tiers: int = Field(default=0, ge=0, le=10)
+    co_partitioned: bool = False
+    derived_from: str | None = None
+
+    def config(self, default_retention_ms: int) -> dict[str, str]:
+        """Topic configs to set explicitly at creation."""
+        retention = self.retention_ms if self.retention_ms is not None else default_retention_ms
+        return {"cleanup.policy": self.cleanup_policy, "retention.ms": str(retention)}
+
+
+class _CatalogFile(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    defaults: dict[str, object] = Field(default_factory=dict)
+    topics: list[dict[str, object]]
+
+
+class TopicCatalog(BaseModel):
+    """Every topic: declared ones plus their ``dlq.`` and ``retry.`` companions."""
+
+    topics: list[TopicSpec]
+
+    def names(self) -> list[str]:
+        return [t.name for t in self.topics]
+
+    def get(self, name: str) -> TopicSpec:
+        for topic in self.topics:
+            if topic.name == name:
+                return topic
+        raise KeyError(name)
+
+    def partitions_of(self, topic: TopicSpec, default: int) -> int:
+        return topic.partitions if topic.partitions is not None else default
+
+
+def _expand(spec: TopicSpec) -> list[TopicSpec]:
+    out = [spec]
+    for n in range(1, spec.retry_tiers + 1):
+        out.append(
+            TopicSpec(
+                name=retry_topic(spec.name, n),
+                partitions=spec.partitions,
+                key=spec.key,
+                contract=spec.contract,
+                dead_letter=False,
+                derived_from=spec.name,
+            )
+        )
+    if spec.dead_letter:
+        out.append(
+            TopicSpec(
+                name=dlq_topic(spec.name),
+                partitions=spec.partitions,
+                retention_ms=-1,
+                key=spec.key,
+                contract=spec.contract,
+                dead_letter=False,
+                derived_from=spec.name,
+            )
+        )
+    return out
+
+
+def load_catalog(path: Path | None = None) -> TopicCatalog:
+    """Load and validate the catalog; errors name the file, the topic and the field."""
+    path = path or CATALOG_PATH
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read topic catalog: {exc}") from exc
+    try:
+        parsed = _CatalogFile.model_validate(raw)
+    except PydanticValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    specs: list[TopicSpec] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(parsed.topics):
+        merged = {**parsed.defaults, **entry}
+        try:
+            spec = TopicSpec.model_validate(merged)
+        except PydanticValidationError as exc:
+            name = entry.get("name", f"#{index}")
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+            raise ConfigError(f"{path}: topic {name}: invalid field(s) {fields}: {exc}") from exc
+        for expanded in _expand(spec):
+            if expanded.name in seen:
+                raise ConfigError(f"{path}: topic {expanded.name} is declared twice")
+            seen.add(expanded.name)
+            specs.append(expanded)
+    return TopicCatalog(topics=specs)

@@ -1,0 +1,167 @@
+"""The ``interlock`` command line: the composition root, the one place that wires every layer."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from contracts.topics import load_catalog
+from interlock.logs import configure_logging
+from interlock.settings import Settings, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="interlock",
+    help="Moves work between a CRM and an ERP over Kafka, automatically and safely.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+topics_app = typer.Typer(help="The topic catalog: apply it to the broker, compare, list.")
+app.add_typer(topics_app, name="topics")
+
+console = Console()
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _require_kafka(settings: Settings) -> Settings:
+    if settings.embedded:
+        console.print(
+            "[red]No Kafka configured.[/] Set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS (or "
+            "KAFKA_BOOTSTRAP_SERVERS), start one with `interlock broker`, or run `interlock up`."
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+@app.command()
+def up(
+    duration: Annotated[
+        float | None, typer.Option("--for", help="Run for SECONDS, then stop and exit 0.")
+    ] = None,
+    log_dir: Annotated[Path, typer.Option(help="Where the services write their logs.")] = Path(
+        ".interlock/logs"
+    ),
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Port of the supervisor's /metrics (0: any free port).")
+    ] = None,
+) -> None:
+    """Run the whole stack: embedded broker if none is configured, topics, every service."""
+    from interlock.up import UpOptions, run_up
+
+    code = run_up(
+        _settings(),
+        UpOptions(duration=duration, log_dir=log_dir, metrics_port=metrics_port),
+        console,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def broker(
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: a free one).")] = None,
+) -> None:
+    """Run the embedded broker standalone until SIGINT/SIGTERM; prints its bootstrap address."""
+    from interlock.broker import EmbeddedBroker
+
+    configure_logging("INFO")
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    with EmbeddedBroker(port=port) as embedded:
+        print(embedded.bootstrap_servers, flush=True)
+        console.print(
+            f"export INTERLOCK_KAFKA__BOOTSTRAP_SERVERS={embedded.bootstrap_servers}", style="dim"
+        )
+        while not stop.wait(0.5):
+            pass
+
+
+@app.command()
+def worker() -> None:
+    """Run the processors worker (Faust agents and tables) against the configured Kafka."""
+    from processors.worker import main as worker_main
+
+    worker_main(_require_kafka(_settings()))
+
+
+@topics_app.command("apply")
+def topics_apply(
+    catalog: Annotated[Path | None, typer.Option(help="Topic catalog YAML.")] = None,
+) -> None:
+    """Create missing topics with their full config; exit 1 on drift. Idempotent."""
+    from interlock.kafka import make_admin
+    from interlock.topics import apply_catalog
+
+    settings = _require_kafka(_settings())
+    report = apply_catalog(
+        make_admin(settings),
+        load_catalog(catalog),
+        settings.topics.partitions,
+        settings.topics.retention_ms,
+        settings.topics.replication_factor,
+    )
+    created = report.names("created")
+    if created:
+        console.print(f"created {len(created)} topic(s): {', '.join(created)}")
+    else:
+        console.print("nothing to change: every catalog topic exists")
+    for drift in report.drift:
+        console.print(f"[red]drift[/] {drift}")
+    if report.drift:
+        raise typer.Exit(1)
+
+
+@topics_app.command("list")
+def topics_list(
+    catalog: Annotated[Path | None, typer.Option(help="Topic catalog YAML.")] = None,
+) -> None:
+    """Show the catalog beside what the broker has; exit 1 if anything is missing or drifted."""
+    from interlock.kafka import make_admin
+    from interlock.topics import inspect_catalog
+
+    settings = _require_kafka(_settings())
+    loaded = load_catalog(catalog)
+    report = inspect_catalog(
+        make_admin(settings), loaded, settings.topics.partitions, settings.topics.retention_ms
+    )
+    drift = {d.topic: str(d) for d in report.drift}
+    table = Table("topic", "partitions", "cleanup", "contract", "broker")
+    for spec in loaded.topics:
+        status = report.status.get(spec.name, "missing")
+        shown = drift.get(spec.name, status) if status == "drift" else status
+        table.add_row(
+            spec.name,
+            str(loaded.partitions_of(spec, settings.topics.partitions)),
+            spec.cleanup_policy,
+            spec.contract or "",
+            shown,
+        )
+    console.print(table)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Serving a Prometheus registry on ``/metrics``; every service gets its registry passed in."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+__all__ = ["MetricsEndpoint", "new_registry", "serve_metrics"]
+
+
+def new_registry(*, process: bool = True) -> CollectorRegistry:
+    """A fresh registry with the process, platform and GC collectors (for memory and CPU)."""
+    registry = CollectorRegistry(auto_describe=True)
+    if process:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+    return registry
+
+
+@dataclass
+class MetricsEndpoint:
+    """A running ``/metrics`` HTTP server."""
+
+    host: str
+    port: int
+    _server: WSGIServer
+    _thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> MetricsEndpoint:
+    """Serve ``registry`` on ``http://host:port/metrics`` (port 0 picks a free one)."""
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    actual_port = int(server.server_address[1])
+    return MetricsEndpoint(host, actual_port, server, thread)

@@ -1,0 +1,134 @@
+"""The Faust application, configured from the one Settings, and how a worker runs it.
+
+Faust's table recovery reads each changelog partition up to the high watermark that ListOffsets
+reports. Some Kafka-protocol brokers (the embedded Tansu among them) report the base offset of
+the last record batch + 1 there, so after batched changelog writes recovery stops early and a
+restarted worker serves stale values without any error. ``_true_highwaters`` replaces the
+recovery's highwaters with the true end offsets, read from the fetch path; on Apache Kafka the
+two agree and the correction changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.tables.recovery import Recovery
+from faust.types import TP
+
+from interlock.kafka import true_end_offsets
+from interlock.settings import Settings
+
+__all__ = ["InterlockApp", "create_app", "install_true_highwaters", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+class InterlockApp(faust.App):
+    """A Faust app that also knows the librdkafka settings of its cluster."""
+
+    interlock_settings: Settings
+
+
+def _broker_url(bootstrap: str) -> str:
+    servers = [s.strip() for s in bootstrap.split(",") if s.strip()]
+    return ";".join(f"kafka://{s}" for s in servers)
+
+
+def _credentials(settings: Settings) -> Any:
+    kafka = settings.kafka
+    if kafka.sasl_mechanism and kafka.sasl_username:
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        ssl_context = None
+        if kafka.security_protocol == "SASL_SSL":
+            import ssl
+
+            ssl_context = ssl.create_default_context(cafile=kafka.ssl_ca_location)
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=password,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=ssl_context,
+        )
+    if kafka.security_protocol == "SSL":
+        import ssl
+
+        context = ssl.create_default_context(cafile=kafka.ssl_ca_location)
+        if kafka.ssl_certificate_location:
+            context.load_cert_chain(kafka.ssl_certificate_location, kafka.ssl_key_location)
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(settings: Settings, *, app_id: str | None = None, **overrides: Any) -> InterlockApp:
+    """Build the Faust app from ``settings``; agents are registered on it by the caller."""
+    if not settings.kafka.bootstrap_servers:
+        raise ValueError("the processors need Kafka bootstrap servers")
+    proc = settings.processors
+    conf: dict[str, Any] = {
+        "broker": _broker_url(settings.kafka.bootstrap_servers),
+        "broker_credentials": _credentials(settings),
+        "store": proc.store,
+        "datadir": proc.data_dir,
+        "topic_partitions": settings.topics.partitions,
+        "topic_replication_factor": settings.topics.replication_factor,
+        "broker_session_timeout": proc.session_timeout_s,
+        "broker_heartbeat_interval": proc.heartbeat_interval_s,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_linger_ms": 5,
+        "producer_max_batch_size": 256 * 1024,
+        "web_enabled": False,
+        "topic_allow_declare": True,
+        "autodiscover": False,
+    }
+    conf.update(overrides)
+    Path(str(conf["datadir"])).mkdir(parents=True, exist_ok=True)
+    app = InterlockApp(app_id or proc.app_id, **conf)
+    app.interlock_settings = settings
+    install_true_highwaters()
+    return app
+
+
+_original_build_highwaters = Recovery._build_highwaters
+
+
+async def _true_highwaters(
+    self: Recovery, consumer: Any, tps: Any, destination: Any, title: str
+) -> None:
+    await _original_build_highwaters(self, consumer, tps, destination, title)
+    app = self.app
+    settings: Settings | None = getattr(app, "interlock_settings", None)
+    if settings is None or not tps:
+        return
+    wanted = [(tp.topic, tp.partition) for tp in tps]
+    ends: Mapping[tuple[str, int], int] = await asyncio.to_thread(
+        true_end_offsets, settings.kafka.librdkafka(), wanted
+    )
+    corrected = 0
+    for (topic, partition), end in ends.items():
+        tp = TP(topic, partition)
+        # Faust keeps "highwater" as the last offset (end - 1); -1 means empty.
+        value = end - 1 if end > 0 else -1
+        if destination.get(tp) != value:
+            corrected += 1
+        destination[tp] = value
+    if corrected:
+        log.info("corrected %d %s changelog highwaters to the true end offsets", corrected, title)
+
+
+def install_true_highwaters() -> None:
+    """Make table recovery read changelogs to their true end (idempotent)."""
+    if Recovery._build_highwaters is not _true_highwaters:  # type: ignore[comparison-overlap]
+        Recovery._build_highwaters = _true_highwaters  # type: ignore[method-assign]
+
+
+def run_worker(app: faust.App, loglevel: str = "info") -> None:
+    """Run a Faust worker for ``app`` until SIGINT/SIGTERM; returns when it has stopped."""
+    from faust.worker import Worker
+
+    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()

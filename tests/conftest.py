@@ -1,0 +1,140 @@
+"""Shared fixtures: one broker per session, and factories for unique topics and groups.
+
+The broker is, in order of preference: the one named by ``KAFKA_BOOTSTRAP_SERVERS``;
+testcontainers' Kafka when ``INTERLOCK_TEST_BROKER=testcontainers`` and Docker answers; the
+embedded Tansu broker otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from interlock.broker import EmbeddedBroker
+from interlock.settings import Settings
+
+
+def _docker_available() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of the broker every integration test uses."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    if os.environ.get("INTERLOCK_TEST_BROKER") == "testcontainers" and _docker_available():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def settings(kafka_bootstrap: str) -> Settings:
+    """Settings pointing at the test broker, with short group timings."""
+    base = Settings(_env_file=None)  # type: ignore[call-arg]
+    configured = base.with_bootstrap(kafka_bootstrap)
+    configured.processors.session_timeout_s = 6.0
+    return configured
+
+
+@pytest.fixture(scope="session")
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient(settings.kafka.librdkafka())
+
+
+@pytest.fixture
+def make_topic(admin: AdminClient) -> Callable[..., str]:
+    """Create a topic with a unique name: ``make_topic(partitions=1, prefix="t", config=None)``."""
+
+    def factory(
+        partitions: int = 1,
+        prefix: str = "test",
+        config: dict[str, str] | None = None,
+        name: str | None = None,
+    ) -> str:
+        topic = name or f"{prefix}.{uuid.uuid4().hex[:12]}"
+        conf = {"cleanup.policy": "delete", **(config or {})}
+        futures = admin.create_topics([NewTopic(topic, partitions, 1, config=conf)])
+        for future in futures.values():
+            future.result(timeout=30)
+        return topic
+
+    return factory
+
+
+@pytest.fixture
+def make_group() -> Callable[[], str]:
+    """A unique consumer group id."""
+    return lambda: f"group-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def make_producer(settings: Settings) -> Iterator[Callable[..., Producer]]:
+    producers: list[Producer] = []
+
+    def factory(**overrides: object) -> Producer:
+        conf = {**settings.kafka.librdkafka(), "linger.ms": 5, "acks": "all", **overrides}
+        producer = Producer(conf)
+        producers.append(producer)
+        return producer
+
+    yield factory
+    for producer in producers:
+        producer.flush(10)
+
+
+@pytest.fixture
+def make_consumer(settings: Settings, make_group: Callable[[], str]) -> Iterator[Callable[..., Consumer]]:
+    consumers: list[Consumer] = []
+
+    def factory(*topics: str, group: str | None = None, **overrides: object) -> Consumer:
+        conf = {
+            **settings.kafka.librdkafka(),
+            "group.id": group or make_group(),
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            **overrides,
+        }
+        consumer = Consumer(conf)
+        if topics:
+            consumer.subscribe(list(topics))
+        consumers.append(consumer)
+        return consumer
+
+    yield factory
+    for consumer in consumers:
+        try:
+            consumer.close()
+        except RuntimeError:
+            pass
+
+
+def consume_n(consumer: Consumer, n: int, timeout: float = 30.0) -> list[object]:
+    """Poll until ``n`` messages arrived or ``timeout`` passed; returns what arrived."""
+    import time
+
+    out: list[object] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        for msg in consumer.consume(min(1000, n - len(out)), 0.5):
+            if msg.error() is None:
+                out.append(msg)
+    return out
