@@ -1,0 +1,128 @@
+"""Every Prometheus metric Interlock exports, defined once, on a registry passed in.
+
+Names follow Prometheus conventions: prefix ``interlock_``, base units (seconds), counters end
+in ``_total``. A service creates ``Instruments(registry)`` once and passes it to what it runs;
+the dashboards and alert rules in ``ops/`` query exactly these names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["CIRCUIT_STATES", "LATENCY_BUCKETS", "Instruments"]
+
+#: Seconds; fine below one second, where the handoff SLO lives, coarse above.
+LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+)  # fmt: skip
+
+#: Values of ``interlock_circuit_breaker_state``.
+CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class Instruments:
+    """The metrics of one service process."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.registry = registry
+        self.service = service
+        self.events_consumed = Counter(
+            "interlock_events_consumed_total",
+            "Records consumed, by topic and outcome (ok, dead_lettered, retried, skipped, duplicate).",
+            ["service", "topic", "outcome"],
+            registry=registry,
+        )
+        self.events_produced = Counter(
+            "interlock_events_produced_total",
+            "Records produced, by topic.",
+            ["service", "topic"],
+            registry=registry,
+        )
+        self.processing_seconds = Histogram(
+            "interlock_processing_seconds",
+            "Time to handle one record (or one batch, divided per record) in a stage.",
+            ["service", "stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.handoff_latency_seconds = Histogram(
+            "interlock_handoff_latency_seconds",
+            "Business handoff latency from event times: quote accepted in the CRM to ERP order "
+            "created (flow=quote_to_order); ERP status change to CRM write-back (flow=status_to_crm).",
+            ["flow"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "interlock_dead_letters_total",
+            "Records sent to a dead-letter topic, by dead-letter topic and reason code.",
+            ["service", "topic", "reason"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "interlock_retries_total",
+            "Records sent to a retry topic, by original topic and attempt.",
+            ["service", "topic", "attempt"],
+            registry=registry,
+        )
+        self.duplicates_suppressed = Counter(
+            "interlock_duplicates_suppressed_total",
+            "Events recognised as duplicates and not acted on again, by stage.",
+            ["service", "stage"],
+            registry=registry,
+        )
+        self.ownership_violations = Counter(
+            "interlock_ownership_violations_total",
+            "Changes to a field by a system that does not own it, by entity, field and action.",
+            ["entity", "field", "system", "action"],
+            registry=registry,
+        )
+        self.parked_joins = Gauge(
+            "interlock_parked_joins",
+            "Events parked waiting for what they join with (e.g. a quote waiting for its account).",
+            ["kind"],
+            registry=registry,
+        )
+        self.commands_emitted = Counter(
+            "interlock_commands_emitted_total",
+            "Commands emitted to the ERP and CRM, by command topic.",
+            ["command"],
+            registry=registry,
+        )
+        self.echoes_suppressed = Counter(
+            "interlock_echoes_suppressed_total",
+            "CRM or ERP changes recognised as the echo of Interlock's own write and dropped.",
+            ["entity"],
+            registry=registry,
+        )
+        self.webhook_requests = Counter(
+            "interlock_webhook_requests_total",
+            "Webhook requests answered, by source and HTTP status.",
+            ["source", "status"],
+            registry=registry,
+        )
+        self.sink_calls = Counter(
+            "interlock_sink_calls_total",
+            "Calls to a target API, by target and outcome (ok, retry, rejected, unavailable).",
+            ["target", "outcome"],
+            registry=registry,
+        )
+        self.sink_call_seconds = Histogram(
+            "interlock_sink_call_seconds",
+            "Duration of calls to a target API.",
+            ["target"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.circuit_breaker_state = Gauge(
+            "interlock_circuit_breaker_state",
+            "Circuit breaker per target: 0 closed, 1 half-open, 2 open.",
+            ["target"],
+            registry=registry,
+        )
+        self.unknown_tables = Counter(
+            "interlock_cdc_unknown_tables_total",
+            "CDC events for tables no mapping covers (skipped, or dead-lettered in strict mode).",
+            ["table"],
+            registry=registry,
+        )
