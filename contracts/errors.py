@@ -9,13 +9,13 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
-    "ContractError",
+    "CompatibilityError",
     "ConfigError",
+    "ContractError",
+    "DecodeError",
     "InterlockError",
     "Reason",
     "SchemaUnknownError",
-    "DecodeError",
-    "CompatibilityError",
     "ValidationError",
 ]
 

@@ -1,4 +1,4 @@
-"""The topic catalog: data in ``topics.yaml``, validated, with dead-letter and retry topics derived."""
+"""The topic catalog: data in ``topics.yaml``, validated, dead-letter and retry topics derived."""
 
 from __future__ import annotations
 

@@ -71,7 +71,9 @@ def up(
 
 @app.command()
 def broker(
-    port: Annotated[int | None, typer.Option(help="Port to listen on (default: a free one).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: a free one).")
+    ] = None,
 ) -> None:
     """Run the embedded broker standalone until SIGINT/SIGTERM; prints its bootstrap address."""
     from interlock.broker import EmbeddedBroker

@@ -28,7 +28,8 @@ class Instruments:
         self.service = service
         self.events_consumed = Counter(
             "interlock_events_consumed_total",
-            "Records consumed, by topic and outcome (ok, dead_lettered, retried, skipped, duplicate).",
+            "Records consumed, by topic and outcome "
+            "(ok, dead_lettered, retried, skipped, duplicate).",
             ["service", "topic", "outcome"],
             registry=registry,
         )
@@ -48,7 +49,8 @@ class Instruments:
         self.handoff_latency_seconds = Histogram(
             "interlock_handoff_latency_seconds",
             "Business handoff latency from event times: quote accepted in the CRM to ERP order "
-            "created (flow=quote_to_order); ERP status change to CRM write-back (flow=status_to_crm).",
+            "created (flow=quote_to_order); ERP status change to CRM write-back "
+            "(flow=status_to_crm).",
             ["flow"],
             buckets=LATENCY_BUCKETS,
             registry=registry,

@@ -14,9 +14,11 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "DlqSettings",
     "KafkaSettings",
     "MetricsSettings",
     "ProcessorSettings",
+    "RetrySettings",
     "SchemaRegistrySettings",
     "Settings",
     "TopicDefaults",
@@ -103,6 +105,20 @@ class ProcessorSettings(BaseModel):
     data_dir: str = ".interlock/faust"
 
 
+class RetrySettings(BaseModel):
+    """Retry tiers of transient failures: tier n waits ``delays[n-1]`` seconds (retry.<t>.<n>)."""
+
+    delays: list[float] = Field(default_factory=lambda: [1.0, 10.0, 60.0])
+
+
+class DlqSettings(BaseModel):
+    """Dead-letter tooling: where replays and purges are recorded, default replay pacing."""
+
+    audit_topic: str = "audit.replays"
+    purge_topic: str = "audit.dlq-purges"
+    replay_rate: float | None = Field(default=None, gt=0, description="messages/s; None: unpaced")
+
+
 class Settings(BaseSettings):
     """Every setting of Interlock, from the environment (``INTERLOCK_``) or a ``.env`` file."""
 
@@ -118,6 +134,8 @@ class Settings(BaseSettings):
     topics: TopicDefaults = Field(default_factory=TopicDefaults)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     processors: ProcessorSettings = Field(default_factory=ProcessorSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    dlq: DlqSettings = Field(default_factory=DlqSettings)
     wire_format: Literal["single-object", "confluent"] = "single-object"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     conventional_bootstrap: str | None = Field(

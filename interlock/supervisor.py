@@ -60,7 +60,7 @@ class Supervisor:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_child_setup,  # noqa: PLW1509
+                preexec_fn=_child_setup,
             )
         self.services.append(service)
         log.info("started %s (pid %d)", name, service.proc.pid)

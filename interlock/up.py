@@ -133,7 +133,9 @@ def run_up(settings: Settings, options: UpOptions, console: Console | None = Non
         table.add_row("Kafka bootstrap", settings.kafka.bootstrap_servers or "")
         if broker is not None:
             table.add_row("embedded broker", f"pid {broker.pid} (in memory)")
-        table.add_row("topics", f"{len(report.status)} in catalog, {len(report.names('created'))} created")
+        table.add_row(
+            "topics", f"{len(report.status)} in catalog, {len(report.names('created'))} created"
+        )
         table.add_row("metrics", endpoint.url)
         for plan in plans:
             for label, url in plan.endpoints.items():
@@ -150,7 +152,9 @@ def run_up(settings: Settings, options: UpOptions, console: Console | None = Non
             for service in supervisor.dead():
                 running.labels(service.name).set(0)
                 code = service.proc.returncode if service.proc else None
-                console.print(f"[red]{service.name} exited with code {code}[/]; see {service.log_path}")
+                console.print(
+                    f"[red]{service.name} exited with code {code}[/]; see {service.log_path}"
+                )
                 exit_code = 1
                 stop.set()
             stop.wait(0.5)

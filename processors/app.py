@@ -122,7 +122,7 @@ async def _true_highwaters(
 
 def install_true_highwaters() -> None:
     """Make table recovery read changelogs to their true end (idempotent)."""
-    if Recovery._build_highwaters is not _true_highwaters:  # type: ignore[comparison-overlap]
+    if Recovery._build_highwaters is not _true_highwaters:
         Recovery._build_highwaters = _true_highwaters  # type: ignore[method-assign]
 
 

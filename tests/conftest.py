@@ -7,6 +7,7 @@ embedded Tansu broker otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from interlock.settings import Settings
 
 def _docker_available() -> bool:
     try:
-        import docker  # type: ignore[import-untyped]
+        import docker
 
         docker.from_env().ping()
     except Exception:
@@ -49,7 +50,7 @@ def kafka_bootstrap() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(kafka_bootstrap: str) -> Settings:
     """Settings pointing at the test broker, with short group timings."""
-    base = Settings(_env_file=None)  # type: ignore[call-arg]
+    base = Settings(_env_file=None)
     configured = base.with_bootstrap(kafka_bootstrap)
     configured.processors.session_timeout_s = 6.0
     return configured
@@ -102,7 +103,9 @@ def make_producer(settings: Settings) -> Iterator[Callable[..., Producer]]:
 
 
 @pytest.fixture
-def make_consumer(settings: Settings, make_group: Callable[[], str]) -> Iterator[Callable[..., Consumer]]:
+def make_consumer(
+    settings: Settings, make_group: Callable[[], str]
+) -> Iterator[Callable[..., Consumer]]:
     consumers: list[Consumer] = []
 
     def factory(*topics: str, group: str | None = None, **overrides: object) -> Consumer:
@@ -121,10 +124,8 @@ def make_consumer(settings: Settings, make_group: Callable[[], str]) -> Iterator
 
     yield factory
     for consumer in consumers:
-        try:
+        with contextlib.suppress(RuntimeError):
             consumer.close()
-        except RuntimeError:
-            pass
 
 
 def consume_n(consumer: Consumer, n: int, timeout: float = 30.0) -> list[object]:

@@ -1,0 +1,53 @@
+"""Settings: prefix, nesting, the conventional bootstrap variable, librdkafka mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from interlock.settings import Settings, load_settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_no_bootstrap_means_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("INTERLOCK_KAFKA__BOOTSTRAP_SERVERS", raising=False)
+    assert load_settings(_env_file=None).embedded
+
+
+def test_conventional_variable_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INTERLOCK_KAFKA__BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092")
+    settings = load_settings(_env_file=None)
+    assert settings.kafka.bootstrap_servers == "kafka-1:9092"
+    assert not settings.embedded
+
+
+def test_prefixed_variable_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "conventional:9092")
+    monkeypatch.setenv("INTERLOCK_KAFKA__BOOTSTRAP_SERVERS", "prefixed:9092")
+    assert load_settings(_env_file=None).kafka.bootstrap_servers == "prefixed:9092"
+
+
+def test_security_options_map_to_librdkafka(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERLOCK_KAFKA__BOOTSTRAP_SERVERS", "k:9093")
+    monkeypatch.setenv("INTERLOCK_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("INTERLOCK_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("INTERLOCK_KAFKA__SASL_USERNAME", "svc")
+    monkeypatch.setenv("INTERLOCK_KAFKA__SASL_PASSWORD", "s3cret")
+    monkeypatch.setenv("INTERLOCK_KAFKA__EXTRA", '{"socket.keepalive.enable": "true"}')
+    settings = load_settings(_env_file=None)
+    conf = settings.kafka.librdkafka()
+    assert conf["security.protocol"] == "SASL_SSL"
+    assert conf["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert conf["sasl.username"] == "svc"
+    assert conf["sasl.password"] == "s3cret"
+    assert conf["socket.keepalive.enable"] == "true"
+    # the secret never shows in the settings' repr
+    assert "s3cret" not in repr(settings)
+
+
+def test_invalid_value_is_rejected_with_the_field_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERLOCK_TOPICS__PARTITIONS", "0")
+    with pytest.raises(ValueError, match="partitions"):
+        Settings(_env_file=None)
