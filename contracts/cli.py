@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from contracts.compatibility import check_contracts, load_policies
@@ -33,7 +34,7 @@ def _load(contracts_dir: Path) -> ContractRegistry:
     try:
         return ContractRegistry.load(contracts_dir)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from exc
 
 
@@ -74,7 +75,7 @@ def check(
         console.print(f"[green]contracts OK[/green] ({contracts_dir})")
         return
     for problem in problems:
-        console.print(f"[red]✗[/red] {problem.message}", soft_wrap=True)
+        console.print(f"[red]✗[/red] {escape(problem.message)}", soft_wrap=True)
     console.print(f"[red]{len(problems)} problem(s)[/red]")
     raise typer.Exit(1)
 
@@ -111,7 +112,7 @@ def show(
     try:
         cv = registry.get(entity, version)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from exc
     if as_json:
         typer.echo(json.dumps(cv.schema, indent=2))
@@ -170,7 +171,7 @@ def docs(
     try:
         text = render_docs(registry, _ownership(contracts_dir, registry))
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from exc
     if output is None:
         typer.echo(text, nl=False)

@@ -270,9 +270,7 @@ def assert_compatible(
         raise CompatibilityError("\n".join(p.message for p in problems))
 
 
-def _registered_versions(
-    client: SchemaRegistryClient, subject: str
-) -> tuple[dict[int, str], bool] | None:
+def _registered_versions(client: SchemaRegistryClient, subject: str) -> dict[int, str] | None:
     """Schema text per registered version of ``subject``; None when the subject is unknown."""
     try:
         numbers = client.get_versions(subject)
@@ -280,7 +278,7 @@ def _registered_versions(
         if exc.http_status_code == 404:
             return None
         raise ConfigError(f"schema registry: cannot list versions of {subject!r}: {exc}") from exc
-    return {n: str(client.get_version(subject, n).schema.schema_str) for n in numbers}, True
+    return {n: str(client.get_version(subject, n).schema.schema_str) for n in numbers}
 
 
 def _subjects(contracts_dir: Path, entity: str, record_name: str) -> list[str]:
@@ -306,10 +304,9 @@ def _check_against_registry(
         local = registry.latest(entity)
         policy = policies.for_entity(entity)
         for subject in _subjects(contracts_dir, entity, local.record_name):
-            found = _registered_versions(client, subject)
-            if found is None:
+            remote = _registered_versions(client, subject)
+            if remote is None:
                 continue
-            remote = found[0]
             numbers = sorted(remote)
             versions: dict[int, Mapping[str, Any] | str] = {
                 i: remote[n] for i, n in enumerate(numbers)

@@ -3,7 +3,8 @@
 One pydantic model per Avro record of the latest contract version; a parity test keeps them in
 step with the ``.avsc`` files. Money is ``Decimal``, instants are timezone-aware ``datetime``,
 calendar days are ``date``, enums are ``Literal`` of their symbols (a reader with a newer enum
-maps unknown symbols to ``UNKNOWN``). Models are frozen: an event is a fact.
+maps unknown symbols to ``UNKNOWN``). Payload instants are timestamp-millis (sub-millisecond
+digits are dropped on the wire); envelope instants are timestamp-micros. Models are frozen.
 """
 
 from __future__ import annotations
@@ -384,16 +385,5 @@ class ShipmentEvent(Envelope):
     payload: Shipment
 
 
-EVENT_MODELS: dict[str, type[Envelope]] = {
-    cls.ENTITY: cls
-    for cls in (
-        AccountEvent,
-        ContactEvent,
-        ProductEvent,
-        QuoteEvent,
-        OrderEvent,
-        InvoiceEvent,
-        ShipmentEvent,
-    )
-}
+EVENT_MODELS: dict[str, type[Envelope]] = {cls.ENTITY: cls for cls in Envelope.__subclasses__()}
 """Event model per entity name, as used in topic catalog ``contract:`` fields."""

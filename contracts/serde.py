@@ -126,7 +126,10 @@ class EventSerializer:
         return out.getvalue()
 
     def _confluent(self, ctx: SerializationContext | None) -> bytes:
-        subject = self._subject_name(ctx, self.contract.record_name)
+        try:
+            subject = self._subject_name(ctx, self.contract.record_name)
+        except ValueError as exc:
+            raise ConfigError(f"subject name strategy failed: {exc}") from exc
         if subject is None:
             raise ConfigError("the topic subject strategy needs a SerializationContext")
         header = self._ids.get(subject)
