@@ -12,9 +12,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from contracts.cli import app as contracts_app
 from contracts.topics import load_catalog
 from interlock.logs import configure_logging
 from interlock.settings import Settings, load_settings
+from ops.lag.cli import lag_exporter_command
 
 __all__ = ["app", "main"]
 
@@ -26,6 +28,8 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(help="The topic catalog: apply it to the broker, compare, list.")
 app.add_typer(topics_app, name="topics")
+app.add_typer(contracts_app, name="contracts")
+app.command("lag-exporter")(lag_exporter_command)
 
 console = Console()
 
