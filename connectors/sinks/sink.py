@@ -1,0 +1,199 @@
+"""The outbound sink: command topics → target HTTP APIs, retried without blocking a partition.
+
+Runs on :class:`interlock.stage.StageLoop`, subscribed to the command topics AND their
+``retry.<topic>.<n>`` tiers. A 5xx, 408, 429, timeout or connection error raises a transient
+``SINK_UNAVAILABLE``: the router moves the command to the next retry tier (delays from
+``settings.retry.delays``, growing, plus jitter) and later commands go on at once; after the last
+tier it is dead-lettered. Any other 4xx is ``SINK_REJECTED``, dead-lettered at once. While a
+target's circuit breaker is open, commands for it are not sent but routed to retry directly.
+Every attempt sends the same ``Idempotency-Key`` (the command's event_id).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from connectors.sinks.breaker import CircuitBreaker
+from connectors.sinks.contract import CommandKind, HttpCall, build_request, outcome_event
+from contracts import EventDeserializer, EventSerializer, InterlockError, OrderEvent, Reason
+from interlock.deadletter import RawRecord
+from interlock.instruments import CIRCUIT_STATES, Instruments
+
+__all__ = ["CommandSink", "SinkTarget"]
+
+_TRANSIENT_STATUS = {408, 425, 429}
+
+
+class SinkTarget:
+    """One target API: base URL, auth headers, its breaker."""
+
+    def __init__(self, name: str, base_url: str, token: str | None, breaker: CircuitBreaker):
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.breaker = breaker
+
+
+class CommandSink:
+    """The StageLoop handler of the sinks, and the batch-end flush of its outcome events.
+
+    Args:
+        client: an httpx client (timeouts set on it).
+        targets: ``erp`` and/or ``crm``.
+        routes: command topic → command kind.
+        producer: for outcome events (acks=all, linger).
+        deserializer / serializer: command decoding, OrderEvent encoding.
+        instruments: metrics.
+        outcome_topic: where outcomes go (``canonical.order.v1``).
+        clock: now, for outcome events.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        targets: Mapping[str, SinkTarget],
+        routes: Mapping[str, CommandKind],
+        producer: Any,
+        deserializer: EventDeserializer,
+        serializer: EventSerializer,
+        instruments: Instruments,
+        *,
+        outcome_topic: str = "canonical.order.v1",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._client = client
+        self._targets = targets
+        self._routes = routes
+        self._producer = producer
+        self._deserializer = deserializer
+        self._serializer = serializer
+        self._instruments = instruments
+        self._outcome_topic = outcome_topic
+        self._clock = clock
+        self._undelivered: list[str] = []
+        for name, target in targets.items():
+            self._show_breaker(name, target.breaker)
+
+    def _show_breaker(self, name: str, breaker: CircuitBreaker) -> None:
+        self._instruments.circuit_breaker_state.labels(name).set(CIRCUIT_STATES[breaker.state])
+
+    def _count(self, target: str, outcome: str) -> None:
+        self._instruments.sink_calls.labels(target, outcome).inc()
+
+    def __call__(self, record: RawRecord) -> None:
+        """Send one command; raise on failure (the loop routes it)."""
+        kind = self._routes.get(record.topic)
+        if kind is None:
+            raise InterlockError(
+                f"no command route for {record.topic}", reason=Reason.SINK_REJECTED
+            )
+        command = self._deserializer(record.value)
+        if not isinstance(command, OrderEvent):
+            raise InterlockError(
+                f"{record.topic} carries {type(command).__name__}, not an OrderEvent",
+                reason=Reason.VALIDATION_FAILED,
+            )
+        call = build_request(kind, command)
+        answer = self._send(call)
+        outcome = outcome_event(kind, command, answer, self._clock())
+        if outcome is not None:
+            self._publish(outcome)
+
+    def _send(self, call: HttpCall) -> Any:
+        target = self._targets.get(call.target)
+        if target is None:
+            raise InterlockError(
+                f"no {call.target} target configured",
+                reason=Reason.SINK_UNAVAILABLE,
+                transient=True,
+            )
+        breaker = target.breaker
+        if not breaker.allow():
+            self._count(call.target, "unavailable")
+            self._show_breaker(call.target, breaker)
+            raise InterlockError(
+                f"{call.target} circuit breaker is open",
+                reason=Reason.SINK_UNAVAILABLE,
+                transient=True,
+            )
+        started = time.perf_counter()
+        try:
+            response = self._client.request(
+                call.method,
+                target.base_url + call.path,
+                json=call.body,
+                headers={**target.headers, "Idempotency-Key": call.idempotency_key},
+            )
+        except httpx.TransportError as exc:  # timeouts, refused and reset connections
+            self._failed(call, breaker, "unavailable")
+            raise InterlockError(
+                f"{call.method} {call.path}: {type(exc).__name__}: {exc}",
+                reason=Reason.SINK_UNAVAILABLE,
+                transient=True,
+            ) from exc
+        finally:
+            self._instruments.sink_call_seconds.labels(call.target).observe(
+                time.perf_counter() - started
+            )
+        status = response.status_code
+        detail = f"{call.method} {call.path} answered {status}: {response.text[:500]}"
+        if status >= 500 or status in _TRANSIENT_STATUS:
+            self._failed(call, breaker, "retry")
+            raise InterlockError(detail, reason=Reason.SINK_UNAVAILABLE, transient=True)
+        breaker.success()
+        self._show_breaker(call.target, breaker)
+        if status >= 400:
+            self._count(call.target, "rejected")
+            raise InterlockError(detail, reason=Reason.SINK_REJECTED)
+        self._count(call.target, "ok")
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    def _failed(self, call: HttpCall, breaker: CircuitBreaker, outcome: str) -> None:
+        breaker.failure()
+        self._show_breaker(call.target, breaker)
+        self._count(call.target, outcome)
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._undelivered.append(f"{msg.topic()}: {err}")
+
+    def _publish(self, event: OrderEvent) -> None:
+        topic = self._outcome_topic
+        value = self._serializer(event, SerializationContext(topic, MessageField.VALUE))
+        kwargs = {
+            "key": event.payload.account_id.encode(),
+            "value": value,
+            "headers": [("interlock.event_type", event.event_type.encode())],
+            "on_delivery": self._on_delivery,
+        }
+        try:
+            self._producer.produce(topic, **kwargs)
+        except BufferError:
+            self._producer.poll(0.5)
+            self._producer.produce(topic, **kwargs)
+        self._instruments.events_produced.labels(self._instruments.service, topic).inc()
+
+    def end_batch(self, timeout: float = 30.0) -> None:
+        """Flush outcome events before the batch's offsets are stored.
+
+        Raises:
+            InterlockError: (BROKER_UNAVAILABLE) outcomes not acknowledged; the batch is consumed
+                again and the target answers the repeated calls idempotently.
+        """
+        remaining = int(self._producer.flush(timeout))
+        failed, self._undelivered = self._undelivered, []
+        if remaining or failed:
+            raise InterlockError(
+                f"sink outcomes not delivered: {'; '.join(failed[:3]) or remaining}",
+                reason=Reason.BROKER_UNAVAILABLE,
+                transient=True,
+            )

@@ -1,0 +1,86 @@
+"""``interlock webhooks`` and ``interlock sinks``: the services of the CRM/ERP HTTP edge."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from interlock.instruments import Instruments
+from interlock.logs import configure_logging
+from interlock.metrics import new_registry, serve_metrics
+from interlock.settings import Settings, load_settings
+
+__all__ = ["sinks_command", "webhooks_command"]
+
+log = logging.getLogger(__name__)
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    if settings.embedded:
+        typer.echo("No Kafka configured: set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS.", err=True)
+        raise typer.Exit(2)
+    return settings
+
+
+def webhooks_command(
+    host: Annotated[str | None, typer.Option(help="Interface (default: settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings, 8080).")] = None,
+    mapper: Annotated[
+        bool | None, typer.Option("--mapper/--no-mapper", help="Run the mapping stage too.")
+    ] = None,
+) -> None:
+    """Receive CRM webhooks (HubSpot, Standard Webhooks), land them raw, map them to canonical."""
+    from connectors.webhooks.service import build_mapper_loop, build_receiver, run_mapper
+
+    settings = _settings()
+    registry = new_registry()
+    instruments = Instruments(registry, "webhooks")
+    metrics = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
+    app, landing = build_receiver(settings, instruments)
+    stop = threading.Event()
+    mapper_thread: threading.Thread | None = None
+    if settings.webhooks.mapper if mapper is None else mapper:
+        loop = build_mapper_loop(settings, instruments)
+        mapper_thread = threading.Thread(target=run_mapper, args=(loop, stop), name="mapper")
+        mapper_thread.start()
+    config = uvicorn.Config(
+        app,
+        host=host or settings.webhooks.host,
+        port=settings.webhooks.port if port is None else port,
+        log_level="warning",
+        lifespan="off",
+    )
+    try:
+        uvicorn.Server(config).run()  # returns on SIGINT/SIGTERM
+    finally:
+        stop.set()
+        if mapper_thread is not None:
+            mapper_thread.join(30)
+        landing.close()
+        metrics.stop()
+
+
+def sinks_command() -> None:
+    """Call the ERP and CRM APIs for every command (commands.erp.*, commands.crm.*)."""
+    import signal
+
+    from connectors.sinks.service import build_sink_loop, run_sinks
+
+    settings = _settings()
+    registry = new_registry()
+    instruments = Instruments(registry, "sinks")
+    metrics = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    loop, client = build_sink_loop(settings, instruments)
+    try:
+        run_sinks(loop, client, stop)
+    finally:
+        metrics.stop()

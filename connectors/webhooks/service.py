@@ -1,0 +1,123 @@
+"""Wiring of ``interlock webhooks``: the receiver and (optionally) the mapping stage, from Settings.
+
+The mapping stage is its own consumer group (``interlock-webhook-mapper``) on ``raw.crm.*``;
+with ``INTERLOCK_WEBHOOKS__MAPPER=false`` the receiver runs alone and the stage can be run
+elsewhere with ``interlock webhooks --mapper-only``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from starlette.applications import Starlette
+
+from connectors.hubspot.mapping import HubSpotContext
+from connectors.webhooks.app import create_app
+from connectors.webhooks.declarative import load_mappings
+from connectors.webhooks.landing import Landing
+from connectors.webhooks.stage import SeenSet, WebhookMapper, canonical_topic
+from contracts import EVENT_MODELS, EventSerializer, make_serializer
+from interlock.instruments import Instruments
+from interlock.kafka import make_consumer, make_producer
+from interlock.retry import FailureRouter
+from interlock.settings import Settings
+from interlock.stage import StageLoop, StageStats
+
+__all__ = [
+    "MAPPER_GROUP",
+    "RAW_TOPICS",
+    "build_mapper_loop",
+    "build_receiver",
+    "make_serializers",
+    "run_mapper",
+]
+
+MAPPER_GROUP = "interlock-webhook-mapper"
+RAW_TOPICS = ("raw.crm.hubspot", "raw.crm.standard")
+
+
+def make_serializers(settings: Settings) -> dict[str, EventSerializer]:
+    """One serializer per canonical entity, in the configured wire format."""
+    registry = None
+    if settings.wire_format == "confluent":
+        conf: dict[str, str] = {"url": settings.schema_registry.url or ""}
+        if settings.schema_registry.basic_auth_user_info is not None:
+            conf["basic.auth.user.info"] = (
+                settings.schema_registry.basic_auth_user_info.get_secret_value()
+            )
+        registry = SchemaRegistryClient(conf)
+    return {
+        entity: make_serializer(
+            entity,
+            wire_format=settings.wire_format,
+            registry=registry,
+            subject_strategy=settings.schema_registry.subject_strategy,
+        )
+        for entity in EVENT_MODELS
+    }
+
+
+def build_receiver(
+    settings: Settings,
+    instruments: Instruments,
+    *,
+    topics: Mapping[str, str] | None = None,
+    bare_endpoint: bool = False,
+) -> tuple[Starlette, Landing]:
+    """The receiver app and its landing (close the landing after the server stopped)."""
+    timeout_ms = int(settings.webhooks.delivery_timeout_s * 1000)
+    producer = make_producer(
+        settings, **{"message.timeout.ms": timeout_ms, "socket.connection.setup.timeout.ms": 2000}
+    )
+    landing = Landing(producer, settings.webhooks.delivery_timeout_s)
+    app = create_app(
+        settings.webhooks, landing, instruments, topics=topics, bare_endpoint=bare_endpoint
+    )
+    return app, landing
+
+
+def build_mapper_loop(
+    settings: Settings,
+    instruments: Instruments,
+    *,
+    raw_topics: Sequence[str] = RAW_TOPICS,
+    topic_for: Callable[[str], str] = canonical_topic,
+    group_id: str = MAPPER_GROUP,
+) -> StageLoop:
+    """The mapping stage's batch loop, subscribed to ``raw_topics`` (close its consumer)."""
+    config = settings.webhooks
+    producer = make_producer(settings)
+    mapper = WebhookMapper(
+        producer,
+        make_serializers(settings),
+        load_mappings(Path(config.mappings_dir) if config.mappings_dir else None),
+        HubSpotContext(
+            received_at=datetime.fromtimestamp(0, UTC),  # per record later
+            accepted_deal_stages=frozenset(config.accepted_deal_stages),
+            app_id=config.hubspot.app_id,
+        ),
+        instruments,
+        SeenSet(config.dedup_size, config.dedup_ttl_s),
+        topic_for=topic_for,
+    )
+    # Mapping failures are permanent: no retry tiers, straight to dlq.raw.crm.<vendor>.
+    router = FailureRouter(
+        producer, "webhook-mapper", settings.retry.delays, instruments, tiers_for=lambda _t: 0
+    )
+    consumer = make_consumer(settings, group_id)
+    consumer.subscribe(list(raw_topics))
+    return StageLoop(
+        consumer, mapper, router, instruments=instruments, on_batch_end=mapper.end_batch
+    )
+
+
+def run_mapper(loop: StageLoop, stop: threading.Event) -> StageStats:
+    """Run the loop until ``stop``; closes its consumer (committing stored offsets)."""
+    try:
+        return loop.run(stop)
+    finally:
+        loop.consumer.close()

@@ -1,0 +1,135 @@
+"""A running receiver + mapping stage on unique topics, and signing helpers for its clients."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import SecretStr
+from standardwebhooks.webhooks import Webhook
+
+from connectors.fakes.server import ServerThread
+from connectors.webhooks.service import build_mapper_loop, build_receiver, run_mapper
+from connectors.webhooks.signatures import hubspot_v3_signature
+from interlock.instruments import Instruments
+from interlock.metrics import new_registry
+from interlock.settings import (
+    HubSpotWebhookSettings,
+    Settings,
+    StandardWebhookSettings,
+    WebhookSettings,
+)
+
+HUBSPOT_SECRET = "hubspot-client-secret"
+STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-secret-0123456789").decode()
+
+
+def webhook_settings(**overrides: object) -> WebhookSettings:
+    return WebhookSettings(
+        max_body_bytes=4096,
+        delivery_timeout_s=3.0,
+        hubspot=HubSpotWebhookSettings(client_secret=SecretStr(HUBSPOT_SECRET)),
+        standard=StandardWebhookSettings(secrets={"acme": SecretStr(STANDARD_SECRET)}),
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def hubspot_headers(url: str, body: bytes, secret: str = HUBSPOT_SECRET, age_s: float = 0) -> dict:
+    stamp = str(int((time.time() - age_s) * 1000))
+    return {
+        "Content-Type": "application/json",
+        "X-HubSpot-Request-Timestamp": stamp,
+        "X-HubSpot-Signature-v3": hubspot_v3_signature(secret, "POST", url, body, stamp),
+    }
+
+
+def standard_headers(
+    body: bytes, msg_id: str, secret: str = STANDARD_SECRET, age_s: float = 0
+) -> dict:
+    when = datetime.fromtimestamp(int(time.time() - age_s), UTC)
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(when.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, when, body.decode()),
+    }
+
+
+def hubspot_company_change(object_id: int, name: str, event_id: int | None = None) -> bytes:
+    return json.dumps(
+        [
+            {
+                "eventId": event_id or uuid.uuid4().int % 10**9,
+                "subscriptionType": "company.propertyChange",
+                "objectId": object_id,
+                "portalId": 99,
+                "occurredAt": int(time.time() * 1000),
+                "propertyName": "name",
+                "propertyValue": name,
+            }
+        ]
+    ).encode()
+
+
+@dataclass
+class Receiver:
+    url: str
+    raw_hubspot: str
+    raw_standard: str
+    canonical: Callable[[str], str]
+    instruments: Instruments
+
+
+def start_receiver(
+    settings: Settings,
+    make_topic: Callable[..., str],
+    *,
+    mapper: bool = True,
+) -> Iterator[Receiver]:
+    """Generator behind the ``receiver`` fixture (also used with a proxied broker)."""
+    tag = uuid.uuid4().hex[:8]
+    raw_h = make_topic(1, name=f"raw.crm.hubspot.{tag}")
+    raw_s = make_topic(1, name=f"raw.crm.standard.{tag}")
+    for raw in (raw_h, raw_s):
+        make_topic(1, name=f"dlq.{raw}")
+    for entity in ("account", "contact", "quote"):
+        make_topic(1, name=f"canonical.{entity}.v1.{tag}")
+
+    def canonical(entity: str) -> str:
+        return f"canonical.{entity}.v1.{tag}"
+
+    configured = settings.model_copy(update={"webhooks": webhook_settings()})
+    instruments = Instruments(new_registry(process=False), "webhooks-test")
+    app, landing = build_receiver(
+        configured, instruments, topics={"hubspot": raw_h, "standard": raw_s}
+    )
+    stop = threading.Event()
+    thread = None
+    if mapper:
+        loop = build_mapper_loop(
+            configured,
+            instruments,
+            raw_topics=[raw_h, raw_s],
+            topic_for=canonical,
+            group_id=f"mapper-{tag}",
+        )
+        thread = threading.Thread(target=run_mapper, args=(loop, stop), daemon=True)
+        thread.start()
+    with ServerThread(app) as server:
+        yield Receiver(server.url, raw_h, raw_s, canonical, instruments)
+    stop.set()
+    if thread is not None:
+        thread.join(20)
+    landing.close(2)
+
+
+@pytest.fixture
+def receiver(settings: Settings, make_topic: Callable[..., str]) -> Iterator[Receiver]:
+    yield from start_receiver(settings, make_topic)
