@@ -1,0 +1,209 @@
+"""``interlock cdc`` (the Debezium mapping stage) and ``interlock cdc postgres`` (the source).
+
+Thin shells: build the collaborators from Settings, run until SIGINT/SIGTERM, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from connectors.cdc.consumer import CdcStage, dead_letter_metrics
+from connectors.cdc.envelope import EnvelopeDecoder
+from connectors.cdc.mapper import CdcMapper
+from connectors.cdc.postgres import PostgresSource, PostgresSourceConfig
+from connectors.cdc.spec import load_mapping_dir
+from contracts.errors import InterlockError
+from contracts.models import EVENT_MODELS
+from contracts.serde import make_serializer
+from interlock.deadletter import DeadLetterWriter
+from interlock.instruments import Instruments
+from interlock.kafka import make_consumer, make_producer
+from interlock.metrics import new_registry, serve_metrics
+from interlock.settings import Settings, load_settings
+
+__all__ = ["build_stage", "cdc_app"]
+
+log = logging.getLogger(__name__)
+cdc_app = typer.Typer(
+    help="Change data capture: map Debezium change topics to canonical events; Postgres source.",
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _stop_event() -> threading.Event:
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    return stop
+
+
+def _registry_client(settings: Settings) -> Any:
+    if not settings.schema_registry.url:
+        return None
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    conf: dict[str, Any] = {"url": settings.schema_registry.url}
+    if settings.schema_registry.basic_auth_user_info is not None:
+        conf["basic.auth.user.info"] = (
+            settings.schema_registry.basic_auth_user_info.get_secret_value()
+        )
+    return SchemaRegistryClient.new_client(conf)
+
+
+def build_stage(
+    settings: Settings,
+    instruments: Instruments,
+    *,
+    mappings: Path | None = None,
+    topics: list[str] | None = None,
+    registry: Any = None,
+    group_id: str | None = None,
+) -> tuple[CdcStage, Any, Any]:
+    """The mapping stage wired from ``settings``; returns (stage, consumer, producer)."""
+    cdc = settings.cdc
+    directory = mappings or (Path(cdc.mappings_dir) if cdc.mappings_dir else None)
+    mapper = CdcMapper(load_mapping_dir(directory), vendor=cdc.vendor)
+    registry = registry if registry is not None else _registry_client(settings)
+    serializers = {
+        entity: make_serializer(
+            entity,
+            wire_format=settings.wire_format,
+            registry=registry,
+            subject_strategy=settings.schema_registry.subject_strategy,
+        )
+        for entity in EVENT_MODELS
+    }
+    consumer = make_consumer(settings, group_id or cdc.group_id, **{"fetch.max.bytes": 52428800})
+    consumer.subscribe(topics or cdc.topics)
+    producer = make_producer(settings, **{"linger.ms": 20, "queue.buffering.max.messages": 500000})
+    dead = DeadLetterWriter(producer, "cdc", on_dead_letter=dead_letter_metrics(instruments))
+    stage = CdcStage(
+        consumer,
+        producer,
+        mapper,
+        EnvelopeDecoder(registry),
+        serializers,
+        dead,
+        instruments,
+        strict=cdc.strict,
+        batch_size=cdc.batch_size,
+    )
+    return stage, consumer, producer
+
+
+def _require_kafka(settings: Settings) -> None:
+    if settings.embedded:
+        typer.echo("No Kafka configured: set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS.", err=True)
+        raise typer.Exit(2)
+
+
+@cdc_app.callback()
+def cdc(
+    ctx: typer.Context,
+    mappings: Annotated[
+        Path | None, typer.Option(help="Mappings directory (default connectors/mappings/erp).")
+    ] = None,
+    topic: Annotated[
+        list[str] | None, typer.Option(help="Change topic or ^regex (repeatable).")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Dead-letter changes of unmapped tables.")] = False,
+) -> None:
+    """Map Debezium change topics to canonical events until SIGINT/SIGTERM."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = load_settings()
+    _require_kafka(settings)
+    if strict:
+        settings.cdc.strict = True
+    registry = new_registry()
+    instruments = Instruments(registry, "cdc")
+    try:
+        stage, consumer, producer = build_stage(
+            settings, instruments, mappings=mappings, topics=topic
+        )
+    except InterlockError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    endpoint = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
+    stop = _stop_event()
+    try:
+        stage.run(stop)
+    finally:
+        producer.flush(30)
+        consumer.close()
+        endpoint.stop()
+
+
+@cdc_app.command("postgres")
+def postgres(
+    dsn: Annotated[str | None, typer.Option(help="libpq DSN of the ERP database.")] = None,
+    tables: Annotated[
+        str | None, typer.Option(help="Comma-separated tables ([schema.]table).")
+    ] = None,
+    slot: Annotated[str | None, typer.Option(help="Logical replication slot name.")] = None,
+    snapshot: Annotated[str, typer.Option(help="initial | never")] = "initial",
+) -> None:
+    """Snapshot then stream Postgres tables to raw.erp.<table> as Debezium envelopes."""
+    settings = load_settings()
+    _require_kafka(settings)
+    cdc = settings.cdc
+    the_dsn = dsn or (cdc.postgres_dsn.get_secret_value() if cdc.postgres_dsn else None)
+    table_list = [t.strip() for t in tables.split(",")] if tables else cdc.postgres_tables
+    if not the_dsn or not table_list:
+        typer.echo("--dsn and --tables are required (or INTERLOCK_CDC__POSTGRES_*)", err=True)
+        raise typer.Exit(2)
+    if snapshot not in ("initial", "never"):
+        raise typer.BadParameter("--snapshot must be initial or never")
+    registry = new_registry()
+    instruments = Instruments(registry, "cdc-postgres")
+    producer = make_producer(settings, **{"linger.ms": 20, "queue.buffering.max.messages": 500000})
+    config = PostgresSourceConfig(
+        dsn=the_dsn,
+        tables=table_list,
+        slot=slot or cdc.postgres_slot,
+        topic_prefix=cdc.raw_topic_prefix,
+        snapshot="initial" if snapshot == "initial" else "never",
+    )
+
+    def published(topic: str, n: int) -> None:
+        instruments.events_produced.labels("cdc-postgres", topic).inc(n)
+
+    source = PostgresSource(config, producer, on_published=published)
+    endpoint = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
+    stop = _stop_event()
+    try:
+        if source.prepare():
+            with Progress(
+                TextColumn("snapshot {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+            ) as bar:
+                tasks: dict[str, Any] = {}
+
+                def progress(table: str, done: int, total: int) -> None:
+                    if table not in tasks:
+                        tasks[table] = bar.add_task(table, total=total)
+                    bar.update(tasks[table], completed=done)
+
+                source.snapshot(progress)
+        while not stop.is_set():
+            if source.stream_once() == 0:
+                stop.wait(config.poll_interval_s)
+    finally:
+        producer.flush(30)
+        source.close()
+        endpoint.stop()

@@ -1,0 +1,293 @@
+"""Pure mapping of Debezium changes to canonical events, driven by the declarative mappings.
+
+No Kafka and no I/O: ``CdcMapper.map(change)`` returns the canonical topic, key and event,
+``None`` for changes that carry nothing to map, or raises an ``InterlockError`` with a reason
+code (unknown table, truncate, mapping failure) for the caller to count and dead-letter.
+
+Identity:
+- ``event_id`` = ``deterministic_event_id("cdc", schema.table, record id, log position, op)``
+  where the log position is the LSN, else commit time + transaction id: a change that is
+  published again (connector restart, replay) carries the same id.
+- ``correlation_id`` is shared by every change of one source transaction.
+- The Kafka key is a payload field (``account_id`` by default), so that every canonical topic
+  is partitioned by the canonical account id.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from connectors.cdc.envelope import ChangeEvent
+from connectors.cdc.spec import MappingSpec
+from connectors.cdc.transforms import FieldError, compile_field
+from contracts.conversion import event_builder
+from contracts.errors import ConfigError, InterlockError, Reason
+from contracts.ids import deterministic_event_id
+from contracts.models import EVENT_MODELS, Envelope
+
+__all__ = [
+    "CdcMapper",
+    "CompiledMapping",
+    "MappedEvent",
+    "MappingError",
+    "TruncateError",
+    "UnknownTableError",
+]
+
+
+class MappingError(InterlockError):
+    """A change of a mapped table that cannot become a valid canonical event."""
+
+    reason = Reason.MAPPING_FAILED
+
+
+class UnknownTableError(InterlockError):
+    """A change of a table that no mapping covers (dead-lettered in strict mode)."""
+
+    reason = Reason.UNKNOWN_TABLE
+
+
+class TruncateError(InterlockError):
+    """A TRUNCATE: deleting every record downstream is never implicit; an operator decides."""
+
+    reason = Reason.MAPPING_FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class MappedEvent:
+    """A canonical event ready to produce."""
+
+    topic: str
+    key: bytes
+    event: Envelope
+    mapping: str
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    for arg in (annotation, *typing.get_args(annotation)):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _template(model: type[BaseModel]) -> dict[str, Any]:
+    """Every field of ``model`` at its default (lists empty), as the trusted builder needs."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        out[name] = None if info.is_required() else info.get_default(call_default_factory=True)
+    return out
+
+
+class CompiledMapping:
+    """One ``MappingSpec`` compiled against its canonical model: ``change -> MappedEvent``."""
+
+    def __init__(self, spec: MappingSpec, path: Path, vendor: str) -> None:
+        self.spec = spec
+        self.name = spec.name
+        where = f"{path}: mapping {spec.name!r}"
+        event_cls = EVENT_MODELS[spec.entity]
+        payload_cls = _nested_model(event_cls.model_fields["payload"].annotation)
+        assert payload_cls is not None
+        self._payload_template = _template(payload_cls)
+        self._required = tuple(
+            n for n, info in payload_cls.model_fields.items() if info.is_required()
+        )
+        self._flat: list[tuple[str, Callable[[dict[str, Any]], Any]]] = []
+        nested: dict[str, list[tuple[str, Callable[[dict[str, Any]], Any]]]] = {}
+        self._nested_templates: dict[str, dict[str, Any]] = {}
+        self._lists: set[str] = set()
+        for target, fspec in spec.fields.items():
+            fwhere = f"{where}: field {target!r}"
+            head, _, sub = target.partition(".")
+            as_list = head.endswith("[]")
+            head = head.removesuffix("[]")
+            info = payload_cls.model_fields.get(head)
+            if info is None:
+                raise ConfigError(f"{fwhere}: {spec.entity} has no field {head!r}")
+            if sub:
+                sub_cls = _nested_model(info.annotation)
+                if sub_cls is None or sub not in sub_cls.model_fields:
+                    raise ConfigError(f"{fwhere}: {head!r} has no nested field {sub!r}")
+                fn = compile_field(fspec, sub_cls.model_fields[sub].annotation, path.parent, fwhere)
+                nested.setdefault(head, []).append((sub, fn))
+                self._nested_templates[head] = _template(sub_cls)
+                if as_list:
+                    self._lists.add(head)
+            else:
+                if _nested_model(info.annotation) is not None:
+                    raise ConfigError(f"{fwhere}: map its parts ({head}.<part>), not the record")
+                self._flat.append(
+                    (head, compile_field(fspec, info.annotation, path.parent, fwhere))
+                )
+        self._nested = [(head, tuple(fns)) for head, fns in nested.items()]
+        key = spec.key or ("account_id" if "account_id" in payload_cls.model_fields else None)
+        if key is None:
+            key = f"{spec.entity}_id"
+        if key not in payload_cls.model_fields:
+            raise ConfigError(f"{where}: key field {key!r} is not a {spec.entity} field")
+        self._key = key
+        if spec.deleted_field is not None and spec.deleted_field not in payload_cls.model_fields:
+            raise ConfigError(f"{where}: deleted_field {spec.deleted_field!r} is not a field")
+        self._build = event_builder(spec.entity)
+        self._entity = spec.entity
+        self._topic = spec.topic_name
+        self._types = {op: spec.event_type(op) for op in ("c", "u", "d", "r")}
+        self._on_change = tuple(spec.on_change.items())
+        self._record_cols = tuple(spec.record_id)
+        self._changed = (
+            sorted({t.partition(".")[0].removesuffix("[]") for t in spec.fields})
+            if spec.partial
+            else []
+        )
+        self._vendor = spec.vendor or vendor
+
+    def retarget(self, topic: str) -> None:
+        """Produce to ``topic`` instead of the mapping's (tests and side-by-side deployments)."""
+        self._topic = topic
+
+    def _payload(self, row: dict[str, Any]) -> dict[str, Any]:
+        payload = self._payload_template.copy()
+        for name, fn in self._flat:
+            payload[name] = fn(row)
+        for head, fns in self._nested:
+            part = self._nested_templates[head].copy()
+            filled = False
+            for sub, fn in fns:
+                value = fn(row)
+                if value is not None:
+                    part[sub] = value
+                    filled = True
+            if head in self._lists:
+                payload[head] = [part] if filled else []
+            else:
+                payload[head] = part if filled else None
+        return payload
+
+    def map(self, change: ChangeEvent, ingested_at: datetime) -> MappedEvent:
+        """The canonical event of ``change`` (op c, u, d or r).
+
+        Raises:
+            MappingError: a value does not fit, or a required field is missing.
+        """
+        row = change.after if change.after is not None else change.before
+        if row is None:
+            raise MappingError(f"{self.name}: op {change.op!r} carries no row image")
+        try:
+            payload = self._payload(row)
+        except FieldError as exc:
+            raise MappingError(f"{self.name}: {exc}", reason=exc.reason) from exc
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise MappingError(f"{self.name}: {exc!r}") from exc
+        for name in self._required:
+            if payload[name] is None:
+                raise MappingError(
+                    f"{self.name}: required field {name!r} is empty for table "
+                    f"{change.table} (columns {sorted(row)})",
+                    reason=Reason.VALIDATION_MISSING_FIELD,
+                )
+        op = change.op
+        if op == "d" and self.spec.deleted_field is not None:
+            payload[self.spec.deleted_field] = True
+        event_type = self._types[op]
+        if op == "u" and self._on_change and change.before is not None:
+            before, after = change.before, change.after or {}
+            for column, changed_type in self._on_change:
+                if column in before and before.get(column) != after.get(column):
+                    event_type = changed_type
+                    break
+        record_id = ":".join(str(row.get(c)) for c in self._record_cols)
+        qualified = f"{change.schema or change.db or ''}.{change.table}"
+        event_id = deterministic_event_id("cdc", qualified, record_id, change.position, op)
+        tx = change.transaction_id or (str(change.tx_id) if change.tx_id is not None else None)
+        correlation = deterministic_event_id("cdc-tx", change.db or "", tx) if tx else event_id
+        changed_at = (
+            datetime.fromtimestamp(change.ts_ms / 1000, UTC) if change.ts_ms is not None else None
+        )
+        event = self._build(
+            {
+                "event_id": event_id,
+                "event_type": event_type,
+                "entity": self._entity,
+                "schema_version": 1,
+                "source": {
+                    "system": "erp",
+                    "vendor": self._vendor,
+                    "instance": change.db,
+                    "record_id": record_id,
+                    "changed_at": changed_at,
+                },
+                "correlation_id": correlation,
+                "causation_id": None,
+                "occurred_at": changed_at or ingested_at,
+                "ingested_at": ingested_at,
+                "origin": None,
+                "changed_fields": list(self._changed),
+                "payload": payload,
+            }
+        )
+        key = payload[self._key]
+        return MappedEvent(self._topic, str(key).encode(), event, self.name)
+
+
+class CdcMapper:
+    """Routes each change to the mapping of its table, and maps it.
+
+    Args:
+        mappings: (file, spec) pairs, e.g. from ``load_mapping_dir``; the first matching
+            mapping of a table wins (files sorted by name, mappings in file order).
+        vendor: ``source.vendor`` of the events (a mapping may override it).
+        clock: ``ingested_at`` source (UTC now by default).
+        topic_for: renames canonical topics (e.g. a prefix per environment).
+    """
+
+    def __init__(
+        self,
+        mappings: list[tuple[Path, MappingSpec]],
+        *,
+        vendor: str = "postgres-erp",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        topic_for: Callable[[str], str] | None = None,
+    ) -> None:
+        self.mappings = [CompiledMapping(spec, path, vendor) for path, spec in mappings]
+        if topic_for is not None:
+            for compiled in self.mappings:
+                compiled.retarget(topic_for(compiled.spec.topic_name))
+        self._routes: dict[tuple[str, str | None], CompiledMapping | None] = {}
+        self._clock = clock
+
+    def mapping_for(self, table: str, schema: str | None) -> CompiledMapping | None:
+        """The mapping that covers ``schema.table``, or None (cached per table)."""
+        route = (table, schema)
+        try:
+            return self._routes[route]
+        except KeyError:
+            pass
+        found = next((m for m in self.mappings if m.spec.matches(table, schema)), None)
+        self._routes[route] = found
+        return found
+
+    def map(self, change: ChangeEvent, now: datetime | None = None) -> MappedEvent:
+        """The canonical event of ``change``.
+
+        Raises:
+            UnknownTableError: no mapping covers the change's table.
+            TruncateError: the change is a TRUNCATE (op t).
+            MappingError: the row does not fit the mapping.
+        """
+        if change.op == "t":
+            raise TruncateError(
+                f"TRUNCATE of {change.schema or change.db}.{change.table} was not applied: "
+                "it would delete every record of the table downstream; re-snapshot the table "
+                "or delete the records deliberately"
+            )
+        mapping = self.mapping_for(change.table, change.schema)
+        if mapping is None:
+            raise UnknownTableError(f"no mapping covers table {change.schema}.{change.table}")
+        return mapping.map(change, now or self._clock())
