@@ -66,13 +66,48 @@ def _port(preferred: int) -> int:
 
 def plan_services(settings: Settings) -> list[ServicePlan]:
     """The services ``up`` runs, each with its own metrics port."""
-    worker_port = _port(settings.metrics.port + 1)
+    base = settings.metrics.port
+    worker_port = _port(base + 1)
+    webhooks_port = _port(settings.webhooks.port)
+    sinks_port = _port(base + 2)
+    cdc_port = _port(base + 3)
+    lag_port = _port(base + 4)
+    url = f"http://{settings.webhooks.host}:{webhooks_port}"
     return [
         ServicePlan(
             "worker",
             ["worker"],
             worker_port,
             {"worker metrics": f"http://127.0.0.1:{worker_port}/metrics"},
+        ),
+        ServicePlan(
+            "webhooks",
+            ["webhooks", "--port", str(webhooks_port)],
+            _port(base + 5),
+            {
+                "HubSpot webhooks": f"{url}/webhooks/hubspot",
+                "Standard Webhooks": f"{url}/webhooks/standard/<source>",
+                "webhooks health": f"{url}/healthz",
+                "webhooks metrics": f"{url}/metrics",
+            },
+        ),
+        ServicePlan(
+            "sinks",
+            ["sinks"],
+            sinks_port,
+            {"sinks metrics": f"http://127.0.0.1:{sinks_port}/metrics"},
+        ),
+        ServicePlan(
+            "cdc",
+            ["cdc"],
+            cdc_port,
+            {"cdc metrics": f"http://127.0.0.1:{cdc_port}/metrics"},
+        ),
+        ServicePlan(
+            "lag-exporter",
+            ["lag-exporter", "--port", str(lag_port)],
+            lag_port,
+            {"lag exporter metrics": f"http://127.0.0.1:{lag_port}/metrics"},
         ),
     ]
 
