@@ -14,10 +14,14 @@ below are added (all values UTF-8 text):
 ``interlock.dlq.original.partition`` its partition
 ``interlock.dlq.original.offset``  its offset
 ``interlock.dlq.original.timestamp`` its timestamp (ms since the epoch)
-``interlock.dlq.attempt``          how many times it was tried
+``interlock.dlq.attempt``          how many times it was tried (1 + retries)
 ``interlock.dlq.processor``        the stage that gave up on it
 ``interlock.dlq.failed_at``        when (ISO-8601, UTC)
 =================================  ==========================================================
+
+A record that went through retry topics (:mod:`interlock.retry`) is dead-lettered as its
+original record: ``dlq.<original topic>``, original coordinates and headers. Transient failures
+are routed by :class:`interlock.retry.FailureRouter`, which uses this writer for the rest.
 """
 
 from __future__ import annotations

@@ -1,0 +1,247 @@
+"""The guarded batch loop every Kafka-consuming stage runs: one bad record never stops a partition.
+
+consume a batch → for each record call ``handler(record)`` inside try/except → a failure is
+routed by :class:`~interlock.retry.FailureRouter` (retry tier or dead letter) → flush → store
+offsets (committed by the consumer's auto-commit, and on close).
+
+The same loop consumes retry topics. A record read from ``retry.<t>.<n>`` is handed to the
+handler as the ORIGINAL record (topic ``<t>``, its partition, offset, headers, timestamp) once its
+``interlock.retry.not_before`` has passed. Until then its partition is paused and rewound to it
+(``consumer.pause`` + ``consumer.seek``) and resumed when due, so a waiting retry blocks neither
+the source partitions nor other retry partitions. Tier topics hold one delay each, so within a
+partition the records become due in order and waiting on the head is enough.
+
+How a stage wires it (main stream and retries share one handler and one router)::
+
+    router = FailureRouter(producer, "sink-erp", settings.retry.delays, instruments,
+                           tiers_for=tiers_from_catalog(load_catalog(), settings.retry.delays))
+    consumer = make_consumer(settings, "sink-erp")
+    consumer.subscribe(with_retry_topics(["commands.erp.create-order"], router))
+    run_stage(consumer, handle_command, router, stop=stop_event, instruments=instruments)
+
+``handler(record)`` raises :class:`~contracts.errors.InterlockError` (``reason``, ``transient``)
+for a known failure; any other exception is a permanent ``PROCESSING_FAILED``. A stage whose
+main path is not a Kafka loop (an HTTP receiver, a Faust agent) routes its failures with
+``router.route(record, error)`` and runs :func:`run_retry_loop` on the retry topics in a thread.
+The handler must then be safe to call from both places.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from interlock.deadletter import RawRecord
+from interlock.instruments import Instruments
+from interlock.retry import FailureRouter, restore, retry_info, retry_topics
+
+__all__ = [
+    "Handler",
+    "StageLoop",
+    "StageStats",
+    "run_retry_loop",
+    "run_stage",
+    "with_retry_topics",
+]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[RawRecord], None]
+
+
+def with_retry_topics(topics: Iterable[str], router: FailureRouter) -> list[str]:
+    """The topics plus every retry topic the router may send them to (what to subscribe to)."""
+    names = list(topics)
+    return names + [r for t in names for r in retry_topics([t], router.tiers(t))]
+
+
+@dataclass
+class StageStats:
+    """What a loop did: records handled fine, sent to retry, dead-lettered; deferrals."""
+
+    ok: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    deferred: int = 0
+    outcomes: list[tuple[str, int, int, str]] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        return self.ok + self.retried + self.dead_lettered
+
+
+class StageLoop:
+    """One consumer, one handler, one router: the body of :func:`run_stage`, batch by batch.
+
+    Args:
+        consumer: a confluent-kafka consumer, subscribed or assigned, with
+            ``enable.auto.offset.store=False`` (``interlock.kafka.make_consumer``).
+        handler: handles one record; raises on failure.
+        router: where failures go.
+        instruments: metrics, optional (``events_consumed``, ``processing_seconds``).
+        stage: stage label for ``interlock_processing_seconds`` (default: router.processor).
+        batch_size: records per ``consume`` call.
+        poll_timeout: longest wait for a batch, seconds.
+        on_batch_end: called after each batch, before offsets are stored (flush your own
+            output producer here, so outputs are durable before the input is committed).
+        clock: seconds since the epoch.
+        record_outcomes: keep (topic, partition, offset, outcome) per record in the stats
+            (for tests and diagnostics).
+    """
+
+    def __init__(
+        self,
+        consumer: Any,
+        handler: Handler,
+        router: FailureRouter,
+        *,
+        instruments: Instruments | None = None,
+        stage: str | None = None,
+        batch_size: int = 500,
+        poll_timeout: float = 0.5,
+        on_batch_end: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        record_outcomes: bool = False,
+    ) -> None:
+        self.consumer = consumer
+        self.handler = handler
+        self.router = router
+        self.stats = StageStats()
+        self._instruments = instruments
+        self._stage = stage or router.processor
+        self._batch_size = batch_size
+        self._poll_timeout = poll_timeout
+        self._on_batch_end = on_batch_end
+        self._clock = clock
+        self._record_outcomes = record_outcomes
+        self._paused: dict[tuple[str, int], int] = {}
+
+    def _resume_due(self, now_ms: int) -> None:
+        due = [tp for tp, at in self._paused.items() if at <= now_ms]
+        for topic, partition in due:
+            del self._paused[(topic, partition)]
+            try:
+                self.consumer.resume([TopicPartition(topic, partition)])
+            except KafkaException as exc:  # revoked meanwhile: nothing to resume
+                log.debug("resume %s[%d]: %s", topic, partition, exc)
+
+    def _wait_s(self, now_ms: int) -> float:
+        if not self._paused:
+            return self._poll_timeout
+        soonest = min(self._paused.values()) - now_ms
+        return max(0.0, min(self._poll_timeout, soonest / 1000))
+
+    def _defer(self, msg: Any, not_before_ms: int) -> None:
+        tp = TopicPartition(msg.topic(), msg.partition())
+        self.consumer.pause([tp])
+        self.consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+        self._paused[(msg.topic(), msg.partition())] = not_before_ms
+        self.stats.deferred += 1
+
+    def run_once(self) -> int:
+        """Consume and handle one batch; returns how many records were handled."""
+        self._resume_due(int(self._clock() * 1000))
+        msgs = self.consumer.consume(self._batch_size, self._wait_s(int(self._clock() * 1000)))
+        blocked: set[tuple[str, int]] = set()
+        done: dict[tuple[str, int], int] = {}
+        handled = 0
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", err)
+                continue
+            tp = (msg.topic(), msg.partition())
+            if tp in blocked:
+                continue
+            raw = RawRecord.from_message(msg)
+            info = retry_info(raw)
+            if info is not None and info.not_before_ms > int(self._clock() * 1000):
+                self._defer(msg, info.not_before_ms)
+                blocked.add(tp)
+                continue
+            self._handle(raw)
+            done[tp] = msg.offset() + 1
+            handled += 1
+        if self._on_batch_end is not None:
+            self._on_batch_end()
+        if done:
+            self.router.flush()
+            self.consumer.store_offsets(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in done.items()]
+            )
+        return handled
+
+    def _handle(self, raw: RawRecord) -> None:
+        record, attempt = restore(raw)
+        started = time.perf_counter()
+        try:
+            self.handler(record)
+            outcome = "ok"
+            self.stats.ok += 1
+        except Exception as exc:
+            route = self.router.route(record, exc, attempt)
+            if route == "retry":
+                outcome = "retried"
+                self.stats.retried += 1
+            else:
+                outcome = "dead_lettered"
+                self.stats.dead_lettered += 1
+            log.info(
+                "%s[%d]@%d attempt %d failed (%s): %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                attempt,
+                outcome,
+                exc,
+            )
+        if self._record_outcomes:
+            self.stats.outcomes.append((record.topic, record.partition, record.offset, outcome))
+        if self._instruments is not None:
+            service = self._instruments.service
+            self._instruments.events_consumed.labels(service, raw.topic, outcome).inc()
+            self._instruments.processing_seconds.labels(service, self._stage).observe(
+                time.perf_counter() - started
+            )
+
+    def run(self, stop: threading.Event) -> StageStats:
+        """Loop until ``stop`` is set; returns the stats. Offsets stored so far are committed
+        by the consumer (auto-commit, and ``close``) — the caller closes it."""
+        while not stop.is_set():
+            self.run_once()
+        return self.stats
+
+
+def run_stage(
+    consumer: Any,
+    handler: Handler,
+    router: FailureRouter,
+    *,
+    stop: threading.Event,
+    **options: Any,
+) -> StageStats:
+    """Run the guarded batch loop until ``stop`` is set (options: see :class:`StageLoop`)."""
+    return StageLoop(consumer, handler, router, **options).run(stop)
+
+
+def run_retry_loop(
+    consumer: Any,
+    handler: Handler,
+    router: FailureRouter,
+    *,
+    stop: threading.Event,
+    **options: Any,
+) -> StageStats:
+    """The same loop on a consumer subscribed to retry topics only (``retry_topics(...)``).
+
+    For stages whose first attempt does not come from a Kafka loop (webhook receiver, Faust
+    agent): they call ``router.route(record, error)`` themselves, and this loop retries.
+    """
+    return StageLoop(consumer, handler, router, **options).run(stop)

@@ -1,0 +1,151 @@
+"""Reading dead-letter and audit topics to their exact end, and what the audit topics say.
+
+Counting must be exact on every broker, so a topic is read until the offset given by
+``interlock.kafka.true_end_offsets`` (a ListOffsets "latest" alone is wrong on Tansu after
+batched produces).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from interlock.deadletter import RawRecord
+from interlock.kafka import true_end_offsets
+from ops.dlq.model import DeadLetter
+
+__all__ = [
+    "AuditState",
+    "list_dlq_topics",
+    "read_audit",
+    "read_dead_letters",
+    "read_topic",
+    "topic_partitions",
+]
+
+
+def _reader(conf: Mapping[str, Any]) -> Consumer:
+    return Consumer(
+        {
+            **conf,
+            "group.id": f"interlock-dlq-reader-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_uncommitted",
+            "fetch.wait.max.ms": 50,
+        }
+    )
+
+
+def topic_partitions(conf: Mapping[str, Any], topic: str, timeout: float = 10.0) -> list[int]:
+    """Partitions of ``topic`` ([] when it does not exist)."""
+    consumer = _reader(conf)
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    finally:
+        consumer.close()
+    if meta is None or meta.error is not None:
+        return []
+    return sorted(meta.partitions)
+
+
+def list_dlq_topics(conf: Mapping[str, Any], timeout: float = 10.0) -> list[str]:
+    """Every ``dlq.*`` topic on the broker."""
+    consumer = _reader(conf)
+    try:
+        names = consumer.list_topics(timeout=timeout).topics
+    finally:
+        consumer.close()
+    return sorted(n for n in names if n.startswith("dlq."))
+
+
+def read_topic(
+    conf: Mapping[str, Any],
+    topic: str,
+    *,
+    timeout: float = 60.0,
+    on_record: Callable[[int], None] | None = None,
+) -> list[RawRecord]:
+    """Every record of ``topic`` from its start to its true end, per partition in order.
+
+    Raises:
+        TimeoutError: the end was not reached within ``timeout`` seconds.
+    """
+    parts = topic_partitions(conf, topic)
+    ends = true_end_offsets(conf, [(topic, p) for p in parts])
+    pending = {p for p in parts if ends.get((topic, p), 0) > 0}
+    if not pending:
+        return []
+    consumer = _reader(conf)
+    records: list[RawRecord] = []
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: end not reached in {timeout:.0f}s")
+            for msg in consumer.consume(1000, 0.2):
+                partition = msg.partition() or 0
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        pending.discard(partition)
+                    continue
+                if partition not in pending:
+                    continue
+                records.append(RawRecord.from_message(msg))
+                if on_record is not None:
+                    on_record(1)
+                if (msg.offset() or 0) + 1 >= ends[(topic, partition)]:
+                    pending.discard(partition)
+    finally:
+        consumer.close()
+    return records
+
+
+def read_dead_letters(conf: Mapping[str, Any], topic: str) -> list[DeadLetter]:
+    """Every dead letter of ``topic`` (a ``dlq.*`` topic), parsed."""
+    return [DeadLetter.parse(r) for r in read_topic(conf, topic)]
+
+
+@dataclass
+class AuditState:
+    """What the audit topics say: replays per dead letter, and purged dead letters."""
+
+    replayed: dict[str, int] = field(default_factory=dict)
+    purged: set[str] = field(default_factory=set)
+
+
+def read_audit(conf: Mapping[str, Any], replays_topic: str, purges_topic: str) -> AuditState:
+    """Replay counts by dead-letter coordinate (dry runs write nothing, so all count) and the
+    purged coordinates (a record with value ``null`` un-purges, as compaction would keep)."""
+    state = AuditState()
+    for record in read_topic(conf, replays_topic):
+        if record.key is not None and _is_real_replay(record.value):
+            coord = record.key.decode("utf-8", errors="replace")
+            state.replayed[coord] = state.replayed.get(coord, 0) + 1
+    for record in read_topic(conf, purges_topic):
+        if record.key is None:
+            continue
+        coord = record.key.decode("utf-8", errors="replace")
+        if record.value is None:
+            state.purged.discard(coord)
+        else:
+            state.purged.add(coord)
+    return state
+
+
+def _is_real_replay(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    try:
+        return not bool(json.loads(value).get("dry_run", False))
+    except (ValueError, AttributeError):
+        return False
