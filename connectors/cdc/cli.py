@@ -8,28 +8,30 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
+import psycopg
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from connectors.cdc.audit import AUDIT_TOPIC, TruncateReportingDeadLetters
 from connectors.cdc.consumer import CdcStage, dead_letter_metrics
 from connectors.cdc.envelope import EnvelopeDecoder
 from connectors.cdc.mapper import CdcMapper
 from connectors.cdc.postgres import PostgresSource, PostgresSourceConfig
-from connectors.cdc.spec import load_mapping_dir
-from contracts.errors import InterlockError
+from connectors.cdc.spec import annotate_lines, load_mapping_dir
+from contracts.errors import ConfigError, InterlockError
 from contracts.models import EVENT_MODELS
 from contracts.serde import make_serializer
-from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer
 from interlock.metrics import new_registry, serve_metrics
 from interlock.settings import Settings, load_settings
 
-__all__ = ["build_stage", "cdc_app"]
+__all__ = ["METADATA_REFRESH_MS", "build_stage", "cdc_app"]
 
 log = logging.getLogger(__name__)
 cdc_app = typer.Typer(
@@ -37,6 +39,8 @@ cdc_app = typer.Typer(
     invoke_without_command=True,
     pretty_exceptions_enable=False,
 )
+METADATA_REFRESH_MS = 5000
+"""How often a regex subscription looks for new matching topics (librdkafka's default: 5 min)."""
 
 
 def _stop_event() -> threading.Event:
@@ -71,11 +75,24 @@ def build_stage(
     topics: list[str] | None = None,
     registry: Any = None,
     group_id: str | None = None,
+    topic_for: Callable[[str], str] | None = None,
+    audit_topic: str = AUDIT_TOPIC,
 ) -> tuple[CdcStage, Any, Any]:
-    """The mapping stage wired from ``settings``; returns (stage, consumer, producer)."""
+    """The mapping stage wired from ``settings``; returns (stage, consumer, producer).
+
+    Topics starting with ``^`` are regex subscriptions; the consumer then refreshes metadata
+    every ``METADATA_REFRESH_MS`` so that topics created later (a new table) are picked up.
+    ``topic_for`` renames the canonical topics, ``audit_topic`` is where truncates are reported.
+
+    Raises:
+        ConfigError: an invalid mapping; the message names file:line, mapping and field.
+    """
     cdc = settings.cdc
     directory = mappings or (Path(cdc.mappings_dir) if cdc.mappings_dir else None)
-    mapper = CdcMapper(load_mapping_dir(directory), vendor=cdc.vendor)
+    try:
+        mapper = CdcMapper(load_mapping_dir(directory), vendor=cdc.vendor, topic_for=topic_for)
+    except ConfigError as exc:
+        raise ConfigError(annotate_lines(exc.message)) from None
     registry = registry if registry is not None else _registry_client(settings)
     serializers = {
         entity: make_serializer(
@@ -86,15 +103,26 @@ def build_stage(
         )
         for entity in EVENT_MODELS
     }
-    consumer = make_consumer(settings, group_id or cdc.group_id, **{"fetch.max.bytes": 52428800})
-    consumer.subscribe(topics or cdc.topics)
+    subscription = topics or cdc.topics
+    overrides: dict[str, Any] = {"fetch.max.bytes": 52428800}
+    if any(t.startswith("^") for t in subscription):
+        overrides["topic.metadata.refresh.interval.ms"] = METADATA_REFRESH_MS
+    consumer = make_consumer(settings, group_id or cdc.group_id, **overrides)
+    consumer.subscribe(subscription)
     producer = make_producer(settings, **{"linger.ms": 20, "queue.buffering.max.messages": 500000})
-    dead = DeadLetterWriter(producer, "cdc", on_dead_letter=dead_letter_metrics(instruments))
+    decoder = EnvelopeDecoder(registry)
+    dead = TruncateReportingDeadLetters(
+        producer,
+        "cdc",
+        decoder,
+        audit_topic=audit_topic,
+        on_dead_letter=dead_letter_metrics(instruments),
+    )
     stage = CdcStage(
         consumer,
         producer,
         mapper,
-        EnvelopeDecoder(registry),
+        decoder,
         serializers,
         dead,
         instruments,
@@ -181,11 +209,21 @@ def postgres(
     def published(topic: str, n: int) -> None:
         instruments.events_produced.labels("cdc-postgres", topic).inc(n)
 
-    source = PostgresSource(config, producer, on_published=published)
+    try:
+        source = PostgresSource(config, producer, on_published=published)
+    except (ConfigError, psycopg.OperationalError) as exc:
+        typer.echo(f"cannot use the source database: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        needs_snapshot = source.prepare()
+    except ConfigError as exc:
+        source.close()
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     endpoint = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
     stop = _stop_event()
     try:
-        if source.prepare():
+        if needs_snapshot:
             with Progress(
                 TextColumn("snapshot {task.description}"),
                 BarColumn(),

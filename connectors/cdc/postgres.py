@@ -31,10 +31,11 @@ from typing import Any, Literal, Protocol
 import psycopg
 from psycopg import sql
 
+from connectors.cdc.pgsetup import logical_decoding_problems
 from connectors.cdc.pgvalues import converter_for
 from contracts.errors import ConfigError, InterlockError, Reason
 
-__all__ = ["PostgresSource", "PostgresSourceConfig", "lsn_to_int"]
+__all__ = ["PostgresSource", "PostgresSourceConfig", "logical_decoding_problems", "lsn_to_int"]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -174,9 +175,14 @@ class PostgresSource:
 
     def prepare(self) -> bool:
         """Create or reuse the slot; True when a snapshot is (still) needed."""
-        level = self._conn.execute("SHOW wal_level").fetchone()
-        if not level or level[0] != "logical":
-            raise ConfigError(f"Postgres wal_level is {level and level[0]!r}; CDC needs logical")
+        row = self._conn.execute(
+            "SELECT current_setting('wal_level'), current_setting('output_plugin_libraries', true)"
+        ).fetchone()
+        problems = logical_decoding_problems(*(row or (None, None)))
+        if problems:
+            raise ConfigError(
+                "the source database is not ready for CDC:\n  - " + "\n  - ".join(problems)
+            )
         self._conn.execute("CREATE SCHEMA IF NOT EXISTS interlock_cdc")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS interlock_cdc.snapshots (slot_name text PRIMARY KEY, "

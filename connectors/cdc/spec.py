@@ -2,11 +2,14 @@
 
 A mapping file is YAML with a top-level ``mappings:`` list; every file in the mappings
 directory is read (``*.yaml``/``*.yml``). Validation is pydantic; errors name the file, the
-mapping and the field. See the README section on CDC for the full reference.
+mapping, the field and the line (from the YAML node marks), e.g. ``m.yaml: mapping 'orders':
+field 'status': line 7: ...``. See the README section on CDC for the full reference.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
@@ -24,8 +27,10 @@ __all__ = [
     "LookupSpec",
     "MappingFile",
     "MappingSpec",
+    "annotate_lines",
     "load_mapping_dir",
     "load_mapping_file",
+    "locate",
 ]
 
 DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings" / "erp"
@@ -193,10 +198,43 @@ class MappingFile(_Strict):
     mappings: list[MappingSpec]
 
 
-def _describe(exc: PydanticValidationError, path: Path, raw: Any) -> str:
+def _node_at(root: yaml.Node | None, loc: Sequence[str | int]) -> yaml.Node | None:
+    """The deepest YAML node on the path ``loc`` (keys of mappings, indexes of sequences)."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            child = next(
+                (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part),
+                None,
+            )
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if 0 <= part < len(node.value) else None
+        else:
+            child = None
+        if child is None:
+            break
+        node = child
+    return node
+
+
+def _line(root: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
+    node = _node_at(root, loc)
+    return None if node is None else node.start_mark.line + 1
+
+
+def _compose(path: Path) -> yaml.Node | None:
+    try:
+        return yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _describe(exc: PydanticValidationError, path: Path, raw: Any, root: yaml.Node | None) -> str:
     lines = []
     for err in exc.errors():
-        loc = list(err["loc"])
+        full = [p for p in err["loc"] if not str(p).startswith("function-")]
+        loc = list(full)
+        line = _line(root, full)
         where = str(path)
         if len(loc) >= 2 and loc[0] == "mappings" and isinstance(loc[1], int):
             index = loc[1]
@@ -209,9 +247,62 @@ def _describe(exc: PydanticValidationError, path: Path, raw: Any) -> str:
         if len(loc) >= 2 and loc[0] == "fields":
             where += f": field {loc[1]!r}"
             loc = loc[2:]
-        rest = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
+        if line is not None:
+            where += f": line {line}"
+        rest = ".".join(str(p) for p in loc)
         lines.append(f"{where}{': ' + rest if rest else ''}: {err['msg']}")
     return "invalid mapping file:\n  " + "\n  ".join(lines)
+
+
+def locate(path: Path, mapping: str, field: str | None = None) -> int | None:
+    """The line of mapping ``mapping`` (or of its field ``field``) in ``path``, if found."""
+    root = _compose(path)
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    specs = _node_at(root, ["mappings"])
+    if not isinstance(specs, yaml.SequenceNode):
+        return None
+    for index, item in enumerate(specs.value):
+        name = _node_at(item, ["name"])
+        if isinstance(name, yaml.ScalarNode) and name.value == mapping:
+            loc: list[str | int] = ["mappings", index]
+            if field is not None:
+                fields = _node_at(item, ["fields"])
+                key = next(
+                    (
+                        k
+                        for k, _ in getattr(fields, "value", ())
+                        if isinstance(k, yaml.ScalarNode) and k.value == field
+                    ),
+                    None,
+                )
+                if key is not None:
+                    return int(key.start_mark.line) + 1
+                loc.append("fields")
+            return _line(root, loc)
+    return None
+
+
+_WHERE = re.compile(
+    r"(?P<path>[^\s:][^:\n]*?): mapping '(?P<name>[^'\n]+)'(?:: field '(?P<field>[^'\n]+)')?"
+)
+
+
+def annotate_lines(message: str) -> str:
+    """``message`` with ``: line N`` after every ``<file>: mapping 'm'[: field 'f']`` it names.
+
+    For errors raised after validation (compiling a mapping against its contract), whose
+    messages name the file, mapping and field but not the line.
+    """
+
+    def with_line(match: re.Match[str]) -> str:
+        path = Path(match["path"])
+        line = locate(path, match["name"], match["field"]) if path.is_file() else None
+        if line is None:
+            return match[0]
+        return f"{match[0]}: line {line}"
+
+    return _WHERE.sub(with_line, message)
 
 
 def load_mapping_file(path: Path) -> MappingFile:
@@ -219,16 +310,18 @@ def load_mapping_file(path: Path) -> MappingFile:
 
     Raises:
         ConfigError: unreadable YAML or an invalid mapping; the message names the file, the
-            mapping and the field.
+            mapping, the field and the line.
     """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read mapping file: {exc}") from exc
     try:
         return MappingFile.model_validate(raw)
     except PydanticValidationError as exc:
-        raise ConfigError(_describe(exc, path, raw)) from None
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raise ConfigError(_describe(exc, path, raw, root)) from None
 
 
 def load_mapping_dir(directory: Path | None = None) -> list[tuple[Path, MappingSpec]]:
@@ -246,7 +339,9 @@ def load_mapping_dir(directory: Path | None = None) -> list[tuple[Path, MappingS
         for spec in load_mapping_file(path).mappings:
             if spec.name in names:
                 raise ConfigError(
-                    f"{path}: mapping {spec.name!r}: name already used in {names[spec.name]}"
+                    annotate_lines(
+                        f"{path}: mapping {spec.name!r}: name already used in {names[spec.name]}"
+                    )
                 )
             names[spec.name] = path
             found.append((path, spec))

@@ -1,0 +1,127 @@
+"""Truncates reported to ``audit.decisions``, so an operator sees them in the audit trail.
+
+A TRUNCATE is never applied downstream (it would delete every record of the table); the
+stage dead-letters it. Dead letters are easy to miss, so each truncate also becomes a
+decision record ``truncate_reported`` on ``audit.decisions``, keyed by its correlation id,
+in the same JSON shape as the processors' decision records (``decision``, ``entity``,
+``ids``, ``correlation_id``, ``causation_id``, ``event_id``, ``at``, ``details``) plus the
+``table``, ``lsn`` and ``ts_ms`` of the truncate at the top level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.cdc.envelope import ChangeEvent, EnvelopeDecoder
+from connectors.cdc.mapper import TruncateError
+from contracts.errors import InterlockError
+from contracts.ids import deterministic_event_id
+from interlock.deadletter import DeadLetterWriter, RawRecord
+
+__all__ = ["AUDIT_TOPIC", "TruncateReportingDeadLetters", "truncate_record"]
+
+log = logging.getLogger(__name__)
+AUDIT_TOPIC = "audit.decisions"
+
+
+def truncate_record(
+    change: ChangeEvent, record: RawRecord, dlq_topic: str, at: datetime
+) -> dict[str, Any]:
+    """The ``truncate_reported`` decision of one TRUNCATE read from ``record``.
+
+    The correlation id is the one the mapper gives every change of the truncate's source
+    transaction (``deterministic_event_id("cdc-tx", db, tx)``), so ``interlock trace`` of that
+    transaction shows the truncate next to its other changes.
+    """
+    qualified = f"{change.schema or change.db or ''}.{change.table}"
+    event_id = deterministic_event_id("cdc", qualified, "*", change.position, "t")
+    tx = change.transaction_id or (str(change.tx_id) if change.tx_id is not None else None)
+    correlation = deterministic_event_id("cdc-tx", change.db or "", tx) if tx else event_id
+    return {
+        "decision": "truncate_reported",
+        "entity": None,
+        "table": qualified,
+        "lsn": change.lsn,
+        "ts_ms": change.ts_ms,
+        "ids": {"table": qualified, "position": change.position},
+        "correlation_id": correlation,
+        "causation_id": None,
+        "event_id": event_id,
+        "at": at.isoformat(),
+        "details": {
+            "action": "not applied; re-snapshot the table or delete its records deliberately",
+            "db": change.db,
+            "tx_id": tx,
+            "dead_letter_topic": dlq_topic,
+            "original": {
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            },
+        },
+    }
+
+
+class TruncateReportingDeadLetters(DeadLetterWriter):
+    """A ``DeadLetterWriter`` that also writes a ``truncate_reported`` audit record.
+
+    Args:
+        producer: the stage's producer (audit records are flushed with its batch).
+        processor: the stage name for ``interlock.dlq.processor``.
+        decoder: decodes the truncate's envelope again (truncates are rare, so the second
+            decode costs nothing measurable).
+        audit_topic: where decisions go (default ``audit.decisions``).
+        on_dead_letter: metrics callback, as for ``DeadLetterWriter``.
+        clock: time of the record's ``at``.
+    """
+
+    def __init__(
+        self,
+        producer: Any,
+        processor: str,
+        decoder: EnvelopeDecoder,
+        *,
+        audit_topic: str = AUDIT_TOPIC,
+        on_dead_letter: Callable[[str, Any], None] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        super().__init__(producer, processor, on_dead_letter=on_dead_letter, clock=clock)
+        self._audit_producer = producer
+        self._decoder = decoder
+        self._audit_topic = audit_topic
+        self._now = clock
+
+    def send(
+        self,
+        record: RawRecord,
+        error: BaseException,
+        *,
+        attempt: int = 1,
+        on_delivery: Callable[[Any, Any], None] | None = None,
+    ) -> str:
+        """Dead-letter ``record``; for a truncate, also queue its audit record."""
+        topic = super().send(record, error, attempt=attempt, on_delivery=on_delivery)
+        if isinstance(error, TruncateError):
+            self._report(record, topic)
+        return topic
+
+    def _report(self, record: RawRecord, dlq_topic: str) -> None:
+        try:
+            change = self._decoder.decode(record.value, record.topic)
+        except InterlockError:  # it decoded once already; never lose the dead letter over it
+            log.exception("cannot decode truncate %s@%s again", record.topic, record.offset)
+            return
+        if change is None:
+            return
+        decision = truncate_record(change, record, dlq_topic, self._now())
+        value = json.dumps(decision, default=str).encode()
+        key = str(decision["correlation_id"]).encode()
+        try:
+            self._audit_producer.produce(self._audit_topic, value, key)
+        except BufferError:
+            self._audit_producer.poll(0.5)
+            self._audit_producer.produce(self._audit_topic, value, key)

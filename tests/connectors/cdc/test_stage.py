@@ -1,0 +1,239 @@
+# ruff: noqa: E501  (Debezium rows are kept on one line each, as the documentation prints them)
+"""The ``interlock cdc`` stage on the real broker: regex subscription, poison records, truncates."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Producer
+
+from connectors.cdc.cli import build_stage
+from connectors.cdc.transforms import canonical_id
+from contracts.ids import deterministic_event_id
+from contracts.serde import decode
+from interlock.instruments import Instruments
+from interlock.kafka import true_end_offsets
+from interlock.metrics import MetricsEndpoint, new_registry, serve_metrics
+from interlock.settings import Settings
+from tests.conftest import consume_n
+from tests.connectors.cdc.conftest import debezium, with_schema
+
+pytestmark = pytest.mark.integration
+
+CUSTOMER = {
+    "customer_number": "C-100", "name": "Acme GmbH", "legal_name": None, "tax_id": "DE123",
+    "payment_terms": "N30", "credit_limit_minor": 1250000, "credit_hold": False,
+    "currency": "EUR", "web_domain": "acme.example", "phone": None, "crm_id": "hs-1",
+    "billing_line1": "Hauptstr. 1", "billing_city": "Berlin", "billing_postal_code": "10115",
+    "billing_country": "DE", "shipping_line1": None, "shipping_city": None,
+    "shipping_postal_code": None, "shipping_country": None, "updated_at": "2024-05-01T10:00:00Z",
+}  # fmt: skip
+ORDER = {
+    "order_number": "SO-7", "customer_number": "C-100", "quote_id": "Q-1", "quote_revision": 2,
+    "crm_deal_id": "d-9", "customer_po": "PO-1", "status": "CONFIRMED", "credit_hold": False,
+    "currency": "EUR", "subtotal_minor": 10000, "tax_minor": 1900, "total_minor": 11900,
+    "payment_terms": "N30", "promised_date": 19876, "ordered_at": "2024-05-01T10:00:00Z",
+    "updated_at": "2024-05-01T10:00:00Z",
+}  # fmt: skip
+UNKNOWN_TABLE = "warehouse_bins"
+UNKNOWN_LABEL = "public.warehouse_bins"  # the metric names the table with its schema
+
+
+@dataclass
+class Stage:
+    """A running CDC stage whose topics are unique to one test."""
+
+    prefix: str
+    metrics: MetricsEndpoint
+    audit_topic: str
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def raw(self, table: str) -> str:
+        return f"{self.prefix}.erp.{table}"
+
+    def canonical(self, entity: str) -> str:
+        return f"{self.prefix}.canonical.{entity}.v1"
+
+    def scrape(self) -> str:
+        return httpx.get(self.metrics.url, timeout=5).text
+
+
+@pytest.fixture
+def start_stage(
+    settings: Settings, make_topic: Callable[..., str], make_group: Callable[[], str]
+) -> Iterator[Callable[..., Stage]]:
+    """``start_stage(strict, tables_before)``: raw topics created first, then the stage subscribes
+    to ``^<prefix>\\.erp\\..+`` and runs in a thread, serving its /metrics on a free port."""
+    running: list[tuple[Stage, threading.Thread, Any, Any]] = []
+
+    def start(*, strict: bool, tables_before: list[str]) -> Stage:
+        prefix = f"cdct{uuid.uuid4().hex[:10]}"
+        for entity in ("account", "order"):
+            make_topic(name=f"{prefix}.canonical.{entity}.v1")
+        for table in tables_before:
+            make_topic(name=f"{prefix}.erp.{table}")
+            make_topic(name=f"dlq.{prefix}.erp.{table}")
+        audit = make_topic(name=f"{prefix}.audit")
+        conf = settings.model_copy(deep=True)
+        conf.cdc.strict = strict
+        registry = new_registry()
+        stage, consumer, producer = build_stage(
+            conf,
+            Instruments(registry, "cdc"),
+            topics=[rf"^{prefix}\.erp\..+"],
+            group_id=make_group(),
+            topic_for=lambda t: f"{prefix}.{t}",
+            audit_topic=audit,
+        )
+        handle = Stage(prefix, serve_metrics(registry, "127.0.0.1", 0), audit)
+        thread = threading.Thread(target=stage.run, args=(handle.stop,), daemon=True)
+        thread.start()
+        running.append((handle, thread, consumer, producer))
+        return handle
+
+    yield start
+    for handle, thread, consumer, producer in running:
+        handle.stop.set()
+        thread.join(30)
+        producer.flush(10)
+        consumer.close()
+        handle.metrics.stop()
+
+
+def _send(producer: Producer, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    for key, value in records:
+        producer.produce(topic, value, key)
+    assert producer.flush(10) == 0
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def _in_tx(payload: dict[str, Any], transaction_id: str) -> dict[str, Any]:
+    """``payload`` as part of Debezium transaction ``transaction_id`` (txId:LSN of its start)."""
+    payload["transaction"]["id"] = transaction_id
+    return payload
+
+
+def _unknown_tables(text: str, table: str) -> float:
+    match = re.search(
+        rf'^interlock_cdc_unknown_tables_total\{{table="{re.escape(table)}"\}} (\S+)$', text, re.M
+    )
+    return float(match.group(1)) if match else 0.0
+
+
+def test_regex_subscription_maps_both_json_forms_and_picks_up_topics_created_later(
+    start_stage: Callable[..., Stage],
+    make_topic: Callable[..., str],
+    make_producer: Callable[..., Producer],
+    make_consumer: Callable[..., Any],
+    settings: Settings,
+) -> None:
+    stage = start_stage(strict=False, tables_before=["customers"])
+    producer = make_producer()
+    unknown = _json(debezium("c", UNKNOWN_TABLE, None, {"bin": "A-1"}))
+    customer = _json(debezium("c", "customers", None, CUSTOMER))
+    _send(producer, stage.raw("customers"), [(b"u", unknown), (b"C-100", customer)])
+    accounts = consume_n(make_consumer(stage.canonical("account")), 1, timeout=30)
+    # the stage is subscribed and running: now a topic appears (a newly captured table)
+    make_topic(name=stage.raw("sales_orders"))
+    order = with_schema(debezium("u", "sales_orders", ORDER, {**ORDER, "status": "SHIPPED"}), {})
+    _send(producer, stage.raw("sales_orders"), [(b"SO-7", order)])
+    orders = consume_n(make_consumer(stage.canonical("order")), 1, timeout=30)
+    assert len(accounts) == 1
+    assert len(orders) == 1
+    account_id = canonical_id("account", "erp", "C-100")
+    account = decode(accounts[0].value())  # type: ignore[attr-defined]
+    assert account.event_type == "AccountCreated"
+    assert account.payload.account_id == account_id
+    assert accounts[0].key() == account_id.encode()  # type: ignore[attr-defined]
+    event = decode(orders[0].value())  # type: ignore[attr-defined]
+    assert event.event_type == "OrderStatusChanged"
+    assert event.payload.status == "SHIPPED"
+    assert event.payload.account_id == account_id
+    # the unknown table was skipped, not dead-lettered, and counted on /metrics
+    assert _unknown_tables(stage.scrape(), UNKNOWN_LABEL) == 1.0
+    dlq = f"dlq.{stage.raw('customers')}"
+    assert true_end_offsets(settings.kafka.librdkafka(), [(dlq, 0)]) == {(dlq, 0): 0}
+
+
+def test_poison_records_are_dead_lettered_byte_for_byte_and_the_next_record_still_maps(
+    start_stage: Callable[..., Stage],
+    make_producer: Callable[..., Producer],
+    make_consumer: Callable[..., Any],
+) -> None:
+    stage = start_stage(strict=True, tables_before=["customers"])
+    topic = stage.raw("customers")
+    poison = [
+        (b"k-json", b'\xff{"op": "c", not json', "DECODE_FAILED", "DecodeError"),
+        (b"k-value", _json(debezium("c", "customers", None, {**CUSTOMER, "credit_hold": "maybe"})), "MAPPING_FAILED", "MappingError"),
+        (b"k-table", _json(debezium("c", UNKNOWN_TABLE, None, {"bin": "A-1"})), "UNKNOWN_TABLE", "UnknownTableError"),
+    ]  # fmt: skip
+    good = _json(debezium("c", "customers", None, {**CUSTOMER, "customer_number": "C-200"}))
+    _send(make_producer(), topic, [(k, v) for k, v, _, _ in poison] + [(b"C-200", good)])
+
+    dead = consume_n(make_consumer(f"dlq.{topic}"), len(poison), timeout=30)
+    events = consume_n(make_consumer(stage.canonical("account")), 1, timeout=30)
+    assert len(dead) == len(poison)
+    for msg, (key, value, reason, error_type) in zip(dead, poison, strict=True):
+        headers = dict(msg.headers())  # type: ignore[attr-defined]
+        assert msg.key() == key  # type: ignore[attr-defined]
+        assert msg.value() == value  # type: ignore[attr-defined]
+        assert headers["interlock.dlq.reason"] == reason.encode()
+        assert headers["interlock.dlq.error.type"] == error_type.encode()
+        assert headers["interlock.dlq.original.topic"] == topic.encode()
+        assert headers["interlock.dlq.processor"] == b"cdc"
+    assert [int(dict(m.headers())["interlock.dlq.original.offset"]) for m in dead] == [0, 1, 2]  # type: ignore[attr-defined]
+    assert len(events) == 1
+    event = decode(events[0].value())  # type: ignore[attr-defined]
+    assert event.payload.account_id == canonical_id("account", "erp", "C-200")
+    assert _unknown_tables(stage.scrape(), UNKNOWN_LABEL) == 1.0
+
+
+def test_truncate_is_dead_lettered_and_reported_to_the_audit_topic(
+    start_stage: Callable[..., Stage],
+    make_producer: Callable[..., Producer],
+    make_consumer: Callable[..., Any],
+) -> None:
+    stage = start_stage(strict=False, tables_before=["customers"])
+    topic = stage.raw("customers")
+    # an insert and a truncate in one source transaction, then a change after it
+    insert = _json(_in_tx(debezium("c", "customers", None, CUSTOMER, lsn=9000, tx=777), "777:8900"))
+    truncate = _json(_in_tx(debezium("t", "customers", None, None, lsn=9100, tx=777), "777:8900"))
+    later = _json(
+        _in_tx(
+            debezium("u", "customers", CUSTOMER, {**CUSTOMER, "name": "Acme AG"}, lsn=9200, tx=778),
+            "778:9150",
+        )
+    )
+    _send(make_producer(), topic, [(b"C-100", insert), (b"", truncate), (b"C-100", later)])
+
+    events = consume_n(make_consumer(stage.canonical("account")), 2, timeout=30)
+    dead = consume_n(make_consumer(f"dlq.{topic}"), 1, timeout=30)
+    audit = consume_n(make_consumer(stage.audit_topic), 1, timeout=30)
+    assert [decode(m.value()).event_type for m in events] == ["AccountCreated", "AccountChanged"]  # type: ignore[attr-defined]
+    assert len(dead) == 1
+    headers = dict(dead[0].headers())  # type: ignore[attr-defined]
+    assert dead[0].value() == truncate  # type: ignore[attr-defined]
+    assert headers["interlock.dlq.error.type"] == b"TruncateError"
+    assert len(audit) == 1
+    record = json.loads(audit[0].value())  # type: ignore[attr-defined]
+    same_tx = decode(events[0].value()).correlation_id  # type: ignore[attr-defined]
+    assert record["decision"] == "truncate_reported"
+    assert record["table"] == "public.customers"
+    assert record["lsn"] == 9100
+    assert record["ts_ms"] == 1559033904863
+    assert record["correlation_id"] == same_tx
+    assert record["correlation_id"] == deterministic_event_id("cdc-tx", "erp", "777:8900")
+    assert audit[0].key() == same_tx.encode()  # type: ignore[attr-defined]
+    assert record["details"]["dead_letter_topic"] == f"dlq.{topic}"
+    assert record["details"]["original"] == {"topic": topic, "partition": 0, "offset": 1}
