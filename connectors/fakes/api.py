@@ -10,10 +10,13 @@ The shape is the contract the sinks call (see README, "Outbound sinks"):
 A request with an ``Idempotency-Key`` seen before gets the first successful answer again (no
 second order). Failures are injected with :meth:`FakeApis.fail_next` (the next N calls answer a
 status) and :meth:`FakeApis.fail_path` (calls to a path answer a status until cleared).
+``delay_s`` makes every answer wait (asynchronously), and ``max_in_flight`` records how many
+requests were being answered at once (to show a client's concurrency).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
@@ -58,6 +61,9 @@ class FakeApis:
         self._fail_paths: dict[str, int] = {}
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
+        self.delay_s = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     def fail_next(self, n: int, status: int = 503) -> None:
         """The next ``n`` calls answer ``status``."""
@@ -134,7 +140,14 @@ def create_fake_app(state: FakeApis) -> Starlette:
     async def endpoint(request: Request) -> Response:
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
-        return state.handle(request.method, request.url.path, headers, body)
+        state.in_flight += 1  # one event loop: no lock needed
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            if state.delay_s:
+                await asyncio.sleep(state.delay_s)
+            return state.handle(request.method, request.url.path, headers, body)
+        finally:
+            state.in_flight -= 1
 
     return Starlette(
         routes=[Route("/{path:path}", endpoint, methods=["GET", "POST", "PATCH", "PUT", "DELETE"])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -14,7 +15,8 @@ BreakerState = Literal["closed", "open", "half_open"]
 class CircuitBreaker:
     """closed → (``failures`` in a row) → open → (``reset_s`` later) half_open → one probe.
 
-    A probe that succeeds closes the breaker; one that fails opens it again.
+    A probe that succeeds closes the breaker; one that fails opens it again. Thread-safe (the
+    sink sends a batch's calls from several threads).
     """
 
     def __init__(
@@ -26,6 +28,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probing = False
+        self._lock = threading.Lock()
 
     @property
     def state(self) -> BreakerState:
@@ -37,21 +40,24 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """May a call go out now? In half-open, only one probe at a time."""
-        state = self.state
-        if state == "closed":
-            return True
-        if state == "half_open" and not self._probing:
-            self._probing = True
-            return True
-        return False
+        with self._lock:
+            state = self.state
+            if state == "closed":
+                return True
+            if state == "half_open" and not self._probing:
+                self._probing = True
+                return True
+            return False
 
     def success(self) -> None:
-        self._failures = 0
-        self._opened_at = None
-        self._probing = False
+        with self._lock:
+            self._failures = 0
+            self._opened_at = None
+            self._probing = False
 
     def failure(self) -> None:
-        self._failures += 1
-        if self._probing or self._failures >= self._threshold:
-            self._opened_at = self._clock()
-        self._probing = False
+        with self._lock:
+            self._failures += 1
+            if self._probing or self._failures >= self._threshold:
+                self._opened_at = self._clock()
+            self._probing = False

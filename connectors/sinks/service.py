@@ -11,6 +11,7 @@ import httpx
 
 from connectors.sinks.breaker import CircuitBreaker
 from connectors.sinks.contract import COMMAND_TOPICS, CommandKind
+from connectors.sinks.loop import BatchStageLoop
 from connectors.sinks.sink import CommandSink, SinkTarget
 from connectors.webhooks.service import make_serializers
 from contracts import make_deserializer
@@ -30,7 +31,7 @@ def _targets(settings: Settings) -> dict[str, SinkTarget]:
         if target.base_url:
             token = target.token.get_secret_value() if target.token else None
             breaker = CircuitBreaker(config.breaker_failures, config.breaker_reset_s)
-            out[name] = SinkTarget(name, target.base_url, token, breaker)
+            out[name] = SinkTarget(name, target.base_url, token, breaker, config.concurrency)
     return out
 
 
@@ -41,7 +42,7 @@ def build_sink_loop(
     routes: Mapping[str, CommandKind] = COMMAND_TOPICS,
     outcome_topic: str = "canonical.order.v1",
     group_id: str | None = None,
-) -> tuple[StageLoop, httpx.Client]:
+) -> tuple[BatchStageLoop, httpx.Client]:
     """The sink loop on ``routes``' topics and their retry tiers (close consumer and client)."""
     config = settings.sinks
     timeout = max(config.erp.timeout_s, config.crm.timeout_s)
@@ -66,12 +67,19 @@ def build_sink_loop(
         make_serializers(settings)["order"],
         instruments,
         outcome_topic=outcome_topic,
+        workers=2 * config.concurrency,
     )
     consumer = make_consumer(settings, group_id or config.group_id)
     consumer.subscribe(with_retry_topics(list(routes), router))
-    loop = StageLoop(
-        consumer, sink, router, instruments=instruments, batch_size=100, on_batch_end=sink.end_batch
+    loop = BatchStageLoop(
+        consumer,
+        sink.handle_batch,
+        router,
+        instruments=instruments,
+        batch_size=100,
+        on_batch_end=sink.end_batch,
     )
+    loop.on_close = sink.close
     return loop, client
 
 
@@ -81,4 +89,6 @@ def run_sinks(loop: StageLoop, client: httpx.Client, stop: threading.Event) -> S
         return loop.run(stop)
     finally:
         loop.consumer.close()
+        if isinstance(loop, BatchStageLoop) and loop.on_close is not None:
+            loop.on_close()
         client.close()

@@ -7,12 +7,21 @@ Runs on :class:`interlock.stage.StageLoop`, subscribed to the command topics AND
 tier it is dead-lettered. Any other 4xx is ``SINK_REJECTED``, dead-lettered at once. While a
 target's circuit breaker is open, commands for it are not sent but routed to retry directly.
 Every attempt sends the same ``Idempotency-Key`` (the command's event_id).
+
+Within a batch, :meth:`CommandSink.handle_batch` sends calls concurrently (a bounded thread pool,
+at most ``concurrency`` calls in flight per target) while commands with the same Kafka key (the
+same order or deal) are sent one after the other in offset order. An accepted create-order
+observes ``interlock_handoff_latency_seconds{flow="quote_to_order"}`` and an accepted update-deal
+``{flow="status_to_crm"}``: now minus the command's ``occurred_at`` (the business event time).
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,16 +37,26 @@ from interlock.instruments import CIRCUIT_STATES, Instruments
 __all__ = ["CommandSink", "SinkTarget"]
 
 _TRANSIENT_STATUS = {408, 425, 429}
+#: Handoff flow observed when a target accepts a command of this kind.
+_HANDOFF_FLOWS: dict[str, str] = {"create-order": "quote_to_order", "update-deal": "status_to_crm"}
 
 
 class SinkTarget:
     """One target API: base URL, auth headers, its breaker."""
 
-    def __init__(self, name: str, base_url: str, token: str | None, breaker: CircuitBreaker):
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        token: str | None,
+        breaker: CircuitBreaker,
+        concurrency: int = 8,
+    ):
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.breaker = breaker
+        self.slots = threading.BoundedSemaphore(concurrency)
 
 
 class CommandSink:
@@ -51,7 +70,9 @@ class CommandSink:
         deserializer / serializer: command decoding, OrderEvent encoding.
         instruments: metrics.
         outcome_topic: where outcomes go (``canonical.order.v1``).
-        clock: now, for outcome events.
+        clock: now, for outcome events and handoff latency.
+        workers: threads sending one batch's calls (each target is further bounded by its
+            ``concurrency``).
     """
 
     def __init__(
@@ -66,6 +87,7 @@ class CommandSink:
         *,
         outcome_topic: str = "canonical.order.v1",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        workers: int = 16,
     ) -> None:
         self._client = client
         self._targets = targets
@@ -77,6 +99,7 @@ class CommandSink:
         self._outcome_topic = outcome_topic
         self._clock = clock
         self._undelivered: list[str] = []
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sink")
         for name, target in targets.items():
             self._show_breaker(name, target.breaker)
 
@@ -101,9 +124,44 @@ class CommandSink:
             )
         call = build_request(kind, command)
         answer = self._send(call)
-        outcome = outcome_event(kind, command, answer, self._clock())
+        now = self._clock()
+        flow = _HANDOFF_FLOWS.get(kind)
+        if flow is not None:
+            latency = max(0.0, (now - command.occurred_at).total_seconds())
+            self._instruments.handoff_latency_seconds.labels(flow).observe(latency)
+        outcome = outcome_event(kind, command, answer, now)
         if outcome is not None:
             self._publish(outcome)
+
+    def handle_batch(self, records: Sequence[RawRecord]) -> list[BaseException | None]:
+        """Send a batch's commands concurrently; the failure (or ``None``) of each, in order.
+
+        Records with the same key (an order's or a deal's commands) form one chain, sent in
+        order by one worker; chains run in parallel, bounded per target by its semaphore.
+        """
+        results: list[BaseException | None] = [None] * len(records)
+        chains: OrderedDict[bytes | None, list[int]] = OrderedDict()
+        for index, record in enumerate(records):
+            chains.setdefault(record.key, []).append(index)
+
+        def run(indexes: list[int]) -> None:
+            for index in indexes:
+                try:
+                    self(records[index])
+                except Exception as exc:  # routed by the caller, in offset order
+                    results[index] = exc
+
+        if len(chains) <= 1:
+            for indexes in chains.values():
+                run(indexes)
+            return results
+        for future in [self._pool.submit(run, indexes) for indexes in chains.values()]:
+            future.result()
+        return results
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self._pool.shutdown(wait=True)
 
     def _send(self, call: HttpCall) -> Any:
         target = self._targets.get(call.target)
@@ -124,12 +182,13 @@ class CommandSink:
             )
         started = time.perf_counter()
         try:
-            response = self._client.request(
-                call.method,
-                target.base_url + call.path,
-                json=call.body,
-                headers={**target.headers, "Idempotency-Key": call.idempotency_key},
-            )
+            with target.slots:
+                response = self._client.request(
+                    call.method,
+                    target.base_url + call.path,
+                    json=call.body,
+                    headers={**target.headers, "Idempotency-Key": call.idempotency_key},
+                )
         except httpx.TransportError as exc:  # timeouts, refused and reset connections
             self._failed(call, breaker, "unavailable")
             raise InterlockError(

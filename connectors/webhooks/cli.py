@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from typing import Annotated
 
@@ -56,6 +57,10 @@ def webhooks_command(
         log_level="warning",
         lifespan="off",
     )
+    # uvicorn re-raises the signal it caught once it has shut down; with these no-op handlers
+    # in place that re-raise is harmless, so a SIGTERM/SIGINT ends the process with exit 0.
+    signal.signal(signal.SIGINT, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.Server(config).run()  # returns on SIGINT/SIGTERM
     finally:
@@ -68,8 +73,6 @@ def webhooks_command(
 
 def sinks_command() -> None:
     """Call the ERP and CRM APIs for every command (commands.erp.*, commands.crm.*)."""
-    import signal
-
     from connectors.sinks.service import build_sink_loop, run_sinks
 
     settings = _settings()

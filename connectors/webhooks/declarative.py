@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from connectors.webhooks.identity import (
@@ -106,12 +106,26 @@ class EventRule(_Strict):
     fields: dict[str, str] = Field(default_factory=dict)
     set: dict[str, Any] = Field(default_factory=dict)
 
-    def model_post_init(self, __context: Any) -> None:
-        for path in [self.record_id, self.account, self.revision, *self.fields.values()]:
-            if path is not None:
+    @field_validator("record_id", "account", "revision")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path(value)
+
+    @field_validator("fields")
+    @classmethod
+    def _paths(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, path in value.items():
+            try:
                 _check_path(path)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _account_for_children(self) -> EventRule:
         if self.entity != "account" and self.account is None:
             raise ValueError(f"entity {self.entity} needs `account` (the company's id path)")
+        return self
 
 
 class StandardMapping(_Strict):
@@ -122,6 +136,11 @@ class StandardMapping(_Strict):
     type: str = "$.type"
     occurred_at: str | None = None
     events: dict[str, EventRule]
+
+    @field_validator("type", "occurred_at")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path(value)
 
 
 def load_mappings(directory: Path | None = None) -> dict[str, StandardMapping]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -12,12 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from connectors.fakes.server import ServerThread
 from connectors.webhooks.service import build_mapper_loop, build_receiver, run_mapper
 from connectors.webhooks.signatures import hubspot_v3_signature
+from interlock.broker import broker_binary, free_port
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry
 from interlock.settings import (
@@ -26,19 +30,21 @@ from interlock.settings import (
     StandardWebhookSettings,
     WebhookSettings,
 )
+from tests.connectors.proxy import TcpProxy
 
 HUBSPOT_SECRET = "hubspot-client-secret"
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-secret-0123456789").decode()
 
 
 def webhook_settings(**overrides: object) -> WebhookSettings:
-    return WebhookSettings(
-        max_body_bytes=4096,
-        delivery_timeout_s=3.0,
-        hubspot=HubSpotWebhookSettings(client_secret=SecretStr(HUBSPOT_SECRET)),
-        standard=StandardWebhookSettings(secrets={"acme": SecretStr(STANDARD_SECRET)}),
-        **overrides,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "max_body_bytes": 4096,
+        "delivery_timeout_s": 3.0,
+        "hubspot": HubSpotWebhookSettings(client_secret=SecretStr(HUBSPOT_SECRET)),
+        "standard": StandardWebhookSettings(secrets={"acme": SecretStr(STANDARD_SECRET)}),
+        **overrides,
+    }
+    return WebhookSettings.model_validate(values)
 
 
 def hubspot_headers(url: str, body: bytes, secret: str = HUBSPOT_SECRET, age_s: float = 0) -> dict:
@@ -92,6 +98,7 @@ def start_receiver(
     make_topic: Callable[..., str],
     *,
     mapper: bool = True,
+    webhooks: WebhookSettings | None = None,
 ) -> Iterator[Receiver]:
     """Generator behind the ``receiver`` fixture (also used with a proxied broker)."""
     tag = uuid.uuid4().hex[:8]
@@ -105,7 +112,7 @@ def start_receiver(
     def canonical(entity: str) -> str:
         return f"canonical.{entity}.v1.{tag}"
 
-    configured = settings.model_copy(update={"webhooks": webhook_settings()})
+    configured = settings.model_copy(update={"webhooks": webhooks or webhook_settings()})
     instruments = Instruments(new_registry(process=False), "webhooks-test")
     app, landing = build_receiver(
         configured, instruments, topics={"hubspot": raw_h, "standard": raw_s}
@@ -133,3 +140,56 @@ def start_receiver(
 @pytest.fixture
 def receiver(settings: Settings, make_topic: Callable[..., str]) -> Iterator[Receiver]:
     yield from start_receiver(settings, make_topic)
+
+
+@dataclass
+class ProxiedBroker:
+    """A Tansu of its own that advertises the proxy's address, so every client goes through it."""
+
+    proxy: TcpProxy
+    bootstrap_servers: str
+    admin: AdminClient
+
+    def make_topic(self, partitions: int = 1, name: str | None = None, **_: object) -> str:
+        topic = name or f"test.{uuid.uuid4().hex[:12]}"
+        for future in self.admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+            future.result(timeout=30)
+        return topic
+
+
+@pytest.fixture
+def proxied_broker() -> Iterator[ProxiedBroker]:
+    broker_port = free_port()
+    proxy = TcpProxy("127.0.0.1", broker_port).start()
+    cmd = [
+        broker_binary(),
+        "broker",
+        "--listener-url",
+        f"tcp://127.0.0.1:{broker_port}",
+        "--advertised-listener-url",
+        f"tcp://127.0.0.1:{proxy.port}",
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bootstrap = f"127.0.0.1:{proxy.port}"
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                admin.list_topics(timeout=1.0)
+                break
+            except KafkaException:
+                assert proc.poll() is None, "tansu exited"
+                assert time.monotonic() < deadline, "tansu did not answer"
+                time.sleep(0.1)
+        yield ProxiedBroker(proxy, bootstrap, admin)
+    finally:
+        proxy.close()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

@@ -1,0 +1,1 @@
+"""Declarative mapping files (YAML data shipped as package data)."""
