@@ -122,6 +122,7 @@ def main() -> None:
         results["mapping_events_per_s"] / results["baseline_events_per_s"]
     )
     out = ROOT / "bench/results/cdc.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"| stage ({n} rows) | events/s | ratio to baseline |\n|---|---:|---:|")
     print(f"| Postgres snapshot -> raw topic | {results['snapshot_rows_per_s']:,.0f} | |")

@@ -1,5 +1,8 @@
 """Benchmark event encode/decode of the Order contract against raw fastavro in the same run.
 
+Rows: raw fastavro (the baseline), the generated codec of ``contracts.codec`` on the same dict
+and the same bytes, and Interlock's serializers (which use that codec when writer == reader).
+
 Interlock's serde adds framing, model conversion and error wrapping on top of fastavro's
 schemaless writer/reader; the target is at least 0.7x raw fastavro's events/s. Results go to
 ``bench/results/serde.json`` and a Markdown table on stdout.
@@ -42,6 +45,7 @@ from contracts import (  # noqa: E402
     make_serializer,
     to_avro,
 )
+from contracts.codec import compile_codec  # noqa: E402
 
 TARGET = 0.7
 RESULTS = ROOT / "bench" / "results" / "serde.json"
@@ -105,11 +109,18 @@ def run(events: int, repeat: int) -> dict[str, Any]:
     def raw_read() -> Any:
         return schemaless_reader(io.BytesIO(body), parsed, None)
 
+    codec = compile_codec(parsed)
+    assert codec is not None
+    assert codec.encode(record) == raw_write()
+    assert codec.decode(body) == raw_read()
+
     rows = {
         "raw fastavro write (dict)": rate(raw_write, events, repeat),
+        "generated codec write (dict)": rate(lambda: codec.encode(record), events, repeat),
         "encode single-object": rate(lambda: single(event, ctx), events, repeat),
         "encode confluent": rate(lambda: confluent(event, ctx), events, repeat),
         "raw fastavro read (dict)": rate(raw_read, events, repeat),
+        "generated codec read (dict)": rate(lambda: codec.decode(body), events, repeat),
         "decode single-object": rate(lambda: deserializer(so_bytes, ctx), events, repeat),
         "decode confluent": rate(lambda: deserializer(cf_bytes, ctx), events, repeat),
     }

@@ -18,11 +18,12 @@ from typing import Any
 
 import yaml
 
+from connectors.cdc.eventids import cached_event_id
 from connectors.cdc.spec import FieldSpec
 from contracts.errors import ConfigError, Reason
 from contracts.ids import deterministic_event_id
 
-__all__ = ["FieldError", "canonical_id", "coercer_for", "compile_field"]
+__all__ = ["FieldError", "canonical_id", "coercer_for", "compile_field", "plain_text_column"]
 
 Row = dict[str, Any]
 FieldFn = Callable[[Row], Any]
@@ -178,7 +179,8 @@ def _source(spec: FieldSpec, where: str) -> FieldFn:
         values = [row.get(c) for c in columns_]
         if any(v is None for v in values):
             return None
-        return canonical_id(kind, system, *(str(v) for v in values))
+        # Same value as canonical_id(); cached, since a natural key recurs in many changes.
+        return cached_event_id("canonical", kind, system, *[str(v) for v in values])
 
     return ident
 
@@ -263,3 +265,23 @@ def compile_field(spec: FieldSpec, annotation: Any, base_dir: Path, where: str) 
         return value
 
     return run
+
+
+def plain_text_column(spec: FieldSpec, annotation: Any) -> str | None:
+    """The column of a field that copies a column into a text field unchanged, else None.
+
+    Such fields (most of a mapping) are inlined by the mapper instead of calling a closure.
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = args[0] if len(args) == 1 else None
+    plain = (
+        spec.column is not None
+        and spec.epoch is None
+        and spec.minor_units is None
+        and spec.map is None
+        and spec.lookup is None
+        and spec.cast in (None, "str")
+    )
+    return spec.column if plain and annotation is str else None
