@@ -35,7 +35,13 @@ class Instruments:
         )
         self.events_produced = Counter(
             "interlock_events_produced_total",
-            "Records produced, by topic.",
+            "Records produced (delivery confirmed), by topic.",
+            ["service", "topic"],
+            registry=registry,
+        )
+        self.events_produce_failed = Counter(
+            "interlock_events_produce_failed_total",
+            "Records whose delivery failed (the produce outcome besides ok), by topic.",
             ["service", "topic"],
             registry=registry,
         )

@@ -1,0 +1,252 @@
+"""Reading consumer-group positions from Kafka without ever joining a group.
+
+Committed offsets come from the admin API (ListConsumerGroupOffsets), group membership from
+DescribeConsumerGroups, end offsets from ``interlock.kafka.true_end_offsets`` (exact even on
+brokers whose ListOffsets is wrong after batched produces), and the timestamp of the first
+unconsumed record from a fetch at the committed offset by a consumer that only ``assign``s.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer as KafkaConsumer
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from interlock.kafka import true_end_offsets
+
+__all__ = ["GroupSnapshot", "LagProbe", "PartitionPosition"]
+
+log = logging.getLogger(__name__)
+
+#: Group states in which members are consuming (or about to).
+_ACTIVE_STATES = {
+    "STABLE",
+    "PREPARING_REBALANCE",
+    "COMPLETING_REBALANCE",
+    "ASSIGNING",
+    "RECONCILING",
+}
+
+
+@dataclass(frozen=True)
+class PartitionPosition:
+    """Where a group is in one partition at one moment."""
+
+    topic: str
+    partition: int
+    committed: int
+    end: int
+    first_unconsumed_timestamp: float | None = None
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - self.committed)
+
+
+@dataclass(frozen=True)
+class GroupSnapshot:
+    """One consumer group at one moment: membership and positions."""
+
+    group: str
+    state: str
+    members: int
+    positions: list[PartitionPosition] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        """True while the group has members (or is rebalancing towards having some)."""
+        return self.members > 0 or self.state in _ACTIVE_STATES
+
+
+class LagProbe:
+    """Takes snapshots of the consumer groups whose id matches a pattern."""
+
+    def __init__(
+        self,
+        conf: Mapping[str, Any],
+        groups: str = ".*",
+        timeout: float = 10.0,
+        exclude: str = r"^interlock-(end-offsets|lag-probe)-",
+    ) -> None:
+        self._conf = dict(conf)
+        self._admin = AdminClient(self._conf)
+        self._groups = re.compile(groups)
+        self._exclude = re.compile(exclude)
+        self._timeout = timeout
+
+    def group_ids(self) -> list[str]:
+        listed = self._admin.list_consumer_groups(request_timeout=self._timeout).result()
+        if listed.errors:
+            # Without the broker's answer, an empty list would read as "no groups, no lag".
+            raise RuntimeError(f"listing consumer groups failed: {listed.errors[0]}")
+        ids = {g.group_id for g in listed.valid}
+        return sorted(g for g in ids if self._groups.fullmatch(g) and not self._exclude.search(g))
+
+    def snapshot(self) -> list[GroupSnapshot]:
+        """Membership, committed and end offsets, and first-unconsumed timestamps of each group."""
+        group_ids = self.group_ids()
+        if not group_ids:
+            return []
+        committed = self._committed(group_ids)
+        described = self._describe(group_ids)
+        topics = {topic for offsets in committed.values() for topic, _ in offsets}
+        partitions = self._partitions_of(topics)
+        ends = true_end_offsets(self._conf, partitions, timeout=self._timeout)
+        # A partition of a consumed topic without a commit counts from the log start.
+        uncommitted = {
+            tp
+            for offsets in committed.values()
+            for tp in partitions
+            if tp[0] in {t for t, _ in offsets} and offsets.get(tp, -1) < 0
+        }
+        lows = self._low_watermarks(sorted(uncommitted))
+        per_group: dict[str, list[tuple[str, int, int, int]]] = {}
+        for group in group_ids:
+            offsets = committed.get(group, {})
+            consumed = {t for t, _ in offsets}
+            rows = []
+            for topic, partition in partitions:
+                if topic not in consumed:
+                    continue
+                end = ends.get((topic, partition), 0)
+                position = offsets.get((topic, partition), -1)
+                if position < 0:
+                    position = lows.get((topic, partition), 0)
+                rows.append((topic, partition, position, end))
+            per_group[group] = rows
+        # One fetch per distinct (partition, committed offset) that has lag: groups at the same
+        # position share it.
+        stamps = self._timestamps_at(
+            {(t, p, o) for rows in per_group.values() for t, p, o, e in rows if e > o}
+        )
+        snapshots = []
+        for group in group_ids:
+            state, members = described.get(group, ("UNKNOWN", 0))
+            positions = [
+                PartitionPosition(t, p, o, e, stamps.get((t, p, o)))
+                for t, p, o, e in per_group[group]
+            ]
+            snapshots.append(GroupSnapshot(group, state, members, positions))
+        return snapshots
+
+    def _committed(self, group_ids: list[str]) -> dict[str, dict[tuple[str, int], int]]:
+        out: dict[str, dict[tuple[str, int], int]] = {}
+        # One group per request: that is what the admin API accepts.
+        futures = {
+            g: self._admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(g)], request_timeout=self._timeout
+            )[g]
+            for g in group_ids
+        }
+        for group, future in futures.items():
+            result = future.result()
+            out[group] = {
+                (tp.topic, tp.partition): int(tp.offset)
+                for tp in result.topic_partitions or []
+                if tp.error is None
+            }
+        return out
+
+    def _describe(self, group_ids: list[str]) -> dict[str, tuple[str, int]]:
+        out: dict[str, tuple[str, int]] = {}
+        futures = self._admin.describe_consumer_groups(group_ids, request_timeout=self._timeout)
+        for group, future in futures.items():
+            try:
+                description = future.result()
+            except Exception as exc:  # a group can vanish between list and describe
+                log.debug("describe %s failed: %s", group, exc)
+                continue
+            out[group] = (description.state.name, len(description.members or []))
+        return out
+
+    def _partitions_of(self, topics: set[str]) -> list[tuple[str, int]]:
+        if not topics:
+            return []
+        metadata = self._admin.list_topics(timeout=self._timeout)
+        out: list[tuple[str, int]] = []
+        for topic in sorted(topics):
+            meta = metadata.topics.get(topic)
+            if meta is None or meta.error is not None:
+                continue
+            out.extend((topic, p) for p in sorted(meta.partitions))
+        return out
+
+    def _consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            {
+                **self._conf,
+                "group.id": f"interlock-lag-probe-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_uncommitted",
+                "fetch.wait.max.ms": 10,
+            }
+        )
+
+    def _low_watermarks(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        if not partitions:
+            return {}
+        consumer = self._consumer()
+        try:
+            return {
+                (t, p): int(
+                    consumer.get_watermark_offsets(TopicPartition(t, p), timeout=self._timeout)[0]
+                )
+                for t, p in partitions
+            }
+        finally:
+            consumer.close()
+
+    def _timestamps_at(
+        self, wanted: set[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], float]:
+        """Timestamp (seconds) of the record at each (topic, partition, offset), by fetching it.
+
+        Only ``assign``: the probe's consumer never joins (or disturbs) a group.
+        """
+        out: dict[tuple[str, int, int], float] = {}
+        pending = sorted(wanted)
+        consumer = self._consumer()
+        try:
+            while pending:
+                # One offset per partition per round; further offsets in the next round.
+                batch: dict[tuple[str, int], int] = {}
+                rest = []
+                for topic, partition, offset in pending:
+                    if (topic, partition) in batch:
+                        rest.append((topic, partition, offset))
+                    else:
+                        batch[(topic, partition)] = offset
+                consumer.assign([TopicPartition(t, p, o) for (t, p), o in batch.items()])
+                open_ = set(batch)
+                deadline = time.monotonic() + self._timeout
+                while open_ and time.monotonic() < deadline:
+                    msg = consumer.poll(0.2)
+                    if msg is None:
+                        continue
+                    key = (msg.topic() or "", msg.partition() or 0)
+                    if key not in open_:
+                        continue
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            open_.discard(key)
+                        continue
+                    _kind, stamp = msg.timestamp()
+                    if stamp > 0:
+                        # A record past a gap (compaction, deleted) is the first unconsumed one.
+                        out[(key[0], key[1], batch[key])] = stamp / 1000.0
+                    open_.discard(key)
+                consumer.unassign()
+                pending = rest
+            return out
+        finally:
+            consumer.close()
