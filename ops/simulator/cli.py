@@ -1,0 +1,169 @@
+"""``interlock simulate``: play a mid-market company against a running stack; check invariants.
+
+``interlock simulate --rate R --for S --seed N --webhooks-url URL --erp-port P --crm-port P
+--ground-truth FILE`` runs the simulation (ground truth written at the end and every few
+seconds); ``interlock simulate check --ground-truth FILE`` reads the topics and the recordings
+and prints the invariants (exit 1 on any violation). ``--check`` does both in one go.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from interlock.settings import Settings
+    from ops.simulator.invariants import InvariantResult
+
+__all__ = ["run_check", "simulate_app"]
+
+simulate_app = typer.Typer(
+    help="Simulate a company's CRM and ERP against the stack; check the invariants.",
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+def _settings() -> Settings:
+    from interlock.logs import configure_logging
+    from interlock.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+def run_check(settings: Settings, ground_truth: Path) -> list[InvariantResult]:
+    """Read ground truth, recordings and topics; evaluate every invariant."""
+    from contracts import decode
+    from contracts.topics import dlq_topic, load_catalog
+    from interlock.kafka import true_end_offsets
+    from ops.simulator.invariants import check_invariants, read_observed
+    from ops.simulator.truth import load_run
+
+    truth, recorded = load_run(ground_truth)
+    catalog = load_catalog()
+    dlqs = sorted({dlq_topic(t.name) for t in catalog.topics if t.dead_letter})
+    conf = settings.kafka.librdkafka()
+    observed = read_observed(conf, dlqs, decode, lambda c, parts: true_end_offsets(c, parts))
+    return check_invariants(truth, recorded, observed)
+
+
+@simulate_app.callback()
+def simulate(
+    ctx: typer.Context,
+    rate: Annotated[float, typer.Option(help="Events per second.")] = 50.0,
+    duration: Annotated[
+        float | None, typer.Option("--for", help="Seconds of generation (default: until Ctrl-C).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed plays the same story.")] = 1,
+    webhooks_url: Annotated[
+        str, typer.Option(help="Base URL of the webhook receiver.")
+    ] = "http://127.0.0.1:8080",
+    erp_port: Annotated[int, typer.Option(help="Port of the fake ERP API (0: any).")] = 0,
+    crm_port: Annotated[int, typer.Option(help="Port of the fake CRM API (0: any).")] = 0,
+    ground_truth: Annotated[Path, typer.Option(help="Where the ground truth JSON goes.")] = Path(
+        ".interlock/simulation.json"
+    ),
+    dialect: Annotated[
+        str,
+        typer.Option(help="CRM dialect: hubspot (v3 signatures) or standard (Standard Webhooks)."),
+    ] = "hubspot",
+    source: Annotated[str, typer.Option(help="Standard Webhooks source name.")] = "acme",
+    drain: Annotated[float, typer.Option(help="Seconds to keep the fakes running after.")] = 20.0,
+    unavailable: Annotated[float, typer.Option(help="Fraction of ERP calls answered 503.")] = 0.05,
+    check: Annotated[bool, typer.Option(help="Check the invariants after the run.")] = False,
+) -> None:
+    """Run the simulation (subcommand ``check`` evaluates a finished run)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from interlock.kafka import make_producer
+    from ops.simulator.fake_erp import ErpTimings
+    from ops.simulator.runner import SimulationConfig, Simulator
+
+    settings = _settings()
+    if settings.embedded:
+        console.print("[red]No Kafka configured.[/] Set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS.")
+        raise typer.Exit(2)
+    if dialect not in ("hubspot", "standard"):
+        raise typer.BadParameter("dialect must be hubspot or standard")
+    chosen: Literal["hubspot", "standard"] = "hubspot" if dialect == "hubspot" else "standard"
+    hooks = settings.webhooks
+    secret_value = (
+        hooks.hubspot.client_secret if chosen == "hubspot" else hooks.standard.secrets.get(source)
+    )
+    if secret_value is None:
+        console.print(f"[red]No webhook secret configured for {chosen}[/] (see README, webhooks).")
+        raise typer.Exit(2)
+    app_id = hooks.hubspot.app_id or "interlock"
+    if hooks.hubspot.app_id is None:
+        console.print(
+            "[yellow]INTERLOCK_WEBHOOKS__HUBSPOT__APP_ID is unset: echoes carry "
+            "sourceId 'interlock', which the mapping cannot recognise.[/]"
+        )
+    config = SimulationConfig(
+        rate=rate,
+        duration_s=duration,
+        seed=seed,
+        webhooks_url=webhooks_url,
+        secret=secret_value.get_secret_value(),
+        ground_truth=ground_truth,
+        dialect=chosen,
+        source=source,
+        app_id=app_id,
+        erp_port=erp_port,
+        crm_port=crm_port,
+        cdc_prefix=settings.cdc.raw_topic_prefix,
+        drain_s=drain,
+        timings=ErpTimings(unavailable=unavailable),
+    )
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    sim = Simulator(config, make_producer(settings))
+    sim.start()
+    console.print(
+        f"fake ERP {sim.erp_server.url} · fake CRM {sim.crm_server.url} · "
+        f"webhooks → {webhooks_url} · seed {seed} · {rate:g}/s"
+    )
+    try:
+        sim.run(stop)
+    finally:
+        sim.close()
+    summary = sim.scenario.truth.summary()
+    console.print(f"sent {sim.sent} actions; ground truth {ground_truth}: {summary}")
+    if check:
+        _report(run_check(settings, ground_truth))
+
+
+def _report(results: list[InvariantResult]) -> None:
+    from ops.simulator.invariants import render_results
+
+    render_results(results, console)
+    if not all(r.passed for r in results):
+        raise typer.Exit(1)
+
+
+@simulate_app.command("check")
+def check_command(
+    ground_truth: Annotated[Path, typer.Option(help="Ground truth JSON of the run.")] = Path(
+        ".interlock/simulation.json"
+    ),
+) -> None:
+    """Evaluate the invariants of a finished run; exit 1 on any violation."""
+    settings = _settings()
+    if settings.embedded:
+        console.print("[red]No Kafka configured.[/] Set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS.")
+        raise typer.Exit(2)
+    _report(run_check(settings, ground_truth))

@@ -1,0 +1,355 @@
+"""The simulated ERP: an order API the sinks call, and the order lifecycle it publishes by CDC.
+
+``ErpBook`` holds the logic (idempotent order creation, amendments, cancellations, credit holds,
+the confirm → ship → invoice lifecycle, injected 503s) and emits every row change it makes as a
+:class:`ChangeAction`, which the driver publishes as a Debezium event. ``create_erp_app`` is the
+thin Starlette shell over it (the contract of ``connectors/sinks/contract.py``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ops.simulator.conventions import ERP_ORDER_STATUS
+from ops.simulator.scenario import ChangeAction
+from ops.simulator.truth import ErpAmendment, ErpOrder, ErpStatusChange, Recorded
+
+__all__ = ["ErpBook", "ErpTimings", "create_erp_app"]
+
+ChangeSink = Callable[[ChangeAction], None]
+#: ERP log positions of the API's own changes, disjoint from the scenario's.
+_LSN_BASE = 10**12
+
+
+@dataclass(frozen=True)
+class ErpTimings:
+    """Seconds after creation at which the ERP confirms, ships and invoices an order."""
+
+    confirm_s: float = 2.0
+    ship_s: float = 5.0
+    invoice_s: float = 8.0
+    release_s: float = 4.0
+    unavailable: float = 0.05
+    order_hold: float = 0.05
+
+
+@dataclass
+class _Order:
+    row: dict[str, Any]
+    created_at: float
+    steps: list[tuple[float, str]]
+
+
+def _minor(value: Any) -> int:
+    try:
+        return round(float(value) * 100)
+    except (TypeError, ValueError):
+        return 0
+
+
+class ErpBook:
+    """The ERP's order book: thread-safe, deterministic in its decisions for a seed."""
+
+    def __init__(
+        self,
+        emit: ChangeSink,
+        recorded: Recorded,
+        *,
+        seed: int = 0,
+        timings: ErpTimings | None = None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._emit = emit
+        self.recorded = recorded
+        self.timings = timings or ErpTimings()
+        self._clock = clock
+        self._rng = random.Random(seed + 1)
+        self._lock = threading.Lock()
+        self._answers: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._orders: dict[str, _Order] = {}
+        self._due: list[tuple[float, str]] = []
+        self._lsn = _LSN_BASE
+
+    # changes -----------------------------------------------------------------------------------
+    def _change(self, table: str, op: str, key: dict[str, Any], before: Any, after: Any) -> None:
+        self._lsn += 1
+        self._emit(ChangeAction(table, op, key, before, after, self._lsn))  # type: ignore[arg-type]
+
+    def _set_status(self, order: _Order, status: str, cause: str = "order", **extra: Any) -> None:
+        before = dict(order.row)
+        order.row.update(status=status, updated_at=None, **extra)
+        self._change(
+            "sales_orders",
+            "u",
+            {"order_number": order.row["order_number"]},
+            before,
+            dict(order.row),
+        )
+        self._record_status(order, status, cause)
+
+    def _record_status(self, order: _Order, status: str, cause: str) -> None:
+        canonical = ERP_ORDER_STATUS.get(status, status)
+        if canonical != "REQUESTED":  # the CRM is told from confirmation on
+            self.recorded.add(
+                "erp_status_changes",
+                ErpStatusChange(
+                    order.row["order_number"], order.row["crm_deal_id"], canonical, cause
+                ),
+            )
+
+    # API ---------------------------------------------------------------------------------------
+    def create(self, key: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """``POST /orders``: one order per Idempotency-Key; 503 sometimes; 422 if invalid."""
+        with self._lock:
+            self.recorded.bump("erp_create_calls")
+            if not key:
+                return 400, {"error": "missing Idempotency-Key"}
+            if key in self._answers:
+                self.recorded.bump("erp_replays")
+                return self._answers[key]
+            if self._rng.random() < self.timings.unavailable:
+                self.recorded.bump("erp_unavailable")
+                return 503, {"error": "ERP is busy, try again"}
+            lines = body.get("lines") or []
+            customer = body.get("erp_customer_number")
+            bad = [ln for ln in lines if _minor(ln.get("quantity")) <= 0]
+            if not lines or bad or not customer:
+                answer = (
+                    422,
+                    {
+                        "error": "order rejected",
+                        "lines": len(lines),
+                        "bad": len(bad),
+                        "customer": customer,
+                    },
+                )
+                self._answers[key] = answer
+                return answer
+            number = f"SO-{len(self._orders) + 1:06d}"
+            hold = self._rng.random() < self.timings.order_hold
+            total = sum(
+                _minor(ln.get("quantity")) * _minor(ln.get("unit_price")) // 100 for ln in lines
+            )
+            row = {
+                "order_number": number,
+                "customer_number": customer,
+                "quote_id": body.get("quote_id"),
+                "quote_revision": body.get("quote_revision"),
+                "crm_deal_id": body.get("crm_record_id"),
+                "customer_po": body.get("customer_po_number"),
+                "status": "HOLD" if hold else "OPEN",
+                "credit_hold": hold,
+                "currency": body.get("currency") or "EUR",
+                "subtotal_minor": total,
+                "tax_minor": total * 19 // 100,
+                "total_minor": total * 119 // 100,
+                "payment_terms": "N30",
+                "promised_date": None,
+                "ordered_at": None,
+                "updated_at": None,
+            }
+            now = self._clock()
+            t = self.timings
+            steps = [(now + t.release_s, "RELEASED")] if hold else []
+            offset = t.release_s if hold else 0.0
+            steps += [
+                (now + offset + t.confirm_s, "CONFIRMED"),
+                (now + offset + t.ship_s, "SHIPPED"),
+                (now + offset + t.invoice_s, "INVOICED"),
+            ]
+            order = _Order(row, now, steps)
+            heapq.heappush(self._due, (steps[0][0], number))
+            self._orders[number] = order
+            self._change("sales_orders", "c", {"order_number": number}, None, dict(row))
+            self._record_status(order, row["status"], "order")
+            if hold:  # the sinks' outcome event of this answer is a second cause of the write-back
+                self._record_status(order, row["status"], "answer")
+            self.recorded.add(
+                "erp_orders",
+                ErpOrder(
+                    number,
+                    key,
+                    row["quote_id"],
+                    row["quote_revision"],
+                    row["crm_deal_id"],
+                    customer,
+                ),
+            )
+            answer = (201, {"order_number": number, "status": ERP_ORDER_STATUS[row["status"]]})
+            self._answers[key] = answer
+            return answer
+
+    def amend(
+        self, number: str, key: str | None, body: dict[str, Any], kind: str
+    ) -> tuple[int, dict[str, Any]]:
+        """``PATCH /orders/{n}`` (amend to a new quote revision) or ``POST .../cancel``."""
+        with self._lock:
+            if not key:
+                return 400, {"error": "missing Idempotency-Key"}
+            if key in self._answers:
+                self.recorded.bump("erp_replays")
+                return self._answers[key]
+            order = self._orders.get(number)
+            if order is None:
+                return 404, {"error": f"no order {number}"}
+            if kind == "cancel":
+                order.steps.clear()
+                self._set_status(order, "CANCELLED")
+                revision = order.row.get("quote_revision")
+            else:
+                revision = body.get("quote_revision")
+                before = dict(order.row)
+                order.row.update(quote_revision=revision, updated_at=None)
+                self._change("sales_orders", "u", {"order_number": number}, before, dict(order.row))
+            self.recorded.add("erp_amendments", ErpAmendment(number, key, kind, revision))
+            self._record_status(order, order.row["status"], "answer")
+            answer = (
+                200,
+                {
+                    "order_number": number,
+                    "status": ERP_ORDER_STATUS.get(order.row["status"], "UNKNOWN"),
+                },
+            )
+            self._answers[key] = answer
+            return answer
+
+    def set_credit_hold(self, customer_number: str, hold: bool, row: dict[str, Any]) -> None:
+        """The ERP puts a customer on credit hold (or releases it): a customers row change."""
+        with self._lock:
+            before = {**row, "credit_hold": not hold}
+            self._change(
+                "customers",
+                "u",
+                {"customer_number": customer_number},
+                before,
+                {**row, "credit_hold": hold},
+            )
+
+    def advance(self) -> int:
+        """Apply every lifecycle step that is due; returns how many were applied."""
+        now, applied = self._clock(), 0
+        with self._lock:
+            # a heap of (next step due, order): a tick touches only orders with a step due
+            while self._due and self._due[0][0] <= now:
+                _, number = heapq.heappop(self._due)
+                order = self._orders[number]
+                while order.steps and order.steps[0][0] <= now:
+                    _, status = order.steps.pop(0)
+                    self._step(order, status)
+                    applied += 1
+                if order.steps:
+                    heapq.heappush(self._due, (order.steps[0][0], number))
+        return applied
+
+    def _step(self, order: _Order, status: str) -> None:
+        row = order.row
+        number, customer = row["order_number"], row["customer_number"]
+        today = datetime.now(UTC).date()
+        if status == "RELEASED":
+            self._set_status(order, "RELEASED", credit_hold=False)
+        elif status == "CONFIRMED":
+            promised = (today + timedelta(days=7)).isoformat()
+            self._set_status(order, "CONFIRMED", promised_date=promised)
+        elif status == "SHIPPED":
+            shipment = {
+                "shipment_number": f"SH-{number[3:]}",
+                "order_number": number,
+                "customer_number": customer,
+                "status": "SHIPPED",
+                "carrier": "DHL",
+                "tracking_number": f"JD{number[3:]}0001",
+                "shipped_at": None,
+                "delivered_at": None,
+                "updated_at": None,
+            }
+            self._change(
+                "shipments", "c", {"shipment_number": shipment["shipment_number"]}, None, shipment
+            )
+            self._record_status(order, "SHIPPED", "shipment")
+            self._set_status(order, "SHIPPED")
+        elif status == "INVOICED":
+            invoice = {
+                "invoice_number": f"INV-{number[3:]}",
+                "order_number": number,
+                "customer_number": customer,
+                "amount_minor": row["subtotal_minor"],
+                "tax_minor": row["tax_minor"],
+                "paid_minor": 0,
+                "currency": row["currency"],
+                "status": "OPEN",
+                "issued_date": today.isoformat(),
+                "due_date": (today + timedelta(days=30)).isoformat(),
+                "paid_at": None,
+                "updated_at": None,
+            }
+            self._change(
+                "invoices", "c", {"invoice_number": invoice["invoice_number"]}, None, invoice
+            )
+            self._record_status(order, "INVOICED", "invoice")
+            self._set_status(order, "INVOICED")
+
+    def order(self, number: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._orders.get(number)
+            return dict(found.row) if found else None
+
+
+def create_erp_app(book: ErpBook) -> Starlette:
+    """The ERP API over ``book``: ``POST /orders``, ``PATCH /orders/{n}``, ``POST .../cancel``."""
+
+    async def body_of(request: Request) -> dict[str, Any] | None:
+        try:
+            doc = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def answer(result: tuple[int, dict[str, Any]]) -> Response:
+        status, doc = result
+        headers = {"Retry-After": "1"} if status == 503 else None
+        return JSONResponse(doc, status_code=status, headers=headers)
+
+    async def create(request: Request) -> Response:
+        body = await body_of(request)
+        if body is None:
+            return JSONResponse({"error": "body is not a JSON object"}, status_code=400)
+        return answer(book.create(request.headers.get("idempotency-key"), body))
+
+    async def amend(request: Request) -> Response:
+        number = request.path_params["number"]
+        if request.method == "GET":
+            row = book.order(number)
+            return JSONResponse(row or {"error": "not found"}, status_code=200 if row else 404)
+        body = await body_of(request)
+        if body is None:
+            return JSONResponse({"error": "body is not a JSON object"}, status_code=400)
+        return answer(book.amend(number, request.headers.get("idempotency-key"), body, "amend"))
+
+    async def cancel(request: Request) -> Response:
+        body = await body_of(request) or {}
+        key = request.headers.get("idempotency-key")
+        return answer(book.amend(request.path_params["number"], key, body, "cancel"))
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[
+            Route("/orders", create, methods=["POST"]),
+            Route("/orders/{number}", amend, methods=["GET", "PATCH"]),
+            Route("/orders/{number}/cancel", cancel, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )

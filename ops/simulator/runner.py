@@ -1,0 +1,314 @@
+"""The running simulation: paces the scenario, sends webhooks, publishes CDC, serves the fakes.
+
+Thin shell around the pure parts: the scenario decides what happens, ``wire`` renders it, the
+fake ERP/CRM decide how the systems answer. Here: threads, HTTP, Kafka, the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from confluent_kafka import Producer
+
+from ops.simulator.conventions import cdc_topic
+from ops.simulator.fake_crm import CrmDesk, create_crm_app
+from ops.simulator.fake_erp import ErpBook, ErpTimings, create_erp_app
+from ops.simulator.pacing import TokenBucket
+from ops.simulator.scenario import (
+    ChangeAction,
+    CreditHoldAction,
+    FaultMix,
+    Scenario,
+    WebhookAction,
+)
+from ops.simulator.truth import Recorded, save_run
+from ops.simulator.wire import (
+    Dialect,
+    debezium_envelope,
+    debezium_key,
+    render_body,
+    sign_request,
+)
+
+__all__ = ["LoopbackServer", "SimulationConfig", "Simulator"]
+
+log = logging.getLogger(__name__)
+_RETRYABLE = {429, 500, 502, 503, 504}
+
+
+@dataclass
+class SimulationConfig:
+    """Everything a run needs (the CLI builds it from options and Settings)."""
+
+    rate: float
+    duration_s: float | None
+    seed: int
+    webhooks_url: str
+    secret: str
+    ground_truth: Path
+    dialect: Dialect = "hubspot"
+    source: str = "acme"  # also the vendor of the example Standard-Webhooks mapping
+    app_id: str = "interlock"
+    erp_port: int = 0
+    crm_port: int = 0
+    cdc_prefix: str = "raw.erp."
+    drain_s: float = 20.0
+    snapshot_every_s: float = 30.0
+    senders: int = 8
+    mix: FaultMix = field(default_factory=FaultMix)
+    timings: ErpTimings = field(default_factory=ErpTimings)
+
+
+class LoopbackServer:
+    """A uvicorn server for an ASGI app on 127.0.0.1, in a daemon thread."""
+
+    def __init__(self, app: Any, port: int = 0) -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self, timeout: float = 10.0) -> LoopbackServer:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("loopback server did not start")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def port(self) -> int:
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+class Simulator:
+    """One run: scenario → receiver (HTTP) and CDC topics (Kafka); fake APIs answer the sinks."""
+
+    def __init__(
+        self,
+        config: SimulationConfig,
+        producer: Producer,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.producer = producer
+        self.clock = clock
+        self.wall = wall
+        vendor = "hubspot" if config.dialect == "hubspot" else config.source
+        self.scenario = Scenario(config.seed, config.mix, vendor)
+        self.recorded = Recorded()
+        self.book = ErpBook(
+            self.publish_change,
+            self.recorded,
+            seed=config.seed,
+            timings=config.timings,
+            clock=clock,
+        )
+        self.desk = CrmDesk(self.recorded, self.enqueue_webhook, config.app_id)
+        self.sent = 0
+        self.delivery_errors = 0
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._bodies_lock = threading.Lock()
+        self._queues: list[queue.Queue[WebhookAction | None]] = [
+            queue.Queue(maxsize=10_000) for _ in range(max(1, config.senders))
+        ]
+        self._threads: list[threading.Thread] = []
+        self.erp_server = LoopbackServer(create_erp_app(self.book), config.erp_port)
+        self.crm_server = LoopbackServer(create_crm_app(self.desk), config.crm_port)
+
+    # Kafka ---------------------------------------------------------------------------------------
+    def _on_delivery(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self.delivery_errors += 1
+            log.warning("CDC change not delivered: %s", err)
+
+    def publish_change(self, change: ChangeAction) -> None:
+        """Produce one Debezium change (batched by the producer's linger; never flushed here)."""
+        value = debezium_envelope(change, int(self.wall() * 1000))
+        topic = cdc_topic(change.table, self.config.cdc_prefix)
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value, debezium_key(change), on_delivery=self._on_delivery
+                )
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    # webhooks ------------------------------------------------------------------------------------
+    def enqueue_webhook(self, action: WebhookAction) -> None:
+        """Queue a delivery on the sender that owns its company (keeps per-company order)."""
+        event = action.events[0] if action.events else {}
+        owner = str(event.get("associatedCompanyId") or event.get("objectId") or action.delivery_id)
+        self._queues[zlib.crc32(owner.encode()) % len(self._queues)].put(action)
+
+    def _body(self, action: WebhookAction) -> bytes | None:
+        with self._bodies_lock:
+            body = self._bodies.get(action.delivery_id)
+            if body is None:
+                body = render_body(action, self.config.dialect, int(self.wall() * 1000))
+                if body is None:
+                    return None
+                self._bodies[action.delivery_id] = body
+                while len(self._bodies) > 20_000:
+                    self._bodies.popitem(last=False)
+            return body
+
+    def _deliver(self, client: httpx.Client, action: WebhookAction) -> None:
+        body = self._body(action)
+        if body is None:
+            return
+        for attempt in range(6):
+            request = sign_request(
+                action,
+                self.config.dialect,
+                body,
+                base_url=self.config.webhooks_url,
+                now_ms=int(self.wall() * 1000),
+                secret=self.config.secret,
+                source=self.config.source,
+            )
+            try:
+                response = client.post(request.url, content=request.body, headers=request.headers)
+                status = response.status_code
+            except httpx.HTTPError as exc:
+                log.warning("webhook %s not delivered: %s", action.delivery_id, exc)
+                status = 0
+            self.recorded.response(status, action.delivery_id if action.fault else None)
+            if action.fault or (status not in _RETRYABLE and status != 0):
+                return
+            time.sleep(min(5.0, 0.2 * 2**attempt))
+
+    def _sender(self, index: int) -> None:
+        with httpx.Client(timeout=10.0) as client:
+            while True:
+                action = self._queues[index].get()
+                try:
+                    if action is None:
+                        return
+                    self._deliver(client, action)
+                finally:
+                    self._queues[index].task_done()
+
+    def _settle(self, timeout: float = 60.0) -> None:
+        """Wait until every queued delivery was answered (or ``timeout`` passed)."""
+        deadline = time.monotonic() + timeout
+        while any(q.unfinished_tasks for q in self._queues) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    # the run -------------------------------------------------------------------------------------
+    def _dispatch(self, action: WebhookAction | ChangeAction | CreditHoldAction) -> None:
+        if isinstance(action, WebhookAction):
+            for event in action.events:
+                if str(event.get("subscriptionType", "")).startswith("deal.creation"):
+                    self.desk.know_deal(str(event["objectId"]), str(event["associatedCompanyId"]))
+            self.enqueue_webhook(action)
+        elif isinstance(action, ChangeAction):
+            self.publish_change(action)
+        else:
+            self.book.set_credit_hold(action.customer_number, action.hold, action.row)
+        self.sent += 1
+
+    def save(self, **meta: Any) -> None:
+        """Write the ground truth and recordings so far (atomically)."""
+        save_run(
+            self.config.ground_truth,
+            self.scenario.truth,
+            self.recorded,
+            seed=self.config.seed,
+            rate=self.config.rate,
+            dialect=self.config.dialect,
+            sent=self.sent,
+            cdc_delivery_errors=self.delivery_errors,
+            **meta,
+        )
+
+    def start(self) -> None:
+        """Start the fake APIs and the webhook senders."""
+        self.erp_server.start()
+        self.crm_server.start()
+        for i in range(len(self._queues)):
+            thread = threading.Thread(target=self._sender, args=(i,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def run(
+        self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None = None
+    ) -> None:
+        """Generate until ``duration_s`` or ``stop``, finish the open episode, drain, save."""
+        cfg = self.config
+        bucket = TokenBucket(cfg.rate, self.clock)
+        started = self.clock()
+        last_tick = last_save = started
+        actions = self.scenario.actions()
+        while True:
+            now = self.clock()
+            ending = stop.is_set() or (
+                cfg.duration_s is not None and now - started >= cfg.duration_s
+            )
+            if ending and not self.scenario.episode_open:
+                break
+            if not ending:
+                delay = bucket.wait()
+                if delay > 0:
+                    stop.wait(min(delay, 0.05))
+                    continue
+            self._dispatch(next(actions))
+            if now - last_tick >= 0.2:
+                last_tick = now
+                self.book.advance()
+                self.producer.poll(0)
+                if on_tick is not None:
+                    on_tick(self)
+            if now - last_save >= cfg.snapshot_every_s:
+                last_save = now
+                self.save(phase="running")
+        self.producer.flush(30)
+        self._settle()
+        self._drain(stop, on_tick)
+        self._settle()
+        self.save(phase="done")
+
+    def _drain(self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None) -> None:
+        """Keep the ERP lifecycle and echoes going so open orders finish (a second stop quits)."""
+        deadline = self.clock() + self.config.drain_s
+        stop.clear()
+        while self.clock() < deadline and not stop.is_set():
+            self.book.advance()
+            self.producer.poll(0.1)
+            if on_tick is not None:
+                on_tick(self)
+            stop.wait(0.2)
+        self.producer.flush(30)
+
+    def close(self) -> None:
+        """Stop senders and servers."""
+        for q in self._queues:
+            q.put(None)
+        for thread in self._threads:
+            thread.join(timeout=15)
+        self.crm_server.stop()
+        self.erp_server.stop()
