@@ -12,11 +12,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from connectors.cdc.cli import cdc_app
+from connectors.webhooks.cli import sinks_command, webhooks_command
 from contracts.cli import app as contracts_app
 from contracts.topics import load_catalog
 from interlock.logs import configure_logging
 from interlock.settings import Settings, load_settings
+from ops.dlq.cli import make_dlq_app
 from ops.lag.cli import lag_exporter_command
+from ops.simulator.cli import simulate_app
+from processors.trace import make_trace_command
 
 __all__ = ["app", "main"]
 
@@ -29,7 +34,12 @@ app = typer.Typer(
 topics_app = typer.Typer(help="The topic catalog: apply it to the broker, compare, list.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(cdc_app, name="cdc")
 app.command("lag-exporter")(lag_exporter_command)
+app.command("webhooks")(webhooks_command)
+app.command("sinks")(sinks_command)
+app.add_typer(make_dlq_app(lambda: _settings()), name="dlq")
+app.add_typer(simulate_app, name="simulate")
 
 console = Console()
 
@@ -55,6 +65,20 @@ def up(
     duration: Annotated[
         float | None, typer.Option("--for", help="Run for SECONDS, then stop and exit 0.")
     ] = None,
+    simulate: Annotated[
+        float | None,
+        typer.Option(help="Play a simulated CRM and ERP at RATE events/s against the stack."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation (same seed, same story).")] = 1,
+    check: Annotated[
+        bool, typer.Option(help="After a simulated run, check the invariants; exit 1 if broken.")
+    ] = False,
+    dialect: Annotated[
+        str, typer.Option(help="Simulated CRM: standard (Standard Webhooks) or hubspot.")
+    ] = "standard",
+    drain: Annotated[
+        float, typer.Option(help="Seconds the simulated ERP/CRM keep working after --for.")
+    ] = 20.0,
     log_dir: Annotated[Path, typer.Option(help="Where the services write their logs.")] = Path(
         ".interlock/logs"
     ),
@@ -63,14 +87,29 @@ def up(
     ] = None,
 ) -> None:
     """Run the whole stack: embedded broker if none is configured, topics, every service."""
-    from interlock.up import UpOptions, run_up
+    from interlock.up import UpHooks, UpOptions, run_up
+    from ops.simulator.invariants import render_results
+    from ops.simulator.live import LiveMonitor
 
-    code = run_up(
-        _settings(),
-        UpOptions(duration=duration, log_dir=log_dir, metrics_port=metrics_port),
-        console,
+    def _check(settings: Settings, ground_truth: Path) -> bool:
+        from ops.simulator.cli import run_check
+
+        results = run_check(settings, ground_truth)
+        render_results(results, console)
+        return all(r.passed for r in results)
+
+    options = UpOptions(
+        duration=duration,
+        log_dir=log_dir,
+        metrics_port=metrics_port,
+        simulate=simulate,
+        seed=seed,
+        check=check,
+        dialect=dialect,
+        drain=drain,
     )
-    raise typer.Exit(code)
+    hooks = UpHooks(make_monitor=lambda urls, con: LiveMonitor(urls, con), check=_check)
+    raise typer.Exit(run_up(_settings(), options, console, hooks))
 
 
 @app.command()
@@ -105,6 +144,9 @@ def worker() -> None:
     from processors.worker import main as worker_main
 
     worker_main(_require_kafka(_settings()))
+
+
+app.command("trace")(make_trace_command(lambda: _require_kafka(_settings())))
 
 
 @topics_app.command("apply")

@@ -14,14 +14,21 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "CdcSettings",
     "DlqSettings",
+    "HubSpotWebhookSettings",
     "KafkaSettings",
+    "LagExporterSettings",
     "MetricsSettings",
     "ProcessorSettings",
     "RetrySettings",
     "SchemaRegistrySettings",
     "Settings",
+    "SinkSettings",
+    "SinkTargetSettings",
+    "StandardWebhookSettings",
     "TopicDefaults",
+    "WebhookSettings",
     "load_settings",
 ]
 
@@ -71,6 +78,24 @@ class KafkaSettings(BaseModel):
         return conf
 
 
+class CdcSettings(BaseModel):
+    """The CDC mapping stage (``interlock cdc``) and the built-in Postgres source."""
+
+    topics: list[str] = Field(
+        default_factory=lambda: ["^raw\\.erp\\..+"],
+        description="Debezium change topics: names or ^regex (e.g. ^erp\\.public\\..+).",
+    )
+    mappings_dir: str | None = Field(default=None, description="Default: connectors/mappings/erp.")
+    group_id: str = "interlock-cdc"
+    strict: bool = Field(default=False, description="Dead-letter changes of unmapped tables.")
+    batch_size: int = Field(default=5000, ge=1)
+    vendor: str = "postgres-erp"
+    postgres_dsn: SecretStr | None = None
+    postgres_tables: list[str] = Field(default_factory=list)
+    postgres_slot: str = "interlock_erp"
+    raw_topic_prefix: str = "raw.erp."
+
+
 class SchemaRegistrySettings(BaseModel):
     """Confluent Schema Registry; without a URL the registry-free single-object format is used."""
 
@@ -103,6 +128,27 @@ class ProcessorSettings(BaseModel):
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 1.0
     data_dir: str = ".interlock/faust"
+    topic_prefix: str = Field(
+        default="", description="Prefix of every topic the processors read and write."
+    )
+    join_grace_s: float = Field(
+        default=300.0, gt=0, description="How long a quote waits for its account."
+    )
+    dedup_ttl_s: float = Field(
+        default=7 * 24 * 3600.0, gt=0, description="How long event ids are remembered."
+    )
+    tick_interval_s: float = Field(default=1.0, gt=0, description="Period of the parked scan.")
+    dedup_sweep_interval_s: float = Field(default=60.0, gt=0)
+    match_threshold: float = Field(
+        default=0.85, ge=0, le=1, description="Below this an account match goes to review."
+    )
+    ownership_path: str | None = Field(default=None, description="Ownership YAML file.")
+    origin: str = Field(default="interlock", description="Origin marker on our own writes.")
+    batch_size: int = Field(default=500, ge=1, description="Events handled per agent batch.")
+    check_products: bool = Field(
+        default=False, description="Check quote lines against the canonical product catalog."
+    )
+    batch_wait_s: float = Field(default=0.01, gt=0, description="Longest wait to fill a batch.")
 
 
 class RetrySettings(BaseModel):
@@ -117,6 +163,68 @@ class DlqSettings(BaseModel):
     audit_topic: str = "audit.replays"
     purge_topic: str = "audit.dlq-purges"
     replay_rate: float | None = Field(default=None, gt=0, description="messages/s; None: unpaced")
+
+
+class LagExporterSettings(BaseModel):
+    """The lag exporter: which consumer groups it watches and how often it samples them."""
+
+    groups: str = Field(default=".*", description="Regular expression of group ids to watch.")
+    interval_s: float = Field(default=5.0, gt=0)
+    window: int = Field(default=10, ge=2, description="Samples kept per partition for the status.")
+    min_samples: int = Field(default=3, ge=2, description="Samples needed before WARN/STALL/STOP.")
+
+
+class HubSpotWebhookSettings(BaseModel):
+    """HubSpot v3 request signatures: the app's client secret and the accepted request age."""
+
+    client_secret: SecretStr | None = None
+    max_age_s: float = Field(default=300.0, gt=0)
+    app_id: str | None = Field(default=None, description="Our app id: its changes are echoes.")
+
+
+class StandardWebhookSettings(BaseModel):
+    """Standard Webhooks sources: ``{"<source>": "whsec_..."}`` and the timestamp tolerance."""
+
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    tolerance_s: float = Field(default=300.0, gt=0)
+
+
+class WebhookSettings(BaseModel):
+    """The webhook receiver (``interlock webhooks``) and its raw → canonical mapping stage."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = Field(default=None, description="Base URL as the sender sees it.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    delivery_timeout_s: float = Field(default=5.0, gt=0)
+    retry_after_s: int = Field(default=5, ge=1)
+    mapper: bool = Field(default=True, description="Run the mapping stage in the same process.")
+    mappings_dir: str | None = None
+    accepted_deal_stages: list[str] = Field(default_factory=lambda: ["closedwon"])
+    dedup_size: int = Field(default=100_000, ge=1)
+    dedup_ttl_s: float = Field(default=86_400.0, gt=0)
+    hubspot: HubSpotWebhookSettings = Field(default_factory=HubSpotWebhookSettings)
+    standard: StandardWebhookSettings = Field(default_factory=StandardWebhookSettings)
+
+
+class SinkTargetSettings(BaseModel):
+    """One target API of the sinks: base URL, bearer token, per-call timeout."""
+
+    base_url: str | None = None
+    token: SecretStr | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class SinkSettings(BaseModel):
+    """The outbound sinks (``interlock sinks``): targets, circuit breaker, retry jitter."""
+
+    erp: SinkTargetSettings = Field(default_factory=SinkTargetSettings)
+    crm: SinkTargetSettings = Field(default_factory=SinkTargetSettings)
+    breaker_failures: int = Field(default=5, ge=1, description="Failures in a row that open it.")
+    breaker_reset_s: float = Field(default=30.0, gt=0, description="Open time before a probe.")
+    retry_jitter_s: float = Field(default=0.5, ge=0)
+    concurrency: int = Field(default=8, ge=1, description="Calls in flight per target.")
+    group_id: str = "interlock-sinks"
 
 
 class Settings(BaseSettings):
@@ -134,8 +242,12 @@ class Settings(BaseSettings):
     topics: TopicDefaults = Field(default_factory=TopicDefaults)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     processors: ProcessorSettings = Field(default_factory=ProcessorSettings)
+    cdc: CdcSettings = Field(default_factory=CdcSettings)
+    lag_exporter: LagExporterSettings = Field(default_factory=LagExporterSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     dlq: DlqSettings = Field(default_factory=DlqSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    sinks: SinkSettings = Field(default_factory=SinkSettings)
     wire_format: Literal["single-object", "confluent"] = "single-object"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     conventional_bootstrap: str | None = Field(

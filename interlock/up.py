@@ -7,14 +7,20 @@ supervisor's own ``/metrics``, and on SIGINT/SIGTERM or after ``--for`` stops al
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
+import secrets
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from prometheus_client import Gauge
 from rich.console import Console
@@ -28,7 +34,7 @@ from interlock.settings import Settings
 from interlock.supervisor import Supervisor
 from interlock.topics import apply_catalog
 
-__all__ = ["ServicePlan", "UpOptions", "plan_services", "run_up"]
+__all__ = ["ServicePlan", "Simulation", "UpHooks", "UpOptions", "plan_services", "run_up"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,58 @@ class UpOptions:
     duration: float | None = None
     log_dir: Path = Path(".interlock/logs")
     metrics_port: int | None = None
+    simulate: float | None = None
+    seed: int = 1
+    check: bool = False
+    dialect: str = "standard"
+    drain: float = 20.0
+    memory_sample_at: float = 120.0
+
+
+class Monitor(Protocol):
+    """A live view of the running stack (the simulator's ``LiveMonitor``)."""
+
+    def run(self, stop: threading.Event) -> object: ...
+
+
+@dataclass
+class UpHooks:
+    """What the composition root plugs into ``up``: the live view and the invariant check."""
+
+    make_monitor: Callable[[list[str], Console], Monitor] | None = None
+    check: Callable[[Settings, Path], bool] | None = None
+
+
+@dataclass
+class Simulation:
+    """Ports and secrets shared by the simulator and the services it talks to."""
+
+    erp_port: int
+    crm_port: int
+    hubspot_secret: str
+    standard_secret: str
+    app_id: str
+    ground_truth: Path
+
+    @classmethod
+    def create(cls, state_dir: Path) -> Simulation:
+        return cls(
+            erp_port=free_port(),
+            crm_port=free_port(),
+            hubspot_secret=secrets.token_urlsafe(24),
+            standard_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+            app_id="interlock-sim",
+            ground_truth=state_dir / "simulation.json",
+        )
+
+    def env(self) -> dict[str, str]:
+        return {
+            "INTERLOCK_WEBHOOKS__HUBSPOT__CLIENT_SECRET": self.hubspot_secret,
+            "INTERLOCK_WEBHOOKS__HUBSPOT__APP_ID": self.app_id,
+            "INTERLOCK_WEBHOOKS__STANDARD__SECRETS": json.dumps({"acme": self.standard_secret}),
+            "INTERLOCK_SINKS__ERP__BASE_URL": f"http://127.0.0.1:{self.erp_port}",
+            "INTERLOCK_SINKS__CRM__BASE_URL": f"http://127.0.0.1:{self.crm_port}",
+        }
 
 
 def _port(preferred: int) -> int:
@@ -121,9 +179,43 @@ def _child_env(settings: Settings, plan: ServicePlan) -> dict[str, str]:
     }
 
 
-def run_up(settings: Settings, options: UpOptions, console: Console | None = None) -> int:
+def _rss_bytes(pid: int) -> int | None:
+    """Resident memory of ``pid`` from /proc (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _memory_table(early: dict[str, int], late: dict[str, int], at: float) -> Table:
+    table = Table(title=f"Resident memory: at {at:.0f} s and at the end")
+    for column in ("process", "early", "end", "change"):
+        table.add_column(column, justify="right" if column != "process" else "left")
+    for name, first in early.items():
+        last = late.get(name)
+        if last is None:
+            continue
+        change = (last - first) / first if first else 0.0
+        flag = "" if abs(change) <= 0.2 else " [red](over 20%)[/]"
+        table.add_row(
+            name, f"{first / 2**20:.0f} MiB", f"{last / 2**20:.0f} MiB", f"{change:+.0%}{flag}"
+        )
+    return table
+
+
+def run_up(
+    settings: Settings,
+    options: UpOptions,
+    console: Console | None = None,
+    hooks: UpHooks | None = None,
+) -> int:
     """Run the stack until a signal or ``options.duration``; returns the exit code."""
     console = console or Console()
+    hooks = hooks or UpHooks()
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -134,6 +226,9 @@ def run_up(settings: Settings, options: UpOptions, console: Console | None = Non
     broker: EmbeddedBroker | None = None
     supervisor = Supervisor(options.log_dir)
     endpoint = None
+    monitor_thread: threading.Thread | None = None
+    monitor_stop = threading.Event()
+    exit_code = 0
     try:
         if settings.embedded:
             broker = EmbeddedBroker().start()
@@ -158,11 +253,41 @@ def run_up(settings: Settings, options: UpOptions, console: Console | None = Non
         port = options.metrics_port if options.metrics_port is not None else settings.metrics.port
         endpoint = serve_metrics(registry, settings.metrics.host, _port(port) if port else 0)
 
+        simulation = (
+            Simulation.create(options.log_dir.parent) if options.simulate is not None else None
+        )
+        extra_env = simulation.env() if simulation is not None else {}
         plans = plan_services(settings)
         for plan in plans:
             argv = [sys.executable, "-m", "interlock.cli", *plan.args]
-            supervisor.start(plan.name, argv, _child_env(settings, plan))
+            supervisor.start(plan.name, argv, {**_child_env(settings, plan), **extra_env})
             running.labels(plan.name).set(1)
+        simulator = None
+        if simulation is not None and options.simulate is not None:
+            webhooks = next(p for p in plans if p.name == "webhooks")
+            webhooks_url = webhooks.endpoints["webhooks health"].removesuffix("/healthz")
+            sim_args = [
+                "simulate",
+                "--rate", f"{options.simulate:g}",
+                "--seed", str(options.seed),
+                "--webhooks-url", webhooks_url,
+                "--erp-port", str(simulation.erp_port),
+                "--crm-port", str(simulation.crm_port),
+                "--ground-truth", str(simulation.ground_truth),
+                "--dialect", options.dialect,
+                "--drain", f"{options.drain:g}",
+            ]  # fmt: skip
+            if options.duration:
+                sim_args += ["--for", f"{options.duration:g}"]
+            simulator = supervisor.start(
+                "simulator",
+                [sys.executable, "-m", "interlock.cli", *sim_args],
+                {
+                    "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+                    "INTERLOCK_LOG_LEVEL": settings.log_level,
+                    **extra_env,
+                },
+            )
 
         table = Table(title="Interlock is up", show_header=False)
         table.add_row("Kafka bootstrap", settings.kafka.bootstrap_servers or "")
@@ -175,14 +300,43 @@ def run_up(settings: Settings, options: UpOptions, console: Console | None = Non
         for plan in plans:
             for label, url in plan.endpoints.items():
                 table.add_row(label, url)
+        if simulation is not None:
+            table.add_row("simulated ERP API", f"http://127.0.0.1:{simulation.erp_port}")
+            table.add_row("simulated CRM API", f"http://127.0.0.1:{simulation.crm_port}")
+            table.add_row("ground truth", str(simulation.ground_truth))
         table.add_row("logs", str(options.log_dir))
         console.print(table)
         console.print("Press Ctrl-C to stop.", style="dim")
 
-        deadline = time.monotonic() + options.duration if options.duration else None
-        exit_code = 0
+        if hooks.make_monitor is not None and simulation is not None:
+            urls = [endpoint.url] + [
+                url for p in plans for label, url in p.endpoints.items() if url.endswith("/metrics")
+            ]
+            monitor = hooks.make_monitor(urls, console)
+            monitor_thread = threading.Thread(
+                target=monitor.run, args=(monitor_stop,), name="live-view", daemon=True
+            )
+            monitor_thread.start()
+
+        started = time.monotonic()
+        # With a simulation, --for bounds the generation; the run ends when the simulator has
+        # drained (or a little after, should it hang).
+        limit = options.duration
+        if limit and simulator is not None:
+            limit += options.drain + 60
+        deadline = started + limit if limit else None
+        early_memory: dict[str, int] = {}
         while not stop.is_set():
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if not early_memory and now - started >= options.memory_sample_at:
+                early_memory = _memory_sample(supervisor, broker)
+            if simulator is not None and not simulator.running:
+                code = simulator.proc.returncode if simulator.proc else None
+                if code != 0:
+                    console.print(f"[red]simulator exited with code {code}[/]")
+                    exit_code = 1
                 break
             for service in supervisor.dead():
                 running.labels(service.name).set(0)
@@ -193,8 +347,26 @@ def run_up(settings: Settings, options: UpOptions, console: Console | None = Non
                 exit_code = 1
                 stop.set()
             stop.wait(0.5)
+        if early_memory:
+            console.print(
+                _memory_table(
+                    early_memory, _memory_sample(supervisor, broker), options.memory_sample_at
+                )
+            )
+        if monitor_thread is not None:
+            monitor_stop.set()
+            monitor_thread.join(30)
+            monitor_thread = None
+        if options.check and simulation is not None and hooks.check is not None:
+            # let the last commands and write-backs settle before reading the topics
+            time.sleep(5)
+            if not hooks.check(settings, simulation.ground_truth):
+                exit_code = 1
         return exit_code
     finally:
+        if monitor_thread is not None:
+            monitor_stop.set()
+            monitor_thread.join(10)
         codes = supervisor.stop_all()
         if endpoint is not None:
             endpoint.stop()
@@ -203,3 +375,16 @@ def run_up(settings: Settings, options: UpOptions, console: Console | None = Non
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         console.print(f"stopped: {', '.join(f'{k}={v}' for k, v in codes.items()) or 'nothing'}")
+
+
+def _memory_sample(supervisor: Supervisor, broker: EmbeddedBroker | None) -> dict[str, int]:
+    sample: dict[str, int] = {}
+    pids = {s.name: s.proc.pid for s in supervisor.services if s.proc is not None and s.running}
+    pids["up"] = os.getpid()
+    if broker is not None and broker.pid is not None:
+        pids["broker"] = broker.pid
+    for name, pid in pids.items():
+        rss = _rss_bytes(pid)
+        if rss is not None:
+            sample[name] = rss
+    return sample

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,31 @@ __all__ = ["InterlockApp", "create_app", "install_true_highwaters", "run_worker"
 log = logging.getLogger(__name__)
 
 
+FlushHook = Callable[[], Awaitable[None]]
+
+
 class InterlockApp(faust.App):
-    """A Faust app that also knows the librdkafka settings of its cluster."""
+    """A Faust app that also knows the librdkafka settings of its cluster.
+
+    ``flush_hooks`` run whenever Faust flushes its producer, which it does right before it
+    commits consumed offsets: outputs produced by other producers (confluent-kafka) are made
+    durable there, so an offset is never committed ahead of what its events produced.
+    """
 
     interlock_settings: Settings
+    flush_hooks: list[FlushHook]
+
+    def _new_producer(self) -> Any:
+        producer = super()._new_producer()
+        faust_flush = producer.flush
+
+        async def flush() -> None:
+            await faust_flush()
+            for hook in getattr(self, "flush_hooks", ()):
+                await hook()
+
+        producer.flush = flush  # type: ignore[method-assign]
+        return producer
 
 
 def _broker_url(bootstrap: str) -> str:
@@ -89,6 +110,7 @@ def create_app(settings: Settings, *, app_id: str | None = None, **overrides: An
     Path(str(conf["datadir"])).mkdir(parents=True, exist_ok=True)
     app = InterlockApp(app_id or proc.app_id, **conf)
     app.interlock_settings = settings
+    app.flush_hooks = []
     install_true_highwaters()
     return app
 

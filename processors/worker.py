@@ -4,28 +4,95 @@ from __future__ import annotations
 
 import logging
 
+from confluent_kafka import Producer
+
+from contracts.errors import ConfigError, Reason
+from interlock.deadletter import DeadLetterWriter
+from interlock.instruments import Instruments
+from interlock.kafka import make_admin, make_producer
 from interlock.metrics import new_registry, serve_metrics
 from interlock.settings import Settings
+from processors.agents import register_agents
 from processors.app import InterlockApp, create_app, run_worker
+from processors.domain.copartition import copartition_problem
+from processors.topics import ProcessorTopics
 
-__all__ = ["build_worker_app", "main"]
+__all__ = ["SERVICE", "build_worker_app", "check_copartitioning", "main"]
 
 log = logging.getLogger(__name__)
+SERVICE = "processors"
 
 
-def build_worker_app(settings: Settings) -> InterlockApp:
+def check_copartitioning(settings: Settings, timeout: float = 15.0) -> int:
+    """The shared partition count of the canonical and command topics.
+
+    Raises:
+        ConfigError: a topic is missing or has a different partition count (named).
+    """
+    topics = ProcessorTopics.from_settings(settings).copartitioned()
+    metadata = make_admin(settings).list_topics(timeout=timeout)
+    counts = {
+        name: len(meta.partitions) if meta.error is None else None
+        for name, meta in metadata.topics.items()
+    }
+    problem = copartition_problem(counts, topics)
+    if problem:
+        raise ConfigError(f"the processors refuse to start: {problem}")
+    return int(counts[topics[0]] or 0)
+
+
+def build_worker_app(
+    settings: Settings,
+    *,
+    instruments: Instruments | None = None,
+    producer: Producer | None = None,
+    dead_letters: DeadLetterWriter | None = None,
+    partitions: int | None = None,
+) -> InterlockApp:
     """The Faust app with Interlock's agents and tables registered on it."""
-    app = create_app(settings)
+    partitions = partitions or check_copartitioning(settings)
+    instruments = instruments or Instruments(new_registry(), SERVICE)
+    producer = producer or make_producer(settings, **{"linger.ms": 10})
+    if dead_letters is None:
+        dead_letters = _dead_letter_writer(producer, instruments)
+    app = create_app(
+        settings,
+        topic_partitions=partitions,
+        stream_buffer_maxsize=16384,
+        broker_commit_interval=1.0,
+    )
+    register_agents(app, settings, instruments, producer, dead_letters, partitions)
     return app
+
+
+def _dead_letter_writer(producer: Producer, instruments: Instruments) -> DeadLetterWriter:
+    def counted(topic: str, reason: Reason) -> None:
+        instruments.dead_letters.labels(SERVICE, topic, str(reason)).inc()
+
+    return DeadLetterWriter(producer, SERVICE, on_dead_letter=counted)
 
 
 def main(settings: Settings) -> None:
     """Run the worker until SIGINT/SIGTERM, serving its metrics on the configured port."""
+    try:
+        partitions = check_copartitioning(settings)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        raise SystemExit(f"interlock worker: {exc}") from None
     registry = new_registry()
+    instruments = Instruments(registry, SERVICE)
+    producer = make_producer(settings, **{"linger.ms": 10})
+    app = build_worker_app(
+        settings,
+        instruments=instruments,
+        producer=producer,
+        dead_letters=_dead_letter_writer(producer, instruments),
+        partitions=partitions,
+    )
     endpoint = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
     log.info("worker metrics on %s", endpoint.url)
-    app = build_worker_app(settings)
     try:
         run_worker(app, loglevel=settings.log_level.lower())
     finally:
+        producer.flush(30)
         endpoint.stop()

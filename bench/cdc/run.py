@@ -61,10 +61,19 @@ def _baseline(settings: Settings, raw: str, out: str, n: int) -> float:
     return done / elapsed
 
 
+PRODUCER_TUNING = {
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "queue.buffering.max.messages": 500_000,
+}
+"""The stage's producer settings (as ``interlock cdc`` configures them)."""
+
+
 def _mapping(settings: Settings, raw: str, prefix: str, n: int) -> float:
+    """The CDC stage, pipelined; timed until every event is acknowledged and offsets stored."""
     consumer = make_consumer(settings, f"cdc-{uuid.uuid4().hex[:6]}")
     consumer.subscribe([raw])
-    producer = make_producer(settings, **{"linger.ms": 20})
+    producer = make_producer(settings, **PRODUCER_TUNING)
     stage = CdcStage(
         consumer, producer, CdcMapper(load_mapping_dir(), topic_for=lambda t: prefix + t),
         EnvelopeDecoder(), {e: make_serializer(e) for e in EVENT_MODELS},
@@ -76,6 +85,7 @@ def _mapping(settings: Settings, raw: str, prefix: str, n: int) -> float:
         if result and start is None:
             start = time.perf_counter()
         done += sum(result.values())
+    stage.drain()
     elapsed = time.perf_counter() - (start or time.perf_counter())
     consumer.close()
     return done / elapsed

@@ -109,7 +109,10 @@ def build_stage(
         overrides["topic.metadata.refresh.interval.ms"] = METADATA_REFRESH_MS
     consumer = make_consumer(settings, group_id or cdc.group_id, **overrides)
     consumer.subscribe(subscription)
-    producer = make_producer(settings, **{"linger.ms": 20, "queue.buffering.max.messages": 500000})
+    producer = make_producer(
+        settings,
+        **{"linger.ms": 20, "batch.size": 1_000_000, "queue.buffering.max.messages": 500_000},
+    )
     decoder = EnvelopeDecoder(registry)
     dead = TruncateReportingDeadLetters(
         producer,
@@ -197,7 +200,10 @@ def postgres(
         raise typer.BadParameter("--snapshot must be initial or never")
     registry = new_registry()
     instruments = Instruments(registry, "cdc-postgres")
-    producer = make_producer(settings, **{"linger.ms": 20, "queue.buffering.max.messages": 500000})
+    producer = make_producer(
+        settings,
+        **{"linger.ms": 20, "batch.size": 1_000_000, "queue.buffering.max.messages": 500_000},
+    )
     config = PostgresSourceConfig(
         dsn=the_dsn,
         tables=table_list,

@@ -1,8 +1,11 @@
 """The CDC mapping stage: Debezium change topics in, canonical events out, in batches.
 
-A stateless confluent-kafka loop: ``consume(N, timeout)`` -> decode -> map -> encode ->
-``produce`` (linger batches them) -> one ``flush`` per batch -> ``store_offsets``. Offsets are
-stored only once every event of the batch was acknowledged, so a crash replays the batch
+A stateless confluent-kafka loop: ``consume(N, timeout)`` -> decode -> map and encode (one
+generated writer per mapping, ``connectors.cdc.fastpath``; the model-based reference path for
+anything it refuses) -> ``produce`` (linger batches them). Batches are pipelined: batch N+1 is
+mapped while batch N's deliveries complete; each produce carries a delivery callback counting
+down its batch, and a batch's offsets are stored only once all its outputs were acknowledged
+and every older batch was stored, so a crash replays at most the unacknowledged batches
 (at-least-once; the deterministic event ids make the replay harmless downstream).
 Failures never stop a partition: tombstones are skipped, unknown tables are skipped and
 counted (dead-lettered in strict mode), truncates and unmappable changes are dead-lettered
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -22,8 +25,9 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaException
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from connectors.cdc.envelope import EnvelopeDecoder
-from connectors.cdc.mapper import CdcMapper, TruncateError, UnknownTableError
+from connectors.cdc.envelope import ChangeEvent, EnvelopeDecoder
+from connectors.cdc.fastpath import FastWriter
+from connectors.cdc.mapper import CdcMapper, CompiledMapping, TruncateError, UnknownTableError
 from contracts.errors import InterlockError, Reason
 from contracts.models import Envelope
 from interlock.deadletter import DeadLetterWriter, RawRecord
@@ -53,6 +57,7 @@ class ProducerLike(Protocol):
     def flush(self, timeout: float = ...) -> int: ...
 
 
+_UNSET: Any = object()
 Serializer = Callable[[Envelope, SerializationContext | None], bytes]
 
 
@@ -60,8 +65,27 @@ class BatchResult(Counter[str]):
     """Outcome counts of one batch: ok, skipped, unknown_table, truncate, dead_lettered."""
 
 
+class _Batch:
+    """One consumed batch whose offsets wait for its outputs to be acknowledged."""
+
+    __slots__ = ("errors", "left", "messages", "needs_flush")
+
+    def __init__(self, messages: list[Any]) -> None:
+        self.messages = messages
+        self.left = 0
+        self.errors: list[Any] = []
+        self.needs_flush = False
+        """Dead letters (and truncate reports) are not counted here: flush before storing."""
+
+    def ack(self, err: Any, _msg: Any) -> None:
+        """Delivery report of one canonical event of this batch."""
+        self.left -= 1
+        if err is not None:
+            self.errors.append(err)
+
+
 class CdcStage:
-    """Maps one batch of Debezium records at a time.
+    """Maps one batch of Debezium records at a time, producing while earlier batches settle.
 
     Args:
         consumer: subscribed consumer with ``enable.auto.offset.store=False``.
@@ -74,6 +98,8 @@ class CdcStage:
         strict: dead-letter changes of unknown tables instead of skipping them.
         batch_size: records per ``consume`` call.
         poll_timeout: seconds ``consume`` waits for the first record.
+        flush_timeout: seconds a batch may wait for its acknowledgements before the stage fails.
+        max_in_flight: batches whose outputs may be unacknowledged before the stage waits.
     """
 
     def __init__(
@@ -90,6 +116,7 @@ class CdcStage:
         batch_size: int = 5000,
         poll_timeout: float = 0.2,
         flush_timeout: float = 30.0,
+        max_in_flight: int = 2,
     ) -> None:
         self._consumer = consumer
         self._producer = producer
@@ -103,6 +130,13 @@ class CdcStage:
         self._batch_size = batch_size
         self._poll_timeout = poll_timeout
         self._flush_timeout = flush_timeout
+        self._max_in_flight = max(1, max_in_flight)
+        self._pending: deque[_Batch] = deque()
+        self._writers: dict[int, FastWriter | None] = {}
+        self._header_size = {
+            e: 10 if getattr(s, "wire_format", None) == "single-object" else 5
+            for e, s in self._serializers.items()
+        }
 
     def _context(self, topic: str) -> SerializationContext:
         ctx = self._contexts.get(topic)
@@ -110,23 +144,59 @@ class CdcStage:
             ctx = self._contexts[topic] = SerializationContext(topic, MessageField.VALUE)
         return ctx
 
+    def _writer(self, mapping: CompiledMapping) -> FastWriter | None:
+        key = id(mapping)
+        if key not in self._writers:
+            self._writers[key] = FastWriter.build(mapping, self._serializers.get(mapping.entity))
+        return self._writers[key]
+
+    def _encode(self, change: ChangeEvent, now: datetime) -> tuple[str, bytes, bytes]:
+        """(topic, key, value): the generated writer, else the reference path (which raises)."""
+        if change.op != "t":
+            mapping = self._mapper.mapping_for(change.table, change.schema)
+            if mapping is not None:
+                writer = self._writers.get(id(mapping), _UNSET)
+                if writer is _UNSET:
+                    writer = self._writer(mapping)
+                if writer is not None and writer.header is not None:
+                    try:
+                        key, value = writer(change, now)
+                        return writer.topic, key, value
+                    except Exception:  # noqa: S110 - the reference path decides below
+                        pass
+                mapped = self._mapper.map(change, now)
+                value = self._serializers[mapped.event.entity](
+                    mapped.event, self._context(mapped.topic)
+                )
+                if writer is not None and writer.header is None:
+                    writer.learn(value, self._header_size[mapped.event.entity])
+                return mapped.topic, mapped.key, value
+        mapped = self._mapper.map(change, now)  # raises: truncate or unknown table
+        value = self._serializers[mapped.event.entity](mapped.event, self._context(mapped.topic))
+        return mapped.topic, mapped.key, value
+
     def run_once(self) -> BatchResult:
-        """Consume, map and produce one batch; offsets are stored once it is acknowledged."""
+        """Consume, map and produce one batch; store offsets of batches whose outputs are acked.
+
+        Raises:
+            KafkaException: an output was not acknowledged (offsets stay unstored).
+        """
         messages = self._consumer.consume(self._batch_size, self._poll_timeout)
         result = BatchResult()
         if not messages:
+            self._settle(wait=bool(self._pending))
             return result
         started = time.perf_counter()
         produced: Counter[str] = Counter()
         consumed: Counter[tuple[str, str]] = Counter()
         now = datetime.now(UTC)
-        decode, mapper, produce = self._decoder.decode, self._mapper.map, self._producer.produce
-        last = None
+        batch = _Batch(messages)
+        ack = batch.ack
+        decode, encode, produce = self._decoder.decode, self._encode, self._producer.produce
         for msg in messages:
             if msg.error() is not None:
                 log.warning("consume error: %s", msg.error())
                 continue
-            last = msg
             topic = msg.topic()
             outcome = "ok"
             try:
@@ -134,44 +204,79 @@ class CdcStage:
                 if change is None:
                     outcome = "skipped"
                 else:
-                    mapped = mapper(change, now)
-                    value = self._serializers[mapped.event.entity](
-                        mapped.event, self._context(mapped.topic)
-                    )
+                    out_topic, key, value = encode(change, now)
                     try:
-                        produce(mapped.topic, value, mapped.key)
+                        produce(out_topic, value, key, on_delivery=ack)
                     except BufferError:
                         self._producer.poll(0.5)
-                        produce(mapped.topic, value, mapped.key)
-                    produced[mapped.topic] += 1
+                        produce(out_topic, value, key, on_delivery=ack)
+                    batch.left += 1
+                    produced[out_topic] += 1
             except UnknownTableError as exc:
                 outcome = "unknown_table"
                 table = exc.message.rsplit(" ", 1)[-1]
                 self._metrics.unknown_tables.labels(table).inc()
                 if self._strict:
-                    self._dead_letter(msg, exc)
+                    self._dead_letter(msg, exc, batch)
                     outcome = "dead_lettered"
             except TruncateError as exc:
                 outcome = "truncate"
                 log.warning("%s (topic %s offset %s)", exc, topic, msg.offset())
-                self._dead_letter(msg, exc)
+                self._dead_letter(msg, exc, batch)
             except InterlockError as exc:
                 outcome = "dead_lettered"
-                self._dead_letter(msg, exc)
+                self._dead_letter(msg, exc, batch)
             except Exception as exc:  # a bug must not stop the partition: keep the record
                 log.exception("unexpected failure mapping %s@%s", topic, msg.offset())
                 outcome = "dead_lettered"
-                self._dead_letter(msg, exc)
+                self._dead_letter(msg, exc, batch)
             result[outcome] += 1
             consumed[(topic, outcome)] += 1
-        remaining = self._producer.flush(self._flush_timeout)
-        if remaining:
-            raise KafkaException(f"{remaining} canonical events not acknowledged; not committing")
-        if last is not None:
-            self._store(messages)
-        elapsed = time.perf_counter() - started
-        self._record(consumed, produced, elapsed, len(messages))
+        self._producer.poll(0)
+        self._pending.append(batch)
+        self._settle(wait=len(self._pending) > self._max_in_flight)
+        self._record(consumed, produced, time.perf_counter() - started, len(messages))
         return result
+
+    def _settle(self, *, wait: bool) -> None:
+        """Store the offsets of the oldest batches whose outputs are all acknowledged.
+
+        With ``wait``, block (serving delivery reports) until the oldest batch settles.
+        """
+        pending = self._pending
+        producer = self._producer
+        producer.poll(0)
+        deadline = time.monotonic() + self._flush_timeout
+        while pending:
+            batch = pending[0]
+            if batch.needs_flush:
+                remaining = producer.flush(max(0.0, deadline - time.monotonic()))
+                if remaining:
+                    raise KafkaException(f"{remaining} events not acknowledged; not committing")
+                batch.needs_flush = False
+            if batch.errors:
+                raise KafkaException(
+                    f"{len(batch.errors)} canonical events not acknowledged "
+                    f"({batch.errors[0]}); not committing"
+                )
+            if batch.left > 0:
+                if not wait:
+                    return
+                if time.monotonic() > deadline:
+                    raise KafkaException(
+                        f"{batch.left} canonical events not acknowledged; not committing"
+                    )
+                producer.poll(0.05)
+                continue
+            self._store(batch.messages)
+            pending.popleft()
+            wait = False if len(pending) <= self._max_in_flight else wait
+
+    def drain(self) -> None:
+        """Wait until every produced event is acknowledged and store all offsets."""
+        if self._pending:
+            self._pending[-1].needs_flush = True
+            self._settle(wait=True)
 
     def _store(self, messages: list[Any]) -> None:
         highest: dict[tuple[str, int], Any] = {}
@@ -181,7 +286,8 @@ class CdcStage:
         for msg in highest.values():
             self._consumer.store_offsets(message=msg)
 
-    def _dead_letter(self, msg: Any, error: BaseException) -> None:
+    def _dead_letter(self, msg: Any, error: BaseException, batch: _Batch) -> None:
+        batch.needs_flush = True
         self._dead.send(RawRecord.from_message(msg), error)
 
     def _record(
@@ -199,9 +305,10 @@ class CdcStage:
         m.processing_seconds.labels(SERVICE, "cdc_map").observe(elapsed / max(count, 1))
 
     def run(self, stop: threading.Event) -> None:
-        """Run batches until ``stop`` is set."""
+        """Run batches until ``stop`` is set, then settle what is in flight."""
         while not stop.is_set():
             self.run_once()
+        self.drain()
 
 
 def dead_letter_metrics(instruments: Instruments) -> Callable[[str, Reason], None]:

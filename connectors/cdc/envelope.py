@@ -9,6 +9,9 @@ Three value forms are recognised per message, by looking at the bytes:
 - ``JsonConverter`` with ``schemas.enable=false``: the payload alone (also what the built-in
   Postgres source writes).
 
+JSON is parsed by orjson; documents it refuses but the ``json`` module accepts are parsed by
+``json``, so numbers stay ``int``/``float`` exactly as before.
+
 A ``None`` value is a tombstone (Debezium writes one after each delete for log compaction).
 """
 
@@ -21,6 +24,7 @@ from decimal import Decimal
 from io import BytesIO
 from typing import Any, Literal, Protocol, cast
 
+import orjson
 from fastavro import parse_schema, schemaless_reader
 
 from contracts.errors import DecodeError, Reason, SchemaUnknownError
@@ -37,6 +41,8 @@ __all__ = [
 Op = Literal["c", "u", "d", "r", "t"]
 OPS: frozenset[str] = frozenset(("c", "u", "d", "r", "t"))
 _DECIMAL = "org.apache.kafka.connect.data.Decimal"
+_fast_loads = orjson.loads
+"""JSON decoding of the hot path: several times faster than ``json``, same values for valid JSON."""
 
 
 class SchemaRegistryLike(Protocol):
@@ -182,9 +188,14 @@ class EnvelopeDecoder:
         if value[:1] == b"\x00":
             return change_from_payload(self._avro(value, topic), topic)
         try:
-            doc = self._loads(value.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise DecodeError(f"value on {topic} is neither JSON nor Avro: {exc}") from exc
+            doc = _fast_loads(value)
+        except orjson.JSONDecodeError:
+            # What orjson refuses but the json module reads (NaN, integers beyond 64 bits, lone
+            # surrogates) keeps its old meaning; what neither reads fails with json's message.
+            try:
+                doc = self._loads(value.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise DecodeError(f"value on {topic} is neither JSON nor Avro: {exc}") from exc
         if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
             payload = doc["payload"]
             if payload is None:

@@ -2,7 +2,7 @@
 
 Same uuid5 (SHA-1 of the namespace bytes + the length-prefixed parts), but the SHA-1 state
 of the namespace prefix is hashed once and copied per id, and the version and variant bits
-are set on the digest bytes instead of going through ``uuid.UUID``. A unit test holds it
+are set on the hex digest instead of going through ``uuid.UUID``. A unit test holds it
 equal to ``deterministic_event_id`` for arbitrary parts.
 """
 
@@ -13,9 +13,13 @@ from functools import lru_cache
 
 from contracts.ids import EVENT_ID_NAMESPACE
 
-__all__ = ["cached_event_id", "fast_event_id"]
+__all__ = ["cached_event_id", "cdc_event_id", "fast_event_id"]
 
 _PREFIX = hashlib.sha1(EVENT_ID_NAMESPACE.bytes, usedforsecurity=False)
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 0x3] for c in "0123456789abcdef"}
+"""Hex digit at the RFC 4122 variant position: its two high bits forced to ``10``."""
 
 
 def fast_event_id(*parts: str) -> str:
@@ -23,12 +27,25 @@ def fast_event_id(*parts: str) -> str:
     if not parts:
         raise ValueError("deterministic_event_id needs at least one part")
     h = _PREFIX.copy()
-    h.update("".join(f"{len(p)}:{p}" for p in parts).encode())
-    raw = bytearray(h.digest()[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    x = raw.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    h.update("".join([f"{len(p)}:{p}" for p in parts]).encode())
+    x = h.hexdigest()
+    # Version 5 in the 13th hex digit, the variant in the 17th, as uuid.UUID(version=5) sets.
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
+
+
+_CDC = _PREFIX.copy()
+_CDC.update(b"3:cdc")
+
+
+def cdc_event_id(qualified: str, record_id: str, position: str, op: str) -> str:
+    """``fast_event_id("cdc", qualified, record_id, position, op)`` with "cdc" pre-hashed."""
+    h = _CDC.copy()
+    h.update(
+        f"{len(qualified)}:{qualified}{len(record_id)}:{record_id}"
+        f"{len(position)}:{position}{len(op)}:{op}".encode()
+    )
+    x = h.hexdigest()
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
 cached_event_id = lru_cache(maxsize=65_536)(fast_event_id)

@@ -151,6 +151,16 @@ class CompiledMapping:
         )
         self._vendor = spec.vendor or vendor
 
+    @property
+    def topic(self) -> str:
+        """The canonical topic this mapping produces to."""
+        return self._topic
+
+    @property
+    def entity(self) -> str:
+        """The canonical entity (contract) of this mapping's events."""
+        return self._entity
+
     def retarget(self, topic: str) -> None:
         """Produce to ``topic`` instead of the mapping's (tests and side-by-side deployments)."""
         self._topic = topic

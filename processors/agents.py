@@ -1,0 +1,190 @@
+"""The Faust agents: thin shells that hand each record to the :class:`Pipeline`.
+
+- ``canonical``: every canonical topic (account, quote, order, invoice, shipment), one stream,
+  so an account's events are handled in partition order by the worker that holds its state.
+- ``commands``: our own command topics read back; order state follows only durable commands.
+- ``ticks``: a co-partitioned internal topic fed by a timer, so that time-driven work (join
+  timeouts, dedup expiry) runs inside a partition's event context and writes that partition's
+  changelog.
+
+Records are consumed as raw bytes and decoded with the contracts serde, so an undecodable
+record is dead-lettered with its exact bytes while the stream goes on.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from confluent_kafka import Producer
+from faust.streams import _current_event
+
+from contracts.models import ProductEvent
+from contracts.ownership import OWNERSHIP_PATH, load_ownership
+from interlock.deadletter import DeadLetterWriter, RawRecord
+from interlock.instruments import Instruments
+from interlock.settings import Settings
+from processors.app import InterlockApp
+from processors.output import Codecs, Output
+from processors.pipeline import Pipeline, PipelineConfig
+from processors.state import make_tables
+from processors.topics import ProcessorTopics
+
+__all__ = ["raw_record", "register_agents"]
+
+
+def raw_record(message: Any) -> RawRecord:
+    """A Faust message as the kernel's RawRecord (bytes untouched)."""
+    headers = message.headers or ()
+    if isinstance(headers, dict):
+        headers = headers.items()
+    timestamp = message.timestamp
+    return RawRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple((str(k), v) for k, v in headers),
+        timestamp_ms=int(timestamp * 1000) if timestamp else None,
+    )
+
+
+def register_agents(
+    app: InterlockApp,
+    settings: Settings,
+    instruments: Instruments,
+    producer: Producer,
+    dead_letters: DeadLetterWriter,
+    partitions: int,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> Pipeline:
+    """Declare the tables, topics, agents and timer of the processors on ``app``."""
+    proc = settings.processors
+    topics = ProcessorTopics.from_settings(settings)
+    output = Output(producer)
+    app.flush_hooks.append(output.flush)
+    codecs = Codecs(settings)
+
+    def dead_letter(raw: RawRecord, error: BaseException) -> None:
+        dead_letters.send(raw, error)
+        output.flush_sync()  # rare path: durable before the state that forgets the record
+
+    known_product: Callable[[str], bool] | None = None
+    if proc.check_products:
+        # Products are keyed by product id, not account: every worker needs all of them. One
+        # partition and a recovery buffer of 1, as Faust advises against GlobalTable recovery
+        # loops with several workers.
+        products = app.GlobalTable(
+            "products",
+            key_type=str,
+            partitions=1,
+            recovery_buffer_size=1,
+            use_partitioner=True,
+            help="Product ids and SKUs of the canonical product catalog.",
+        )
+
+        def known_product(product: str) -> bool:
+            return products.get(product) is not None
+
+    config = PipelineConfig(
+        topics=topics,
+        policy=load_ownership(proc.ownership_path or OWNERSHIP_PATH),
+        join_grace_s=proc.join_grace_s,
+        dedup_ttl_s=proc.dedup_ttl_s,
+        match_threshold=proc.match_threshold,
+        origin=proc.origin,
+    )
+    pipeline = Pipeline(
+        config,
+        make_tables(app, partitions),
+        decode=codecs.decode,
+        encode=codecs.encode,
+        emit=output,
+        dead_letter=dead_letter,
+        instruments=instruments,
+        clock=clock,
+        known_product=known_product,
+    )
+    raw_topic: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    canonical = app.topic(*topics.canonical_inputs(), **raw_topic)
+    commands = app.topic(*topics.commands(), **raw_topic)
+    ticks = app.topic(
+        f"{topics.prefix}{proc.app_id}-ticks",
+        partitions=partitions,
+        internal=True,
+        retention=timedelta(hours=1),
+        **raw_topic,
+    )
+
+    @app.agent(canonical, name="canonical")
+    async def canonical_agent(stream: Any) -> None:
+        # Batches drained from the stream's buffer (acked only after the batch), each event
+        # handled inside its own event context so that table writes go to its partition's
+        # changelog. ``_current_event`` is Faust-internal: re-check on a Faust upgrade
+        # (faust-streaming is pinned below 0.16).
+        async for batch in stream.take_events(proc.batch_size, within=proc.batch_wait_s):
+            for event in batch:
+                _current_event.set(weakref.ref(event))
+                pipeline.handle(raw_record(event.message))
+
+    if proc.check_products:
+
+        @app.agent(app.topic(topics.product, **raw_topic), name="products")
+        async def products_agent(stream: Any) -> None:
+            async for event in stream.events():
+                raw = raw_record(event.message)
+                try:
+                    decoded = codecs.decode(raw.value or b"")
+                except Exception as exc:
+                    dead_letter(raw, exc)
+                    continue
+                if not isinstance(decoded, ProductEvent):
+                    continue
+                product = decoded.payload
+                for key in (product.product_id, product.sku):
+                    if not key:
+                        continue
+                    if product.active is not False:
+                        products[key] = True
+                    elif products.get(key) is not None:
+                        del products[key]
+                pipeline.count(raw.topic, "ok")
+
+    @app.agent(commands, name="commands")
+    async def commands_agent(stream: Any) -> None:
+        async for event in stream.events():
+            raw = raw_record(event.message)
+            try:
+                pipeline.on_command(raw)
+            except Exception as exc:  # a command we cannot read back is ours: never block on it
+                dead_letters.send(raw, exc)
+
+    last_sweep: dict[int, float] = {}
+
+    @app.agent(ticks, name="ticks")
+    async def ticks_agent(stream: Any) -> None:
+        async for event in stream.events():
+            partition = event.message.partition
+            now = clock()
+            sweep = now - last_sweep.get(partition, 0.0) >= proc.dedup_sweep_interval_s
+            if sweep:
+                last_sweep[partition] = now
+            pipeline.on_tick(partition, sweep)
+            pipeline.count(event.message.topic, "ok")
+
+    @app.timer(proc.tick_interval_s, name="tick")
+    async def tick() -> None:
+        for partition in range(partitions):
+            await ticks.send(value=b"", partition=partition)
+
+    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        pipeline.inflight.clear()
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+
+    return pipeline

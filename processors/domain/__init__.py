@@ -1,0 +1,1 @@
+"""Pure domain logic of the processors: no Kafka, no I/O, no clocks (time is passed in)."""

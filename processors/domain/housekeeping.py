@@ -1,0 +1,36 @@
+"""Bounded state: which parked quotes have waited too long, which seen event ids expired."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["expired_event_ids", "is_duplicate", "overdue_parked"]
+
+
+def is_duplicate(seen_at: float | None, now: float, ttl_s: float) -> bool:
+    """An event id seen less than ``ttl_s`` ago is a duplicate; older ones are forgotten."""
+    return seen_at is not None and now - seen_at < ttl_s
+
+
+def overdue_parked(
+    parked: Iterable[tuple[str, Mapping[str, Any]]], partition: int, now: float, grace_s: float
+) -> list[str]:
+    """Keys of quotes parked on ``partition`` for longer than ``grace_s`` (JOIN_TIMEOUT)."""
+    return [
+        key
+        for key, entry in parked
+        if entry.get("partition") == partition and now - float(entry["parked_at"]) >= grace_s
+    ]
+
+
+def expired_event_ids(
+    seen: Iterable[tuple[str, Any]], partition: int, now: float, ttl_s: float
+) -> list[str]:
+    """Event ids of ``partition`` remembered for longer than ``ttl_s``."""
+    out = []
+    for key, value in seen:
+        seen_at, part = value
+        if part == partition and now - float(seen_at) >= ttl_s:
+            out.append(key)
+    return out

@@ -1,0 +1,129 @@
+"""Status write-back: ERP order, shipment and invoice changes become CRM deal updates.
+
+Also recognises the CRM's echo of our own write-back, so that it is not propagated again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from contracts.ids import deterministic_event_id
+from contracts.models import (
+    Envelope,
+    InvoiceEvent,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    ShipmentEvent,
+)
+
+__all__ = ["deal_update", "echo_reason", "written_values"]
+
+_SHIPPED = frozenset({"SHIPPED", "IN_TRANSIT", "DELIVERED"})
+_INVOICE_STATUS: dict[str, OrderStatus] = {
+    "ISSUED": "INVOICED",
+    "OVERDUE": "INVOICED",
+    "PARTIALLY_PAID": "INVOICED",
+    "PAID": "PAID",
+}
+#: Deal fields a write-back sets, compared to recognise the CRM's echo of it.
+ECHO_FIELDS = ("status", "erp_order_number", "promised_date", "credit_hold", "status_reason")
+
+
+def deal_update(
+    event: OrderEvent | ShipmentEvent | InvoiceEvent,
+    order_state: Mapping[str, Any],
+    origin: str = "interlock",
+) -> OrderEvent | None:
+    """The ``commands.crm.update-deal`` for an ERP change of a correlated order, or None.
+
+    ``order_state`` is the quote's order state (deal id, correlation id, quote revision, and
+    the ERP order number once known). The command's time is the ERP change time.
+    """
+    fields: dict[str, Any] = {}
+    if isinstance(event, OrderEvent):
+        order = event.payload
+        if order.status in (None, "UNKNOWN", "REQUESTED"):
+            return None
+        fields = {
+            "status": order.status,
+            "promised_date": order.promised_date,
+            "credit_hold": order.credit_hold
+            if order.credit_hold is not None
+            else (order.status == "ON_CREDIT_HOLD"),
+            "status_reason": order.status_reason,
+            "erp_order_number": order.erp_order_number,
+        }
+    elif isinstance(event, ShipmentEvent):
+        shipment = event.payload
+        if shipment.status not in _SHIPPED:
+            return None
+        tracking = " ".join(p for p in (shipment.carrier, shipment.tracking_number) if p)
+        fields = {
+            "status": "SHIPPED",
+            "status_reason": f"shipped {tracking}".strip(),
+            "erp_order_number": shipment.erp_order_number,
+        }
+    else:
+        invoice = event.payload
+        mapped = _INVOICE_STATUS.get(invoice.status or "")
+        if mapped is None:
+            return None
+        fields = {
+            "status": mapped,
+            "status_reason": f"invoice {invoice.erp_invoice_number or invoice.invoice_id} "
+            f"{invoice.status}",
+            "erp_order_number": invoice.erp_order_number,
+        }
+    fields["erp_order_number"] = fields.get("erp_order_number") or order_state.get(
+        "erp_order_number"
+    )
+    changed = sorted(k for k, v in fields.items() if v is not None)
+    payload = Order(
+        order_id=str(order_state["order_id"]),
+        account_id=str(order_state.get("account_id") or event.payload.account_id),
+        quote_id=order_state.get("quote_id"),
+        quote_revision=order_state.get("revision"),
+        crm_record_id=order_state.get("deal_id"),
+        **{k: v for k, v in fields.items() if v is not None},
+    )
+    return OrderEvent(
+        event_id=deterministic_event_id("update-deal", event.event_id),
+        event_type="DealStatusUpdateRequested",
+        source=event.source,
+        correlation_id=str(order_state.get("correlation_id") or event.correlation_id),
+        causation_id=event.event_id,
+        occurred_at=event.source.changed_at or event.occurred_at,
+        ingested_at=event.ingested_at,
+        origin=origin,
+        changed_fields=changed,
+        payload=payload,
+    )
+
+
+def written_values(command: OrderEvent) -> dict[str, Any]:
+    """What an update-deal command writes to the deal, as JSON values (kept to spot echoes)."""
+    dumped = command.payload.model_dump(mode="json")
+    return {k: dumped.get(k) for k in ECHO_FIELDS if k in command.changed_fields}
+
+
+def echo_reason(
+    event: Envelope, last_written: Mapping[str, Any] | None, origin: str = "interlock"
+) -> str | None:
+    """Why a CRM change is the echo of our own write-back (``origin`` or ``values``), or None.
+
+    Only CRM changes can be echoes: Interlock writes to the CRM only through update-deal.
+    By values: a CRM deal change whose every deal field we write equals what we last wrote.
+    """
+    if event.source.system != "crm":
+        return None
+    if event.origin == origin:
+        return "origin"
+    if not last_written or not isinstance(event, OrderEvent):
+        return None
+    dumped = event.payload.model_dump(mode="json")
+    present = {k: dumped[k] for k in ECHO_FIELDS if dumped.get(k) is not None}
+    if present and all(last_written.get(k) == v for k, v in present.items()):
+        return "values"
+    return None

@@ -1,0 +1,184 @@
+"""Accounts: ownership merge, cross-reference, and linking a CRM account to an ERP customer.
+
+Partitioning: canonical topics are keyed by canonical account id, so a CRM account and the ERP
+customer it should be linked to may live in different partitions, even on different workers.
+Linking therefore works in two ways:
+
+1. Explicitly, when the ERP customer event carries the CRM id (or the connectors gave both the
+   same canonical id): no search needed, the merge links them.
+2. By search, in the ``identity`` table's match index (tax id, normalised name, web domain →
+   canonical id). That index is written in the partition of the account it points to, so a
+   worker finds only candidates of the partitions it holds: with one worker (or a single
+   partition) every candidate is found; with several, a pair split across workers is not linked
+   by search until one side changes while both are held by one worker. Not found is never
+   linked wrongly: it stays unlinked and quotes for it fail validation (QUOTE_ACCOUNT_NOT_LINKED).
+
+A link is never written across partitions directly: it is published as an ``AccountLinked``
+event to each side (keyed by that side's id), so each partition updates only its own state.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Literal
+
+from contracts.errors import Reason, ValidationError
+from contracts.ids import deterministic_event_id
+from contracts.models import Account, AccountEvent, Source
+from interlock.deadletter import RawRecord
+from processors.domain.accounts import decide_link, match_keys, merge_account
+
+if TYPE_CHECKING:
+    from processors.pipeline import Pipeline
+
+__all__ = ["ERP_FIELDS", "LINK_EVENT", "MATCH_FIELDS", "Linker"]
+
+LINK_EVENT = "AccountLinked"
+#: Fields used as matching evidence, from either system.
+MATCH_FIELDS = ("tax_id", "name", "legal_name", "web_domain")
+#: ERP-owned account fields copied to the CRM side of a link.
+ERP_FIELDS = (
+    "erp_customer_number", "legal_name", "tax_id", "billing_address", "currency",
+    "payment_terms", "credit_limit", "credit_hold",
+)  # fmt: skip
+
+
+class Linker:
+    """The account handling of a :class:`~processors.pipeline.Pipeline`."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.p = pipeline
+
+    def on_account(self, event: AccountEvent, raw: RawRecord) -> None:
+        p = self.p
+        account_id = event.payload.account_id
+        if p.is_seen(event.event_id):
+            p.duplicate(event, raw, "account", "event_id")
+            p.quotes.release_for_account(account_id)
+            return
+        result = merge_account(p.tables.accounts.get(account_id), event, p.config.policy)
+        p.violations(event, result.violations)
+        if result.rejected:
+            raise ValidationError(
+                "; ".join(str(v) for v in result.violations), reason=Reason.OWNERSHIP_VIOLATION
+            )
+        state = result.state
+        # Identity evidence is kept whoever owns the field: the CRM's copy of a tax id is not
+        # authoritative for the account, but it is what lets us find the ERP customer.
+        payload = event.payload
+        evidence = {k: getattr(payload, k) for k in MATCH_FIELDS if getattr(payload, k)}
+        if evidence:
+            state["match"] = {**state.get("match", {}), **evidence}
+        if event.event_type == LINK_EVENT and event.source.vendor == "interlock":
+            state["linked_account_id"] = event.source.record_id
+        p.tables.accounts[account_id] = state
+        p.mark_seen(event.event_id, raw.partition)
+        p.audit(
+            "merged",
+            event,
+            ids={"account_id": account_id},
+            details={
+                "applied": sorted(result.applied),
+                "stripped": [v.field for v in result.violations],
+            },
+        )
+        self._index(state)
+        self._link(state, event)
+        p.quotes.release_for_account(account_id)
+
+    def _index(self, state: dict[str, Any]) -> None:
+        identity = self.p.tables.identity
+        account_id = state["account_id"]
+        if state.get("crm_record_id"):
+            identity[f"crm:{state['crm_record_id']}"] = account_id
+        if state.get("erp_customer_number"):
+            identity[f"erp:{state['erp_customer_number']}"] = account_id
+        side = _side(state)
+        for key in match_keys(_matchable(state)):
+            if identity.get(f"{side}|{key}") != account_id:
+                identity[f"{side}|{key}"] = account_id
+
+    def _link(self, state: dict[str, Any], event: AccountEvent) -> None:
+        p = self.p
+        linked_to = state.get("linked_account_id")
+        if linked_to and event.source.system == "erp" and event.event_type != LINK_EVENT:
+            self._send_link(state, linked_to, event, "erp")  # forward ERP changes to the CRM side
+            return
+        if linked_to or (state.get("crm_record_id") and state.get("erp_customer_number")):
+            return
+        view = _matchable(state)
+        other = "crm" if _side(state) == "erp" else "erp"
+        keys = [f"{other}|{k}" for k in match_keys(view)]
+        ids = {p.tables.identity.get(k) for k in keys} - {None, state["account_id"]}
+        found = [c for c in (p.tables.accounts.get(i) for i in ids) if c is not None]
+        candidates = [_matchable(c) for c in found]
+        if not candidates:
+            return
+        decision = decide_link(view, candidates, p.config.match_threshold)
+        if decision.action == "none" or decision.candidate_id is None:
+            return
+        details = {
+            "candidate": decision.candidate_id,
+            "confidence": decision.confidence,
+            "basis": decision.basis,
+            "threshold": p.config.match_threshold,
+        }
+        ids_ = {"account_id": state["account_id"], "candidate_id": decision.candidate_id}
+        if decision.action == "review":
+            if state.get("review_requested") == decision.candidate_id:
+                return
+            state["review_requested"] = decision.candidate_id
+            p.tables.accounts[state["account_id"]] = state
+            review = {"account_id": state["account_id"], **details, "scores": decision.scores}
+            p.emit(p.topics.review, state["account_id"].encode(), json.dumps(review).encode())
+            p.audit("review_requested", event, ids=ids_, details=details)
+            return
+        candidate = next(c for c in found if c["account_id"] == decision.candidate_id)
+        crm_side, erp_side = (
+            (state, candidate) if not state.get("erp_customer_number") else (candidate, state)
+        )
+        self._send_link(erp_side, crm_side["account_id"], event, "erp")
+        self._send_link(crm_side, erp_side["account_id"], event, "crm")
+        p.audit("linked", event, ids=ids_, details=details)
+
+    def _send_link(
+        self,
+        source_state: dict[str, Any],
+        target: str,
+        cause: AccountEvent,
+        system: Literal["crm", "erp"],
+    ) -> None:
+        """Publish what ``source_state``'s system owns to account ``target``, keyed by it."""
+        if system == "erp":
+            fields = {k: source_state.get(k) for k in ERP_FIELDS if source_state.get(k) is not None}
+        else:
+            fields = {"crm_record_id": source_state.get("crm_record_id")}
+        payload = Account.model_validate({"account_id": target, **fields})
+        link = AccountEvent(
+            event_id=deterministic_event_id(LINK_EVENT, target, cause.event_id),
+            event_type=LINK_EVENT,
+            source=Source(
+                system=system,
+                vendor="interlock",
+                record_id=source_state["account_id"],
+                changed_at=cause.source.changed_at,
+            ),
+            correlation_id=cause.correlation_id,
+            causation_id=cause.event_id,
+            occurred_at=cause.occurred_at,
+            origin=f"{self.p.config.origin}:link",
+            changed_fields=sorted(fields),
+            payload=payload,
+        )
+        self.p.send_event(self.p.topics.account, link, target)
+
+
+def _matchable(state: dict[str, Any]) -> dict[str, Any]:
+    """The account with its identity evidence from both systems, for matching only."""
+    evidence = state.get("match") or {}
+    return {**state, **{k: v for k, v in evidence.items() if not state.get(k)}}
+
+
+def _side(state: dict[str, Any]) -> str:
+    """Which system's side of a possible link an account is (ERP once it has a customer number)."""
+    return "erp" if state.get("erp_customer_number") else "crm"

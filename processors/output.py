@@ -1,0 +1,101 @@
+"""Outputs of the processors through one batching confluent-kafka producer, and event codecs.
+
+Commands, audit records, review requests and dead letters all go through one librdkafka
+producer with linger: no per-event awaited send, no tiny produce requests. ``flush`` is hooked
+into Faust's pre-commit flush, so consumed offsets are committed only after every output of the
+events before them is acknowledged (acks=all); a failed delivery fails the commit instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from contracts.models import Envelope
+from contracts.serde import EventSerializer, make_deserializer, make_serializer
+from interlock.settings import Settings
+
+__all__ = ["Codecs", "DeliveryFailedError", "Output"]
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryFailedError(RuntimeError):
+    """An output could not be delivered: offsets must not be committed past its cause."""
+
+
+class Output:
+    """Queue records on a shared producer; ``flush`` makes them durable or raises."""
+
+    def __init__(self, producer: Producer, flush_timeout_s: float = 60.0) -> None:
+        self.producer = producer
+        self.flush_timeout_s = flush_timeout_s
+        self.failures: list[str] = []
+        self._calls = 0
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.failures.append(f"{msg.topic()}: {err}")
+            log.error("output to %s failed: %s", msg.topic(), err)
+
+    def __call__(self, topic: str, key: bytes | None, value: bytes) -> None:
+        try:
+            self.producer.produce(topic, value, key, on_delivery=self._on_delivery)
+        except BufferError:
+            self.producer.flush(self.flush_timeout_s)
+            self.producer.produce(topic, value, key, on_delivery=self._on_delivery)
+        self._calls += 1
+        if self._calls >= 1000:
+            self._calls = 0
+            self.producer.poll(0)
+
+    def flush_sync(self) -> None:
+        """Block until every queued record is acknowledged; raise if any failed."""
+        remaining = self.producer.flush(self.flush_timeout_s)
+        if remaining:
+            raise DeliveryFailedError(f"{remaining} output record(s) not delivered in time")
+        if self.failures:
+            failed, self.failures = self.failures, []
+            raise DeliveryFailedError(f"output delivery failed: {'; '.join(failed[:5])}")
+
+    async def flush(self) -> None:
+        """:meth:`flush_sync` off the event loop (Faust's pre-commit hook)."""
+        await asyncio.to_thread(self.flush_sync)
+
+
+class Codecs:
+    """Decode any canonical event; encode with the configured wire format per topic."""
+
+    def __init__(self, settings: Settings) -> None:
+        registry = None
+        if settings.schema_registry.url:
+            from confluent_kafka.schema_registry import SchemaRegistryClient
+
+            conf: dict[str, Any] = {"url": settings.schema_registry.url}
+            if settings.schema_registry.basic_auth_user_info:
+                conf["basic.auth.user.info"] = (
+                    settings.schema_registry.basic_auth_user_info.get_secret_value()
+                )
+            registry = SchemaRegistryClient(conf)
+        self._wire_format = settings.wire_format
+        self._registry = registry
+        self._strategy = settings.schema_registry.subject_strategy
+        self._serializers: dict[str, EventSerializer] = {}
+        self.decode: Callable[[bytes], Envelope] = make_deserializer(registry=registry).decode
+
+    def encode(self, event: Envelope, topic: str) -> bytes:
+        entity = type(event).ENTITY
+        serializer = self._serializers.get(entity)
+        if serializer is None:
+            serializer = self._serializers[entity] = make_serializer(
+                entity,
+                wire_format=self._wire_format,
+                registry=self._registry,
+                subject_strategy=self._strategy,
+            )
+        return serializer(event, SerializationContext(topic, MessageField.VALUE))

@@ -1,0 +1,303 @@
+"""The processors' event handling: decode, call the pure domain functions, update state, emit.
+
+Transport-neutral: tables are mapping-like (Faust tables in the worker, dicts in the bench),
+outputs go through an ``Emit`` callable and dead letters through a ``DeadLetter`` callable,
+so the Faust agents stay thin and a plain confluent-kafka loop can run the very same logic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from contracts.errors import InterlockError, Reason, ValidationError
+from contracts.models import (
+    AccountEvent,
+    Envelope,
+    InvoiceEvent,
+    OrderEvent,
+    QuoteEvent,
+    ShipmentEvent,
+)
+from contracts.ownership import OwnershipPolicy, OwnershipViolation
+from interlock.deadletter import RawRecord
+from interlock.instruments import Instruments
+from processors.audit import Decision, decision_record, encode_record
+from processors.domain.housekeeping import expired_event_ids
+from processors.domain.quotes import fold_order_state
+from processors.domain.writeback import deal_update, echo_reason, written_values
+from processors.linking import Linker
+from processors.quoteflow import QuoteFlow
+from processors.state import InFlight, Tables
+from processors.topics import ProcessorTopics
+
+__all__ = ["DeadLetter", "Emit", "Pipeline", "PipelineConfig"]
+
+SERVICE = "processors"
+
+
+class Emit(Protocol):
+    """Queue one output record (never awaited per event; flushed before offsets commit)."""
+
+    def __call__(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+
+
+DeadLetter = Callable[[RawRecord, BaseException], None]
+Encode = Callable[[Envelope, str], bytes]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the handlers need from the settings."""
+
+    topics: ProcessorTopics
+    policy: OwnershipPolicy
+    join_grace_s: float
+    dedup_ttl_s: float
+    match_threshold: float
+    origin: str = "interlock"
+
+
+class Pipeline:
+    """Handles one decoded record at a time against the tables; see ``processors.state``."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        tables: Tables,
+        *,
+        decode: Callable[[bytes], Envelope],
+        encode: Encode,
+        emit: Emit,
+        dead_letter: DeadLetter,
+        instruments: Instruments,
+        clock: Callable[[], float] = time.time,
+        known_product: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.config = config
+        self.topics = config.topics
+        self.tables = tables
+        self.inflight = InFlight()
+        self.decode = decode
+        self.encode = encode
+        self.emit = emit
+        self.dead_letter_raw = dead_letter
+        self.metrics = instruments
+        self.clock = clock
+        self._consumed = instruments.events_consumed
+        self._counters: dict[tuple[str, str], Any] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._processing = instruments.processing_seconds.labels(SERVICE, "canonical")
+        self.linker = Linker(self)
+        self.quotes = QuoteFlow(self, known_product)
+
+    # -- plumbing shared by the flows ---------------------------------------------------------
+    def count(self, topic: str, outcome: str) -> None:
+        counter = self._counters.get((topic, outcome))
+        if counter is None:
+            counter = self._counters[(topic, outcome)] = self._consumed.labels(
+                SERVICE, topic, outcome
+            )
+        counter.inc()
+
+    def audit(self, decision: Decision, event: Envelope | None, **kwargs: Any) -> None:
+        key, value = encode_record(decision_record(decision, event, at=self.clock(), **kwargs))
+        self.emit(self.topics.audit, key, value)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """A labelled metric child, cached: ``labels()`` is costly on the hot path."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def send_event(self, topic: str, event: Envelope, key: str) -> None:
+        self.emit(topic, key.encode(), self.encode(event, topic))
+        self._child(self.metrics.events_produced, SERVICE, topic).inc()
+
+    def send_command(self, kind: str, command: OrderEvent) -> None:
+        """Produce a command and remember its cause until it is read back."""
+        topic = self.topics.command_topic(kind)
+        self.send_event(topic, command, command.payload.account_id)
+        self._child(self.metrics.commands_emitted, topic).inc()
+        if command.causation_id:
+            self.inflight.causes.add(command.causation_id)
+        self.audit(
+            "command_emitted",
+            command,
+            ids={"quote_id": command.payload.quote_id, "order_id": command.payload.order_id},
+            details={"command": topic, "event_type": command.event_type},
+        )
+
+    def dead_letter(
+        self, raw: RawRecord, error: InterlockError, event: Envelope | None, **audit: Any
+    ) -> None:
+        """Dead-letter the original bytes (durable before we go on), count it, audit it."""
+        self.dead_letter_raw(raw, error)
+        self.count(raw.topic, "dead_lettered")
+        self.audit(
+            "dead_lettered",
+            event,
+            details={"reason": str(error.reason), "message": str(error), "topic": raw.topic},
+            **audit,
+        )
+
+    def is_seen(self, event_id: str) -> bool:
+        if event_id in self.inflight.causes:
+            return True
+        seen = self.tables.seen.get(event_id)
+        return seen is not None and self.clock() - float(seen[0]) < self.config.dedup_ttl_s
+
+    def mark_seen(self, event_id: str, partition: int) -> None:
+        self.tables.seen[event_id] = [self.clock(), partition]
+
+    def duplicate(self, event: Envelope, raw: RawRecord, stage: str, why: str) -> None:
+        self.metrics.duplicates_suppressed.labels(SERVICE, stage).inc()
+        self.count(raw.topic, "duplicate")
+        self.audit("deduplicated", event, details={"by": why})
+
+    def violations(self, event: Envelope, found: list[OwnershipViolation]) -> None:
+        for v in found:
+            self.metrics.ownership_violations.labels(
+                v.entity, v.field, v.source_system, v.action
+            ).inc()
+        if found:
+            decision: Decision = (
+                "rejected" if any(v.action == "reject" for v in found) else "stripped"
+            )
+            self.audit(
+                decision,
+                event,
+                details={"violations": [str(v) for v in found], "fields": [v.field for v in found]},
+            )
+
+    # -- entry point --------------------------------------------------------------------------
+    def handle(self, raw: RawRecord) -> None:
+        """Handle one record of a canonical topic; never raises for a bad record."""
+        started = time.perf_counter()
+        if raw.value is None:
+            self.count(raw.topic, "skipped")
+            return
+        event: Envelope | None = None
+        try:
+            event = self.decode(raw.value)
+            self._dispatch(event, raw)
+        except InterlockError as exc:
+            self.dead_letter(raw, exc, event)
+        except Exception as exc:
+            error = InterlockError(f"{type(exc).__name__}: {exc}", reason=Reason.PROCESSING_FAILED)
+            error.__cause__ = exc
+            self.dead_letter(raw, error, event)
+        self._processing.observe(time.perf_counter() - started)
+
+    def _dispatch(self, event: Envelope, raw: RawRecord) -> None:
+        if event.source.system == "crm":
+            last = None
+            if isinstance(event, OrderEvent) and event.payload.crm_record_id:
+                last = self.tables.writebacks.get(event.payload.crm_record_id)
+            why = echo_reason(event, last, self.config.origin)
+            if why is not None:
+                self.metrics.echoes_suppressed.labels(type(event).ENTITY).inc()
+                self.count(raw.topic, "skipped")
+                self.audit("echo_suppressed", event, details={"recognised_by": why})
+                return
+        if isinstance(event, AccountEvent):
+            self.linker.on_account(event, raw)
+        elif isinstance(event, QuoteEvent):
+            self.quotes.on_quote(event, raw)
+        elif isinstance(event, OrderEvent | ShipmentEvent | InvoiceEvent):
+            self.on_erp_change(event, raw)
+        else:
+            self.count(raw.topic, "skipped")
+            return
+        self.count(raw.topic, "ok")
+
+    # -- status write-back --------------------------------------------------------------------
+    def on_erp_change(
+        self, event: OrderEvent | ShipmentEvent | InvoiceEvent, raw: RawRecord
+    ) -> None:
+        """Correlate an ERP order/shipment/invoice change to its quote; write the deal back."""
+        if event.source.system == "crm":
+            self._crm_order_change(event, raw)
+            return
+        if self.is_seen(event.event_id):
+            self.duplicate(event, raw, "writeback", "event_id")
+            return
+        corr = self.tables.correlation
+        payload = event.payload
+        quote_id = event.payload.quote_id if isinstance(event, OrderEvent) else None
+        order_id = payload.order_id
+        number = payload.erp_order_number
+        quote_id = quote_id or (corr.get(f"o:{order_id}") if order_id else None)
+        quote_id = quote_id or (corr.get(f"n:{number}") if number else None)
+        state = self.quotes.order_state(quote_id) if quote_id else None
+        if state is None:
+            self.mark_seen(event.event_id, raw.partition)
+            self.audit("ignored", event, details={"why": "no quote correlates with this change"})
+            return
+        if number:
+            corr[f"n:{number}"] = quote_id
+            corr[f"q:{quote_id}"] = number
+        known_number = corr.get(f"q:{quote_id}")
+        command = deal_update(
+            event, {**state, "erp_order_number": known_number}, self.config.origin
+        )
+        if command is None:
+            self.mark_seen(event.event_id, raw.partition)
+            self.audit("ignored", event, details={"why": "status not reported to the CRM"})
+            return
+        self.send_command("update-deal", command)
+
+    def _crm_order_change(self, event: Envelope, raw: RawRecord) -> None:
+        """A person changed a deal's order fields in the CRM: only CRM-owned fields count."""
+        changes = event.changed_fields or [
+            k for k, v in event.payload.model_dump().items() if v is not None
+        ]
+        decision = self.config.policy.apply(type(event).ENTITY, "crm", list(changes))
+        self.violations(event, decision.violations)
+        if decision.rejected:
+            raise ValidationError(
+                "; ".join(str(v) for v in decision.violations), reason=Reason.OWNERSHIP_VIOLATION
+            )
+        self.audit("merged", event, details={"applied": decision.allowed})
+
+    # -- read back of our own commands ----------------------------------------------------------
+    def on_command(self, raw: RawRecord) -> None:
+        """A command became durable: fold it into the order state, forget it from in-flight."""
+        if raw.value is None:
+            return
+        command = self.decode(raw.value)
+        if not isinstance(command, OrderEvent):
+            return
+        order = command.payload
+        cause = command.causation_id
+        if raw.topic == self.topics.update_deal:
+            if order.crm_record_id:
+                self.tables.writebacks[order.crm_record_id] = written_values(command)
+        elif order.quote_id:
+            qid = order.quote_id
+            current = self.tables.orders.get(qid)
+            self.tables.orders[qid] = fold_order_state(current, command)
+            self.tables.correlation[f"o:{order.order_id}"] = qid
+            self.quotes.unpark(qid, order.account_id)
+            pending = self.inflight.orders.get(qid)
+            if pending is not None and pending.get("event_id") == command.event_id:
+                del self.inflight.orders[qid]
+        if cause:
+            self.mark_seen(cause, raw.partition)
+            self.inflight.causes.discard(cause)
+        self.count(raw.topic, "ok")
+
+    # -- timers -------------------------------------------------------------------------------
+    def on_tick(self, partition: int, sweep_seen: bool) -> None:
+        """Release or time out parked quotes of ``partition``; expire old event ids."""
+        self.quotes.scan_parked(partition)
+        if sweep_seen:
+            seen = self.tables.seen
+            for key in expired_event_ids(
+                list(seen.items()), partition, self.clock(), self.config.dedup_ttl_s
+            ):
+                del seen[key]

@@ -1,0 +1,202 @@
+"""Accepted quote → ERP order command: dedup, validation, parking until the account arrives.
+
+A quote whose account is not known yet is parked with its original bytes; it is released when
+the account arrives (or on the next scan), or dead-lettered as JOIN_TIMEOUT after the grace
+period. A parked entry is removed only once its order command has been read back from its
+topic (durable) or the quote was dead-lettered, so a crash can never lose a parked quote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from contracts.errors import InterlockError, Reason, ValidationError
+from contracts.models import QuoteEvent
+from interlock.deadletter import RawRecord
+from processors.domain.housekeeping import overdue_parked
+from processors.domain.quotes import QuoteDecision, decide_quote, fold_order_state, not_linked
+from processors.rawjson import raw_from_json, raw_to_json
+
+if TYPE_CHECKING:
+    from processors.pipeline import Pipeline
+
+__all__ = ["PARKED_KIND", "QuoteFlow"]
+
+PARKED_KIND = "quote_waiting_for_account"
+
+
+class JoinTimeoutError(InterlockError):
+    """A quote waited longer than the grace period for its account."""
+
+    reason = Reason.JOIN_TIMEOUT
+
+
+class QuoteFlow:
+    """The quote handling of a :class:`~processors.pipeline.Pipeline`."""
+
+    def __init__(self, pipeline: Pipeline, known_product: Callable[[str], bool] | None) -> None:
+        self.p = pipeline
+        self.known_product = known_product
+        self._gauge = pipeline.metrics.parked_joins.labels(PARKED_KIND)
+
+    def order_state(self, quote_id: str) -> Mapping[str, Any] | None:
+        """What was ordered for a quote: in-flight command first, else the durable state."""
+        pending = self.p.inflight.orders.get(quote_id)
+        return pending if pending is not None else self.p.tables.orders.get(quote_id)
+
+    def on_quote(self, event: QuoteEvent, raw: RawRecord) -> None:
+        p = self.p
+        if p.is_seen(event.event_id):
+            p.duplicate(event, raw, "quote", "event_id")
+            return
+        quote = event.payload
+        decision = decide_quote(
+            event,
+            self.order_state(quote.quote_id),
+            p.tables.accounts.get(quote.account_id),
+            self.known_product,
+            p.config.origin,
+        )
+        self._apply(decision, event, raw, released=False)
+
+    def _apply(
+        self, decision: QuoteDecision, event: QuoteEvent, raw: RawRecord, *, released: bool
+    ) -> None:
+        p = self.p
+        quote = event.payload
+        ids = {
+            "quote_id": quote.quote_id,
+            "revision": quote.revision,
+            "account_id": quote.account_id,
+        }
+        action = decision.action
+        if decision.command is not None and decision.kind is not None:
+            if released:
+                p.audit("released", event, ids=ids, details={"action": action})
+            p.send_command(decision.kind, decision.command)
+            p.inflight.orders[quote.quote_id] = fold_order_state(
+                self.order_state(quote.quote_id), decision.command
+            )
+        elif action in ("duplicate", "stale"):
+            p.duplicate(event, raw, "quote", f"quote_id+revision ({action})")
+            self.unpark(quote.quote_id, quote.account_id)
+        elif action == "park":
+            self._park(event, raw, ids, "link" if decision.issues else "account")
+        elif action == "invalid":
+            codes = [i.code for i in decision.issues]
+            error = ValidationError(
+                "; ".join(str(i) for i in decision.issues), reason=decision.issues[0].reason
+            )
+            p.dead_letter(raw, error, event)
+            p.audit("rejected", event, ids=ids, details={"codes": codes})
+            p.mark_seen(event.event_id, raw.partition)
+            self.unpark(quote.quote_id, quote.account_id)
+        else:
+            p.audit("ignored", event, ids=ids, details={"status": quote.status, "action": action})
+            p.mark_seen(event.event_id, raw.partition)
+            if quote.status in ("WITHDRAWN", "REJECTED", "EXPIRED"):
+                self.unpark(quote.quote_id, quote.account_id)
+
+    def _park(
+        self, event: QuoteEvent, raw: RawRecord, ids: Mapping[str, Any], waiting_for: str
+    ) -> None:
+        parked = self.p.tables.parked
+        quote = event.payload
+        key = f"q:{quote.quote_id}"
+        current = parked.get(key)
+        if current is not None and int(current["revision"]) > quote.revision:
+            return
+        parked[key] = {
+            "quote_id": quote.quote_id,
+            "revision": quote.revision,
+            "account_id": quote.account_id,
+            "partition": raw.partition,
+            "parked_at": current["parked_at"] if current else self.p.clock(),
+            "raw": raw_to_json(raw),
+        }
+        index_key = f"a:{quote.account_id}"
+        waiting = list(parked.get(index_key) or [])
+        if quote.quote_id not in waiting:
+            parked[index_key] = [*waiting, quote.quote_id]
+        if current is None:
+            self._gauge.inc()
+        self.p.audit("parked", event, ids=ids, details={"waiting_for": waiting_for})
+
+    def unpark(self, quote_id: str, account_id: str) -> None:
+        """Forget a parked quote (its command is durable, or it was dead-lettered)."""
+        parked = self.p.tables.parked
+        key = f"q:{quote_id}"
+        if parked.get(key) is None:
+            return
+        del parked[key]
+        self._gauge.dec()
+        index_key = f"a:{account_id}"
+        waiting = [q for q in (parked.get(index_key) or []) if q != quote_id]
+        if waiting:
+            parked[index_key] = waiting
+        elif parked.get(index_key) is not None:
+            del parked[index_key]
+
+    def release_for_account(self, account_id: str) -> None:
+        """Re-decide every quote parked for an account that just arrived or changed."""
+        parked = self.p.tables.parked
+        for quote_id in list(parked.get(f"a:{account_id}") or []):
+            entry = parked.get(f"q:{quote_id}")
+            if entry is not None:
+                self._release(entry)
+
+    def _release(self, entry: Mapping[str, Any]) -> None:
+        p = self.p
+        quote_id = str(entry["quote_id"])
+        if quote_id in p.inflight.orders:
+            return  # released already; the entry goes when its command is read back
+        account = p.tables.accounts.get(entry["account_id"])
+        if account is None:
+            return
+        raw = raw_from_json(entry["raw"])
+        assert raw.value is not None
+        event = p.decode(raw.value)
+        if not isinstance(event, QuoteEvent):
+            return
+        decision = decide_quote(
+            event, self.order_state(quote_id), account, self.known_product, p.config.origin
+        )
+        if decision.action != "park":
+            self._apply(decision, event, raw, released=True)
+
+    def scan_parked(self, partition: int) -> None:
+        """Release parked quotes of ``partition`` whose account is known; time out the rest."""
+        p = self.p
+        now = p.clock()
+        everything = [(k, v) for k, v in list(p.tables.parked.items()) if k.startswith("q:")]
+        self._gauge.set(len(everything))
+        entries = [(k, v) for k, v in everything if v.get("partition") == partition]
+        for _key, entry in entries:
+            if p.tables.accounts.get(entry["account_id"]) is not None:
+                self._release(entry)
+        waiting = [(k, v) for k, v in entries if p.tables.parked.get(k) is not None]
+        for key in overdue_parked(waiting, partition, now, p.config.join_grace_s):
+            entry = p.tables.parked.get(key)
+            if entry is None or entry["quote_id"] in p.inflight.orders:
+                continue
+            raw = raw_from_json(entry["raw"])
+            waited = now - float(entry["parked_at"])
+            error: InterlockError
+            if p.tables.accounts.get(entry["account_id"]) is not None:
+                issue = not_linked(str(entry["account_id"]))
+                error = ValidationError(f"{issue} after waiting {waited:.1f}s", reason=issue.reason)
+            else:
+                error = JoinTimeoutError(
+                    f"quote {entry['quote_id']} waited {waited:.1f}s for account "
+                    f"{entry['account_id']} (grace {p.config.join_grace_s:.1f}s)"
+                )
+            p.dead_letter(
+                raw,
+                error,
+                None,
+                entity="quote",
+                ids={"quote_id": entry["quote_id"], "account_id": entry["account_id"]},
+                correlation_id=str(entry["quote_id"]),
+            )
+            self.unpark(str(entry["quote_id"]), str(entry["account_id"]))

@@ -1,0 +1,91 @@
+"""Names of the topics the processors read and write, with the configured prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interlock.settings import Settings
+
+__all__ = ["ProcessorTopics"]
+
+
+@dataclass(frozen=True)
+class ProcessorTopics:
+    """Every topic of the processors; ``prefix`` isolates a deployment (or a test)."""
+
+    prefix: str = ""
+
+    def name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProcessorTopics:
+        return cls(settings.processors.topic_prefix)
+
+    @property
+    def account(self) -> str:
+        return self.name("canonical.account.v1")
+
+    @property
+    def quote(self) -> str:
+        return self.name("canonical.quote.v1")
+
+    @property
+    def order(self) -> str:
+        return self.name("canonical.order.v1")
+
+    @property
+    def invoice(self) -> str:
+        return self.name("canonical.invoice.v1")
+
+    @property
+    def shipment(self) -> str:
+        return self.name("canonical.shipment.v1")
+
+    @property
+    def product(self) -> str:
+        return self.name("canonical.product.v1")
+
+    @property
+    def create_order(self) -> str:
+        return self.name("commands.erp.create-order")
+
+    @property
+    def amend_order(self) -> str:
+        return self.name("commands.erp.amend-order")
+
+    @property
+    def cancel_order(self) -> str:
+        return self.name("commands.erp.cancel-order")
+
+    @property
+    def update_deal(self) -> str:
+        return self.name("commands.crm.update-deal")
+
+    @property
+    def review(self) -> str:
+        return self.name("review.account-match")
+
+    @property
+    def audit(self) -> str:
+        return self.name("audit.decisions")
+
+    def canonical_inputs(self) -> list[str]:
+        """Canonical topics the main agent consumes (all keyed by canonical account id)."""
+        return [self.account, self.quote, self.order, self.invoice, self.shipment]
+
+    def commands(self) -> list[str]:
+        """Command topics, read back so that state follows only what is durable."""
+        return [self.create_order, self.amend_order, self.cancel_order, self.update_deal]
+
+    def copartitioned(self) -> list[str]:
+        """Topics that must share one partition count."""
+        return self.canonical_inputs() + self.commands()
+
+    def command_topic(self, kind: str) -> str:
+        return {
+            "create-order": self.create_order,
+            "amend-order": self.amend_order,
+            "cancel-order": self.cancel_order,
+            "update-deal": self.update_deal,
+        }[kind]

@@ -1,0 +1,103 @@
+"""Write-back mapping, echo detection, dedup TTL, parked timeouts, co-partitioning decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from contracts import OrderEvent, deterministic_event_id
+from processors.domain.copartition import copartition_problem
+from processors.domain.housekeeping import expired_event_ids, is_duplicate, overdue_parked
+from processors.domain.writeback import deal_update, echo_reason, written_values
+from tests.processors.events import erp_order_event, invoice_event, shipment_event
+
+pytestmark = pytest.mark.unit
+
+STATE: dict[str, Any] = {
+    "quote_id": "q",
+    "order_id": "o",
+    "account_id": "a",
+    "revision": 2,
+    "deal_id": "deal-q",
+    "correlation_id": "q",
+}
+
+
+def test_confirmed_order_maps_to_a_deal_update_at_the_erp_change_time() -> None:
+    event = erp_order_event(
+        "o", "a", "q", status="CONFIRMED", number="SO-1", promised_date="2026-04-01"
+    )
+    command = deal_update(event, STATE)
+    assert command is not None
+    assert command.payload.crm_record_id == "deal-q"
+    assert command.payload.status == "CONFIRMED"
+    assert str(command.payload.promised_date) == "2026-04-01"
+    assert command.payload.credit_hold is False
+    assert command.occurred_at == event.source.changed_at
+    assert command.correlation_id == "q"
+    assert command.causation_id == event.event_id
+    assert command.event_id == deterministic_event_id("update-deal", event.event_id)
+    assert command.origin == "interlock"
+
+
+def test_credit_hold_shipment_and_invoice_map_to_deal_status() -> None:
+    hold = deal_update(erp_order_event("o", "a", "q", status="ON_CREDIT_HOLD"), STATE)
+    assert hold is not None
+    assert hold.payload.credit_hold is True
+    shipped = deal_update(shipment_event("a", "o", "SO-1", "1Z9"), STATE)
+    assert shipped is not None
+    assert shipped.payload.status == "SHIPPED"
+    assert shipped.payload.status_reason == "shipped DHL 1Z9"
+    paid = deal_update(invoice_event("a", "o", "SO-1", "PAID"), STATE)
+    assert paid is not None
+    assert paid.payload.status == "PAID"
+    issued = deal_update(invoice_event("a", "o", "SO-1", "ISSUED"), STATE)
+    assert issued is not None
+    assert issued.payload.status == "INVOICED"
+    assert deal_update(invoice_event("a", "o", "SO-1", "DRAFT"), STATE) is None
+    assert deal_update(erp_order_event("o", "a", "q", status="REQUESTED"), STATE) is None
+
+
+def test_echo_recognised_by_origin_or_by_the_values_we_wrote() -> None:
+    written = deal_update(erp_order_event("o", "a", "q", status="CONFIRMED", number="SO-1"), STATE)
+    assert isinstance(written, OrderEvent)
+    last = written_values(written)
+    crm = {"system": "crm", "crm_record_id": "deal-q", "number": "SO-1"}
+    same = erp_order_event("o", "a", "q", status="CONFIRMED", version=2, **crm)
+    assert echo_reason(same, last) == "values"
+    changed = erp_order_event("o", "a", "q", status="SHIPPED", version=3, **crm)
+    assert echo_reason(changed, last) is None
+    assert echo_reason(erp_order_event("o", "a", "q", origin="interlock", **crm), None) == "origin"
+    # the ERP's report of our own command is the confirmation, never an echo
+    erp = erp_order_event("o", "a", "q", status="CONFIRMED", number="SO-1", origin="interlock")
+    assert echo_reason(erp, last) is None
+
+
+def test_dedup_ttl() -> None:
+    assert is_duplicate(100.0, 150.0, ttl_s=60)
+    assert not is_duplicate(100.0, 161.0, ttl_s=60)
+    assert not is_duplicate(None, 1.0, ttl_s=60)
+    seen = [("e1", [0.0, 0]), ("e2", [95.0, 0]), ("e3", [0.0, 1])]
+    assert expired_event_ids(seen, 0, now=100.0, ttl_s=10) == ["e1"]
+
+
+def test_overdue_parked_only_of_the_partition_and_after_grace() -> None:
+    parked = [
+        ("q:1", {"partition": 0, "parked_at": 0.0}),
+        ("q:2", {"partition": 0, "parked_at": 9.0}),
+        ("q:3", {"partition": 1, "parked_at": 0.0}),
+    ]
+    assert overdue_parked(parked, 0, now=10.0, grace_s=5) == ["q:1"]
+
+
+def test_copartition_problem_names_the_topic() -> None:
+    topics = ["canonical.account.v1", "canonical.quote.v1", "commands.erp.create-order"]
+    assert copartition_problem(dict.fromkeys(topics, 3), topics) is None
+    uneven = {**dict.fromkeys(topics, 3), "canonical.quote.v1": 6}
+    problem = copartition_problem(uneven, topics)
+    assert problem is not None
+    assert "canonical.quote.v1 has 6 partitions" in problem
+    missing = copartition_problem({"canonical.account.v1": 3}, topics)
+    assert missing is not None
+    assert "canonical.quote.v1 does not exist" in missing

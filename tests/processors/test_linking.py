@@ -1,0 +1,51 @@
+"""A CRM account is linked to its ERP customer by tax id; a vague match goes to a person."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from contracts import OrderEvent
+from tests.processors.conftest import ProcessorsEnv
+from tests.processors.events import ADDRESS, account_event, quote_event
+
+pytestmark = pytest.mark.integration
+
+
+def test_link_by_tax_id_lets_the_quote_through_and_vague_match_asks_for_review(
+    proc_env: ProcessorsEnv,
+) -> None:
+    t = proc_env.topics
+    crm = account_event(
+        "crm-globex", "crm", crm_record_id="co-7", name="Globex", web_domain="globex.example",
+        tax_id="NL 0077.01",
+    )  # fmt: skip
+    erp = account_event(
+        "erp-globex", "erp", version=2, erp_customer_number="C-77", legal_name="Globex B.V.",
+        tax_id="NL007701", currency="EUR", payment_terms="NET60", billing_address=ADDRESS,
+        credit_hold=False,
+    )  # fmt: skip
+    vague_crm = account_event("crm-initech", "crm", crm_record_id="co-8", name="Initech")
+    vague_erp = account_event(
+        "erp-initech", "erp", version=2, erp_customer_number="C-88", legal_name="Initech Ltd"
+    )
+    proc_env.send(t.account, crm, vague_crm)
+    proc_env.send(t.quote, quote_event("q-g", "crm-globex", payment_terms=None))
+    worker = proc_env.start_worker(INTERLOCK_LOG_LEVEL="INFO")
+    worker.wait_metric("interlock_parked_joins", 1)  # known but not linked yet: waits
+    proc_env.send(t.account, erp, vague_erp)
+
+    commands = proc_env.wait_for(t.create_order, lambda ev: len(ev) >= 1, timeout=20)
+    assert len(commands) == 1, worker.log.read_text()[-6000:]
+    order = commands[0]
+    assert isinstance(order, OrderEvent)
+    assert order.payload.erp_customer_number == "C-77"
+    assert order.payload.payment_terms == "NET60"  # ERP terms reached the CRM-side account
+
+    reviews = proc_env.wait_for_raw(t.review, lambda recs: len(recs) >= 1)
+    requests = [json.loads(r.value or b"{}") for r in reviews]
+    assert {(r["account_id"], r["candidate"]) for r in requests} == {("erp-initech", "crm-initech")}
+    assert all(r["confidence"] < r["threshold"] for r in requests)
+    linked = [r for r in proc_env.audit() if r["decision"] == "linked"]
+    assert {r["ids"]["candidate_id"] for r in linked} == {"crm-globex"}

@@ -1,0 +1,43 @@
+"""The worker refuses uneven partitioning, and dead-letters undecodable records while going on."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from contracts import OrderEvent
+from tests.processors.conftest import ProcessorsEnv, all_topics, create_topics
+from tests.processors.events import account_event, quote_event
+
+pytestmark = pytest.mark.integration
+
+
+def test_worker_refuses_to_start_when_a_canonical_topic_is_not_copartitioned(
+    proc_env: ProcessorsEnv, admin: AdminClient
+) -> None:
+    from processors.topics import ProcessorTopics
+
+    topics = ProcessorTopics(proc_env.topics.prefix + "uneven.")
+    names = all_topics(topics)
+    create_topics(admin, [n for n in names if n != topics.order])
+    create_topics(admin, [topics.order], partitions=5)
+    worker = proc_env.start_worker(INTERLOCK_PROCESSORS__TOPIC_PREFIX=topics.prefix)
+    code = worker.process.wait(60)
+    assert code != 0
+    assert f"topic {topics.order} has 5 partitions" in worker.output()
+
+
+def test_undecodable_record_is_dead_lettered_with_its_bytes_and_the_stream_goes_on(
+    proc_env: ProcessorsEnv,
+) -> None:
+    t = proc_env.topics
+    proc_env.send(t.account, account_event("acc-p"))
+    poison = b"\xc3\x01not-an-event"
+    proc_env.send_raw(t.quote, b"acc-p", poison)
+    proc_env.send(t.quote, quote_event("q-p", "acc-p"))
+    worker = proc_env.start_worker()
+    commands = proc_env.wait_for(t.create_order, lambda ev: len(ev) >= 1)
+    assert [c.payload.quote_id for c in commands if isinstance(c, OrderEvent)] == ["q-p"]
+    dead = proc_env.wait_for_raw(f"dlq.{t.quote}", lambda recs: len(recs) >= 1)
+    assert [(r.key, r.value) for r in dead] == [(b"acc-p", poison)], worker.output()
+    assert dict(dead[0].headers)["interlock.dlq.reason"] in (b"DECODE_FAILED", b"SCHEMA_UNKNOWN")
