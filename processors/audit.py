@@ -24,6 +24,7 @@ Decision = Literal[
     "linked",
     "review_requested",
     "ignored",
+    "held",
 ]
 
 

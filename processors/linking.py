@@ -38,7 +38,8 @@ LINK_EVENT = "AccountLinked"
 MATCH_FIELDS = ("tax_id", "name", "legal_name", "web_domain")
 #: ERP-owned account fields copied to the CRM side of a link.
 ERP_FIELDS = (
-    "erp_customer_number", "legal_name", "tax_id", "billing_address", "currency",
+    "erp_customer_number", "legal_name", "tax_id", "billing_address", "shipping_address",
+    "currency",
     "payment_terms", "credit_limit", "credit_hold",
 )  # fmt: skip
 

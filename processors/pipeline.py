@@ -241,6 +241,7 @@ class Pipeline:
         if number:
             corr[f"n:{number}"] = quote_id
             corr[f"q:{quote_id}"] = number
+            self.quotes.release_held(str(quote_id), number)
         known_number = corr.get(f"q:{quote_id}")
         command = deal_update(
             event, {**state, "erp_order_number": known_number}, self.config.origin

@@ -12,10 +12,16 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from contracts.errors import InterlockError, Reason, ValidationError
-from contracts.models import QuoteEvent
+from contracts.models import OrderEvent, QuoteEvent
 from interlock.deadletter import RawRecord
 from processors.domain.housekeeping import overdue_parked
-from processors.domain.quotes import QuoteDecision, decide_quote, fold_order_state, not_linked
+from processors.domain.quotes import (
+    QuoteDecision,
+    decide_quote,
+    fold_order_state,
+    not_linked,
+    with_erp_order_number,
+)
 from processors.rawjson import raw_from_json, raw_to_json
 
 if TYPE_CHECKING:
@@ -74,7 +80,7 @@ class QuoteFlow:
         if decision.command is not None and decision.kind is not None:
             if released:
                 p.audit("released", event, ids=ids, details={"action": action})
-            p.send_command(decision.kind, decision.command)
+            self._send_or_hold(decision.kind, decision.command, event, ids)
             p.inflight.orders[quote.quote_id] = fold_order_state(
                 self.order_state(quote.quote_id), decision.command
             )
@@ -97,6 +103,40 @@ class QuoteFlow:
             p.mark_seen(event.event_id, raw.partition)
             if quote.status in ("WITHDRAWN", "REJECTED", "EXPIRED"):
                 self.unpark(quote.quote_id, quote.account_id)
+
+    def _send_or_hold(
+        self, kind: str, command: OrderEvent, event: QuoteEvent, ids: Mapping[str, Any]
+    ) -> None:
+        """Send a command; hold an amend or cancel until the ERP order it addresses exists.
+
+        A revision or withdrawal can arrive before the ERP answered the create-order: the
+        compensation cannot name the ERP order yet, so it waits in the correlation table
+        (durable, keyed by quote) and is released when the order's number is known.
+        """
+        p = self.p
+        if kind == "create-order":
+            p.send_command(kind, command)
+            return
+        qid = command.payload.quote_id or ""
+        number = command.payload.erp_order_number or p.tables.correlation.get(f"q:{qid}")
+        if number:
+            p.send_command(kind, with_erp_order_number(command, str(number)))
+            return
+        p.tables.correlation[f"h:{qid}"] = {
+            "kind": kind,
+            "command": command.model_dump(mode="json"),
+        }
+        p.audit("held", event, ids=ids, details={"command": kind, "until": "erp_order_number"})
+
+    def release_held(self, quote_id: str, number: str) -> None:
+        """Send the compensation held for ``quote_id`` now that its ERP order number is known."""
+        corr = self.p.tables.correlation
+        held = corr.get(f"h:{quote_id}")
+        if held is None:
+            return
+        del corr[f"h:{quote_id}"]
+        command = OrderEvent.model_validate(held["command"])
+        self.p.send_command(str(held["kind"]), with_erp_order_number(command, number))
 
     def _park(
         self, event: QuoteEvent, raw: RawRecord, ids: Mapping[str, Any], waiting_for: str

@@ -26,6 +26,7 @@ __all__ = [
     "not_linked",
     "order_id_for",
     "validate_quote",
+    "with_erp_order_number",
 ]
 
 CommandKind = Literal["create-order", "amend-order", "cancel-order"]
@@ -261,3 +262,12 @@ def fold_order_state(current: Mapping[str, Any] | None, command: OrderEvent) -> 
         merged["deal_id"] = candidate["deal_id"] or current.get("deal_id")
         return merged
     return dict(current)
+
+
+def with_erp_order_number(command: OrderEvent, number: str) -> OrderEvent:
+    """An amend or cancel command addressed to the ERP order it compensates.
+
+    The command keeps its event id: it is the same logical command, only now deliverable.
+    """
+    payload = command.payload.model_copy(update={"erp_order_number": number})
+    return command.model_copy(update={"payload": payload})

@@ -6,7 +6,7 @@ import pytest
 
 from contracts import OrderEvent
 from tests.processors.conftest import ProcessorsEnv
-from tests.processors.events import account_event, quote_event
+from tests.processors.events import account_event, erp_order_event, quote_event
 
 pytestmark = pytest.mark.integration
 
@@ -40,13 +40,24 @@ def test_duplicate_quote_and_redelivery_after_restart_yield_one_order(
     assert by_quote == ["q-1", "q-2"], worker.output()
 
     # A new accepted revision of q-1 amends its order; withdrawing q-2 cancels its order.
+    # Both arrive before the ERP has answered the create-orders: the compensations wait for
+    # the ERP order numbers, then address those orders.
     proc_env.send(t.quote, quote_event("q-1", "acc-1", revision=2, lines=3))
     proc_env.send(t.quote, quote_event("q-2", "acc-1", status="WITHDRAWN"))
+    for command, number in zip(
+        sorted(commands, key=lambda c: c.payload.quote_id), ("SO-1", "SO-2"), strict=True
+    ):
+        order = command.payload
+        created = erp_order_event(order.order_id, "acc-1", order.quote_id, number=number)
+        proc_env.send(t.order, created)
     amends = proc_env.wait_for(t.amend_order, lambda ev: len(ev) >= 1)
     cancels = proc_env.wait_for(t.cancel_order, lambda ev: len(ev) >= 1)
-    assert [(a.payload.quote_id, a.payload.quote_revision, len(a.payload.lines)) for a in amends
-            if isinstance(a, OrderEvent)] == [("q-1", 2, 3)]  # fmt: skip
+    assert [(a.payload.quote_id, a.payload.quote_revision, len(a.payload.lines),
+             a.payload.erp_order_number) for a in amends
+            if isinstance(a, OrderEvent)] == [("q-1", 2, 3, "SO-1")]  # fmt: skip
     assert [
-        (c.payload.quote_id, c.payload.status) for c in cancels if isinstance(c, OrderEvent)
-    ] == [("q-2", "CANCELLED")]
+        (c.payload.quote_id, c.payload.status, c.payload.erp_order_number)
+        for c in cancels
+        if isinstance(c, OrderEvent)
+    ] == [("q-2", "CANCELLED", "SO-2")]
     assert len(proc_env.events(t.create_order)) == 2  # compensation, never a second order
