@@ -72,7 +72,7 @@ def test_up_runs_answers_metrics_and_stops_on_sigint(tmp_path: Path) -> None:
     output = "".join(lines)
     broker_pid = int(re.search(r"pid (\d+) \(in memory\)", output).group(1))  # type: ignore[union-attr]
     urls = re.findall(r"(http://127\.0\.0\.1:\d+/metrics)", output)
-    assert len(urls) >= 2, output  # the supervisor's and the worker's
+    assert len(urls) >= 6, output  # the supervisor's and every service's
     try:
         for url in urls:
             body = _get(url)
@@ -82,7 +82,11 @@ def test_up_runs_answers_metrics_and_stops_on_sigint(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output + rest
-    assert "stopped: worker=0" in rest
+    stopped = re.search(r"stopped: (.*)", rest)
+    assert stopped is not None, rest
+    codes = dict(item.split("=") for item in stopped.group(1).split(", "))
+    assert set(codes) >= {"worker", "webhooks", "sinks", "cdc", "lag-exporter"}
+    assert set(codes.values()) == {"0"}, rest
     assert not _alive(broker_pid)
 
 
