@@ -141,8 +141,12 @@ class EventSerializer:
     def _confluent(self, ctx: SerializationContext | None) -> bytes:
         try:
             subject = self._subject_name(ctx, self.contract.record_name)
-        except ValueError as exc:
-            raise ConfigError(f"subject name strategy failed: {exc}") from exc
+        except (ValueError, AttributeError, TypeError) as exc:
+            # confluent-kafka's topic strategies dereference ctx.topic without a check
+            raise ConfigError(
+                f"subject name strategy failed ({exc}); the topic subject strategy needs a "
+                "SerializationContext"
+            ) from exc
         if subject is None:
             raise ConfigError("the topic subject strategy needs a SerializationContext")
         header = self._ids.get(subject)

@@ -45,6 +45,7 @@ __all__ = [
     "Handler",
     "StageLoop",
     "StageStats",
+    "consume_available",
     "run_retry_loop",
     "run_stage",
     "with_retry_topics",
@@ -59,6 +60,20 @@ def with_retry_topics(topics: Iterable[str], router: FailureRouter) -> list[str]
     """The topics plus every retry topic the router may send them to (what to subscribe to)."""
     names = list(topics)
     return names + [r for t in names for r in retry_topics([t], router.tiers(t))]
+
+
+def consume_available(consumer: Any, batch_size: int, timeout: float) -> list[Any]:
+    """Wait up to ``timeout`` for the first record, then take what is already fetched.
+
+    ``Consumer.consume(n, timeout)`` returns only when ``n`` records arrived or the timeout
+    passed, so at a moderate rate every stage would add its whole poll timeout to the latency
+    of each record. Waiting for one and draining the rest without waiting keeps batches large
+    under load and latency low when it is quiet.
+    """
+    first = consumer.consume(1, timeout)
+    if not first or batch_size <= 1:
+        return list(first)
+    return [*first, *consumer.consume(batch_size - 1, 0)]
 
 
 @dataclass
@@ -147,7 +162,9 @@ class StageLoop:
     def run_once(self) -> int:
         """Consume and handle one batch; returns how many records were handled."""
         self._resume_due(int(self._clock() * 1000))
-        msgs = self.consumer.consume(self._batch_size, self._wait_s(int(self._clock() * 1000)))
+        msgs = consume_available(
+            self.consumer, self._batch_size, self._wait_s(int(self._clock() * 1000))
+        )
         blocked: set[tuple[str, int]] = set()
         done: dict[tuple[str, int], int] = {}
         handled = 0

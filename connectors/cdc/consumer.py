@@ -32,6 +32,7 @@ from contracts.errors import InterlockError, Reason
 from contracts.models import Envelope
 from interlock.deadletter import DeadLetterWriter, RawRecord
 from interlock.instruments import Instruments
+from interlock.stage import consume_available
 
 __all__ = ["BatchResult", "CdcStage", "ConsumerLike", "ProducerLike"]
 
@@ -181,7 +182,7 @@ class CdcStage:
         Raises:
             KafkaException: an output was not acknowledged (offsets stay unstored).
         """
-        messages = self._consumer.consume(self._batch_size, self._poll_timeout)
+        messages = consume_available(self._consumer, self._batch_size, self._poll_timeout)
         result = BatchResult()
         if not messages:
             self._settle(wait=bool(self._pending))
