@@ -53,9 +53,10 @@ format: install ## Format the code in place
 	$(BIN)/ruff check --fix .
 
 .PHONY: bench
-bench: install ## Run the benchmarks and write bench/results/
+bench: install ## Run the benchmarks and write bench/results/ (BENCH_ARGS='--only serde --quick')
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/python -m bench.run
+	$(BIN)/pip install --quiet --no-deps 'quixstreams>=3,<4'
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 .PHONY: clean
 clean: ## Remove the virtualenv, caches and local state

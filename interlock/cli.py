@@ -85,6 +85,9 @@ def up(
     metrics_port: Annotated[
         int | None, typer.Option(help="Port of the supervisor's /metrics (0: any free port).")
     ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Faust workers to start in one group (worker-1..N).")
+    ] = 1,
 ) -> None:
     """Run the whole stack: embedded broker if none is configured, topics, every service."""
     from interlock.up import UpHooks, UpOptions, run_up
@@ -107,6 +110,7 @@ def up(
         check=check,
         dialect=dialect,
         drain=drain,
+        workers=workers,
     )
     hooks = UpHooks(make_monitor=lambda urls, con: LiveMonitor(urls, con), check=_check)
     raise typer.Exit(run_up(_settings(), options, console, hooks))

@@ -47,6 +47,7 @@ class ServicePlan:
     args: list[str]
     metrics_port: int
     endpoints: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,6 +63,8 @@ class UpOptions:
     dialect: str = "standard"
     drain: float = 20.0
     memory_sample_at: float = 120.0
+    settle_timeout: float = 180.0
+    workers: int = 1
 
 
 class Monitor(Protocol):
@@ -122,22 +125,41 @@ def _port(preferred: int) -> int:
     return preferred
 
 
-def plan_services(settings: Settings) -> list[ServicePlan]:
+def _worker_plans(settings: Settings, workers: int) -> list[ServicePlan]:
+    """One Faust worker, or ``workers`` of them (worker-1..N) in one group, each its own dir."""
+    if workers <= 1:
+        port = _port(settings.metrics.port + 1)
+        return [ServicePlan("worker", ["worker"], port, {"worker metrics": _metrics(port)})]
+    plans = []
+    for i in range(1, workers + 1):
+        port = _port(settings.metrics.port + 10 + i)
+        data_dir = str(Path(settings.processors.data_dir) / f"worker-{i}")
+        plans.append(
+            ServicePlan(
+                f"worker-{i}",
+                ["worker"],
+                port,
+                {f"worker-{i} metrics": _metrics(port)},
+                {"INTERLOCK_PROCESSORS__DATA_DIR": data_dir},
+            )
+        )
+    return plans
+
+
+def _metrics(port: int) -> str:
+    return f"http://127.0.0.1:{port}/metrics"
+
+
+def plan_services(settings: Settings, workers: int = 1) -> list[ServicePlan]:
     """The services ``up`` runs, each with its own metrics port."""
     base = settings.metrics.port
-    worker_port = _port(base + 1)
     webhooks_port = _port(settings.webhooks.port)
     sinks_port = _port(base + 2)
     cdc_port = _port(base + 3)
     lag_port = _port(base + 4)
     url = f"http://{settings.webhooks.host}:{webhooks_port}"
     return [
-        ServicePlan(
-            "worker",
-            ["worker"],
-            worker_port,
-            {"worker metrics": f"http://127.0.0.1:{worker_port}/metrics"},
-        ),
+        *_worker_plans(settings, workers),
         ServicePlan(
             "webhooks",
             ["webhooks", "--port", str(webhooks_port)],
@@ -176,6 +198,7 @@ def _child_env(settings: Settings, plan: ServicePlan) -> dict[str, str]:
         "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "INTERLOCK_METRICS__PORT": str(plan.metrics_port),
         "INTERLOCK_LOG_LEVEL": settings.log_level,
+        **plan.env,
     }
 
 
@@ -257,7 +280,7 @@ def run_up(
             Simulation.create(options.log_dir.parent) if options.simulate is not None else None
         )
         extra_env = simulation.env() if simulation is not None else {}
-        plans = plan_services(settings)
+        plans = plan_services(settings, options.workers)
         for plan in plans:
             argv = [sys.executable, "-m", "interlock.cli", *plan.args]
             supervisor.start(plan.name, argv, {**_child_env(settings, plan), **extra_env})
@@ -323,7 +346,8 @@ def run_up(
         # drained (or a little after, should it hang).
         limit = options.duration
         if limit and simulator is not None:
-            limit += options.drain + 60
+            # the simulator stops generating after --for, then keeps its fake APIs for --drain
+            limit += options.drain + max(60.0, limit)
         deadline = started + limit if limit else None
         early_memory: dict[str, int] = {}
         while not stop.is_set():
@@ -358,8 +382,12 @@ def run_up(
             monitor_thread.join(30)
             monitor_thread = None
         if options.check and simulation is not None and hooks.check is not None:
-            # let the last commands and write-backs settle before reading the topics
-            time.sleep(5)
+            lag_url = next(
+                (u for p in plans for k, u in p.endpoints.items() if k.startswith("lag exporter")),
+                None,
+            )
+            if lag_url is not None:
+                _wait_for_drain(lag_url, options.settle_timeout, console, stop)
             if not hooks.check(settings, simulation.ground_truth):
                 exit_code = 1
         return exit_code
@@ -388,3 +416,41 @@ def _memory_sample(supervisor: Supervisor, broker: EmbeddedBroker | None) -> dic
         if rss is not None:
             sample[name] = rss
     return sample
+
+
+def _consumer_lag(url: str) -> float | None:
+    """Total lag of Interlock's consumer groups, as the lag exporter reports it."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+            text = response.read().decode()
+    except OSError:
+        return None
+    total = 0.0
+    seen = False
+    for family in text_string_to_metric_families(text):
+        if family.name != "interlock_consumer_lag_messages":
+            continue
+        for sample in family.samples:
+            if sample.labels.get("group", "").startswith("interlock"):
+                total += sample.value
+                seen = True
+    return total if seen else None
+
+
+def _wait_for_drain(url: str, timeout: float, console: Console, stop: threading.Event) -> None:
+    """Before checking invariants, wait until every Interlock consumer group has caught up."""
+    deadline = time.monotonic() + timeout
+    zero_streak = 0
+    lag: float | None = None
+    while time.monotonic() < deadline and not stop.is_set():
+        lag = _consumer_lag(url)
+        zero_streak = zero_streak + 1 if lag == 0 else 0
+        if zero_streak >= 2:
+            console.print("caught up: consumer lag is 0")
+            return
+        stop.wait(2.5)
+    console.print(f"[yellow]still {lag} messages behind after {timeout:.0f}s; checking anyway[/]")

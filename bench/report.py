@@ -1,0 +1,389 @@
+"""Build bench/results/RESULTS.md: every figure beside its same-run baseline, ratio and target.
+
+Each benchmark writes its own JSON (its own shape); a section builder per benchmark turns it
+into rows of (measure, value, baseline, ratio, target, verdict). A missed target shows by how
+much it misses; targets are the issue's and are never adjusted to the result.
+
+    python -m bench.report            # re-render from bench/results/*.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "ORDER",
+    "Row",
+    "Section",
+    "Target",
+    "build_sections",
+    "machine_info",
+    "render_results",
+    "write_results",
+]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ORDER = ["serde", "webhooks", "cdc", "quote_to_order", "quix", "pipeline"]
+"""Benchmarks in the order ``bench.run`` runs them and RESULTS.md shows them."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target of the issue: ``on`` the value or the ratio, at least (min) or below (max)."""
+
+    text: str
+    kind: Literal["min", "max"]
+    threshold: float
+    on: Literal["value", "ratio"] = "value"
+    unit: str = ""
+
+    def verdict(self, value: float | None, ratio: float | None) -> str:
+        x = value if self.on == "value" else ratio
+        if x is None:
+            return "not measured"
+        met = x >= self.threshold if self.kind == "min" else x < self.threshold
+        if met:
+            return "met"
+        gap = abs(x - self.threshold)
+        share = gap / self.threshold if self.threshold else 0.0
+        unit = "x" if self.on == "ratio" else f" {self.unit}".rstrip()
+        side = "short" if self.kind == "min" else "over"
+        return f"**missed** by {_num(gap)}{unit} ({share:.0%} {side})"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured figure and the baseline it is compared with in the same run."""
+
+    measure: str
+    value: float | None
+    unit: str = ""
+    baseline_label: str = ""
+    baseline: float | None = None
+    target: Target | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.value is None or not self.baseline:
+            return None
+        return self.value / self.baseline
+
+    def cells(self) -> list[str]:
+        ratio = self.ratio
+        return [
+            self.measure,
+            _fmt(self.value, self.unit),
+            self.baseline_label or "-",
+            _fmt(self.baseline, self.unit) if self.baseline_label else "-",
+            f"{ratio:.2f}x" if ratio is not None else "-",
+            self.target.text if self.target else "-",
+            self.target.verdict(self.value, ratio) if self.target else "-",
+        ]
+
+
+@dataclass
+class Section:
+    """One benchmark's table, with notes and its run status."""
+
+    name: str
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    status: str = "ok"
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", ""]
+        if self.status != "ok":
+            lines += [f"**{self.status}**", ""]
+        if self.rows:
+            header = ["measure", "value", "baseline (same run)", "baseline value", "ratio"]
+            header += ["target", "verdict"]
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|---|---:|---|---:|---:|---|---|")
+            lines += ["| " + " | ".join(r.cells()) + " |" for r in self.rows]
+            lines.append("")
+        lines += [f"- {n}" for n in self.notes]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def _num(x: float) -> str:
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:,.2f}"
+    return f"{x:.3g}"
+
+
+def _fmt(x: float | None, unit: str) -> str:
+    if x is None:
+        return "-"
+    if unit == "s":
+        return f"{x * 1000:,.0f} ms" if x < 1 else f"{x:,.2f} s"
+    return f"{_num(x)} {unit}".rstrip()
+
+
+# -- one builder per benchmark ---------------------------------------------------------------
+SERDE_TARGET = Target("≥ 0.7x raw fastavro", "min", 0.7, on="ratio")
+CDC_TARGET = Target("≥ 40,000 events/s", "min", 40_000, unit="events/s")
+WORKER_TARGET = Target("≥ 15,000 events/s per worker", "min", 15_000, unit="events/s")
+SCALING_TARGET = Target("2 workers ≥ 1.6x one", "min", 1.6, on="ratio")
+HANDOFF_TARGET = Target("p99 < 250 ms at 1,000 events/s", "max", 0.25, unit="s")
+
+
+def serde_section(d: Mapping[str, Any]) -> Section:
+    s = Section("serde", f"Serde: Order encode/decode ({d.get('contract', '?')})")
+    base = {r["case"]: r["events_per_s"] for r in d["results"] if r["case"].startswith("raw")}
+    for r in d["results"]:
+        if r["case"].startswith("raw"):
+            continue
+        kind = "write" if "write" in r["case"] or "encode" in r["case"] else "read"
+        label = f"raw fastavro {kind} (dict)"
+        s.rows.append(
+            Row(r["case"], r["events_per_s"], "events/s", label, base.get(label), SERDE_TARGET)
+        )
+    s.notes.append(
+        f"best of {d.get('repeat')} x {d.get('events')} events, {d.get('record_bytes')} B body"
+    )
+    return s
+
+
+def webhooks_section(d: Mapping[str, Any]) -> Section:
+    s = Section("webhooks", "Webhook ingest: signed, acks=all vs bare endpoint")
+    s.rows.append(
+        Row(
+            "signed Standard-Webhooks ingest, acks=all",
+            d["signed_ingest_acks_all_req_per_s"],
+            "req/s",
+            "bare no-op endpoint",
+            d["bare_endpoint_req_per_s"],
+        )
+    )
+    s.notes.append(
+        f"{d.get('requests')} requests, concurrency {d.get('concurrency')}; {d.get('processes')}"
+    )
+    s.notes.append("the issue names no target for ingest")
+    return s
+
+
+def cdc_section(d: Mapping[str, Any]) -> Section:
+    s = Section("cdc", f"CDC: Debezium JSON → canonical Avro ({d.get('rows')} rows)")
+    s.rows.append(
+        Row(
+            "CDC mapping stage",
+            d["mapping_events_per_s"],
+            "events/s",
+            "hand-rolled consume, json decode, re-produce",
+            d["baseline_events_per_s"],
+            CDC_TARGET,
+        )
+    )
+    s.rows.append(Row("Postgres snapshot → raw topic", d.get("snapshot_rows_per_s"), "rows/s"))
+    return s
+
+
+def quote_to_order_section(d: Mapping[str, Any]) -> Section:
+    s = Section("quote_to_order", "Quote → order: Faust worker vs plain confluent-kafka loop")
+    plain = d.get("plain_confluent_loop") or {}
+    base = plain.get("events_per_s")
+    label = "plain confluent-kafka loop, same Pipeline"
+    one: float | None = None
+    for key, entry in d.items():
+        if not isinstance(entry, Mapping) or "events_per_s" not in entry or entry is plain:
+            continue
+        workers = int(entry.get("workers", 2 if "two" in key else 1))
+        name = key.replace("_", " ")
+        s.rows.append(Row(name, entry["events_per_s"], "events/s", label, base, WORKER_TARGET))
+        s.rows.append(Row(f"{name}: latency p99", entry.get("latency_p99_s"), "s", label,
+                          plain.get("latency_p99_s")))  # fmt: skip
+        if workers == 1 and one is None:
+            one = entry["events_per_s"]
+        elif workers == 2 and one:
+            s.rows.append(Row(f"{name} vs 1", entry["events_per_s"], "events/s",
+                              "1 worker", one, SCALING_TARGET))  # fmt: skip
+    for phase, entry in (d.get("faust_steady") or {}).items():
+        rate = float(str(phase).split("_")[0]) if str(phase)[0].isdigit() else None
+        name = f"faust worker, steady {str(phase).replace('_', ' ')}"
+        s.rows.append(Row(name, entry.get("events_per_s"), "events/s", "offered", rate))
+        s.rows.append(Row(f"{name}: latency p99", entry.get("latency_p99_s"), "s"))
+    if base is not None:
+        s.rows.append(Row(label, base, "events/s", "", None, WORKER_TARGET))
+    if not any(r.target is SCALING_TARGET for r in s.rows):
+        s.notes.append("2 workers ≥ 1.6x one: not measured by this benchmark (see the pipeline)")
+    if d.get("note"):
+        s.notes.append(str(d["note"]))
+    return s
+
+
+def quix_section(d: Mapping[str, Any]) -> Section:
+    s = Section("quix", "Quote → order on Quix Streams vs plain confluent-kafka loop")
+    if d.get("status") != "ok":
+        s.status = f"not run: {d.get('reason', 'unknown reason')}"
+        return s
+    q, plain = d["quix_streams"], d["plain_confluent_loop"]
+    s.rows.append(Row(f"Quix Streams {d.get('quixstreams', '')}".strip(), q["events_per_s"],
+                      "events/s", "plain confluent-kafka loop", plain["events_per_s"]))  # fmt: skip
+    s.notes += [str(n) for n in d.get("notes", [])]
+    return s
+
+
+def pipeline_section(d: Mapping[str, Any]) -> Section:
+    s = Section("pipeline", "Full pipeline: `interlock up --simulate RATE` by offered load")
+    best: dict[int, float] = {}
+    saturated: dict[int, bool] = {}
+    for r in d.get("runs", []):
+        w, rate = r["workers"], r["offered_per_s"]
+        head = f"{w} worker{'s' if w > 1 else ''} @ {rate:,.0f}/s"
+        if r.get("error"):
+            s.notes.append(f"{head}: failed: {r['error']}")
+            continue
+        achieved = r.get("sent_per_s")
+        if achieved is None:
+            s.notes.append(f"{head}: the simulator did not finish within `up`'s time limit "
+                           "(its webhook queue backed up): events sent unknown")  # fmt: skip
+        s.rows.append(Row(f"{head}: simulator sent", achieved, "events/s", "offered", rate))
+        s.rows.append(Row(f"{head}: worker consumed", r.get("worker_consumed_per_s"),
+                          "events/s", "simulator sent", achieved))  # fmt: skip
+        s.rows.append(Row(f"{head}: all services consumed", r.get("consumed_per_s"), "events/s"))
+        lat = r.get("latency_all") or {}
+        target = HANDOFF_TARGET if rate == 1000 else None
+        s.rows.append(Row(f"{head}: handoff p50", lat.get("p50"), "s"))
+        s.rows.append(Row(f"{head}: handoff p99", lat.get("p99"), "s", "", None, target))
+        grew = {True: "grew", False: "stable", None: "trend unknown"}[r.get("lag_grew")]
+        s.notes.append(f"{head}: lag at end {r.get('lag_end', 0):,.0f} msgs ({grew}); "
+                       f"p99 by flow: {_flows(r.get('latency') or {})}")  # fmt: skip
+        consumed = r.get("worker_consumed_per_s") or 0.0
+        best[w] = max(best.get(w, 0.0), consumed)
+        behind = bool(r.get("lag_grew")) or (achieved is not None and consumed < 0.9 * achieved)
+        saturated[w] = saturated.get(w, False) or behind
+    if 1 in best and 2 in best:
+        row = Row("2 workers vs 1: best worker consumed/s", best[2], "events/s", "1 worker",
+                  best[1], SCALING_TARGET)  # fmt: skip
+        s.rows.append(row)
+        if not saturated.get(1):
+            s.notes.append("one worker kept up at every offered load: the 2-vs-1 ratio shows "
+                           "the offered load, not the workers' capacity")  # fmt: skip
+    s.notes.append("all services, the broker and the simulator share the machine's cores: "
+                   "a second worker competes with them for CPU")  # fmt: skip
+    s.notes.append(f"each load for {d.get('duration_s')} s; rates from /metrics counters over "
+                   "the steady window; latency quantiles from the histogram buckets")  # fmt: skip
+    return s
+
+
+def _flows(latency: Mapping[str, Mapping[str, float | None]]) -> str:
+    parts = [f"{f} {_fmt(v.get('p99'), 's')}" for f, v in sorted(latency.items())]
+    return ", ".join(parts) or "none (no handoff latency sample recorded by the sinks)"
+
+
+BUILDERS: dict[str, Callable[[Mapping[str, Any]], Section]] = {
+    "serde": serde_section,
+    "webhooks": webhooks_section,
+    "cdc": cdc_section,
+    "quote_to_order": quote_to_order_section,
+    "quix": quix_section,
+    "pipeline": pipeline_section,
+}
+
+
+def build_sections(
+    results_dir: Path, runs: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Section]:
+    """A section per benchmark with a JSON file or a recorded run (failed ones included)."""
+    runs = runs or {}
+    sections = []
+    for name in ORDER:
+        path = results_dir / f"{name}.json"
+        run = runs.get(name, {})
+        status = run.get("status", "ok")
+        if status != "ok" or not path.exists():
+            section = Section(name, name, status=_failure(run) if run else "no results")
+        else:
+            try:
+                section = BUILDERS[name](json.loads(path.read_text()))
+            except (KeyError, TypeError, ValueError) as exc:
+                section = Section(name, name, status=f"unreadable results: {exc!r}")
+        if run.get("seconds") is not None:
+            section.notes.append(f"run took {run['seconds']:.0f} s, finished {run.get('finished')}")
+        sections.append(section)
+    return sections
+
+
+def _failure(run: Mapping[str, Any]) -> str:
+    what = {"failed": f"FAILED (exit {run.get('returncode')})", "timeout": "TIMED OUT"}
+    text = what.get(str(run.get("status")), str(run.get("status")))
+    tail = str(run.get("error", "")).strip().splitlines()[-3:]
+    return text + (": " + " / ".join(tail) if tail else "")
+
+
+def machine_info(load_before: tuple[float, float, float] | None = None) -> dict[str, Any]:
+    """CPU model, cores, memory, Python, OS, date and load: the machine line of RESULTS.md."""
+    cpu = platform.processor() or platform.machine()
+    mem_gib = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    load = load_before or os.getloadavg()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_gib, 1) if mem_gib else None,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_before": [round(x, 2) for x in load],
+        "shared": load[0] > 0.5,
+    }
+
+
+def machine_line(m: Mapping[str, Any]) -> str:
+    line = (f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+            f"Python {m['python']}, {m['os']}, {m['date']}")  # fmt: skip
+    if m.get("shared"):
+        load = ", ".join(f"{x:.2f}" for x in m["load_before"])
+        line += f". **Shared machine**: load average {load} before the run"
+    return line + "."
+
+
+def render_results(sections: list[Section], machine: Mapping[str, Any]) -> str:
+    """RESULTS.md: the machine line, then one table per benchmark."""
+    out = ["# Benchmark results", "", machine_line(machine), ""]
+    out.append("Every figure is beside its baseline measured in the same run on the same broker "
+               "(embedded Tansu); ratio = value / baseline.")  # fmt: skip
+    out.append("")
+    for section in sections:
+        out.append(section.markdown())
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_results(
+    results_dir: Path = RESULTS_DIR,
+    runs: Mapping[str, Mapping[str, Any]] | None = None,
+    machine: Mapping[str, Any] | None = None,
+) -> Path:
+    """Render RESULTS.md (and the plots) from the JSON files in ``results_dir``."""
+    from bench.plots import plot_all
+
+    sections = build_sections(results_dir, runs)
+    target = results_dir / "RESULTS.md"
+    target.write_text(render_results(sections, machine or machine_info()))
+    plot_all(results_dir, sections)
+    return target
+
+
+if __name__ == "__main__":
+    run_file = RESULTS_DIR / "run.json"
+    saved = json.loads(run_file.read_text()) if run_file.exists() else {}
+    print(write_results(runs=saved.get("runs"), machine=saved.get("machine")).read_text())

@@ -1,0 +1,175 @@
+"""RESULTS.md from sample benchmark JSON: ratios, target verdicts with shortfalls, and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.plots import plot_all
+from bench.report import (
+    CDC_TARGET,
+    HANDOFF_TARGET,
+    build_sections,
+    render_results,
+    write_results,
+)
+
+pytestmark = pytest.mark.unit
+
+MACHINE = {
+    "cpu": "Test CPU 3000",
+    "cores": 2,
+    "memory_gib": 23.0,
+    "python": "3.11.7",
+    "os": "Linux-test",
+    "date": "2026-01-02 03:04 UTC",
+    "load_before": [1.5, 1.0, 0.5],
+    "shared": True,
+}
+
+
+def _serde(read_ratio: float) -> dict[str, Any]:
+    def row(case: str, eps: int) -> dict[str, Any]:
+        return {"case": case, "events_per_s": eps, "us_per_event": 1e6 / eps, "ratio_vs_raw": 0}
+
+    return {
+        "contract": "order v1", "record_bytes": 557, "events": 10, "repeat": 1,
+        "results": [
+            row("raw fastavro write (dict)", 10_000), row("encode single-object", 30_000),
+            row("raw fastavro read (dict)", 10_000),
+            row("decode single-object", int(10_000 * read_ratio)),
+        ],
+    }  # fmt: skip
+
+
+PIPELINE = {
+    "benchmark": "pipeline", "duration_s": 10, "runs": [
+        {"workers": w, "offered_per_s": rate, "sent_per_s": rate * 0.98,
+         "worker_consumed_per_s": rate * 1.2 * w if rate == 1000 else 900.0 * w,
+         "consumed_per_s": rate * 3, "latency": {"quote_to_order": {"p50": 0.1, "p99": p99}},
+         "latency_all": {"p50": 0.1, "p99": p99}, "lag_end": 5, "lag_grew": rate > 1000}
+        for w in (1, 2) for rate, p99 in ((1000, 0.4), (2000, 0.9))
+    ],
+}  # fmt: skip
+
+
+def _write(d: Path, name: str, doc: dict[str, Any]) -> None:
+    (d / f"{name}.json").write_text(json.dumps(doc))
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    _write(tmp_path, "serde", _serde(read_ratio=0.5))
+    _write(
+        tmp_path,
+        "cdc",
+        {
+            "rows": 100,
+            "snapshot_rows_per_s": 60_000.0,
+            "baseline_events_per_s": 90_000.0,
+            "mapping_events_per_s": 36_000.0,
+        },
+    )
+    _write(
+        tmp_path,
+        "webhooks",
+        {
+            "requests": 10,
+            "concurrency": 2,
+            "processes": "two",
+            "bare_endpoint_req_per_s": 200.0,
+            "signed_ingest_acks_all_req_per_s": 300.0,
+        },
+    )
+    _write(
+        tmp_path,
+        "quote_to_order",
+        {
+            "faust_worker": {"events_per_s": 3_000, "latency_p99_s": 5.0},
+            "plain_confluent_loop": {"events_per_s": 6_000, "latency_p99_s": 3.0},
+        },
+    )
+    _write(tmp_path, "quix", {"status": "unsupported", "reason": "KeyError: 'retention.ms'"})
+    _write(tmp_path, "pipeline", PIPELINE)
+    return tmp_path  # fmt: skip
+
+
+def _line(text: str, start: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
+def test_rows_show_figure_baseline_ratio_and_verdict(results: Path) -> None:
+    md = render_results(build_sections(results), MACHINE)
+    encode = _line(md, "| encode single-object")
+    assert "30,000 events/s" in encode
+    assert "raw fastavro write (dict)" in encode
+    assert "3.00x" in encode
+    assert "| met |" in encode
+    decode = _line(md, "| decode single-object")
+    assert "0.50x" in decode
+    assert "**missed** by 0.2x (29% short)" in decode
+    webhooks = _line(md, "| signed Standard-Webhooks ingest")
+    assert "1.50x" in webhooks
+    assert webhooks.endswith("| - | - |")
+
+
+def test_missed_value_target_shows_the_shortfall(results: Path) -> None:
+    md = render_results(build_sections(results), MACHINE)
+    cdc = _line(md, "| CDC mapping stage")
+    assert "0.40x" in cdc
+    assert "≥ 40,000 events/s" in cdc
+    assert "**missed** by 4,000 events/s (10% short)" in cdc
+    faust = _line(md, "| faust worker |")
+    assert "**missed** by 12,000 events/s (80% short)" in faust
+    assert "0.50x" in faust
+
+
+def test_targets_are_strict_in_their_direction() -> None:
+    assert CDC_TARGET.verdict(40_000, None) == "met"
+    assert HANDOFF_TARGET.verdict(0.25, None).startswith("**missed** by 0")
+    assert HANDOFF_TARGET.verdict(0.249, None) == "met"
+    assert CDC_TARGET.verdict(None, None) == "not measured"
+
+
+def test_pipeline_latency_target_applies_at_1000_per_s_and_scaling_is_compared(
+    results: Path,
+) -> None:
+    md = render_results(build_sections(results), MACHINE)
+    p99 = _line(md, "| 1 worker @ 1,000/s: handoff p99")
+    assert "400 ms" in p99
+    assert "**missed** by 0.15 s (60% over)" in p99
+    assert _line(md, "| 1 worker @ 2,000/s: handoff p99").endswith("| - | - |")
+    scaling = _line(md, "| 2 workers vs 1")
+    assert "2.00x" in scaling
+    assert "| met |" in scaling
+
+
+def test_machine_line_failures_and_unsupported_runs_are_reported(results: Path) -> None:
+    runs = {
+        "webhooks": {"status": "timeout", "error": "still waiting"},
+        "cdc": {"status": "failed", "returncode": 3, "error": "boom\nKeyError: 'x'"},
+    }
+    md = render_results(build_sections(results, runs), MACHINE)
+    assert "Test CPU 3000, 2 cores, 23.0 GiB, Python 3.11.7" in md
+    assert "**Shared machine**: load average 1.50, 1.00, 0.50" in md
+    assert "**TIMED OUT: still waiting**" in md
+    assert "**FAILED (exit 3): boom / KeyError: 'x'**" in md
+    assert "| CDC mapping stage" not in md  # no stale figures for a failed run
+    assert "not run: KeyError: 'retention.ms'" in md
+    assert "### pipeline" not in md
+    assert "Full pipeline" in md
+
+
+def test_write_results_renders_markdown_and_png_plots(results: Path) -> None:
+    path = write_results(results, machine=MACHINE)
+    assert path.read_text().startswith("# Benchmark results")
+    for name in ("pipeline_throughput", "pipeline_latency", "benchmarks_vs_baseline"):
+        png = results / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_plots_skip_what_has_no_data(tmp_path: Path) -> None:
+    assert plot_all(tmp_path, build_sections(tmp_path)) == []
