@@ -101,7 +101,7 @@ def register_agents(
     )
     pipeline = Pipeline(
         config,
-        make_tables(app, partitions),
+        make_tables(app, partitions, changelog_emit=output),
         decode=codecs.decode,
         encode=codecs.encode,
         emit=output,
@@ -157,12 +157,15 @@ def register_agents(
 
     @app.agent(commands, name="commands")
     async def commands_agent(stream: Any) -> None:
-        async for event in stream.events():
-            raw = raw_record(event.message)
-            try:
-                pipeline.on_command(raw)
-            except Exception as exc:  # a command we cannot read back is ours: never block on it
-                dead_letters.send(raw, exc)
+        # Batched like the canonical agent: a read-back is cheap, Faust's per-event turn is not.
+        async for batch in stream.take_events(proc.batch_size, within=proc.batch_wait_s):
+            for event in batch:
+                _current_event.set(weakref.ref(event))
+                raw = raw_record(event.message)
+                try:
+                    pipeline.on_command(raw)
+                except Exception as exc:  # a command we cannot read back is ours: never block
+                    dead_letters.send(raw, exc)
 
     last_sweep: dict[int, float] = {}
 

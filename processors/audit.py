@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+import orjson
 
 from contracts.models import Envelope
 
@@ -56,4 +57,5 @@ def decision_record(
 def encode_record(record: Mapping[str, Any]) -> tuple[bytes | None, bytes]:
     """Kafka key (the correlation id) and JSON value of a decision record."""
     corr = record.get("correlation_id")
-    return (corr.encode() if corr else None), json.dumps(record, default=str).encode()
+    value = orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS)
+    return (corr.encode() if corr else None), value

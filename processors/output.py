@@ -43,12 +43,25 @@ class Output:
             self.failures.append(f"{msg.topic()}: {err}")
             log.error("output to %s failed: %s", msg.topic(), err)
 
-    def __call__(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def __call__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Any = None,
+        partition: int | None = None,
+    ) -> None:
+        """Queue one record (``partition`` None: the producer's partitioner picks it)."""
+        kwargs: dict[str, Any] = {"on_delivery": self._on_delivery}
+        if headers:
+            kwargs["headers"] = headers
+        if partition is not None:
+            kwargs["partition"] = partition
         try:
-            self.producer.produce(topic, value, key, on_delivery=self._on_delivery)
+            self.producer.produce(topic, value, key, **kwargs)
         except BufferError:
             self.producer.flush(self.flush_timeout_s)
-            self.producer.produce(topic, value, key, on_delivery=self._on_delivery)
+            self.producer.produce(topic, value, key, **kwargs)
         self._calls += 1
         if self._calls >= 1000:
             self._calls = 0

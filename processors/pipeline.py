@@ -8,9 +8,11 @@ so the Faust agents stay thin and a plain confluent-kafka loop can run the very 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import orjson
 
 from contracts.errors import InterlockError, Reason, ValidationError
 from contracts.models import (
@@ -26,22 +28,32 @@ from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from processors.audit import Decision, decision_record, encode_record
 from processors.domain.housekeeping import expired_event_ids
-from processors.domain.quotes import fold_order_state
+from processors.domain.quotes import fold_order_state, order_state_of
 from processors.domain.writeback import deal_update, echo_reason, written_values
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
 from processors.state import InFlight, Tables
 from processors.topics import ProcessorTopics
 
-__all__ = ["DeadLetter", "Emit", "Pipeline", "PipelineConfig"]
+__all__ = ["READBACK_HEADER", "DeadLetter", "Emit", "Pipeline", "PipelineConfig"]
 
 SERVICE = "processors"
+READBACK_HEADER = "interlock.order-state"
+"""Header of our order commands: the order state they fold into and their cause (JSON), so the
+read-back of a durable command does not decode the whole command. Commands without it (written
+by anything else) are decoded."""
 
 
 class Emit(Protocol):
     """Queue one output record (never awaited per event; flushed before offsets commit)."""
 
-    def __call__(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+    def __call__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None: ...
 
 
 DeadLetter = Callable[[RawRecord, BaseException], None]
@@ -114,14 +126,24 @@ class Pipeline:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def send_event(self, topic: str, event: Envelope, key: str) -> None:
-        self.emit(topic, key.encode(), self.encode(event, topic))
+    def send_event(
+        self,
+        topic: str,
+        event: Envelope,
+        key: str,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.emit(topic, key.encode(), self.encode(event, topic), headers)
         self._child(self.metrics.events_produced, SERVICE, topic).inc()
 
     def send_command(self, kind: str, command: OrderEvent) -> None:
         """Produce a command and remember its cause until it is read back."""
         topic = self.topics.command_topic(kind)
-        self.send_event(topic, command, command.payload.account_id)
+        headers = None
+        if kind != "update-deal" and command.payload.quote_id:
+            readback = {"state": order_state_of(command), "cause": command.causation_id}
+            headers = [(READBACK_HEADER, orjson.dumps(readback))]
+        self.send_event(topic, command, command.payload.account_id, headers)
         self._child(self.metrics.commands_emitted, topic).inc()
         if command.causation_id:
             self.inflight.causes.add(command.causation_id)
@@ -270,27 +292,36 @@ class Pipeline:
         """A command became durable: fold it into the order state, forget it from in-flight."""
         if raw.value is None:
             return
-        command = self.decode(raw.value)
-        if not isinstance(command, OrderEvent):
-            return
-        order = command.payload
-        cause = command.causation_id
-        if raw.topic == self.topics.update_deal:
-            if order.crm_record_id:
-                self.tables.writebacks[order.crm_record_id] = written_values(command)
-        elif order.quote_id:
-            qid = order.quote_id
-            current = self.tables.orders.get(qid)
-            self.tables.orders[qid] = fold_order_state(current, command)
-            self.tables.correlation[f"o:{order.order_id}"] = qid
-            self.quotes.unpark(qid, order.account_id)
-            pending = self.inflight.orders.get(qid)
-            if pending is not None and pending.get("event_id") == command.event_id:
-                del self.inflight.orders[qid]
+        readback = None
+        if raw.topic != self.topics.update_deal:
+            readback = _readback(raw.headers)
+        if readback is None:
+            command = self.decode(raw.value)
+            if not isinstance(command, OrderEvent):
+                return
+            if raw.topic == self.topics.update_deal:
+                if command.payload.crm_record_id:
+                    self.tables.writebacks[command.payload.crm_record_id] = written_values(command)
+            elif command.payload.quote_id:
+                self._order_read_back(order_state_of(command))
+            cause = command.causation_id
+        else:
+            state, cause = readback
+            self._order_read_back(state)
         if cause:
             self.mark_seen(cause, raw.partition)
             self.inflight.causes.discard(cause)
         self.count(raw.topic, "ok")
+
+    def _order_read_back(self, state: dict[str, Any]) -> None:
+        qid = str(state["quote_id"])
+        current = self.tables.orders.get(qid)
+        self.tables.orders[qid] = fold_order_state(current, state)
+        self.tables.correlation[f"o:{state['order_id']}"] = qid
+        self.quotes.unpark(qid, str(state["account_id"]))
+        pending = self.inflight.orders.get(qid)
+        if pending is not None and pending.get("event_id") == state["event_id"]:
+            del self.inflight.orders[qid]
 
     # -- timers -------------------------------------------------------------------------------
     def on_tick(self, partition: int, sweep_seen: bool) -> None:
@@ -302,3 +333,32 @@ class Pipeline:
                 list(seen.items()), partition, self.clock(), self.config.dedup_ttl_s
             ):
                 del seen[key]
+
+
+_STATE_KEYS = frozenset(
+    (
+        "quote_id",
+        "order_id",
+        "account_id",
+        "revision",
+        "status",
+        "correlation_id",
+        "deal_id",
+        "event_id",
+    )
+)
+
+
+def _readback(headers: Sequence[tuple[str, bytes | None]]) -> tuple[dict[str, Any], Any] | None:
+    """(order state, cause) from a command's read-back header; None: decode the command."""
+    for name, value in headers:
+        if name == READBACK_HEADER and value:
+            try:
+                data = orjson.loads(value)
+                state = data["state"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                return None
+            if not isinstance(state, dict) or not state.keys() >= _STATE_KEYS:
+                return None
+            return state, data.get("cause")
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from confluent_kafka import Producer
@@ -13,7 +14,7 @@ from interlock.kafka import make_admin, make_producer
 from interlock.metrics import new_registry, serve_metrics
 from interlock.settings import Settings
 from processors.agents import register_agents
-from processors.app import InterlockApp, create_app, run_worker
+from processors.app import FETCH_MAX_WAIT_MS, InterlockApp, create_app, run_worker
 from processors.domain.copartition import copartition_problem
 from processors.topics import ProcessorTopics
 
@@ -57,6 +58,7 @@ def build_worker_app(
         dead_letters = _dead_letter_writer(producer, instruments)
     app = create_app(
         settings,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         topic_partitions=partitions,
         stream_buffer_maxsize=16384,
         broker_commit_interval=1.0,
@@ -72,6 +74,19 @@ def _dead_letter_writer(producer: Producer, instruments: Instruments) -> DeadLet
     return DeadLetterWriter(producer, SERVICE, on_dead_letter=counted)
 
 
+def _use_uvloop() -> None:
+    """Run the worker's event loop on uvloop when it is installed (before any loop exists).
+
+    Faust's per-message path is a chain of asyncio futures and tasks; uvloop runs it with less
+    overhead. Same effect as ``FAUST_LOOP=uvloop``, without reading the environment.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
 def main(settings: Settings) -> None:
     """Run the worker until SIGINT/SIGTERM, serving its metrics on the configured port."""
     try:
@@ -79,6 +94,7 @@ def main(settings: Settings) -> None:
     except ConfigError as exc:
         log.error("%s", exc)
         raise SystemExit(f"interlock worker: {exc}") from None
+    _use_uvloop()
     registry = new_registry()
     instruments = Instruments(registry, SERVICE)
     producer = make_producer(settings, **{"linger.ms": 10})

@@ -40,13 +40,18 @@ def main(bootstrap: str, prefix: str) -> None:
     dead_letters = DeadLetterWriter(producer, "bench")
     codecs = Codecs(settings)
     tables = Tables(*({} for _ in range(7)))
+
+    def dead_letter(raw: RawRecord, exc: BaseException) -> None:
+        dead_letters.send(raw, exc)
+        output.flush_sync()
+
     pipeline = Pipeline(
         PipelineConfig(topics, load_ownership(), 300.0, 3600.0, 0.85),
         tables,
         decode=codecs.decode,
         encode=codecs.encode,
         emit=output,
-        dead_letter=lambda raw, exc: (dead_letters.send(raw, exc), output.flush_sync()),  # type: ignore[func-returns-value]
+        dead_letter=dead_letter,
         instruments=Instruments(new_registry(), "bench"),
     )
     commands = set(topics.commands())

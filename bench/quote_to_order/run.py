@@ -4,9 +4,17 @@ Both run the same pipeline (decode, dedup, account join, validation, create-orde
 audit record, command read-back) on the same input, one after the other, on one broker (the
 embedded one unless KAFKA_BOOTSTRAP_SERVERS is set). Each processor is started and ready
 before the input is produced, so latency is from the quote's append (Kafka timestamp) to its
-command's append. Results: ``bench/results/quote_to_order.json`` and a Markdown table.
+command's append. Scenarios, all on 6 partitions:
 
-    python -m bench.quote_to_order.run [--quotes N] [--accounts M]
+- burst: N quotes produced at once; events/s = quotes / (last command - first quote);
+- steady: quotes produced at a fixed rate (``--rates``, ``--steady-s`` each) to the same
+  1-worker process after its burst: p50/p99 latency at an offered load, not behind a queue;
+- two workers: two worker processes in one group, same burst; the scaling ratio vs one;
+- the plain loop: the same burst through the baseline.
+
+Results: ``bench/results/quote_to_order.json`` and a Markdown table.
+
+    python -m bench.quote_to_order.run [--quotes N] [--accounts M] [--rates 1000,5000]
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from processors.topics import ProcessorTopics  # noqa: E402
 from tests.processors.events import account_event, quote_event  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "quote_to_order.json"
-PARTITIONS = 3
+PARTITIONS = 6
 TARGET = 15_000
 
 
@@ -51,16 +59,40 @@ def _create_topics(admin: AdminClient, topics: ProcessorTopics) -> None:
         future.result(30)
 
 
-def _produce(bootstrap: str, topics: ProcessorTopics, quotes: int, accounts: int) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 10, "acks": "all"})
-    for a in range(accounts):
-        producer.produce(topics.account, encode(account_event(f"a{a}")), f"a{a}".encode())
-    producer.flush(60)
-    encoded = [
-        (f"a{q % accounts}".encode(), encode(quote_event(f"q{q}", f"a{q % accounts}", lines=2)))
+def _quotes(phase: str, quotes: int, accounts: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (
+            f"a{q % accounts}".encode(),
+            encode(quote_event(f"{phase}-q{q}", f"a{q % accounts}", lines=2)),
+        )
         for q in range(quotes)
     ]
-    for key, value in encoded:
+
+
+def _produce(
+    bootstrap: str,
+    topics: ProcessorTopics,
+    quotes: int,
+    accounts: int,
+    *,
+    phase: str = "burst",
+    rate: float | None = None,
+) -> None:
+    """Accounts (first phase only), then quotes: all at once, or paced at ``rate`` per second."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
+    if phase == "burst":
+        for a in range(accounts):
+            producer.produce(topics.account, encode(account_event(f"a{a}")), f"a{a}".encode())
+        producer.flush(60)
+    encoded = _quotes(phase, quotes, accounts)
+    started = time.monotonic()
+    for i, (key, value) in enumerate(encoded):
+        if rate is not None and i % 50 == 0:
+            # Paced in steps of 50: the offered load is steady at 20 ms resolution.
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            producer.poll(0)
         try:
             producer.produce(topics.quote, value, key)
         except BufferError:
@@ -69,7 +101,7 @@ def _produce(bootstrap: str, topics: ProcessorTopics, quotes: int, accounts: int
     producer.flush(120)
 
 
-def _read(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
+def _read(bootstrap: str, topic: str, *, keys: bool = False) -> list[tuple[int, bytes]]:
     conf = {"bootstrap.servers": bootstrap}
     ends = true_end_offsets(conf, [(topic, p) for p in range(PARTITIONS)])
     consumer = Consumer(
@@ -82,7 +114,7 @@ def _read(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
     while len(out) < want and time.monotonic() < deadline:
         for msg in consumer.consume(5000, 0.5):
             if msg.error() is None and msg.value() is not None:
-                out.append((msg.timestamp()[1], msg.value()))
+                out.append((msg.timestamp()[1], msg.key() if keys else msg.value()))
     consumer.close()
     return out
 
@@ -94,31 +126,50 @@ def _count(bootstrap: str, topic: str) -> int:
     return sum(ends.values())
 
 
-def _measure(bootstrap: str, topics: ProcessorTopics, quotes: int) -> dict[str, Any]:
+def _measure(
+    bootstrap: str, topics: ProcessorTopics, orders_changelog: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per phase (the quote id prefix): throughput and quote → command latency.
+
+    With ``orders_changelog`` (Faust), also the throughput up to the read-back of the last
+    command: the work a worker does after it emitted a command (fold it into the order
+    state, changelog writes) belongs to the quote too.
+    """
+    readback_ts: dict[str, int] = {}
+    if orders_changelog:
+        for ts, key in _read(bootstrap, orders_changelog, keys=True):
+            readback_ts[json.loads(key)] = ts
     quote_ts: dict[str, int] = {}
     for ts, value in _read(bootstrap, topics.quote):
         quote_ts[decode(value).payload.quote_id] = ts  # type: ignore[attr-defined]
-    latencies = []
-    last = 0
-    seen: set[str] = set()
+    command_ts: dict[str, int] = {}
     for ts, value in _read(bootstrap, topics.create_order):
         qid = decode(value).payload.quote_id  # type: ignore[attr-defined]
-        if qid in seen:
-            continue
-        seen.add(qid)
-        latencies.append((ts - quote_ts[qid]) / 1000)
-        last = max(last, ts)
-    first = min(quote_ts.values())
-    latencies.sort()
-    elapsed = (last - first) / 1000
-    return {
-        "quotes": quotes,
-        "orders": len(seen),
-        "seconds": round(elapsed, 3),
-        "events_per_s": round(quotes / elapsed) if elapsed > 0 else None,
-        "latency_p50_s": round(statistics.median(latencies), 4),
-        "latency_p99_s": round(latencies[int(len(latencies) * 0.99) - 1], 4),
-    }
+        command_ts.setdefault(qid, ts)
+    phases: dict[str, dict[str, Any]] = {}
+    for phase in sorted({q.split("-", 1)[0] for q in quote_ts}):
+        quoted = {q: t for q, t in quote_ts.items() if q.startswith(f"{phase}-")}
+        done = {q: t for q, t in command_ts.items() if q in quoted}
+        latencies = sorted((t - quoted[q]) / 1000 for q, t in done.items())
+        elapsed = (max(done.values()) - min(quoted.values())) / 1000 if done else 0.0
+        phases[phase] = {
+            "quotes": len(quoted),
+            "orders": len(done),
+            "seconds": round(elapsed, 3),
+            "events_per_s": round(len(quoted) / elapsed) if elapsed > 0 else None,
+            "latency_p50_s": round(statistics.median(latencies), 4) if latencies else None,
+            "latency_p99_s": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 4)
+            if latencies
+            else None,
+        }
+        if orders_changelog:
+            back = [t for q, t in readback_ts.items() if q in quoted]
+            span = (max(back) - min(quoted.values())) / 1000 if back else 0.0
+            phases[phase]["read_back"] = len(back)
+            phases[phase]["events_per_s_incl_read_back"] = (
+                round(len(quoted) / span) if span > 0 else None
+            )
+    return phases
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:
@@ -138,39 +189,73 @@ def _faust_ready(port: int, ticks: str) -> bool:
     return any(ticks in line and "consumed_total" in line for line in text.splitlines())
 
 
-def run_faust(bootstrap: str, quotes: int, accounts: int, tmp: Path) -> dict[str, Any]:
+def run_faust(
+    bootstrap: str,
+    quotes: int,
+    accounts: int,
+    tmp: Path,
+    *,
+    workers: int = 1,
+    rates: tuple[int, ...] = (),
+    steady_s: float = 10.0,
+) -> dict[str, dict[str, Any]]:
+    """``workers`` worker processes in one group: a burst, then the steady ``rates``."""
     tag = uuid.uuid4().hex[:8]
     topics = ProcessorTopics(f"bench{tag}.")
     _create_topics(AdminClient({"bootstrap.servers": bootstrap}), topics)
-    port = free_port()
     app_id = f"bench-{tag}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "INTERLOCK_PROCESSORS__APP_ID": app_id,
-        "INTERLOCK_PROCESSORS__TOPIC_PREFIX": topics.prefix,
-        "INTERLOCK_PROCESSORS__SESSION_TIMEOUT_S": "6",
-        "INTERLOCK_PROCESSORS__DATA_DIR": str(tmp / tag),
-        "INTERLOCK_METRICS__PORT": str(port),
-        "INTERLOCK_LOG_LEVEL": "WARNING",
-    }
-    with (tmp / f"faust-{tag}.log").open("wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "interlock.cli", "worker"],
-            env=env,
-            cwd=tmp,
-            stdout=log,
-            stderr=log,
-        )
+    procs: list[subprocess.Popen[bytes]] = []
+    ports = [free_port() for _ in range(workers)]
     try:
-        _wait(lambda: _faust_ready(port, f"{topics.prefix}{app_id}-ticks"), 90, "faust ready")
+        for n, port in enumerate(ports):
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+                "INTERLOCK_PROCESSORS__APP_ID": app_id,
+                "INTERLOCK_PROCESSORS__TOPIC_PREFIX": topics.prefix,
+                "INTERLOCK_PROCESSORS__SESSION_TIMEOUT_S": "6",
+                "INTERLOCK_PROCESSORS__DATA_DIR": str(tmp / tag / str(n)),
+                "INTERLOCK_METRICS__PORT": str(port),
+                "INTERLOCK_LOG_LEVEL": "WARNING",
+            }
+            with (tmp / f"faust-{tag}-{n}.log").open("wb") as log:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "interlock.cli", "worker"],
+                        env=env,
+                        cwd=tmp,
+                        stdout=log,
+                        stderr=log,
+                    )
+                )
+        ticks = f"{topics.prefix}{app_id}-ticks"
+        for port in ports:
+            _wait(lambda port=port: _faust_ready(port, ticks), 120, "faust ready")
+        changelog = f"{app_id}-orders-changelog"
+
+        def done(want: int) -> bool:
+            # Commands emitted and read back (the orders table has one key per quote).
+            return (
+                _count(bootstrap, topics.create_order) >= want
+                and _count(bootstrap, changelog) >= want
+            )
+
         _produce(bootstrap, topics, quotes, accounts)
-        _wait(lambda: _count(bootstrap, topics.create_order) >= quotes, 600, "faust orders")
+        _wait(lambda: done(quotes), 600, "faust orders")
+        expected = quotes
+        for rate in rates:
+            n = int(rate * steady_s)
+            _produce(bootstrap, topics, n, accounts, phase=f"rate{rate}", rate=rate)
+            expected += n
+            want = expected
+            _wait(lambda want=want: done(want), 600, "steady orders")
     finally:
-        worker.terminate()
-        worker.wait(60)
-    return _measure(bootstrap, topics, quotes)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(60)
+    return _measure(bootstrap, topics, changelog)
 
 
 def run_plain(bootstrap: str, quotes: int, accounts: int) -> dict[str, Any]:
@@ -190,45 +275,73 @@ def run_plain(bootstrap: str, quotes: int, accounts: int) -> dict[str, Any]:
     finally:
         loop.terminate()
         loop.wait(30)
-    return _measure(bootstrap, topics, quotes)
+    return _measure(bootstrap, topics)["burst"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quotes", type=int, default=20_000)
     parser.add_argument("--accounts", type=int, default=1_000)
+    parser.add_argument("--rates", default="1000,5000", help="steady offered loads, events/s")
+    parser.add_argument("--steady-s", type=float, default=10.0)
+    parser.add_argument("--no-scaling", action="store_true", help="skip the 2-worker run")
     args = parser.parse_args()
+    rates = tuple(int(r) for r in args.rates.split(",") if r)
     tmp = ROOT / ".interlock" / "bench"
     tmp.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
             bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
-        faust = run_faust(bootstrap, args.quotes, args.accounts, tmp)
+        one = run_faust(
+            bootstrap, args.quotes, args.accounts, tmp, rates=rates, steady_s=args.steady_s
+        )
+        two = None
+        if not args.no_scaling:
+            two = run_faust(bootstrap, args.quotes, args.accounts, tmp, workers=2)["burst"]
         plain = run_plain(bootstrap, args.quotes, args.accounts)
-    result = {
+    faust = one["burst"]
+    steady = {f"{rate}_per_s": one[f"rate{rate}"] for rate in rates}
+    result: dict[str, Any] = {
         "benchmark": "quote_to_order",
         "target_events_per_s": TARGET,
+        "partitions": PARTITIONS,
         "faust_worker": faust,
+        "faust_steady": steady,
+        "faust_two_workers": two,
+        "scaling_two_vs_one": round(two["events_per_s"] / faust["events_per_s"], 3)
+        if two
+        else None,
         "plain_confluent_loop": plain,
         "faust_vs_plain": round(faust["events_per_s"] / plain["events_per_s"], 3),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
         "broker": "embedded tansu" if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "external",
-        "note": "input produced as one burst after the processor is ready: latency includes "
-        "queueing behind the burst; events/s = quotes / (last command time - first quote time)",
+        "note": "burst: input produced at once after the processors are ready, latency includes "
+        "queueing behind the burst, events/s = quotes / (last command time - first quote time); "
+        "steady: quotes offered at a fixed rate to the same 1-worker process after its burst",
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print("| pipeline | quotes | events/s | p50 latency (s) | p99 latency (s) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, r in (("Faust worker", faust), ("plain confluent-kafka loop", plain)):
+    print("| run | quotes | events/s | incl. read-back | p50 latency (s) | p99 latency (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    rows = [("Faust, 1 worker, burst", faust)]
+    rows += [(f"Faust, 1 worker, steady {rate}/s", one[f"rate{rate}"]) for rate in rates]
+    if two:
+        rows.append(("Faust, 2 workers, burst", two))
+    rows.append(("plain confluent-kafka loop, burst", plain))
+    for name, r in rows:
         print(
-            f"| {name} | {r['quotes']} | {r['events_per_s']} | {r['latency_p50_s']} | "
+            f"| {name} | {r['quotes']} | {r['events_per_s']} | "
+            f"{r.get('events_per_s_incl_read_back', '')} | {r['latency_p50_s']} | "
             f"{r['latency_p99_s']} |"
         )
-    print(f"\ntarget ≥ {TARGET} events/s per worker; Faust/plain = {result['faust_vs_plain']}")
+    print(
+        f"\ntarget ≥ {TARGET} events/s per worker; Faust/plain = {result['faust_vs_plain']}; "
+        f"2 workers / 1 = {result['scaling_two_vs_one']}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from contracts.errors import Reason
+from pydantic import BaseModel
+
+from contracts.conversion import event_builder
+from contracts.errors import Reason, ValidationError
 from contracts.ids import deterministic_event_id
-from contracts.models import Address, Order, OrderEvent, OrderLine, QuoteEvent, Source
+from contracts.models import Address, Order, OrderEvent, OrderLine, QuoteEvent, QuoteLine, Source
 
 __all__ = [
     "CLOSED_STATUSES",
@@ -25,6 +28,7 @@ __all__ = [
     "fold_order_state",
     "not_linked",
     "order_id_for",
+    "order_state_of",
     "validate_quote",
     "with_erp_order_number",
 ]
@@ -127,57 +131,97 @@ def validate_quote(
 def build_order_command(
     kind: CommandKind, event: QuoteEvent, account: Mapping[str, Any], origin: str = "interlock"
 ) -> OrderEvent:
-    """The ERP order command caused by a quote event, with ids derived from the quote."""
+    """The ERP order command caused by a quote event, with ids derived from the quote.
+
+    Built as the Avro-shaped dict and wrapped by the contracts' trusted builder: every value is
+    either copied from the already validated quote or a constant, and the account-derived ones
+    are checked here (the encoder type-checks the whole command again on write).
+    """
     quote = event.payload
     ship_to = quote.ship_to or _address(account.get("shipping_address"))
     bill_to = quote.bill_to or _address(account.get("billing_address"))
-    status = "CANCELLED" if kind == "cancel-order" else "REQUESTED"
-    order = Order(
+    cancel = kind == "cancel-order"
+    order = dict(_ORDER_DEFAULTS)
+    order.update(
         order_id=order_id_for(quote.quote_id),
         account_id=quote.account_id,
         quote_id=quote.quote_id,
         quote_revision=quote.revision,
         crm_record_id=quote.crm_deal_id,
-        erp_customer_number=account.get("erp_customer_number") or quote.erp_customer_number,
+        erp_customer_number=_text(account.get("erp_customer_number")) or quote.erp_customer_number,
         customer_po_number=quote.customer_po_number,
-        status=status,
-        status_reason=quote.status if kind == "cancel-order" else None,
+        status="CANCELLED" if cancel else "REQUESTED",
+        status_reason=quote.status if cancel else None,
         owner=quote.owner,
-        currency=quote.currency or account.get("currency"),
-        lines=[OrderLine(**line.model_dump()) for line in quote.lines],
+        currency=quote.currency or _text(account.get("currency")),
+        lines=[{**line.__dict__, **_ORDER_LINE_EXTRA} for line in quote.lines],
         subtotal=quote.subtotal,
         discount_total=quote.discount_total,
         tax_total=quote.tax_total,
         total=quote.total,
-        payment_terms=quote.payment_terms or account.get("payment_terms"),
-        bill_to=bill_to,
-        ship_to=ship_to,
+        payment_terms=quote.payment_terms or _text(account.get("payment_terms")),
+        bill_to=bill_to.__dict__.copy() if bill_to is not None else None,
+        ship_to=ship_to.__dict__.copy() if ship_to is not None else None,
         requested_date=quote.requested_date,
         ordered_at=quote.accepted_at,
     )
-    business_time = (
-        quote.accepted_at if kind != "cancel-order" and quote.accepted_at else event.occurred_at
+    business_time = quote.accepted_at if not cancel and quote.accepted_at else event.occurred_at
+    source = event.source
+    command = _build_order_event(
+        {
+            "event_id": deterministic_event_id(kind, quote.quote_id, str(quote.revision)),
+            "event_type": _EVENT_TYPES[kind],
+            "entity": "order",
+            "schema_version": OrderEvent.SCHEMA_VERSION,
+            "source": {
+                **_SOURCE_DEFAULTS,
+                "system": "crm",
+                "vendor": source.vendor,
+                "instance": source.instance,
+                "record_id": quote.crm_record_id or quote.quote_id,
+                "changed_at": source.changed_at,
+            },
+            "correlation_id": event.correlation_id or quote.quote_id,
+            "causation_id": event.event_id,
+            "occurred_at": business_time,
+            "ingested_at": event.ingested_at,
+            "origin": origin,
+            "changed_fields": [],
+            "payload": order,
+        }
     )
-    return OrderEvent(
-        event_id=deterministic_event_id(kind, quote.quote_id, str(quote.revision)),
-        event_type={
-            "create-order": "OrderRequested",
-            "amend-order": "OrderAmendRequested",
-            "cancel-order": "OrderCancelRequested",
-        }[kind],
-        source=Source(
-            system="crm",
-            vendor=event.source.vendor,
-            instance=event.source.instance,
-            record_id=quote.crm_record_id or quote.quote_id,
-            changed_at=event.source.changed_at,
-        ),
-        correlation_id=event.correlation_id or quote.quote_id,
-        causation_id=event.event_id,
-        occurred_at=business_time,
-        ingested_at=event.ingested_at,
-        origin=origin,
-        payload=order,
+    return cast(OrderEvent, command)
+
+
+def _defaults(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        name: info.get_default(call_default_factory=True)
+        for name, info in model.model_fields.items()
+    }
+
+
+_ORDER_DEFAULTS = _defaults(Order)
+_SOURCE_DEFAULTS = _defaults(Source)
+_ORDER_LINE_EXTRA = {
+    name: info.get_default(call_default_factory=True)
+    for name, info in OrderLine.model_fields.items()
+    if name not in QuoteLine.model_fields
+}
+_EVENT_TYPES: dict[str, str] = {
+    "create-order": "OrderRequested",
+    "amend-order": "OrderAmendRequested",
+    "cancel-order": "OrderCancelRequested",
+}
+_build_order_event = event_builder("order")
+
+
+def _text(value: Any) -> str | None:
+    """An account-state value that must be a string (None when absent)."""
+    if value is None or isinstance(value, str):
+        return value
+    raise ValidationError(
+        f"account state holds {type(value).__name__} where text is expected",
+        reason=Reason.VALIDATION_FAILED,
     )
 
 
@@ -235,27 +279,34 @@ def _command(
     return QuoteDecision(action, build_order_command(kind, event, account, origin), kind)
 
 
-def fold_order_state(current: Mapping[str, Any] | None, command: OrderEvent) -> dict[str, Any]:
-    """The quote's order state after a durable order command (create, amend or cancel).
-
-    Commands of one quote may be read back from different topics in any order, so the state
-    is the maximum by (revision, cancelled-after-requested): folding is order-independent.
-    """
+def order_state_of(command: OrderEvent) -> dict[str, Any]:
+    """What one order command says about its quote's order (see :func:`fold_order_state`)."""
     order = command.payload
-    status = "cancelled" if order.status == "CANCELLED" else "requested"
-    candidate = {
+    return {
         "quote_id": order.quote_id,
         "order_id": order.order_id,
         "account_id": order.account_id,
         "revision": order.quote_revision or 0,
-        "status": status,
+        "status": "cancelled" if order.status == "CANCELLED" else "requested",
         "correlation_id": command.correlation_id,
         "deal_id": order.crm_record_id,
         "event_id": command.event_id,
     }
+
+
+def fold_order_state(
+    current: Mapping[str, Any] | None, command: OrderEvent | Mapping[str, Any]
+) -> dict[str, Any]:
+    """The quote's order state after a durable order command (create, amend or cancel).
+
+    ``command`` is the command or its :func:`order_state_of`. Commands of one quote may be read
+    back from different topics in any order, so the state is the maximum by (revision,
+    cancelled-after-requested): folding is order-independent.
+    """
+    candidate = order_state_of(command) if isinstance(command, OrderEvent) else dict(command)
     if current is None:
         return candidate
-    rank_new = (candidate["revision"], _STATUS_RANK[status])
+    rank_new = (int(candidate["revision"]), _STATUS_RANK[str(candidate["status"])])
     rank_old = (int(current["revision"]), _STATUS_RANK[str(current["status"])])
     if rank_new > rank_old:
         merged = {**current, **candidate}

@@ -1,0 +1,163 @@
+"""The hot path's shortcuts give exactly what the slow, fully validated path gives.
+
+- order commands are built from dicts without pydantic validation: they must equal the
+  validated model and survive the wire byte for byte;
+- a durable command is read back from its ``interlock.order-state`` header instead of being
+  decoded: the tables must end up the same as when it is decoded, and a bad header must fall
+  back to decoding;
+- audit records are JSON written by orjson: still one parseable JSON object per decision.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from contracts import decode, encode
+from contracts.errors import InterlockError
+from contracts.models import OrderEvent
+from contracts.ownership import load_ownership
+from interlock.deadletter import RawRecord
+from interlock.instruments import Instruments
+from interlock.metrics import new_registry
+from interlock.settings import Settings
+from processors.audit import decision_record, encode_record
+from processors.domain.quotes import build_order_command, decide_quote
+from processors.output import Codecs
+from processors.pipeline import READBACK_HEADER, Pipeline, PipelineConfig
+from processors.state import Tables
+from processors.topics import ProcessorTopics
+from tests.processors.events import ADDRESS, account_event, quote_event
+
+pytestmark = pytest.mark.unit
+
+ACCOUNT: dict[str, Any] = {
+    "account_id": "a",
+    "erp_customer_number": "C1",
+    "currency": "EUR",
+    "payment_terms": "NET30",
+    "credit_hold": False,
+    "shipping_address": ADDRESS.model_dump(mode="json"),
+    "billing_address": ADDRESS.model_dump(mode="json"),
+}
+
+
+@pytest.mark.parametrize("kind", ["create-order", "amend-order", "cancel-order"])
+@pytest.mark.parametrize("ship_to_on_quote", [True, False])
+def test_built_command_equals_the_validated_model(kind: str, ship_to_on_quote: bool) -> None:
+    quote = quote_event("q1", "a", revision=3, **({} if ship_to_on_quote else {"ship_to": None}))
+    command = build_order_command(kind, quote, ACCOUNT)  # type: ignore[arg-type]
+    validated = OrderEvent.model_validate(command.model_dump())
+    assert command == validated
+    assert command.model_dump() == validated.model_dump()
+    assert decode(encode(command)) == validated
+    assert encode(command) == encode(validated)
+    assert command.payload.ship_to == ADDRESS
+    assert [line.line_number for line in command.payload.lines] == [1, 2]
+
+
+def test_account_state_of_the_wrong_type_is_refused() -> None:
+    account = {**ACCOUNT, "currency": 978}
+    with pytest.raises(InterlockError, match="text is expected"):
+        build_order_command("create-order", quote_event("q1", "a", currency=None), account)
+
+
+class _Emitted:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes | None, bytes, tuple[tuple[str, bytes], ...]]] = []
+
+    def __call__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.records.append((topic, key, value, tuple(headers or ())))
+
+
+def _pipeline(decode_calls: list[bytes] | None = None) -> tuple[Pipeline, _Emitted]:
+    codecs = Codecs(Settings(_env_file=None))  # type: ignore[call-arg]
+
+    def counting_decode(data: bytes) -> Any:
+        if decode_calls is not None:
+            decode_calls.append(data)
+        return codecs.decode(data)
+
+    emitted = _Emitted()
+    pipeline = Pipeline(
+        PipelineConfig(ProcessorTopics("t."), load_ownership(), 300.0, 3600.0, 0.85),
+        Tables(*({} for _ in range(7))),
+        decode=counting_decode,
+        encode=codecs.encode,
+        emit=emitted,
+        dead_letter=lambda raw, exc: None,
+        instruments=Instruments(new_registry(), "test"),
+        clock=lambda: 1_000.0,
+    )
+    return pipeline, emitted
+
+
+def _run(header: str) -> tuple[Pipeline, list[bytes]]:
+    """Account, two quotes, then their commands read back with the header kept/bad/dropped."""
+    pipeline, emitted = _pipeline()
+    topics = pipeline.topics
+    pipeline.handle(RawRecord(topics.account, 0, 0, b"a", encode(account_event("a")), ()))
+    for n, quote in enumerate([quote_event("q1", "a"), quote_event("q2", "a", revision=2)]):
+        pipeline.handle(RawRecord(topics.quote, 0, n, b"a", encode(quote), ()))
+    commands = [r for r in emitted.records if r[0] == topics.create_order]
+    assert len(commands) == 2
+    assert all(h[0][0] == READBACK_HEADER for *_, h in commands)
+    decoded: list[bytes] = []
+    pipeline.decode = lambda data: decoded.append(data) or decode(data)  # type: ignore[func-returns-value]
+    for n, (topic, key, value, headers) in enumerate(commands):
+        if header == "bad":
+            headers = ((READBACK_HEADER, b'{"state": {"quote_id": "q1"}}'),)
+        elif header == "none":
+            headers = ()
+        pipeline.on_command(RawRecord(topic, 0, n, key, value, headers))
+    return pipeline, decoded
+
+
+def test_read_back_from_the_header_equals_read_back_by_decoding() -> None:
+    fast, fast_decoded = _run("keep")
+    slow, slow_decoded = _run("none")
+    bad, bad_decoded = _run("bad")
+    assert fast_decoded == []  # the header was used
+    assert len(slow_decoded) == 2
+    assert len(bad_decoded) == 2
+    for other in (slow, bad):
+        assert fast.tables.orders == other.tables.orders
+        assert fast.tables.correlation == other.tables.correlation
+        assert fast.tables.seen == other.tables.seen
+        assert fast.inflight.orders == other.inflight.orders == {}
+        assert fast.inflight.causes == other.inflight.causes == set()
+    assert set(fast.tables.orders) == {"q1", "q2"}
+    assert fast.tables.orders["q2"]["revision"] == 2
+
+
+def test_the_header_carries_the_state_the_command_folds_into() -> None:
+    command = decide_quote(quote_event("q1", "a"), None, ACCOUNT).command
+    assert command is not None
+    pipeline, emitted = _pipeline()
+    pipeline.send_command("create-order", command)
+    (_, _, _, headers) = next(r for r in emitted.records if r[0] == pipeline.topics.create_order)
+    data = json.loads(headers[0][1])
+    assert data["cause"] == command.causation_id
+    assert data["state"]["event_id"] == command.event_id
+    assert data["state"]["status"] == "requested"
+
+
+def test_audit_records_are_plain_json() -> None:
+    event = quote_event("q1", "a")
+    key, value = encode_record(
+        decision_record("parked", event, at=0.0, ids={"quote_id": "q1"}, details={"n": 1})
+    )
+    assert key == event.correlation_id.encode()
+    record = json.loads(value)
+    assert record["decision"] == "parked"
+    assert record["at"] == "1970-01-01T00:00:00+00:00"
+    assert record["ids"] == {"quote_id": "q1"}
+    assert record["details"] == {"n": 1}
