@@ -272,6 +272,13 @@ class Pipeline:
             self.mark_seen(event.event_id, raw.partition)
             self.audit("ignored", event, details={"why": "status not reported to the CRM"})
             return
+        deal = command.payload.crm_record_id
+        if deal and self.tables.writebacks.get(deal) == written_values(command):
+            # The deal already shows exactly these values (e.g. the ERP's answer to our own
+            # amend repeats the status): writing them again would only make noise in the CRM.
+            self.mark_seen(event.event_id, raw.partition)
+            self.duplicate(event, raw, "writeback", "deal already shows these values")
+            return
         self.send_command("update-deal", command)
 
     def _crm_order_change(self, event: Envelope, raw: RawRecord) -> None:
