@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from contracts.errors import InterlockError, Reason
 from contracts.topics import dlq_topic
+from interlock.kafka import produce
 
 __all__ = [
     "DLQ_HEADER_PREFIX",
@@ -167,11 +168,7 @@ class DeadLetterWriter:
             kwargs["timestamp"] = record.timestamp_ms
         if on_delivery is not None:
             kwargs["on_delivery"] = on_delivery
-        try:
-            self._producer.produce(topic, **kwargs)
-        except BufferError:
-            self._producer.poll(0.5)
-            self._producer.produce(topic, **kwargs)
+        produce(self._producer, topic, **kwargs)
         if self._on_dead_letter is not None:
             self._on_dead_letter(topic, failure_of(error)[0])
         return topic

@@ -23,6 +23,7 @@ __all__ = [
     "make_admin",
     "make_consumer",
     "make_producer",
+    "produce",
     "producer_config",
     "true_end_offsets",
 ]
@@ -74,6 +75,27 @@ def make_admin(settings: Settings, **overrides: Any) -> AdminClient:
     conf = settings.kafka.librdkafka()
     conf.update(overrides)
     return AdminClient(conf)
+
+
+def produce(producer: Any, topic: str, *args: Any, timeout: float = 30.0, **kwargs: Any) -> None:
+    """``producer.produce``, waiting for room when the local queue is full instead of failing.
+
+    librdkafka raises BufferError when its queue is full; serving delivery reports (poll) makes
+    room. Raises BufferError only if there is still no room after ``timeout`` seconds.
+    """
+    try:
+        producer.produce(topic, *args, **kwargs)
+        return
+    except BufferError:
+        deadline = time.monotonic() + timeout
+    while True:
+        producer.poll(0.1)
+        try:
+            producer.produce(topic, *args, **kwargs)
+            return
+        except BufferError:
+            if time.monotonic() >= deadline:
+                raise
 
 
 def true_end_offsets(

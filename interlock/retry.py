@@ -38,6 +38,7 @@ from contracts.errors import InterlockError, Reason
 from contracts.topics import TopicCatalog, retry_topic
 from interlock.deadletter import DLQ_HEADER_PREFIX, DeadLetterWriter, Header, RawRecord, failure_of
 from interlock.instruments import Instruments
+from interlock.kafka import produce
 
 __all__ = [
     "RETRY_HEADER_PREFIX",
@@ -237,11 +238,7 @@ class FailureRouter:
         if record.timestamp_ms is not None:
             kwargs["timestamp"] = record.timestamp_ms
         topic = retry_topic(record.topic, attempt)
-        try:
-            self.producer.produce(topic, **kwargs)
-        except BufferError:
-            self.producer.poll(0.5)
-            self.producer.produce(topic, **kwargs)
+        produce(self.producer, topic, **kwargs)
         if self._instruments is not None:
             self._instruments.retries.labels(
                 self._instruments.service, record.topic, str(attempt)

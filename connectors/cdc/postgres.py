@@ -34,6 +34,7 @@ from psycopg import sql
 from connectors.cdc.pgsetup import logical_decoding_problems
 from connectors.cdc.pgvalues import converter_for
 from contracts.errors import ConfigError, InterlockError, Reason
+from interlock.kafka import produce
 
 __all__ = ["PostgresSource", "PostgresSourceConfig", "logical_decoding_problems", "lsn_to_int"]
 
@@ -271,11 +272,7 @@ class PostgresSource:
         return json.dumps({c: row.get(c) for c in table.pk}, separators=(",", ":")).encode()
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, delivery: _Delivery) -> None:
-        try:
-            self._producer.produce(topic, value, key, on_delivery=delivery)
-        except BufferError:
-            self._producer.poll(0.5)
-            self._producer.produce(topic, value, key, on_delivery=delivery)
+        produce(self._producer, topic, value, key, on_delivery=delivery)
 
     def _acknowledge(self, delivery: _Delivery, counts: dict[str, int]) -> None:
         remaining = self._producer.flush(60)

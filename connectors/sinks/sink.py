@@ -33,6 +33,7 @@ from connectors.sinks.contract import CommandKind, HttpCall, build_request, outc
 from contracts import EventDeserializer, EventSerializer, InterlockError, OrderEvent, Reason
 from interlock.deadletter import RawRecord
 from interlock.instruments import CIRCUIT_STATES, Instruments
+from interlock.kafka import produce
 
 __all__ = ["CommandSink", "SinkTarget"]
 
@@ -228,17 +229,13 @@ class CommandSink:
     def _publish(self, event: OrderEvent) -> None:
         topic = self._outcome_topic
         value = self._serializer(event, SerializationContext(topic, MessageField.VALUE))
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "key": event.payload.account_id.encode(),
             "value": value,
             "headers": [("interlock.event_type", event.event_type.encode())],
             "on_delivery": self._on_delivery,
         }
-        try:
-            self._producer.produce(topic, **kwargs)
-        except BufferError:
-            self._producer.poll(0.5)
-            self._producer.produce(topic, **kwargs)
+        produce(self._producer, topic, **kwargs)
         self._instruments.events_produced.labels(self._instruments.service, topic).inc()
 
     def end_batch(self, timeout: float = 30.0) -> None:

@@ -29,6 +29,7 @@ from connectors.webhooks.declarative import StandardMapping, map_standard_event
 from contracts import DecodeError, Envelope, EventSerializer, InterlockError, Reason
 from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
+from interlock.kafka import produce
 
 __all__ = ["SeenSet", "WebhookMapper", "canonical_topic"]
 
@@ -178,11 +179,7 @@ class WebhookMapper:
                 "headers": [("interlock.event_type", event.event_type.encode())],
                 "on_delivery": self._on_delivery,
             }
-            try:
-                self._producer.produce(topic, **kwargs)
-            except BufferError:
-                self._producer.poll(0.5)
-                self._producer.produce(topic, **kwargs)
+            produce(self._producer, topic, **kwargs)
             self._pending.add(event.event_id)
             self._instruments.events_produced.labels(service, topic).inc()
 

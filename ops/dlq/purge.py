@@ -17,6 +17,7 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
+from interlock.kafka import produce
 from ops.dlq.model import DeadLetter
 
 __all__ = ["mark_purged", "purge_value", "truncate"]
@@ -56,16 +57,12 @@ def mark_purged(
             errors.append(f"{msg.topic()}: {err}")
 
     for letter in letters:
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "key": letter.coordinate.encode(),
             "value": purge_value(letter, purge_id, at),
             "on_delivery": delivered,
         }
-        try:
-            producer.produce(purge_topic, **kwargs)
-        except BufferError:
-            producer.poll(0.5)
-            producer.produce(purge_topic, **kwargs)
+        produce(producer, purge_topic, **kwargs)
         if on_marked is not None:
             on_marked(letter)
     left = producer.flush(flush_timeout)

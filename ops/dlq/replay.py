@@ -22,6 +22,7 @@ from contracts.errors import InterlockError
 from contracts.serde import decode
 from contracts.topics import TopicCatalog
 from interlock.deadletter import Header, RawRecord
+from interlock.kafka import produce
 from ops.dlq.model import DeadLetter
 
 __all__ = [
@@ -238,11 +239,7 @@ def send_replay(
                 },
             ),
         ):
-            try:
-                producer.produce(topic, on_delivery=delivered, **kwargs)
-            except BufferError:
-                producer.poll(0.5)
-                producer.produce(topic, on_delivery=delivered, **kwargs)
+            produce(producer, topic, on_delivery=delivered, **kwargs)
         producer.poll(0)
         if on_sent is not None:
             on_sent(item)
