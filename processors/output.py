@@ -18,6 +18,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from contracts.models import Envelope
 from contracts.serde import EventSerializer, make_deserializer, make_serializer
+from interlock.kafka import produce
+from interlock.registry import registry_client
 from interlock.settings import Settings
 
 __all__ = ["Codecs", "DeliveryFailedError", "Output"]
@@ -57,11 +59,7 @@ class Output:
             kwargs["headers"] = headers
         if partition is not None:
             kwargs["partition"] = partition
-        try:
-            self.producer.produce(topic, value, key, **kwargs)
-        except BufferError:
-            self.producer.flush(self.flush_timeout_s)
-            self.producer.produce(topic, value, key, **kwargs)
+        produce(self.producer, topic, value, key, timeout=self.flush_timeout_s, **kwargs)
         self._calls += 1
         if self._calls >= 1000:
             self._calls = 0
@@ -85,16 +83,7 @@ class Codecs:
     """Decode any canonical event; encode with the configured wire format per topic."""
 
     def __init__(self, settings: Settings) -> None:
-        registry = None
-        if settings.schema_registry.url:
-            from confluent_kafka.schema_registry import SchemaRegistryClient
-
-            conf: dict[str, Any] = {"url": settings.schema_registry.url}
-            if settings.schema_registry.basic_auth_user_info:
-                conf["basic.auth.user.info"] = (
-                    settings.schema_registry.basic_auth_user_info.get_secret_value()
-                )
-            registry = SchemaRegistryClient(conf)
+        registry = registry_client(settings)
         self._wire_format = settings.wire_format
         self._registry = registry
         self._strategy = settings.schema_registry.subject_strategy

@@ -13,10 +13,10 @@ from connectors.sinks.breaker import CircuitBreaker
 from connectors.sinks.contract import COMMAND_TOPICS, CommandKind
 from connectors.sinks.loop import BatchStageLoop
 from connectors.sinks.sink import CommandSink, SinkTarget
-from connectors.webhooks.service import make_serializers
 from contracts import make_deserializer
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer
+from interlock.registry import canonical_serializers, registry_client
 from interlock.retry import FailureRouter
 from interlock.settings import Settings
 from interlock.stage import StageLoop, StageStats, with_retry_topics
@@ -48,6 +48,7 @@ def build_sink_loop(
     timeout = max(config.erp.timeout_s, config.crm.timeout_s)
     client = httpx.Client(timeout=timeout)
     producer = make_producer(settings)
+    registry = registry_client(settings)
     jitter = config.retry_jitter_s
     # Jitter: each retry's not_before is pushed back by up to `jitter` seconds, so commands
     # that failed together do not all hit the recovering target at the same instant.
@@ -63,8 +64,8 @@ def build_sink_loop(
         _targets(settings),
         routes,
         producer,
-        make_deserializer(),
-        make_serializers(settings)["order"],
+        make_deserializer(registry=registry),
+        canonical_serializers(settings, registry)["order"],
         instruments,
         outcome_topic=outcome_topic,
         workers=2 * config.concurrency,

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from starlette.applications import Starlette
 
 from connectors.hubspot.mapping import HubSpotContext
@@ -20,9 +19,10 @@ from connectors.webhooks.app import create_app
 from connectors.webhooks.declarative import load_mappings
 from connectors.webhooks.landing import Landing
 from connectors.webhooks.stage import SeenSet, WebhookMapper, canonical_topic
-from contracts import EVENT_MODELS, EventSerializer, make_serializer
+from contracts import EventSerializer
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer
+from interlock.registry import canonical_serializers, registry_client
 from interlock.retry import FailureRouter
 from interlock.settings import Settings
 from interlock.stage import StageLoop, StageStats
@@ -42,23 +42,7 @@ RAW_TOPICS = ("raw.crm.hubspot", "raw.crm.standard")
 
 def make_serializers(settings: Settings) -> dict[str, EventSerializer]:
     """One serializer per canonical entity, in the configured wire format."""
-    registry = None
-    if settings.wire_format == "confluent":
-        conf: dict[str, str] = {"url": settings.schema_registry.url or ""}
-        if settings.schema_registry.basic_auth_user_info is not None:
-            conf["basic.auth.user.info"] = (
-                settings.schema_registry.basic_auth_user_info.get_secret_value()
-            )
-        registry = SchemaRegistryClient(conf)
-    return {
-        entity: make_serializer(
-            entity,
-            wire_format=settings.wire_format,
-            registry=registry,
-            subject_strategy=settings.schema_registry.subject_strategy,
-        )
-        for entity in EVENT_MODELS
-    }
+    return canonical_serializers(settings, registry_client(settings))
 
 
 def build_receiver(
