@@ -16,13 +16,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.cdc.envelope import ChangeEvent, EnvelopeDecoder
-from connectors.cdc.mapper import TruncateError
-from contracts.errors import InterlockError
+from connectors.cdc.envelope import ChangeEvent
 from contracts.ids import deterministic_event_id
-from interlock.deadletter import DeadLetterWriter, RawRecord
+from interlock.deadletter import RawRecord
+from interlock.kafka import produce
 
-__all__ = ["AUDIT_TOPIC", "TruncateReportingDeadLetters", "truncate_record"]
+__all__ = ["AUDIT_TOPIC", "TruncateReporter", "truncate_record"]
 
 log = logging.getLogger(__name__)
 AUDIT_TOPIC = "audit.decisions"
@@ -66,62 +65,30 @@ def truncate_record(
     }
 
 
-class TruncateReportingDeadLetters(DeadLetterWriter):
-    """A ``DeadLetterWriter`` that also writes a ``truncate_reported`` audit record.
+class TruncateReporter:
+    """Writes the ``truncate_reported`` decision of a dead-lettered TRUNCATE.
+
+    Called by the CDC stage with the change it has already decoded, so nothing is decoded twice.
 
     Args:
         producer: the stage's producer (audit records are flushed with its batch).
-        processor: the stage name for ``interlock.dlq.processor``.
-        decoder: decodes the truncate's envelope again (truncates are rare, so the second
-            decode costs nothing measurable).
         audit_topic: where decisions go (default ``audit.decisions``).
-        on_dead_letter: metrics callback, as for ``DeadLetterWriter``.
         clock: time of the record's ``at``.
     """
 
     def __init__(
         self,
         producer: Any,
-        processor: str,
-        decoder: EnvelopeDecoder,
         *,
         audit_topic: str = AUDIT_TOPIC,
-        on_dead_letter: Callable[[str, Any], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        super().__init__(producer, processor, on_dead_letter=on_dead_letter, clock=clock)
-        self._audit_producer = producer
-        self._decoder = decoder
+        self._producer = producer
         self._audit_topic = audit_topic
         self._now = clock
 
-    def send(
-        self,
-        record: RawRecord,
-        error: BaseException,
-        *,
-        attempt: int = 1,
-        on_delivery: Callable[[Any, Any], None] | None = None,
-    ) -> str:
-        """Dead-letter ``record``; for a truncate, also queue its audit record."""
-        topic = super().send(record, error, attempt=attempt, on_delivery=on_delivery)
-        if isinstance(error, TruncateError):
-            self._report(record, topic)
-        return topic
-
-    def _report(self, record: RawRecord, dlq_topic: str) -> None:
-        try:
-            change = self._decoder.decode(record.value, record.topic)
-        except InterlockError:  # it decoded once already; never lose the dead letter over it
-            log.exception("cannot decode truncate %s@%s again", record.topic, record.offset)
-            return
-        if change is None:
-            return
+    def __call__(self, change: ChangeEvent, record: RawRecord, dlq_topic: str) -> None:
         decision = truncate_record(change, record, dlq_topic, self._now())
         value = json.dumps(decision, default=str).encode()
         key = str(decision["correlation_id"]).encode()
-        try:
-            self._audit_producer.produce(self._audit_topic, value, key)
-        except BufferError:
-            self._audit_producer.poll(0.5)
-            self._audit_producer.produce(self._audit_topic, value, key)
+        produce(self._producer, self._audit_topic, value, key)

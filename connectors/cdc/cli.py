@@ -17,18 +17,18 @@ import psycopg
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from connectors.cdc.audit import AUDIT_TOPIC, TruncateReportingDeadLetters
+from connectors.cdc.audit import AUDIT_TOPIC, TruncateReporter
 from connectors.cdc.consumer import CdcStage, dead_letter_metrics
 from connectors.cdc.envelope import EnvelopeDecoder
 from connectors.cdc.mapper import CdcMapper
 from connectors.cdc.postgres import PostgresSource, PostgresSourceConfig
 from connectors.cdc.spec import annotate_lines, load_mapping_dir
 from contracts.errors import ConfigError, InterlockError
-from contracts.models import EVENT_MODELS
-from contracts.serde import make_serializer
+from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer
 from interlock.metrics import new_registry, serve_metrics
+from interlock.registry import canonical_serializers, registry_client
 from interlock.settings import Settings, load_settings
 
 __all__ = ["METADATA_REFRESH_MS", "build_stage", "cdc_app"]
@@ -52,19 +52,6 @@ def _stop_event() -> threading.Event:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     return stop
-
-
-def _registry_client(settings: Settings) -> Any:
-    if not settings.schema_registry.url:
-        return None
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    conf: dict[str, Any] = {"url": settings.schema_registry.url}
-    if settings.schema_registry.basic_auth_user_info is not None:
-        conf["basic.auth.user.info"] = (
-            settings.schema_registry.basic_auth_user_info.get_secret_value()
-        )
-    return SchemaRegistryClient.new_client(conf)
 
 
 def build_stage(
@@ -93,16 +80,8 @@ def build_stage(
         mapper = CdcMapper(load_mapping_dir(directory), vendor=cdc.vendor, topic_for=topic_for)
     except ConfigError as exc:
         raise ConfigError(annotate_lines(exc.message)) from None
-    registry = registry if registry is not None else _registry_client(settings)
-    serializers = {
-        entity: make_serializer(
-            entity,
-            wire_format=settings.wire_format,
-            registry=registry,
-            subject_strategy=settings.schema_registry.subject_strategy,
-        )
-        for entity in EVENT_MODELS
-    }
+    registry = registry if registry is not None else registry_client(settings)
+    serializers = canonical_serializers(settings, registry)
     subscription = topics or cdc.topics
     overrides: dict[str, Any] = {"fetch.max.bytes": 52428800}
     if any(t.startswith("^") for t in subscription):
@@ -114,13 +93,7 @@ def build_stage(
         **{"linger.ms": 20, "batch.size": 1_000_000, "queue.buffering.max.messages": 500_000},
     )
     decoder = EnvelopeDecoder(registry)
-    dead = TruncateReportingDeadLetters(
-        producer,
-        "cdc",
-        decoder,
-        audit_topic=audit_topic,
-        on_dead_letter=dead_letter_metrics(instruments),
-    )
+    dead = DeadLetterWriter(producer, "cdc", on_dead_letter=dead_letter_metrics(instruments))
     stage = CdcStage(
         consumer,
         producer,
@@ -131,6 +104,7 @@ def build_stage(
         instruments,
         strict=cdc.strict,
         batch_size=cdc.batch_size,
+        on_truncate=TruncateReporter(producer, audit_topic=audit_topic),
     )
     return stage, consumer, producer
 

@@ -32,6 +32,7 @@ from contracts.errors import InterlockError, Reason
 from contracts.models import Envelope
 from interlock.deadletter import DeadLetterWriter, RawRecord
 from interlock.instruments import Instruments
+from interlock.kafka import produce
 from interlock.stage import consume_available
 
 __all__ = ["BatchResult", "CdcStage", "ConsumerLike", "ProducerLike"]
@@ -101,6 +102,8 @@ class CdcStage:
         poll_timeout: seconds ``consume`` waits for the first record.
         flush_timeout: seconds a batch may wait for its acknowledgements before the stage fails.
         max_in_flight: batches whose outputs may be unacknowledged before the stage waits.
+        on_truncate: called with each dead-lettered TRUNCATE (decoded), the raw record and its
+            dead-letter topic, e.g. to report it to the audit topic.
     """
 
     def __init__(
@@ -118,6 +121,7 @@ class CdcStage:
         poll_timeout: float = 0.2,
         flush_timeout: float = 30.0,
         max_in_flight: int = 2,
+        on_truncate: Callable[[ChangeEvent, RawRecord, str], None] | None = None,
     ) -> None:
         self._consumer = consumer
         self._producer = producer
@@ -126,6 +130,7 @@ class CdcStage:
         self._serializers = dict(serializers)
         self._contexts: dict[str, SerializationContext] = {}
         self._dead = dead_letters
+        self._on_truncate = on_truncate
         self._metrics = instruments
         self._strict = strict
         self._batch_size = batch_size
@@ -193,13 +198,14 @@ class CdcStage:
         now = datetime.now(UTC)
         batch = _Batch(messages)
         ack = batch.ack
-        decode, encode, produce = self._decoder.decode, self._encode, self._producer.produce
+        decode, encode, send = self._decoder.decode, self._encode, self._producer.produce
         for msg in messages:
             if msg.error() is not None:
                 log.warning("consume error: %s", msg.error())
                 continue
             topic = msg.topic()
             outcome = "ok"
+            change = None
             try:
                 change = decode(msg.value(), topic)
                 if change is None:
@@ -207,10 +213,9 @@ class CdcStage:
                 else:
                     out_topic, key, value = encode(change, now)
                     try:
-                        produce(out_topic, value, key, on_delivery=ack)
+                        send(out_topic, value, key, on_delivery=ack)
                     except BufferError:
-                        self._producer.poll(0.5)
-                        produce(out_topic, value, key, on_delivery=ack)
+                        produce(self._producer, out_topic, value, key, on_delivery=ack)
                     batch.left += 1
                     produced[out_topic] += 1
             except UnknownTableError as exc:
@@ -223,7 +228,9 @@ class CdcStage:
             except TruncateError as exc:
                 outcome = "truncate"
                 log.warning("%s (topic %s offset %s)", exc, topic, msg.offset())
-                self._dead_letter(msg, exc, batch)
+                dlq = self._dead_letter(msg, exc, batch)
+                if self._on_truncate is not None and change is not None:
+                    self._on_truncate(change, RawRecord.from_message(msg), dlq)
             except InterlockError as exc:
                 outcome = "dead_lettered"
                 self._dead_letter(msg, exc, batch)
@@ -287,9 +294,9 @@ class CdcStage:
         for msg in highest.values():
             self._consumer.store_offsets(message=msg)
 
-    def _dead_letter(self, msg: Any, error: BaseException, batch: _Batch) -> None:
+    def _dead_letter(self, msg: Any, error: BaseException, batch: _Batch) -> str:
         batch.needs_flush = True
-        self._dead.send(RawRecord.from_message(msg), error)
+        return self._dead.send(RawRecord.from_message(msg), error)
 
     def _record(
         self,
