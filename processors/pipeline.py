@@ -100,6 +100,7 @@ class Pipeline:
         self.clock = clock
         self._consumed = instruments.events_consumed
         self._counters: dict[tuple[str, str], Any] = {}
+        self._counted = False
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._processing = instruments.processing_seconds.labels(SERVICE, "canonical")
         self.linker = Linker(self)
@@ -107,6 +108,8 @@ class Pipeline:
 
     # -- plumbing shared by the flows ---------------------------------------------------------
     def count(self, topic: str, outcome: str) -> None:
+        """Count a consumed record's outcome."""
+        self._counted = True
         counter = self._counters.get((topic, outcome))
         if counter is None:
             counter = self._counters[(topic, outcome)] = self._consumed.labels(
@@ -200,6 +203,7 @@ class Pipeline:
     def handle(self, raw: RawRecord) -> None:
         """Handle one record of a canonical topic; never raises for a bad record."""
         started = time.perf_counter()
+        self._counted = False
         if raw.value is None:
             self.count(raw.topic, "skipped")
             return
@@ -235,7 +239,8 @@ class Pipeline:
         else:
             self.count(raw.topic, "skipped")
             return
-        self.count(raw.topic, "ok")
+        if not self._counted:  # a handler that dead-lettered or deduplicated counted already
+            self.count(raw.topic, "ok")
 
     # -- status write-back --------------------------------------------------------------------
     def on_erp_change(
