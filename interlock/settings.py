@@ -7,7 +7,6 @@ too. With no bootstrap servers configured, the embedded broker is used.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
@@ -272,8 +271,5 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Load settings from the environment; the only place that reads ``os.environ``."""
-    settings = Settings(**overrides)
-    if not settings.kafka.bootstrap_servers and os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        settings.kafka.bootstrap_servers = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    return settings
+    """Load settings from the environment and ``.env`` (``KAFKA_BOOTSTRAP_SERVERS`` included)."""
+    return Settings(**overrides)
