@@ -47,6 +47,7 @@ from interlock.broker import free_port
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry, serve_metrics
 from tests.conftest import consume_n
+from tests.e2e.stack import start_up
 from tests.ops.promql import RULES, dashboard_exprs, inner_series, rules
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -62,34 +63,15 @@ class Up:
 
 
 def _start_up(tmp_path: Path, bootstrap: str) -> Up:
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env.update(
-        {
+    proc, output = start_up(
+        tmp_path,
+        "--for",
+        "110",
+        env={
             "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-            "INTERLOCK_METRICS__PORT": str(free_port()),
             "INTERLOCK_LAG_EXPORTER__INTERVAL_S": "1",
-            "COLUMNS": "200",
-        }
+        },
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "interlock.cli", "up", "--for", "110",
-         "--log-dir", str(tmp_path / "logs")],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Press Ctrl-C to stop" in line:
-            break
-    output = "".join(lines)
-    if "Press Ctrl-C to stop" not in output:
-        proc.kill()
-        raise AssertionError("interlock up did not reach a running state:\n" + output)
     targets = {}
     for label, hostport in re.findall(
         r"([a-z][\w -]*?)\s*\W+\s*http://(127\.0\.0\.1:\d+)/metrics", output

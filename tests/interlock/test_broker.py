@@ -17,6 +17,7 @@ from interlock.broker import EmbeddedBroker
 from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
 from tests.conftest import consume_n
+from tests.e2e.stack import process_alive
 
 pytestmark = pytest.mark.integration
 
@@ -64,17 +65,9 @@ def test_embedded_broker_stops_with_its_parent() -> None:
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait(10)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _alive(broker_pid):
+    while time.monotonic() < deadline and process_alive(broker_pid):
         time.sleep(0.1)
-    assert not _alive(broker_pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+    assert not process_alive(broker_pid)
 
 
 def test_standalone_broker_answers_metadata_and_stops() -> None:
@@ -85,4 +78,4 @@ def test_standalone_broker_answers_metadata_and_stops() -> None:
         assert metadata.brokers
         pid = broker.pid
     assert pid is not None
-    assert not _alive(pid)
+    assert not process_alive(pid)
