@@ -148,6 +148,8 @@ class Pipeline:
             headers = [(READBACK_HEADER, orjson.dumps(readback))]
         self.send_event(topic, command, command.payload.account_id, headers)
         self._child(self.metrics.commands_emitted, topic).inc()
+        if kind == "update-deal" and command.payload.crm_record_id:
+            self.inflight.writebacks[command.payload.crm_record_id] = written_values(command)
         if command.causation_id:
             self.inflight.causes.add(command.causation_id)
         self.audit(
@@ -175,6 +177,11 @@ class Pipeline:
             return True
         seen = self.tables.seen.get(event_id)
         return seen is not None and self.clock() - float(seen[0]) < self.config.dedup_ttl_s
+
+    def last_written(self, deal_id: str) -> dict[str, Any] | None:
+        """What the deal shows once our commands land: the latest produced, else read back."""
+        pending = self.inflight.writebacks.get(deal_id)
+        return pending if pending is not None else self.tables.writebacks.get(deal_id)
 
     def mark_seen(self, event_id: str, partition: int) -> None:
         self.tables.seen[event_id] = [self.clock(), partition]
@@ -223,7 +230,7 @@ class Pipeline:
         if event.source.system == "crm":
             last = None
             if isinstance(event, OrderEvent) and event.payload.crm_record_id:
-                last = self.tables.writebacks.get(event.payload.crm_record_id)
+                last = self.last_written(event.payload.crm_record_id)
             why = echo_reason(event, last, self.config.origin)
             if why is not None:
                 self.metrics.echoes_suppressed.labels(type(event).ENTITY).inc()
@@ -278,7 +285,7 @@ class Pipeline:
             self.audit("ignored", event, details={"why": "status not reported to the CRM"})
             return
         deal = command.payload.crm_record_id
-        if deal and self.tables.writebacks.get(deal) == written_values(command):
+        if deal and self.last_written(deal) == written_values(command):
             # The deal already shows exactly these values (e.g. the ERP's answer to our own
             # amend repeats the status): writing them again would only make noise in the CRM.
             self.mark_seen(event.event_id, raw.partition)
@@ -312,8 +319,12 @@ class Pipeline:
             if not isinstance(command, OrderEvent):
                 return
             if raw.topic == self.topics.update_deal:
-                if command.payload.crm_record_id:
-                    self.tables.writebacks[command.payload.crm_record_id] = written_values(command)
+                deal = command.payload.crm_record_id
+                if deal:
+                    values = written_values(command)
+                    self.tables.writebacks[deal] = values
+                    if self.inflight.writebacks.get(deal) == values:
+                        del self.inflight.writebacks[deal]
             elif command.payload.quote_id:
                 self._order_read_back(order_state_of(command))
             cause = command.causation_id

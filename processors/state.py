@@ -132,7 +132,10 @@ class InFlight:
 
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     causes: set[str] = field(default_factory=set)
+    writebacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Deal id -> the values of the latest update-deal produced for it and not yet read back."""
 
     def clear(self) -> None:
         self.orders.clear()
         self.causes.clear()
+        self.writebacks.clear()

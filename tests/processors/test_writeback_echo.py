@@ -96,3 +96,36 @@ def test_write_back_then_echo_produces_no_second_command(proc_env: ProcessorsEnv
         first(t.quote) < first(t.create_order) < first("OrderStatusChanged") < first(t.update_deal)
     ), trace.stdout
     assert "decision: echo_suppressed" in trace.stdout
+
+
+def test_same_values_reported_twice_before_read_back_write_once(proc_env: ProcessorsEnv) -> None:
+    """Two ERP changes showing the deal the same values, back to back: one update-deal.
+
+    The second arrives before the first command is read back (same batch), so only the
+    in-flight record of what was written can tell the deal will already show these values.
+    """
+    t = proc_env.topics
+    proc_env.send(t.account, account_event("acc-d"))
+    proc_env.send(t.quote, quote_event("q-d", "acc-d"))
+    worker = proc_env.start_worker()
+    proc_env.wait_for(t.create_order, lambda ev: len(ev) >= 1)
+    worker.wait_metric("interlock_events_consumed_total", 1, topic=t.create_order, outcome="ok")
+
+    order_id = order_id_for("q-d")
+    same = {"status": "CONFIRMED", "number": "SO-9", "promised_date": "2026-04-01"}
+    first = erp_order_event(order_id, "acc-d", "q-d", version=1, **same)
+    again = erp_order_event(order_id, "acc-d", "q-d", version=2, **same)
+    held = erp_order_event(
+        order_id, "acc-d", "q-d", version=3, **{**same, "status": "ON_CREDIT_HOLD"}
+    )
+    proc_env.send(t.order, first, again, held)
+    worker.wait_metric("interlock_events_consumed_total", 2, topic=t.update_deal, outcome="ok")
+    worker.wait_metric("interlock_events_consumed_total", 3, topic=t.order)
+    updates = proc_env.wait_for(t.update_deal, lambda ev: len(ev) >= 2)
+    statuses = [u.payload.status for u in updates if isinstance(u, OrderEvent)]
+    assert statuses == ["CONFIRMED", "ON_CREDIT_HOLD"], worker.output()
+    skipped = [
+        r for r in proc_env.audit()
+        if r["decision"] == "deduplicated" and r.get("event_id") == again.event_id
+    ]  # fmt: skip
+    assert skipped, "the repeat is audited as a duplicate write-back"
