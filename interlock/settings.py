@@ -222,6 +222,15 @@ class SinkSettings(BaseModel):
     breaker_failures: int = Field(default=5, ge=1, description="Failures in a row that open it.")
     breaker_reset_s: float = Field(default=30.0, gt=0, description="Open time before a probe.")
     retry_jitter_s: float = Field(default=0.5, ge=0)
+    inline_retries: int = Field(
+        default=2, ge=0, description="Quick retries of a transient failure before the retry tiers."
+    )
+    inline_backoff_s: float = Field(
+        default=0.05, ge=0, description="First inline retry's delay bound; doubles, full jitter."
+    )
+    inline_max_wait_s: float = Field(
+        default=0.5, ge=0, description="Longest Retry-After waited inline; longer: retry tiers."
+    )
     concurrency: int = Field(default=8, ge=1, description="Calls in flight per target.")
     group_id: str = "interlock-sinks"
 

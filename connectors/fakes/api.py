@@ -62,6 +62,8 @@ class FakeApis:
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self.delay_s = 0.0
+        self.retry_after: str | None = None
+        """``Retry-After`` sent with injected failures, when set."""
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -98,7 +100,11 @@ class FakeApis:
             key = headers.get("idempotency-key")
             status, payload = self._answer(method, path, key, body)
             self.calls.append(Call(method, path, headers, body, status))
-        return JSONResponse(payload, status_code=status)
+            injected = isinstance(payload, dict) and payload.get("error") == "injected"
+            after = self.retry_after if injected else None
+        return JSONResponse(
+            payload, status_code=status, headers={"Retry-After": after} if after else None
+        )
 
     def _answer(self, method: str, path: str, key: str | None, body: bytes) -> tuple[int, Any]:
         injected = self._injected(path)

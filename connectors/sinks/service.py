@@ -69,6 +69,9 @@ def build_sink_loop(
         instruments,
         outcome_topic=outcome_topic,
         workers=2 * config.concurrency,
+        inline_retries=config.inline_retries,
+        inline_backoff_s=config.inline_backoff_s,
+        inline_max_wait_s=config.inline_max_wait_s,
     )
     consumer = make_consumer(settings, group_id or config.group_id)
     consumer.subscribe(with_retry_topics(list(routes), router))

@@ -4,8 +4,13 @@ Runs on :class:`interlock.stage.StageLoop`, subscribed to the command topics AND
 ``retry.<topic>.<n>`` tiers. A 5xx, 408, 429, timeout or connection error raises a transient
 ``SINK_UNAVAILABLE``: the router moves the command to the next retry tier (delays from
 ``settings.retry.delays``, growing, plus jitter) and later commands go on at once; after the last
-tier it is dead-lettered. Any other 4xx is ``SINK_REJECTED``, dead-lettered at once. While a
-target's circuit breaker is open, commands for it are not sent but routed to retry directly.
+tier it is dead-lettered. Before that, a transient failure is retried inside the call a few times
+with a short, jittered, doubling backoff (``inline_retries``): most 503s of a busy API are
+blips, and a retry tier costs at least its first delay (1 s by default). A ``Retry-After``
+longer than ``inline_max_wait_s`` is honoured by going to the retry tiers at once; an open
+circuit breaker stops inline retries. Any other 4xx is ``SINK_REJECTED``, dead-lettered at
+once. While a target's circuit breaker is open, commands for it are not sent but routed to
+retry directly.
 Every attempt sends the same ``Idempotency-Key`` (the command's event_id).
 
 Within a batch, :meth:`CommandSink.handle_batch` sends calls concurrently (a bounded thread pool,
@@ -17,12 +22,14 @@ observes ``interlock_handoff_latency_seconds{flow="quote_to_order"}`` and an acc
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -40,6 +47,30 @@ __all__ = ["CommandSink", "SinkTarget"]
 _TRANSIENT_STATUS = {408, 425, 429}
 #: Handoff flow observed when a target accepts a command of this kind.
 _HANDOFF_FLOWS: dict[str, str] = {"create-order": "quote_to_order", "update-deal": "status_to_crm"}
+
+
+class _TransientError(Exception):
+    """A transient failure of one attempt: the error to raise, and the server's Retry-After."""
+
+    def __init__(self, error: InterlockError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delay-seconds or HTTP-date form)."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class SinkTarget:
@@ -74,6 +105,10 @@ class CommandSink:
         clock: now, for outcome events and handoff latency.
         workers: threads sending one batch's calls (each target is further bounded by its
             ``concurrency``).
+        inline_retries: quick retries of a transient failure within the call (0: none).
+        inline_backoff_s: first inline retry's delay; doubles per retry, with full jitter.
+        inline_max_wait_s: longest ``Retry-After`` waited inline; longer ones go to the tiers.
+        sleep: how inline retries wait (tests may record instead).
     """
 
     def __init__(
@@ -89,6 +124,10 @@ class CommandSink:
         outcome_topic: str = "canonical.order.v1",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         workers: int = 16,
+        inline_retries: int = 0,
+        inline_backoff_s: float = 0.05,
+        inline_max_wait_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._targets = targets
@@ -100,6 +139,10 @@ class CommandSink:
         self._outcome_topic = outcome_topic
         self._clock = clock
         self._undelivered: list[str] = []
+        self._inline_retries = max(0, inline_retries)
+        self._inline_backoff_s = inline_backoff_s
+        self._inline_max_wait_s = inline_max_wait_s
+        self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sink")
         for name, target in targets.items():
             self._show_breaker(name, target.breaker)
@@ -165,6 +208,28 @@ class CommandSink:
         self._pool.shutdown(wait=True)
 
     def _send(self, call: HttpCall) -> Any:
+        """The target's JSON answer; retried inline while transient and allowed, else raises."""
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(call)
+            except _TransientError as failure:
+                wait = self._inline_wait(attempt, failure.retry_after)
+                if wait is None:
+                    raise failure.error from failure.error.__cause__
+                self._count(call.target, "inline_retry")
+                self._sleep(wait)
+                attempt += 1
+
+    def _inline_wait(self, attempt: int, retry_after: float | None) -> float | None:
+        """Seconds before inline retry ``attempt + 1``, or None: leave it to the retry tiers."""
+        if attempt >= self._inline_retries:
+            return None
+        if retry_after is not None:
+            return retry_after if retry_after <= self._inline_max_wait_s else None
+        return random.uniform(0, self._inline_backoff_s * 2**attempt)
+
+    def _attempt(self, call: HttpCall) -> Any:
         target = self._targets.get(call.target)
         if target is None:
             raise InterlockError(
@@ -192,11 +257,13 @@ class CommandSink:
                 )
         except httpx.TransportError as exc:  # timeouts, refused and reset connections
             self._failed(call, breaker, "unavailable")
-            raise InterlockError(
+            error = InterlockError(
                 f"{call.method} {call.path}: {type(exc).__name__}: {exc}",
                 reason=Reason.SINK_UNAVAILABLE,
                 transient=True,
-            ) from exc
+            )
+            error.__cause__ = exc
+            raise _TransientError(error, None) from exc
         finally:
             self._instruments.sink_call_seconds.labels(call.target).observe(
                 time.perf_counter() - started
@@ -205,7 +272,8 @@ class CommandSink:
         detail = f"{call.method} {call.path} answered {status}: {response.text[:500]}"
         if status >= 500 or status in _TRANSIENT_STATUS:
             self._failed(call, breaker, "retry")
-            raise InterlockError(detail, reason=Reason.SINK_UNAVAILABLE, transient=True)
+            error = InterlockError(detail, reason=Reason.SINK_UNAVAILABLE, transient=True)
+            raise _TransientError(error, _retry_after(response.headers.get("retry-after")))
         breaker.success()
         self._show_breaker(call.target, breaker)
         if status >= 400:

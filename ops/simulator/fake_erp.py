@@ -318,8 +318,8 @@ def create_erp_app(book: ErpBook) -> Starlette:
 
     def answer(result: tuple[int, dict[str, Any]]) -> Response:
         status, doc = result
-        headers = {"Retry-After": "1"} if status == 503 else None
-        return JSONResponse(doc, status_code=status, headers=headers)
+        # A busy ERP answers 503 without Retry-After: a blip the sink retries inline.
+        return JSONResponse(doc, status_code=status)
 
     async def create(request: Request) -> Response:
         body = await body_of(request)

@@ -95,7 +95,9 @@ def sink_rig(
             producer.flush(10)
 
         with ServerThread(create_fake_app(fake)) as server:
-            options: dict[str, Any] = {"retry_jitter_s": 0.0, "breaker_failures": 5, **sink}
+            options: dict[str, Any] = {
+                "retry_jitter_s": 0.0, "breaker_failures": 5, "inline_retries": 0, **sink
+            }  # fmt: skip
             configured = settings.model_copy(
                 update={
                     "sinks": SinkSettings(

@@ -54,6 +54,7 @@ def test_503_twice_then_201_succeeds_with_one_key_and_422_is_dead_lettered(
                     erp=SinkTargetSettings(base_url=server.url, timeout_s=3),
                     retry_jitter_s=0.05,
                     breaker_failures=5,
+                    inline_retries=0,  # this test is about the retry tiers
                 ),
                 "retry": settings.retry.model_copy(update={"delays": [0.2, 0.3, 0.5]}),
             }

@@ -98,3 +98,41 @@ def test_breaker_opens_on_a_failing_target_routes_to_retry_and_closes_after_reco
     for order_id, command in commands.items():
         keys = {c.idempotency_key for c in rig.fake.calls if c.json()["order_id"] == order_id}
         assert keys == {command.event_id}
+
+
+def test_a_blip_is_retried_inline_and_a_long_retry_after_goes_to_the_retry_tier(
+    sink_rig: Callable[..., Iterator[SinkRig]],
+) -> None:
+    with contextlib.contextmanager(sink_rig)(
+        [0.3], inline_retries=2, inline_backoff_s=0.02, inline_max_wait_s=0.5, concurrency=1
+    ) as rig:
+        topic = rig.topics["create-order"]
+        blip = order_command("blip")
+        rig.fake.fail_next(1, 503)  # no Retry-After: retried inline, no retry topic
+        rig.produce(topic, b"acct-1", blip)
+        rig.run_until(lambda: len(rig.fake.orders) == 1)
+        calls = [c for c in rig.fake.calls if c.json().get("order_id") == "blip"]
+        assert [c.status for c in calls] == [503, 201]
+        assert {c.idempotency_key for c in calls} == {blip.event_id}
+        assert rig.loop.stats.retried == 0
+        assert rig.sample("interlock_sink_calls_total", {"target": "erp", "outcome": "retry"}) == 1
+        inline = {"target": "erp", "outcome": "inline_retry"}
+        assert rig.sample("interlock_sink_calls_total", inline) == 1
+
+        three = order_command("three")  # fails more often than the inline budget: next tier
+        rig.fake.fail_next(3, 503)
+        rig.produce(topic, b"acct-2", three)
+        rig.run_until(lambda: len(rig.fake.orders) == 2)
+        calls = [c for c in rig.fake.calls if c.json().get("order_id") == "three"]
+        assert [c.status for c in calls] == [503, 503, 503, 201]
+        assert rig.loop.stats.retried == 1
+
+        slow = order_command("slow")  # the API asks for 2 s: not waited inline
+        rig.fake.retry_after = "2"
+        rig.fake.fail_next(1, 503)
+        rig.produce(topic, b"acct-3", slow)
+        rig.run_until(lambda: len(rig.fake.orders) == 3)
+        calls = [c for c in rig.fake.calls if c.json().get("order_id") == "slow"]
+        assert [c.status for c in calls] == [503, 201]
+        assert rig.loop.stats.retried == 2
+        assert rig.sample("interlock_sink_calls_total", inline) == 3
