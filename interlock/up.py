@@ -214,6 +214,23 @@ def _rss_bytes(pid: int) -> int | None:
     return None
 
 
+def _offered_line(ground_truth: Path, rate: float) -> str | None:
+    """What the simulator offered: actions sent over the generation time, against RATE."""
+    try:
+        meta = json.loads(ground_truth.read_text()).get("meta") or {}
+        sent, seconds = int(meta["sent"]), float(meta["generation_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if seconds <= 0:
+        return None
+    achieved = sent / seconds
+    verdict = "as asked" if achieved >= 0.95 * rate else "[red]below the asked rate[/]"
+    return (
+        f"simulated load: {sent:,} actions in {seconds:,.0f} s = {achieved:,.0f}/s "
+        f"(asked {rate:,.0f}/s, {verdict})"
+    )
+
+
 def _memory_table(early: dict[str, int], late: dict[str, int], at: float) -> Table:
     table = Table(title=f"Resident memory: at {at:.0f} s and at the end")
     for column in ("process", "early", "end", "change"):
@@ -371,6 +388,10 @@ def run_up(
                 exit_code = 1
                 stop.set()
             stop.wait(0.5)
+        if simulation is not None and options.simulate:
+            offered = _offered_line(simulation.ground_truth, options.simulate)
+            if offered is not None:
+                console.print(offered)
         if early_memory:
             console.print(
                 _memory_table(

@@ -210,6 +210,10 @@ def lag_grew(
     return slope > 0 and recent[-1][1] > recent[0][1]
 
 
+LATENCY_TARGET_S = 1.0
+"""Handoff latency p99 the summary checks every flow against."""
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """End-of-run counts, latency and lag trend."""
@@ -256,6 +260,15 @@ def render_summary(summary: RunSummary) -> Table:
     table.add_row(
         "lag (last 200 s)", f"{summary.final_lag:,.0f} msgs, {trend[summary.lag_growing]}"
     )
+    p99s = {f: p99 for f, (_, p99) in summary.latency.items() if p99 is not None}
+    slow = {f: p99 for f, p99 in p99s.items() if p99 >= LATENCY_TARGET_S}
+    if p99s:
+        verdict = (
+            "[green]yes[/]"
+            if not slow
+            else "[red]no[/]: " + ", ".join(f"{f} {_secs(v)}" for f, v in sorted(slow.items()))
+        )
+        table.add_row(f"handoff p99 under {_secs(LATENCY_TARGET_S)}", verdict)
     return table
 
 

@@ -149,7 +149,7 @@ def test_an_unavailable_erp_answers_503_and_creates_nothing(
         sim.erp_server.url + "/orders", json=_order(), headers={"Idempotency-Key": "k1"}
     )
     assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
+    assert "retry-after" not in response.headers  # a blip: the sinks retry it inline
     assert sim.recorded.erp_orders == []
     assert sim.recorded.erp_unavailable == 1
 

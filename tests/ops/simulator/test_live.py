@@ -99,4 +99,12 @@ def test_summary_counts_latency_and_trend() -> None:
     assert 0.025 < p50 <= 0.05
     console = Console(record=True, width=120)
     console.print(render_summary(summary))
-    assert "growing" in console.export_text()
+    text = console.export_text()
+    assert "growing" in text
+    assert "handoff p99 under 1.00 s │ yes" in text
+
+    inst.handoff_latency_seconds.labels("quote_to_order").observe(2.0)
+    slow = summarize([take_snapshot(parse_samples(generate_latest(registry).decode()), at=300)])
+    console = Console(record=True, width=120)
+    console.print(render_summary(slow))
+    assert "no: quote_to_order 2." in console.export_text()
