@@ -62,6 +62,8 @@ class UpOptions:
     check: bool = False
     dialect: str = "standard"
     drain: float = 20.0
+    drain_grace: float = 90.0
+    """How much longer than ``drain`` the simulator may keep its APIs up for a lagging stack."""
     memory_sample_at: float = 120.0
     settle_timeout: float = 180.0
     workers: int = 1
@@ -316,6 +318,7 @@ def run_up(
                 "--ground-truth", str(simulation.ground_truth),
                 "--dialect", options.dialect,
                 "--drain", f"{options.drain:g}",
+                "--drain-grace", f"{options.drain_grace:g}",
             ]  # fmt: skip
             if options.duration:
                 sim_args += ["--for", f"{options.duration:g}"]
@@ -364,7 +367,7 @@ def run_up(
         limit = options.duration
         if limit and simulator is not None:
             # the simulator stops generating after --for, then keeps its fake APIs for --drain
-            limit += options.drain + max(60.0, limit)
+            limit += options.drain + options.drain_grace + max(60.0, limit)
         deadline = started + limit if limit else None
         early_memory: dict[str, int] = {}
         while not stop.is_set():

@@ -78,6 +78,9 @@ def simulate(
     ] = "hubspot",
     source: Annotated[str, typer.Option(help="Standard Webhooks source name.")] = "acme",
     drain: Annotated[float, typer.Option(help="Seconds to keep the fakes running after.")] = 20.0,
+    drain_grace: Annotated[
+        float, typer.Option(help="Up to this much longer while the sinks still call the fakes.")
+    ] = 90.0,
     unavailable: Annotated[float, typer.Option(help="Fraction of ERP calls answered 503.")] = 0.05,
     check: Annotated[bool, typer.Option(help="Check the invariants after the run.")] = False,
 ) -> None:
@@ -122,6 +125,7 @@ def simulate(
         crm_port=crm_port,
         cdc_prefix=settings.cdc.raw_topic_prefix,
         drain_s=drain,
+        drain_grace_s=drain_grace,
         timings=ErpTimings(unavailable=unavailable),
     )
     stop = threading.Event()

@@ -237,6 +237,11 @@ class ErpBook:
                 {**row, "credit_hold": hold},
             )
 
+    def has_due(self) -> bool:
+        """Whether some order still has a lifecycle step to come."""
+        with self._lock:
+            return bool(self._due)
+
     def advance(self) -> int:
         """Apply every lifecycle step that is due; returns how many were applied."""
         now, applied = self._clock(), 0

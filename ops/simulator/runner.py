@@ -64,6 +64,8 @@ class SimulationConfig:
     crm_port: int = 0
     cdc_prefix: str = "raw.erp."
     drain_s: float = 20.0
+    drain_grace_s: float = 90.0
+    """How much longer than ``drain_s`` the drain may wait for a lagging pipeline."""
     snapshot_every_s: float = 30.0
     senders: int = 8
     mix: FaultMix = field(default_factory=FaultMix)
@@ -100,6 +102,10 @@ class LoopbackServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=10)
+
+
+DRAIN_QUIET_S = 5.0
+"""The drain ends once the fake APIs saw no call for this long (and no order step is due)."""
 
 
 class Simulator:
@@ -298,13 +304,28 @@ class Simulator:
         self._settle()
         self._drain(stop, on_tick)
         self._settle()
-        self.save(phase="done")
+        self.save(phase="drained")
 
     def _drain(self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None) -> None:
-        """Keep the ERP lifecycle and echoes going so open orders finish (a second stop quits)."""
-        deadline = self.clock() + self.config.drain_s
+        """Keep the ERP lifecycle and echoes going so open orders finish (a second stop quits).
+
+        Runs ``drain_s``, then on while the sinks are still calling the fake APIs (a call in the
+        last ``DRAIN_QUIET_S``) or an order still has lifecycle steps due, at most
+        ``drain_grace_s`` longer: a pipeline that lags behind finds its APIs still there.
+        """
+        start = self.clock()
+        cfg = self.config
+        deadline, hard = start + cfg.drain_s, start + cfg.drain_s + cfg.drain_grace_s
+        last, changed_at = self._api_activity(), start
         stop.clear()
-        while self.clock() < deadline and not stop.is_set():
+        while not stop.is_set():
+            now = self.clock()
+            activity = self._api_activity()
+            if activity != last:
+                last, changed_at = activity, now
+            quiet = now - changed_at >= DRAIN_QUIET_S and not self.book.has_due()
+            if now >= hard or (now >= deadline and quiet):
+                break
             self.book.advance()
             self.producer.poll(0.1)
             if on_tick is not None:
@@ -312,11 +333,21 @@ class Simulator:
             stop.wait(0.2)
         self.producer.flush(30)
 
+    def _api_activity(self) -> int:
+        r = self.recorded
+        return r.erp_create_calls + len(r.erp_amendments) + len(r.crm_calls)
+
     def close(self) -> None:
-        """Stop senders and servers."""
+        """Stop senders and servers, then save what they recorded up to the last answer.
+
+        A sink may still call the fake ERP after the drain (when it lags behind): the final
+        save comes after the servers stopped, so no answered call is missing from the record.
+        """
         for q in self._queues:
             q.put(None)
         for thread in self._threads:
             thread.join(timeout=15)
         self.crm_server.stop()
         self.erp_server.stop()
+        self.producer.flush(30)
+        self.save(phase="done")
