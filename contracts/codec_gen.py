@@ -43,6 +43,9 @@ def _varint(n: int) -> bytes:
 
 
 _VARINT = tuple(_varint(i) for i in range(_SMALL))
+_TAGGED = 256
+_SECOND_BRANCH_SIZE = tuple(b"\x02" + _VARINT[i] for i in range(_TAGGED))
+"""Union branch 1 followed by a size below ``_TAGGED``: how ``["null", "string"]`` values start."""
 
 
 _LARGE: dict[int, bytes] = {}
@@ -131,6 +134,8 @@ class CodecGenerator:
         self.ns: dict[str, Any] = {
             "_VARINT": _VARINT,
             "_SMALL": _SMALL,
+            "_TAGGED": _TAGGED,
+            "_SECOND_BRANCH_SIZE": _SECOND_BRANCH_SIZE,
             "_long": _long,
             "_read_long": _read_long,
             "_read_size": _read_size,
@@ -139,6 +144,9 @@ class CodecGenerator:
             "_ts_micros": _ts_micros,
             "_date": _date,
             "_EPOCH": _EPOCH,
+            "_MS": _MS,
+            "_US": _US,
+            "_datetime": datetime,
             "_DAYS_SHIFT": _DAYS_SHIFT,
             "_td": timedelta,
             "_fromordinal": date.fromordinal,
@@ -221,12 +229,19 @@ class CodecGenerator:
                 raw = self.var()
                 return [
                     f"{ind}{raw} = _decimal_bytes({v}, {args})",
-                    f"{ind}out += _long(len({raw}))",
+                    *self.encode_size(raw, ind),
                     f"{ind}out += {raw}",
                 ]
             fn = {"date": "_date", "timestamp-millis": "_ts_millis"}.get(logical, "_ts_micros")
             n = self.var()
-            return [f"{ind}{n} = {fn}({v}, {self.const(schema)})", *self.encode_long(n, ind)]
+            call = f"{fn}({v}, {self.const(schema)})"
+            if logical != "date":  # the common case of _ts_millis/_ts_micros, inline
+                unit = "_MS" if logical == "timestamp-millis" else "_US"
+                call = (
+                    f"({v} - _EPOCH) // {unit} "
+                    f"if type({v}) is _datetime and {v}.tzinfo is not None else {call}"
+                )
+            return [f"{ind}{n} = {call}", *self.encode_long(n, ind)]
         if kind == "null":
             return []
         if kind == "boolean":
@@ -239,9 +254,9 @@ class CodecGenerator:
             return [f"{ind}out += _pack_d(float({v}))"]
         if kind == "string":
             s = self.var()
-            return [f"{ind}{s} = {v}.encode()", f"{ind}out += _long(len({s}))", f"{ind}out += {s}"]
+            return [f"{ind}{s} = {v}.encode()", *self.encode_size(s, ind), f"{ind}out += {s}"]
         if kind == "bytes":
-            return [f"{ind}out += _long(len({v}))", f"{ind}out += {v}"]
+            return [*self.encode_size(v, ind), f"{ind}out += {v}"]
         if kind == "fixed":
             size = int(schema["size"])
             return [
@@ -255,7 +270,7 @@ class CodecGenerator:
             item = self.var()
             return [
                 f"{ind}if {v}:",
-                f"{ind}    out += _long(len({v}))",
+                *self.encode_size(v, ind + "    "),
                 f"{ind}    for {item} in {v}:",
                 *self.encode(schema["items"], item, ind + "        "),
                 f"{ind}out += b'\\x00'",
@@ -267,6 +282,11 @@ class CodecGenerator:
     def encode_long(self, v: str, ind: str) -> list[str]:
         return [f"{ind}out += _VARINT[{v}] if 0 <= {v} < _SMALL else _long({v})"]
 
+    def encode_size(self, v: str, ind: str) -> list[str]:
+        """Lines appending ``len(v)`` as a varint: a table lookup, since sizes are mostly small."""
+        n = self.var()
+        return [f"{ind}{n} = len({v})", f"{ind}out += _VARINT[{n}] if {n} < _SMALL else _long({n})"]
+
     def union_parts(self, schema: list[Any]) -> tuple[int, Any]:
         if len(schema) != 2 or "null" not in schema:
             raise UnsupportedSchemaError("only unions of null and one other type are generated")
@@ -276,6 +296,23 @@ class CodecGenerator:
     def encode_union(self, schema: list[Any], v: str, ind: str) -> list[str]:
         null_at, other = self.union_parts(schema)
         other_tag = _long(1 - null_at)
+        if null_at == 0 and self.resolve(other) in ("string", "bytes"):
+            # The most common field of all: branch index and size appended as one.
+            raw = self.var() if other == "string" else v
+            n = self.var()
+            return [
+                f"{ind}if {v} is None:",
+                f"{ind}    out += b'\\x00'",
+                f"{ind}else:",
+                *([f"{ind}    {raw} = {v}.encode()"] if raw != v else []),
+                f"{ind}    {n} = len({raw})",
+                f"{ind}    if {n} < _TAGGED:",
+                f"{ind}        out += _SECOND_BRANCH_SIZE[{n}]",
+                f"{ind}    else:",
+                f"{ind}        out += b'\\x02'",
+                f"{ind}        out += _long({n})",
+                f"{ind}    out += {raw}",
+            ]
         return [
             f"{ind}if {v} is None:",
             f"{ind}    out += {_long(null_at)!r}",

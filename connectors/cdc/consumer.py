@@ -26,7 +26,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connectors.cdc.envelope import ChangeEvent, EnvelopeDecoder
-from connectors.cdc.fastpath import FastWriter
+from connectors.cdc.fastpath import FastWriter, Writer
 from connectors.cdc.mapper import CdcMapper, CompiledMapping, TruncateError, UnknownTableError
 from contracts.errors import InterlockError, Reason
 from contracts.models import Envelope
@@ -59,7 +59,6 @@ class ProducerLike(Protocol):
     def flush(self, timeout: float = ...) -> int: ...
 
 
-_UNSET: Any = object()
 Serializer = Callable[[Envelope, SerializationContext | None], bytes]
 
 
@@ -139,6 +138,8 @@ class CdcStage:
         self._max_in_flight = max(1, max_in_flight)
         self._pending: deque[_Batch] = deque()
         self._writers: dict[int, FastWriter | None] = {}
+        self._ready: dict[tuple[str, str | None], tuple[Writer, bytes, str]] = {}
+        """(write, header, topic) of the writer of a (table, schema), once it knows its header."""
         self._header_size = {
             e: 10 if getattr(s, "wire_format", None) == "single-object" else 5
             for e, s in self._serializers.items()
@@ -158,27 +159,27 @@ class CdcStage:
 
     def _encode(self, change: ChangeEvent, now: datetime) -> tuple[str, bytes, bytes]:
         """(topic, key, value): the generated writer, else the reference path (which raises)."""
-        if change.op != "t":
-            mapping = self._mapper.mapping_for(change.table, change.schema)
-            if mapping is not None:
-                writer = self._writers.get(id(mapping), _UNSET)
-                if writer is _UNSET:
-                    writer = self._writer(mapping)
-                if writer is not None and writer.header is not None:
-                    try:
-                        key, value = writer(change, now)
-                        return writer.topic, key, value
-                    except Exception:  # noqa: S110 - the reference path decides below
-                        pass
-                mapped = self._mapper.map(change, now)
-                value = self._serializers[mapped.event.entity](
-                    mapped.event, self._context(mapped.topic)
-                )
-                if writer is not None and writer.header is None:
-                    writer.learn(value, self._header_size[mapped.event.entity])
-                return mapped.topic, mapped.key, value
-        mapped = self._mapper.map(change, now)  # raises: truncate or unknown table
+        ready = self._ready.get((change.table, change.schema))
+        if ready is not None:
+            write, header, topic = ready
+            try:
+                key, value = write(change, now, header)
+                return topic, key, value
+            except Exception:  # noqa: S110 - the reference path decides below
+                pass
+        return self._encode_reference(change, now)
+
+    def _encode_reference(self, change: ChangeEvent, now: datetime) -> tuple[str, bytes, bytes]:
+        """(topic, key, value) by the reference path; teaches the table's writer its header."""
+        mapped = self._mapper.map(change, now)  # raises: truncate, unknown table, unmappable
         value = self._serializers[mapped.event.entity](mapped.event, self._context(mapped.topic))
+        mapping = self._mapper.mapping_for(change.table, change.schema)
+        writer = self._writer(mapping) if mapping is not None else None
+        if writer is not None:
+            if writer.header is None:
+                writer.learn(value, self._header_size[mapped.event.entity])
+            assert writer.header is not None
+            self._ready[(change.table, change.schema)] = (writer.write, writer.header, writer.topic)
         return mapped.topic, mapped.key, value
 
     def run_once(self) -> BatchResult:
@@ -213,10 +214,11 @@ class CdcStage:
                 else:
                     out_topic, key, value = encode(change, now)
                     try:
-                        send(out_topic, value, key, on_delivery=ack)
+                        # (topic, value, key, partition: any, on_delivery), positionally: the
+                        # keyword form costs a quarter of a microsecond more per record.
+                        send(out_topic, value, key, -1, ack)
                     except BufferError:
                         produce(self._producer, out_topic, value, key, on_delivery=ack)
-                    batch.left += 1
                     produced[out_topic] += 1
             except UnknownTableError as exc:
                 outcome = "unknown_table"
@@ -238,8 +240,11 @@ class CdcStage:
                 log.exception("unexpected failure mapping %s@%s", topic, msg.offset())
                 outcome = "dead_lettered"
                 self._dead_letter(msg, exc, batch)
-            result[outcome] += 1
             consumed[(topic, outcome)] += 1
+        # Acknowledgements are served only by poll(), so the count can be added afterwards.
+        batch.left += sum(produced.values())
+        for (_topic, outcome), n in consumed.items():
+            result[outcome] += n
         self._producer.poll(0)
         self._pending.append(batch)
         self._settle(wait=len(self._pending) > self._max_in_flight)

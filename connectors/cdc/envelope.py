@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from io import BytesIO
 from typing import Any, Literal, Protocol, cast
@@ -96,6 +97,28 @@ class ChangeEvent:
         return f"ts:{self.ts_ms}:tx:{self.tx_id if self.tx_id is not None else self.transaction_id}"
 
 
+def _slot_setting_factory(cls: type) -> Callable[..., Any]:
+    """``cls(*values)`` of a frozen slots dataclass, built by setting each slot directly.
+
+    The ``__init__`` of a frozen dataclass calls ``object.__setattr__`` per field, which costs
+    about as much as decoding the rest of a change; this makes the same object for half that.
+    """
+    names = [f.name for f in fields(cls)]
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = [f"def make({', '.join(names)}):", "    obj = _new(_cls)"]
+    for name in names:
+        ns[f"_set_{name}"] = getattr(cls, name).__set__
+        lines.append(f"    _set_{name}(obj, {name})")
+    lines.append("    return obj")
+    exec("\n".join(lines), ns)  # noqa: S102
+    return cast(Callable[..., Any], ns["make"])
+
+
+_new_change: Callable[..., ChangeEvent] = _slot_setting_factory(ChangeEvent)
+"""``ChangeEvent(op, before, after, table, schema, db, ts_ms, lsn, tx_id, snapshot,
+transaction_id, transaction_order)``, faster."""
+
+
 def _int_or_none(value: Any) -> int | None:
     if value is None:
         return None
@@ -125,19 +148,25 @@ def change_from_payload(payload: Any, topic: str) -> ChangeEvent:
     if (op in ("c", "r") and after is None) or (op == "d" and before is None):
         raise DecodeError(f"Debezium op {op!r} on {topic} lacks its row image")
     ts = source.get("ts_ms")
-    return ChangeEvent(
-        op=op,
-        before=before,
-        after=after,
-        table=str(table),
-        schema=source.get("schema"),
-        db=source.get("db"),
-        ts_ms=_int_or_none(ts if ts is not None else payload.get("ts_ms")),
-        lsn=_int_or_none(source.get("lsn")),
-        tx_id=_int_or_none(source.get("txId")),
-        snapshot=snap not in (None, False, "false"),
-        transaction_id=transaction.get("id"),
-        transaction_order=_int_or_none(transaction.get("total_order")),
+    if ts is None:
+        ts = payload.get("ts_ms")
+    lsn = source.get("lsn")
+    tx_id = source.get("txId")
+    order = transaction.get("total_order")
+    # Integers (the usual case) are passed as they are, which is what _int_or_none returns.
+    return _new_change(
+        op,
+        before,
+        after,
+        table if type(table) is str else str(table),
+        source.get("schema"),
+        source.get("db"),
+        ts if type(ts) is int else _int_or_none(ts),
+        lsn if type(lsn) is int else _int_or_none(lsn),
+        tx_id if type(tx_id) is int else _int_or_none(tx_id),
+        snap not in (None, False, "false"),
+        transaction.get("id"),
+        order if type(order) is int else _int_or_none(order),
     )
 
 

@@ -4,9 +4,16 @@ The reference path builds a payload dict, the event models, then encodes them
 (``CdcMapper.map`` + ``contracts.make_serializer``): about twice the work of the event itself.
 The writer generated here computes the same values into local variables and appends each
 field's encoding as it goes, using the lines ``contracts.codec_gen.CodecGenerator`` emits for
-the contract's own schema, so its bytes are the codec's bytes (a property test holds every
-shipped mapping to the reference path). Runs of constant fields (entity, schema version,
-unmapped optional fields) are encoded once, when the writer is compiled.
+the contract's own schema (``connectors.cdc.emitter``), so its bytes are the codec's bytes (a
+property test holds every shipped mapping to the reference path). What it saves:
+
+- runs of constant fields (entity, schema version, unmapped optional fields) are encoded once,
+  when the writer is compiled; so are the event types;
+- fields are computed inline (``transforms.field_lines``), nested records included, which are
+  encoded straight from their locals instead of through a dict;
+- canonical ids hash their leading parts once (``eventids.event_id_after``);
+- minor units into a decimal field become the decimal's unscaled bytes without a ``Decimal``;
+- the envelope's instants are encoded once per commit time and once per batch.
 
 A writer never decides an error: anything unusual (a value that does not fit the schema, a
 required field left empty, no row image) makes it raise, and the caller maps that change
@@ -18,140 +25,141 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from connectors.cdc.emitter import (
+    Const,
+    Emitter,
+    Encoded,
+    Lowered,
+    Record,
+    field_types,
+    non_null,
+    register_names,
+    value_encoder,
+)
 from connectors.cdc.envelope import ChangeEvent
 from connectors.cdc.eventids import cached_event_id, cdc_event_id
 from connectors.cdc.mapper import CompiledMapping
+from connectors.cdc.transforms import FieldPlan, field_lines
 from contracts.codec_gen import CodecGenerator, UnsupportedSchemaError
 from contracts.errors import ConfigError
 from contracts.models import EVENT_MODELS
 from contracts.registry import default_registry
 from contracts.serde import EventSerializer
 
-__all__ = ["FastWriter", "compile_writer"]
+__all__ = ["FastWriter", "Writer", "compile_writer"]
 
-Writer = Callable[[ChangeEvent, datetime, bytearray], Any]
-
-
-@lru_cache(maxsize=4096)
-def _from_ms(ts_ms: int) -> datetime:
-    """``source.changed_at`` of a commit time; commit times repeat within a transaction."""
-    return datetime.fromtimestamp(ts_ms / 1000, UTC)
+Writer = Callable[[ChangeEvent, datetime, bytes], tuple[bytes, bytes]]
 
 
-class _Const:
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
+_MAX_PRECISION = 28
+"""Digits the default decimal context keeps: ``Decimal(n).scaleb(-m)`` is exact up to it."""
 
 
-class _Record:
-    __slots__ = ("values",)
+def _minor_units_bytes(value: Any, factor: int, limit: int) -> bytes:
+    """Avro decimal bytes of ``Decimal(int(value)).scaleb(-m)`` (``factor`` = 10**(scale - m)).
 
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.values = values
+    As ``contracts.codec_gen._decimal_bytes`` writes it, precision check included (``limit`` =
+    10**precision), without building the Decimal.
+    """
+    units = int(value)
+    if not -limit < units < limit:
+        raise ValueError("The decimal precision is bigger than allowed by schema")
+    unscaled = units * factor
+    return unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
 
 
-class _Emitter:
-    """Writes the lines encoding one record whose field values are expressions or constants."""
+def _lowered_minor_units(plan: FieldPlan, schema: Any) -> tuple[int, int] | None:
+    """(factor, limit) when ``plan`` turns a column's minor units into this decimal field."""
+    spec = plan.spec
+    if not (
+        spec.column is not None
+        and spec.minor_units is not None
+        and len(plan.steps) == 1
+        and plan.exact is Decimal
+        and isinstance(schema, dict)
+        and schema.get("type") == "bytes"
+        and schema.get("logicalType") == "decimal"
+    ):
+        return None
+    scale, precision = int(schema.get("scale", 0)), int(schema["precision"])
+    if spec.minor_units > scale or precision > _MAX_PRECISION:
+        return None  # the reference path raises or rounds: leave it to decide
+    return 10 ** (scale - spec.minor_units), 10**precision
 
-    def __init__(self, gen: CodecGenerator) -> None:
+
+class _Payload:
+    """Writes the lines computing the payload's field values into locals."""
+
+    def __init__(self, mapping: CompiledMapping, gen: CodecGenerator, lines: list[str]) -> None:
+        self.mapping = mapping
         self.gen = gen
-        self.lines: list[str] = []
-        self.pending: list[tuple[Any, Any]] = []
-        self.const_fns: list[str] = []
+        self.lines = lines
+        gen.ns["_minor_units_bytes"] = _minor_units_bytes
 
-    def flush(self, ind: str) -> None:
-        """Encode the pending constant fields once (at compile time) as one bytes literal."""
-        if not self.pending:
-            return
-        index = len(self.const_fns)
-        body = [f"def _k{index}(out):"]
-        for schema, value in self.pending:
-            v = self.gen.var()
-            body.append(f"    {v} = {self.gen.const(value)}")
-            body.extend(self.gen.encode(schema, v, "    "))
-        body.append("    return out")
-        self.const_fns.append("\n".join(body))
-        self.lines.append(f"{ind}out += _K{index}")
-        self.pending = []
+    def field(self, plan: FieldPlan, local: str, ftype: Any, lowerable: bool) -> Any:
+        """The value of one field: its local, or the local lowered to what Avro writes."""
+        lowering = _lowered_minor_units(plan, non_null(self.gen, ftype)) if lowerable else None
+        if lowering is not None:
+            factor, limit = lowering
+            self.lines += [
+                f"    {local} = get({plan.spec.column!r})",
+                f"    if {local} is not None: "
+                f"{local} = _minor_units_bytes({local}, {factor}, {limit})",
+            ]
+            return Lowered(local, "bytes")
+        recurring = self.mapping.recurring_ids(plan)
+        self.lines += field_lines(plan, local, self.gen.ns, "    ", recurring_ids=recurring)
+        return local
 
-    def record(self, schema: dict[str, Any], values: dict[str, Any], ind: str) -> None:
-        for field in schema["fields"]:
-            name, ftype = field["name"], field["type"]
-            if name in values:
-                value = values[name]
-            elif "default" in field:
-                value = _Const(field["default"])
-            elif isinstance(ftype, list) and "null" in ftype:
-                value = _Const(None)
+    def values(self, schema: Any) -> dict[str, Any]:
+        """Field name -> local, Lowered, Record or Const, of the payload record ``schema``."""
+        mapping, gen = self.mapping, self.gen
+        types = field_types(gen, schema, "payload")
+        values: dict[str, Any] = {n: Const(v) for n, v in mapping._payload_template.items()}
+        fixed = {mapping._key, mapping.spec.deleted_field}  # read back as they are
+        for i, (name, plan) in enumerate(mapping._flat):
+            if name not in types:
+                raise UnsupportedSchemaError(f"payload has no field {name!r}")
+            values[name] = self.field(plan, f"p{i}", types[name], name not in fixed)
+        for j, (head, plans) in enumerate(mapping._nested):
+            if head not in types:
+                raise UnsupportedSchemaError(f"payload has no field {head!r}")
+            sub_types = field_types(gen, types[head], head)
+            sub: dict[str, Any] = {n: Const(v) for n, v in mapping._nested_templates[head].items()}
+            locals_ = []
+            for k, (name, plan) in enumerate(plans):
+                if name not in sub_types:
+                    raise UnsupportedSchemaError(f"{head} has no field {name!r}")
+                locals_.append(f"n{j}_{k}")
+                sub[name] = self.field(plan, locals_[-1], sub_types[name], True)
+            present = " or ".join(f"{local} is not None" for local in locals_)
+            values[head] = Record(sub, present, many=head in mapping._lists)
+        for name in mapping._required:
+            value = values[name]
+            if isinstance(value, Const):
+                raise UnsupportedSchemaError(f"required field {name!r} is never mapped")
+            if isinstance(value, Record):
+                missing = None if value.many else f"not ({value.present})"
             else:
-                raise UnsupportedSchemaError(f"no value for field {name!r}")
-            if isinstance(value, _Const):
-                self.pending.append((ftype, value.value))
-                continue
-            if isinstance(value, _Record):
-                resolved = self.gen.resolve(ftype)
-                if isinstance(resolved, list):
-                    null_at, other = self.gen.union_parts(resolved)
-                    # The value is never null: the branch index, written as Avro writes it.
-                    self.pending.append(("long", 1 - null_at))
-                    resolved = self.gen.resolve(other)
-                if not (isinstance(resolved, dict) and resolved.get("type") == "record"):
-                    raise UnsupportedSchemaError(f"field {name!r} is not a record")
-                self.record(resolved, value.values, ind)
-                continue
-            self.flush(ind)
-            self.lines.extend(self.gen.encode(ftype, value, ind))
-
-
-def _payload_values(
-    mapping: CompiledMapping, lines: list[str], ns: dict[str, Any]
-) -> dict[str, Any]:
-    """Lines computing every payload field into a local; field name -> local name or _Const."""
-    values: dict[str, Any] = {name: _Const(v) for name, v in mapping._payload_template.items()}
-    for i, (name, fn) in enumerate(mapping._flat):
-        column = mapping._plain.get(name)
-        local = f"p{i}"
-        if column is not None:
-            lines += [
-                f"    {local} = get({column!r})",
-                f"    if {local} is not None and type({local}) is not str: {local} = str({local})",
-            ]
-        else:
-            ns[f"_f{i}"] = fn
-            lines.append(f"    {local} = _f{i}(row)")
-        values[name] = local
-    for j, (head, fns) in enumerate(mapping._nested):
-        ns[f"_t{j}"] = mapping._nested_templates[head]
-        part = f"part{j}"
-        lines.append(f"    {part} = None")
-        for k, (sub, fn) in enumerate(fns):
-            ns[f"_n{j}_{k}"] = fn
-            lines += [
-                f"    v = _n{j}_{k}(row)",
-                "    if v is not None:",
-                f"        if {part} is None: {part} = _t{j}.copy()",
-                f"        {part}[{sub!r}] = v",
-            ]
-        if head in mapping._lists:
-            lines.append(f"    {part} = [] if {part} is None else [{part}]")
-        values[head] = part
-    for name in mapping._required:
-        local = values[name]
-        if isinstance(local, _Const):
-            raise UnsupportedSchemaError(f"required field {name!r} is never mapped")
-        lines.append(f"    if {local} is None: raise _MissingFieldError({name!r})")
-    deleted = mapping.spec.deleted_field
-    if deleted is not None:
-        current = values[deleted]
-        otherwise = _ns_const(ns, current.value) if isinstance(current, _Const) else current
-        lines.append(f"    pdel = True if op == 'd' else {otherwise}")
-        values[deleted] = "pdel"
-    return values
+                missing = f"{value.local if isinstance(value, Lowered) else value} is None"
+            if missing is not None:
+                self.lines.append(f"    if {missing}: raise _MissingFieldError({name!r})")
+        deleted = mapping.spec.deleted_field
+        if deleted is not None:
+            current = values[deleted]
+            if isinstance(current, Const):
+                otherwise = _ns_const(gen.ns, current.value)
+            elif isinstance(current, str):
+                otherwise = current
+            else:
+                raise UnsupportedSchemaError(f"deleted_field {deleted!r} is a record")
+            self.lines.append(f"    pdel = True if op == 'd' else {otherwise}")
+            values[deleted] = "pdel"
+        return values
 
 
 def _ns_const(ns: dict[str, Any], value: Any) -> str:
@@ -165,7 +173,10 @@ class _MissingFieldError(Exception):
 
 
 def _source(mapping: CompiledMapping, lines: list[str], ns: dict[str, Any]) -> None:
-    """Lines computing the envelope values of ``CompiledMapping.map`` into locals."""
+    """Lines computing the envelope values of ``CompiledMapping.map`` into locals.
+
+    A truncate (op t) has no event type: the writer raises, the reference path reports it.
+    """
     ns["_types"] = mapping._types
     lines.append("    event_type = _types[op]")
     if mapping._on_change:
@@ -184,73 +195,127 @@ def _source(mapping: CompiledMapping, lines: list[str], ns: dict[str, Any]) -> N
     lines += [
         f"    record_id = {record_id}",
         "    db = change.db",
+        "    lsn = change.lsn",
+        "    position = f'lsn:{lsn}' if lsn is not None else change.position",
         "    event_id = _cdc_id(f\"{change.schema or db or ''}.{change.table}\", record_id, "
-        "change.position, op)",
+        "position, op)",
         "    tx = change.transaction_id or (",
         "        str(change.tx_id) if change.tx_id is not None else None)",
         "    correlation = _cached_id('cdc-tx', db or '', tx) if tx else event_id",
         "    ts = change.ts_ms",
-        "    changed_at = _from_ms(ts) if ts is not None else None",
-        "    occurred = changed_at or ingested",
+        "    if ts is None:",
+        "        changed_at, occurred_at = _NO_CHANGED_AT, _ingest_times(ingested)[0]",
+        "    else:",
+        "        changed_at, occurred_at = _commit_times(ts)",
+        "    ingested_at = _ingest_times(ingested)[1]",
     ]
+
+
+def _bind_times(ns: dict[str, Any]) -> None:
+    """The cached encodings of the envelope's instants (``value_encoder`` functions in ns).
+
+    A commit time is shared by the changes of a transaction (and of a snapshot), and the
+    ingestion time by a whole batch, so each is encoded once.
+    """
+    changed, occurred, ingested = ns["_enc_changed"], ns["_enc_occurred"], ns["_enc_ingested"]
+
+    @lru_cache(maxsize=4096)
+    def commit_times(ts_ms: int) -> tuple[bytes, bytes]:
+        at = datetime.fromtimestamp(ts_ms / 1000, UTC)
+        return changed(at), occurred(at)
+
+    @lru_cache(maxsize=16)
+    def ingest_times(at: datetime) -> tuple[bytes, bytes]:
+        return occurred(at), ingested(at)
+
+    ns.update(_commit_times=commit_times, _ingest_times=ingest_times)
+    ns["_NO_CHANGED_AT"] = changed(None)
 
 
 def compile_writer(mapping: CompiledMapping, schema: dict[str, Any], version: int) -> Writer:
     """The writer of ``mapping`` for the parsed event ``schema`` (contract ``version``).
 
-    ``writer(change, ingested_at, out)`` appends the event body to ``out`` and returns the
-    payload's key field value.
+    ``writer(change, ingested_at, header)`` returns the Kafka key (the payload's key field)
+    and value (``header`` + the event body).
 
     Raises:
         UnsupportedSchemaError: the schema or mapping needs something the writer cannot do.
     """
     gen = CodecGenerator()
     ns = gen.ns
-    ns.update(_cdc_id=cdc_event_id, _cached_id=cached_event_id, _from_ms=_from_ms)
+    ns.update(_cdc_id=cdc_event_id, _cached_id=cached_event_id)
     ns["_MissingFieldError"] = _MissingFieldError
     lines = [
-        "def write(change, ingested, out):",
+        "def write(change, ingested, header):",
+        "    out = bytearray(header)",
         "    after = change.after",
         "    row = after if after is not None else change.before",
         "    get = row.get",
         "    op = change.op",
     ]
-    payload = _payload_values(mapping, lines, ns)
+    root = gen.resolve(schema)
+    register_names(gen, root)
+    types = field_types(gen, root, "event")
+    try:
+        times = [
+            value_encoder(gen, ftype, name)
+            for name, ftype in (
+                ("_enc_changed", field_types(gen, types["source"], "source")["changed_at"]),
+                ("_enc_occurred", types["occurred_at"]),
+                ("_enc_ingested", types["ingested_at"]),
+                ("_enc_event_type", types["event_type"]),
+            )
+        ]
+        payload_type = types["payload"]
+    except KeyError as exc:
+        raise UnsupportedSchemaError(f"no envelope field {exc}") from None
+    payload = _Payload(mapping, gen, lines).values(payload_type)
     _source(mapping, lines, ns)
     key = payload[mapping._key]
-    key_expr = _ns_const(ns, key.value) if isinstance(key, _Const) else key
+    if isinstance(key, Const):
+        key_expr = _ns_const(ns, key.value)
+    elif isinstance(key, str):
+        key_expr = key
+    else:
+        raise UnsupportedSchemaError(f"key field {mapping._key!r} is a record")
     envelope = {
         "event_id": "event_id",
-        "event_type": "event_type",
-        "entity": _Const(mapping._entity),
-        "schema_version": _Const(version),
-        "source": _Record(
+        "event_type": Encoded("_EVENT_TYPES[event_type]"),
+        "entity": Const(mapping._entity),
+        "schema_version": Const(version),
+        "source": Record(
             {
-                "system": _Const("erp"),
-                "vendor": _Const(mapping._vendor),
+                "system": Const("erp"),
+                "vendor": Const(mapping._vendor),
                 "instance": "db",
                 "record_id": "record_id",
-                "changed_at": "changed_at",
+                "changed_at": Encoded("changed_at"),
             }
         ),
         "correlation_id": "correlation",
-        "causation_id": _Const(None),
-        "occurred_at": "occurred",
-        "ingested_at": "ingested",
-        "origin": _Const(None),
-        "changed_fields": _Const(list(mapping._changed)),
-        "payload": _Record(payload),
+        "causation_id": Const(None),
+        "occurred_at": Encoded("occurred_at"),
+        "ingested_at": Encoded("ingested_at"),
+        "origin": Const(None),
+        "changed_fields": Const(list(mapping._changed)),
+        "payload": Record(payload),
     }
-    root = gen.resolve(schema)
-    emitter = _Emitter(gen)
+    emitter = Emitter(gen)
     emitter.record(root, envelope, "    ")
     emitter.flush("    ")
     lines += emitter.lines
-    lines.append(f"    return {key_expr}")
-    source = "\n\n".join([*gen.enc_src, *emitter.const_fns, "\n".join(lines)]) + "\n"
+    lines.append(f"    return str({key_expr}).encode(), bytes(out)")
+    source = "\n\n".join([*gen.enc_src, *emitter.const_fns, *times, "\n".join(lines)]) + "\n"
     exec(compile(source, f"<cdc writer {mapping.name}>", "exec"), ns)  # noqa: S102
     for i in range(len(emitter.const_fns)):
         ns[f"_K{i}"] = bytes(ns[f"_k{i}"](bytearray()))
+    try:
+        _bind_times(ns)
+    except (TypeError, ValueError, AttributeError) as exc:  # changed_at is not nullable
+        raise UnsupportedSchemaError(f"source.changed_at: {exc}") from None
+    # Every event type the mapping can give, encoded once.
+    event_types = {*mapping._types.values(), *(t for _column, t in mapping._on_change)}
+    ns["_EVENT_TYPES"] = {t: ns["_enc_event_type"](t) for t in event_types}
     write: Writer = ns["write"]
     write.source = source  # type: ignore[attr-defined]
     return write
@@ -271,7 +336,7 @@ class FastWriter:
     """One mapping's writer bound to the serializer of its entity: change -> (key, value).
 
     ``header`` (single-object or Confluent prefix) is learned from the first value the
-    reference path writes to the mapping's topic (``learn``); until then ``ready`` is False.
+    reference path writes to the mapping's topic (``learn``); until then it is None.
     """
 
     __slots__ = ("_write", "header", "mapping", "topic")
@@ -300,9 +365,12 @@ class FastWriter:
         """Remember the header of a value the reference path wrote."""
         self.header = bytes(value[:header_size])
 
+    @property
+    def write(self) -> Writer:
+        """``write(change, ingested_at, header) -> (key, value)``; raises on anything unusual."""
+        return self._write
+
     def __call__(self, change: ChangeEvent, ingested_at: datetime) -> tuple[bytes, bytes]:
         """(key, value) of ``change``; raises on anything the reference path must decide."""
         assert self.header is not None
-        out = bytearray(self.header)
-        key = self._write(change, ingested_at, out)
-        return str(key).encode(), bytes(out)
+        return self._write(change, ingested_at, self.header)

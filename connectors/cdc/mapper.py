@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from connectors.cdc.envelope import ChangeEvent
 from connectors.cdc.eventids import cached_event_id, fast_event_id
 from connectors.cdc.spec import MappingSpec
-from connectors.cdc.transforms import FieldError, compile_field, plain_text_column
+from connectors.cdc.transforms import FieldError, FieldPlan, field_lines, plan_field
 from contracts.conversion import event_builder
 from contracts.errors import ConfigError, InterlockError, Reason
 from contracts.models import EVENT_MODELS, Envelope
@@ -99,9 +99,8 @@ class CompiledMapping:
         self._required = tuple(
             n for n, info in payload_cls.model_fields.items() if info.is_required()
         )
-        self._flat: list[tuple[str, Callable[[dict[str, Any]], Any]]] = []
-        self._plain: dict[str, str | None] = {}
-        nested: dict[str, list[tuple[str, Callable[[dict[str, Any]], Any]]]] = {}
+        self._flat: list[tuple[str, FieldPlan]] = []
+        nested: dict[str, list[tuple[str, FieldPlan]]] = {}
         self._nested_templates: dict[str, dict[str, Any]] = {}
         self._lists: set[str] = set()
         for target, fspec in spec.fields.items():
@@ -116,19 +115,16 @@ class CompiledMapping:
                 sub_cls = _nested_model(info.annotation)
                 if sub_cls is None or sub not in sub_cls.model_fields:
                     raise ConfigError(f"{fwhere}: {head!r} has no nested field {sub!r}")
-                fn = compile_field(fspec, sub_cls.model_fields[sub].annotation, path.parent, fwhere)
-                nested.setdefault(head, []).append((sub, fn))
+                plan = plan_field(fspec, sub_cls.model_fields[sub].annotation, path.parent, fwhere)
+                nested.setdefault(head, []).append((sub, plan))
                 self._nested_templates[head] = _template(sub_cls)
                 if as_list:
                     self._lists.add(head)
             else:
                 if _nested_model(info.annotation) is not None:
                     raise ConfigError(f"{fwhere}: map its parts ({head}.<part>), not the record")
-                self._flat.append(
-                    (head, compile_field(fspec, info.annotation, path.parent, fwhere))
-                )
-                self._plain[head] = plain_text_column(fspec, info.annotation)
-        self._nested = [(head, tuple(fns)) for head, fns in nested.items()]
+                self._flat.append((head, plan_field(fspec, info.annotation, path.parent, fwhere)))
+        self._nested = [(head, tuple(plans)) for head, plans in nested.items()]
         self._payload = self._compile_payload()
         key = spec.key or ("account_id" if "account_id" in payload_cls.model_fields else None)
         if key is None:
@@ -168,13 +164,13 @@ class CompiledMapping:
     def _payload_slow(self, row: dict[str, Any]) -> dict[str, Any]:
         """The payload by calling every field closure (the reference for ``_compile_payload``)."""
         payload = self._payload_template.copy()
-        for name, fn in self._flat:
-            payload[name] = fn(row)
-        for head, fns in self._nested:
+        for name, plan in self._flat:
+            payload[name] = plan.run(row)
+        for head, plans in self._nested:
             part = self._nested_templates[head].copy()
             filled = False
-            for sub, fn in fns:
-                value = fn(row)
+            for sub, plan in plans:
+                value = plan.run(row)
                 if value is not None:
                     part[sub] = value
                     filled = True
@@ -184,40 +180,47 @@ class CompiledMapping:
                 payload[head] = part if filled else None
         return payload
 
+    def recurring_ids(self, plan: FieldPlan) -> bool:
+        """False for the canonical id of the record itself, which recurs only when it changes.
+
+        Ids that recur across records (an order's account id) are worth caching; see
+        ``transforms.field_lines``.
+        """
+        return plan.spec.canonical_id is None or plan.spec.columns != self.spec.record_id
+
     def _compile_payload(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        """``_payload_slow`` as one generated function: text columns are copied inline.
+        """``_payload_slow`` as one generated function: every field computed inline.
 
         Runs per event, so the per-field function calls are worth removing.
         """
         ns: dict[str, Any] = {"_template": self._payload_template}
         lines = ["def payload(row):", "    p = _template.copy()", "    get = row.get"]
-        for i, (name, fn) in enumerate(self._flat):
-            column = self._plain.get(name)
-            if column is not None:
-                lines += [
-                    f"    v = get({column!r})",
-                    f"    p[{name!r}] = v if v is None or type(v) is str else str(v)",
-                ]
-            else:
-                ns[f"_f{i}"] = fn
-                lines.append(f"    p[{name!r}] = _f{i}(row)")
-        for j, (head, fns) in enumerate(self._nested):
+        for i, (name, plan) in enumerate(self._flat):
+            lines += field_lines(plan, f"f{i}", ns, "    ", recurring_ids=self.recurring_ids(plan))
+            lines.append(f"    p[{name!r}] = f{i}")
+        for j, (head, plans) in enumerate(self._nested):
             ns[f"_t{j}"] = self._nested_templates[head]
-            lines += ["    part = None"]
-            for k, (sub, fn) in enumerate(fns):
-                ns[f"_n{j}_{k}"] = fn
-                lines += [
-                    f"    v = _n{j}_{k}(row)",
-                    "    if v is not None:",
-                    f"        if part is None: part = _t{j}.copy()",
-                    f"        part[{sub!r}] = v",
-                ]
-            empty = "[]" if head in self._lists else "None"
-            wrap = "[part]" if head in self._lists else "part"
-            lines.append(f"    p[{head!r}] = {empty} if part is None else {wrap}")
+            locals_ = [f"n{j}_{k}" for k in range(len(plans))]
+            for local, (_sub, plan) in zip(locals_, plans, strict=True):
+                lines += field_lines(
+                    plan, local, ns, "    ", recurring_ids=self.recurring_ids(plan)
+                )
+            filled = " or ".join(f"{local} is not None" for local in locals_)
+            lines += [f"    if {filled}:", f"        part = _t{j}.copy()"]
+            lines += [
+                f"        if {local} is not None: part[{sub!r}] = {local}"
+                for local, (sub, _plan) in zip(locals_, plans, strict=True)
+            ]
+            empty, wrap = ("[]", "[part]") if head in self._lists else ("None", "part")
+            lines += [
+                f"        p[{head!r}] = {wrap}",
+                "    else:",
+                f"        p[{head!r}] = {empty}",
+            ]
         lines.append("    return p")
         exec(compile("\n".join(lines) + "\n", f"<mapping {self.name}>", "exec"), ns)  # noqa: S102
         built: Callable[[dict[str, Any]], dict[str, Any]] = ns["payload"]
+        built.source = "\n".join(lines)  # type: ignore[attr-defined]
         return built
 
     def map(self, change: ChangeEvent, ingested_at: datetime) -> MappedEvent:

@@ -11,19 +11,29 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from connectors.cdc.eventids import cached_event_id
+from connectors.cdc.eventids import cached_event_id, event_id_after
 from connectors.cdc.spec import FieldSpec
 from contracts.errors import ConfigError, Reason
 from contracts.ids import deterministic_event_id
 
-__all__ = ["FieldError", "canonical_id", "coercer_for", "compile_field", "plain_text_column"]
+__all__ = [
+    "FieldError",
+    "FieldPlan",
+    "canonical_id",
+    "coercer_for",
+    "compile_field",
+    "field_lines",
+    "plan_field",
+]
 
 Row = dict[str, Any]
 FieldFn = Callable[[Row], Any]
@@ -74,14 +84,14 @@ def _to_decimal(value: Any) -> Decimal:
 
 
 def _to_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str):
+    if isinstance(value, str):  # Debezium's ZonedTimestamp, the usual form: tested first
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise FieldError(f"{value!r} is not an ISO-8601 timestamp") from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int):
         # Debezium's default for timestamp columns: microseconds since the epoch.
         return _EPOCH + timedelta(microseconds=value)
@@ -217,7 +227,35 @@ def _table_step(
     return step
 
 
-def compile_field(spec: FieldSpec, annotation: Any, base_dir: Path, where: str) -> FieldFn:
+@dataclass(frozen=True, slots=True)
+class FieldPlan:
+    """One field compiled into its parts, so that code generators can inline the common ones.
+
+    ``run`` is the field as one closure (the reference); ``field_lines`` writes the same
+    computation as source lines.
+
+    Attributes:
+        spec: the field's spec.
+        source: row -> raw value.
+        steps: the conversions after the source (epoch or minor units, map or lookup, cast).
+        coerce: the last step, to the canonical field's type.
+        exact: values of exactly this type leave ``coerce`` unchanged (None: always call it).
+        run: row -> value: the source, then each step while the value is not None.
+    """
+
+    spec: FieldSpec
+    source: FieldFn
+    steps: tuple[Callable[[Any], Any], ...]
+    coerce: Callable[[Any], Any]
+    exact: type | None
+    run: FieldFn
+
+
+_IDENTITY_ON: dict[Any, type] = {str: str, bool: bool, int: int, Decimal: Decimal, date: date}
+"""Annotations whose coercion returns a value of exactly that type unchanged."""
+
+
+def plan_field(spec: FieldSpec, annotation: Any, base_dir: Path, where: str) -> FieldPlan:
     """Compile ``spec`` for a canonical field of type ``annotation``.
 
     Raises:
@@ -251,8 +289,7 @@ def compile_field(spec: FieldSpec, annotation: Any, base_dir: Path, where: str) 
                 coerce(target)
             except FieldError as exc:
                 raise ConfigError(f"{where}: enum map target {exc}") from None
-    steps.append(coerce)
-    chain = tuple(steps)
+    chain = (*steps, coerce)
 
     def run(row: Row) -> Any:
         value = source(row)
@@ -264,24 +301,73 @@ def compile_field(spec: FieldSpec, annotation: Any, base_dir: Path, where: str) 
                 return None
         return value
 
-    return run
+    exact = _IDENTITY_ON.get(_unwrap_optional(annotation))
+    return FieldPlan(spec, source, tuple(steps), coerce, exact, run)
 
 
-def plain_text_column(spec: FieldSpec, annotation: Any) -> str | None:
-    """The column of a field that copies a column into a text field unchanged, else None.
+def compile_field(spec: FieldSpec, annotation: Any, base_dir: Path, where: str) -> FieldFn:
+    """``spec`` compiled for a canonical field of type ``annotation``: ``row -> value``.
 
-    Such fields (most of a mapping) are inlined by the mapper instead of calling a closure.
+    Raises:
+        ConfigError: the spec cannot fit the field (e.g. an enum map to an unknown symbol).
     """
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
+    return plan_field(spec, annotation, base_dir, where).run
+
+
+@cache
+def _cached_canonical_id(kind: str, system: str) -> Callable[[str], str]:
+    return lru_cache(maxsize=65_536)(event_id_after("canonical", kind, system))
+
+
+def field_lines(
+    plan: FieldPlan, target: str, ns: dict[str, Any], ind: str, *, recurring_ids: bool = True
+) -> list[str]:
+    """Source lines computing ``plan``'s field into the local ``target``, as ``plan.run`` does.
+
+    The lines run where ``row`` is the row and ``get`` is ``row.get``; the objects they call
+    are added to ``ns`` under names starting with ``_{target}``. A canonical id over one column
+    is computed with its leading parts pre-hashed, and cached unless ``recurring_ids`` is False
+    (ids of the record itself recur only when the same record changes again).
+    """
+    spec, t = plan.spec, target
+
+    def bind(obj: Any, suffix: str) -> str:
+        name = f"_{t}_{suffix}"
+        ns[name] = obj
+        return name
+
+    if spec.column is not None:
+        lines = [f"{ind}{t} = get({spec.column!r})"]
+    elif spec.canonical_id is not None and spec.columns is not None and len(spec.columns) == 1:
+        if recurring_ids:
+            ident = _cached_canonical_id(spec.canonical_id, spec.system)
+        else:
+            ident = event_id_after("canonical", spec.canonical_id, spec.system)
+        fn = bind(ident, "id")
+        lines = [
+            f"{ind}{t} = get({spec.columns[0]!r})",
+            f"{ind}if {t} is not None: {t} = {fn}({t} if type({t}) is str else str({t}))",
+        ]
+    else:
+        lines = [f"{ind}{t} = {bind(plan.source, 'source')}(row)"]
+    for k, step in enumerate(plan.steps):
+        lines.append(f"{ind}if {t} is not None: {t} = {bind(step, f'step{k}')}({t})")
+    if plan.exact is str and spec.canonical_id is not None and not plan.steps:
+        return lines  # an id is text already
+    # A text field's coercion is str() itself; the others are called by name.
+    coerce = "str" if plan.exact is str else bind(plan.coerce, "coerce")
+    if plan.exact is not None:
+        exact = plan.exact.__name__ if plan.exact in (str, bool, int) else bind(plan.exact, "type")
+        lines.append(f"{ind}if {t} is not None and type({t}) is not {exact}: {t} = {coerce}({t})")
+    else:
+        lines.append(f"{ind}if {t} is not None: {t} = {coerce}({t})")
+    return lines
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    """``X`` of ``X | None``; other annotations unchanged."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        annotation = args[0] if len(args) == 1 else None
-    plain = (
-        spec.column is not None
-        and spec.epoch is None
-        and spec.minor_units is None
-        and spec.map is None
-        and spec.lookup is None
-        and spec.cast in (None, "str")
-    )
-    return spec.column if plain and annotation is str else None
+        if len(args) == 1:
+            return args[0]
+    return annotation
