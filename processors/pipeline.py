@@ -29,7 +29,7 @@ from interlock.instruments import Instruments
 from processors.audit import Decision, decision_record, encode_record
 from processors.domain.housekeeping import expired_event_ids
 from processors.domain.quotes import fold_order_state, order_state_of
-from processors.domain.writeback import deal_update, echo_reason, written_values
+from processors.domain.writeback import deal_shows, deal_update, echo_reason, fold_written
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
 from processors.state import InFlight, Tables
@@ -148,8 +148,9 @@ class Pipeline:
             headers = [(READBACK_HEADER, orjson.dumps(readback))]
         self.send_event(topic, command, command.payload.account_id, headers)
         self._child(self.metrics.commands_emitted, topic).inc()
-        if kind == "update-deal" and command.payload.crm_record_id:
-            self.inflight.writebacks[command.payload.crm_record_id] = written_values(command)
+        deal = command.payload.crm_record_id
+        if kind == "update-deal" and deal:
+            self.inflight.writebacks[deal] = fold_written(self.last_written(deal), command)
         if command.causation_id:
             self.inflight.causes.add(command.causation_id)
         self.audit(
@@ -285,11 +286,12 @@ class Pipeline:
             self.audit("ignored", event, details={"why": "status not reported to the CRM"})
             return
         deal = command.payload.crm_record_id
-        if deal and self.last_written(deal) == written_values(command):
-            # The deal already shows exactly these values (e.g. the ERP's answer to our own
-            # amend repeats the status): writing them again would only make noise in the CRM.
+        why = deal_shows(self.last_written(deal), command) if deal else None
+        if why is not None:
+            # Writing would add nothing (the deal already shows these values) or move the
+            # deal back to an older status: either would only make noise in the CRM.
             self.mark_seen(event.event_id, raw.partition)
-            self.duplicate(event, raw, "writeback", "deal already shows these values")
+            self.duplicate(event, raw, "writeback", f"deal already shows it ({why})")
             return
         self.send_command("update-deal", command)
 
@@ -321,9 +323,9 @@ class Pipeline:
             if raw.topic == self.topics.update_deal:
                 deal = command.payload.crm_record_id
                 if deal:
-                    values = written_values(command)
-                    self.tables.writebacks[deal] = values
-                    if self.inflight.writebacks.get(deal) == values:
+                    shown = fold_written(self.tables.writebacks.get(deal), command)
+                    self.tables.writebacks[deal] = shown
+                    if self.inflight.writebacks.get(deal) == shown:
                         del self.inflight.writebacks[deal]
             elif command.payload.quote_id:
                 self._order_read_back(order_state_of(command))

@@ -6,6 +6,7 @@ Also recognises the CRM's echo of our own write-back, so that it is not propagat
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from contracts.ids import deterministic_event_id
@@ -18,7 +19,10 @@ from contracts.models import (
     ShipmentEvent,
 )
 
-__all__ = ["deal_update", "echo_reason", "written_values"]
+__all__ = ["deal_shows", "deal_update", "echo_reason", "fold_written", "written_values"]
+
+AT = "_at"
+"""Key of the ERP change time of the latest write in a deal's written state."""
 
 _SHIPPED = frozenset({"SHIPPED", "IN_TRANSIT", "DELIVERED"})
 _INVOICE_STATUS: dict[str, OrderStatus] = {
@@ -106,6 +110,36 @@ def written_values(command: OrderEvent) -> dict[str, Any]:
     """What an update-deal command writes to the deal, as JSON values (kept to spot echoes)."""
     dumped = command.payload.model_dump(mode="json")
     return {k: dumped.get(k) for k in ECHO_FIELDS if k in command.changed_fields}
+
+
+def fold_written(shown: Mapping[str, Any] | None, command: OrderEvent) -> dict[str, Any]:
+    """What the deal shows after ``command``: an update-deal PATCHes only the fields it sends,
+    so the deal keeps the others; ``_at`` is the newest ERP change time written."""
+    state = {**(shown or {}), **written_values(command)}
+    at = command.occurred_at
+    previous = (shown or {}).get(AT)
+    if previous is None or datetime.fromisoformat(previous) < at:
+        state[AT] = at.isoformat()
+    return state
+
+
+def deal_shows(shown: Mapping[str, Any] | None, command: OrderEvent) -> str | None:
+    """Why writing ``command`` would add nothing (``same values`` or ``stale``), else None.
+
+    Same values: the deal already shows every field the command sets (e.g. the ERP's answer
+    to an amend repeats the status the order change already wrote). Stale: the command
+    reports an ERP change older than one already written, with other values (an answer or a
+    redelivered change overtaken by a newer status); writing it would move the deal back.
+    """
+    if not shown:
+        return None
+    values = written_values(command)
+    if all(shown.get(k) == v for k, v in values.items()):
+        return "same values"
+    at = shown.get(AT)
+    if at is not None and command.occurred_at < datetime.fromisoformat(at):
+        return "stale"
+    return None
 
 
 def echo_reason(

@@ -9,7 +9,13 @@ import pytest
 from contracts import OrderEvent, deterministic_event_id
 from processors.domain.copartition import copartition_problem
 from processors.domain.housekeeping import expired_event_ids, is_duplicate, overdue_parked
-from processors.domain.writeback import deal_update, echo_reason, written_values
+from processors.domain.writeback import (
+    deal_shows,
+    deal_update,
+    echo_reason,
+    fold_written,
+    written_values,
+)
 from tests.processors.events import erp_order_event, invoice_event, shipment_event
 
 pytestmark = pytest.mark.unit
@@ -72,6 +78,33 @@ def test_echo_recognised_by_origin_or_by_the_values_we_wrote() -> None:
     # the ERP's report of our own command is the confirmation, never an echo
     erp = erp_order_event("o", "a", "q", status="CONFIRMED", number="SO-1", origin="interlock")
     assert echo_reason(erp, last) is None
+
+
+def test_a_write_adds_nothing_when_the_deal_shows_its_values_or_it_is_older() -> None:
+    def update(version: int, status: str = "CONFIRMED", **fields: Any) -> OrderEvent:
+        event = erp_order_event("o", "a", "q", status=status, version=version, **fields)
+        command = deal_update(event, STATE)
+        assert isinstance(command, OrderEvent)
+        return command
+
+    dated = update(1, promised_date="2026-04-01")
+    assert deal_shows(None, dated) is None
+    shown = fold_written(None, dated)
+    # a later report of the same status without the date (an amend's answer): PATCH keeps
+    # the date, so the deal already shows everything it sends
+    bare = update(2)
+    assert deal_shows(shown, bare) == "same values"
+    shown = fold_written(shown, bare)
+    assert shown["promised_date"] == "2026-04-01"
+    assert deal_shows(shown, update(3, promised_date="2026-04-01")) == "same values"
+
+    shipped = update(5, status="SHIPPED")
+    assert deal_shows(shown, shipped) is None
+    shown = fold_written(shown, shipped)
+    # a change from before the shipment, arriving late, would move the deal back
+    assert deal_shows(shown, update(4, status="CONFIRMED", promised_date="2026-05-01")) == "stale"
+    # the written state keeps the newest change time, whatever order the folds come in
+    assert fold_written(shown, update(4))["_at"] == shipped.occurred_at.isoformat()
 
 
 def test_dedup_ttl() -> None:
