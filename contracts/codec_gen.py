@@ -296,9 +296,10 @@ class CodecGenerator:
     def encode_union(self, schema: list[Any], v: str, ind: str) -> list[str]:
         null_at, other = self.union_parts(schema)
         other_tag = _long(1 - null_at)
-        if null_at == 0 and self.resolve(other) in ("string", "bytes"):
+        resolved = self.resolve(other)
+        if null_at == 0 and resolved in ("string", "bytes"):
             # The most common field of all: branch index and size appended as one.
-            raw = self.var() if other == "string" else v
+            raw = self.var() if resolved == "string" else v
             n = self.var()
             return [
                 f"{ind}if {v} is None:",

@@ -67,7 +67,7 @@ class SimulationConfig:
     drain_grace_s: float = 90.0
     """How much longer than ``drain_s`` the drain may wait for a lagging pipeline."""
     snapshot_every_s: float = 30.0
-    senders: int = 8
+    senders: int = 32
     mix: FaultMix = field(default_factory=FaultMix)
     timings: ErpTimings = field(default_factory=ErpTimings)
 
