@@ -112,14 +112,24 @@ def written_values(command: OrderEvent) -> dict[str, Any]:
     return {k: dumped.get(k) for k in ECHO_FIELDS if k in command.changed_fields}
 
 
+RECENT = "_recent"
+"""Key of the deal's earlier written states (newest first), so late echoes are recognised."""
+KEEP_RECENT = 4
+
+
 def fold_written(shown: Mapping[str, Any] | None, command: OrderEvent) -> dict[str, Any]:
     """What the deal shows after ``command``: an update-deal PATCHes only the fields it sends,
-    so the deal keeps the others; ``_at`` is the newest ERP change time written."""
-    state = {**(shown or {}), **written_values(command)}
+    so the deal keeps the others; ``_at`` is the newest ERP change time written, ``_recent``
+    the states it showed before (an echo of one of them may still be on its way)."""
+    before = dict(shown or {})
+    earlier = before.pop(RECENT, [])
+    state = {**before, **written_values(command)}
     at = command.occurred_at
-    previous = (shown or {}).get(AT)
+    previous = before.get(AT)
     if previous is None or datetime.fromisoformat(previous) < at:
         state[AT] = at.isoformat()
+    if before:
+        state[RECENT] = [{k: v for k, v in before.items() if k != AT}, *earlier][:KEEP_RECENT]
     return state
 
 
@@ -148,7 +158,8 @@ def echo_reason(
     """Why a CRM change is the echo of our own write-back (``origin`` or ``values``), or None.
 
     Only CRM changes can be echoes: Interlock writes to the CRM only through update-deal.
-    By values: a CRM deal change whose every deal field we write equals what we last wrote.
+    By values: a CRM deal change whose every deal field we write equals what we last wrote,
+    or what one of the few writes before it left (its echo may come after a newer write).
     """
     if event.source.system != "crm":
         return None
@@ -158,6 +169,10 @@ def echo_reason(
         return None
     dumped = event.payload.model_dump(mode="json")
     present = {k: dumped[k] for k in ECHO_FIELDS if dumped.get(k) is not None}
-    if present and all(last_written.get(k) == v for k, v in present.items()):
-        return "values"
+    if not present:
+        return None
+    # the latest state we wrote, or one before it whose echo arrives after a newer write
+    for state in (last_written, *last_written.get(RECENT, ())):
+        if all(state.get(k) == v for k, v in present.items()):
+            return "values"
     return None

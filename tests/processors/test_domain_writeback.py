@@ -106,6 +106,16 @@ def test_a_write_adds_nothing_when_the_deal_shows_its_values_or_it_is_older() ->
     # the written state keeps the newest change time, whatever order the folds come in
     assert fold_written(shown, update(4))["_at"] == shipped.occurred_at.isoformat()
 
+    # the CRM's echo of the CONFIRMED write, arriving after SHIPPED was written, is still ours
+    crm = {"system": "crm", "crm_record_id": "deal-q", "number": "SO-1"}
+    late_echo = erp_order_event(
+        "o", "a", "q", status="CONFIRMED", version=9, promised_date="2026-04-01", **crm
+    )
+    assert shown["status"] == "SHIPPED"
+    assert echo_reason(late_echo, shown) == "values"
+    someone = erp_order_event("o", "a", "q", status="CANCELLED", version=10, **crm)
+    assert echo_reason(someone, shown) is None
+
 
 def test_dedup_ttl() -> None:
     assert is_duplicate(100.0, 150.0, ttl_s=60)
