@@ -10,7 +10,7 @@ import pytest
 
 from contracts import OrderEvent
 from processors.domain.quotes import order_id_for
-from tests.processors.conftest import ROOT, ProcessorsEnv
+from tests.processors.conftest import ROOT, ProcessorsEnv, Worker
 from tests.processors.events import (
     account_event,
     erp_order_event,
@@ -22,13 +22,20 @@ from tests.processors.events import (
 pytestmark = pytest.mark.integration
 
 
-def test_write_back_then_echo_produces_no_second_command(proc_env: ProcessorsEnv) -> None:
+def _worker_with_order(proc_env: ProcessorsEnv, quote_id: str, account_id: str) -> Worker:
+    """A worker that has turned one accepted quote into a create-order and read it back."""
     t = proc_env.topics
-    proc_env.send(t.account, account_event("acc-w"))
-    proc_env.send(t.quote, quote_event("q-w", "acc-w"))
+    proc_env.send(t.account, account_event(account_id))
+    proc_env.send(t.quote, quote_event(quote_id, account_id))
     worker = proc_env.start_worker()
     proc_env.wait_for(t.create_order, lambda ev: len(ev) >= 1)
     worker.wait_metric("interlock_events_consumed_total", 1, topic=t.create_order, outcome="ok")
+    return worker
+
+
+def test_write_back_then_echo_produces_no_second_command(proc_env: ProcessorsEnv) -> None:
+    t = proc_env.topics
+    worker = _worker_with_order(proc_env, "q-w", "acc-w")
 
     order_id = order_id_for("q-w")
     confirmed = erp_order_event(
@@ -57,8 +64,11 @@ def test_write_back_then_echo_produces_no_second_command(proc_env: ProcessorsEnv
         crm_record_id="deal-q-w", origin="interlock", version=3,
     )  # fmt: skip
     proc_env.send(t.order, echo_values, echo_origin)
-    # then the ERP ships and invoices: two more write-backs, after the echoes in the partition
+    # then the ERP ships, and later invoices: two more write-backs. One after the other: they
+    # are on different topics, and a shipment handled after the (newer) invoice would be
+    # skipped as stale, since it would move the deal back from PAID to SHIPPED.
     proc_env.send(t.shipment, shipment_event("acc-w", order_id, "SO-7", "1Z999"))
+    proc_env.wait_for(t.update_deal, lambda ev: len(ev) >= 2)
     proc_env.send(t.invoice, invoice_event("acc-w", order_id, "SO-7", "PAID"))
     updates = proc_env.wait_for(t.update_deal, lambda ev: len(ev) >= 3)
     assert worker.wait_metric("interlock_echoes_suppressed_total", 2, entity="order") == 2
@@ -105,11 +115,7 @@ def test_same_values_reported_twice_before_read_back_write_once(proc_env: Proces
     in-flight record of what was written can tell the deal will already show these values.
     """
     t = proc_env.topics
-    proc_env.send(t.account, account_event("acc-d"))
-    proc_env.send(t.quote, quote_event("q-d", "acc-d"))
-    worker = proc_env.start_worker()
-    proc_env.wait_for(t.create_order, lambda ev: len(ev) >= 1)
-    worker.wait_metric("interlock_events_consumed_total", 1, topic=t.create_order, outcome="ok")
+    worker = _worker_with_order(proc_env, "q-d", "acc-d")
 
     order_id = order_id_for("q-d")
     same = {"status": "CONFIRMED", "number": "SO-9", "promised_date": "2026-04-01"}
