@@ -179,3 +179,13 @@ def invoice_event(account_id: str, order_id: str, number: str, status: str) -> I
             status=status,  # type: ignore[arg-type]
         ),
     )
+
+
+ACCOUNT_STATE: dict[str, Any] = {
+    "account_id": "a",
+    "erp_customer_number": "C1",
+    "currency": "EUR",
+    "payment_terms": "NET30",
+    "credit_hold": False,
+}
+"""An account's identity state as the quote flow reads it (unit tests of the domain)."""

@@ -9,17 +9,11 @@ import pytest
 
 from contracts import QuoteLine, Reason, deterministic_event_id
 from processors.domain.quotes import decide_quote, fold_order_state, validate_quote
-from tests.processors.events import ADDRESS, quote_event
+from tests.processors.events import ACCOUNT_STATE, ADDRESS, quote_event
 
 pytestmark = pytest.mark.unit
 
-ACCOUNT: dict[str, Any] = {
-    "account_id": "a",
-    "erp_customer_number": "C1",
-    "currency": "EUR",
-    "payment_terms": "NET30",
-    "credit_hold": False,
-}
+ACCOUNT = ACCOUNT_STATE
 
 
 def codes(event: Any, account: dict[str, Any] = ACCOUNT, known: Any = None) -> list[str]:

@@ -29,19 +29,11 @@ from processors.output import Codecs
 from processors.pipeline import READBACK_HEADER, Pipeline, PipelineConfig
 from processors.state import Tables
 from processors.topics import ProcessorTopics
-from tests.processors.events import ADDRESS, account_event, quote_event
+from tests.processors.events import ACCOUNT_STATE, ADDRESS, account_event, quote_event
 
 pytestmark = pytest.mark.unit
 
-ACCOUNT: dict[str, Any] = {
-    "account_id": "a",
-    "erp_customer_number": "C1",
-    "currency": "EUR",
-    "payment_terms": "NET30",
-    "credit_hold": False,
-    "shipping_address": ADDRESS.model_dump(mode="json"),
-    "billing_address": ADDRESS.model_dump(mode="json"),
-}
+ACCOUNT: dict[str, Any] = {**ACCOUNT_STATE, "shipping_address": ADDRESS.model_dump(mode="json")}
 
 
 @pytest.mark.parametrize("kind", ["create-order", "amend-order", "cancel-order"])
