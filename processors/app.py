@@ -6,6 +6,14 @@ the last record batch + 1 there, so after batched changelog writes recovery stop
 restarted worker serves stale values without any error. ``_true_highwaters`` replaces the
 recovery's highwaters with the true end offsets, read from the fetch path; on Apache Kafka the
 two agree and the correction changes nothing.
+
+Faust 0.15.3 also ends a recovery by resuming the stream partitions *before* it seeks them to
+their committed offsets, then resumes flow control, which clears the stream queues. Records that
+were fetched before the rebalance and taken in that window are queued, marked read, and then
+dropped with the queue: a restarted worker silently skips them, and stops committing at the gap
+(or, on a partition without a committed offset, never sees them again); faust-streaming#216
+reports the same race. ``install_resume_streams_last`` holds the resume of the stream
+partitions until the recovery step has sought them and resumed flow control.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ __all__ = [
     "InterlockApp",
     "create_app",
     "install_fetch_max_wait",
+    "install_fetch_snapshot",
+    "install_resume_streams_last",
     "install_true_highwaters",
     "run_worker",
 ]
@@ -131,6 +141,8 @@ def create_app(
     app.fetch_max_wait_ms = fetch_max_wait_ms
     install_true_highwaters()
     install_fetch_max_wait()
+    install_resume_streams_last()
+    install_fetch_snapshot()
     return app
 
 
@@ -165,6 +177,58 @@ def install_true_highwaters() -> None:
     """Make table recovery read changelogs to their true end (idempotent)."""
     if Recovery._build_highwaters is not _true_highwaters:
         Recovery._build_highwaters = _true_highwaters  # type: ignore[method-assign]
+
+
+def _resume_streams_last(
+    original: Callable[..., Awaitable[None]],
+) -> Callable[..., Awaitable[None]]:
+    """Wrap a Recovery step so that the stream partitions it resumes are resumed when it is over.
+
+    By then the step has sought them to their committed offsets and resumed flow control
+    (which clears the stream queues), so a record taken from them can no longer be queued
+    before the seek and then cleared away.
+    """
+
+    async def step(self: Recovery, generation_id: int = 0) -> None:
+        consumer = self.app.consumer
+        held: list[set[TP]] = []
+        consumer.resume_partitions = lambda tps: held.append(set(tps))  # type: ignore[method-assign]
+        try:
+            await original(self, generation_id)
+        finally:
+            del consumer.resume_partitions
+            for tps in held:
+                consumer.resume_partitions(tps)
+
+    step.__wrapped__ = original  # type: ignore[attr-defined]
+    return step
+
+
+def install_resume_streams_last() -> None:
+    """Make every recovery branch resume stream partitions last (idempotent)."""
+    for name in ("on_recovery_completed", "_resume_streams"):
+        current = getattr(Recovery, name)
+        if not hasattr(current, "__wrapped__"):
+            setattr(Recovery, name, _resume_streams_last(current))
+
+
+_original_thread_getmany = AIOKafkaConsumerThread.getmany
+
+
+async def _getmany_snapshot(
+    self: AIOKafkaConsumerThread, active_partitions: Any, timeout: float
+) -> Any:
+    if active_partitions is not None:
+        active_partitions = frozenset(active_partitions)
+        if not active_partitions:
+            return {}
+    return await _original_thread_getmany(self, active_partitions, timeout)
+
+
+def install_fetch_snapshot() -> None:
+    """Fetch for the partitions active when a fetch starts, never "all" (idempotent)."""
+    if AIOKafkaConsumerThread.getmany is not _getmany_snapshot:
+        AIOKafkaConsumerThread.getmany = _getmany_snapshot  # type: ignore[method-assign]
 
 
 FETCH_MAX_WAIT_MS = 100

@@ -8,8 +8,11 @@ or send changelog records to the wrong place.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from importlib.metadata import version
+from types import SimpleNamespace
+from typing import Any
 
 import aiokafka
 import pytest
@@ -20,9 +23,14 @@ from faust.tables.table import Table
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from processors.app import (
+    _getmany_snapshot,
     _original_build_highwaters,
     _original_create_worker_consumer,
+    _original_thread_getmany,
+    _resume_streams_last,
     install_fetch_max_wait,
+    install_fetch_snapshot,
+    install_resume_streams_last,
     install_true_highwaters,
 )
 from processors.state import ProducedTable
@@ -78,3 +86,112 @@ def test_recovery_highwaters_and_current_event_are_where_they_were() -> None:
         "title",
     ]
     assert _current_event.get(None) is None
+
+
+def test_recovery_still_resumes_stream_partitions_before_seeking_them() -> None:
+    # The order install_resume_streams_last corrects; if Faust fixes it, the wrapper can go.
+    for step in (Recovery.on_recovery_completed, Recovery._resume_streams):
+        body = _source(getattr(step, "__wrapped__", step))
+        assert body.index("consumer.resume_partitions(") < body.index("consumer.perform_seek()")
+        assert body.index("consumer.perform_seek()") < body.index("flow_control.resume()")
+
+
+class _RecordingConsumer:
+    """Records the order of the calls a recovery step makes (pure ordering, no broker)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def resume_partitions(self, tps: Any) -> None:
+        self.calls.append(f"resume {sorted(tps)}")
+
+    async def perform_seek(self) -> None:
+        self.calls.append("seek")
+        await asyncio.sleep(0)  # the window in which the fetch loop used to take records
+
+
+async def _faust_like_step(self: Any, generation_id: int = 0) -> None:
+    # Faust 0.15.3's order: resume the stream partitions, seek them, resume flow control.
+    consumer = self.app.consumer
+    consumer.resume_partitions({"quotes-0"})
+    await consumer.perform_seek()
+    consumer.calls.append("flow resumed")
+    if self.fail:
+        raise RuntimeError("rebalanced again")
+
+
+def _run_step(fail: bool) -> _RecordingConsumer:
+    consumer = _RecordingConsumer()
+    step = _resume_streams_last(_faust_like_step)
+    recovery = SimpleNamespace(app=SimpleNamespace(consumer=consumer), fail=fail)
+    if fail:
+        with pytest.raises(RuntimeError, match="rebalanced again"):
+            asyncio.run(step(recovery))
+    else:
+        asyncio.run(step(recovery))
+    return consumer
+
+
+def test_stream_partitions_are_resumed_after_the_seek_and_the_flow() -> None:
+    consumer = _run_step(fail=False)
+    assert consumer.calls == ["seek", "flow resumed", "resume ['quotes-0']"]
+    assert "resume_partitions" not in vars(consumer)  # the consumer's own method is back
+
+
+def test_a_step_that_fails_still_resumes_its_partitions() -> None:
+    consumer = _run_step(fail=True)
+    assert consumer.calls == ["seek", "flow resumed", "resume ['quotes-0']"]
+    assert "resume_partitions" not in vars(consumer)
+
+
+def test_resume_streams_last_is_installed_once() -> None:
+    install_resume_streams_last()
+    first = Recovery.on_recovery_completed
+    install_resume_streams_last()
+    assert Recovery.on_recovery_completed is first
+    assert hasattr(Recovery._resume_streams, "__wrapped__")
+
+
+def test_aiokafka_still_reads_an_empty_partition_set_as_all_and_faust_passes_its_live_set() -> None:
+    # What install_fetch_snapshot guards against; if either changes, re-check it.
+    from aiokafka.consumer.fetcher import Fetcher
+    from faust.transport.consumer import Consumer
+
+    assert "if partitions and tp not in partitions" in _source(Fetcher.fetched_records)
+    assert "active_partitions = self._get_active_partitions()" in _source(
+        Consumer._wait_next_records
+    )
+    assert "self._fetch_records,\n" in _source(_original_thread_getmany).replace(" ", "")
+
+
+class _RecordingThread:
+    """Stands in for the consumer thread: records what the fetch would be asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[Any] = []
+
+    def _ensure_consumer(self) -> Any:
+        return SimpleNamespace(_max_poll_records=None)
+
+    async def _fetch_records(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("not called through call_thread")
+
+    async def call_thread(self, fn: Any, consumer: Any, active: Any, **kwargs: Any) -> Any:
+        self.asked.append(active)
+        return {"fetched": True}
+
+
+def test_a_fetch_is_for_a_copy_of_the_active_partitions_and_none_for_an_empty_set() -> None:
+    thread = _RecordingThread()
+    live = {"quotes-0", "accounts-1"}
+    assert asyncio.run(_getmany_snapshot(thread, live, 1.0)) == {"fetched": True}  # type: ignore[arg-type]
+    asked = thread.asked.pop()
+    live.clear()  # a pause during the fetch no longer changes what it returns
+    assert asked == {"quotes-0", "accounts-1"}
+    assert asyncio.run(_getmany_snapshot(thread, set(), 1.0)) == {}  # type: ignore[arg-type]
+    assert thread.asked == []  # empty: not fetched at all (aiokafka would return everything)
+    assert asyncio.run(_getmany_snapshot(thread, None, 1.0)) == {"fetched": True}  # type: ignore[arg-type]
+    assert thread.asked == [None]  # a client-only app still asks for all
+    install_fetch_snapshot()
+    install_fetch_snapshot()
+    assert AIOKafkaConsumerThread.getmany is _getmany_snapshot

@@ -78,15 +78,7 @@ def test_table_values_survive_worker_restart(
     finally:
         worker.send_signal(signal.SIGTERM)
         _, stderr = worker.communicate(timeout=60)
-    # Every key handled after the restart continues from its recovered value: 10 before, 11
-    # after (a stale or lost value would give 1, or a key restarting at 1..10).
-    log = stderr.decode(errors="replace")[-3000:]
-    assert len(second) >= len(KEYS) // 2, log
-    assert second == dict.fromkeys(second, 11), log
-    # Known, intermittent on the embedded broker late in a full run: the restarted worker
-    # sometimes leaves part of a partition unfetched for the whole wait (23 of 100 keys got no
-    # output in 90 s, the worker ready and idle). That is a liveness problem of its own, not a
-    # recovered value; it is reported, not asserted, until it is understood.
-    if len(second) < len(KEYS):
-        missing = sorted(set(KEYS) - set(second))
-        print(f"restart: {len(missing)} keys not handled within the wait: {missing[:5]}…")
+    # Every key continues from its recovered value: 10 before, 11 after (a stale or lost value
+    # would give 1, or a key restarting at 1..10), and none is skipped: records fetched before
+    # the recovery must not be dropped when it ends (see processors.app).
+    assert second == dict.fromkeys(KEYS, 11), stderr.decode(errors="replace")[-3000:]
