@@ -16,10 +16,13 @@ from contracts.models import OrderEvent, QuoteEvent
 from interlock.deadletter import RawRecord
 from processors.domain.housekeeping import overdue_parked
 from processors.domain.quotes import (
+    LINE_EVENT_TYPES,
     QuoteDecision,
     decide_quote,
+    fold_lines,
     fold_order_state,
     not_linked,
+    with_assembled_lines,
     with_erp_order_number,
 )
 from processors.rawjson import raw_from_json, raw_to_json
@@ -56,6 +59,10 @@ class QuoteFlow:
         if p.is_seen(event.event_id):
             p.duplicate(event, raw, "quote", "event_id")
             return
+        if event.event_type in LINE_EVENT_TYPES:
+            self._on_line(event, raw)
+            return
+        event = self.assembled(event)
         quote = event.payload
         decision = decide_quote(
             event,
@@ -65,6 +72,27 @@ class QuoteFlow:
             p.config.origin,
         )
         self._apply(decision, event, raw, released=False)
+
+    def assembled(self, event: QuoteEvent) -> QuoteEvent:
+        """The quote with its assembled lines when it came without any (see ``fold_lines``)."""
+        if event.payload.lines:
+            return event
+        return with_assembled_lines(event, self.p.tables.lines.get(event.payload.quote_id))
+
+    def _on_line(self, event: QuoteEvent, raw: RawRecord) -> None:
+        """Fold one line event into its quote's assembled lines; no order command by itself."""
+        p = self.p
+        quote = event.payload
+        lines = p.tables.lines
+        folded = fold_lines(lines.get(quote.quote_id), event)
+        ids = {"quote_id": quote.quote_id, "revision": quote.revision}
+        numbers = [line.line_number for line in quote.lines]
+        if folded is None:
+            p.audit("ignored", event, ids=ids, details={"lines": numbers, "action": "unchanged"})
+        else:
+            lines[quote.quote_id] = folded
+            p.audit("merged", event, ids=ids, details={"lines": numbers})
+        p.mark_seen(event.event_id, raw.partition)
 
     def _apply(
         self, decision: QuoteDecision, event: QuoteEvent, raw: RawRecord, *, released: bool
@@ -199,6 +227,7 @@ class QuoteFlow:
         event = p.decode(raw.value)
         if not isinstance(event, QuoteEvent):
             return
+        event = self.assembled(event)
         decision = decide_quote(
             event, self.order_state(quote_id), account, self.known_product, p.config.origin
         )

@@ -15,6 +15,7 @@ event of partition p, so it lives in changelog partition p beside that account's
 ``correlation``        ``o:<order id>`` / ``n:<ERP order number>`` → quote id,
                        ``q:<quote id>`` → ERP order number
 ``writebacks``         CRM deal id → the deal fields we last wrote (to recognise echoes)
+``lines``              quote id → its lines assembled from line events (HubSpot line items)
 =====================  =======================================================================
 """
 
@@ -88,6 +89,7 @@ class Tables:
     parked: Any
     correlation: Any
     writebacks: Any
+    lines: Any
 
 
 def make_tables(
@@ -118,6 +120,7 @@ def make_tables(
         parked=table("parked", "Quotes waiting for their account."),
         correlation=table("correlation", "Order ↔ quote correlation for write-back."),
         writebacks=table("writebacks", "Deal fields last written to the CRM."),
+        lines=table("lines", "Quote lines assembled from line events."),
     )
 
 

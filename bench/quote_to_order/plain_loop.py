@@ -39,7 +39,7 @@ def main(bootstrap: str, prefix: str) -> None:
     output = Output(producer)
     dead_letters = DeadLetterWriter(producer, "bench")
     codecs = Codecs(settings)
-    tables = Tables(*({} for _ in range(7)))
+    tables = Tables(*({} for _ in range(8)))
 
     def dead_letter(raw: RawRecord, exc: BaseException) -> None:
         dead_letters.send(raw, exc)

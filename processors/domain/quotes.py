@@ -20,16 +20,19 @@ from contracts.models import Address, Order, OrderEvent, OrderLine, QuoteEvent, 
 
 __all__ = [
     "CLOSED_STATUSES",
+    "LINE_EVENT_TYPES",
     "CommandKind",
     "Issue",
     "QuoteDecision",
     "build_order_command",
     "decide_quote",
+    "fold_lines",
     "fold_order_state",
     "not_linked",
     "order_id_for",
     "order_state_of",
     "validate_quote",
+    "with_assembled_lines",
     "with_erp_order_number",
 ]
 
@@ -48,6 +51,8 @@ Action = Literal[
 #: Quote statuses that end a quote: an order already requested for it must be cancelled.
 CLOSED_STATUSES = frozenset({"WITHDRAWN", "REJECTED", "EXPIRED"})
 _STATUS_RANK = {"requested": 0, "cancelled": 1}
+#: Events that carry one line of a quote on its own (HubSpot line items), not the whole quote.
+LINE_EVENT_TYPES = frozenset({"QuoteLineChanged", "QuoteLineDeleted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,44 @@ class QuoteDecision:
 def order_id_for(quote_id: str) -> str:
     """The canonical order id of a quote: one order per quote, amended across revisions."""
     return deterministic_event_id("order", quote_id)
+
+
+def fold_lines(state: Mapping[str, Any] | None, event: QuoteEvent) -> dict[str, Any] | None:
+    """A quote's assembled lines after one line event; None when the event changes nothing.
+
+    ``state`` is ``{"revision": r, "lines": {"<line number>": {field: JSON value}}}``. A line
+    event sets the fields it carries on its line (a property change carries one), or deletes
+    the line; an event of an older revision than the state is stale and changes nothing.
+    """
+    quote = event.payload
+    if state is not None and quote.revision < int(state["revision"]):
+        return None
+    lines: dict[str, dict[str, Any]] = dict(state["lines"]) if state else {}
+    for line in quote.lines:
+        key = str(line.line_number)
+        if event.event_type == "QuoteLineDeleted":
+            lines.pop(key, None)
+        else:
+            lines[key] = {**lines.get(key, {}), **line.model_dump(mode="json", exclude_none=True)}
+    folded = {"revision": quote.revision, "lines": lines}
+    return None if folded == state else folded
+
+
+def with_assembled_lines(event: QuoteEvent, state: Mapping[str, Any] | None) -> QuoteEvent:
+    """An accepted quote that came without lines, completed with its assembled lines.
+
+    HubSpot sends a deal's line items as events of their own and the deal's acceptance as a
+    one-property change; the accepted quote is ordered with the newest lines known for it.
+    A quote with lines of its own, or with none assembled, is returned unchanged.
+    """
+    quote = event.payload
+    if quote.status != "ACCEPTED" or quote.lines or not state or not state["lines"]:
+        return event
+    lines = [
+        QuoteLine.model_validate(values)
+        for _, values in sorted(state["lines"].items(), key=lambda item: int(item[0]))
+    ]
+    return event.model_copy(update={"payload": quote.model_copy(update={"lines": lines})})
 
 
 def _missing(code: str, message: str) -> Issue:

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from contracts import QuoteLine, Reason, deterministic_event_id
-from processors.domain.quotes import decide_quote, fold_order_state, validate_quote
+from processors.domain.quotes import (
+    decide_quote,
+    fold_lines,
+    fold_order_state,
+    validate_quote,
+    with_assembled_lines,
+)
 from tests.processors.events import ACCOUNT_STATE, ADDRESS, quote_event
 
 pytestmark = pytest.mark.unit
@@ -132,3 +138,59 @@ def test_fold_order_state_is_order_independent() -> None:
     assert forward == backward
     assert forward["revision"] == 2
     assert forward["status"] == "requested"
+
+
+def _line_event(number: int, revision: int = 1, deleted: bool = False, **fields: Any) -> Any:
+    event = quote_event(
+        "q-l",
+        "a",
+        revision=revision,
+        status="SENT",
+        lines=[QuoteLine(line_number=number, **fields)],
+    )
+    kind = "QuoteLineDeleted" if deleted else "QuoteLineChanged"
+    return event.model_copy(update={"event_type": kind})
+
+
+def test_line_events_assemble_a_quote_field_by_field() -> None:
+    state = fold_lines(None, _line_event(2, sku="B", quantity=Decimal("1")))
+    state = fold_lines(
+        state, _line_event(1, sku="A", quantity=Decimal("3"), unit_price=Decimal("9.50"))
+    )
+    state = fold_lines(state, _line_event(2, quantity=Decimal("4")))  # one property changed
+    assert state == {
+        "revision": 1,
+        "lines": {
+            "1": {"line_number": 1, "sku": "A", "quantity": "3", "unit_price": "9.50"},
+            "2": {"line_number": 2, "sku": "B", "quantity": "4"},
+        },
+    }
+    assert fold_lines(state, _line_event(2, quantity=Decimal("4"))) is None  # no change
+    deleted = fold_lines(state, _line_event(1, deleted=True))
+    assert deleted is not None
+    assert list(deleted["lines"]) == ["2"]
+    revised = fold_lines(state, _line_event(1, revision=2, quantity=Decimal("5")))
+    assert revised is not None
+    assert revised["revision"] == 2
+    assert revised["lines"]["1"]["quantity"] == "5"
+    assert "2" in revised["lines"]
+    assert fold_lines(revised, _line_event(1, revision=1, quantity=Decimal("7"))) is None  # stale
+
+
+def test_an_accepted_quote_without_lines_is_completed_with_its_assembled_lines() -> None:
+    state = fold_lines(None, _line_event(2, sku="SKU-2", product_id="P-2", quantity=Decimal("1")))
+    state = fold_lines(state, _line_event(1, sku="SKU-1", product_id="P-1", quantity=Decimal("2")))
+    bare = quote_event("q-l", "a", lines=[])
+    assert codes(bare) == ["QUOTE_NO_LINES"]
+    completed = with_assembled_lines(bare, state)
+    assert [(line.line_number, line.quantity) for line in completed.payload.lines] == [
+        (1, Decimal("2")),
+        (2, Decimal("1")),
+    ]
+    assert codes(completed) == []
+    assert completed.event_id == bare.event_id  # the same event, not a new one
+    own = quote_event("q-l", "a", lines=1)
+    assert with_assembled_lines(own, state) is own  # lines of its own win
+    assert with_assembled_lines(bare, None) is bare  # nothing assembled: still no lines
+    bad = fold_lines(state, _line_event(1, quantity=Decimal("-1")))
+    assert codes(with_assembled_lines(bare, bad)) == ["QUOTE_BAD_QUANTITY"]

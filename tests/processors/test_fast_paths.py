@@ -81,7 +81,7 @@ def _pipeline(decode_calls: list[bytes] | None = None) -> tuple[Pipeline, _Emitt
     emitted = _Emitted()
     pipeline = Pipeline(
         PipelineConfig(ProcessorTopics("t."), load_ownership(), 300.0, 3600.0, 0.85),
-        Tables(*({} for _ in range(7))),
+        Tables(*({} for _ in range(8))),
         decode=counting_decode,
         encode=codecs.encode,
         emit=emitted,
