@@ -79,6 +79,19 @@ def _kept_headers(
     return headers
 
 
+def _hubspot_order_key(first: Any) -> str | None:
+    """The company a HubSpot request is about, to key its raw record by (None: unknown).
+
+    HubSpot sends a deal's line items and its acceptance as separate requests; keyed by
+    company, they stay in one raw partition, so the mapping stage keeps their order.
+    """
+    if not isinstance(first, dict):
+        return None
+    kind = str(first.get("subscriptionType") or "").split(".", 1)[0]
+    company = first.get("objectId") if kind == "company" else first.get("associatedCompanyId")
+    return f"company:{company}" if company not in (None, "") else None
+
+
 def create_app(
     config: WebhookSettings,
     landing: Landing,
@@ -123,11 +136,18 @@ def create_app(
             )
         return answer(source, 200, {"status": "accepted", "id": accepted})
 
-    async def land(request: Request, vendor: str, source: str, key: str, body: bytes) -> None:
+    async def land(
+        request: Request,
+        vendor: str,
+        source: str,
+        webhook_id: str,
+        body: bytes,
+        key: str | None = None,
+    ) -> None:
         received_ms = int(clock() * 1000)
         topic = raw_topics[vendor]
-        headers = _kept_headers(request, source, vendor, key, received_ms)
-        await landing.land(RawRequest(topic, key, body, headers, received_ms))
+        headers = _kept_headers(request, source, vendor, webhook_id, received_ms)
+        await landing.land(RawRequest(topic, key or webhook_id, body, headers, received_ms))
         instruments.events_produced.labels(instruments.service, topic).inc()
 
     async def hubspot(request: Request) -> Response:
@@ -155,9 +175,9 @@ def create_app(
                 raise WebhookError(400, "malformed_json", "expected an array of events")
             first = events[0] if isinstance(events, list) and events else events
             event_id = first.get("eventId") if isinstance(first, dict) else None
-            key = str(event_id) if event_id is not None else hashlib.sha256(body).hexdigest()
-            await land(request, "hubspot", "hubspot", key, body)
-            return key
+            webhook_id = str(event_id) if event_id is not None else hashlib.sha256(body).hexdigest()
+            await land(request, "hubspot", "hubspot", webhook_id, body, _hubspot_order_key(first))
+            return webhook_id
 
         return await guarded("hubspot", handle)
 

@@ -4,7 +4,8 @@ The HTTP answer waits for Kafka's acknowledgement: ``produce`` with a delivery c
 an asyncio future through ``loop.call_soon_threadsafe``; a background thread polls the producer.
 ``message.timeout.ms`` bounds the wait, so an unreachable broker gives a 503, not a hang.
 
-A raw record is the request body byte for byte, keyed by the webhook/event id, with headers
+A raw record is the request body byte for byte, keyed by the webhook id (a HubSpot request by
+the company it is about, so that one company's requests keep their order), with headers
 (``interlock.webhook.*``: source, vendor, id, received_at ms, and the sender's non-secret
 headers; signatures are never kept) and the receipt time as its timestamp.
 """

@@ -67,6 +67,11 @@ def test_signed_hubspot_and_standard_requests_land_and_become_canonical_events(
 
     (raw,) = consume_n(make_consumer(receiver.raw_hubspot), 1, 10)  # type: ignore[arg-type]
     assert raw.value() == body  # type: ignore[attr-defined]
+    # Keyed by the company, so one company's requests stay in order through the mapping stage;
+    # the webhook id (the first eventId, also the answer's id) is kept as a header.
+    assert raw.key() == b"company:4711"  # type: ignore[attr-defined]
+    headers = dict(raw.headers())  # type: ignore[attr-defined]
+    assert headers["interlock.webhook.id"] == hub.json()["id"].encode()
     names = {k for k, _ in raw.headers()}  # type: ignore[attr-defined]
     assert "interlock.webhook.received_at" in names
     assert "x-hubspot-signature-v3" not in names
