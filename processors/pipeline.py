@@ -29,7 +29,15 @@ from interlock.instruments import Instruments
 from processors.audit import Decision, decision_record, encode_record
 from processors.domain.housekeeping import expired_event_ids
 from processors.domain.quotes import fold_order_state, order_state_of
-from processors.domain.writeback import deal_shows, deal_update, echo_reason, fold_written
+from processors.domain.writeback import (
+    WRITTEN_AT,
+    WRITTEN_IN,
+    deal_shows,
+    deal_update,
+    echo_reason,
+    expired_writebacks,
+    fold_written,
+)
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
 from processors.state import InFlight, Tables
@@ -324,7 +332,8 @@ class Pipeline:
                 deal = command.payload.crm_record_id
                 if deal:
                     shown = fold_written(self.tables.writebacks.get(deal), command)
-                    self.tables.writebacks[deal] = shown
+                    kept = {**shown, WRITTEN_AT: self.clock(), WRITTEN_IN: raw.partition}
+                    self.tables.writebacks[deal] = kept
                     if self.inflight.writebacks.get(deal) == shown:
                         del self.inflight.writebacks[deal]
             elif command.payload.quote_id:
@@ -350,7 +359,8 @@ class Pipeline:
 
     # -- timers -------------------------------------------------------------------------------
     def on_tick(self, partition: int, sweep_seen: bool) -> None:
-        """Release or time out parked quotes of ``partition``; expire old event ids."""
+        """Release or time out parked quotes of ``partition``; expire old event ids and the
+        written state of deals not written for as long (same TTL)."""
         self.quotes.scan_parked(partition)
         if sweep_seen:
             seen = self.tables.seen
@@ -358,6 +368,11 @@ class Pipeline:
                 list(seen.items()), partition, self.clock(), self.config.dedup_ttl_s
             ):
                 del seen[key]
+            writebacks = self.tables.writebacks
+            for deal in expired_writebacks(
+                list(writebacks.items()), partition, self.clock(), self.config.dedup_ttl_s
+            ):
+                del writebacks[deal]
 
 
 _STATE_KEYS = frozenset(

@@ -14,7 +14,8 @@ event of partition p, so it lives in changelog partition p beside that account's
                        → quote ids parked for that account
 ``correlation``        ``o:<order id>`` / ``n:<ERP order number>`` → quote id,
                        ``q:<quote id>`` → ERP order number
-``writebacks``         CRM deal id → the deal fields we last wrote (to recognise echoes)
+``writebacks``         CRM deal id → the deal fields we last wrote (to recognise echoes), with
+                       the time and partition of the last write (TTL-bounded like ``seen``)
 ``lines``              quote id → its lines assembled from line events (HubSpot line items)
 =====================  =======================================================================
 """

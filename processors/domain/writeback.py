@@ -5,7 +5,7 @@ Also recognises the CRM's echo of our own write-back, so that it is not propagat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +19,16 @@ from contracts.models import (
     ShipmentEvent,
 )
 
-__all__ = ["deal_shows", "deal_update", "echo_reason", "fold_written", "written_values"]
+__all__ = [
+    "WRITTEN_AT",
+    "WRITTEN_IN",
+    "deal_shows",
+    "deal_update",
+    "echo_reason",
+    "expired_writebacks",
+    "fold_written",
+    "written_values",
+]
 
 AT = "_at"
 """Key of the ERP change time of the latest write in a deal's written state."""
@@ -115,13 +124,18 @@ def written_values(command: OrderEvent) -> dict[str, Any]:
 RECENT = "_recent"
 """Key of the deal's earlier written states (newest first), so late echoes are recognised."""
 KEEP_RECENT = 4
+WRITTEN_AT = "_written_at"
+"""Key of the wall-clock time a deal's last write became durable (the table's expiry clock)."""
+WRITTEN_IN = "_partition"
+"""Key of the partition whose changelog holds the deal's entry (swept by that partition's tick)."""
+_BOOKKEEPING = (WRITTEN_AT, WRITTEN_IN)
 
 
 def fold_written(shown: Mapping[str, Any] | None, command: OrderEvent) -> dict[str, Any]:
     """What the deal shows after ``command``: an update-deal PATCHes only the fields it sends,
     so the deal keeps the others; ``_at`` is the newest ERP change time written, ``_recent``
     the states it showed before (an echo of one of them may still be on its way)."""
-    before = dict(shown or {})
+    before = {k: v for k, v in (shown or {}).items() if k not in _BOOKKEEPING}
     earlier = before.pop(RECENT, [])
     state = {**before, **written_values(command)}
     at = command.occurred_at
@@ -131,6 +145,24 @@ def fold_written(shown: Mapping[str, Any] | None, command: OrderEvent) -> dict[s
     if before:
         state[RECENT] = [{k: v for k, v in before.items() if k != AT}, *earlier][:KEEP_RECENT]
     return state
+
+
+def expired_writebacks(
+    entries: Iterable[tuple[str, Mapping[str, Any]]], partition: int, now: float, ttl_s: float
+) -> list[str]:
+    """Deals of ``partition`` whose last write became durable more than ``ttl_s`` ago.
+
+    After that long, no echo of the write is still on its way and the deal's state is no
+    longer needed to skip a redundant write; forgetting it costs at most one write again.
+    Entries without a write time (written before it was kept) are left alone.
+    """
+    return [
+        deal
+        for deal, shown in entries
+        if shown.get(WRITTEN_IN) == partition
+        and shown.get(WRITTEN_AT) is not None
+        and now - float(shown[WRITTEN_AT]) >= ttl_s
+    ]
 
 
 def deal_shows(shown: Mapping[str, Any] | None, command: OrderEvent) -> str | None:

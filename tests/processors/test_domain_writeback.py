@@ -13,6 +13,7 @@ from processors.domain.writeback import (
     deal_shows,
     deal_update,
     echo_reason,
+    expired_writebacks,
     fold_written,
     written_values,
 )
@@ -123,6 +124,13 @@ def test_dedup_ttl() -> None:
     assert not is_duplicate(None, 1.0, ttl_s=60)
     seen = [("e1", [0.0, 0]), ("e2", [95.0, 0]), ("e3", [0.0, 1])]
     assert expired_event_ids(seen, 0, now=100.0, ttl_s=10) == ["e1"]
+    written = [
+        ("d1", {"status": "SHIPPED", "_written_at": 0.0, "_partition": 0}),
+        ("d2", {"status": "SHIPPED", "_written_at": 95.0, "_partition": 0}),
+        ("d3", {"status": "SHIPPED", "_written_at": 0.0, "_partition": 1}),
+        ("d4", {"status": "SHIPPED"}),  # kept before write times were: left alone
+    ]
+    assert expired_writebacks(written, 0, now=100.0, ttl_s=10) == ["d1"]
 
 
 def test_overdue_parked_only_of_the_partition_and_after_grace() -> None:

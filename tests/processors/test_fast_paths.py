@@ -25,11 +25,18 @@ from interlock.metrics import new_registry
 from interlock.settings import Settings
 from processors.audit import decision_record, encode_record
 from processors.domain.quotes import build_order_command, decide_quote
+from processors.domain.writeback import deal_update, fold_written
 from processors.output import Codecs
 from processors.pipeline import READBACK_HEADER, Pipeline, PipelineConfig
 from processors.state import Tables
 from processors.topics import ProcessorTopics
-from tests.processors.events import ACCOUNT_STATE, ADDRESS, account_event, quote_event
+from tests.processors.events import (
+    ACCOUNT_STATE,
+    ADDRESS,
+    account_event,
+    erp_order_event,
+    quote_event,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -153,3 +160,39 @@ def test_audit_records_are_plain_json() -> None:
     assert record["at"] == "1970-01-01T00:00:00+00:00"
     assert record["ids"] == {"quote_id": "q1"}
     assert record["details"] == {"n": 1}
+
+
+def test_a_deals_written_state_is_kept_until_the_dedup_ttl_then_swept_by_its_partition() -> None:
+    pipeline, emitted = _pipeline()
+    now = [1_000.0]
+    pipeline.clock = lambda: now[0]
+    ttl = pipeline.config.dedup_ttl_s
+    state = {"quote_id": "q", "order_id": "o", "account_id": "a", "revision": 1,
+             "deal_id": "deal-q", "correlation_id": "q"}  # fmt: skip
+    command = deal_update(erp_order_event("o", "a", "q", status="CONFIRMED"), state)
+    assert command is not None
+    pipeline.send_command("update-deal", command)
+    assert "deal-q" in pipeline.inflight.writebacks
+    ((topic, key, value, headers),) = [
+        r for r in emitted.records if r[0] == pipeline.topics.update_deal
+    ]
+    pipeline.on_command(RawRecord(topic, 2, 0, key, value, headers))
+    kept = pipeline.tables.writebacks["deal-q"]
+    assert kept["status"] == "CONFIRMED"
+    assert (kept["_written_at"], kept["_partition"]) == (1_000.0, 2)
+    assert pipeline.inflight.writebacks == {}  # the bookkeeping does not hide the read-back
+    # the bookkeeping never enters what the deal shows, nor its earlier states
+    refolded = fold_written(kept, command)
+    assert "_written_at" not in refolded
+    assert all("_written_at" not in earlier for earlier in refolded["_recent"])
+
+    now[0] += ttl - 1
+    pipeline.on_tick(2, sweep_seen=True)
+    assert "deal-q" in pipeline.tables.writebacks  # not yet
+    now[0] += 1
+    pipeline.on_tick(1, sweep_seen=True)
+    assert "deal-q" in pipeline.tables.writebacks  # another partition's tick leaves it
+    pipeline.on_tick(2, sweep_seen=False)
+    assert "deal-q" in pipeline.tables.writebacks  # only a sweeping tick expires
+    pipeline.on_tick(2, sweep_seen=True)
+    assert "deal-q" not in pipeline.tables.writebacks
