@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
@@ -39,6 +40,7 @@ __all__ = [
     "install_fetch_max_wait",
     "install_fetch_snapshot",
     "install_resume_streams_last",
+    "install_seek_uncommitted_to_start",
     "install_true_highwaters",
     "run_worker",
 ]
@@ -143,6 +145,7 @@ def create_app(
     install_fetch_max_wait()
     install_resume_streams_last()
     install_fetch_snapshot()
+    install_seek_uncommitted_to_start()
     return app
 
 
@@ -229,6 +232,32 @@ def install_fetch_snapshot() -> None:
     """Fetch for the partitions active when a fetch starts, never "all" (idempotent)."""
     if AIOKafkaConsumerThread.getmany is not _getmany_snapshot:
         AIOKafkaConsumerThread.getmany = _getmany_snapshot  # type: ignore[method-assign]
+
+
+_original_thread_seek_to_committed = AIOKafkaConsumerThread.seek_to_committed
+
+
+async def _seek_to_committed_or_start(self: AIOKafkaConsumerThread) -> Mapping[Any, int]:
+    committed: Mapping[Any, int] = await _original_thread_seek_to_committed(self)
+    if self.app.conf.consumer_auto_offset_reset != "earliest":
+        return committed
+    fresh = [
+        tp
+        for tp, offset in committed.items()
+        if offset is None and not self.consumer._is_changelog_tp(tp)
+    ]
+    if fresh:
+        try:
+            await self.call_thread(self._ensure_consumer().seek_to_beginning, *fresh)
+        except IllegalStateError as exc:  # revoked meanwhile: the next assignment seeks again
+            log.info("not seeking uncommitted partitions to their start: %s", exc)
+    return committed
+
+
+def install_seek_uncommitted_to_start() -> None:
+    """Seek stream partitions without a committed offset to their start (idempotent)."""
+    if AIOKafkaConsumerThread.seek_to_committed is not _seek_to_committed_or_start:
+        AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed_or_start  # type: ignore[method-assign]
 
 
 FETCH_MAX_WAIT_MS = 100

@@ -27,10 +27,13 @@ from processors.app import (
     _original_build_highwaters,
     _original_create_worker_consumer,
     _original_thread_getmany,
+    _original_thread_seek_to_committed,
     _resume_streams_last,
+    _seek_to_committed_or_start,
     install_fetch_max_wait,
     install_fetch_snapshot,
     install_resume_streams_last,
+    install_seek_uncommitted_to_start,
     install_true_highwaters,
 )
 from processors.state import ProducedTable
@@ -195,3 +198,50 @@ def test_a_fetch_is_for_a_copy_of_the_active_partitions_and_none_for_an_empty_se
     install_fetch_snapshot()
     install_fetch_snapshot()
     assert AIOKafkaConsumerThread.getmany is _getmany_snapshot
+
+
+def test_aiokafka_still_leaves_a_partition_without_a_committed_offset_where_it_is() -> None:
+    # What install_seek_uncommitted_to_start corrects, and the discard that needs it.
+    from faust.transport.consumer import Consumer
+
+    assert "if offset and offset > 0:" in _source(aiokafka.AIOKafkaConsumer.seek_to_committed)
+    assert "await self.perform_seek()" in _source(Consumer.getmany)
+    assert "seek_to_committed" in _source(_original_thread_seek_to_committed)
+
+
+class _SeekingThread:
+    """Stands in for the consumer thread: committed offsets given, seeks to the start recorded."""
+
+    def __init__(self, committed: dict[str, int | None], reset: str = "earliest") -> None:
+        self.started: list[str] = []
+        self.app = SimpleNamespace(conf=SimpleNamespace(consumer_auto_offset_reset=reset))
+        self.consumer = SimpleNamespace(_is_changelog_tp=lambda tp: tp.endswith("-changelog"))
+
+        async def seek_to_committed() -> dict[str, int | None]:
+            return committed
+
+        async def seek_to_beginning(*tps: str) -> None:
+            self.started.extend(tps)
+
+        self._aiokafka = SimpleNamespace(
+            seek_to_committed=seek_to_committed, seek_to_beginning=seek_to_beginning
+        )
+
+    def _ensure_consumer(self) -> Any:
+        return self._aiokafka
+
+    async def call_thread(self, fn: Any, *args: Any) -> Any:
+        return await fn(*args)
+
+
+def test_stream_partitions_without_a_committed_offset_are_sought_to_their_start() -> None:
+    committed = {"quotes-0": 42, "accounts-1": None, "app-orders-changelog": None}
+    thread = _SeekingThread(committed)
+    assert asyncio.run(_seek_to_committed_or_start(thread)) == committed  # type: ignore[arg-type]
+    assert thread.started == ["accounts-1"]  # not the committed one, not a changelog
+    latest = _SeekingThread(committed, reset="latest")
+    asyncio.run(_seek_to_committed_or_start(latest))  # type: ignore[arg-type]
+    assert latest.started == []  # "latest" has no start to go back to
+    install_seek_uncommitted_to_start()
+    install_seek_uncommitted_to_start()
+    assert AIOKafkaConsumerThread.seek_to_committed is _seek_to_committed_or_start
