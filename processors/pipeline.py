@@ -27,7 +27,7 @@ from contracts.ownership import OwnershipPolicy, OwnershipViolation
 from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from processors.audit import Decision, decision_record, encode_record
-from processors.domain.housekeeping import expired_event_ids
+from processors.domain.housekeeping import expired_event_ids, expired_writebacks
 from processors.domain.quotes import fold_order_state, order_state_of
 from processors.domain.writeback import (
     WRITTEN_AT,
@@ -35,7 +35,6 @@ from processors.domain.writeback import (
     deal_shows,
     deal_update,
     echo_reason,
-    expired_writebacks,
     fold_written,
 )
 from processors.linking import Linker
@@ -358,11 +357,11 @@ class Pipeline:
             del self.inflight.orders[qid]
 
     # -- timers -------------------------------------------------------------------------------
-    def on_tick(self, partition: int, sweep_seen: bool) -> None:
+    def on_tick(self, partition: int, sweep: bool) -> None:
         """Release or time out parked quotes of ``partition``; expire old event ids and the
         written state of deals not written for as long (same TTL)."""
         self.quotes.scan_parked(partition)
-        if sweep_seen:
+        if sweep:
             seen = self.tables.seen
             for key in expired_event_ids(
                 list(seen.items()), partition, self.clock(), self.config.dedup_ttl_s

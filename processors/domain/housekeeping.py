@@ -1,11 +1,14 @@
-"""Bounded state: which parked quotes have waited too long, which seen event ids expired."""
+"""Bounded state: which parked quotes have waited too long, which seen event ids and written
+deal states expired."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["expired_event_ids", "is_duplicate", "overdue_parked"]
+from processors.domain.writeback import WRITTEN_AT, WRITTEN_IN
+
+__all__ = ["expired_event_ids", "expired_writebacks", "is_duplicate", "overdue_parked"]
 
 
 def is_duplicate(seen_at: float | None, now: float, ttl_s: float) -> bool:
@@ -34,3 +37,21 @@ def expired_event_ids(
         if part == partition and now - float(seen_at) >= ttl_s:
             out.append(key)
     return out
+
+
+def expired_writebacks(
+    entries: Iterable[tuple[str, Mapping[str, Any]]], partition: int, now: float, ttl_s: float
+) -> list[str]:
+    """Deals of ``partition`` whose last write became durable more than ``ttl_s`` ago.
+
+    After that long, no echo of the write is still on its way and the deal's state is no
+    longer needed to skip a redundant write; forgetting it costs at most one write again.
+    Entries without a write time (written before it was kept) are left alone.
+    """
+    return [
+        deal
+        for deal, shown in entries
+        if shown.get(WRITTEN_IN) == partition
+        and shown.get(WRITTEN_AT) is not None
+        and now - float(shown[WRITTEN_AT]) >= ttl_s
+    ]

@@ -5,7 +5,7 @@ Also recognises the CRM's echo of our own write-back, so that it is not propagat
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,6 @@ __all__ = [
     "deal_shows",
     "deal_update",
     "echo_reason",
-    "expired_writebacks",
     "fold_written",
     "written_values",
 ]
@@ -145,24 +144,6 @@ def fold_written(shown: Mapping[str, Any] | None, command: OrderEvent) -> dict[s
     if before:
         state[RECENT] = [{k: v for k, v in before.items() if k != AT}, *earlier][:KEEP_RECENT]
     return state
-
-
-def expired_writebacks(
-    entries: Iterable[tuple[str, Mapping[str, Any]]], partition: int, now: float, ttl_s: float
-) -> list[str]:
-    """Deals of ``partition`` whose last write became durable more than ``ttl_s`` ago.
-
-    After that long, no echo of the write is still on its way and the deal's state is no
-    longer needed to skip a redundant write; forgetting it costs at most one write again.
-    Entries without a write time (written before it was kept) are left alone.
-    """
-    return [
-        deal
-        for deal, shown in entries
-        if shown.get(WRITTEN_IN) == partition
-        and shown.get(WRITTEN_AT) is not None
-        and now - float(shown[WRITTEN_AT]) >= ttl_s
-    ]
 
 
 def deal_shows(shown: Mapping[str, Any] | None, command: OrderEvent) -> str | None:

@@ -8,12 +8,16 @@ import pytest
 
 from contracts import OrderEvent, deterministic_event_id
 from processors.domain.copartition import copartition_problem
-from processors.domain.housekeeping import expired_event_ids, is_duplicate, overdue_parked
+from processors.domain.housekeeping import (
+    expired_event_ids,
+    expired_writebacks,
+    is_duplicate,
+    overdue_parked,
+)
 from processors.domain.writeback import (
     deal_shows,
     deal_update,
     echo_reason,
-    expired_writebacks,
     fold_written,
     written_values,
 )

@@ -187,12 +187,12 @@ def test_a_deals_written_state_is_kept_until_the_dedup_ttl_then_swept_by_its_par
     assert all("_written_at" not in earlier for earlier in refolded["_recent"])
 
     now[0] += ttl - 1
-    pipeline.on_tick(2, sweep_seen=True)
+    pipeline.on_tick(2, sweep=True)
     assert "deal-q" in pipeline.tables.writebacks  # not yet
     now[0] += 1
-    pipeline.on_tick(1, sweep_seen=True)
+    pipeline.on_tick(1, sweep=True)
     assert "deal-q" in pipeline.tables.writebacks  # another partition's tick leaves it
-    pipeline.on_tick(2, sweep_seen=False)
+    pipeline.on_tick(2, sweep=False)
     assert "deal-q" in pipeline.tables.writebacks  # only a sweeping tick expires
-    pipeline.on_tick(2, sweep_seen=True)
+    pipeline.on_tick(2, sweep=True)
     assert "deal-q" not in pipeline.tables.writebacks
