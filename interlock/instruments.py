@@ -128,6 +128,12 @@ class Instruments:
             ["target"],
             registry=registry,
         )
+        self.assigned_partitions = Gauge(
+            "interlock_assigned_partitions",
+            "Partitions this process's consumer group member holds (0 until the group is joined).",
+            ["group"],
+            registry=registry,
+        )
         self.unknown_tables = Counter(
             "interlock_cdc_unknown_tables_total",
             "CDC events for tables no mapping covers (skipped, or dead-lettered in strict mode).",

@@ -25,6 +25,7 @@ __all__ = [
     "make_producer",
     "produce",
     "producer_config",
+    "subscribe",
     "true_end_offsets",
 ]
 
@@ -69,6 +70,28 @@ def make_producer(settings: Settings, **overrides: Any) -> Producer:
 
 def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> Consumer:
     return Consumer(consumer_config(settings, group_id, **overrides))
+
+
+def subscribe(consumer: Any, topics: Iterable[str], gauge: Any = None) -> None:
+    """Subscribe ``consumer`` to ``topics``; ``gauge`` (a metric child) follows its assignment.
+
+    The gauge is 0 until the group is joined and partitions are assigned, so a supervisor, a
+    readiness check or a dashboard can tell a member that consumes from one still joining.
+    Assignments and revocations are applied as sets: right for eager and cooperative protocols.
+    """
+    held: set[tuple[str, int]] = set()
+
+    def on_assign(_consumer: Any, partitions: list[TopicPartition]) -> None:
+        held.update((p.topic, p.partition) for p in partitions)
+        if gauge is not None:
+            gauge.set(len(held))
+
+    def on_revoke(_consumer: Any, partitions: list[TopicPartition]) -> None:
+        held.difference_update((p.topic, p.partition) for p in partitions)
+        if gauge is not None:
+            gauge.set(len(held))
+
+    consumer.subscribe(list(topics), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
 
 
 def make_admin(settings: Settings, **overrides: Any) -> AdminClient:

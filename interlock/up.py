@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from types import FrameType
 from typing import Protocol
 
 from prometheus_client import Gauge
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
@@ -34,7 +36,16 @@ from interlock.settings import Settings
 from interlock.supervisor import Supervisor
 from interlock.topics import apply_catalog
 
-__all__ = ["ServicePlan", "Simulation", "UpHooks", "UpOptions", "plan_services", "run_up"]
+__all__ = [
+    "ServicePlan",
+    "Simulation",
+    "UpHooks",
+    "UpOptions",
+    "assigned_partitions",
+    "plan_services",
+    "run_up",
+    "wait_until_ready",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +59,8 @@ class ServicePlan:
     metrics_port: int
     endpoints: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    consumes: bool = True
+    """It joins a consumer group: ready once ``interlock_assigned_partitions`` is above 0."""
 
 
 @dataclass
@@ -66,6 +79,8 @@ class UpOptions:
     """How much longer than ``drain`` the simulator may keep its APIs up for a lagging stack."""
     memory_sample_at: float = 120.0
     settle_timeout: float = 180.0
+    ready_timeout: float = 60.0
+    """Longest wait for every consumer to hold its partitions before the simulator starts."""
     workers: int = 1
 
 
@@ -190,8 +205,58 @@ def plan_services(settings: Settings, workers: int = 1) -> list[ServicePlan]:
             ["lag-exporter", "--port", str(lag_port)],
             lag_port,
             {"lag exporter metrics": f"http://127.0.0.1:{lag_port}/metrics"},
+            consumes=False,
         ),
     ]
+
+
+def assigned_partitions(metrics_url: str, timeout: float = 2.0) -> int | None:
+    """Partitions held by the consumers behind ``metrics_url``; None if it does not answer."""
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=timeout) as response:  # noqa: S310
+            text = response.read().decode()
+    except OSError:
+        return None
+    held = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "interlock_assigned_partitions":
+            held += sum(sample.value for sample in family.samples)
+    return int(held)
+
+
+def wait_until_ready(
+    services: dict[str, str],
+    timeout: float,
+    stop: threading.Event,
+    *,
+    give_up: Callable[[], bool] = lambda: False,
+    interval: float = 0.25,
+) -> list[str]:
+    """Wait until every service (name -> metrics URL) holds partitions; the ones that do not.
+
+    A consumer group's first join takes a while (on the embedded broker about half the session
+    timeout): events sent before every member holds its partitions wait that long, which is not
+    the latency of the running stack.
+    """
+    waiting = dict(services)
+    deadline = time.monotonic() + timeout
+    while waiting and not stop.is_set():
+        for name, url in list(waiting.items()):
+            if (assigned_partitions(url) or 0) > 0:
+                del waiting[name]
+        if not waiting or time.monotonic() >= deadline or give_up():
+            break
+        stop.wait(interval)
+    return sorted(waiting)
+
+
+def _consumers(settings: Settings, plans: list[ServicePlan]) -> dict[str, str]:
+    """The services whose readiness ``up`` waits for, with their metrics URL."""
+    return {
+        plan.name: _metrics(plan.metrics_port)
+        for plan in plans
+        if plan.consumes and (plan.name != "webhooks" or settings.webhooks.mapper)
+    }
 
 
 def _child_env(settings: Settings, plan: ServicePlan) -> dict[str, str]:
@@ -200,6 +265,8 @@ def _child_env(settings: Settings, plan: ServicePlan) -> dict[str, str]:
         "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "INTERLOCK_METRICS__PORT": str(plan.metrics_port),
         "INTERLOCK_LOG_LEVEL": settings.log_level,
+        # One client id per service, so the broker's request metrics and quotas tell them apart.
+        "INTERLOCK_KAFKA__CLIENT_ID": f"{settings.kafka.client_id}-{plan.name}",
         **plan.env,
     }
 
@@ -304,6 +371,24 @@ def run_up(
             argv = [sys.executable, "-m", "interlock.cli", *plan.args]
             supervisor.start(plan.name, argv, {**_child_env(settings, plan), **extra_env})
             running.labels(plan.name).set(1)
+        began = time.monotonic()
+        not_ready = wait_until_ready(
+            _consumers(settings, plans),
+            options.ready_timeout,
+            stop,
+            give_up=lambda: bool(supervisor.dead()),
+        )
+        if stop.is_set():
+            return exit_code
+        if not_ready:
+            console.print(
+                f"[yellow]not ready after {options.ready_timeout:g} s[/]: "
+                f"{', '.join(not_ready)} hold no partitions yet; going on"
+            )
+        else:
+            console.print(
+                f"ready in {time.monotonic() - began:.1f} s: every consumer holds its partitions"
+            )
         simulator = None
         if simulation is not None and options.simulate is not None:
             webhooks = next(p for p in plans if p.name == "webhooks")
@@ -327,6 +412,7 @@ def run_up(
                 [sys.executable, "-m", "interlock.cli", *sim_args],
                 {
                     "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+                    "INTERLOCK_KAFKA__CLIENT_ID": f"{settings.kafka.client_id}-simulator",
                     "INTERLOCK_LOG_LEVEL": settings.log_level,
                     **extra_env,
                 },

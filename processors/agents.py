@@ -185,9 +185,16 @@ def register_agents(
         for partition in range(partitions):
             await ticks.send(value=b"", partition=partition)
 
+    held = instruments.assigned_partitions.labels(proc.app_id)
+
+    async def on_assigned(sender: Any, assigned: Any, *args: Any, **kwargs: Any) -> None:
+        held.set(len(assigned))  # Faust's rebalance is eager: the whole new assignment
+
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        held.set(0)
         pipeline.inflight.clear()
 
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 
     return pipeline

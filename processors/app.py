@@ -122,6 +122,7 @@ def create_app(
     conf: dict[str, Any] = {
         "broker": _broker_url(settings.kafka.bootstrap_servers),
         "broker_credentials": _credentials(settings),
+        "broker_client_id": settings.kafka.client_id,
         "store": proc.store,
         "datadir": proc.data_dir,
         "topic_partitions": settings.topics.partitions,

@@ -26,7 +26,7 @@ from connectors.cdc.spec import annotate_lines, load_mapping_dir
 from contracts.errors import ConfigError, InterlockError
 from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
-from interlock.kafka import make_consumer, make_producer
+from interlock.kafka import make_consumer, make_producer, subscribe
 from interlock.metrics import new_registry, serve_metrics
 from interlock.registry import canonical_serializers, registry_client
 from interlock.settings import Settings, load_settings
@@ -86,8 +86,9 @@ def build_stage(
     overrides: dict[str, Any] = {"fetch.max.bytes": 52428800}
     if any(t.startswith("^") for t in subscription):
         overrides["topic.metadata.refresh.interval.ms"] = METADATA_REFRESH_MS
-    consumer = make_consumer(settings, group_id or cdc.group_id, **overrides)
-    consumer.subscribe(subscription)
+    group = group_id or cdc.group_id
+    consumer = make_consumer(settings, group, **overrides)
+    subscribe(consumer, subscription, instruments.assigned_partitions.labels(group))
     producer = make_producer(
         settings,
         **{"linger.ms": 20, "batch.size": 1_000_000, "queue.buffering.max.messages": 500_000},

@@ -15,7 +15,7 @@ from connectors.sinks.loop import BatchStageLoop
 from connectors.sinks.sink import CommandSink, SinkTarget
 from contracts import make_deserializer
 from interlock.instruments import Instruments
-from interlock.kafka import make_consumer, make_producer
+from interlock.kafka import make_consumer, make_producer, subscribe
 from interlock.registry import canonical_serializers, registry_client
 from interlock.retry import FailureRouter
 from interlock.settings import Settings
@@ -73,8 +73,13 @@ def build_sink_loop(
         inline_backoff_s=config.inline_backoff_s,
         inline_max_wait_s=config.inline_max_wait_s,
     )
-    consumer = make_consumer(settings, group_id or config.group_id)
-    consumer.subscribe(with_retry_topics(list(routes), router))
+    group = group_id or config.group_id
+    consumer = make_consumer(settings, group)
+    subscribe(
+        consumer,
+        with_retry_topics(list(routes), router),
+        instruments.assigned_partitions.labels(group),
+    )
     loop = BatchStageLoop(
         consumer,
         sink.handle_batch,

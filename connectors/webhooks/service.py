@@ -21,7 +21,7 @@ from connectors.webhooks.landing import Landing
 from connectors.webhooks.stage import SeenSet, WebhookMapper, canonical_topic
 from contracts import EventSerializer
 from interlock.instruments import Instruments
-from interlock.kafka import make_consumer, make_producer
+from interlock.kafka import make_consumer, make_producer, subscribe
 from interlock.registry import canonical_serializers, registry_client
 from interlock.retry import FailureRouter
 from interlock.settings import Settings
@@ -93,7 +93,7 @@ def build_mapper_loop(
         producer, "webhook-mapper", settings.retry.delays, instruments, tiers_for=lambda _t: 0
     )
     consumer = make_consumer(settings, group_id)
-    consumer.subscribe(list(raw_topics))
+    subscribe(consumer, raw_topics, instruments.assigned_partitions.labels(group_id))
     return StageLoop(
         consumer, mapper, router, instruments=instruments, on_batch_end=mapper.end_batch
     )

@@ -26,7 +26,7 @@ def start_up(
     tmp_path: Path,
     *args: str,
     env: dict[str, str] | None = None,
-    timeout: float = 60.0,
+    timeout: float = 120.0,
 ) -> tuple[subprocess.Popen[str], str]:
     """Run ``interlock up ARGS`` until it says it is ready; returns the process and its output.
 

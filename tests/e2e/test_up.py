@@ -32,11 +32,19 @@ def test_up_runs_answers_metrics_and_stops_on_sigint(tmp_path: Path) -> None:
     broker_pid = int(re.search(r"pid (\d+) \(in memory\)", output).group(1))  # type: ignore[union-attr]
     urls = re.findall(r"(http://127\.0\.0\.1:\d+/metrics)", output)
     assert len(urls) >= 6, output  # the supervisor's and every service's
+    assert re.search(r"ready in [\d.]+ s: every consumer holds its partitions", output), output
     try:
         for url in urls:
             body = _get(url)
             assert "process_resident_memory_bytes" in body
         assert 'interlock_service_up{service="worker"} 1.0' in _get(urls[0])
+        held = re.findall(
+            r"^interlock_assigned_partitions\{group=\"([^\"]+)\"\} (\S+)$",
+            "\n".join(_get(url) for url in urls),
+            re.M,
+        )
+        # worker, webhook mapper, sinks and cdc each hold partitions before "ready" is said
+        assert len({group for group, value in held if float(value) > 0}) >= 4, held
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)

@@ -1,0 +1,66 @@
+"""Readiness: a consumer's assigned-partitions gauge, and ``up`` waiting for every service."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from interlock.instruments import Instruments
+from interlock.kafka import make_consumer, subscribe
+from interlock.metrics import new_registry, serve_metrics
+from interlock.settings import Settings
+from interlock.up import assigned_partitions, wait_until_ready
+
+
+def test_the_gauge_follows_the_members_assignment_and_drops_to_zero_on_close(
+    settings: Settings, make_topic: Callable[..., str], make_group: Callable[[], str]
+) -> None:
+    topics = [make_topic(partitions=3), make_topic(partitions=2)]
+    group = make_group()
+    instruments = Instruments(new_registry(process=False), "test")
+    gauge = instruments.assigned_partitions.labels(group)
+    consumer = make_consumer(settings, group)
+    subscribe(consumer, topics, gauge)
+    try:
+        assert gauge._value.get() == 0  # not joined yet
+        deadline = time.monotonic() + 60
+        while gauge._value.get() == 0 and time.monotonic() < deadline:
+            consumer.poll(0.2)
+        assert gauge._value.get() == 5
+    finally:
+        consumer.close()  # leaves the group: the revocation reaches the gauge
+    assert gauge._value.get() == 0
+
+
+def test_wait_until_ready_waits_for_every_service_to_hold_partitions() -> None:
+    registries = {name: Instruments(new_registry(process=False), name) for name in ("a", "b")}
+    endpoints = {n: serve_metrics(i.registry, "127.0.0.1", 0) for n, i in registries.items()}
+    try:
+        urls = {n: e.url for n, e in endpoints.items()}
+        registries["a"].assigned_partitions.labels("g").set(3)
+        registries["b"].assigned_partitions.labels("g").set(0)
+        assert assigned_partitions(urls["a"]) == 3
+        assert assigned_partitions(urls["b"]) == 0
+        stop = threading.Event()
+        assert wait_until_ready(urls, 0.5, stop, interval=0.05) == ["b"]
+
+        later = threading.Timer(0.3, registries["b"].assigned_partitions.labels("g").set, (2,))
+        later.start()
+        started = time.monotonic()
+        assert wait_until_ready(urls, 30, stop, interval=0.05) == []
+        assert time.monotonic() - started < 10
+    finally:
+        for endpoint in endpoints.values():
+            endpoint.stop()
+
+
+def test_wait_until_ready_reports_a_silent_service_and_gives_up_when_told() -> None:
+    stop = threading.Event()
+    silent = {"gone": "http://127.0.0.1:9/metrics"}  # nothing listens on the discard port
+    assert assigned_partitions(silent["gone"]) is None
+    started = time.monotonic()
+    assert wait_until_ready(silent, 30, stop, give_up=lambda: True, interval=0.05) == ["gone"]
+    assert time.monotonic() - started < 5
+    stop.set()
+    assert wait_until_ready(silent, 30, stop, interval=0.05) == ["gone"]
