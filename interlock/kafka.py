@@ -60,6 +60,8 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
             "isolation.level": "read_committed",
         }
     )
+    # The setting, unless ``kafka.extra`` names librdkafka's property itself.
+    conf.setdefault("fetch.wait.max.ms", settings.kafka.fetch_wait_max_ms)
     conf.update(overrides)
     return conf
 

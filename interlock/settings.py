@@ -48,6 +48,14 @@ class KafkaSettings(BaseModel):
     ssl_key_location: str | None = None
     ssl_key_password: SecretStr | None = None
     client_id: str = "interlock"
+    fetch_wait_max_ms: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Longest a consumer's fetch waits for data (librdkafka fetch.wait.max.ms; the worker's"
+            " too): an idle hop's latency bound, traded against idle fetches on the broker."
+        ),
+    )
     extra: dict[str, str] = Field(
         default_factory=dict, description="Any other librdkafka property, passed through as is."
     )

@@ -34,7 +34,6 @@ from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
 
 __all__ = [
-    "FETCH_MAX_WAIT_MS",
     "InterlockApp",
     "create_app",
     "install_fetch_max_wait",
@@ -62,8 +61,8 @@ class InterlockApp(faust.App):
     interlock_settings: Settings
     flush_hooks: list[FlushHook]
     fetch_max_wait_ms: int | None = None
-    """Longest wait of the worker consumer's fetch (None: Faust's 1,500 ms); see
-    :data:`FETCH_MAX_WAIT_MS`."""
+    """Longest wait of the worker consumer's fetch (None: Faust's 1,500 ms); the worker passes
+    ``kafka.fetch_wait_max_ms``."""
 
     def _new_producer(self) -> Any:
         producer = super()._new_producer()
@@ -261,14 +260,11 @@ def install_seek_uncommitted_to_start() -> None:
         AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed_or_start  # type: ignore[method-assign]
 
 
-FETCH_MAX_WAIT_MS = 100
-"""Longest fetch wait of the processors worker (``create_app(fetch_max_wait_ms=...)``).
-
-Faust hard-codes 1,500 ms for its aiokafka consumer. A broker that answers a fetch only when
-that wait is over (the embedded Tansu does, measured: quote → command p50 ≈ 0.6 s, p99 ≈ 1.6 s at
-1,000 quotes/s) adds up to that much latency per hop; Apache Kafka answers as soon as data
-arrives, where a shorter wait only means more empty fetches of an idle worker.
-"""
+# Faust hard-codes 1,500 ms for its aiokafka consumer's fetch wait. The worker uses the consumers'
+# setting instead (``kafka.fetch_wait_max_ms``, 100 ms): on the embedded Tansu a fetch waits for
+# data up to that long (1,500 ms gave quote -> command p50 ~0.6 s, p99 ~1.6 s at 1,000 quotes/s);
+# Apache Kafka answers as soon as data arrives, where a shorter wait only means more empty
+# fetches of an idle worker.
 
 _original_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
 

@@ -14,7 +14,7 @@ from interlock.kafka import make_admin, make_producer
 from interlock.metrics import new_registry, serve_metrics
 from interlock.settings import Settings
 from processors.agents import register_agents
-from processors.app import FETCH_MAX_WAIT_MS, InterlockApp, create_app, run_worker
+from processors.app import InterlockApp, create_app, run_worker
 from processors.domain.copartition import copartition_problem
 from processors.topics import ProcessorTopics
 
@@ -58,7 +58,7 @@ def build_worker_app(
         dead_letters = _dead_letter_writer(producer, instruments)
     app = create_app(
         settings,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        fetch_max_wait_ms=settings.kafka.fetch_wait_max_ms,
         topic_partitions=partitions,
         stream_buffer_maxsize=16384,
         broker_commit_interval=1.0,

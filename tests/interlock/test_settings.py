@@ -51,3 +51,22 @@ def test_invalid_value_is_rejected_with_the_field_name(monkeypatch: pytest.Monke
     monkeypatch.setenv("INTERLOCK_TOPICS__PARTITIONS", "0")
     with pytest.raises(ValueError, match="partitions"):
         Settings(_env_file=None)
+
+
+def test_consumers_fetch_wait_comes_from_the_setting_unless_extra_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from interlock.kafka import consumer_config
+
+    monkeypatch.setenv("INTERLOCK_KAFKA__BOOTSTRAP_SERVERS", "k:9092")
+    assert consumer_config(load_settings(_env_file=None), "g")["fetch.wait.max.ms"] == 100
+    monkeypatch.setenv("INTERLOCK_KAFKA__FETCH_WAIT_MAX_MS", "250")
+    settings = load_settings(_env_file=None)
+    assert consumer_config(settings, "g")["fetch.wait.max.ms"] == 250
+    # a caller's override wins over the setting; so does librdkafka's own name in extra
+    assert consumer_config(settings, "g", **{"fetch.wait.max.ms": 10})["fetch.wait.max.ms"] == 10
+    monkeypatch.setenv("INTERLOCK_KAFKA__EXTRA", '{"fetch.wait.max.ms": "40"}')
+    assert consumer_config(load_settings(_env_file=None), "g")["fetch.wait.max.ms"] == "40"
+    monkeypatch.setenv("INTERLOCK_KAFKA__FETCH_WAIT_MAX_MS", "0")
+    with pytest.raises(ValueError, match="fetch_wait_max_ms"):
+        load_settings(_env_file=None)
