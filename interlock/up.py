@@ -16,7 +16,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,6 @@ from types import FrameType
 from typing import Protocol
 
 from prometheus_client import Gauge
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
@@ -32,6 +30,7 @@ from contracts.topics import load_catalog
 from interlock.broker import EmbeddedBroker, free_port
 from interlock.kafka import make_admin
 from interlock.metrics import new_registry, serve_metrics
+from interlock.probes import wait_for_drain, wait_until_ready
 from interlock.settings import Settings
 from interlock.supervisor import Supervisor
 from interlock.topics import apply_catalog
@@ -41,10 +40,8 @@ __all__ = [
     "Simulation",
     "UpHooks",
     "UpOptions",
-    "assigned_partitions",
     "plan_services",
     "run_up",
-    "wait_until_ready",
 ]
 
 log = logging.getLogger(__name__)
@@ -208,46 +205,6 @@ def plan_services(settings: Settings, workers: int = 1) -> list[ServicePlan]:
             consumes=False,
         ),
     ]
-
-
-def assigned_partitions(metrics_url: str, timeout: float = 2.0) -> int | None:
-    """Partitions held by the consumers behind ``metrics_url``; None if it does not answer."""
-    try:
-        with urllib.request.urlopen(metrics_url, timeout=timeout) as response:  # noqa: S310
-            text = response.read().decode()
-    except OSError:
-        return None
-    held = 0.0
-    for family in text_string_to_metric_families(text):
-        if family.name == "interlock_assigned_partitions":
-            held += sum(sample.value for sample in family.samples)
-    return int(held)
-
-
-def wait_until_ready(
-    services: dict[str, str],
-    timeout: float,
-    stop: threading.Event,
-    *,
-    give_up: Callable[[], bool] = lambda: False,
-    interval: float = 0.25,
-) -> list[str]:
-    """Wait until every service (name -> metrics URL) holds partitions; the ones that do not.
-
-    A consumer group's first join takes a while (on the embedded broker about half the session
-    timeout): events sent before every member holds its partitions wait that long, which is not
-    the latency of the running stack.
-    """
-    waiting = dict(services)
-    deadline = time.monotonic() + timeout
-    while waiting and not stop.is_set():
-        for name, url in list(waiting.items()):
-            if (assigned_partitions(url) or 0) > 0:
-                del waiting[name]
-        if not waiting or time.monotonic() >= deadline or give_up():
-            break
-        stop.wait(interval)
-    return sorted(waiting)
 
 
 def _consumers(settings: Settings, plans: list[ServicePlan]) -> dict[str, str]:
@@ -497,7 +454,7 @@ def run_up(
                 None,
             )
             if lag_url is not None:
-                _wait_for_drain(lag_url, options.settle_timeout, console, stop)
+                wait_for_drain(lag_url, options.settle_timeout, console, stop)
             if not hooks.check(settings, simulation.ground_truth):
                 exit_code = 1
         return exit_code
@@ -526,41 +483,3 @@ def _memory_sample(supervisor: Supervisor, broker: EmbeddedBroker | None) -> dic
         if rss is not None:
             sample[name] = rss
     return sample
-
-
-def _consumer_lag(url: str) -> float | None:
-    """Total lag of Interlock's consumer groups, as the lag exporter reports it."""
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
-            text = response.read().decode()
-    except OSError:
-        return None
-    total = 0.0
-    seen = False
-    for family in text_string_to_metric_families(text):
-        if family.name != "interlock_consumer_lag_messages":
-            continue
-        for sample in family.samples:
-            if sample.labels.get("group", "").startswith("interlock"):
-                total += sample.value
-                seen = True
-    return total if seen else None
-
-
-def _wait_for_drain(url: str, timeout: float, console: Console, stop: threading.Event) -> None:
-    """Before checking invariants, wait until every Interlock consumer group has caught up."""
-    deadline = time.monotonic() + timeout
-    zero_streak = 0
-    lag: float | None = None
-    while time.monotonic() < deadline and not stop.is_set():
-        lag = _consumer_lag(url)
-        zero_streak = zero_streak + 1 if lag == 0 else 0
-        if zero_streak >= 2:
-            console.print("caught up: consumer lag is 0")
-            return
-        stop.wait(2.5)
-    console.print(f"[yellow]still {lag} messages behind after {timeout:.0f}s; checking anyway[/]")

@@ -1,4 +1,4 @@
-"""Readiness: a consumer's assigned-partitions gauge, and ``up`` waiting for every service."""
+"""Readiness: a consumer's assigned-partitions gauge; waiting for every service to hold some."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Callable
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, subscribe
 from interlock.metrics import new_registry, serve_metrics
+from interlock.probes import assigned_partitions, wait_until_ready
 from interlock.settings import Settings
-from interlock.up import assigned_partitions, wait_until_ready
 
 
 def test_the_gauge_follows_the_members_assignment_and_drops_to_zero_on_close(
