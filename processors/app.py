@@ -32,6 +32,7 @@ from faust.types import TP
 
 from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
+from processors.delivery import install_direct_delivery
 
 __all__ = [
     "InterlockApp",
@@ -146,6 +147,7 @@ def create_app(
     install_resume_streams_last()
     install_fetch_snapshot()
     install_seek_uncommitted_to_start()
+    install_direct_delivery()
     return app
 
 

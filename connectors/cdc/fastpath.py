@@ -11,7 +11,7 @@ property test holds every shipped mapping to the reference path). What it saves:
   when the writer is compiled; so are the event types;
 - fields are computed inline (``transforms.field_lines``), nested records included, which are
   encoded straight from their locals instead of through a dict;
-- canonical ids hash their leading parts once (``eventids.event_id_after``);
+- canonical ids hash their leading parts once (``contracts.ids.event_id_after``);
 - minor units into a decimal field become the decimal's unscaled bytes without a ``Decimal``;
 - the envelope's instants are encoded once per commit time and once per batch.
 
@@ -41,11 +41,12 @@ from connectors.cdc.emitter import (
     value_encoder,
 )
 from connectors.cdc.envelope import ChangeEvent
-from connectors.cdc.eventids import cached_event_id, cdc_event_id
+from connectors.cdc.eventids import cdc_event_id
 from connectors.cdc.mapper import CompiledMapping
 from connectors.cdc.transforms import FieldPlan, field_lines
 from contracts.codec_gen import CodecGenerator, UnsupportedSchemaError
 from contracts.errors import ConfigError
+from contracts.ids import cached_event_id
 from contracts.models import EVENT_MODELS
 from contracts.registry import default_registry
 from contracts.serde import EventSerializer

@@ -25,11 +25,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from connectors.cdc.envelope import ChangeEvent
-from connectors.cdc.eventids import cached_event_id, fast_event_id
 from connectors.cdc.spec import MappingSpec
 from connectors.cdc.transforms import FieldError, FieldPlan, field_lines, plan_field
 from contracts.conversion import event_builder
 from contracts.errors import ConfigError, InterlockError, Reason
+from contracts.ids import cached_event_id, deterministic_event_id
 from contracts.models import EVENT_MODELS, Envelope
 
 __all__ = [
@@ -258,7 +258,7 @@ class CompiledMapping:
         record_id = ":".join(str(row.get(c)) for c in self._record_cols)
         qualified = f"{change.schema or change.db or ''}.{change.table}"
         # Both equal contracts.deterministic_event_id(...); a transaction's id is reused.
-        event_id = fast_event_id("cdc", qualified, record_id, change.position, op)
+        event_id = deterministic_event_id("cdc", qualified, record_id, change.position, op)
         tx = change.transaction_id or (str(change.tx_id) if change.tx_id is not None else None)
         correlation = cached_event_id("cdc-tx", change.db or "", tx) if tx else event_id
         changed_at = (

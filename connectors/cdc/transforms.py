@@ -20,10 +20,9 @@ from typing import Any
 
 import yaml
 
-from connectors.cdc.eventids import cached_event_id, event_id_after
 from connectors.cdc.spec import FieldSpec
 from contracts.errors import ConfigError, Reason
-from contracts.ids import deterministic_event_id
+from contracts.ids import cached_event_id, deterministic_event_id, event_id_after
 
 __all__ = [
     "FieldError",

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from contracts.conversion import event_builder
 from contracts.errors import Reason, ValidationError
-from contracts.ids import deterministic_event_id
+from contracts.ids import event_id_after
 from contracts.models import Address, Order, OrderEvent, OrderLine, QuoteEvent, QuoteLine, Source
 
 __all__ = [
@@ -77,9 +77,12 @@ class QuoteDecision:
     issues: list[Issue] = field(default_factory=list)
 
 
+_order_id = event_id_after("order")
+
+
 def order_id_for(quote_id: str) -> str:
     """The canonical order id of a quote: one order per quote, amended across revisions."""
-    return deterministic_event_id("order", quote_id)
+    return _order_id(quote_id)
 
 
 def fold_lines(state: Mapping[str, Any] | None, event: QuoteEvent) -> dict[str, Any] | None:
@@ -212,7 +215,7 @@ def build_order_command(
     source = event.source
     command = _build_order_event(
         {
-            "event_id": deterministic_event_id(kind, quote.quote_id, str(quote.revision)),
+            "event_id": event_id_after(kind)(quote.quote_id, str(quote.revision)),
             "event_type": _EVENT_TYPES[kind],
             "entity": "order",
             "schema_version": OrderEvent.SCHEMA_VERSION,

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from connectors.cdc import CdcMapper, ChangeEvent, load_mapping_dir
 from connectors.cdc.envelope import _new_change
-from connectors.cdc.eventids import cached_event_id, cdc_event_id, event_id_after, fast_event_id
+from connectors.cdc.eventids import cdc_event_id
 from connectors.cdc.fastpath import FastWriter
 from contracts.conversion import to_avro
 from contracts.ids import deterministic_event_id
@@ -28,19 +28,6 @@ from contracts.serde import SINGLE_OBJECT_MAGIC, encode, make_serializer
 pytestmark = pytest.mark.unit
 
 MAPPER = CdcMapper(load_mapping_dir())
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(), min_size=1, max_size=6))
-def test_fast_event_ids_equal_deterministic_event_id(parts: list[str]) -> None:
-    expected = deterministic_event_id(*parts)
-    assert fast_event_id(*parts) == expected
-    assert cached_event_id(*parts) == expected
-
-
-def test_fast_event_id_needs_a_part_like_the_reference() -> None:
-    with pytest.raises(ValueError, match="at least one part"):
-        fast_event_id()
 
 
 COLUMNS = sorted(
@@ -148,14 +135,6 @@ def test_the_equivalence_examples_mostly_map() -> None:
     for name, outcomes in OUTCOMES.items():
         if outcomes:  # empty when run alone with -k
             assert sum(outcomes) >= len(outcomes) // 4, name
-
-
-@settings(max_examples=200, deadline=None)
-@given(head=st.lists(st.text(), max_size=4), part=st.text())
-def test_event_id_after_a_prehashed_head_equals_deterministic_event_id(
-    head: list[str], part: str
-) -> None:
-    assert event_id_after(*head)(part) == deterministic_event_id(*head, part)
 
 
 def test_change_events_built_slot_by_slot_equal_the_dataclass() -> None:
