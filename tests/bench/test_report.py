@@ -127,6 +127,26 @@ def test_missed_value_target_shows_the_shortfall(results: Path) -> None:
     assert "0.50x" in faust
 
 
+def test_quote_to_order_shows_what_a_worker_sustains_and_its_scaling(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "quote_to_order",
+        {
+            "faust_worker": {"events_per_s": 4_000, "events_per_s_incl_read_back": 3_000},
+            "faust_two_workers": {"events_per_s": 4_400, "events_per_s_incl_read_back": 4_500},
+            "plain_confluent_loop": {"events_per_s": 6_000},
+        },
+    )
+    md = render_results(build_sections(tmp_path), MACHINE)
+    sustained = _line(md, "| faust worker, incl. read-back |")
+    assert "3,000 events/s" in sustained
+    assert "**missed** by 12,000 events/s (80% short)" in sustained
+    assert "1.10x" in _line(md, "| faust two workers vs 1 |")
+    scaling = _line(md, "| faust two workers vs 1, incl. read-back |")
+    assert "1.50x" in scaling
+    assert "**missed** by 0.1x" in scaling
+
+
 def test_targets_are_strict_in_their_direction() -> None:
     assert CDC_TARGET.verdict(40_000, None) == "met"
     assert HANDOFF_TARGET.verdict(0.25, None).startswith("**missed** by 0")
