@@ -156,6 +156,12 @@ class ProcessorSettings(BaseModel):
         default=False, description="Check quote lines against the canonical product catalog."
     )
     batch_wait_s: float = Field(default=0.01, gt=0, description="Longest wait to fill a batch.")
+    gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="Allocations between young-generation collections of the worker's garbage "
+        "collector; the start-up heap is frozen too (0: Python's defaults, nothing frozen).",
+    )
 
 
 class RetrySettings(BaseModel):

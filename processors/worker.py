@@ -15,6 +15,7 @@ from interlock.metrics import new_registry, serve_metrics
 from interlock.settings import Settings
 from processors.agents import register_agents
 from processors.app import InterlockApp, create_app, run_worker
+from processors.collector import tune_collector
 from processors.domain.copartition import copartition_problem
 from processors.topics import ProcessorTopics
 
@@ -107,6 +108,7 @@ def main(settings: Settings) -> None:
     )
     endpoint = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
     log.info("worker metrics on %s", endpoint.url)
+    tune_collector(settings.processors.gc_young_threshold)
     try:
         run_worker(app, loglevel=settings.log_level.lower())
     finally:

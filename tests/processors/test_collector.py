@@ -1,0 +1,50 @@
+"""The worker's collector tuning: frozen start-up heap, rarer young collections, or nothing."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from processors.collector import OLDER_THRESHOLDS, tune_collector
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def restored() -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+@pytest.mark.usefixtures("restored")
+def test_tuning_freezes_the_heap_and_spaces_young_collections() -> None:
+    gc.unfreeze()
+    assert tune_collector(50_000)
+    assert gc.get_threshold() == (50_000, *OLDER_THRESHOLDS)
+    assert gc.get_freeze_count() > 1000  # at least the imported modules' objects
+
+
+@pytest.mark.usefixtures("restored")
+def test_cycles_made_after_tuning_are_still_collected() -> None:
+    tune_collector(50_000)
+
+    class Node:
+        pass
+
+    a, b = Node(), Node()
+    a.other, b.other = b, a  # type: ignore[attr-defined]
+    del a, b
+    assert gc.collect() >= 2
+
+
+@pytest.mark.usefixtures("restored")
+def test_zero_keeps_pythons_collector() -> None:
+    gc.unfreeze()
+    before = gc.get_threshold()
+    assert not tune_collector(0)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
