@@ -156,6 +156,12 @@ class ProcessorSettings(BaseModel):
         default=False, description="Check quote lines against the canonical product catalog."
     )
     batch_wait_s: float = Field(default=0.01, gt=0, description="Longest wait to fill a batch.")
+    shutdown_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Longest wait for the worker to stop cleanly (e.g. with the broker gone) "
+        "before it exits anyway.",
+    )
     gc_young_threshold: int = Field(
         default=50_000,
         ge=0,

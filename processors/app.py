@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from interlock.settings import Settings
 from processors.delivery import install_direct_delivery
 
 __all__ = [
+    "STOP_GAVE_UP",
     "InterlockApp",
     "create_app",
     "install_fetch_max_wait",
@@ -286,9 +289,43 @@ def install_fetch_max_wait() -> None:
         AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
 
 
-def run_worker(app: faust.App, loglevel: str = "info") -> None:
-    """Run a Faust worker for ``app`` until SIGINT/SIGTERM; returns when it has stopped."""
+STOP_GAVE_UP = 3
+"""Exit status of a worker that did not stop within its shutdown timeout."""
+
+
+def _give_up(timeout: float) -> None:
+    log.error(
+        "the worker did not stop within %.0f s (is the broker reachable?): exiting now; "
+        "records since the last committed offsets will be read again on restart",
+        timeout,
+    )
+    logging.shutdown()
+    os._exit(STOP_GAVE_UP)
+
+
+def run_worker(
+    app: faust.App, loglevel: str = "info", *, shutdown_timeout_s: float | None = None
+) -> None:
+    """Run a Faust worker for ``app`` until SIGINT/SIGTERM; returns when it has stopped.
+
+    Faust's stop waits for its streams and consumer without a limit: with the broker gone it
+    never ends, and a SIGTERM leaves the process running. With ``shutdown_timeout_s`` the
+    process exits (status ``STOP_GAVE_UP``) when a stop has not finished in that time. Outputs
+    are made durable before offsets are committed, so what it did not commit is read again.
+    """
     from faust.worker import Worker
 
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    class BoundedWorker(Worker):
+        _watchdog: threading.Timer | None = None
+
+        async def stop(self) -> None:
+            if shutdown_timeout_s is not None and self._watchdog is None:
+                self._watchdog = threading.Timer(
+                    shutdown_timeout_s, _give_up, (shutdown_timeout_s,)
+                )
+                self._watchdog.daemon = True
+                self._watchdog.start()
+            await super().stop()
+
+    worker = BoundedWorker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -110,7 +110,11 @@ def main(settings: Settings) -> None:
     log.info("worker metrics on %s", endpoint.url)
     tune_collector(settings.processors.gc_young_threshold)
     try:
-        run_worker(app, loglevel=settings.log_level.lower())
+        run_worker(
+            app,
+            loglevel=settings.log_level.lower(),
+            shutdown_timeout_s=settings.processors.shutdown_timeout_s,
+        )
     finally:
         producer.flush(30)
         endpoint.stop()

@@ -1,11 +1,23 @@
-"""The worker refuses uneven partitioning, and dead-letters undecodable records while going on."""
+"""The worker refuses uneven partitioning, dead-letters undecodable records while going on, and
+stops on SIGTERM even when its broker is gone."""
 
 from __future__ import annotations
 
+import signal
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from contracts import OrderEvent
+from interlock.broker import EmbeddedBroker
+from interlock.settings import Settings
+from processors.app import STOP_GAVE_UP
+from processors.topics import ProcessorTopics
 from tests.processors.conftest import ProcessorsEnv, all_topics, create_topics
 from tests.processors.events import account_event, quote_event
 
@@ -41,3 +53,27 @@ def test_undecodable_record_is_dead_lettered_with_its_bytes_and_the_stream_goes_
     dead = proc_env.wait_for_raw(f"dlq.{t.quote}", lambda recs: len(recs) >= 1)
     assert [(r.key, r.value) for r in dead] == [(b"acc-p", poison)], worker.output()
     assert dict(dead[0].headers)["interlock.dlq.reason"] in (b"DECODE_FAILED", b"SCHEMA_UNKNOWN")
+
+
+def test_a_worker_whose_broker_is_gone_still_stops_on_sigterm(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Faust's own stop waits for the broker forever; the worker gives up after its timeout."""
+    with ExitStack() as stack:
+        broker = stack.enter_context(EmbeddedBroker())  # its own: this test stops it
+        private = settings.with_bootstrap(broker.bootstrap_servers)
+        topics = ProcessorTopics(f"gone{uuid.uuid4().hex[:8]}.")
+        create_topics(AdminClient(private.kafka.librdkafka()), all_topics(topics))
+        producer = Producer(private.kafka.librdkafka())
+        env = ProcessorsEnv(private, topics, f"app-{topics.prefix}", tmp_path, producer)
+        worker = env.start_worker(INTERLOCK_PROCESSORS__SHUTDOWN_TIMEOUT_S="4")
+        stack.callback(worker.stop, signal.SIGKILL, 5)
+        assert worker.wait_metric("interlock_assigned_partitions", 1, 90) >= 1, worker.output()
+        broker.stop()
+        started = time.monotonic()
+        worker.process.send_signal(signal.SIGTERM)
+        code = worker.process.wait(60)
+        waited = time.monotonic() - started
+    assert code == STOP_GAVE_UP, worker.output()
+    assert 4 <= waited < 30
+    assert "did not stop within 4 s (is the broker reachable?)" in worker.output()
