@@ -63,3 +63,17 @@ def test_up_for_a_bounded_time_exits_zero(tmp_path: Path) -> None:
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output + rest
     assert not process_alive(broker_pid)
+
+
+def test_a_simulated_run_keeps_every_invariant(tmp_path: Path) -> None:
+    """The main job end to end: simulated CRM and ERP, then the invariant check (exit 0)."""
+    proc, output = start_up(tmp_path, "--simulate", "30", "--for", "20", "--check", "--seed", "3")
+    rest, _ = proc.communicate(timeout=300)
+    out = output + rest
+    assert proc.returncode == 0, out
+    rows = dict(re.findall(r"│ (\w+)\s+│[^│]*│[^│]*│ (pass|FAIL)\s+│", out))
+    assert len(rows) == 11, out
+    assert set(rows.values()) == {"pass"}, out
+    orders = re.search(r"│ orders_exactly_once\s+│ (\d+)\s+│ (\d+)", out)
+    assert orders is not None, out
+    assert int(orders.group(1)) == int(orders.group(2)) > 0
