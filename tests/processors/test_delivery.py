@@ -22,6 +22,13 @@ class Fetcher(Service):
     """Stands in for the consumer: ``_wait_first`` uses only Service state."""
 
 
+def _full_buffer() -> asyncio.Queue[int]:
+    """A stream buffer with no room: a delivery into it has to wait."""
+    room: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+    room.put_nowait(0)
+    return room
+
+
 def test_faust_still_delivers_each_record_through_wait_first_with_the_flow_suspension() -> None:
     source = inspect.getsource(Consumer._drain_messages)
     assert "await self.wait_first(" in source
@@ -66,8 +73,7 @@ def test_a_blocked_delivery_finishes_when_it_can() -> None:
     async def main() -> None:
         fetcher = Fetcher()
         suspended = asyncio.Event()
-        room: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
-        room.put_nowait(0)  # full: the delivery has to wait
+        room = _full_buffer()
         steps: list[str] = []
 
         async def deliver() -> str:
@@ -93,8 +99,7 @@ def test_a_blocked_delivery_gives_way_to_flow_suspension_and_is_cancelled() -> N
     async def main() -> None:
         fetcher = Fetcher()
         suspended = asyncio.Event()
-        room: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
-        room.put_nowait(0)
+        room = _full_buffer()
         outcome: list[str] = []
 
         async def deliver() -> None:
@@ -121,10 +126,9 @@ def test_a_stopped_consumer_keeps_fausts_behaviour() -> None:
     async def main() -> None:
         fetcher = Fetcher()
         await fetcher.stop()
-        ran: list[bool] = []
 
         async def deliver() -> None:
-            ran.append(True)
+            return None
 
         result = await _wait_first(fetcher, deliver(), asyncio.Event().wait())
         assert result.stopped  # what Faust's wait_first says for a stopped service
