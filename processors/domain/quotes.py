@@ -215,7 +215,7 @@ def build_order_command(
     source = event.source
     command = _build_order_event(
         {
-            "event_id": event_id_after(kind)(quote.quote_id, str(quote.revision)),
+            "event_id": _COMMAND_IDS[kind](quote.quote_id, str(quote.revision)),
             "event_type": _EVENT_TYPES[kind],
             "entity": "order",
             "schema_version": OrderEvent.SCHEMA_VERSION,
@@ -258,6 +258,8 @@ _EVENT_TYPES: dict[str, str] = {
     "amend-order": "OrderAmendRequested",
     "cancel-order": "OrderCancelRequested",
 }
+_COMMAND_IDS = {kind: event_id_after(kind) for kind in _EVENT_TYPES}
+"""Per command kind, ``(quote id, revision) -> deterministic_event_id(kind, ...)``."""
 _build_order_event = event_builder("order")
 
 
