@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-ORDER = ["serde", "webhooks", "cdc", "quote_to_order", "quix", "pipeline"]
+ORDER = ["serde", "webhooks", "cdc", "quote_to_order", "quix", "pipeline", "broker"]
 """Benchmarks in the order ``bench.run`` runs them and RESULTS.md shows them."""
 
 
@@ -287,6 +287,58 @@ def pipeline_section(d: Mapping[str, Any]) -> Section:
     return s
 
 
+def broker_section(d: Mapping[str, Any]) -> Section:
+    s = Section("broker", "Embedded broker: a fetch's cost by batches stored in the partition")
+    sizes = d["by_size"]
+    first = sizes[0]
+    label = f"same, {first['batches']:,} batches stored"
+    for r in sizes:
+        s.rows.append(
+            Row(
+                f"produce 1 + fetch it, {r['batches']:,} single-record batches stored: broker CPU",
+                r["broker_cpu_us_per_round"],
+                "µs",
+                label,
+                first["broker_cpu_us_per_round"],
+            )
+        )
+    b = d["batched"]
+    s.rows.append(
+        Row(
+            f"the same, {b['records']:,} records stored as {b['batches']:,} batches of "
+            f"{b['records_per_batch']}: broker CPU",
+            b["broker_cpu_us_per_round"],
+            "µs",
+            f"{sizes[-1]['records']:,} records as single-record batches",
+            sizes[-1]["broker_cpu_us_per_round"],
+        )
+    )
+    for r in sizes:
+        s.rows.append(
+            Row(
+                f"ListOffsets (latest), {r['batches']:,} batches stored: broker CPU",
+                r["broker_cpu_us_per_list_offsets"],
+                "µs",
+                label,
+                first["broker_cpu_us_per_list_offsets"],
+            )
+        )
+    slope = d.get("broker_cpu_us_per_stored_batch")
+    if slope is not None:
+        s.notes.append(
+            f"each stored batch adds {slope:.2f} µs of broker CPU to every fetch that returns "
+            "records from its partition (Tansu's in-memory engine lists every batch object of "
+            "the partition per fetch and keeps them all): the broker's cost per event grows "
+            "with the run"
+        )
+    s.notes.append(
+        f"{d.get('rounds')} rounds per size; a round produces one record (acks=all, no linger) "
+        "and a consumer at the end of the partition fetches it; broker CPU from /proc"
+    )
+    s.notes.append("no target: this measures the embedded broker, not Interlock")
+    return s
+
+
 def _flows(latency: Mapping[str, Mapping[str, float | None]]) -> str:
     parts = [f"{f} {_fmt(v.get('p99'), 's')}" for f, v in sorted(latency.items())]
     return ", ".join(parts) or "none (no handoff latency sample recorded by the sinks)"
@@ -299,6 +351,7 @@ BUILDERS: dict[str, Callable[[Mapping[str, Any]], Section]] = {
     "quote_to_order": quote_to_order_section,
     "quix": quix_section,
     "pipeline": pipeline_section,
+    "broker": broker_section,
 }
 
 

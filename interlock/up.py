@@ -31,6 +31,7 @@ from interlock.broker import EmbeddedBroker, free_port
 from interlock.kafka import make_admin
 from interlock.metrics import new_registry, serve_metrics
 from interlock.probes import wait_for_drain, wait_until_ready
+from interlock.resources import Usage, cpu_share, grown_cpu, resources_table, sample
 from interlock.settings import Settings
 from interlock.supervisor import Supervisor
 from interlock.topics import apply_catalog
@@ -75,6 +76,7 @@ class UpOptions:
     drain_grace: float = 90.0
     """How much longer than ``drain`` the simulator may keep its APIs up for a lagging stack."""
     memory_sample_at: float = 120.0
+    """When the early resources sample is taken (at most half of ``duration``)."""
     settle_timeout: float = 180.0
     ready_timeout: float = 60.0
     """Longest wait for every consumer to hold its partitions before the simulator starts."""
@@ -228,18 +230,6 @@ def _child_env(settings: Settings, plan: ServicePlan) -> dict[str, str]:
     }
 
 
-def _rss_bytes(pid: int) -> int | None:
-    """Resident memory of ``pid`` from /proc (None when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 def _offered_line(ground_truth: Path, rate: float) -> str | None:
     """What the simulator offered: actions sent over the generation time, against RATE."""
     try:
@@ -255,22 +245,6 @@ def _offered_line(ground_truth: Path, rate: float) -> str | None:
         f"simulated load: {sent:,} actions in {seconds:,.0f} s = {achieved:,.0f}/s "
         f"(asked {rate:,.0f}/s, {verdict})"
     )
-
-
-def _memory_table(early: dict[str, int], late: dict[str, int], at: float) -> Table:
-    table = Table(title=f"Resident memory: at {at:.0f} s and at the end")
-    for column in ("process", "early", "end", "change"):
-        table.add_column(column, justify="right" if column != "process" else "left")
-    for name, first in early.items():
-        last = late.get(name)
-        if last is None:
-            continue
-        change = (last - first) / first if first else 0.0
-        flag = "" if abs(change) <= 0.2 else " [red](over 20%)[/]"
-        table.add_row(
-            name, f"{first / 2**20:.0f} MiB", f"{last / 2**20:.0f} MiB", f"{change:+.0%}{flag}"
-        )
-    return table
 
 
 def run_up(
@@ -412,13 +386,26 @@ def run_up(
             # the simulator stops generating after --for, then keeps its fake APIs for --drain
             limit += options.drain + options.drain_grace + max(60.0, limit)
         deadline = started + limit if limit else None
-        early_memory: dict[str, int] = {}
+        usage_start = sample(_pids(supervisor, broker))
+        # the early sample falls inside the load, so that CPU before and after it are comparable
+        early_at = options.memory_sample_at
+        if options.duration:
+            early_at = min(early_at, options.duration / 2)
+        usage_early: dict[str, Usage] = {}
+        usage_load_end: dict[str, Usage] = {}
         while not stop.is_set():
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
-            if not early_memory and now - started >= options.memory_sample_at:
-                early_memory = _memory_sample(supervisor, broker)
+            if not usage_early and now - started >= early_at:
+                usage_early = sample(_pids(supervisor, broker))
+            if (
+                usage_early
+                and not usage_load_end
+                and options.duration
+                and now - started >= options.duration
+            ):
+                usage_load_end = sample(_pids(supervisor, broker))
             if simulator is not None and not simulator.running:
                 code = simulator.proc.returncode if simulator.proc else None
                 if code != 0:
@@ -438,12 +425,13 @@ def run_up(
             offered = _offered_line(simulation.ground_truth, options.simulate)
             if offered is not None:
                 console.print(offered)
-        if early_memory:
-            console.print(
-                _memory_table(
-                    early_memory, _memory_sample(supervisor, broker), options.memory_sample_at
-                )
-            )
+        if usage_early:
+            usage_end = sample(_pids(supervisor, broker))
+            usage_load_end = usage_load_end or usage_end
+            console.print(resources_table(usage_start, usage_early, usage_load_end, usage_end))
+            growth = _broker_growth_line(usage_start, usage_early, usage_load_end)
+            if growth is not None:
+                console.print(growth)
         if monitor_thread is not None:
             monitor_stop.set()
             monitor_thread.join(30)
@@ -472,14 +460,29 @@ def run_up(
         console.print(f"stopped: {', '.join(f'{k}={v}' for k, v in codes.items()) or 'nothing'}")
 
 
-def _memory_sample(supervisor: Supervisor, broker: EmbeddedBroker | None) -> dict[str, int]:
-    sample: dict[str, int] = {}
+def _pids(supervisor: Supervisor, broker: EmbeddedBroker | None) -> dict[str, int]:
+    """Every process of the run by name: the services, ``up`` itself and the embedded broker."""
     pids = {s.name: s.proc.pid for s in supervisor.services if s.proc is not None and s.running}
     pids["up"] = os.getpid()
     if broker is not None and broker.pid is not None:
         pids["broker"] = broker.pid
-    for name, pid in pids.items():
-        rss = _rss_bytes(pid)
-        if rss is not None:
-            sample[name] = rss
-    return sample
+    return pids
+
+
+def _broker_growth_line(
+    start: dict[str, Usage], early: dict[str, Usage], load_end: dict[str, Usage]
+) -> str | None:
+    """Why the embedded broker's CPU share climbed at the same offered load, when it did."""
+    if not all("broker" in s for s in (start, early, load_end)):
+        return None
+    before = cpu_share(start["broker"], early["broker"])
+    after = cpu_share(early["broker"], load_end["broker"])
+    if not grown_cpu(before, after):
+        return None
+    return (
+        f"[yellow]the embedded broker's CPU went from {before:.0%} to {after:.0%} of a core at the "
+        "same offered load: on every fetch that returns records it lists every batch stored in "
+        "the partition, and it keeps everything, so its cost grows with the run (README, "
+        '"The embedded broker"). Long or heavy runs belong on Apache Kafka '
+        "(KAFKA_BOOTSTRAP_SERVERS).[/]"
+    )

@@ -193,3 +193,32 @@ def test_write_results_renders_markdown_and_png_plots(results: Path) -> None:
 
 def test_plots_skip_what_has_no_data(tmp_path: Path) -> None:
     assert plot_all(tmp_path, build_sections(tmp_path)) == []
+
+
+BROKER = {
+    "rounds": 300,
+    "by_size": [
+        {"batches": 1000, "records": 1000, "broker_cpu_us_per_round": 800.0,
+         "wall_us_per_round": 5000.0, "broker_cpu_us_per_list_offsets": 1300.0},
+        {"batches": 16000, "records": 16000, "broker_cpu_us_per_round": 12000.0,
+         "wall_us_per_round": 17000.0, "broker_cpu_us_per_list_offsets": 11000.0},
+    ],
+    "batched": {"batches": 160, "records": 16000, "records_per_batch": 100,
+                "broker_cpu_us_per_round": 600.0, "wall_us_per_round": 6000.0,
+                "broker_cpu_us_per_list_offsets": 1000.0},
+    "broker_cpu_us_per_stored_batch": 0.75,
+}  # fmt: skip
+
+
+def test_broker_section_compares_each_size_with_the_smallest_and_batching(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path, "broker", BROKER)
+    md = render_results(build_sections(tmp_path), MACHINE)
+    big = _line(md, "| produce 1 + fetch it, 16,000 single-record batches stored")
+    assert "12,000 µs" in big
+    assert "15.00x" in big
+    batched = _line(md, "| the same, 16,000 records stored as 160 batches of 100")
+    assert "0.05x" in batched
+    assert "0.75 µs of broker CPU to every fetch" in md
+    assert "8.46x" in _line(md, "| ListOffsets (latest), 16,000 batches stored")
