@@ -77,3 +77,8 @@ def test_a_simulated_run_keeps_every_invariant(tmp_path: Path) -> None:
     orders = re.search(r"│ orders_exactly_once\s+│ (\d+)\s+│ (\d+)", out)
     assert orders is not None, out
     assert int(orders.group(1)) == int(orders.group(2)) > 0
+    # what every process used: memory at half of --for and at the end, CPU before and after
+    assert "Resources: memory at 10 s" in out, out
+    used = dict(re.findall(r"│ (worker|broker|webhooks)\s+│\s+(\d+) MiB", out))
+    assert set(used) == {"worker", "broker", "webhooks"}, out
+    assert all(int(mib) > 20 for mib in used.values()), out
