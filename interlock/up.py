@@ -224,6 +224,8 @@ def _child_env(settings: Settings, plan: ServicePlan) -> dict[str, str]:
         "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "INTERLOCK_METRICS__PORT": str(plan.metrics_port),
         "INTERLOCK_LOG_LEVEL": settings.log_level,
+        # the topics were created with this many partitions; Faust's tables must agree
+        "INTERLOCK_TOPICS__PARTITIONS": str(settings.topics.partitions),
         # One client id per service, so the broker's request metrics and quotas tell them apart.
         "INTERLOCK_KAFKA__CLIENT_ID": f"{settings.kafka.client_id}-{plan.name}",
         **plan.env,
@@ -273,6 +275,7 @@ def run_up(
         if settings.embedded:
             broker = EmbeddedBroker().start()
             settings = settings.with_bootstrap(broker.bootstrap_servers)
+            settings = settings.with_embedded_topics(options.workers)
         report = apply_catalog(
             make_admin(settings),
             load_catalog(),
@@ -345,6 +348,8 @@ def run_up(
                     "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
                     "INTERLOCK_KAFKA__CLIENT_ID": f"{settings.kafka.client_id}-simulator",
                     "INTERLOCK_LOG_LEVEL": settings.log_level,
+                    # the topics were created with this many partitions; Faust's tables must agree
+                    "INTERLOCK_TOPICS__PARTITIONS": str(settings.topics.partitions),
                     **extra_env,
                 },
             )
@@ -354,7 +359,9 @@ def run_up(
         if broker is not None:
             table.add_row("embedded broker", f"pid {broker.pid} (in memory)")
         table.add_row(
-            "topics", f"{len(report.status)} in catalog, {len(report.names('created'))} created"
+            "topics",
+            f"{len(report.status)} in catalog, {len(report.names('created'))} created, "
+            f"{settings.topics.partitions} partition(s) by default",
         )
         table.add_row("metrics", endpoint.url)
         for plan in plans:

@@ -70,3 +70,16 @@ def test_consumers_fetch_wait_comes_from_the_setting_unless_extra_names_it(
     monkeypatch.setenv("INTERLOCK_KAFKA__FETCH_WAIT_MAX_MS", "0")
     with pytest.raises(ValueError, match="fetch_wait_max_ms"):
         load_settings(_env_file=None)
+
+
+def test_embedded_runs_get_one_partition_per_worker_unless_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("INTERLOCK_TOPICS__PARTITIONS", raising=False)
+    defaults = load_settings()
+    assert defaults.topics.partitions == 3
+    assert defaults.with_embedded_topics(1).topics.partitions == 1
+    assert defaults.with_embedded_topics(2).topics.partitions == 2
+    assert defaults.topics.partitions == 3  # a copy: the loaded settings are unchanged
+    monkeypatch.setenv("INTERLOCK_TOPICS__PARTITIONS", "6")
+    assert load_settings().with_embedded_topics(1).topics.partitions == 6
