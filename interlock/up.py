@@ -348,8 +348,6 @@ def run_up(
                     "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
                     "INTERLOCK_KAFKA__CLIENT_ID": f"{settings.kafka.client_id}-simulator",
                     "INTERLOCK_LOG_LEVEL": settings.log_level,
-                    # the topics were created with this many partitions; Faust's tables must agree
-                    "INTERLOCK_TOPICS__PARTITIONS": str(settings.topics.partitions),
                     **extra_env,
                 },
             )
