@@ -31,13 +31,13 @@ __all__ = [
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    """A durable, batching producer: acks=all, idempotent, short linger."""
+    """A durable, batching producer: acks=all, idempotent, ``kafka.linger_ms`` of linger."""
     conf = settings.kafka.librdkafka()
     conf.update(
         {
             "acks": "all",
             "enable.idempotence": True,
-            "linger.ms": 5,
+            "linger.ms": settings.kafka.linger_ms,
             "batch.num.messages": 10000,
             "compression.type": "none",
         }

@@ -56,6 +56,15 @@ class KafkaSettings(BaseModel):
             " too): an idle hop's latency bound, traded against idle fetches on the broker."
         ),
     )
+    linger_ms: int = Field(
+        default=25,
+        ge=0,
+        description=(
+            "How long a producer gathers records into a batch (librdkafka linger.ms) unless its"
+            " stage sets its own (the worker 10, CDC 20): every produce request and every stored"
+            " batch costs the broker, the embedded one more with each batch it keeps."
+        ),
+    )
     extra: dict[str, str] = Field(
         default_factory=dict, description="Any other librdkafka property, passed through as is."
     )

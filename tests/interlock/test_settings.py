@@ -83,3 +83,17 @@ def test_embedded_runs_get_one_partition_per_worker_unless_configured(
     assert defaults.topics.partitions == 3  # a copy: the loaded settings are unchanged
     monkeypatch.setenv("INTERLOCK_TOPICS__PARTITIONS", "6")
     assert load_settings().with_embedded_topics(1).topics.partitions == 6
+
+
+def test_producers_linger_as_configured_unless_their_stage_overrides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from interlock.kafka import producer_config
+
+    monkeypatch.setenv("INTERLOCK_KAFKA__BOOTSTRAP_SERVERS", "k:9092")
+    monkeypatch.delenv("INTERLOCK_KAFKA__LINGER_MS", raising=False)
+    assert producer_config(load_settings())["linger.ms"] == 25
+    monkeypatch.setenv("INTERLOCK_KAFKA__LINGER_MS", "0")
+    settings = load_settings()
+    assert producer_config(settings)["linger.ms"] == 0
+    assert producer_config(settings, **{"linger.ms": 10})["linger.ms"] == 10
