@@ -88,6 +88,8 @@ class Monitor(Protocol):
 
     def run(self, stop: threading.Event) -> object: ...
 
+    def load_ended(self) -> None: ...
+
 
 @dataclass
 class UpHooks:
@@ -268,6 +270,7 @@ def run_up(
     broker: EmbeddedBroker | None = None
     supervisor = Supervisor(options.log_dir)
     endpoint = None
+    monitor: Monitor | None = None
     monitor_thread: threading.Thread | None = None
     monitor_stop = threading.Event()
     exit_code = 0
@@ -404,13 +407,10 @@ def run_up(
                 break
             if not usage_early and now - started >= early_at:
                 usage_early = sample(_pids(supervisor, broker))
-            if (
-                usage_early
-                and not usage_load_end
-                and options.duration
-                and now - started >= options.duration
-            ):
+            if options.duration and not usage_load_end and now - started >= options.duration:
                 usage_load_end = sample(_pids(supervisor, broker))
+                if monitor is not None:
+                    monitor.load_ended()
             if simulator is not None and not simulator.running:
                 code = simulator.proc.returncode if simulator.proc else None
                 if code != 0:

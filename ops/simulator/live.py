@@ -227,14 +227,28 @@ class RunSummary:
     lag_growing: bool | None
 
 
-def summarize(snapshots: Sequence[Snapshot], orders_created: float | None = None) -> RunSummary:
-    """Condense periodic snapshots (oldest first) into the end-of-run summary."""
+def summarize(
+    snapshots: Sequence[Snapshot],
+    orders_created: float | None = None,
+    load_ended_at: float | None = None,
+) -> RunSummary:
+    """Condense periodic snapshots (oldest first) into the end-of-run summary.
+
+    The lag trend is judged over the load only (snapshots up to ``load_ended_at``, when given):
+    after the load the stack drains and its lag falls whether or not it kept up.
+    """
     last = snapshots[-1] if snapshots else Snapshot(0.0)
     latency = {
         f: (histogram_quantile(0.5, b), histogram_quantile(0.99, b))
         for f, b in last.buckets.items()
     }
-    trend = lag_grew([(s.at, s.lag_messages) for s in snapshots])
+    trend = lag_grew(
+        [
+            (s.at, s.lag_messages)
+            for s in snapshots
+            if load_ended_at is None or s.at <= load_ended_at
+        ]
+    )
     created = orders_created if orders_created is not None else last.orders_created
     return RunSummary(
         last.consumed,
@@ -258,7 +272,8 @@ def render_summary(summary: RunSummary) -> Table:
         table.add_row(f"handoff {flow}", f"p50 {_secs(p50)} · p99 {_secs(p99)}")
     trend = {None: "not enough samples", True: "[red]growing[/]", False: "[green]stable[/]"}
     table.add_row(
-        "lag (last 200 s)", f"{summary.final_lag:,.0f} msgs, {trend[summary.lag_growing]}"
+        "lag (last 200 s of the load)",
+        f"{summary.final_lag:,.0f} msgs, {trend[summary.lag_growing]}",
     )
     p99s = {f: p99 for f, (_, p99) in summary.latency.items() if p99 is not None}
     slow = {f: p99 for f, p99 in p99s.items() if p99 >= LATENCY_TARGET_S}
@@ -306,6 +321,12 @@ class LiveMonitor:
         self.orders_created = orders_created
         self.clock = clock
         self.snapshots: deque[Snapshot] = deque(maxlen=2000)
+        self.load_ended_at: float | None = None
+
+    def load_ended(self) -> None:
+        """Mark the end of the load: the lag trend is judged up to here, not over the drain."""
+        if self.load_ended_at is None:
+            self.load_ended_at = self.clock()
 
     def sample(self, client: httpx.Client) -> LiveView:
         """Take one snapshot and return the view since the previous one."""
@@ -323,6 +344,6 @@ class LiveMonitor:
                 stop.wait(self.interval_s)
             self.sample(client)
         created = self.orders_created() if self.orders_created is not None else None
-        summary = summarize(list(self.snapshots), created)
+        summary = summarize(list(self.snapshots), created, self.load_ended_at)
         self.console.print(render_summary(summary))
         return summary

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from rich.console import Console
@@ -101,10 +103,29 @@ def test_summary_counts_latency_and_trend() -> None:
     console.print(render_summary(summary))
     text = console.export_text()
     assert "growing" in text
-    assert "handoff p99 under 1.00 s │ yes" in text
+    assert re.search(r"handoff p99 under 1.00 s\s+│ yes", text)
 
     inst.handoff_latency_seconds.labels("quote_to_order").observe(2.0)
     slow = summarize([take_snapshot(parse_samples(generate_latest(registry).decode()), at=300)])
     console = Console(record=True, width=120)
     console.print(render_summary(slow))
     assert "no: quote_to_order 2." in console.export_text()
+
+
+def test_the_lag_trend_is_judged_over_the_load_not_the_drain() -> None:
+    registry, _, lag = _service()
+    snaps = []
+    for step in range(40):
+        # 250 s of load with lag climbing, then 140 s of drain with lag falling to 0
+        value = step * 100 if step <= 25 else max(0, 2500 - (step - 25) * 200)
+        lag.labels("g", "t", "0").set(value)
+        snaps.append(
+            take_snapshot(parse_samples(generate_latest(registry).decode()), at=step * 10.0)
+        )
+    assert summarize(snaps).lag_growing is False  # over the drain it looks fine
+    during_load = summarize(snaps, load_ended_at=250.0)
+    assert during_load.lag_growing is True
+    assert during_load.final_lag == 0
+    console = Console(record=True, width=120)
+    console.print(render_summary(during_load))
+    assert re.search(r"lag \(last 200 s of the load\)\s+│ 0 msgs, growing", console.export_text())
