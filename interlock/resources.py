@@ -10,11 +10,11 @@ load stays the same does more work per event as the run goes on. The embedded br
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from prometheus_client.process_collector import ProcessCollector
 from rich.table import Table
 
 __all__ = [
@@ -33,7 +33,6 @@ MEMORY_CHANGE_FLAG = 0.2
 CPU_GROWTH_FLAG = 1.5
 """A CPU share that grows by this factor (and to at least a tenth of a core) is flagged."""
 _CPU_FLOOR = 0.1
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -46,21 +45,17 @@ class Usage:
 
 
 def usage(pid: int, now: float | None = None) -> Usage | None:
-    """The process's resident memory and user + system CPU time (None when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            # the command name may hold spaces and parentheses: fields follow the last ") "
-            fields = stat.read().rsplit(") ", 1)[1].split()
-        with open(f"/proc/{pid}/status") as status:
-            rss = next(
-                (int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:")), None
-            )
-    except (OSError, IndexError, ValueError):
+    """The process's resident memory and user + system CPU time (None when it is gone).
+
+    Read by prometheus-client's ``ProcessCollector``, the code behind every service's
+    ``process_*`` metrics, pointed at ``pid``.
+    """
+    collector = ProcessCollector(namespace="", pid=lambda: pid, registry=None)
+    values = {m.name: m.samples[0].value for m in collector.collect() if m.samples}
+    rss, cpu = values.get("process_resident_memory_bytes"), values.get("process_cpu_seconds")
+    if not rss or cpu is None:  # gone, or a zombie with no memory left
         return None
-    if rss is None:  # a zombie has no memory left to report
-        return None
-    cpu = (int(fields[11]) + int(fields[12])) / _TICKS
-    return Usage(rss, cpu, time.monotonic() if now is None else now)
+    return Usage(int(rss), cpu, time.monotonic() if now is None else now)
 
 
 def sample(pids: Mapping[str, int]) -> dict[str, Usage]:
