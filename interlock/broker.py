@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from types import TracebackType
 from confluent_kafka.admin import AdminClient
 
 from contracts.errors import InterlockError, Reason
+from interlock.settings import Settings
 
 __all__ = ["BrokerStartError", "EmbeddedBroker", "free_port"]
 
@@ -152,3 +154,15 @@ class EmbeddedBroker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def embedded_run_settings(settings: Settings, bootstrap: str, workers: int) -> Settings:
+    """Settings of a run on a just-started embedded broker at ``bootstrap``.
+
+    One partition per worker unless partitions were configured
+    (:meth:`Settings.with_embedded_topics`), and the workers' local tables in a fresh
+    ``<data_dir>/embedded``: the broker starts empty, so no local state may outlive it.
+    """
+    run = settings.with_bootstrap(bootstrap).with_embedded_topics(workers).with_embedded_state()
+    shutil.rmtree(run.processors.data_dir, ignore_errors=True)
+    return run

@@ -7,6 +7,7 @@ too. With no bootstrap servers configured, the embedded broker is used.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
@@ -144,6 +145,21 @@ class ProcessorSettings(BaseModel):
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 1.0
     data_dir: str = ".interlock/faust"
+    rocksdb_write_buffer_mb: int = Field(
+        default=4,
+        ge=1,
+        description="With the rocksdb:// store: memtable size of each table partition's database"
+        " (RocksDB write_buffer_size); past it the table is flushed to disk.",
+    )
+    rocksdb_write_buffers: int = Field(
+        default=2, ge=1, description="Memtables each database may hold (max_write_buffer_number)."
+    )
+    rocksdb_block_cache_mb: int = Field(
+        default=16,
+        ge=1,
+        description="With the rocksdb:// store: block cache of each table partition's database, for"
+        " reads from disk.",
+    )
     topic_prefix: str = Field(
         default="", description="Prefix of every topic the processors read and write."
     )
@@ -316,6 +332,18 @@ class Settings(BaseSettings):
         return self.model_copy(
             update={"topics": self.topics.model_copy(update={"partitions": max(1, workers)})}
         )
+
+    def with_embedded_state(self) -> Settings:
+        """A copy whose workers keep their local tables under ``<data_dir>/embedded``.
+
+        The embedded broker keeps nothing between runs, so a worker's local store must not
+        either: a RocksDB table left by the last run would still hold keys (event ids seen,
+        orders) that no changelog on the new broker backs. ``up`` empties that directory first.
+        """
+        processors = self.processors.model_copy(
+            update={"data_dir": str(Path(self.processors.data_dir) / "embedded")}
+        )
+        return self.model_copy(update={"processors": processors})
 
     def model_post_init(self, __context: Any) -> None:
         if not self.kafka.bootstrap_servers and self.conventional_bootstrap:

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts.topics import load_catalog
-from interlock.broker import EmbeddedBroker, free_port
+from interlock.broker import EmbeddedBroker, embedded_run_settings, free_port
 from interlock.kafka import make_admin
 from interlock.metrics import new_registry, serve_metrics
 from interlock.probes import wait_for_drain, wait_until_ready
@@ -228,6 +228,7 @@ def _child_env(settings: Settings, plan: ServicePlan) -> dict[str, str]:
         "INTERLOCK_LOG_LEVEL": settings.log_level,
         # the topics were created with this many partitions; Faust's tables must agree
         "INTERLOCK_TOPICS__PARTITIONS": str(settings.topics.partitions),
+        "INTERLOCK_PROCESSORS__DATA_DIR": settings.processors.data_dir,
         # One client id per service, so the broker's request metrics and quotas tell them apart.
         "INTERLOCK_KAFKA__CLIENT_ID": f"{settings.kafka.client_id}-{plan.name}",
         **plan.env,
@@ -277,8 +278,7 @@ def run_up(
     try:
         if settings.embedded:
             broker = EmbeddedBroker().start()
-            settings = settings.with_bootstrap(broker.bootstrap_servers)
-            settings = settings.with_embedded_topics(options.workers)
+            settings = embedded_run_settings(settings, broker.bootstrap_servers, options.workers)
         report = apply_catalog(
             make_admin(settings),
             load_catalog(),

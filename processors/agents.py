@@ -30,7 +30,7 @@ from interlock.settings import Settings
 from processors.app import InterlockApp
 from processors.output import Codecs, Output
 from processors.pipeline import Pipeline, PipelineConfig
-from processors.state import make_tables
+from processors.state import make_tables, store_options
 from processors.topics import ProcessorTopics
 
 __all__ = ["raw_record", "register_agents"]
@@ -101,7 +101,17 @@ def register_agents(
     )
     pipeline = Pipeline(
         config,
-        make_tables(app, partitions, changelog_emit=output),
+        make_tables(
+            app,
+            partitions,
+            changelog_emit=output,
+            options=store_options(
+                proc.store,
+                proc.rocksdb_write_buffer_mb,
+                proc.rocksdb_write_buffers,
+                proc.rocksdb_block_cache_mb,
+            ),
+        ),
         decode=codecs.decode,
         encode=codecs.encode,
         emit=output,

@@ -29,7 +29,14 @@ from typing import Any
 import faust
 from faust.tables.table import Table
 
-__all__ = ["ChangelogEmit", "InFlight", "ProducedTable", "Tables", "make_tables"]
+__all__ = [
+    "ChangelogEmit",
+    "InFlight",
+    "ProducedTable",
+    "Tables",
+    "make_tables",
+    "store_options",
+]
 
 ChangelogEmit = Callable[[str, bytes | None, bytes | None, Any, int | None], None]
 """Queue one changelog record: (topic, key, value, headers, partition)."""
@@ -93,12 +100,35 @@ class Tables:
     lines: Any
 
 
+def store_options(
+    store: str, write_buffer_mb: int, write_buffers: int, block_cache_mb: int
+) -> dict[str, int] | None:
+    """Options of each table's store: the memory bounds of a ``rocksdb://`` one, else none.
+
+    Faust's RocksDB defaults let every table partition's database hold 3 memtables of 64 MB and
+    a 2 GB block cache, so a worker's memory grows with its state until those fill. Each
+    database now holds at most ``write_buffer_mb * write_buffers + block_cache_mb``.
+    """
+    if not store.startswith("rocksdb"):
+        return None
+    mib = 1024 * 1024
+    return {
+        "write_buffer_size": write_buffer_mb * mib,
+        "max_write_buffer_number": write_buffers,
+        "block_cache_size": block_cache_mb * mib,
+    }
+
+
 def make_tables(
-    app: faust.App, partitions: int, changelog_emit: ChangelogEmit | None = None
+    app: faust.App,
+    partitions: int,
+    changelog_emit: ChangelogEmit | None = None,
+    options: dict[str, int] | None = None,
 ) -> Tables:
     """Declare every table on ``app`` with str keys and JSON values.
 
-    With ``changelog_emit``, changelog records go through it (see :class:`ProducedTable`).
+    With ``changelog_emit``, changelog records go through it (see :class:`ProducedTable`);
+    ``options`` go to each table's store (see :func:`store_options`).
     """
 
     def table(name: str, help_: str) -> Any:
@@ -109,6 +139,8 @@ def make_tables(
             partitions=partitions,
             help=help_,
             beacon=app.tables.beacon,
+            # a copy each: Faust's RocksDB store pops keys off the mapping it is given
+            options=dict(options) if options else None,
         )
         created.changelog_emit = changelog_emit
         return app.tables.add(created)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from interlock.broker import embedded_run_settings
 from interlock.settings import Settings, load_settings
 
 pytestmark = pytest.mark.unit
@@ -83,6 +86,30 @@ def test_embedded_runs_get_one_partition_per_worker_unless_configured(
     assert defaults.topics.partitions == 3  # a copy: the loaded settings are unchanged
     monkeypatch.setenv("INTERLOCK_TOPICS__PARTITIONS", "6")
     assert load_settings().with_embedded_topics(1).topics.partitions == 6
+
+
+def test_embedded_runs_keep_worker_state_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERLOCK_PROCESSORS__DATA_DIR", "/var/lib/interlock")
+    loaded = load_settings(_env_file=None)
+    assert loaded.with_embedded_state().processors.data_dir == "/var/lib/interlock/embedded"
+    assert loaded.processors.data_dir == "/var/lib/interlock"  # a copy
+
+
+def test_a_run_on_the_embedded_broker_starts_with_empty_worker_state(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("INTERLOCK_TOPICS__PARTITIONS", raising=False)
+    monkeypatch.setenv("INTERLOCK_PROCESSORS__DATA_DIR", str(tmp_path))
+    stale = tmp_path / "embedded" / "v1" / "tables" / "seen-0.db"
+    stale.mkdir(parents=True)
+    kept = tmp_path / "worker-elsewhere"
+    kept.mkdir()
+    run = embedded_run_settings(load_settings(_env_file=None), "127.0.0.1:9", workers=2)
+    assert run.kafka.bootstrap_servers == "127.0.0.1:9"
+    assert run.topics.partitions == 2
+    assert run.processors.data_dir == str(tmp_path / "embedded")
+    assert not (tmp_path / "embedded").exists()
+    assert kept.is_dir()  # only the embedded run's own directory is emptied
 
 
 def test_producers_linger_as_configured_unless_their_stage_overrides(
