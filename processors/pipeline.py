@@ -27,7 +27,12 @@ from contracts.ownership import OwnershipPolicy, OwnershipViolation
 from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from processors.audit import Decision, decision_record, encode_record
-from processors.domain.housekeeping import expired_event_ids, expired_writebacks
+from processors.domain.housekeeping import (
+    expired_event_ids,
+    expired_event_ids_by_partition,
+    expired_writebacks,
+    expired_writebacks_by_partition,
+)
 from processors.domain.quotes import fold_order_state, order_state_of
 from processors.domain.writeback import (
     WRITTEN_AT,
@@ -112,6 +117,8 @@ class Pipeline:
         self._processing = instruments.processing_seconds.labels(SERVICE, "canonical")
         self.linker = Linker(self)
         self.quotes = QuoteFlow(self, known_product)
+        self._expired: dict[int, tuple[list[str], list[str]]] | None = None
+        self._swept: set[int] = set()
 
     # -- plumbing shared by the flows ---------------------------------------------------------
     def count(self, topic: str, outcome: str) -> None:
@@ -362,16 +369,34 @@ class Pipeline:
         written state of deals not written for as long (same TTL)."""
         self.quotes.scan_parked(partition)
         if sweep:
-            seen = self.tables.seen
-            for key in expired_event_ids(
-                list(seen.items()), partition, self.clock(), self.config.dedup_ttl_s
-            ):
-                del seen[key]
-            writebacks = self.tables.writebacks
-            for deal in expired_writebacks(
-                list(writebacks.items()), partition, self.clock(), self.config.dedup_ttl_s
-            ):
-                del writebacks[deal]
+            self._sweep(partition)
+
+    def _sweep(self, partition: int) -> None:
+        """Forget ``partition``'s event ids and deal states older than the dedup TTL.
+
+        One pass over each table finds the expired keys of every partition; each partition's
+        sweep then deletes its own share, checked again (a key may have been marked since), as
+        a deletion's tombstone goes to the changelog partition of the tick being handled. A
+        partition that already took its share starts the next pass. Before, every partition's
+        sweep walked (and copied) the whole table: P walks per interval on P partitions.
+        """
+        now, ttl = self.clock(), self.config.dedup_ttl_s
+        if self._expired is None or partition in self._swept:
+            seen = expired_event_ids_by_partition(self.tables.seen.items(), now, ttl)
+            deals = expired_writebacks_by_partition(self.tables.writebacks.items(), now, ttl)
+            self._expired = {
+                p: (seen.get(p, []), deals.get(p, [])) for p in seen.keys() | deals.keys()
+            }
+            self._swept = set()
+        self._swept.add(partition)
+        seen_keys, deal_keys = self._expired.pop(partition, ([], []))
+        for table, keys, expired in (
+            (self.tables.seen, seen_keys, expired_event_ids),
+            (self.tables.writebacks, deal_keys, expired_writebacks),
+        ):
+            current = [(key, value) for key in keys if (value := table.get(key)) is not None]
+            for key in expired(current, partition, now, ttl):
+                del table[key]
 
 
 _STATE_KEYS = frozenset(

@@ -8,7 +8,14 @@ from typing import Any
 
 from processors.domain.writeback import WRITTEN_AT, WRITTEN_IN
 
-__all__ = ["expired_event_ids", "expired_writebacks", "is_duplicate", "overdue_parked"]
+__all__ = [
+    "expired_event_ids",
+    "expired_event_ids_by_partition",
+    "expired_writebacks",
+    "expired_writebacks_by_partition",
+    "is_duplicate",
+    "overdue_parked",
+]
 
 
 def is_duplicate(seen_at: float | None, now: float, ttl_s: float) -> bool:
@@ -27,31 +34,44 @@ def overdue_parked(
     ]
 
 
+def expired_event_ids_by_partition(
+    seen: Iterable[tuple[str, Any]], now: float, ttl_s: float
+) -> dict[int, list[str]]:
+    """Event ids remembered for longer than ``ttl_s``, by the partition they were seen on."""
+    out: dict[int, list[str]] = {}
+    for key, value in seen:
+        seen_at, part = value
+        if now - float(seen_at) >= ttl_s:
+            out.setdefault(int(part), []).append(key)
+    return out
+
+
 def expired_event_ids(
     seen: Iterable[tuple[str, Any]], partition: int, now: float, ttl_s: float
 ) -> list[str]:
     """Event ids of ``partition`` remembered for longer than ``ttl_s``."""
-    out = []
-    for key, value in seen:
-        seen_at, part = value
-        if part == partition and now - float(seen_at) >= ttl_s:
-            out.append(key)
+    return expired_event_ids_by_partition(seen, now, ttl_s).get(partition, [])
+
+
+def expired_writebacks_by_partition(
+    entries: Iterable[tuple[str, Mapping[str, Any]]], now: float, ttl_s: float
+) -> dict[int, list[str]]:
+    """Deals whose last write became durable more than ``ttl_s`` ago, by the partition of it.
+
+    After that long, no echo of the write is still on its way and the deal's state is no
+    longer needed to skip a redundant write; forgetting it costs at most one write again.
+    Entries without a write time (written before it was kept) are left alone.
+    """
+    out: dict[int, list[str]] = {}
+    for deal, shown in entries:
+        written_at = shown.get(WRITTEN_AT)
+        if written_at is not None and now - float(written_at) >= ttl_s:
+            out.setdefault(int(shown.get(WRITTEN_IN, -1)), []).append(deal)
     return out
 
 
 def expired_writebacks(
     entries: Iterable[tuple[str, Mapping[str, Any]]], partition: int, now: float, ttl_s: float
 ) -> list[str]:
-    """Deals of ``partition`` whose last write became durable more than ``ttl_s`` ago.
-
-    After that long, no echo of the write is still on its way and the deal's state is no
-    longer needed to skip a redundant write; forgetting it costs at most one write again.
-    Entries without a write time (written before it was kept) are left alone.
-    """
-    return [
-        deal
-        for deal, shown in entries
-        if shown.get(WRITTEN_IN) == partition
-        and shown.get(WRITTEN_AT) is not None
-        and now - float(shown[WRITTEN_AT]) >= ttl_s
-    ]
+    """Deals of ``partition`` whose last write became durable more than ``ttl_s`` ago."""
+    return expired_writebacks_by_partition(entries, now, ttl_s).get(partition, [])
