@@ -146,7 +146,7 @@ class ProcessorSettings(BaseModel):
     heartbeat_interval_s: float = 1.0
     data_dir: str = ".interlock/faust"
     rocksdb_write_buffer_mb: int = Field(
-        default=4,
+        default=1,
         ge=1,
         description="With the rocksdb:// store: memtable size of each table partition's database"
         " (RocksDB write_buffer_size); past it the table is flushed to disk.",
@@ -155,7 +155,7 @@ class ProcessorSettings(BaseModel):
         default=2, ge=1, description="Memtables each database may hold (max_write_buffer_number)."
     )
     rocksdb_block_cache_mb: int = Field(
-        default=16,
+        default=1,
         ge=1,
         description="With the rocksdb:// store: block cache of each table partition's database, for"
         " reads from disk.",
