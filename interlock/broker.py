@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient
 from contracts.errors import InterlockError, Reason
 from interlock.settings import Settings
 
-__all__ = ["BrokerStartError", "EmbeddedBroker", "free_port"]
+__all__ = ["BrokerStartError", "EmbeddedBroker", "embedded_run_settings", "free_port"]
 
 log = logging.getLogger(__name__)
 

@@ -105,12 +105,7 @@ def register_agents(
             app,
             partitions,
             changelog_emit=output,
-            options=store_options(
-                proc.store,
-                proc.rocksdb_write_buffer_mb,
-                proc.rocksdb_write_buffers,
-                proc.rocksdb_block_cache_mb,
-            ),
+            options=store_options(proc),
         ),
         decode=codecs.decode,
         encode=codecs.encode,

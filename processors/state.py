@@ -29,6 +29,8 @@ from typing import Any
 import faust
 from faust.tables.table import Table
 
+from interlock.settings import ProcessorSettings
+
 __all__ = [
     "ChangelogEmit",
     "InFlight",
@@ -100,22 +102,21 @@ class Tables:
     lines: Any
 
 
-def store_options(
-    store: str, write_buffer_mb: int, write_buffers: int, block_cache_mb: int
-) -> dict[str, int] | None:
+def store_options(proc: ProcessorSettings) -> dict[str, int] | None:
     """Options of each table's store: the memory bounds of a ``rocksdb://`` one, else none.
 
     Faust's RocksDB defaults let every table partition's database hold 3 memtables of 64 MB and
     a 2 GB block cache, so a worker's memory grows with its state until those fill. Each
-    database now holds at most ``write_buffer_mb * write_buffers + block_cache_mb``.
+    database now holds at most ``ROCKSDB_WRITE_BUFFER_MB * ROCKSDB_WRITE_BUFFERS +
+    ROCKSDB_BLOCK_CACHE_MB``.
     """
-    if not store.startswith("rocksdb"):
+    if not proc.store.startswith("rocksdb"):
         return None
     mib = 1024 * 1024
     return {
-        "write_buffer_size": write_buffer_mb * mib,
-        "max_write_buffer_number": write_buffers,
-        "block_cache_size": block_cache_mb * mib,
+        "write_buffer_size": proc.rocksdb_write_buffer_mb * mib,
+        "max_write_buffer_number": proc.rocksdb_write_buffers,
+        "block_cache_size": proc.rocksdb_block_cache_mb * mib,
     }
 
 

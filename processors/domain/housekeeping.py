@@ -42,7 +42,7 @@ def expired_event_ids_by_partition(
     for key, value in seen:
         seen_at, part = value
         if now - float(seen_at) >= ttl_s:
-            out.setdefault(int(part), []).append(key)
+            out.setdefault(part, []).append(key)
     return out
 
 
@@ -64,9 +64,9 @@ def expired_writebacks_by_partition(
     """
     out: dict[int, list[str]] = {}
     for deal, shown in entries:
-        written_at = shown.get(WRITTEN_AT)
-        if written_at is not None and now - float(written_at) >= ttl_s:
-            out.setdefault(int(shown.get(WRITTEN_IN, -1)), []).append(deal)
+        written_at, part = shown.get(WRITTEN_AT), shown.get(WRITTEN_IN)
+        if written_at is not None and isinstance(part, int) and now - float(written_at) >= ttl_s:
+            out.setdefault(part, []).append(deal)
     return out
 
 

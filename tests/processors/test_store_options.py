@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from interlock.settings import ProcessorSettings
 from processors.state import store_options
 
 pytestmark = pytest.mark.unit
 
 
+def _proc(store: str) -> ProcessorSettings:
+    return ProcessorSettings(
+        store=store, rocksdb_write_buffer_mb=4, rocksdb_write_buffers=2, rocksdb_block_cache_mb=16
+    )
+
+
 def test_rocksdb_gets_its_memory_bounds_in_bytes() -> None:
-    assert store_options("rocksdb://", 4, 2, 16) == {
+    assert store_options(_proc("rocksdb://")) == {
         "write_buffer_size": 4 * 1024 * 1024,
         "max_write_buffer_number": 2,
         "block_cache_size": 16 * 1024 * 1024,
@@ -18,4 +25,4 @@ def test_rocksdb_gets_its_memory_bounds_in_bytes() -> None:
 
 
 def test_memory_store_gets_none() -> None:
-    assert store_options("memory://", 4, 2, 16) is None
+    assert store_options(_proc("memory://")) is None
