@@ -30,7 +30,7 @@ from interlock.settings import Settings
 from processors.app import InterlockApp
 from processors.output import Codecs, Output
 from processors.pipeline import Pipeline, PipelineConfig
-from processors.state import make_tables, store_options
+from processors.state import ChangelogCheckpoints, make_tables, store_options, uses_rocksdb
 from processors.topics import ProcessorTopics
 
 __all__ = ["raw_record", "register_agents"]
@@ -99,14 +99,18 @@ def register_agents(
         match_threshold=proc.match_threshold,
         origin=proc.origin,
     )
+    rocksdb = uses_rocksdb(proc)
+    tables = make_tables(
+        app,
+        partitions,
+        changelog_emit=output.changelog if rocksdb else output,
+        options=store_options(proc),
+    )
+    if rocksdb:  # after output.flush: only delivered offsets are written
+        app.flush_hooks.append(ChangelogCheckpoints(tables, output.take_delivered).persist)
     pipeline = Pipeline(
         config,
-        make_tables(
-            app,
-            partitions,
-            changelog_emit=output,
-            options=store_options(proc),
-        ),
+        tables,
         decode=codecs.decode,
         encode=codecs.encode,
         emit=output,

@@ -39,11 +39,34 @@ class Output:
         self.flush_timeout_s = flush_timeout_s
         self.failures: list[str] = []
         self._calls = 0
+        self._delivered: dict[tuple[str, int], int] = {}
+
+    def take_delivered(self) -> dict[tuple[str, int], int]:
+        """The last delivered offset per changelog partition since the last call."""
+        delivered, self._delivered = self._delivered, {}
+        return delivered
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self.failures.append(f"{msg.topic()}: {err}")
             log.error("output to %s failed: %s", msg.topic(), err)
+
+    def _on_changelog_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._on_delivery(err, msg)
+        else:  # reports come in offset order per partition
+            self._delivered[(msg.topic(), msg.partition())] = msg.offset()  # type: ignore[index,assignment]
+
+    def changelog(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Any = None,
+        partition: int | None = None,
+    ) -> None:
+        """Queue one changelog record and keep its offset once delivered (``take_delivered``)."""
+        self._produce(topic, key, value, headers, partition, self._on_changelog_delivery)
 
     def __call__(
         self,
@@ -54,7 +77,18 @@ class Output:
         partition: int | None = None,
     ) -> None:
         """Queue one record (``partition`` None: the producer's partitioner picks it)."""
-        kwargs: dict[str, Any] = {"on_delivery": self._on_delivery}
+        self._produce(topic, key, value, headers, partition, self._on_delivery)
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Any,
+        partition: int | None,
+        on_delivery: Callable[[KafkaError | None, Message], None],
+    ) -> None:
+        kwargs: dict[str, Any] = {"on_delivery": on_delivery}
         if headers:
             kwargs["headers"] = headers
         if partition is not None:

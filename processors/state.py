@@ -28,16 +28,19 @@ from typing import Any
 
 import faust
 from faust.tables.table import Table
+from faust.types import TP
 
 from interlock.settings import ProcessorSettings
 
 __all__ = [
+    "ChangelogCheckpoints",
     "ChangelogEmit",
     "InFlight",
     "ProducedTable",
     "Tables",
     "make_tables",
     "store_options",
+    "uses_rocksdb",
 ]
 
 ChangelogEmit = Callable[[str, bytes | None, bytes | None, Any, int | None], None]
@@ -61,9 +64,9 @@ class ProducedTable(Table):
     write (with a debug log record each): on the hot path that cost more than the business
     logic. Here the record (serialized exactly as Faust would, to the same changelog partition)
     is queued on the one confluent-kafka producer, which Faust's pre-commit flush hook makes
-    durable before offsets are committed, as before. Not kept: Faust's per-record callback that
-    stores the written offset in a RocksDB store; without it a restarted RocksDB worker replays
-    its changelog partitions from the start, which yields the same state.
+    durable before offsets are committed, as before. Faust's per-record callback that stores
+    the written offset in a RocksDB store is replaced by :class:`ChangelogCheckpoints`, once per
+    commit.
     """
 
     changelog_emit: ChangelogEmit | None = None
@@ -102,6 +105,46 @@ class Tables:
     lines: Any
 
 
+def uses_rocksdb(proc: ProcessorSettings) -> bool:
+    """Whether the tables live in RocksDB (on disk, kept across restarts)."""
+    return proc.store.startswith("rocksdb")
+
+
+class ChangelogCheckpoints:
+    """Write into each RocksDB table partition the changelog offset its local data is up to.
+
+    A RocksDB table partition keeps, beside its data, the offset of the last changelog record
+    it holds (Faust's ``set_persisted_offset``), and a restarted worker's recovery replays only
+    the changelog after it. Faust writes that offset from the delivery report of each
+    changelog record; :class:`ProducedTable`'s records go through the shared producer instead,
+    so :meth:`persist` runs as a flush hook right after that producer's flush: for every
+    changelog partition it writes the last offset delivered since the previous flush. A table
+    write reaches the local store before its changelog record is queued, so the store holds
+    everything up to that offset. A partition this worker no longer holds (revoked) is left
+    alone: its store is closed and its next owner recovers it.
+    """
+
+    def __init__(self, tables: Tables, delivered: Callable[[], dict[tuple[str, int], int]]):
+        self._tables = list(vars(tables).values())
+        self._delivered = delivered
+        self._by_topic: dict[str, Any] = {}
+
+    async def persist(self) -> None:
+        """Write the offsets delivered since the last call into their partitions' stores."""
+        delivered = self._delivered()
+        if not delivered:
+            return
+        if not self._by_topic:
+            self._by_topic = {t.changelog_topic.get_topic_name(): t for t in self._tables}
+        for (topic, partition), offset in delivered.items():
+            table = self._by_topic.get(topic)
+            if table is None:
+                continue
+            store = table.data
+            if partition in getattr(store, "_dbs", ()):  # open: this worker holds it
+                store.set_persisted_offset(TP(topic, partition), offset)
+
+
 def store_options(proc: ProcessorSettings) -> dict[str, int] | None:
     """Options of each table's store: the memory bounds of a ``rocksdb://`` one, else none.
 
@@ -110,7 +153,7 @@ def store_options(proc: ProcessorSettings) -> dict[str, int] | None:
     database now holds at most ``ROCKSDB_WRITE_BUFFER_MB * ROCKSDB_WRITE_BUFFERS +
     ROCKSDB_BLOCK_CACHE_MB``.
     """
-    if not proc.store.startswith("rocksdb"):
+    if not uses_rocksdb(proc):
         return None
     mib = 1024 * 1024
     return {

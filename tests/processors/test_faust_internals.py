@@ -91,6 +91,16 @@ def test_recovery_highwaters_and_current_event_are_where_they_were() -> None:
     assert _current_event.get(None) is None
 
 
+def test_recovery_starts_after_the_offset_a_rocksdb_partition_holds() -> None:
+    # ChangelogCheckpoints writes that offset; it skips partitions whose database is not open.
+    from faust.stores.rocksdb import Store
+
+    assert "persisted_offset = table.persisted_offset(tp)" in _source(Recovery._add)
+    assert "self.offset_key" in _source(Store.set_persisted_offset)
+    assert "self._dbs[partition]" in _source(Store._db_for_partition)
+    assert "self._dbs.pop(tp.partition" in _source(Store.revoke_partitions)
+
+
 def test_recovery_still_resumes_stream_partitions_before_seeking_them() -> None:
     # The order install_resume_streams_last corrects; if Faust fixes it, the wrapper can go.
     for step in (Recovery.on_recovery_completed, Recovery._resume_streams):
