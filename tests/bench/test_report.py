@@ -222,3 +222,23 @@ def test_broker_section_compares_each_size_with_the_smallest_and_batching(
     assert "0.05x" in batched
     assert "0.75 µs of broker CPU to every fetch" in md
     assert "8.46x" in _line(md, "| ListOffsets (latest), 16,000 batches stored")
+
+
+RECOVERY = {
+    "quotes": 50000, "accounts": 1000, "partitions": 6, "changelog_records": 153000,
+    "restarts": 2, "ready_s": 6.0, "ready_s_from_start": 18.0,
+    "worker_cpu_s": 1.5, "worker_cpu_s_from_start": 13.5,
+}  # fmt: skip
+
+
+def test_recovery_section_compares_stored_offsets_with_a_replay_from_the_start(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path, "recovery", RECOVERY)
+    md = render_results(build_sections(tmp_path), MACHINE)
+    ready = _line(md, "| restart until consuming")
+    assert "6.00 s" in ready
+    assert "18.00 s" in ready
+    assert "0.33x" in ready
+    assert "0.11x" in _line(md, "| worker CPU until consuming")
+    assert "153,000 changelog records" in md
