@@ -107,7 +107,8 @@ def register_agents(
         options=store_options(proc),
     )
     if rocksdb:  # after output.flush: only delivered offsets are written
-        app.flush_hooks.append(ChangelogCheckpoints(tables, output.take_delivered).persist)
+        app.checkpoints = ChangelogCheckpoints(tables, output)
+        app.flush_hooks.append(app.checkpoints.persist)
     pipeline = Pipeline(
         config,
         tables,

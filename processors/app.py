@@ -35,6 +35,7 @@ from faust.types import TP
 from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
 from processors.delivery import install_direct_delivery
+from processors.state import ChangelogCheckpoints
 
 __all__ = [
     "STOP_GAVE_UP",
@@ -67,6 +68,8 @@ class InterlockApp(faust.App):
     fetch_max_wait_ms: int | None = None
     """Longest wait of the worker consumer's fetch (None: Faust's 1,500 ms); the worker passes
     ``kafka.fetch_wait_max_ms``."""
+    checkpoints: ChangelogCheckpoints | None = None
+    """The RocksDB tables' changelog offsets (``rocksdb://`` only)."""
 
     def _new_producer(self) -> Any:
         producer = super()._new_producer()

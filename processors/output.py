@@ -40,6 +40,8 @@ class Output:
         self.failures: list[str] = []
         self._calls = 0
         self._delivered: dict[tuple[str, int], int] = {}
+        self.changelog_failed = False
+        """A changelog record was not delivered: the tables are ahead of their changelogs."""
 
     def take_delivered(self) -> dict[tuple[str, int], int]:
         """The last delivered offset per changelog partition since the last call."""
@@ -53,6 +55,7 @@ class Output:
 
     def _on_changelog_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
+            self.changelog_failed = True
             self._on_delivery(err, msg)
         else:  # reports come in offset order per partition
             self._delivered[(msg.topic(), msg.partition())] = msg.offset()  # type: ignore[index,assignment]

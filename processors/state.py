@@ -22,9 +22,13 @@ event of partition p, so it lives in changelog partition p beside that account's
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import faust
 from faust.tables.table import Table
@@ -33,18 +37,25 @@ from faust.types import TP
 from interlock.settings import ProcessorSettings
 
 __all__ = [
+    "CLEAN_STOP_MARKER",
     "ChangelogCheckpoints",
     "ChangelogEmit",
     "InFlight",
     "ProducedTable",
     "Tables",
+    "keep_tables_after_clean_stop",
     "make_tables",
     "store_options",
     "uses_rocksdb",
 ]
 
+log = logging.getLogger(__name__)
+
 ChangelogEmit = Callable[[str, bytes | None, bytes | None, Any, int | None], None]
 """Queue one changelog record: (topic, key, value, headers, partition)."""
+
+CLEAN_STOP_MARKER = "interlock-clean-stop"
+"""File in the table directory: the last worker stopped with every table write in a changelog."""
 
 
 class _Sent:
@@ -110,6 +121,14 @@ def uses_rocksdb(proc: ProcessorSettings) -> bool:
     return proc.store.startswith("rocksdb")
 
 
+class ChangelogSource(Protocol):
+    """What :class:`ChangelogCheckpoints` reads of the output (``processors.output.Output``)."""
+
+    changelog_failed: bool
+
+    def take_delivered(self) -> dict[tuple[str, int], int]: ...
+
+
 class ChangelogCheckpoints:
     """Write into each RocksDB table partition the changelog offset its local data is up to.
 
@@ -122,16 +141,22 @@ class ChangelogCheckpoints:
     write reaches the local store before its changelog record is queued, so the store holds
     everything up to that offset. A partition this worker no longer holds (revoked) is left
     alone: its store is closed and its next owner recovers it.
+
+    The offsets are only trusted after a clean stop (:meth:`mark_clean_stop`,
+    :func:`keep_tables_after_clean_stop`): between two flushes the store is ahead of its
+    changelog, and after a crash its writes whose records were never delivered (a parked quote
+    released, say) must not outlive the crash, or the event replayed from the last commit
+    would find them done.
     """
 
-    def __init__(self, tables: Tables, delivered: Callable[[], dict[tuple[str, int], int]]):
+    def __init__(self, tables: Tables, output: ChangelogSource) -> None:
         self._tables = list(vars(tables).values())
-        self._delivered = delivered
+        self._output = output
         self._by_topic: dict[str, Any] = {}
 
     async def persist(self) -> None:
         """Write the offsets delivered since the last call into their partitions' stores."""
-        delivered = self._delivered()
+        delivered = self._output.take_delivered()
         if not delivered:
             return
         if not self._by_topic:
@@ -143,6 +168,49 @@ class ChangelogCheckpoints:
             store = table.data
             if partition in getattr(store, "_dbs", ()):  # open: this worker holds it
                 store.set_persisted_offset(TP(topic, partition), offset)
+
+    def mark_clean_stop(self, tabledir: Path, undelivered: int) -> bool:
+        """After the worker stopped and its producer was flushed (``undelivered`` records left):
+        mark the tables as matching their changelogs, unless a changelog record was lost."""
+        if undelivered or self._output.changelog_failed:
+            log.warning(
+                "changelog records were not delivered: the next start rebuilds the RocksDB "
+                "tables in %s from their changelogs",
+                tabledir,
+            )
+            return False
+        marker = tabledir / CLEAN_STOP_MARKER
+        tabledir.mkdir(parents=True, exist_ok=True)
+        with marker.open("w") as out:
+            out.write("every table write of the last run is in its changelog\n")
+            out.flush()
+            os.fsync(out.fileno())
+        return True
+
+
+def keep_tables_after_clean_stop(tabledir: Path) -> bool:
+    """Before a ``rocksdb://`` worker starts: keep its tables only if the last one stopped clean.
+
+    Returns whether they were kept. Otherwise (a crash, a kill, a lost changelog record) every
+    table database in ``tabledir`` is removed and recovery rebuilds it from its changelog, as on
+    ``memory://``. The marker is removed either way: until this run stops cleanly, its tables
+    may run ahead of their changelogs.
+    """
+    marker = tabledir / CLEAN_STOP_MARKER
+    if marker.exists():
+        marker.unlink()
+        return True
+    stale = sorted(tabledir.glob("*.db")) if tabledir.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path)
+    if stale:
+        log.warning(
+            "the last worker on %s did not stop cleanly: %d table databases removed, "
+            "rebuilt from their changelogs",
+            tabledir,
+            len(stale),
+        )
+    return False
 
 
 def store_options(proc: ProcessorSettings) -> dict[str, int] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from confluent_kafka import Producer
 
@@ -17,6 +18,7 @@ from processors.agents import register_agents
 from processors.app import InterlockApp, create_app, run_worker
 from processors.collector import tune_collector
 from processors.domain.copartition import copartition_problem
+from processors.state import keep_tables_after_clean_stop
 from processors.topics import ProcessorTopics
 
 __all__ = ["SERVICE", "build_worker_app", "check_copartitioning", "main"]
@@ -106,6 +108,9 @@ def main(settings: Settings) -> None:
         dead_letters=_dead_letter_writer(producer, instruments),
         partitions=partitions,
     )
+    tabledir = Path(app.conf.tabledir)
+    if app.checkpoints is not None:
+        keep_tables_after_clean_stop(tabledir)
     endpoint = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
     log.info("worker metrics on %s", endpoint.url)
     tune_collector(settings.processors.gc_young_threshold)
@@ -116,5 +121,7 @@ def main(settings: Settings) -> None:
             shutdown_timeout_s=settings.processors.shutdown_timeout_s,
         )
     finally:
-        producer.flush(30)
+        undelivered = producer.flush(30)
+        if app.checkpoints is not None:
+            app.checkpoints.mark_clean_stop(tabledir, undelivered)
         endpoint.stop()

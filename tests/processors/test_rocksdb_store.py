@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from contracts import OrderEvent
 from interlock.kafka import true_end_offsets
+from processors.state import CLEAN_STOP_MARKER
 from tests.processors.conftest import PARTITIONS, ProcessorsEnv
 from tests.processors.events import account_event, quote_event
 
@@ -55,6 +58,15 @@ def test_rocksdb_tables_hold_the_configured_memtables(proc_env: ProcessorsEnv) -
     assert worker.stop() == 0, worker.output()
 
 
+def _send_accounts_and_quotes(proc_env: ProcessorsEnv, quotes: list[str]) -> None:
+    """Four accounts, then an accepted quote for each id, spread over the accounts."""
+    t = proc_env.topics
+    for i in range(4):
+        proc_env.send(t.account, account_event(f"acc-{i}"))
+    for i, quote in enumerate(quotes):
+        proc_env.send(t.quote, quote_event(quote, f"acc-{i % 4}"))
+
+
 def _persisted_offsets(data_dir: Path, table: str) -> dict[int, int | None]:
     """Partition → the changelog offset stored in that table partition's database (None: none)."""
     from rocksdict import AccessType, Options, Rdict
@@ -79,15 +91,13 @@ def test_rocksdb_tables_record_the_changelog_offset_they_hold(proc_env: Processo
     data = proc_env.tmp / "rocks"
     env = {"INTERLOCK_PROCESSORS__STORE": "rocksdb://", "INTERLOCK_PROCESSORS__DATA_DIR": str(data)}
     quotes = [f"q-{i}" for i in range(12)]
-    for i in range(4):
-        proc_env.send(t.account, account_event(f"acc-{i}"))
-    for i, quote in enumerate(quotes):
-        proc_env.send(t.quote, quote_event(quote, f"acc-{i % 4}"))
+    _send_accounts_and_quotes(proc_env, quotes)
     worker = proc_env.start_worker(**env)
     proc_env.wait_for(t.create_order, lambda ev: len(ev) >= len(quotes))
     # every command read back: each quote's order state is in the orders changelog
     assert worker.wait_metric("interlock_events_consumed_total", len(quotes), topic=t.create_order)
     assert worker.stop() == 0, worker.output()
+    assert list(data.glob(f"**/{CLEAN_STOP_MARKER}")), worker.output()
 
     conf = proc_env.settings.kafka.librdkafka()
     for table in ("orders", "seen", "accounts"):
@@ -100,6 +110,46 @@ def test_rocksdb_tables_record_the_changelog_offset_they_hold(proc_env: Processo
 
     # a restart on the same data: the same quotes again under new event ids are duplicates
     # (quote id + revision) only if the orders table came back with every order in it
+    worker = proc_env.start_worker(**env)
+    for i, quote in enumerate(quotes):
+        proc_env.send(t.quote, quote_event(quote, f"acc-{i % 4}", version=2))
+    assert worker.wait_metric(
+        "interlock_events_consumed_total", len(quotes), topic=t.quote, outcome="duplicate"
+    ) == len(quotes), worker.output()
+    assert len(proc_env.events(t.create_order)) == len(quotes)
+    assert worker.stop() == 0, worker.output()
+
+
+def test_rocksdb_tables_are_rebuilt_from_their_changelogs_after_a_crash(
+    proc_env: ProcessorsEnv,
+) -> None:
+    """A killed worker's tables may hold writes whose changelog records were never delivered
+    (here: order states removed behind its back). The next start must not trust them."""
+    from rocksdict import Options, Rdict
+
+    t = proc_env.topics
+    data = proc_env.tmp / "rocks"
+    env = {"INTERLOCK_PROCESSORS__STORE": "rocksdb://", "INTERLOCK_PROCESSORS__DATA_DIR": str(data)}
+    quotes = [f"q-{i}" for i in range(8)]
+    _send_accounts_and_quotes(proc_env, quotes)
+    worker = proc_env.start_worker(**env)
+    proc_env.wait_for(t.create_order, lambda ev: len(ev) >= len(quotes))
+    assert worker.wait_metric("interlock_events_consumed_total", len(quotes), topic=t.create_order)
+    time.sleep(1.5)  # a commit or two: the partitions hold changelog offsets by now
+    assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert not list(data.glob(f"**/{CLEAN_STOP_MARKER}"))
+    held = [p for p, offset in _persisted_offsets(data, "orders").items() if offset is not None]
+    assert held, "no partition recorded its changelog offset"
+    for path in data.glob("**/orders-*.db"):
+        db = Rdict(str(path), Options(raw_mode=True))
+        try:
+            for quote in quotes:
+                key = f'"{quote}"'.encode()
+                if key in db:
+                    del db[key]
+        finally:
+            db.close()
+
     worker = proc_env.start_worker(**env)
     for i, quote in enumerate(quotes):
         proc_env.send(t.quote, quote_event(quote, f"acc-{i % 4}", version=2))
