@@ -28,6 +28,7 @@ from interlock.deadletter import DeadLetterWriter, RawRecord
 from interlock.instruments import Instruments
 from interlock.settings import Settings
 from processors.app import InterlockApp
+from processors.expiry import ExpiryIndex, rocksdb_partition_keys
 from processors.output import Codecs, Output
 from processors.pipeline import Pipeline, PipelineConfig
 from processors.state import ChangelogCheckpoints, make_tables, store_options, uses_rocksdb
@@ -105,6 +106,7 @@ def register_agents(
         partitions,
         changelog_emit=output.changelog if rocksdb else output,
         options=store_options(proc),
+        expiry_index=rocksdb,
     )
     if rocksdb:  # after output.flush: only delivered offsets are written
         app.checkpoints = ChangelogCheckpoints(tables, output)
@@ -119,6 +121,9 @@ def register_agents(
         instruments=instruments,
         clock=clock,
         known_product=known_product,
+        expiry=None
+        if tables.expiry is None
+        else ExpiryIndex(tables.expiry, rocksdb_partition_keys(tables.expiry)),
     )
     raw_topic: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     canonical = app.topic(*topics.canonical_inputs(), **raw_topic)

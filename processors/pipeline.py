@@ -42,6 +42,7 @@ from processors.domain.writeback import (
     echo_reason,
     fold_written,
 )
+from processors.expiry import SEEN, WRITEBACK, ExpiryIndex
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
 from processors.state import InFlight, Tables
@@ -99,6 +100,7 @@ class Pipeline:
         instruments: Instruments,
         clock: Callable[[], float] = time.time,
         known_product: Callable[[str], bool] | None = None,
+        expiry: ExpiryIndex | None = None,
     ) -> None:
         self.config = config
         self.topics = config.topics
@@ -119,6 +121,9 @@ class Pipeline:
         self.quotes = QuoteFlow(self, known_product)
         self._expired: dict[int, tuple[list[str], list[str]]] | None = None
         self._swept: set[int] = set()
+        self.expiry = expiry
+        self._due: set[int] = set()
+        """Partitions whose indexed sweep stopped at its batch: they go on at the next tick."""
 
     # -- plumbing shared by the flows ---------------------------------------------------------
     def count(self, topic: str, outcome: str) -> None:
@@ -199,7 +204,10 @@ class Pipeline:
         return pending if pending is not None else self.tables.writebacks.get(deal_id)
 
     def mark_seen(self, event_id: str, partition: int) -> None:
-        self.tables.seen[event_id] = [self.clock(), partition]
+        now = self.clock()
+        self.tables.seen[event_id] = [now, partition]
+        if self.expiry is not None:
+            self.expiry.note(SEEN, event_id, now)
 
     def duplicate(self, event: Envelope, raw: RawRecord, stage: str, why: str) -> None:
         self.metrics.duplicates_suppressed.labels(SERVICE, stage).inc()
@@ -338,8 +346,11 @@ class Pipeline:
                 deal = command.payload.crm_record_id
                 if deal:
                     shown = fold_written(self.tables.writebacks.get(deal), command)
-                    kept = {**shown, WRITTEN_AT: self.clock(), WRITTEN_IN: raw.partition}
+                    now = self.clock()
+                    kept = {**shown, WRITTEN_AT: now, WRITTEN_IN: raw.partition}
                     self.tables.writebacks[deal] = kept
+                    if self.expiry is not None:
+                        self.expiry.note(WRITEBACK, deal, now)
                     if self.inflight.writebacks.get(deal) == shown:
                         del self.inflight.writebacks[deal]
             elif command.payload.quote_id:
@@ -368,11 +379,17 @@ class Pipeline:
         """Release or time out parked quotes of ``partition``; expire old event ids and the
         written state of deals not written for as long (same TTL)."""
         self.quotes.scan_parked(partition)
-        if sweep:
+        if self.expiry is not None:
+            if sweep or partition in self._due:
+                self._due.discard(partition)
+                now = self.clock()
+                if self.expiry.sweep(self.tables, partition, now, self.config.dedup_ttl_s):
+                    self._due.add(partition)
+        elif sweep:
             self._sweep(partition)
 
     def _sweep(self, partition: int) -> None:
-        """Forget ``partition``'s event ids and deal states older than the dedup TTL.
+        """Forget ``partition``'s event ids and deal states older than the dedup TTL (a walk).
 
         One pass over each table finds the expired keys of every partition; each partition's
         sweep then deletes its own share, checked again (a key may have been marked since), as

@@ -17,6 +17,8 @@ event of partition p, so it lives in changelog partition p beside that account's
 ``writebacks``         CRM deal id → the deal fields we last wrote (to recognise echoes), with
                        the time and partition of the last write (TTL-bounded like ``seen``)
 ``lines``              quote id → its lines assembled from line events (HubSpot line items)
+``expiry``             ``rocksdb://`` only: ``<ms>|<s or w>|<key>`` → 1, the marks in ``seen``
+                       and ``writebacks`` by time, so a sweep reads only what is due
 =====================  =======================================================================
 """
 
@@ -114,6 +116,9 @@ class Tables:
     correlation: Any
     writebacks: Any
     lines: Any
+    expiry: Any = None
+    """``rocksdb://`` only: time-ordered entries of the marks in ``seen`` and ``writebacks``
+    (``processors.expiry``)."""
 
 
 def uses_rocksdb(proc: ProcessorSettings) -> bool:
@@ -150,7 +155,7 @@ class ChangelogCheckpoints:
     """
 
     def __init__(self, tables: Tables, output: ChangelogSource) -> None:
-        self._tables = list(vars(tables).values())
+        self._tables = [t for t in vars(tables).values() if t is not None]
         self._output = output
         self._by_topic: dict[str, Any] = {}
 
@@ -236,11 +241,13 @@ def make_tables(
     partitions: int,
     changelog_emit: ChangelogEmit | None = None,
     options: dict[str, int] | None = None,
+    expiry_index: bool = False,
 ) -> Tables:
     """Declare every table on ``app`` with str keys and JSON values.
 
     With ``changelog_emit``, changelog records go through it (see :class:`ProducedTable`);
-    ``options`` go to each table's store (see :func:`store_options`).
+    ``options`` go to each table's store (see :func:`store_options`); ``expiry_index`` adds
+    the ``expiry`` table (``rocksdb://``).
     """
 
     def table(name: str, help_: str) -> Any:
@@ -266,6 +273,7 @@ def make_tables(
         correlation=table("correlation", "Order ↔ quote correlation for write-back."),
         writebacks=table("writebacks", "Deal fields last written to the CRM."),
         lines=table("lines", "Quote lines assembled from line events."),
+        expiry=table("expiry", "Marks in seen and writebacks by time.") if expiry_index else None,
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from contracts import OrderEvent
+from interlock.deadletter import RawRecord
 from interlock.kafka import true_end_offsets
 from processors.state import CLEAN_STOP_MARKER
 from tests.processors.conftest import PARTITIONS, ProcessorsEnv
@@ -157,4 +158,33 @@ def test_rocksdb_tables_are_rebuilt_from_their_changelogs_after_a_crash(
         "interlock_events_consumed_total", len(quotes), topic=t.quote, outcome="duplicate"
     ) == len(quotes), worker.output()
     assert len(proc_env.events(t.create_order)) == len(quotes)
+    assert worker.stop() == 0, worker.output()
+
+
+def test_rocksdb_sweep_forgets_expired_ids_through_the_time_index(proc_env: ProcessorsEnv) -> None:
+    """On rocksdb:// every mark is indexed by time and the sweep reads that index: the expired
+    ids and their index entries are deleted, with tombstones in both changelogs."""
+    t = proc_env.topics
+    quotes = [f"q-{i}" for i in range(4)]
+    _send_accounts_and_quotes(proc_env, quotes)
+    worker = proc_env.start_worker(
+        INTERLOCK_PROCESSORS__STORE="rocksdb://",
+        INTERLOCK_PROCESSORS__DEDUP_TTL_S="3",
+        INTERLOCK_PROCESSORS__DEDUP_SWEEP_INTERVAL_S="1",
+    )
+    proc_env.wait_for(t.create_order, lambda ev: len(ev) >= len(quotes))
+    seen_log = f"{proc_env.app_id}-seen-changelog"
+    index_log = f"{proc_env.app_id}-expiry-changelog"
+
+    def forgotten(records: list[RawRecord]) -> bool:
+        marked = {r.key for r in records if r.value is not None}
+        return bool(marked) and marked <= {r.key for r in records if r.value is None}
+
+    seen = proc_env.wait_for_raw(seen_log, forgotten, timeout=60)
+    assert forgotten(seen), worker.output()
+    index = proc_env.wait_for_raw(index_log, forgotten, timeout=30)
+    assert forgotten(index), worker.output()
+    marked = {r.key for r in seen if r.value is not None}
+    indexed = {(r.key or b"").decode().strip('"').split("|", 2)[2] for r in index if r.value}
+    assert {(k or b"").decode().strip('"') for k in marked} <= indexed
     assert worker.stop() == 0, worker.output()
