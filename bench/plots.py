@@ -72,8 +72,8 @@ def plot_pipeline(pipeline: Mapping[str, Any], out_dir: Path) -> list[Path]:
 def plot_vs_baseline(sections: Sequence[Section], out_dir: Path) -> Path | None:
     """One horizontal bar per figure: its ratio to its same-run baseline (1.0 = baseline)."""
     plt = _pyplot()
-    # the broker's own costs are not Interlock's figures; in both, a higher ratio is worse
-    skipped = ("broker", "recovery")
+    # the broker's own costs are not Interlock's figures; in all three, a higher ratio is worse
+    skipped = ("broker", "recovery", "sweep")
     rows = [(s.name, r) for s in sections if s.name not in skipped for r in s.rows if r.ratio]
     rows = [(n, r) for n, r in rows if r.baseline_label not in ("offered", "simulator sent")]
     if not rows:

@@ -59,6 +59,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("quote_to_order", _module("quote_to_order"), ["--quotes", "2000"], 1200),
         Benchmark("quix", _module("quix"), ["--quotes", "2000"], 900),
         Benchmark("recovery", _module("recovery"), ["--quotes", "3000", "--restarts", "1"]),
+        Benchmark("sweep", _module("sweep"), ["--sizes", "20000", "--repeat", "2"]),
         Benchmark("pipeline", _module("pipeline"), ["--quick"], 3600, 600),
         Benchmark("broker", _module("broker"), ["--sizes", "500,2000", "--rounds", "100"], 600),
     )

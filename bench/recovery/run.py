@@ -52,7 +52,10 @@ from processors.topics import ProcessorTopics  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "recovery.json"
 OFFSET_KEY = b"__faust\0offset__"
-TABLES = ("accounts", "identity", "seen", "orders", "parked", "correlation", "writebacks", "lines")
+TABLES = (
+    "accounts", "identity", "seen", "orders", "parked", "correlation", "writebacks", "lines",
+    "expiry",
+)  # fmt: skip
 
 
 class Worker:

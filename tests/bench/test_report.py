@@ -242,3 +242,18 @@ def test_recovery_section_compares_stored_offsets_with_a_replay_from_the_start(
     assert "0.33x" in ready
     assert "0.11x" in _line(md, "| worker CPU until consuming")
     assert "153,000 changelog records" in md
+
+
+SWEEP = {
+    "due_share": 0.01, "repeat": 5,
+    "by_size": [{"ids": 1000000, "due": 10000, "walk_ms": 3000.0, "index_ms": 15.0}],
+}  # fmt: skip
+
+
+def test_sweep_section_compares_the_index_with_the_walk(tmp_path: Path) -> None:
+    _write(tmp_path, "sweep", SWEEP)
+    md = render_results(build_sections(tmp_path), MACHINE)
+    row = _line(md, "| 1,000,000 ids, 10,000 due: find them")
+    assert "15 ms" in row
+    assert "3.00 s" in row
+    assert "0.01x" in row

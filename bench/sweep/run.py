@@ -1,0 +1,131 @@
+"""The dedup sweep on RocksDB: reading the time index up to what is due vs walking every id.
+
+One RocksDB database (rocksdict, keys and values JSON-encoded as Faust stores them) holds a
+partition's ``seen`` ids, marked over a span of time so that ``--due`` of them are past the TTL,
+and a second one holds their ``expiry`` index entries. Per size in ``--sizes``, best of
+``--repeat``, each run finds the ids due:
+
+- baseline, the walk (what ``memory://`` still does, and ``rocksdb://`` did): every key and
+  value read and decoded, then ``expired_event_ids_by_partition``;
+- the index: ``processors.expiry.ExpiryIndex.due`` through ``rocksdb_partition_keys``, which
+  reads the index from its start and stops at the first entry not yet due.
+
+Deleting what is due costs the same either way (it is linear in what expired) and is not timed.
+Faust's table layer over the store is left out of both. Writes bench/results/sweep.json.
+
+    python -m bench.sweep.run [--sizes 100000,1000000] [--due 0.01] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from rocksdict import Options, Rdict, WriteBatch  # noqa: E402
+
+from processors.domain.housekeeping import expired_event_ids_by_partition  # noqa: E402
+from processors.expiry import SEEN, ExpiryIndex, index_key, rocksdb_partition_keys  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "sweep.json"
+OFFSET_KEY = b"__faust\0offset__"
+TTL = 7 * 24 * 3600.0
+NOW = 1_800_000_000.0
+
+
+def _fill(seen: Rdict, index: Rdict, size: int, due: float) -> None:
+    """``size`` ids marked one after another; the first ``due`` share before NOW - TTL."""
+    start = NOW - TTL - due * 3600.0
+    step = 3600.0 / size  # marked over an hour: the due share falls before the cutoff
+    batch_seen, batch_index = WriteBatch(raw_mode=True), WriteBatch(raw_mode=True)
+    for i in range(size):
+        at = start + i * step
+        event_id = str(uuid.uuid4())
+        batch_seen.put(json.dumps(event_id).encode(), json.dumps([at, 0]).encode())
+        batch_index.put(json.dumps(index_key(at, SEEN, event_id)).encode(), b"1")
+        if (i + 1) % 50_000 == 0:
+            seen.write(batch_seen)
+            index.write(batch_index)
+            batch_seen, batch_index = WriteBatch(raw_mode=True), WriteBatch(raw_mode=True)
+    seen.write(batch_seen)
+    index.write(batch_index)
+    seen[OFFSET_KEY] = b"1"
+    index[OFFSET_KEY] = b"1"
+
+
+def _walk(seen: Rdict) -> int:
+    items = (
+        (json.loads(k), json.loads(v)) for k, v in seen.items() if k != OFFSET_KEY
+    )  # the decoded items Faust's table.items() yields
+    return len(expired_event_ids_by_partition(items, NOW, TTL).get(0, []))
+
+
+def _best(fn: Any, repeat: int) -> tuple[float, int]:
+    best, found = float("inf"), 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        found = fn()
+        best = min(best, time.perf_counter() - started)
+    return best, found
+
+
+def measure(size: int, due: float, repeat: int, tmp: Path) -> dict[str, Any]:
+    options = Options(raw_mode=True)
+    seen = Rdict(str(tmp / f"seen-{size}"), options)
+    index = Rdict(str(tmp / f"expiry-{size}"), options)
+    try:
+        _fill(seen, index, size, due)
+        store = SimpleNamespace(_dbs={0: index}, offset_key=OFFSET_KEY, _decode_key=json.loads)
+        expiry = ExpiryIndex(None, rocksdb_partition_keys(SimpleNamespace(data=store)), size)
+        walk_s, walked = _best(lambda: _walk(seen), repeat)
+        index_s, indexed = _best(lambda: len(expiry.due(0, NOW - TTL)), repeat)
+    finally:
+        seen.close()
+        index.close()
+    if walked != indexed:
+        raise RuntimeError(f"the walk found {walked} due ids, the index {indexed}")
+    return {
+        "ids": size,
+        "due": walked,
+        "walk_ms": round(walk_s * 1000, 2),
+        "index_ms": round(index_s * 1000, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--due", type=float, default=0.01)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory(prefix="interlock-bench-sweep-") as tmp:
+        rows = [measure(size, args.due, args.repeat, Path(tmp)) for size in sizes]
+    result = {
+        "due_share": args.due,
+        "repeat": args.repeat,
+        "by_size": rows,
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print("| ids | due | walk | index |")
+    print("|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['ids']:,} | {r['due']:,} | {r['walk_ms']:,} ms | {r['index_ms']:,} ms |")
+
+
+if __name__ == "__main__":
+    main()
