@@ -27,8 +27,10 @@ __all__ = ["DUE_BATCH", "SEEN", "WRITEBACK", "ExpiryIndex", "index_key", "rocksd
 
 SEEN = "s"
 WRITEBACK = "w"
-DUE_BATCH = 20_000
-"""Most index entries one partition's sweep handles per tick; the rest follow on the next ticks."""
+DUE_BATCH = 2_000
+"""Most index entries one partition's sweep handles per tick (each a table read and one or two
+deletes with their tombstones, on the event loop); the rest follow on the next ticks, so a
+partition forgets up to this many marks per tick interval."""
 
 PartitionKeys = Callable[[int], Iterator[str]]
 """The index's keys in one partition, in key order."""
