@@ -27,6 +27,7 @@ from contracts.ids import deterministic_event_id
 from contracts.models import Account, AccountEvent, Source
 from interlock.deadletter import RawRecord
 from processors.domain.accounts import decide_link, match_keys, merge_account
+from processors.state import read_any_partition
 
 if TYPE_CHECKING:
     from processors.pipeline import Pipeline
@@ -110,8 +111,10 @@ class Linker:
         view = _matchable(state)
         other = "crm" if _side(state) == "erp" else "erp"
         keys = [f"{other}|{k}" for k in match_keys(view)]
-        ids = {p.tables.identity.get(k) for k in keys} - {None, state["account_id"]}
-        found = [c for c in (p.tables.accounts.get(i) for i in ids) if c is not None]
+        # the other side's accounts may live in other partitions (other canonical ids)
+        identity, accounts = p.tables.identity, p.tables.accounts
+        ids = {read_any_partition(identity, k) for k in keys} - {None, state["account_id"]}
+        found = [c for c in (read_any_partition(accounts, i) for i in ids) if c is not None]
         candidates = [_matchable(c) for c in found]
         if not candidates:
             return

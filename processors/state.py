@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import faust
+from faust.streams import _current_event
 from faust.tables.table import Table
 from faust.types import TP
 
@@ -47,6 +48,7 @@ __all__ = [
     "Tables",
     "keep_tables_after_clean_stop",
     "make_tables",
+    "read_any_partition",
     "store_options",
     "uses_rocksdb",
 ]
@@ -119,6 +121,20 @@ class Tables:
     expiry: Any = None
     """``rocksdb://`` only: time-ordered entries of the marks in ``seen`` and ``writebacks``
     (``processors.expiry``)."""
+
+
+def read_any_partition(table: Any, key: str) -> Any:
+    """``table.get(key)`` from any partition this worker holds, not only the current event's.
+
+    Inside an event, Faust's RocksDB store reads only the event's partition, where the memory
+    store (one dict) reads them all. A lookup whose key may live in another partition (the
+    match index of account linking) reads outside the event, so both stores answer alike.
+    """
+    token = _current_event.set(None)
+    try:
+        return table.get(key)
+    finally:
+        _current_event.reset(token)
 
 
 def uses_rocksdb(proc: ProcessorSettings) -> bool:

@@ -101,6 +101,17 @@ def test_recovery_starts_after_the_offset_a_rocksdb_partition_holds() -> None:
     assert "self._dbs.pop(tp.partition" in _source(Store.revoke_partitions)
 
 
+def test_rocksdb_reads_in_an_event_stay_in_its_partition_and_outside_it_search_all() -> None:
+    # read_any_partition clears the event context around a lookup for that reason.
+    from faust.stores.rocksdb import Store
+    from faust.streams import current_event
+
+    get = _source(Store._get)
+    assert get.index("event = current_event()") < get.index("partition = event.message.partition")
+    assert "self._get_bucket_for_key(key)" in get
+    assert "_current_event.get(None)" in _source(current_event)
+
+
 def test_recovery_still_resumes_stream_partitions_before_seeking_them() -> None:
     # The order install_resume_streams_last corrects; if Faust fixes it, the wrapper can go.
     for step in (Recovery.on_recovery_completed, Recovery._resume_streams):
