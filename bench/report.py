@@ -85,7 +85,7 @@ class Row:
             _fmt(self.value, self.unit),
             self.baseline_label or "-",
             _fmt(self.baseline, self.unit) if self.baseline_label else "-",
-            f"{ratio:.2f}x" if ratio is not None else "-",
+            _ratio(ratio),
             self.target.text if self.target else "-",
             self.target.verdict(self.value, ratio) if self.target else "-",
         ]
@@ -114,6 +114,12 @@ class Section:
             lines.append("")
         lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return "-"
+    return f"{ratio:.4f}x" if ratio < 0.01 else f"{ratio:.2f}x"
 
 
 def _num(x: float) -> str:
@@ -370,10 +376,10 @@ def sweep_section(d: Mapping[str, Any]) -> Section:
         s.rows.append(
             Row(
                 f"{r['ids']:,} ids, {r['due']:,} due: find them",
-                r["index_ms"] / 1000,
-                "s",
+                r["index_ms"],
+                "ms",
                 "walk every id (decode, compare)",
-                r["walk_ms"] / 1000,
+                r["walk_ms"],
             )
         )
     s.notes.append(
