@@ -12,7 +12,7 @@ from contracts import OrderEvent
 from interlock.deadletter import RawRecord
 from interlock.kafka import true_end_offsets
 from processors.state import CLEAN_STOP_MARKER
-from tests.processors.conftest import PARTITIONS, ProcessorsEnv
+from tests.processors.conftest import PARTITIONS, ProcessorsEnv, Worker
 from tests.processors.events import account_event, quote_event
 
 pytestmark = pytest.mark.integration
@@ -68,6 +68,32 @@ def _send_accounts_and_quotes(proc_env: ProcessorsEnv, quotes: list[str]) -> Non
         proc_env.send(t.quote, quote_event(quote, f"acc-{i % 4}"))
 
 
+def _ordered(proc_env: ProcessorsEnv, env: dict[str, str], quotes: list[str]) -> Worker:
+    """A worker that ordered every quote and read every command back into its tables."""
+    _send_accounts_and_quotes(proc_env, quotes)
+    worker = proc_env.start_worker(**env)
+    proc_env.wait_for(proc_env.topics.create_order, lambda ev: len(ev) >= len(quotes))
+    create_order = proc_env.topics.create_order
+    assert worker.wait_metric("interlock_events_consumed_total", len(quotes), topic=create_order)
+    return worker
+
+
+def _replays_are_duplicates(
+    proc_env: ProcessorsEnv, env: dict[str, str], quotes: list[str]
+) -> None:
+    """Restart on the same data, send the quotes again under new event ids: every one is a
+    duplicate (quote id + revision) only if the orders table came back whole."""
+    t = proc_env.topics
+    worker = proc_env.start_worker(**env)
+    for i, quote in enumerate(quotes):
+        proc_env.send(t.quote, quote_event(quote, f"acc-{i % 4}", version=2))
+    assert worker.wait_metric(
+        "interlock_events_consumed_total", len(quotes), topic=t.quote, outcome="duplicate"
+    ) == len(quotes), worker.output()
+    assert len(proc_env.events(t.create_order)) == len(quotes)
+    assert worker.stop() == 0, worker.output()
+
+
 def _persisted_offsets(data_dir: Path, table: str) -> dict[int, int | None]:
     """Partition → the changelog offset stored in that table partition's database (None: none)."""
     from rocksdict import AccessType, Options, Rdict
@@ -88,15 +114,10 @@ def _persisted_offsets(data_dir: Path, table: str) -> dict[int, int | None]:
 def test_rocksdb_tables_record_the_changelog_offset_they_hold(proc_env: ProcessorsEnv) -> None:
     """After a clean stop each table partition holds its changelog's last offset, so a restarted
     worker's recovery replays only what follows; the restored state still catches duplicates."""
-    t = proc_env.topics
     data = proc_env.tmp / "rocks"
     env = {"INTERLOCK_PROCESSORS__STORE": "rocksdb://", "INTERLOCK_PROCESSORS__DATA_DIR": str(data)}
     quotes = [f"q-{i}" for i in range(12)]
-    _send_accounts_and_quotes(proc_env, quotes)
-    worker = proc_env.start_worker(**env)
-    proc_env.wait_for(t.create_order, lambda ev: len(ev) >= len(quotes))
-    # every command read back: each quote's order state is in the orders changelog
-    assert worker.wait_metric("interlock_events_consumed_total", len(quotes), topic=t.create_order)
+    worker = _ordered(proc_env, env, quotes)
     assert worker.stop() == 0, worker.output()
     assert list(data.glob(f"**/{CLEAN_STOP_MARKER}")), worker.output()
 
@@ -109,16 +130,7 @@ def test_rocksdb_tables_record_the_changelog_offset_they_hold(proc_env: Processo
         stored = _persisted_offsets(data, table)
         assert {p: stored.get(p) for p in held} == held, (table, stored, worker.output())
 
-    # a restart on the same data: the same quotes again under new event ids are duplicates
-    # (quote id + revision) only if the orders table came back with every order in it
-    worker = proc_env.start_worker(**env)
-    for i, quote in enumerate(quotes):
-        proc_env.send(t.quote, quote_event(quote, f"acc-{i % 4}", version=2))
-    assert worker.wait_metric(
-        "interlock_events_consumed_total", len(quotes), topic=t.quote, outcome="duplicate"
-    ) == len(quotes), worker.output()
-    assert len(proc_env.events(t.create_order)) == len(quotes)
-    assert worker.stop() == 0, worker.output()
+    _replays_are_duplicates(proc_env, env, quotes)
 
 
 def test_rocksdb_tables_are_rebuilt_from_their_changelogs_after_a_crash(
@@ -128,14 +140,10 @@ def test_rocksdb_tables_are_rebuilt_from_their_changelogs_after_a_crash(
     (here: order states removed behind its back). The next start must not trust them."""
     from rocksdict import Options, Rdict
 
-    t = proc_env.topics
     data = proc_env.tmp / "rocks"
     env = {"INTERLOCK_PROCESSORS__STORE": "rocksdb://", "INTERLOCK_PROCESSORS__DATA_DIR": str(data)}
     quotes = [f"q-{i}" for i in range(8)]
-    _send_accounts_and_quotes(proc_env, quotes)
-    worker = proc_env.start_worker(**env)
-    proc_env.wait_for(t.create_order, lambda ev: len(ev) >= len(quotes))
-    assert worker.wait_metric("interlock_events_consumed_total", len(quotes), topic=t.create_order)
+    worker = _ordered(proc_env, env, quotes)
     time.sleep(1.5)  # a commit or two: the partitions hold changelog offsets by now
     assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
     assert not list(data.glob(f"**/{CLEAN_STOP_MARKER}"))
@@ -151,14 +159,7 @@ def test_rocksdb_tables_are_rebuilt_from_their_changelogs_after_a_crash(
         finally:
             db.close()
 
-    worker = proc_env.start_worker(**env)
-    for i, quote in enumerate(quotes):
-        proc_env.send(t.quote, quote_event(quote, f"acc-{i % 4}", version=2))
-    assert worker.wait_metric(
-        "interlock_events_consumed_total", len(quotes), topic=t.quote, outcome="duplicate"
-    ) == len(quotes), worker.output()
-    assert len(proc_env.events(t.create_order)) == len(quotes)
-    assert worker.stop() == 0, worker.output()
+    _replays_are_duplicates(proc_env, env, quotes)
 
 
 def test_rocksdb_sweep_forgets_expired_ids_through_the_time_index(proc_env: ProcessorsEnv) -> None:
