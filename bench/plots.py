@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bench.report import Section
+    from bench.table import Section
 
 __all__ = ["plot_all", "plot_pipeline", "plot_vs_baseline"]
 

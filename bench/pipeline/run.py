@@ -203,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> None:
               os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "external", "runs": runs}  # fmt: skip
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    from bench.report import pipeline_section
+    from bench.sections import pipeline_section
 
     print(pipeline_section(report).markdown())
 

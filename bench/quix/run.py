@@ -117,7 +117,7 @@ def main() -> None:
     result = run(args.quotes, args.accounts)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    from bench.report import quix_section
+    from bench.sections import quix_section
 
     print(quix_section(result).markdown())
 

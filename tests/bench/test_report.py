@@ -9,13 +9,8 @@ from typing import Any
 import pytest
 
 from bench.plots import plot_all
-from bench.report import (
-    CDC_TARGET,
-    HANDOFF_TARGET,
-    build_sections,
-    render_results,
-    write_results,
-)
+from bench.report import build_sections, render_results, write_results
+from bench.sections import CDC_TARGET, HANDOFF_TARGET
 
 pytestmark = pytest.mark.unit
 
