@@ -114,6 +114,8 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
         s.rows.append(Row(label, base, "events/s", "", None, WORKER_TARGET))
     if not any(r.target is SCALING_TARGET for r in s.rows):
         s.notes.append("2 workers ≥ 1.6x one: not measured by this benchmark (see the pipeline)")
+    if d.get("store"):
+        s.notes.append(f"the workers' table store: `{d['store']}`")
     if d.get("note"):
         s.notes.append(str(d["note"]))
     return s

@@ -140,7 +140,7 @@ class ProcessorSettings(BaseModel):
     """The Faust worker: identity, state store and group timings."""
 
     app_id: str = "interlock-processors"
-    store: str = "memory://"
+    store: str = "rocksdb://"
     web_port: int = Field(default=6066, ge=0, le=65535)
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 1.0

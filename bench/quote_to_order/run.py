@@ -43,6 +43,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from contracts import decode, encode  # noqa: E402
 from interlock.broker import EmbeddedBroker, free_port  # noqa: E402
 from interlock.kafka import true_end_offsets  # noqa: E402
+from interlock.settings import load_settings  # noqa: E402
 from processors.topics import ProcessorTopics  # noqa: E402
 from tests.processors.events import account_event, quote_event  # noqa: E402
 
@@ -198,6 +199,7 @@ def run_faust(
     workers: int = 1,
     rates: tuple[int, ...] = (),
     steady_s: float = 10.0,
+    store: str,
 ) -> dict[str, dict[str, Any]]:
     """``workers`` worker processes in one group: a burst, then the steady ``rates``."""
     tag = uuid.uuid4().hex[:8]
@@ -215,6 +217,7 @@ def run_faust(
                 "INTERLOCK_PROCESSORS__APP_ID": app_id,
                 "INTERLOCK_PROCESSORS__TOPIC_PREFIX": topics.prefix,
                 "INTERLOCK_PROCESSORS__SESSION_TIMEOUT_S": "6",
+                "INTERLOCK_PROCESSORS__STORE": store,
                 "INTERLOCK_PROCESSORS__DATA_DIR": str(tmp / tag / str(n)),
                 "INTERLOCK_METRICS__PORT": str(port),
                 "INTERLOCK_LOG_LEVEL": "WARNING",
@@ -285,6 +288,11 @@ def main() -> None:
     parser.add_argument("--rates", default="1000,5000", help="steady offered loads, events/s")
     parser.add_argument("--steady-s", type=float, default=10.0)
     parser.add_argument("--no-scaling", action="store_true", help="skip the 2-worker run")
+    parser.add_argument(
+        "--store",
+        default=load_settings().processors.store,
+        help="the workers' table store (default: INTERLOCK_PROCESSORS__STORE's)",
+    )
     args = parser.parse_args()
     rates = tuple(int(r) for r in args.rates.split(",") if r)
     tmp = ROOT / ".interlock" / "bench"
@@ -294,11 +302,19 @@ def main() -> None:
         if not bootstrap:
             bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
         one = run_faust(
-            bootstrap, args.quotes, args.accounts, tmp, rates=rates, steady_s=args.steady_s
+            bootstrap,
+            args.quotes,
+            args.accounts,
+            tmp,
+            rates=rates,
+            steady_s=args.steady_s,
+            store=args.store,
         )
         two = None
         if not args.no_scaling:
-            two = run_faust(bootstrap, args.quotes, args.accounts, tmp, workers=2)["burst"]
+            two = run_faust(
+                bootstrap, args.quotes, args.accounts, tmp, workers=2, store=args.store
+            )["burst"]
         plain = run_plain(bootstrap, args.quotes, args.accounts)
     faust = one["burst"]
     steady = {f"{rate}_per_s": one[f"rate{rate}"] for rate in rates}
@@ -306,6 +322,7 @@ def main() -> None:
         "benchmark": "quote_to_order",
         "target_events_per_s": TARGET,
         "partitions": PARTITIONS,
+        "store": args.store,
         "faust_worker": faust,
         "faust_steady": steady,
         "faust_two_workers": two,
