@@ -56,7 +56,12 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("serde", _module("serde"), ["--events", "1000", "--repeat", "1"], 300),
         Benchmark("webhooks", _module("webhooks"), ["--requests", "200", "--concurrency", "8"]),
         Benchmark("cdc", _module("cdc"), ["--rows", "5000"]),
-        Benchmark("quote_to_order", _module("quote_to_order"), ["--quotes", "2000"], 1200),
+        Benchmark(
+            "quote_to_order",
+            [*_module("quote_to_order"), "--compare-store", "memory://"],
+            ["--quotes", "2000"],
+            1200,
+        ),
         Benchmark("quix", _module("quix"), ["--quotes", "2000"], 900),
         Benchmark("recovery", _module("recovery"), ["--quotes", "3000", "--restarts", "1"]),
         Benchmark("sweep", _module("sweep"), ["--sizes", "20000", "--repeat", "2"]),

@@ -87,6 +87,8 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
             continue
         workers = int(entry.get("workers", 2 if "two" in key else 1))
         name = key.replace("_", " ")
+        if entry.get("store"):
+            name = f"faust worker on {entry['store']}"
         s.rows.append(Row(name, entry["events_per_s"], "events/s", label, base, WORKER_TARGET))
         s.rows.append(Row(f"{name}: latency p99", entry.get("latency_p99_s"), "s", label,
                           plain.get("latency_p99_s")))  # fmt: skip
@@ -169,6 +171,8 @@ def pipeline_section(d: Mapping[str, Any]) -> Section:
         if not saturated.get(1):
             s.notes.append("one worker kept up at every offered load: the 2-vs-1 ratio shows "
                            "the offered load, not the workers' capacity")  # fmt: skip
+    if d.get("store"):
+        s.notes.append(f"the workers' table store: `{d['store']}`")
     s.notes.append("all services, the broker and the simulator share the machine's cores: "
                    "a second worker competes with them for CPU")  # fmt: skip
     s.notes.append(f"each load for {d.get('duration_s')} s; rates from /metrics counters over "

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from interlock.settings import load_settings
 from ops.simulator.live import (
     MetricSample,
     Snapshot,
@@ -200,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(json.dumps({k: v for k, v in r.items() if k != "series"}), flush=True)
     report = {"benchmark": "pipeline", "duration_s": args.duration, "drain_s": args.drain,
               "quick": args.quick, "broker": "embedded tansu" if not
-              os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "external", "runs": runs}  # fmt: skip
+              os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "external",
+              "store": load_settings().processors.store, "runs": runs}  # fmt: skip
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     from bench.sections import pipeline_section

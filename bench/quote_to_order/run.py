@@ -293,6 +293,11 @@ def main() -> None:
         default=load_settings().processors.store,
         help="the workers' table store (default: INTERLOCK_PROCESSORS__STORE's)",
     )
+    parser.add_argument(
+        "--compare-store",
+        default="",
+        help="also a 1-worker burst on this store (make bench: memory://), beside the default's",
+    )
     args = parser.parse_args()
     rates = tuple(int(r) for r in args.rates.split(",") if r)
     tmp = ROOT / ".interlock" / "bench"
@@ -315,6 +320,11 @@ def main() -> None:
             two = run_faust(
                 bootstrap, args.quotes, args.accounts, tmp, workers=2, store=args.store
             )["burst"]
+        other = None
+        if args.compare_store and args.compare_store != args.store:
+            other = run_faust(bootstrap, args.quotes, args.accounts, tmp, store=args.compare_store)[
+                "burst"
+            ]
         plain = run_plain(bootstrap, args.quotes, args.accounts)
     faust = one["burst"]
     steady = {f"{rate}_per_s": one[f"rate{rate}"] for rate in rates}
@@ -326,6 +336,7 @@ def main() -> None:
         "faust_worker": faust,
         "faust_steady": steady,
         "faust_two_workers": two,
+        "faust_worker_other_store": {**other, "store": args.compare_store} if other else None,
         "scaling_two_vs_one": round(two["events_per_s"] / faust["events_per_s"], 3)
         if two
         else None,
