@@ -334,15 +334,21 @@ class Settings(BaseSettings):
         )
 
     def with_embedded_state(self) -> Settings:
-        """A copy whose workers keep their local tables under ``<data_dir>/embedded``.
+        """A copy whose workers keep their tables under ``<data_dir>/embedded``, in memory.
 
         The embedded broker keeps nothing between runs, so a worker's local store must not
         either: a RocksDB table left by the last run would still hold keys (event ids seen,
         orders) that no changelog on the new broker backs. ``up`` empties that directory first.
+        What ``rocksdb://`` is for (bounded memory over days, restarts that read only the
+        changelogs' tail) cannot outlive the embedded broker, while its CPU cost is paid on the
+        same cores: at ``--simulate 500`` the stack got 423 actions/s through on ``memory://``
+        against 373 on ``rocksdb://`` (handoff p99 2.3 s against 4.3 s). So the store is
+        ``memory://`` here unless one was configured.
         """
-        processors = self.processors.model_copy(
-            update={"data_dir": str(Path(self.processors.data_dir) / "embedded")}
-        )
+        update: dict[str, Any] = {"data_dir": str(Path(self.processors.data_dir) / "embedded")}
+        if "store" not in self.processors.model_fields_set:
+            update["store"] = "memory://"
+        processors = self.processors.model_copy(update=update)
         return self.model_copy(update={"processors": processors})
 
     def model_post_init(self, __context: Any) -> None:

@@ -229,6 +229,7 @@ def _child_env(settings: Settings, plan: ServicePlan) -> dict[str, str]:
         # the topics were created with this many partitions; Faust's tables must agree
         "INTERLOCK_TOPICS__PARTITIONS": str(settings.topics.partitions),
         "INTERLOCK_PROCESSORS__DATA_DIR": settings.processors.data_dir,
+        "INTERLOCK_PROCESSORS__STORE": settings.processors.store,
         # One client id per service, so the broker's request metrics and quotas tell them apart.
         "INTERLOCK_KAFKA__CLIENT_ID": f"{settings.kafka.client_id}-{plan.name}",
         **plan.env,
@@ -363,6 +364,9 @@ def run_up(
             "topics",
             f"{len(report.status)} in catalog, {len(report.names('created'))} created, "
             f"{settings.topics.partitions} partition(s) by default",
+        )
+        table.add_row(
+            "worker tables", f"{settings.processors.store} in {settings.processors.data_dir}"
         )
         table.add_row("metrics", endpoint.url)
         for plan in plans:

@@ -177,6 +177,12 @@ def _scrape(client: httpx.Client, urls: dict[str, str]) -> tuple[list[MetricSamp
     return samples, worker
 
 
+def _store() -> str:
+    """The workers' table store in these runs (`up` keeps it in memory on the embedded broker)."""
+    settings = load_settings()
+    return (settings.with_embedded_state() if settings.embedded else settings).processors.store
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
@@ -202,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = {"benchmark": "pipeline", "duration_s": args.duration, "drain_s": args.drain,
               "quick": args.quick, "broker": "embedded tansu" if not
               os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "external",
-              "store": load_settings().processors.store, "runs": runs}  # fmt: skip
+              "store": _store(), "runs": runs}  # fmt: skip
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     from bench.sections import pipeline_section

@@ -33,7 +33,10 @@ def test_up_runs_answers_metrics_and_stops_on_sigint(tmp_path: Path) -> None:
     urls = re.findall(r"(http://127\.0\.0\.1:\d+/metrics)", output)
     assert len(urls) >= 6, output  # the supervisor's and every service's
     assert re.search(r"ready in [\d.]+ s: every consumer holds its partitions", output), output
+    # on the embedded broker the tables are in memory: nothing of them outlives the broker
+    assert re.search(r"worker tables\s+│ memory:// in \S*embedded", output), output
     try:
+        assert not list(tmp_path.glob("**/*.db")), list(tmp_path.glob("**/*.db"))
         for url in urls:
             body = _get(url)
             assert "process_resident_memory_bytes" in body

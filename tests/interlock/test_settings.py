@@ -95,6 +95,18 @@ def test_embedded_runs_keep_worker_state_apart(monkeypatch: pytest.MonkeyPatch) 
     assert loaded.processors.data_dir == "/var/lib/interlock"  # a copy
 
 
+def test_embedded_runs_keep_tables_in_memory_unless_a_store_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("INTERLOCK_PROCESSORS__STORE", raising=False)
+    defaults = load_settings(_env_file=None)
+    assert defaults.processors.store == "rocksdb://"  # the worker's default
+    assert defaults.with_embedded_state().processors.store == "memory://"
+    assert defaults.processors.store == "rocksdb://"  # a copy
+    monkeypatch.setenv("INTERLOCK_PROCESSORS__STORE", "rocksdb://")
+    assert load_settings(_env_file=None).with_embedded_state().processors.store == "rocksdb://"
+
+
 def test_a_run_on_the_embedded_broker_starts_with_empty_worker_state(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
