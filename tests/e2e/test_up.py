@@ -30,12 +30,12 @@ def _get(url: str, timeout: float = 30.0) -> str:
 def test_up_runs_answers_metrics_and_stops_on_sigint(tmp_path: Path) -> None:
     proc, output = start_up(tmp_path)
     broker_pid = int(re.search(r"pid (\d+) \(in memory\)", output).group(1))  # type: ignore[union-attr]
-    urls = re.findall(r"(http://127\.0\.0\.1:\d+/metrics)", output)
-    assert len(urls) >= 6, output  # the supervisor's and every service's
-    assert re.search(r"ready in [\d.]+ s: every consumer holds its partitions", output), output
-    # on the embedded broker the tables are in memory: nothing of them outlives the broker
-    assert re.search(r"worker tables\s+│ memory:// in \S*embedded", output), output
-    try:
+    try:  # stop the stack whatever fails
+        urls = re.findall(r"(http://127\.0\.0\.1:\d+/metrics)", output)
+        assert len(urls) >= 6, output  # the supervisor's and every service's
+        assert re.search(r"ready in [\d.]+ s: every consumer holds its partitions", output), output
+        # on the embedded broker the tables are in memory: nothing of them outlives the broker
+        assert re.search(r"worker tables\s+│ memory:// in \S*embedded", output), output
         assert not list(tmp_path.glob("**/*.db")), list(tmp_path.glob("**/*.db"))
         for url in urls:
             body = _get(url)
