@@ -1,4 +1,5 @@
-"""Readiness: a consumer's assigned-partitions gauge; waiting for every service to hold some."""
+"""Readiness: a consumer's assigned-partitions gauge; waiting for every service to hold some; the lag
+the drain wait reads."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import threading
 import time
 from collections.abc import Callable
 
+from prometheus_client import Gauge
+
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, subscribe
 from interlock.metrics import new_registry, serve_metrics
-from interlock.probes import assigned_partitions, wait_until_ready
+from interlock.probes import assigned_partitions, consumer_lag, wait_until_ready
 from interlock.settings import Settings
 
 
@@ -64,3 +67,23 @@ def test_wait_until_ready_reports_a_silent_service_and_gives_up_when_told() -> N
     assert time.monotonic() - started < 5
     stop.set()
     assert wait_until_ready(silent, 30, stop, interval=0.05) == ["gone"]
+
+
+def test_consumer_lag_counts_work_topics_of_interlock_groups_not_the_worker_clock() -> None:
+    registry = new_registry(process=False)
+    lag = Gauge(
+        "interlock_consumer_lag_messages",
+        "lag",
+        ["group", "topic", "partition"],
+        registry=registry,
+    )
+    endpoint = serve_metrics(registry, "127.0.0.1", 0)
+    try:
+        lag.labels("interlock-processors", "interlock-processors-ticks", "0").set(1)
+        lag.labels("interlock-processors", "canonical.quote.v1", "0").set(0)
+        lag.labels("someone-else", "canonical.quote.v1", "0").set(7)
+        assert consumer_lag(endpoint.url) == 0  # caught up: a tick in flight is no work
+        lag.labels("interlock-sinks", "commands.erp.create-order", "1").set(3)
+        assert consumer_lag(endpoint.url) == 3
+    finally:
+        endpoint.stop()
