@@ -1,5 +1,5 @@
-"""Readiness: a consumer's assigned-partitions gauge; waiting for every service to hold some; the lag
-the drain wait reads."""
+"""Readiness: a consumer's assigned-partitions gauge; waiting for every service to hold some;
+the lag that the drain wait reads."""
 
 from __future__ import annotations
 
