@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from rich.console import Console
 
+from processors.topics import CLOCK_SUFFIX
+
 __all__ = ["assigned_partitions", "consumer_lag", "wait_for_drain", "wait_until_ready"]
 
 
@@ -39,16 +41,12 @@ def assigned_partitions(metrics_url: str, timeout: float = 2.0) -> int | None:
     return None if samples is None else int(sum(s.value for s in samples))
 
 
-CLOCK_TOPIC_SUFFIX = "-ticks"
-"""The worker's clock topic (``<app id>-ticks``): a tick a second per partition, so a record is
-nearly always in flight on it and its committed lag is 0 only by chance. It carries no work."""
-
-
 def consumer_lag(url: str, timeout: float = 5.0) -> float | None:
     """Total lag of Interlock's consumer groups on work topics, as the exporter at ``url`` says.
 
-    The worker's clock topic is left out (:data:`CLOCK_TOPIC_SUFFIX`): waiting for it to read 0
-    twice in a row kept ``--check`` waiting 60-100 s after every other topic had caught up.
+    The worker's clock topic is left out (``processors.topics.CLOCK_SUFFIX``): its committed lag
+    is 0 only by chance, and waiting for it to read 0 twice in a row kept ``--check`` waiting
+    60-100 s after every other topic had caught up.
     """
     samples = _samples(url, "interlock_consumer_lag_messages", timeout)
     if samples is None:
@@ -57,7 +55,7 @@ def consumer_lag(url: str, timeout: float = 5.0) -> float | None:
         s.value
         for s in samples
         if s.labels.get("group", "").startswith("interlock")
-        and not s.labels.get("topic", "").endswith(CLOCK_TOPIC_SUFFIX)
+        and not s.labels.get("topic", "").endswith(CLOCK_SUFFIX)
     ]
     return sum(lags) if lags else None
 

@@ -129,7 +129,7 @@ def register_agents(
     canonical = app.topic(*topics.canonical_inputs(), **raw_topic)
     commands = app.topic(*topics.commands(), **raw_topic)
     ticks = app.topic(
-        f"{topics.prefix}{proc.app_id}-ticks",
+        topics.clock(proc.app_id),
         partitions=partitions,
         internal=True,
         retention=timedelta(hours=1),

@@ -6,7 +6,11 @@ from dataclasses import dataclass
 
 from interlock.settings import Settings
 
-__all__ = ["ProcessorTopics"]
+__all__ = ["CLOCK_SUFFIX", "ProcessorTopics"]
+
+CLOCK_SUFFIX = "-ticks"
+"""Ends the worker's clock topic (``<prefix><app id>-ticks``): a tick a second per partition, so
+a record is nearly always in flight on it. It carries no work."""
 
 
 @dataclass(frozen=True)
@@ -89,3 +93,7 @@ class ProcessorTopics:
             "cancel-order": self.cancel_order,
             "update-deal": self.update_deal,
         }[kind]
+
+    def clock(self, app_id: str) -> str:
+        """The worker's clock topic: its ticks drive the parked scan and the dedup sweep."""
+        return self.name(f"{app_id}{CLOCK_SUFFIX}")

@@ -67,7 +67,7 @@ def test_sigkill_and_rebalance_mid_stream_keep_one_order_per_quote(proc_env: Pro
     second = proc_env.start_worker()
     _wait_count(proc_env, killed_at + 200, timeout=60)
     third = proc_env.start_worker()  # joins mid-stream: partitions move between workers
-    ticks = f"{t.prefix}{proc_env.app_id}-ticks"
+    ticks = t.clock(proc_env.app_id)
     assert third.wait_metric("interlock_events_consumed_total", 1, topic=ticks) >= 1
     _send_quotes(proc_env, range(QUOTES // 2, QUOTES))
 
