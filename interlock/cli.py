@@ -6,7 +6,7 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
@@ -121,11 +121,23 @@ def broker(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (default: a free one).")
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Apache Kafka's data directory, kept across restarts."),
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="kafka or tansu (default: INTERLOCK_EMBEDDED_BROKER).")
+    ] = None,
 ) -> None:
     """Run the embedded broker standalone until SIGINT/SIGTERM; prints its bootstrap address."""
-    from interlock.broker import EmbeddedBroker
+    from interlock.broker import BrokerKind, choose_embedded, embedded_broker
 
     configure_logging("INFO")
+    settings = _settings()
+    if kind not in (None, "kafka", "tansu"):
+        raise typer.BadParameter("--kind is kafka or tansu")
+    chosen: BrokerKind = choose_embedded(settings).kind if kind is None else cast(BrokerKind, kind)
+    directory = data_dir or Path(settings.broker.data_dir or ".interlock/kafka")
     stop = threading.Event()
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -133,13 +145,17 @@ def broker(
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    with EmbeddedBroker(port=port) as embedded:
+    with embedded_broker(settings, chosen, port=port, data_dir=directory) as embedded:
         print(embedded.bootstrap_servers, flush=True)
+        where = f"data in {directory}" if embedded.kind == "kafka" else "in memory"
+        console.print(f"{embedded.kind} {embedded.version}, {where}", style="dim")
         console.print(
             f"export INTERLOCK_KAFKA__BOOTSTRAP_SERVERS={embedded.bootstrap_servers}", style="dim"
         )
         while not stop.wait(0.5):
-            pass
+            if not embedded.alive():
+                console.print(f"[red]the broker exited[/]: {embedded.log_tail()}")
+                raise typer.Exit(1)
 
 
 @app.command()

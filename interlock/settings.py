@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "BrokerSettings",
     "CdcSettings",
     "DlqSettings",
     "HubSpotWebhookSettings",
@@ -93,6 +94,26 @@ class KafkaSettings(BaseModel):
             conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
         conf.update(self.extra)
         return conf
+
+
+class BrokerSettings(BaseModel):
+    """The embedded Apache Kafka broker (``interlock broker``, ``interlock up``, the tests)."""
+
+    heap_mb: int = Field(default=768, ge=256, description="The broker JVM's heap (-Xmx), MiB.")
+    java_home: str | None = Field(
+        default=None, description="A JDK >= 17 to run it (default: JAVA_HOME, then java on PATH)."
+    )
+    jar_cache: str | None = Field(
+        default=None,
+        description="Where Maven's resolved jars are kept (default: ~/.cache/interlock/jars).",
+    )
+    data_dir: str | None = Field(
+        default=None,
+        description=(
+            "The broker's log directory for `interlock broker` (default: .interlock/kafka);"
+            " a restart on the same directory keeps every topic and record."
+        ),
+    )
 
 
 class CdcSettings(BaseModel):
@@ -291,6 +312,14 @@ class Settings(BaseSettings):
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    embedded_broker: Literal["auto", "kafka", "tansu"] = Field(
+        default="auto",
+        description=(
+            "The broker started when none is configured: Apache Kafka where Java >= 17 and Maven"
+            " (or the cached jars) are present, else Tansu; `kafka` or `tansu` forces one."
+        ),
+    )
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
     schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
     topics: TopicDefaults = Field(default_factory=TopicDefaults)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import sys
 import threading
@@ -27,7 +28,14 @@ from rich.console import Console
 from rich.table import Table
 
 from contracts.topics import load_catalog
-from interlock.broker import EmbeddedBroker, embedded_run_settings, free_port
+from interlock.broker import (
+    BrokerChoice,
+    BrokerProcess,
+    choose_embedded,
+    embedded_broker,
+    embedded_run_settings,
+    free_port,
+)
 from interlock.kafka import make_admin
 from interlock.metrics import new_registry, serve_metrics
 from interlock.probes import wait_for_drain, wait_until_ready
@@ -269,7 +277,8 @@ def run_up(
         stop.set()
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    broker: EmbeddedBroker | None = None
+    broker: BrokerProcess | None = None
+    choice: BrokerChoice | None = None
     supervisor = Supervisor(options.log_dir)
     endpoint = None
     monitor: Monitor | None = None
@@ -278,8 +287,13 @@ def run_up(
     exit_code = 0
     try:
         if settings.embedded:
-            broker = EmbeddedBroker().start()
-            settings = embedded_run_settings(settings, broker.bootstrap_servers, options.workers)
+            choice = choose_embedded(settings)
+            # a fresh log directory per run: the worker tables and --check start from nothing,
+            # while a broker restarted within the run keeps what it had (see _heal_broker)
+            data_dir = options.log_dir.parent / "kafka"
+            shutil.rmtree(data_dir, ignore_errors=True)
+            broker = embedded_broker(settings, choice.kind, data_dir=data_dir).start()
+            settings = embedded_run_settings(settings, broker, options.workers)
         report = apply_catalog(
             make_admin(settings),
             load_catalog(),
@@ -358,8 +372,8 @@ def run_up(
 
         table = Table(title="Interlock is up", show_header=False)
         table.add_row("Kafka bootstrap", settings.kafka.bootstrap_servers or "")
-        if broker is not None:
-            table.add_row("embedded broker", f"pid {broker.pid} (in memory)")
+        if broker is not None and choice is not None:
+            table.add_row("embedded broker", _broker_banner(broker, choice))
         table.add_row(
             "topics",
             f"{len(report.status)} in catalog, {len(report.names('created'))} created, "
@@ -421,6 +435,8 @@ def run_up(
                     console.print(f"[red]simulator exited with code {code}[/]")
                     exit_code = 1
                 break
+            if broker is not None and not broker.alive() and not stop.is_set():
+                _heal_broker(broker, console)
             for service in supervisor.dead():
                 running.labels(service.name).set(0)
                 code = service.proc.returncode if service.proc else None
@@ -438,7 +454,12 @@ def run_up(
             usage_end = sample(_pids(supervisor, broker))
             usage_load_end = usage_load_end or usage_end
             console.print(resources_table(usage_start, usage_early, usage_load_end, usage_end))
-            growth = _broker_growth_line(usage_start, usage_early, usage_load_end)
+            growth = _broker_growth_line(
+                broker.kind if broker is not None else None,
+                usage_start,
+                usage_early,
+                usage_load_end,
+            )
             if growth is not None:
                 console.print(growth)
         if monitor_thread is not None:
@@ -469,7 +490,34 @@ def run_up(
         console.print(f"stopped: {', '.join(f'{k}={v}' for k, v in codes.items()) or 'nothing'}")
 
 
-def _pids(supervisor: Supervisor, broker: EmbeddedBroker | None) -> dict[str, int]:
+def _broker_banner(broker: BrokerProcess, choice: BrokerChoice) -> str:
+    if broker.kind == "kafka":
+        where = f"data in {getattr(broker, 'data_dir', '?')}"
+        name = f"Apache Kafka {broker.version} (KRaft)"
+    else:
+        where = "in memory: a restart loses every record"
+        name = f"Tansu {broker.version}"
+    return f"{name}, pid {broker.pid}, {where}; {choice.reason}"
+
+
+def _heal_broker(broker: BrokerProcess, console: Console) -> None:
+    """Restart a dead embedded broker on its port and data directory, as a supervisor would.
+
+    Apache Kafka comes back with every topic and record (its log is on disk); the services'
+    clients reconnect by themselves. Tansu comes back empty, so on Tansu this cannot heal the
+    run; it is tried all the same so that the services fail loudly rather than hang.
+    """
+    console.print(f"[red]the embedded {broker.kind} broker died[/]; restarting it")
+    try:
+        broker.stop()
+        broker.start()
+        console.print(f"embedded broker back on {broker.bootstrap_servers} (pid {broker.pid})")
+    except Exception as exc:
+        console.print(f"[red]the embedded broker did not come back[/]: {exc}")
+        time.sleep(2.0)
+
+
+def _pids(supervisor: Supervisor, broker: BrokerProcess | None) -> dict[str, int]:
     """Every process of the run by name: the services, ``up`` itself and the embedded broker."""
     pids = {s.name: s.proc.pid for s in supervisor.services if s.proc is not None and s.running}
     pids["up"] = os.getpid()
@@ -479,10 +527,13 @@ def _pids(supervisor: Supervisor, broker: EmbeddedBroker | None) -> dict[str, in
 
 
 def _broker_growth_line(
-    start: dict[str, Usage], early: dict[str, Usage], load_end: dict[str, Usage]
+    broker_kind: str | None,
+    start: dict[str, Usage],
+    early: dict[str, Usage],
+    load_end: dict[str, Usage],
 ) -> str | None:
     """Why the embedded broker's CPU share climbed at the same offered load, when it did."""
-    if not all("broker" in s for s in (start, early, load_end)):
+    if broker_kind != "tansu" or not all("broker" in s for s in (start, early, load_end)):
         return None
     before = cpu_share(start["broker"], early["broker"])
     after = cpu_share(early["broker"], load_end["broker"])

@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests need, only when missing:
+# Install the Debian packages the tests and the embedded stack need, only when missing:
+#   postgresql and postgresql-<major>-wal2json for the CDC tests (throwaway servers in temp dirs),
 #   prometheus (prometheus + promtool) for the alert-rule tests and the dashboard e2e test,
-#   postgresql-<major>-wal2json for the CDC tests (the PostgreSQL server itself is expected).
+#   a JDK >= 17 and Maven for the embedded Apache Kafka broker (its jars come from Maven Central).
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
-for dir in /usr/lib/postgresql/*/; do
-  [ -d "$dir" ] || continue
-  major=$(basename "$dir")
-  [ -f "$dir/lib/wal2json.so" ] || need+=("postgresql-${major}-wal2json")
-done
+pg_bins=(/usr/lib/postgresql/*/bin/initdb)
+if [ ! -x "${pg_bins[0]}" ]; then
+  need+=(postgresql postgresql-15-wal2json)
+else
+  for dir in /usr/lib/postgresql/*/; do
+    [ -d "$dir" ] || continue
+    major=$(basename "$dir")
+    [ -f "$dir/lib/wal2json.so" ] || need+=("postgresql-${major}-wal2json")
+  done
+fi
+java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1 || true)
+if [ -z "${java_major}" ] || [ "${java_major}" -lt 17 ]; then
+  need+=(openjdk-17-jdk-headless)
+fi
+command -v mvn >/dev/null 2>&1 || need+=(maven)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

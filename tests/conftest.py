@@ -1,8 +1,9 @@
 """Shared fixtures: one broker per session, and factories for unique topics and groups.
 
 The broker is, in order of preference: the one named by ``KAFKA_BOOTSTRAP_SERVERS``;
-testcontainers' Kafka when ``INTERLOCK_TEST_BROKER=testcontainers`` and Docker answers; the
-embedded Tansu broker otherwise.
+testcontainers' Kafka when ``INTERLOCK_TEST_BROKER=testcontainers`` and a Docker engine
+answers (skipped cleanly where none does); the embedded Tansu broker when
+``INTERLOCK_TEST_BROKER=tansu``; the embedded Apache Kafka broker otherwise.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from interlock.broker import EmbeddedBroker
+from interlock.apache_kafka import KafkaBroker
+from interlock.broker import BrokerKind, BrokerProcess
 from interlock.settings import Settings
+from interlock.tansu import TansuBroker
 
 
 def _docker_available() -> bool:
@@ -30,6 +33,16 @@ def _docker_available() -> bool:
     return True
 
 
+def suite_broker_kind() -> BrokerKind:
+    """The kind of broker the suite runs on (a given bootstrap is taken to be Apache Kafka)."""
+    return "tansu" if os.environ.get("INTERLOCK_TEST_BROKER") == "tansu" else "kafka"
+
+
+def private_broker() -> BrokerProcess:
+    """A broker of the suite's kind for a test that must stop or kill it (not started yet)."""
+    return TansuBroker() if suite_broker_kind() == "tansu" else KafkaBroker()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap servers of the broker every integration test uses."""
@@ -37,13 +50,20 @@ def kafka_bootstrap() -> Iterator[str]:
     if configured:
         yield configured
         return
-    if os.environ.get("INTERLOCK_TEST_BROKER") == "testcontainers" and _docker_available():
+    chosen = os.environ.get("INTERLOCK_TEST_BROKER", "kafka")
+    if chosen == "testcontainers":
+        if not _docker_available():
+            pytest.skip("INTERLOCK_TEST_BROKER=testcontainers, but no Docker engine answers")
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return
-    with EmbeddedBroker() as broker:
+    if chosen == "tansu":
+        with TansuBroker() as tansu:
+            yield tansu.bootstrap_servers
+        return
+    with KafkaBroker() as broker:
         yield broker.bootstrap_servers
 
 

@@ -31,8 +31,9 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from interlock.broker import EmbeddedBroker
+from interlock.broker import embedded_broker
 from interlock.resources import usage
+from interlock.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "broker.json"
@@ -115,7 +116,7 @@ class Partition:
 
 def run(sizes: list[int], rounds: int, batch: int) -> dict[str, Any]:
     by_size: list[dict[str, Any]] = []
-    with EmbeddedBroker() as broker:
+    with embedded_broker(Settings(_env_file=None)) as broker:
         assert broker.pid is not None
         single = Partition(broker.bootstrap_servers, broker.pid)
         for size in sizes:

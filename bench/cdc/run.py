@@ -24,7 +24,7 @@ from connectors.cdc.consumer import CdcStage
 from connectors.cdc.postgres import PostgresSource, PostgresSourceConfig
 from contracts.models import EVENT_MODELS
 from contracts.serde import make_serializer
-from interlock.broker import EmbeddedBroker
+from interlock.broker import embedded_broker
 from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer
@@ -131,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.rows
     results: dict[str, Any] = {"rows": n}
-    with EmbeddedBroker() as broker, throwaway_postgres() as admin_dsn:
+    with embedded_broker(Settings(_env_file=None)) as broker, throwaway_postgres() as admin_dsn:
         settings = Settings(_env_file=None).with_bootstrap(broker.bootstrap_servers)  # type: ignore[call-arg]
         admin = AdminClient(settings.kafka.librdkafka())
         prefix = f"b{uuid.uuid4().hex[:6]}."

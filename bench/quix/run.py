@@ -89,14 +89,17 @@ def run(quotes: int, accounts: int) -> dict[str, Any]:
         return {**result, "status": "unavailable", "reason": f"quixstreams not installed: {exc}"}
     result["quixstreams"] = quixstreams.__version__
     from bench.quote_to_order import run as q2o
-    from interlock.broker import EmbeddedBroker
+    from interlock.broker import embedded_broker
+    from interlock.settings import Settings
 
     tmp = ROOT / ".interlock" / "bench" / "quix"
     tmp.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
-            bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
+            bootstrap = stack.enter_context(
+                embedded_broker(Settings(_env_file=None))
+            ).bootstrap_servers
         result["plain_confluent_loop"] = q2o.run_plain(bootstrap, quotes, accounts)
         try:
             result["quix_streams"] = _run_quix(bootstrap, quotes, accounts, tmp)

@@ -41,9 +41,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from contracts import decode, encode  # noqa: E402
-from interlock.broker import EmbeddedBroker, free_port  # noqa: E402
+from interlock.broker import embedded_broker, free_port  # noqa: E402
 from interlock.kafka import true_end_offsets  # noqa: E402
-from interlock.settings import load_settings  # noqa: E402
+from interlock.settings import Settings, load_settings  # noqa: E402
 from processors.topics import ProcessorTopics  # noqa: E402
 from tests.processors.events import account_event, quote_event  # noqa: E402
 
@@ -305,7 +305,9 @@ def main() -> None:
     with ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
-            bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
+            bootstrap = stack.enter_context(
+                embedded_broker(Settings(_env_file=None))
+            ).bootstrap_servers
         one = run_faust(
             bootstrap,
             args.quotes,

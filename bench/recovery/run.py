@@ -46,8 +46,9 @@ from bench.quote_to_order.run import (  # noqa: E402
     _produce,
     _wait,
 )
-from interlock.broker import EmbeddedBroker, free_port  # noqa: E402
+from interlock.broker import embedded_broker, free_port  # noqa: E402
 from interlock.resources import usage  # noqa: E402
+from interlock.settings import Settings  # noqa: E402
 from processors.topics import ProcessorTopics  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "recovery.json"
@@ -203,7 +204,7 @@ def main() -> None:
         if bootstrap:
             result = run(bootstrap, args.quotes, args.accounts, args.restarts, Path(tmp))
         else:
-            with EmbeddedBroker() as broker:
+            with embedded_broker(Settings(_env_file=None)) as broker:
                 result = run(
                     broker.bootstrap_servers, args.quotes, args.accounts, args.restarts, Path(tmp)
                 )

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from connectors.webhooks.service import build_receiver
-from interlock.broker import EmbeddedBroker, free_port
+from interlock.broker import embedded_broker, free_port
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry
 from interlock.settings import Settings, StandardWebhookSettings, WebhookSettings
@@ -167,7 +167,7 @@ def main() -> None:
     if external:
         result = run(external, args.requests, args.concurrency)
     else:
-        with EmbeddedBroker() as broker:
+        with embedded_broker(Settings(_env_file=None)) as broker:
             result = run(broker.bootstrap_servers, args.requests, args.concurrency)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

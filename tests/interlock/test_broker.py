@@ -8,14 +8,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
-from interlock.broker import EmbeddedBroker
+from interlock.apache_kafka import KafkaBroker
+from interlock.broker import BrokerProcess
 from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
+from interlock.tansu import TansuBroker
 from tests.conftest import consume_n
 from tests.e2e.stack import process_alive
 
@@ -50,12 +53,15 @@ def test_true_end_offsets_count_every_record_of_batched_produces(
     assert sum(ends.values()) == 1000
 
 
-def test_embedded_broker_stops_with_its_parent() -> None:
+@pytest.mark.parametrize(
+    ("module", "cls"), [("apache_kafka", "KafkaBroker"), ("tansu", "TansuBroker")]
+)
+def test_embedded_broker_stops_with_its_parent(module: str, cls: str) -> None:
     """A broker started by a process that is SIGKILLed does not outlive it."""
     code = (
         "import sys, time\n"
-        "from interlock.broker import EmbeddedBroker\n"
-        "b = EmbeddedBroker().start()\n"
+        f"from interlock.{module} import {cls}\n"
+        f"b = {cls}().start()\n"
         "print(b.pid, flush=True)\n"
         "time.sleep(60)\n"
     )
@@ -70,8 +76,9 @@ def test_embedded_broker_stops_with_its_parent() -> None:
     assert not process_alive(broker_pid)
 
 
-def test_standalone_broker_answers_metadata_and_stops() -> None:
-    with EmbeddedBroker() as broker:
+@pytest.mark.parametrize("make", [KafkaBroker, TansuBroker], ids=["kafka", "tansu"])
+def test_standalone_broker_answers_metadata_and_stops(make: Callable[[], BrokerProcess]) -> None:
+    with make() as broker:
         metadata = AdminClient({"bootstrap.servers": broker.bootstrap_servers}).list_topics(
             timeout=10
         )
@@ -79,3 +86,38 @@ def test_standalone_broker_answers_metadata_and_stops() -> None:
         pid = broker.pid
     assert pid is not None
     assert not process_alive(pid)
+
+
+def test_kafka_broker_keeps_topics_and_records_across_a_kill_and_restart(
+    tmp_path: Path,
+) -> None:
+    """The embedded Apache Kafka keeps its log on disk: SIGKILL, start again, nothing lost."""
+    with KafkaBroker(data_dir=tmp_path / "kafka") as broker:
+        conf = {"bootstrap.servers": broker.bootstrap_servers}
+        AdminClient(conf).create_topics([NewTopic("kept", 2, 1)])["kept"].result(30)
+        producer = Producer({**conf, "enable.idempotence": True})
+        for i in range(500):
+            producer.produce("kept", key=str(i).encode(), value=f"v{i}".encode())
+        assert producer.flush(30) == 0
+        first_pid = broker.pid
+        broker.kill()
+        assert first_pid is not None
+        assert not process_alive(first_pid)
+        broker.start()
+        consumer = Consumer({**conf, "group.id": "after-restart", "auto.offset.reset": "earliest"})
+        consumer.subscribe(["kept"])
+        try:
+            received = consume_n(consumer, 500, timeout=60)
+        finally:
+            consumer.close()
+    assert sorted(int(m.key()) for m in received) == list(range(500))  # type: ignore[attr-defined]
+    assert (tmp_path / "kafka" / "logs" / "kept-0").is_dir()
+
+
+def test_broker_choice_follows_the_setting_and_java() -> None:
+    from interlock.broker import choose_embedded
+
+    assert choose_embedded(Settings(_env_file=None, embedded_broker="tansu")).kind == "tansu"
+    auto = choose_embedded(Settings(_env_file=None))
+    assert auto.kind == "kafka"  # this machine kind has Java 17 and Maven
+    assert "Java" in auto.reason

@@ -14,10 +14,10 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from contracts import OrderEvent
-from interlock.broker import EmbeddedBroker
 from interlock.settings import Settings
 from processors.app import STOP_GAVE_UP
 from processors.topics import ProcessorTopics
+from tests.conftest import private_broker
 from tests.processors.conftest import ProcessorsEnv, all_topics, create_topics
 from tests.processors.events import account_event, quote_event
 
@@ -60,7 +60,7 @@ def test_a_worker_whose_broker_is_gone_still_stops_on_sigterm(
 ) -> None:
     """Faust's own stop waits for the broker forever; the worker gives up after its timeout."""
     with ExitStack() as stack:
-        broker = stack.enter_context(EmbeddedBroker())  # its own: this test stops it
+        broker = stack.enter_context(private_broker())  # its own: this test stops it
         private = settings.with_bootstrap(broker.bootstrap_servers)
         topics = ProcessorTopics(f"gone{uuid.uuid4().hex[:8]}.")
         create_topics(AdminClient(private.kafka.librdkafka()), all_topics(topics))

@@ -33,6 +33,20 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return cmd
 
 
+def _allow_list_option() -> str:
+    """``-c output_plugin_libraries=wal2json`` where this build has that setting, else nothing.
+
+    Some builds allow-list decoding plugins with it; Debian's stock PostgreSQL 15 has no such
+    setting and refuses to start when it is given.
+    """
+    described = subprocess.run(
+        [str(BIN / "postgres"), "--describe-config"], capture_output=True, text=True, check=False
+    ).stdout
+    if any(line.split("\t", 1)[0] == "output_plugin_libraries" for line in described.splitlines()):
+        return "-c output_plugin_libraries=wal2json "
+    return ""
+
+
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
     """Yield a DSN (database ``postgres``) of a fresh logical-decoding Postgres."""
@@ -51,7 +65,7 @@ def throwaway_postgres() -> Iterator[str]:
     )
     opts = (
         f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} "
-        "-c wal_level=logical -c output_plugin_libraries=wal2json -c max_replication_slots=10 "
+        f"-c wal_level=logical {_allow_list_option()}-c max_replication_slots=10 "
         "-c max_wal_senders=10 -c fsync=off "
         "-c full_page_writes=off"
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import threading
 import time
 import uuid
@@ -13,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
@@ -21,7 +19,8 @@ from standardwebhooks.webhooks import Webhook
 from connectors.fakes.server import ServerThread
 from connectors.webhooks.service import build_mapper_loop, build_receiver, run_mapper
 from connectors.webhooks.signatures import hubspot_v3_signature
-from interlock.broker import broker_binary, free_port
+from interlock.apache_kafka import KafkaBroker
+from interlock.broker import BrokerProcess, free_port
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry
 from interlock.settings import (
@@ -30,6 +29,8 @@ from interlock.settings import (
     StandardWebhookSettings,
     WebhookSettings,
 )
+from interlock.tansu import TansuBroker
+from tests.conftest import suite_broker_kind
 from tests.connectors.proxy import TcpProxy
 
 HUBSPOT_SECRET = "hubspot-client-secret"
@@ -144,7 +145,7 @@ def receiver(settings: Settings, make_topic: Callable[..., str]) -> Iterator[Rec
 
 @dataclass
 class ProxiedBroker:
-    """A Tansu of its own that advertises the proxy's address, so every client goes through it."""
+    """A broker of its own that advertises the proxy's address, so every client goes through it."""
 
     proxy: TcpProxy
     bootstrap_servers: str
@@ -159,37 +160,21 @@ class ProxiedBroker:
 
 @pytest.fixture
 def proxied_broker() -> Iterator[ProxiedBroker]:
+    """A broker of the suite's kind whose clients all connect through a TCP proxy."""
     broker_port = free_port()
     proxy = TcpProxy("127.0.0.1", broker_port).start()
-    cmd = [
-        broker_binary(),
-        "broker",
-        "--listener-url",
-        f"tcp://127.0.0.1:{broker_port}",
-        "--advertised-listener-url",
-        f"tcp://127.0.0.1:{proxy.port}",
-        "--storage-engine",
-        "memory://tansu/",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    bootstrap = f"127.0.0.1:{proxy.port}"
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    advertised = f"127.0.0.1:{proxy.port}"
+    broker: BrokerProcess
+    if suite_broker_kind() == "tansu":
+        broker = TansuBroker(port=broker_port, advertised=advertised)
+    else:
+        broker = KafkaBroker(
+            port=broker_port, properties={"advertised.listeners": f"PLAINTEXT://{advertised}"}
+        )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                admin.list_topics(timeout=1.0)
-                break
-            except KafkaException:
-                assert proc.poll() is None, "tansu exited"
-                assert time.monotonic() < deadline, "tansu did not answer"
-                time.sleep(0.1)
-        yield ProxiedBroker(proxy, bootstrap, admin)
+        broker.start()
+        admin = AdminClient({"bootstrap.servers": advertised, "log_level": 0})
+        yield ProxiedBroker(proxy, advertised, admin)
     finally:
         proxy.close()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        broker.__exit__(None, None, None)

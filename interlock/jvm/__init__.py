@@ -1,0 +1,1 @@
+"""Maven poms and broker configuration for the JVM parts (Apache Kafka, Kafka Connect)."""
