@@ -28,7 +28,7 @@ system-tools: ## Install the Debian tools the tests use (promtool, prometheus) w
 	@./scripts/install-system-tools.sh
 
 .PHONY: run
-run: install ## Run the main job (interlock up) on the embedded broker; Ctrl-C stops it
+run: install ## Run the main job (interlock up) on the embedded broker (Apache Kafka where Java 17 runs); Ctrl-C stops it
 	$(BIN)/interlock up $(ARGS)
 
 .PHONY: lint
@@ -41,11 +41,16 @@ typecheck: install ## mypy on every package
 	$(BIN)/mypy
 
 .PHONY: pytest
-pytest: install system-tools ## The test suite (unit, integration, e2e)
+pytest: install system-tools ## The test suite on Apache Kafka (INTERLOCK_TEST_BROKER=tansu: on Tansu)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+.PHONY: smoke-tansu
+smoke-tansu: install ## The no-Java fallback: interlock up, and a short checked simulation, on Tansu
+	INTERLOCK_EMBEDDED_BROKER=tansu $(BIN)/interlock up --for 15
+	INTERLOCK_EMBEDDED_BROKER=tansu $(BIN)/interlock up --simulate 100 --for 30 --check --seed 7
+
 .PHONY: test
-test: lint typecheck pytest ## Everything CI checks: ruff, mypy, pytest
+test: lint typecheck pytest smoke-tansu ## Everything CI checks: ruff, mypy, pytest on Apache Kafka, the Tansu lane
 
 .PHONY: format
 format: install ## Format the code in place

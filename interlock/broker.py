@@ -258,6 +258,8 @@ def embedded_run_settings(
     run = settings.with_bootstrap(bootstrap)
     if isinstance(broker, str) or broker.kind == "tansu":
         run = run.with_embedded_topics(workers)
+        kafka = run.kafka.model_copy(update={"broker_kind": "tansu"})
+        run = run.model_copy(update={"kafka": kafka})
     run = run.with_embedded_state()
     with contextlib.suppress(OSError):
         shutil.rmtree(run.processors.data_dir)

@@ -16,6 +16,7 @@ from connectors.cdc.cli import cdc_app
 from connectors.webhooks.cli import sinks_command, webhooks_command
 from contracts.cli import app as contracts_app
 from contracts.topics import load_catalog
+from interlock.kafka import KafkaAccessError
 from interlock.logs import configure_logging
 from interlock.settings import Settings, load_settings
 from ops.dlq.cli import make_dlq_app
@@ -227,8 +228,12 @@ def topics_list(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point; a broker that refuses our access is one line and exit 2."""
+    try:
+        app()
+    except KafkaAccessError as exc:
+        typer.echo(f"interlock: {exc}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Kafka client factory: producers, consumers and admin clients built from the one Settings.
 
-Also the true end offset of a partition. Some Kafka-protocol brokers (the embedded Tansu among
-them) answer ListOffsets "latest" with the base offset of the last record batch + 1 instead of
-the last offset + 1, while Fetch reports the right high watermark. ``true_end_offsets`` reads
-from the reported end - 1 until the fetch says end of partition: exact on both kinds of broker.
+Also the end offset of a partition (``true_end_offsets``): the high watermark on Apache Kafka;
+on Tansu, whose ListOffsets is wrong, read from the fetch path (``interlock.tansu``).
+
+And a refused login or an untrusted broker certificate as an error: librdkafka retries those
+like any broken connection, so a command would wait out its whole timeout and then report only
+"broker transport failure". Admin clients from ``make_admin`` raise :class:`KafkaAccessError`
+instead, as soon as :func:`list_topics` sees the cause.
 """
 
 from __future__ import annotations
@@ -13,18 +16,22 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ClusterMetadata
 
+from contracts.errors import ConfigError
 from interlock.settings import Settings
 
 __all__ = [
+    "KafkaAccessError",
     "consumer_config",
+    "list_topics",
     "make_admin",
     "make_consumer",
     "make_producer",
     "produce",
     "producer_config",
+    "raise_access_error",
     "subscribe",
     "true_end_offsets",
 ]
@@ -96,10 +103,62 @@ def subscribe(consumer: Any, topics: Iterable[str], gauge: Any = None) -> None:
     consumer.subscribe(list(topics), on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
 
 
+class KafkaAccessError(ConfigError):
+    """The broker refused our login, or its TLS certificate is not trusted: retrying cannot help."""
+
+
+_ACCESS_ERRORS = {
+    KafkaError._AUTHENTICATION: (
+        "Kafka authentication failed",
+        "check INTERLOCK_KAFKA__SASL_MECHANISM, __SASL_USERNAME and __SASL_PASSWORD",
+    ),
+    KafkaError._SSL: (
+        "TLS connection to Kafka failed",
+        "check that INTERLOCK_KAFKA__SSL_CA_LOCATION holds the CA of the broker's certificate",
+    ),
+}
+
+
+def raise_access_error(error: KafkaError) -> None:
+    """A librdkafka ``error_cb``: raise KafkaAccessError for a refused login or TLS failure.
+
+    It runs in the client's ``poll``; every other error passes (librdkafka logs it and retries).
+    """
+    known = _ACCESS_ERRORS.get(error.code())
+    if known is not None:
+        what, hint = known
+        raise KafkaAccessError(f"{what}: {error.str()}; {hint}")
+
+
 def make_admin(settings: Settings, **overrides: Any) -> AdminClient:
+    """An admin client whose access errors :func:`list_topics` raises at once."""
     conf = settings.kafka.librdkafka()
+    conf["error_cb"] = raise_access_error
     conf.update(overrides)
     return AdminClient(conf)
+
+
+def list_topics(admin: AdminClient, timeout: float = 15.0) -> ClusterMetadata:
+    """``admin.list_topics``, but failing within a second when access is refused.
+
+    librdkafka hands the cause of a failed connection only to ``error_cb``, which runs in
+    ``poll``; so the metadata is asked for in growing steps with a poll in between, where the
+    callback of a :func:`make_admin` client raises.
+
+    Raises:
+        KafkaAccessError: the broker refused our credentials, or TLS verification failed.
+        KafkaException: no metadata within ``timeout`` for another reason (broker down).
+    """
+    deadline = time.monotonic() + timeout
+    step = 0.5
+    while True:
+        try:
+            return admin.list_topics(timeout=max(0.01, min(step, deadline - time.monotonic())))
+        except KafkaException:
+            admin.poll(0)  # a make_admin client's error_cb raises KafkaAccessError here
+            if time.monotonic() >= deadline:
+                raise
+        step *= 2
 
 
 def produce(producer: Any, topic: str, *args: Any, timeout: float = 30.0, **kwargs: Any) -> None:
@@ -127,55 +186,34 @@ def true_end_offsets(
     conf: Mapping[str, Any],
     partitions: Iterable[tuple[str, int]],
     timeout: float = 10.0,
+    *,
+    tansu: bool = False,
 ) -> dict[tuple[str, int], int]:
-    """The offset after the last record of each partition, exact even where ListOffsets is not.
+    """The offset after the last record of each partition (the high watermark).
 
     Args:
         conf: librdkafka base configuration (bootstrap and security).
         partitions: (topic, partition) pairs.
         timeout: overall time budget in seconds.
+        tansu: the broker is Tansu, whose ListOffsets is wrong after batched produces: read
+            the end from the fetch path instead (:func:`interlock.tansu.tansu_end_offsets`).
     """
     parts = list(partitions)
     if not parts:
         return {}
+    if tansu:
+        from interlock.tansu import tansu_end_offsets
+
+        return tansu_end_offsets(conf, parts, timeout)
     consumer = Consumer(
-        {
-            **conf,
-            "group.id": f"interlock-end-offsets-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_uncommitted",
-            "fetch.wait.max.ms": 10,
-        }
+        {**conf, "group.id": f"interlock-end-offsets-{uuid.uuid4()}", "enable.auto.commit": False}
     )
     try:
-        ends: dict[tuple[str, int], int] = {}
-        assign: list[TopicPartition] = []
-        for topic, partition in parts:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=timeout
+        return {
+            (topic, partition): int(
+                consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)[1]
             )
-            if high <= low:
-                ends[(topic, partition)] = high
-            else:
-                assign.append(TopicPartition(topic, partition, high - 1))
-                ends[(topic, partition)] = high
-        pending = {(tp.topic, tp.partition) for tp in assign}
-        if assign:
-            consumer.assign(assign)
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            msg = consumer.poll(0.2)
-            if msg is None:
-                continue
-            key = (msg.topic() or "", msg.partition() or 0)
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
-                    ends[key] = max(ends.get(key, 0), int(msg.offset() or 0))
-                    pending.discard(key)
-                continue
-            ends[key] = max(ends.get(key, 0), int(msg.offset() or 0) + 1)
-        return ends
+            for topic, partition in parts
+        }
     finally:
         consumer.close()

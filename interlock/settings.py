@@ -50,6 +50,13 @@ class KafkaSettings(BaseModel):
     ssl_key_location: str | None = None
     ssl_key_password: SecretStr | None = None
     client_id: str = "interlock"
+    broker_kind: Literal["kafka", "tansu"] = Field(
+        default="kafka",
+        description=(
+            "The broker's software: `tansu` turns on the workarounds for Tansu 0.6's defects"
+            " (interlock.tansu); the embedded runner sets it. Apache Kafka needs none."
+        ),
+    )
     fetch_wait_max_ms: int = Field(
         default=100,
         ge=1,
@@ -70,6 +77,11 @@ class KafkaSettings(BaseModel):
     extra: dict[str, str] = Field(
         default_factory=dict, description="Any other librdkafka property, passed through as is."
     )
+
+    @property
+    def tansu(self) -> bool:
+        """True when the broker is Tansu, whose defects need the workarounds in interlock.tansu."""
+        return self.broker_kind == "tansu"
 
     def librdkafka(self) -> dict[str, Any]:
         """The common librdkafka configuration: bootstrap, client id and security options."""

@@ -8,6 +8,7 @@ from typing import Literal
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from contracts.topics import TopicCatalog, TopicSpec
+from interlock.kafka import list_topics
 
 __all__ = ["Drift", "TopicReport", "TopicStatus", "apply_catalog", "inspect_catalog"]
 
@@ -55,7 +56,7 @@ def inspect_catalog(
 ) -> TopicReport:
     """Compare the catalog with the broker without changing anything."""
     report = TopicReport()
-    metadata = admin.list_topics(timeout=timeout)
+    metadata = list_topics(admin, timeout)  # KafkaAccessError at once if access is refused
     existing = {name: len(t.partitions) for name, t in metadata.topics.items()}
     present = [t for t in catalog.topics if t.name in existing]
     configs: dict[str, dict[str, str]] = {}

@@ -232,6 +232,7 @@ def _child_env(settings: Settings, plan: ServicePlan) -> dict[str, str]:
     assert settings.kafka.bootstrap_servers is not None
     return {
         "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "INTERLOCK_KAFKA__BROKER_KIND": settings.kafka.broker_kind,
         "INTERLOCK_METRICS__PORT": str(plan.metrics_port),
         "INTERLOCK_LOG_LEVEL": settings.log_level,
         # the topics were created with this many partitions; Faust's tables must agree
@@ -364,6 +365,7 @@ def run_up(
                 [sys.executable, "-m", "interlock.cli", *sim_args],
                 {
                     "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
+                    "INTERLOCK_KAFKA__BROKER_KIND": settings.kafka.broker_kind,
                     "INTERLOCK_KAFKA__CLIENT_ID": f"{settings.kafka.client_id}-simulator",
                     "INTERLOCK_LOG_LEVEL": settings.log_level,
                     **extra_env,

@@ -1,11 +1,8 @@
 """The Faust application, configured from the one Settings, and how a worker runs it.
 
-Faust's table recovery reads each changelog partition up to the high watermark that ListOffsets
-reports. Some Kafka-protocol brokers (the embedded Tansu among them) report the base offset of
-the last record batch + 1 there, so after batched changelog writes recovery stops early and a
-restarted worker serves stale values without any error. ``_true_highwaters`` replaces the
-recovery's highwaters with the true end offsets, read from the fetch path; on Apache Kafka the
-two agree and the correction changes nothing.
+On Tansu (``kafka.broker_kind``), ``create_app`` also installs that broker's workarounds
+(``interlock.tansu.install_worker_workarounds``: true changelog highwaters, the configured
+fetch wait); on Apache Kafka none of them runs.
 
 Faust 0.15.3 also ends a recovery by resuming the stream partitions *before* it seeks them to
 their committed offsets, then resumes flow control, which clears the stream queues. Records that
@@ -18,7 +15,6 @@ partitions until the recovery step has sought them and resumed flow control.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
@@ -32,7 +28,6 @@ from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
-from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
 from processors.delivery import install_direct_delivery
 from processors.state import ChangelogCheckpoints
@@ -41,11 +36,9 @@ __all__ = [
     "STOP_GAVE_UP",
     "InterlockApp",
     "create_app",
-    "install_fetch_max_wait",
     "install_fetch_snapshot",
     "install_resume_streams_last",
     "install_seek_uncommitted_to_start",
-    "install_true_highwaters",
     "run_worker",
 ]
 
@@ -66,8 +59,8 @@ class InterlockApp(faust.App):
     interlock_settings: Settings
     flush_hooks: list[FlushHook]
     fetch_max_wait_ms: int | None = None
-    """Longest wait of the worker consumer's fetch (None: Faust's 1,500 ms); the worker passes
-    ``kafka.fetch_wait_max_ms``."""
+    """Longest wait of the worker consumer's fetch on Tansu (None: Faust's 1,500 ms); the worker
+    passes ``kafka.fetch_wait_max_ms``. Apache Kafka answers a fetch as soon as data arrives."""
     checkpoints: ChangelogCheckpoints | None = None
     """The RocksDB tables' changelog offsets (``rocksdb://`` only)."""
 
@@ -148,46 +141,15 @@ def create_app(
     app.interlock_settings = settings
     app.flush_hooks = []
     app.fetch_max_wait_ms = fetch_max_wait_ms
-    install_true_highwaters()
-    install_fetch_max_wait()
+    if settings.kafka.tansu:
+        from interlock.tansu import install_worker_workarounds
+
+        install_worker_workarounds()
     install_resume_streams_last()
     install_fetch_snapshot()
     install_seek_uncommitted_to_start()
     install_direct_delivery()
     return app
-
-
-_original_build_highwaters = Recovery._build_highwaters
-
-
-async def _true_highwaters(
-    self: Recovery, consumer: Any, tps: Any, destination: Any, title: str
-) -> None:
-    await _original_build_highwaters(self, consumer, tps, destination, title)
-    app = self.app
-    settings: Settings | None = getattr(app, "interlock_settings", None)
-    if settings is None or not tps:
-        return
-    wanted = [(tp.topic, tp.partition) for tp in tps]
-    ends: Mapping[tuple[str, int], int] = await asyncio.to_thread(
-        true_end_offsets, settings.kafka.librdkafka(), wanted
-    )
-    corrected = 0
-    for (topic, partition), end in ends.items():
-        tp = TP(topic, partition)
-        # Faust keeps "highwater" as the last offset (end - 1); -1 means empty.
-        value = end - 1 if end > 0 else -1
-        if destination.get(tp) != value:
-            corrected += 1
-        destination[tp] = value
-    if corrected:
-        log.info("corrected %d %s changelog highwaters to the true end offsets", corrected, title)
-
-
-def install_true_highwaters() -> None:
-    """Make table recovery read changelogs to their true end (idempotent)."""
-    if Recovery._build_highwaters is not _true_highwaters:
-        Recovery._build_highwaters = _true_highwaters  # type: ignore[method-assign]
 
 
 def _resume_streams_last(
@@ -266,30 +228,6 @@ def install_seek_uncommitted_to_start() -> None:
     """Seek stream partitions without a committed offset to their start (idempotent)."""
     if AIOKafkaConsumerThread.seek_to_committed is not _seek_to_committed_or_start:
         AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed_or_start  # type: ignore[method-assign]
-
-
-# Faust hard-codes 1,500 ms for its aiokafka consumer's fetch wait. The worker uses the consumers'
-# setting instead (``kafka.fetch_wait_max_ms``, 100 ms): on the embedded Tansu a fetch waits for
-# data up to that long (1,500 ms gave quote -> command p50 ~0.6 s, p99 ~1.6 s at 1,000 quotes/s);
-# Apache Kafka answers as soon as data arrives, where a shorter wait only means more empty
-# fetches of an idle worker.
-
-_original_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
-
-
-def _create_worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> Any:
-    consumer = _original_create_worker_consumer(self, transport)
-    wait = getattr(self.app, "fetch_max_wait_ms", None)
-    if wait is not None:
-        # Read by AIOKafkaConsumer.start() when it builds its Fetcher (aiokafka 0.14).
-        consumer._fetch_max_wait_ms = wait
-    return consumer
-
-
-def install_fetch_max_wait() -> None:
-    """Let an app's ``fetch_max_wait_ms`` reach its worker consumer (idempotent)."""
-    if AIOKafkaConsumerThread._create_worker_consumer is not _create_worker_consumer:
-        AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
 
 
 STOP_GAVE_UP = 3

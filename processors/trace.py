@@ -133,7 +133,8 @@ def read_topics(settings: Settings, topics: Iterable[str], timeout: float = 30.0
         if name in metadata.topics and metadata.topics[name].error is None
         for p in metadata.topics[name].partitions
     ]
-    ends = {tp: end for tp, end in true_end_offsets(conf, wanted).items() if end > 0}
+    ends = true_end_offsets(conf, wanted, tansu=settings.kafka.tansu)
+    ends = {tp: end for tp, end in ends.items() if end > 0}
     if not ends:
         return []
     consumer = Consumer({**conf, "group.id": f"trace-{uuid.uuid4()}", "enable.auto.commit": False})

@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from contracts.errors import ConfigError, Reason
 from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
-from interlock.kafka import make_admin, make_producer
+from interlock.kafka import list_topics, make_admin, make_producer
 from interlock.metrics import new_registry, serve_metrics
 from interlock.settings import Settings
 from processors.agents import register_agents
@@ -31,10 +31,11 @@ def check_copartitioning(settings: Settings, timeout: float = 15.0) -> int:
     """The shared partition count of the canonical and command topics.
 
     Raises:
-        ConfigError: a topic is missing or has a different partition count (named).
+        ConfigError: a topic is missing or has a different partition count (named), or
+            the broker refused access (``KafkaAccessError``: credentials, TLS trust).
     """
     topics = ProcessorTopics.from_settings(settings).copartitioned()
-    metadata = make_admin(settings).list_topics(timeout=timeout)
+    metadata = list_topics(make_admin(settings), timeout)
     counts = {
         name: len(meta.partitions) if meta.error is None else None
         for name, meta in metadata.topics.items()

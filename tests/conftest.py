@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -19,6 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from interlock.apache_kafka import KafkaBroker
 from interlock.broker import BrokerKind, BrokerProcess
+from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
 from interlock.tansu import TansuBroker
 
@@ -36,6 +38,13 @@ def _docker_available() -> bool:
 def suite_broker_kind() -> BrokerKind:
     """The kind of broker the suite runs on (a given bootstrap is taken to be Apache Kafka)."""
     return "tansu" if os.environ.get("INTERLOCK_TEST_BROKER") == "tansu" else "kafka"
+
+
+def end_offsets(
+    conf: Mapping[str, Any], partitions: Iterable[tuple[str, int]], timeout: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """``true_end_offsets`` on the suite's broker (Tansu needs its workaround)."""
+    return true_end_offsets(conf, partitions, timeout, tansu=suite_broker_kind() == "tansu")
 
 
 def private_broker() -> BrokerProcess:
@@ -60,6 +69,7 @@ def kafka_bootstrap() -> Iterator[str]:
             yield container.get_bootstrap_server()
         return
     if chosen == "tansu":
+        os.environ["INTERLOCK_KAFKA__BROKER_KIND"] = "tansu"  # for every service a test starts
         with TansuBroker() as tansu:
             yield tansu.bootstrap_servers
         return
@@ -72,6 +82,7 @@ def settings(kafka_bootstrap: str) -> Settings:
     """Settings pointing at the test broker, with short group timings."""
     base = Settings(_env_file=None)
     configured = base.with_bootstrap(kafka_bootstrap)
+    configured.kafka.broker_kind = suite_broker_kind()
     configured.processors.session_timeout_s = 6.0
     return configured
 

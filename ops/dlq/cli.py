@@ -328,7 +328,9 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
             typer.confirm(f"Purge {len(chosen)} dead letter(s) of {name}?", abort=True)
         conf = s.kafka.librdkafka()
         if filt.empty and filt.limit is None:
-            ends = true_end_offsets(conf, [(name, p) for p in topic_partitions(conf, name)])
+            ends = true_end_offsets(
+                conf, [(name, p) for p in topic_partitions(conf, name)], tansu=s.kafka.tansu
+            )
             if truncate(make_admin(s), name, ends):
                 out.print(f"truncated {name}: {len(chosen)} record(s) deleted")
                 return

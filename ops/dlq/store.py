@@ -1,8 +1,8 @@
 """Reading dead-letter and audit topics to their exact end, and what the audit topics say.
 
-Counting must be exact on every broker, so a topic is read until the offset given by
-``interlock.kafka.true_end_offsets`` (a ListOffsets "latest" alone is wrong on Tansu after
-batched produces).
+Counting must be exact on every broker, so a topic is read until the fetch reports the end of
+each partition (librdkafka's partition EOF), never up to a ListOffsets answer (wrong on Tansu
+after batched produces).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from interlock.deadletter import RawRecord
-from interlock.kafka import true_end_offsets
 from ops.dlq.model import DeadLetter
 
 __all__ = [
@@ -79,8 +78,15 @@ def read_topic(
         TimeoutError: the end was not reached within ``timeout`` seconds.
     """
     parts = topic_partitions(conf, topic)
-    ends = true_end_offsets(conf, [(topic, p) for p in parts])
-    pending = {p for p in parts if ends.get((topic, p), 0) > 0}
+    consumer = _reader(conf)
+    try:
+        watermarks = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            for p in parts
+        }
+    finally:
+        consumer.close()
+    pending = {p for p, (low, high) in watermarks.items() if high > low}
     if not pending:
         return []
     consumer = _reader(conf)
@@ -103,8 +109,6 @@ def read_topic(
                 records.append(RawRecord.from_message(msg))
                 if on_record is not None:
                     on_record(1)
-                if (msg.offset() or 0) + 1 >= ends[(topic, partition)]:
-                    pending.discard(partition)
     finally:
         consumer.close()
     return records

@@ -23,7 +23,7 @@ def run_lag_exporter(
     from ops.lag.probe import LagProbe
 
     registry = new_registry()
-    probe = LagProbe(settings.kafka.librdkafka(), groups=groups)
+    probe = LagProbe(settings.kafka.librdkafka(), groups=groups, tansu=settings.kafka.tansu)
     exporter = LagExporter(
         probe,
         registry,

@@ -75,8 +75,10 @@ class LagProbe:
         groups: str = ".*",
         timeout: float = 10.0,
         exclude: str = r"^interlock-(end-offsets|lag-probe)-",
+        tansu: bool = False,
     ) -> None:
         self._conf = dict(conf)
+        self._tansu = tansu
         self._admin = AdminClient(self._conf)
         self._groups = re.compile(groups)
         self._exclude = re.compile(exclude)
@@ -99,7 +101,7 @@ class LagProbe:
         described = self._describe(group_ids)
         topics = {topic for offsets in committed.values() for topic, _ in offsets}
         partitions = self._partitions_of(topics)
-        ends = true_end_offsets(self._conf, partitions, timeout=self._timeout)
+        ends = true_end_offsets(self._conf, partitions, timeout=self._timeout, tansu=self._tansu)
         # A partition of a consumed topic without a commit counts from the log start.
         uncommitted = {
             tp

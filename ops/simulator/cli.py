@@ -52,7 +52,10 @@ def run_check(settings: Settings, ground_truth: Path) -> list[InvariantResult]:
     catalog = load_catalog()
     dlqs = sorted({dlq_topic(t.name) for t in catalog.topics if t.dead_letter})
     conf = settings.kafka.librdkafka()
-    observed = read_observed(conf, dlqs, decode, lambda c, parts: true_end_offsets(c, parts))
+    tansu = settings.kafka.tansu
+    observed = read_observed(
+        conf, dlqs, decode, lambda c, parts: true_end_offsets(c, parts, tansu=tansu)
+    )
     return check_invariants(truth, recorded, observed)
 
 

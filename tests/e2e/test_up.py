@@ -27,9 +27,19 @@ def _get(url: str, timeout: float = 30.0) -> str:
             time.sleep(0.5)
 
 
+def embedded_broker_pid(output: str) -> int:
+    """The embedded broker's pid from the banner, which names Apache Kafka, its version, why."""
+    found = re.search(
+        r"embedded broker\s+│ Apache Kafka 4\.\d+\.\d+ \(KRaft\), pid (\d+), data in \S+; Java \d+",
+        output,
+    )
+    assert found is not None, output
+    return int(found.group(1))
+
+
 def test_up_runs_answers_metrics_and_stops_on_sigint(tmp_path: Path) -> None:
     proc, output = start_up(tmp_path)
-    broker_pid = int(re.search(r"pid (\d+) \(in memory\)", output).group(1))  # type: ignore[union-attr]
+    broker_pid = embedded_broker_pid(output)
     try:  # stop the stack whatever fails
         urls = re.findall(r"(http://127\.0\.0\.1:\d+/metrics)", output)
         assert len(urls) >= 6, output  # the supervisor's and every service's
@@ -62,7 +72,7 @@ def test_up_runs_answers_metrics_and_stops_on_sigint(tmp_path: Path) -> None:
 
 def test_up_for_a_bounded_time_exits_zero(tmp_path: Path) -> None:
     proc, output = start_up(tmp_path, "--for", "3")
-    broker_pid = int(re.search(r"pid (\d+) \(in memory\)", output).group(1))  # type: ignore[union-attr]
+    broker_pid = embedded_broker_pid(output)
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output + rest
     assert not process_alive(broker_pid)

@@ -16,10 +16,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from interlock.apache_kafka import KafkaBroker
 from interlock.broker import BrokerProcess
-from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
 from interlock.tansu import TansuBroker
-from tests.conftest import consume_n
+from tests.conftest import consume_n, end_offsets
 from tests.e2e.stack import process_alive
 
 pytestmark = pytest.mark.integration
@@ -49,7 +48,7 @@ def test_true_end_offsets_count_every_record_of_batched_produces(
     for i in range(1000):
         producer.produce(topic, key=str(i % 10).encode(), value=b"v")
     producer.flush(30)
-    ends = true_end_offsets(settings.kafka.librdkafka(), [(topic, 0), (topic, 1)])
+    ends = end_offsets(settings.kafka.librdkafka(), [(topic, 0), (topic, 1)])
     assert sum(ends.values()) == 1000
 
 
@@ -94,7 +93,8 @@ def test_kafka_broker_keeps_topics_and_records_across_a_kill_and_restart(
     """The embedded Apache Kafka keeps its log on disk: SIGKILL, start again, nothing lost."""
     with KafkaBroker(data_dir=tmp_path / "kafka") as broker:
         conf = {"bootstrap.servers": broker.bootstrap_servers}
-        AdminClient(conf).create_topics([NewTopic("kept", 2, 1)])["kept"].result(30)
+        admin = AdminClient(conf)  # kept alive until the future is done
+        admin.create_topics([NewTopic("kept", 2, 1)])["kept"].result(30)
         producer = Producer({**conf, "enable.idempotence": True})
         for i in range(500):
             producer.produce("kept", key=str(i).encode(), value=f"v{i}".encode())

@@ -19,11 +19,11 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from contracts.errors import InterlockError, Reason
 from interlock.deadletter import RawRecord
 from interlock.kafka import make_consumer as kafka_consumer
-from interlock.kafka import make_producer, true_end_offsets
+from interlock.kafka import make_producer
 from interlock.retry import FailureRouter
 from interlock.settings import Settings
 from interlock.stage import StageLoop, with_retry_topics
-from tests.conftest import consume_n
+from tests.conftest import consume_n, end_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +132,7 @@ def test_503_twice_is_retried_via_retry_topics_while_the_partition_flows(
     assert max(later) < first_success_of_flaky
     assert loop.stats.retried == 2
     assert loop.stats.dead_lettered == 0
-    ends = true_end_offsets(
+    ends = end_offsets(
         settings.kafka.librdkafka(),
         [(f"retry.{topic}.{n}", 0) for n in (1, 2, 3)] + [(f"dlq.{topic}", 0)],
     )

@@ -15,6 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
+from interlock.apache_kafka import KAFKA_VERSION, shared_broker_properties
 from interlock.cli import app
 from tests.ops.promql import ROOT
 
@@ -66,6 +67,25 @@ def test_stack_has_kafka_kraft_schema_registry_prometheus_grafana_and_interlock(
     assert found["prometheus"]["image"].startswith("prom/prometheus:")
     assert found["grafana"]["image"].startswith("grafana/grafana:")
     assert set(found) >= INTERLOCK_SERVICES
+
+
+def test_compose_kafka_runs_the_embedded_brokers_version_and_settings() -> None:
+    """One set of broker settings: broker.properties, read by the embedded broker, and compose."""
+    kafka = services()["kafka"]
+    assert kafka["image"] == f"apache/kafka:{KAFKA_VERSION}"
+    env = {k: str(v) for k, v in kafka["environment"].items()}
+    shared = shared_broker_properties()
+    assert shared, "broker.properties is empty"
+    for key, value in shared.items():
+        assert env.get("KAFKA_" + key.upper().replace(".", "_")) == value, key
+    listener_keys = {
+        "KAFKA_LISTENERS",
+        "KAFKA_ADVERTISED_LISTENERS",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS",
+    }
+    extra = set(env) - listener_keys - {"KAFKA_" + k.upper().replace(".", "_") for k in shared}
+    assert not extra, f"set these in interlock/jvm/kafka/broker.properties instead: {extra}"
 
 
 @pytest.mark.parametrize("name", sorted(INTERLOCK_SERVICES))

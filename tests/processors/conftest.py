@@ -26,9 +26,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from contracts import Envelope, decode, encode
 from interlock.broker import free_port
 from interlock.deadletter import RawRecord
-from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
 from processors.topics import ProcessorTopics
+from tests.conftest import end_offsets
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
@@ -153,7 +153,7 @@ class ProcessorsEnv:
     def read_records(self, topic: str) -> list[RawRecord]:
         """Every record of ``topic`` (key, value, partition), read to its true end."""
         conf = self.settings.kafka.librdkafka()
-        ends = true_end_offsets(conf, [(topic, p) for p in range(PARTITIONS)])
+        ends = end_offsets(conf, [(topic, p) for p in range(PARTITIONS)])
         todo = {p: end for (_, p), end in ends.items() if end > 0}
         out: list[RawRecord] = []
         if not todo:

@@ -24,17 +24,13 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from processors.app import (
     _getmany_snapshot,
-    _original_build_highwaters,
-    _original_create_worker_consumer,
     _original_thread_getmany,
     _original_thread_seek_to_committed,
     _resume_streams_last,
     _seek_to_committed_or_start,
-    install_fetch_max_wait,
     install_fetch_snapshot,
     install_resume_streams_last,
     install_seek_uncommitted_to_start,
-    install_true_highwaters,
 )
 from processors.state import ProducedTable
 
@@ -48,15 +44,7 @@ def _source(fn: object) -> str:
 def test_tested_versions() -> None:
     faust_version = tuple(int(p) for p in version("faust-streaming").split(".")[:2])
     assert faust_version == (0, 15), "re-check processors/app.py and state.py on a Faust upgrade"
-    assert aiokafka.__version__.startswith("0.14."), "re-check install_fetch_max_wait"
-
-
-def test_worker_consumer_fetch_wait_is_still_hard_coded_and_read_at_start() -> None:
-    install_fetch_max_wait()
-    assert "fetch_max_wait_ms=1500" in _source(_original_create_worker_consumer)
-    assert AIOKafkaConsumerThread._create_worker_consumer is not _original_create_worker_consumer
-    start = _source(aiokafka.AIOKafkaConsumer.start)
-    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in start
+    assert aiokafka.__version__.startswith("0.14."), "re-check interlock.tansu and processors.app"
 
 
 def test_table_writes_still_go_through_send_changelog() -> None:
@@ -78,16 +66,7 @@ def test_table_writes_still_go_through_send_changelog() -> None:
     assert ProducedTable.send_changelog is not Collection.send_changelog
 
 
-def test_recovery_highwaters_and_current_event_are_where_they_were() -> None:
-    install_true_highwaters()
-    assert Recovery._build_highwaters is not _original_build_highwaters
-    assert list(inspect.signature(_original_build_highwaters).parameters) == [
-        "self",
-        "consumer",
-        "tps",
-        "destination",
-        "title",
-    ]
+def test_current_event_is_where_it_was() -> None:
     assert _current_event.get(None) is None
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from contracts import OrderEvent
 from interlock.deadletter import RawRecord
-from interlock.kafka import true_end_offsets
 from processors.state import CLEAN_STOP_MARKER
+from tests.conftest import end_offsets
 from tests.processors.conftest import PARTITIONS, ProcessorsEnv, Worker
 from tests.processors.events import account_event, quote_event
 
@@ -124,7 +124,7 @@ def test_rocksdb_tables_record_the_changelog_offset_they_hold(proc_env: Processo
     conf = proc_env.settings.kafka.librdkafka()
     for table in ("orders", "seen", "accounts"):
         changelog = f"{proc_env.app_id}-{table}-changelog"
-        ends = true_end_offsets(conf, [(changelog, p) for p in range(PARTITIONS)])
+        ends = end_offsets(conf, [(changelog, p) for p in range(PARTITIONS)])
         held = {p: end - 1 for (_, p), end in ends.items() if end > 0}
         assert held, table
         stored = _persisted_offsets(data, table)

@@ -48,8 +48,8 @@ def _allow_list_option() -> str:
 
 
 @contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """Yield a DSN (database ``postgres``) of a fresh logical-decoding Postgres."""
+def throwaway_postgres(wal_level: str = "logical") -> Iterator[str]:
+    """Yield a DSN (database ``postgres``) of a fresh Postgres (logical decoding by default)."""
     if not (BIN / "initdb").exists():
         yield "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
         return
@@ -65,7 +65,7 @@ def throwaway_postgres() -> Iterator[str]:
     )
     opts = (
         f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} "
-        f"-c wal_level=logical {_allow_list_option()}-c max_replication_slots=10 "
+        f"-c wal_level={wal_level} {_allow_list_option()}-c max_replication_slots=10 "
         "-c max_wal_senders=10 -c fsync=off "
         "-c full_page_writes=off"
     )

@@ -20,10 +20,9 @@ from connectors.cdc.transforms import canonical_id
 from contracts.ids import deterministic_event_id
 from contracts.serde import decode
 from interlock.instruments import Instruments
-from interlock.kafka import true_end_offsets
 from interlock.metrics import MetricsEndpoint, new_registry, serve_metrics
 from interlock.settings import Settings
-from tests.conftest import consume_n
+from tests.conftest import consume_n, end_offsets
 from tests.connectors.cdc.conftest import debezium, with_schema
 
 pytestmark = pytest.mark.integration
@@ -163,7 +162,7 @@ def test_regex_subscription_maps_both_json_forms_and_picks_up_topics_created_lat
     # the unknown table was skipped, not dead-lettered, and counted on /metrics
     assert _unknown_tables(stage.scrape(), UNKNOWN_LABEL) == 1.0
     dlq = f"dlq.{stage.raw('customers')}"
-    assert true_end_offsets(settings.kafka.librdkafka(), [(dlq, 0)]) == {(dlq, 0): 0}
+    assert end_offsets(settings.kafka.librdkafka(), [(dlq, 0)]) == {(dlq, 0): 0}
 
 
 def test_poison_records_are_dead_lettered_byte_for_byte_and_the_next_record_still_maps(

@@ -10,9 +10,8 @@ import httpx
 import pytest
 from confluent_kafka import Consumer
 
-from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
-from tests.conftest import consume_n
+from tests.conftest import consume_n, end_offsets
 from tests.connectors.webhooks.conftest import (
     ProxiedBroker,
     standard_headers,
@@ -61,7 +60,7 @@ def test_unreachable_broker_gives_503_and_nothing_landed_then_a_retry_lands_once
 
         proxied_broker.proxy.restore()
         # nothing of the refused delivery shows up once the broker is reachable again
-        assert set(true_end_offsets(conf, raw_ends).values()) == {0}
+        assert set(end_offsets(conf, raw_ends).values()) == {0}
 
         answers = []
         with httpx.Client(timeout=30) as client:
@@ -89,7 +88,7 @@ def test_unreachable_broker_gives_503_and_nothing_landed_then_a_retry_lands_once
         finally:
             consumer.close()
         assert event.key() is not None  # type: ignore[attr-defined]
-        ends = true_end_offsets(conf, [*raw_ends, (account, 0)])
+        ends = end_offsets(conf, [*raw_ends, (account, 0)])
         assert ends == {
             (receiver.raw_standard, 0): 1,
             (receiver.raw_hubspot, 0): 0,

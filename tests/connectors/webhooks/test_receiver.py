@@ -12,9 +12,8 @@ import httpx
 import pytest
 
 from contracts import decode
-from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
-from tests.conftest import consume_n
+from tests.conftest import consume_n, end_offsets
 from tests.connectors.webhooks.conftest import (
     STANDARD_SECRET,
     Receiver,
@@ -123,7 +122,7 @@ def test_bad_requests_get_the_right_status_and_a_reason(receiver: Receiver) -> N
     for response in (tampered, oversize, malformed, unknown):
         assert set(response.json()) == {"error", "reason"}
     # nothing was landed for any of them
-    ends = true_end_offsets(
+    ends = end_offsets(
         {"bootstrap.servers": _bootstrap(receiver)},
         [(receiver.raw_hubspot, 0), (receiver.raw_standard, 0)],
     )
@@ -177,9 +176,7 @@ def test_the_same_webhook_three_times_yields_one_canonical_event(
         )
     assert suppressed == 4
     account_t, quote_t = receiver.canonical("account"), receiver.canonical("quote")
-    ends = true_end_offsets(
-        {"bootstrap.servers": _bootstrap(receiver)}, [(account_t, 0), (quote_t, 0)]
-    )
+    ends = end_offsets({"bootstrap.servers": _bootstrap(receiver)}, [(account_t, 0), (quote_t, 0)])
     assert ends == {(account_t, 0): 1, (quote_t, 0): 1}
 
 

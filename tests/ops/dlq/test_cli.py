@@ -6,12 +6,13 @@ import json
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from contracts import encode
 from contracts.errors import Reason
-from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
+from tests.conftest import end_offsets, suite_broker_kind
 from tests.contracts.samples import sample_events
 from tests.ops.dlq.conftest import DlqRun, write_dead_letters
 
@@ -35,7 +36,7 @@ def mixed(dlq_settings: Settings, make_topic: Callable[..., str]) -> str:
 def every_end_offset(admin: AdminClient, settings: Settings) -> dict[tuple[str, int], int]:
     topics = admin.list_topics(timeout=10).topics
     parts = [(name, p) for name, meta in topics.items() for p in meta.partitions]
-    return true_end_offsets(settings.kafka.librdkafka(), parts, timeout=60)
+    return end_offsets(settings.kafka.librdkafka(), parts, timeout=60)
 
 
 def test_list_show_and_stats_count_exactly_and_decode_through_contracts(
@@ -92,6 +93,32 @@ def test_purge_hides_what_it_selects_and_asks_first(
     assert everything.exit_code == 0, everything.output
     assert json.loads(dlq("stats", mixed, "--json").stdout)[0]["count"] == 0
     assert dlq("show", mixed, "--json").stdout == ""
+
+
+@pytest.mark.skipif(suite_broker_kind() == "tansu", reason="Tansu has no DeleteRecords")
+def test_purge_of_everything_deletes_the_records_on_kafka(
+    dlq: DlqRun, mixed: str, dlq_settings: Settings
+) -> None:
+    """Without a filter, purge truncates with DeleteRecords: every low watermark moves up."""
+    conf = {**dlq_settings.kafka.librdkafka(), "group.id": "watermarks"}
+    consumer = Consumer(conf)
+    try:
+        before = {
+            p: consumer.get_watermark_offsets(TopicPartition(f"dlq.{mixed}", p), 10)
+            for p in range(3)
+        }
+        assert all(low == 0 for low, _ in before.values())
+        assert sum(high for _, high in before.values()) == 250
+        purged = dlq("purge", mixed, "--yes")
+        assert purged.exit_code == 0, purged.output
+        assert f"truncated dlq.{mixed}: 250 record(s) deleted" in purged.stdout
+        after = {
+            p: consumer.get_watermark_offsets(TopicPartition(f"dlq.{mixed}", p), 10)
+            for p in range(3)
+        }
+    finally:
+        consumer.close()
+    assert after == {p: (high, high) for p, (_, high) in before.items()}
 
 
 def test_dry_runs_change_nothing_on_any_topic(

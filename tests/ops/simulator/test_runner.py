@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
 from ops.simulator.runner import SimulationConfig, Simulator
 from ops.simulator.scenario import ChangeAction, CreditHoldAction, Scenario, WebhookAction
 from ops.simulator.truth import load_run
+from tests.conftest import end_offsets
 from tests.ops.simulator.receiver import TABLES, Receiver
 
 pytestmark = pytest.mark.integration
@@ -67,7 +67,7 @@ def test_a_paced_run_delivers_every_action_and_saves_the_truth(
     )
     assert sent_ids == sorted(a.events[0]["eventId"] for a in webhooks if a.fault is None)
     parts = [(prefix + t, 0) for t in TABLES]
-    ends = true_end_offsets(settings.kafka.librdkafka(), parts)
+    ends = end_offsets(settings.kafka.librdkafka(), parts)
     assert sum(ends.values()) == len(changes)
 
     truth, recorded = load_run(path)
