@@ -69,6 +69,8 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
     )
     # The setting, unless ``kafka.extra`` names librdkafka's property itself.
     conf.setdefault("fetch.wait.max.ms", settings.kafka.fetch_wait_max_ms)
+    # a refused login or untrusted certificate ends the stage's loop at its next poll
+    conf["error_cb"] = raise_access_error
     conf.update(overrides)
     return conf
 
@@ -208,12 +210,21 @@ def true_end_offsets(
     consumer = Consumer(
         {**conf, "group.id": f"interlock-end-offsets-{uuid.uuid4()}", "enable.auto.commit": False}
     )
+    deadline = time.monotonic() + timeout
     try:
-        return {
-            (topic, partition): int(
-                consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)[1]
-            )
-            for topic, partition in parts
-        }
+        return {tp: _high_watermark(consumer, tp, deadline) for tp in parts}
     finally:
         consumer.close()
+
+
+def _high_watermark(consumer: Consumer, tp: tuple[str, int], deadline: float) -> int:
+    """A partition's high watermark, asked again while its leader is moving or not yet known
+    (a topic created a moment ago, a broker restarting)."""
+    while True:
+        left = max(0.5, deadline - time.monotonic())
+        try:
+            return int(consumer.get_watermark_offsets(TopicPartition(*tp), timeout=left)[1])
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)

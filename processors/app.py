@@ -37,6 +37,7 @@ __all__ = [
     "InterlockApp",
     "create_app",
     "install_fetch_snapshot",
+    "install_idempotent_producer",
     "install_resume_streams_last",
     "install_seek_uncommitted_to_start",
     "run_worker",
@@ -82,28 +83,30 @@ def _broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{s}" for s in servers)
 
 
+def _ssl_context(settings: Settings) -> Any:
+    """The TLS context librdkafka's ssl.* settings describe: CA, and a client certificate."""
+    import ssl
+
+    kafka = settings.kafka
+    context = ssl.create_default_context(cafile=kafka.ssl_ca_location)
+    if kafka.ssl_certificate_location:
+        password = kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password else None
+        context.load_cert_chain(kafka.ssl_certificate_location, kafka.ssl_key_location, password)
+    return context
+
+
 def _credentials(settings: Settings) -> Any:
     kafka = settings.kafka
     if kafka.sasl_mechanism and kafka.sasl_username:
         password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
-        ssl_context = None
-        if kafka.security_protocol == "SASL_SSL":
-            import ssl
-
-            ssl_context = ssl.create_default_context(cafile=kafka.ssl_ca_location)
         return faust.SASLCredentials(
             username=kafka.sasl_username,
             password=password,
             mechanism=kafka.sasl_mechanism,
-            ssl_context=ssl_context,
+            ssl_context=_ssl_context(settings) if kafka.security_protocol == "SASL_SSL" else None,
         )
     if kafka.security_protocol == "SSL":
-        import ssl
-
-        context = ssl.create_default_context(cafile=kafka.ssl_ca_location)
-        if kafka.ssl_certificate_location:
-            context.load_cert_chain(kafka.ssl_certificate_location, kafka.ssl_key_location)
-        return faust.SSLCredentials(context)
+        return faust.SSLCredentials(_ssl_context(settings))
     return None
 
 
@@ -145,11 +148,29 @@ def create_app(
         from interlock.tansu import install_worker_workarounds
 
         install_worker_workarounds()
+    else:
+        install_idempotent_producer()
     install_resume_streams_last()
     install_fetch_snapshot()
     install_seek_uncommitted_to_start()
     install_direct_delivery()
     return app
+
+
+def _idempotent_settings(self: Any) -> Mapping[str, Any]:
+    return {"acks": "all", "enable_idempotence": True}
+
+
+def install_idempotent_producer() -> None:
+    """Make Faust's aiokafka producer idempotent (acks=all) on Apache Kafka (idempotent).
+
+    Faust 0.15 asks for idempotence only inside transactions; the worker's outputs and
+    changelogs go through the idempotent confluent-kafka producer, and this covers what Faust
+    still sends itself. Not on Tansu, which rejects aiokafka's InitProducerId.
+    """
+    from faust.transport.drivers.aiokafka import Producer
+
+    Producer._settings_extra = _idempotent_settings  # type: ignore[method-assign]
 
 
 def _resume_streams_last(

@@ -107,9 +107,31 @@ def make_topic(admin: AdminClient) -> Callable[..., str]:
         futures = admin.create_topics([NewTopic(topic, partitions, 1, config=conf)])
         for future in futures.values():
             future.result(timeout=30)
+        wait_for_leaders(admin, [topic])
         return topic
 
     return factory
+
+
+def wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float = 30.0) -> None:
+    """Wait until every partition of ``topics`` has a leader: Apache Kafka answers a request
+    for a partition created a moment ago with NOT_LEADER_FOR_PARTITION until then."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=10)
+        ready = all(
+            name in metadata.topics
+            and metadata.topics[name].error is None
+            and metadata.topics[name].partitions
+            and all(p.leader >= 0 for p in metadata.topics[name].partitions.values())
+            for name in topics
+        )
+        if ready:
+            return
+        assert time.monotonic() < deadline, f"no leader for every partition of {topics}"
+        time.sleep(0.05)
 
 
 @pytest.fixture

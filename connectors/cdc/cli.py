@@ -1,6 +1,7 @@
 """``interlock cdc`` (the Debezium mapping stage) and ``interlock cdc postgres`` (the source).
 
-Thin shells: build the collaborators from Settings, run until SIGINT/SIGTERM, exit 0.
+Thin shells: build the collaborators from Settings, run until SIGINT/SIGTERM, exit 0; a
+broker that refuses our login or certificate ends the stage with one line and exit 2.
 """
 
 from __future__ import annotations
@@ -147,6 +148,9 @@ def cdc(
     stop = _stop_event()
     try:
         stage.run(stop)
+    except ConfigError as exc:  # the broker refused our access (KafkaAccessError): not retried
+        typer.echo(f"interlock cdc: {exc}", err=True)
+        raise typer.Exit(2) from None
     finally:
         producer.flush(30)
         consumer.close()

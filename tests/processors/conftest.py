@@ -28,7 +28,7 @@ from interlock.broker import free_port
 from interlock.deadletter import RawRecord
 from interlock.settings import Settings
 from processors.topics import ProcessorTopics
-from tests.conftest import end_offsets
+from tests.conftest import end_offsets, wait_for_leaders
 
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
@@ -201,6 +201,7 @@ def create_topics(admin: AdminClient, names: list[str], partitions: int = PARTIT
     )
     for future in futures.values():
         future.result(timeout=30)
+    wait_for_leaders(admin, names)
 
 
 def all_topics(topics: ProcessorTopics) -> list[str]:

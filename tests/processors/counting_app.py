@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 
 from interlock.settings import Settings
 from processors.app import create_app, run_worker
@@ -11,6 +13,9 @@ from processors.app import create_app, run_worker
 def main(bootstrap: str, source: str, sink: str, app_id: str) -> None:
     settings = Settings().with_bootstrap(bootstrap)
     settings.processors.session_timeout_s = 6.0
+    # the app's own table directory: a RocksDB table of another run of this app must not be
+    # taken for this one's (Faust names table files by table name, not by app)
+    settings.processors.data_dir = str(Path(tempfile.gettempdir()) / "interlock-counting" / app_id)
     app = create_app(settings, app_id=app_id, topic_partitions=2)
     source_topic = app.topic(source, key_type=str, value_type=bytes, value_serializer="raw")
     sink_topic = app.topic(sink, key_type=str, value_type=str, value_serializer="raw")

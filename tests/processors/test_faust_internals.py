@@ -245,3 +245,13 @@ def test_stream_partitions_without_a_committed_offset_are_sought_to_their_start(
     install_seek_uncommitted_to_start()
     install_seek_uncommitted_to_start()
     assert AIOKafkaConsumerThread.seek_to_committed is _seek_to_committed_or_start
+
+
+def test_fausts_own_producer_is_idempotent_on_kafka_only() -> None:
+    from faust.transport.drivers.aiokafka import Producer
+
+    from processors.app import install_idempotent_producer
+
+    install_idempotent_producer()
+    extra = Producer._settings_extra(SimpleNamespace())  # type: ignore[arg-type]
+    assert extra == {"acks": "all", "enable_idempotence": True}
