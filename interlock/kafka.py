@@ -217,6 +217,19 @@ def true_end_offsets(
         consumer.close()
 
 
+# A partition created a moment ago, or on a restarting broker: asked again, not raised (the
+# KafkaError of a ListOffsets answer does not mark these retriable).
+_LEADER_MOVING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+    }
+)
+
+
 def _high_watermark(consumer: Consumer, tp: tuple[str, int], deadline: float) -> int:
     """A partition's high watermark, asked again while its leader is moving or not yet known
     (a topic created a moment ago, a broker restarting)."""
@@ -225,6 +238,8 @@ def _high_watermark(consumer: Consumer, tp: tuple[str, int], deadline: float) ->
         try:
             return int(consumer.get_watermark_offsets(TopicPartition(*tp), timeout=left)[1])
         except KafkaException as exc:
-            if not exc.args[0].retriable() or time.monotonic() >= deadline:
+            error = exc.args[0]
+            moving = error.retriable() or error.code() in _LEADER_MOVING
+            if not moving or time.monotonic() >= deadline:
                 raise
             time.sleep(0.1)
