@@ -250,14 +250,15 @@ def embedded_run_settings(
 ) -> Settings:
     """Settings of a run on a just-started embedded broker.
 
-    On Tansu, one partition per worker unless partitions were configured
-    (:meth:`Settings.with_embedded_topics`). The workers' local tables go in a fresh
+    One partition per worker unless partitions were configured
+    (:meth:`Settings.with_embedded_topics`): on Apache Kafka too, fewer partitions cost the
+    one machine less (``--simulate 500``: broker 47% / 23% of a core with 1 partition against
+    76% / 38% with 3, 366 against 340 actions/s through). The workers' local tables go in a fresh
     ``<data_dir>/embedded``: the broker starts empty, so no local state may outlive it.
     """
     bootstrap = broker if isinstance(broker, str) else broker.bootstrap_servers
-    run = settings.with_bootstrap(bootstrap)
-    if isinstance(broker, str) or broker.kind == "tansu":
-        run = run.with_embedded_topics(workers)
+    run = settings.with_bootstrap(bootstrap).with_embedded_topics(workers)
+    if not isinstance(broker, str) and broker.kind == "tansu":
         kafka = run.kafka.model_copy(update={"broker_kind": "tansu"})
         run = run.model_copy(update={"kafka": kafka})
     run = run.with_embedded_state()

@@ -363,10 +363,10 @@ class Settings(BaseSettings):
     def with_embedded_topics(self, workers: int) -> Settings:
         """A copy with one partition per worker for catalog topics, unless partitions were set.
 
-        For the embedded broker: it pays for every partition in a produce request, and every
-        fetch that returns records lists every batch stored in the partition (README, "The
-        embedded broker"); fewer partitions put more records in each batch. At 300 actions/s
-        its CPU went from 41-87% of a core with 3 partitions to 19-67% with 1.
+        For the embedded broker, which shares the machine with every service: a broker pays
+        for every partition in a produce and fetch request, and fewer partitions put more
+        records in each batch (docs/brokers.md). On Tansu at 300 actions/s its CPU went from
+        41-87% of a core with 3 partitions to 19-67% with 1.
         """
         if "partitions" in self.topics.model_fields_set:
             return self
