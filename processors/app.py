@@ -1,16 +1,8 @@
 """The Faust application, configured from the one Settings, and how a worker runs it.
 
-On Tansu (``kafka.broker_kind``), ``create_app`` also installs that broker's workarounds
-(``interlock.tansu.install_worker_workarounds``: true changelog highwaters, the configured
-fetch wait); on Apache Kafka none of them runs.
-
-Faust 0.15.3 also ends a recovery by resuming the stream partitions *before* it seeks them to
-their committed offsets, then resumes flow control, which clears the stream queues. Records that
-were fetched before the rebalance and taken in that window are queued, marked read, and then
-dropped with the queue: a restarted worker silently skips them, and stops committing at the gap
-(or, on a partition without a committed offset, never sees them again); faust-streaming#216
-reports the same race. ``install_resume_streams_last`` holds the resume of the stream
-partitions until the recovery step has sought them and resumed flow control.
+``create_app`` installs the fixes of faust-streaming's own bugs (``processors.faust_fixes``,
+on every broker) and, on Tansu (``kafka.broker_kind``), that broker's workarounds
+(``interlock.tansu.install_worker_workarounds``); on Apache Kafka none of the latter runs.
 """
 
 from __future__ import annotations
@@ -18,28 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import faust
-from aiokafka.errors import IllegalStateError
-from faust.tables.recovery import Recovery
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-from faust.types import TP
 
 from interlock.settings import Settings
-from processors.delivery import install_direct_delivery
+from processors.faust_fixes import install_faust_fixes
 from processors.state import ChangelogCheckpoints
 
 __all__ = [
     "STOP_GAVE_UP",
     "InterlockApp",
     "create_app",
-    "install_fetch_snapshot",
-    "install_idempotent_producer",
-    "install_resume_streams_last",
-    "install_seek_uncommitted_to_start",
     "run_worker",
 ]
 
@@ -144,111 +128,12 @@ def create_app(
     app.interlock_settings = settings
     app.flush_hooks = []
     app.fetch_max_wait_ms = fetch_max_wait_ms
+    install_faust_fixes(idempotent_producer=not settings.kafka.tansu)
     if settings.kafka.tansu:
         from interlock.tansu import install_worker_workarounds
 
         install_worker_workarounds()
-    else:
-        install_idempotent_producer()
-    install_resume_streams_last()
-    install_fetch_snapshot()
-    install_seek_uncommitted_to_start()
-    install_direct_delivery()
     return app
-
-
-def _idempotent_settings(self: Any) -> Mapping[str, Any]:
-    return {"acks": "all", "enable_idempotence": True}
-
-
-def install_idempotent_producer() -> None:
-    """Make Faust's aiokafka producer idempotent (acks=all) on Apache Kafka (idempotent).
-
-    Faust 0.15 asks for idempotence only inside transactions; the worker's outputs and
-    changelogs go through the idempotent confluent-kafka producer, and this covers what Faust
-    still sends itself. Not on Tansu, which rejects aiokafka's InitProducerId.
-    """
-    from faust.transport.drivers.aiokafka import Producer
-
-    Producer._settings_extra = _idempotent_settings  # type: ignore[method-assign]
-
-
-def _resume_streams_last(
-    original: Callable[..., Awaitable[None]],
-) -> Callable[..., Awaitable[None]]:
-    """Wrap a Recovery step so that the stream partitions it resumes are resumed when it is over.
-
-    By then the step has sought them to their committed offsets and resumed flow control
-    (which clears the stream queues), so a record taken from them can no longer be queued
-    before the seek and then cleared away.
-    """
-
-    async def step(self: Recovery, generation_id: int = 0) -> None:
-        consumer = self.app.consumer
-        held: list[set[TP]] = []
-        consumer.resume_partitions = lambda tps: held.append(set(tps))  # type: ignore[method-assign]
-        try:
-            await original(self, generation_id)
-        finally:
-            del consumer.resume_partitions
-            for tps in held:
-                consumer.resume_partitions(tps)
-
-    step.__wrapped__ = original  # type: ignore[attr-defined]
-    return step
-
-
-def install_resume_streams_last() -> None:
-    """Make every recovery branch resume stream partitions last (idempotent)."""
-    for name in ("on_recovery_completed", "_resume_streams"):
-        current = getattr(Recovery, name)
-        if not hasattr(current, "__wrapped__"):
-            setattr(Recovery, name, _resume_streams_last(current))
-
-
-_original_thread_getmany = AIOKafkaConsumerThread.getmany
-
-
-async def _getmany_snapshot(
-    self: AIOKafkaConsumerThread, active_partitions: Any, timeout: float
-) -> Any:
-    if active_partitions is not None:
-        active_partitions = frozenset(active_partitions)
-        if not active_partitions:
-            return {}
-    return await _original_thread_getmany(self, active_partitions, timeout)
-
-
-def install_fetch_snapshot() -> None:
-    """Fetch for the partitions active when a fetch starts, never "all" (idempotent)."""
-    if AIOKafkaConsumerThread.getmany is not _getmany_snapshot:
-        AIOKafkaConsumerThread.getmany = _getmany_snapshot  # type: ignore[method-assign]
-
-
-_original_thread_seek_to_committed = AIOKafkaConsumerThread.seek_to_committed
-
-
-async def _seek_to_committed_or_start(self: AIOKafkaConsumerThread) -> Mapping[Any, int]:
-    committed: Mapping[Any, int] = await _original_thread_seek_to_committed(self)
-    if self.app.conf.consumer_auto_offset_reset != "earliest":
-        return committed
-    fresh = [
-        tp
-        for tp, offset in committed.items()
-        if offset is None and not self.consumer._is_changelog_tp(tp)
-    ]
-    if fresh:
-        try:
-            await self.call_thread(self._ensure_consumer().seek_to_beginning, *fresh)
-        except IllegalStateError as exc:  # revoked meanwhile: the next assignment seeks again
-            log.info("not seeking uncommitted partitions to their start: %s", exc)
-    return committed
-
-
-def install_seek_uncommitted_to_start() -> None:
-    """Seek stream partitions without a committed offset to their start (idempotent)."""
-    if AIOKafkaConsumerThread.seek_to_committed is not _seek_to_committed_or_start:
-        AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed_or_start  # type: ignore[method-assign]
 
 
 STOP_GAVE_UP = 3

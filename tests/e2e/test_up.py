@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -95,3 +96,29 @@ def test_a_simulated_run_keeps_every_invariant(tmp_path: Path) -> None:
     used = dict(re.findall(r"│ (worker|broker|webhooks)\s+│\s+(\d+) MiB", out))
     assert set(used) == {"worker", "broker", "webhooks"}, out
     assert all(int(mib) > 20 for mib in used.values()), out
+
+
+def test_a_broker_killed_mid_run_is_restarted_and_nothing_is_lost_or_doubled(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL of the embedded Apache Kafka under load: ``up`` restarts it on the same data
+    directory and port, every service reconnects by itself, and every invariant holds."""
+    proc, output = start_up(tmp_path, "--simulate", "40", "--for", "45", "--check", "--seed", "5")
+    try:
+        broker_pid = embedded_broker_pid(output)
+        time.sleep(12)  # under load: accounts, quotes and orders in flight
+        os.kill(broker_pid, signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=480)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = output + rest
+    assert "the embedded kafka broker died" in out, out
+    assert re.search(r"embedded broker back on 127\.0\.0\.1:\d+ \(pid \d+\)", out), out
+    assert proc.returncode == 0, out
+    rows = dict(re.findall(r"│ (\w+)\s+│[^│]*│[^│]*│ (pass|FAIL)\s+│", out))
+    assert len(rows) == 11, out
+    assert set(rows.values()) == {"pass"}, out
+    orders = re.search(r"│ orders_exactly_once\s+│ (\d+)\s+│ (\d+)", out)
+    assert orders is not None, out
+    assert int(orders.group(1)) == int(orders.group(2)) > 0

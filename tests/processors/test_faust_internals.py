@@ -22,7 +22,7 @@ from faust.tables.recovery import Recovery
 from faust.tables.table import Table
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from processors.app import (
+from processors.faust_fixes import (
     _getmany_snapshot,
     _original_thread_getmany,
     _original_thread_seek_to_committed,
@@ -250,7 +250,7 @@ def test_stream_partitions_without_a_committed_offset_are_sought_to_their_start(
 def test_fausts_own_producer_is_idempotent_on_kafka_only() -> None:
     from faust.transport.drivers.aiokafka import Producer
 
-    from processors.app import install_idempotent_producer
+    from processors.faust_fixes import install_idempotent_producer
 
     install_idempotent_producer()
     extra = Producer._settings_extra(SimpleNamespace())  # type: ignore[arg-type]
