@@ -216,8 +216,11 @@ class KafkaBroker(BrokerProcess):
         log4j = _JVM / "kafka" / "log4j2.properties"
         return [
             java,
+            # a fixed, pre-touched heap (as Kafka's own scripts fix it): the broker's memory is
+            # what it is from the start, not a heap that grows to -Xmx during a long run
             f"-Xmx{self.settings.heap_mb}m",
-            f"-Xms{min(self.settings.heap_mb, 256)}m",
+            f"-Xms{self.settings.heap_mb}m",
+            "-XX:+AlwaysPreTouch",
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-XX:+ExitOnOutOfMemoryError",

@@ -111,7 +111,9 @@ class KafkaSettings(BaseModel):
 class BrokerSettings(BaseModel):
     """The embedded Apache Kafka broker (``interlock broker``, ``interlock up``, the tests)."""
 
-    heap_mb: int = Field(default=768, ge=256, description="The broker JVM's heap (-Xmx), MiB.")
+    heap_mb: int = Field(
+        default=512, ge=256, description="The broker JVM's heap (-Xms = -Xmx, pre-touched), MiB."
+    )
     java_home: str | None = Field(
         default=None, description="A JDK >= 17 to run it (default: JAVA_HOME, then java on PATH)."
     )
