@@ -93,7 +93,19 @@ class LagProbe:
         return sorted(g for g in ids if self._groups.fullmatch(g) and not self._exclude.search(g))
 
     def snapshot(self) -> list[GroupSnapshot]:
-        """Membership, committed and end offsets, and first-unconsumed timestamps of each group."""
+        """Membership, committed and end offsets, and first-unconsumed timestamps of each group.
+
+        A failed snapshot replaces the admin client: after a broker restart, librdkafka's admin
+        handle was seen to time out on every later group-offsets request (the exporter then
+        served the last lag for minutes), while a new client answers at once.
+        """
+        try:
+            return self._snapshot()
+        except Exception:
+            self._admin = AdminClient(self._conf)
+            raise
+
+    def _snapshot(self) -> list[GroupSnapshot]:
         group_ids = self.group_ids()
         if not group_ids:
             return []
