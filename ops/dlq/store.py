@@ -1,8 +1,8 @@
 """Reading dead-letter and audit topics to their exact end, and what the audit topics say.
 
 Counting must be exact on every broker, so a topic is read until the fetch reports the end of
-each partition (librdkafka's partition EOF), never up to a ListOffsets answer (wrong on Tansu
-after batched produces).
+each partition (librdkafka's partition EOF) at or past the high watermark asked for first,
+never only up to a ListOffsets answer (short of the end on Tansu after batched produces).
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ def read_topic(
     pending = {p for p, (low, high) in watermarks.items() if high > low}
     if not pending:
         return []
+    highs = {p: high for p, (_, high) in watermarks.items()}
     consumer = _reader(conf)
     records: list[RawRecord] = []
     try:
@@ -101,7 +102,12 @@ def read_topic(
                 partition = msg.partition() or 0
                 err = msg.error()
                 if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
+                    # an end of partition short of the high watermark asked for above is not the
+                    # end (seen on Apache Kafka right after assignment); on Tansu, whose high
+                    # watermark can be short of the true end, the fetch's end is the true one
+                    if err.code() == KafkaError._PARTITION_EOF and (msg.offset() or 0) >= highs.get(
+                        partition, 0
+                    ):
                         pending.discard(partition)
                     continue
                 if partition not in pending:
