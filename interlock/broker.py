@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +27,7 @@ from typing import Literal
 from confluent_kafka.admin import AdminClient
 
 from contracts.errors import InterlockError, Reason
+from interlock.resources import Usage, cpu_share, grown_cpu
 from interlock.settings import Settings
 
 __all__ = [
@@ -33,11 +35,14 @@ __all__ = [
     "BrokerKind",
     "BrokerProcess",
     "BrokerStartError",
+    "broker_banner",
+    "broker_growth_line",
     "choose_embedded",
     "die_with_parent",
     "embedded_broker",
     "embedded_run_settings",
     "free_port",
+    "heal_broker",
 ]
 
 log = logging.getLogger(__name__)
@@ -265,3 +270,52 @@ def embedded_run_settings(
     with contextlib.suppress(OSError):
         shutil.rmtree(run.processors.data_dir)
     return run
+
+
+def broker_banner(broker: BrokerProcess, choice: BrokerChoice) -> str:
+    if broker.kind == "kafka":
+        where = f"data in {getattr(broker, 'data_dir', '?')}"
+        name = f"Apache Kafka {broker.version} (KRaft)"
+    else:
+        where = "in memory: a restart loses every record"
+        name = f"Tansu {broker.version}"
+    return f"{name}, pid {broker.pid}, {where}; {choice.reason}"
+
+
+def heal_broker(broker: BrokerProcess, say: Callable[[str], object]) -> None:
+    """Restart a dead embedded broker on its port and data directory, as a supervisor would.
+
+    Apache Kafka comes back with every topic and record (its log is on disk); the services'
+    clients reconnect by themselves. Tansu comes back empty, so on Tansu this cannot heal the
+    run; it is tried all the same so that the services fail loudly rather than hang.
+    """
+    say(f"[red]the embedded {broker.kind} broker died[/]; restarting it")
+    try:
+        broker.stop()
+        broker.start()
+        say(f"embedded broker back on {broker.bootstrap_servers} (pid {broker.pid})")
+    except Exception as exc:
+        say(f"[red]the embedded broker did not come back[/]: {exc}")
+        time.sleep(2.0)
+
+
+def broker_growth_line(
+    broker_kind: str | None,
+    start: dict[str, Usage],
+    early: dict[str, Usage],
+    load_end: dict[str, Usage],
+) -> str | None:
+    """Why the embedded broker's CPU share climbed at the same offered load, when it did."""
+    if broker_kind != "tansu" or not all("broker" in s for s in (start, early, load_end)):
+        return None
+    before = cpu_share(start["broker"], early["broker"])
+    after = cpu_share(early["broker"], load_end["broker"])
+    if not grown_cpu(before, after):
+        return None
+    return (
+        f"[yellow]the embedded broker's CPU went from {before:.0%} to {after:.0%} of a core at the "
+        "same offered load: on every fetch that returns records it lists every batch stored in "
+        "the partition, and it keeps everything, so its cost grows with the run (README, "
+        '"The embedded broker"). Long or heavy runs belong on Apache Kafka '
+        "(KAFKA_BOOTSTRAP_SERVERS).[/]"
+    )

@@ -31,15 +31,18 @@ from contracts.topics import load_catalog
 from interlock.broker import (
     BrokerChoice,
     BrokerProcess,
+    broker_banner,
+    broker_growth_line,
     choose_embedded,
     embedded_broker,
     embedded_run_settings,
     free_port,
+    heal_broker,
 )
 from interlock.kafka import make_admin
 from interlock.metrics import new_registry, serve_metrics
 from interlock.probes import wait_for_drain, wait_until_ready
-from interlock.resources import Usage, cpu_share, grown_cpu, resources_table, sample
+from interlock.resources import Usage, resources_table, sample
 from interlock.settings import Settings
 from interlock.supervisor import Supervisor
 from interlock.topics import apply_catalog
@@ -375,7 +378,7 @@ def run_up(
         table = Table(title="Interlock is up", show_header=False)
         table.add_row("Kafka bootstrap", settings.kafka.bootstrap_servers or "")
         if broker is not None and choice is not None:
-            table.add_row("embedded broker", _broker_banner(broker, choice))
+            table.add_row("embedded broker", broker_banner(broker, choice))
         table.add_row(
             "topics",
             f"{len(report.status)} in catalog, {len(report.names('created'))} created, "
@@ -438,7 +441,7 @@ def run_up(
                     exit_code = 1
                 break
             if broker is not None and not broker.alive() and not stop.is_set():
-                _heal_broker(broker, console)
+                heal_broker(broker, console.print)
             for service in supervisor.dead():
                 running.labels(service.name).set(0)
                 code = service.proc.returncode if service.proc else None
@@ -456,7 +459,7 @@ def run_up(
             usage_end = sample(_pids(supervisor, broker))
             usage_load_end = usage_load_end or usage_end
             console.print(resources_table(usage_start, usage_early, usage_load_end, usage_end))
-            growth = _broker_growth_line(
+            growth = broker_growth_line(
                 broker.kind if broker is not None else None,
                 usage_start,
                 usage_early,
@@ -492,33 +495,6 @@ def run_up(
         console.print(f"stopped: {', '.join(f'{k}={v}' for k, v in codes.items()) or 'nothing'}")
 
 
-def _broker_banner(broker: BrokerProcess, choice: BrokerChoice) -> str:
-    if broker.kind == "kafka":
-        where = f"data in {getattr(broker, 'data_dir', '?')}"
-        name = f"Apache Kafka {broker.version} (KRaft)"
-    else:
-        where = "in memory: a restart loses every record"
-        name = f"Tansu {broker.version}"
-    return f"{name}, pid {broker.pid}, {where}; {choice.reason}"
-
-
-def _heal_broker(broker: BrokerProcess, console: Console) -> None:
-    """Restart a dead embedded broker on its port and data directory, as a supervisor would.
-
-    Apache Kafka comes back with every topic and record (its log is on disk); the services'
-    clients reconnect by themselves. Tansu comes back empty, so on Tansu this cannot heal the
-    run; it is tried all the same so that the services fail loudly rather than hang.
-    """
-    console.print(f"[red]the embedded {broker.kind} broker died[/]; restarting it")
-    try:
-        broker.stop()
-        broker.start()
-        console.print(f"embedded broker back on {broker.bootstrap_servers} (pid {broker.pid})")
-    except Exception as exc:
-        console.print(f"[red]the embedded broker did not come back[/]: {exc}")
-        time.sleep(2.0)
-
-
 def _pids(supervisor: Supervisor, broker: BrokerProcess | None) -> dict[str, int]:
     """Every process of the run by name: the services, ``up`` itself and the embedded broker."""
     pids = {s.name: s.proc.pid for s in supervisor.services if s.proc is not None and s.running}
@@ -526,25 +502,3 @@ def _pids(supervisor: Supervisor, broker: BrokerProcess | None) -> dict[str, int
     if broker is not None and broker.pid is not None:
         pids["broker"] = broker.pid
     return pids
-
-
-def _broker_growth_line(
-    broker_kind: str | None,
-    start: dict[str, Usage],
-    early: dict[str, Usage],
-    load_end: dict[str, Usage],
-) -> str | None:
-    """Why the embedded broker's CPU share climbed at the same offered load, when it did."""
-    if broker_kind != "tansu" or not all("broker" in s for s in (start, early, load_end)):
-        return None
-    before = cpu_share(start["broker"], early["broker"])
-    after = cpu_share(early["broker"], load_end["broker"])
-    if not grown_cpu(before, after):
-        return None
-    return (
-        f"[yellow]the embedded broker's CPU went from {before:.0%} to {after:.0%} of a core at the "
-        "same offered load: on every fetch that returns records it lists every batch stored in "
-        "the partition, and it keeps everything, so its cost grows with the run (README, "
-        '"The embedded broker"). Long or heavy runs belong on Apache Kafka '
-        "(KAFKA_BOOTSTRAP_SERVERS).[/]"
-    )

@@ -38,6 +38,34 @@ def embedded_broker_pid(output: str) -> int:
     return int(found.group(1))
 
 
+def _wait_for_orders(metrics_url: str, at_least: int, timeout: float = 90.0) -> None:
+    """Poll the worker's /metrics until it has produced ``at_least`` create-order commands."""
+    deadline = time.monotonic() + timeout
+    while True:
+        made = sum(
+            float(value)
+            for value in re.findall(
+                r"^interlock_events_produced_total\{[^}]*create-order[^}]*\} (\S+)$",
+                _get(metrics_url),
+                re.M,
+            )
+        )
+        if made >= at_least:
+            return
+        assert time.monotonic() < deadline, f"{made:.0f} create-order commands in {timeout:.0f} s"
+        time.sleep(0.5)
+
+
+def assert_every_invariant_holds(out: str) -> None:
+    """All 11 invariants of ``--check`` pass, and some orders were made, each exactly once."""
+    rows = dict(re.findall(r"│ (\w+)\s+│[^│]*│[^│]*│ (pass|FAIL)\s+│", out))
+    assert len(rows) == 11, out
+    assert set(rows.values()) == {"pass"}, out
+    orders = re.search(r"│ orders_exactly_once\s+│ (\d+)\s+│ (\d+)", out)
+    assert orders is not None, out
+    assert int(orders.group(1)) == int(orders.group(2)) > 0
+
+
 def test_up_runs_answers_metrics_and_stops_on_sigint(tmp_path: Path) -> None:
     proc, output = start_up(tmp_path)
     broker_pid = embedded_broker_pid(output)
@@ -85,12 +113,7 @@ def test_a_simulated_run_keeps_every_invariant(tmp_path: Path) -> None:
     rest, _ = proc.communicate(timeout=300)
     out = output + rest
     assert proc.returncode == 0, out
-    rows = dict(re.findall(r"│ (\w+)\s+│[^│]*│[^│]*│ (pass|FAIL)\s+│", out))
-    assert len(rows) == 11, out
-    assert set(rows.values()) == {"pass"}, out
-    orders = re.search(r"│ orders_exactly_once\s+│ (\d+)\s+│ (\d+)", out)
-    assert orders is not None, out
-    assert int(orders.group(1)) == int(orders.group(2)) > 0
+    assert_every_invariant_holds(out)
     # what every process used: memory at half of --for and at the end, CPU before and after
     assert "Resources: memory at 10 s" in out, out
     used = dict(re.findall(r"│ (worker|broker|webhooks)\s+│\s+(\d+) MiB", out))
@@ -106,7 +129,9 @@ def test_a_broker_killed_mid_run_is_restarted_and_nothing_is_lost_or_doubled(
     proc, output = start_up(tmp_path, "--simulate", "40", "--for", "45", "--check", "--seed", "5")
     try:
         broker_pid = embedded_broker_pid(output)
-        time.sleep(12)  # under load: accounts, quotes and orders in flight
+        worker_metrics = re.search(r"worker metrics\s+│ (http://\S+/metrics)", output)
+        assert worker_metrics is not None, output
+        _wait_for_orders(worker_metrics.group(1), at_least=50)  # under load, orders in flight
         os.kill(broker_pid, signal.SIGKILL)
         rest, _ = proc.communicate(timeout=480)
     finally:
@@ -116,9 +141,4 @@ def test_a_broker_killed_mid_run_is_restarted_and_nothing_is_lost_or_doubled(
     assert "the embedded kafka broker died" in out, out
     assert re.search(r"embedded broker back on 127\.0\.0\.1:\d+ \(pid \d+\)", out), out
     assert proc.returncode == 0, out
-    rows = dict(re.findall(r"│ (\w+)\s+│[^│]*│[^│]*│ (pass|FAIL)\s+│", out))
-    assert len(rows) == 11, out
-    assert set(rows.values()) == {"pass"}, out
-    orders = re.search(r"│ orders_exactly_once\s+│ (\d+)\s+│ (\d+)", out)
-    assert orders is not None, out
-    assert int(orders.group(1)) == int(orders.group(2)) > 0
+    assert_every_invariant_holds(out)

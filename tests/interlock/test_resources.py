@@ -9,8 +9,8 @@ import time
 import pytest
 from rich.console import Console
 
+from interlock.broker import broker_growth_line
 from interlock.resources import Usage, cpu_share, grown_cpu, resources_table, sample, usage
-from interlock.up import _broker_growth_line
 
 pytestmark = pytest.mark.unit
 
@@ -104,10 +104,10 @@ def test_up_explains_a_broker_whose_cpu_climbs_and_is_silent_otherwise() -> None
     early = {"broker": _u(387, 24.0, 60.0)}
     climbing = {"broker": _u(480, 75.0, 120.0)}
     steady = {"broker": _u(480, 50.0, 120.0)}
-    line = _broker_growth_line("tansu", start, early, climbing)
+    line = broker_growth_line("tansu", start, early, climbing)
     assert line is not None
     assert "from 40% to 85%" in line
     assert "KAFKA_BOOTSTRAP_SERVERS" in line
-    assert _broker_growth_line("tansu", start, early, steady) is None
-    assert _broker_growth_line("tansu", {}, early, climbing) is None
-    assert _broker_growth_line("kafka", start, early, climbing) is None  # Tansu's cost only
+    assert broker_growth_line("tansu", start, early, steady) is None
+    assert broker_growth_line("tansu", {}, early, climbing) is None
+    assert broker_growth_line("kafka", start, early, climbing) is None  # Tansu's cost only

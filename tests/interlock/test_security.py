@@ -313,6 +313,16 @@ def test_cli_applies_the_catalog_over_sasl_ssl(
     assert listed.returncode == 0, listed.output  # configs described over SASL_SSL: no drift
 
 
+def _consume_one(settings: Settings, topic: str) -> list[object]:
+    """One record of ``topic``, read through the project's consumer factory."""
+    consumer = make_consumer(settings, f"group-{uuid.uuid4().hex[:12]}")
+    try:
+        consumer.subscribe([topic])
+        return consume_n(consumer, 1)
+    finally:
+        consumer.close()
+
+
 def test_stage_clients_produce_and_consume_over_sasl_ssl(secure_settings: Settings) -> None:
     topic = f"secure.{uuid.uuid4().hex[:12]}"
     admin = make_admin(secure_settings)
@@ -322,12 +332,7 @@ def test_stage_clients_produce_and_consume_over_sasl_ssl(secure_settings: Settin
     produce(producer, topic, b"order placed", b"acc-1")
     assert producer.flush(30) == 0
 
-    consumer = make_consumer(secure_settings, f"group-{uuid.uuid4().hex[:12]}")
-    try:
-        consumer.subscribe([topic])
-        received = consume_n(consumer, 1)
-    finally:
-        consumer.close()
+    received = _consume_one(secure_settings, topic)
     assert [(m.key(), m.value()) for m in received] == [(b"acc-1", b"order placed")]  # type: ignore[attr-defined]
 
 
@@ -402,12 +407,7 @@ def test_cdc_stage_maps_a_change_over_sasl_ssl(
     change = json.dumps(debezium("c", "customers", None, customer)).encode()
     produce(producer, changes, change, customer["customer_number"].encode())
     assert producer.flush(30) == 0
-    consumer = make_consumer(secure_settings, f"group-{uuid.uuid4().hex[:12]}")
-    try:
-        consumer.subscribe([accounts])
-        received = consume_n(consumer, 1)
-    finally:
-        consumer.close()
+    received = _consume_one(secure_settings, accounts)
 
     assert len(received) == 1, stage.output()
     event = decode(received[0].value())  # type: ignore[attr-defined]
