@@ -243,7 +243,8 @@ class KafkaBroker(BrokerProcess):
 
     def _format(self, config: Path) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        args = ["format", "-t", cluster_id, "-c", str(config)]
+        # "=" form: a random id may start with "-", which argparse takes for an option
+        args = ["format", f"--cluster-id={cluster_id}", f"--config={config}"]
         for mechanism, user, password in self.scram_users:
             args += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
         done = subprocess.run(
