@@ -92,6 +92,7 @@ def read_topic(
     highs = {p: high for p, (_, high) in watermarks.items()}
     consumer = _reader(conf)
     records: list[RawRecord] = []
+    reread: set[int] = set()
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
         deadline = time.monotonic() + timeout
@@ -102,13 +103,8 @@ def read_topic(
                 partition = msg.partition() or 0
                 err = msg.error()
                 if err is not None:
-                    # an end of partition short of the high watermark asked for above is not the
-                    # end (seen on Apache Kafka right after assignment); on Tansu, whose high
-                    # watermark can be short of the true end, the fetch's end is the true one
-                    if err.code() == KafkaError._PARTITION_EOF and (msg.offset() or 0) >= highs.get(
-                        partition, 0
-                    ):
-                        pending.discard(partition)
+                    if err.code() == KafkaError._PARTITION_EOF and partition in pending:
+                        _at_end(consumer, topic, partition, msg.offset(), highs, pending, reread)
                     continue
                 if partition not in pending:
                     continue
@@ -118,6 +114,36 @@ def read_topic(
     finally:
         consumer.close()
     return records
+
+
+def _at_end(
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    eof_offset: int | None,
+    highs: Mapping[int, int],
+    pending: set[int],
+    reread: set[int],
+) -> None:
+    """Settle one partition's end-of-partition event.
+
+    An end short of the high watermark asked for first is not the end (seen on Apache Kafka
+    right after assignment); on Tansu, whose high watermark can be short of the true end, the
+    fetch's end is the true one. An end at the high watermark while this reader's own position
+    is short of it means fetched records never reached the application (seen once under load on
+    Apache Kafka: a partition read as empty), so the partition is read again from that position,
+    once (a partition that ends in transaction markers may leave the position short for good).
+    """
+    high = highs.get(partition, 0)
+    if (eof_offset or 0) < high:
+        return
+    (tp,) = consumer.position([TopicPartition(topic, partition)])
+    if tp.offset >= high or partition in reread:
+        pending.discard(partition)
+        return
+    reread.add(partition)
+    restart = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+    consumer.seek(TopicPartition(topic, partition, restart))
 
 
 def read_dead_letters(conf: Mapping[str, Any], topic: str) -> list[DeadLetter]:
