@@ -22,6 +22,7 @@ from interlock.settings import Settings, load_settings
 from ops.dlq.cli import make_dlq_app
 from ops.lag.cli import lag_exporter_command
 from ops.simulator.cli import simulate_app
+from ops.simulator.send import send_app
 from processors.trace import make_trace_command
 
 __all__ = ["app", "main"]
@@ -39,8 +40,9 @@ app.add_typer(cdc_app, name="cdc")
 app.command("lag-exporter")(lag_exporter_command)
 app.command("webhooks")(webhooks_command)
 app.command("sinks")(sinks_command)
-app.add_typer(make_dlq_app(lambda: _settings()), name="dlq")
+app.add_typer(make_dlq_app(lambda: _stack_settings()), name="dlq")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(send_app, name="send")
 
 console = Console()
 
@@ -49,6 +51,14 @@ def _settings() -> Settings:
     settings = load_settings()
     configure_logging(settings.log_level)
     return settings
+
+
+def _stack_settings() -> Settings:
+    """Settings for a command a user runs beside ``interlock up``: with no Kafka configured,
+    the running stack's (from its state file, said in one line on stderr)."""
+    from interlock.stackfile import attach
+
+    return attach(_settings())
 
 
 def _require_kafka(settings: Settings) -> Settings:
@@ -167,7 +177,7 @@ def worker() -> None:
     worker_main(_require_kafka(_settings()))
 
 
-app.command("trace")(make_trace_command(lambda: _require_kafka(_settings())))
+app.command("trace")(make_trace_command(lambda: _require_kafka(_stack_settings())))
 
 
 @topics_app.command("apply")
@@ -178,7 +188,7 @@ def topics_apply(
     from interlock.kafka import make_admin
     from interlock.topics import apply_catalog
 
-    settings = _require_kafka(_settings())
+    settings = _require_kafka(_stack_settings())
     report = apply_catalog(
         make_admin(settings),
         load_catalog(catalog),
@@ -205,7 +215,7 @@ def topics_list(
     from interlock.kafka import make_admin
     from interlock.topics import inspect_catalog
 
-    settings = _require_kafka(_settings())
+    settings = _require_kafka(_stack_settings())
     loaded = load_catalog(catalog)
     report = inspect_catalog(
         make_admin(settings), loaded, settings.topics.partitions, settings.topics.retention_ms

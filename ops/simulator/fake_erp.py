@@ -305,6 +305,11 @@ class ErpBook:
             self._record_status(order, "INVOICED", "invoice")
             self._set_status(order, "INVOICED")
 
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order, oldest first."""
+        with self._lock:
+            return [dict(o.row) for o in self._orders.values()]
+
     def order(self, number: str) -> dict[str, Any] | None:
         with self._lock:
             found = self._orders.get(number)
@@ -312,7 +317,8 @@ class ErpBook:
 
 
 def create_erp_app(book: ErpBook) -> Starlette:
-    """The ERP API over ``book``: ``POST /orders``, ``PATCH /orders/{n}``, ``POST .../cancel``."""
+    """The ERP API over ``book``: ``GET|POST /orders``, ``GET|PATCH /orders/{n}``,
+    ``POST /orders/{n}/cancel``."""
 
     async def body_of(request: Request) -> dict[str, Any] | None:
         try:
@@ -327,6 +333,8 @@ def create_erp_app(book: ErpBook) -> Starlette:
         return JSONResponse(doc, status_code=status)
 
     async def create(request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse(book.orders())
         body = await body_of(request)
         if body is None:
             return JSONResponse({"error": "body is not a JSON object"}, status_code=400)
@@ -352,7 +360,7 @@ def create_erp_app(book: ErpBook) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/orders", create, methods=["POST"]),
+            Route("/orders", create, methods=["GET", "POST"]),
             Route("/orders/{number}", amend, methods=["GET", "PATCH"]),
             Route("/orders/{number}/cancel", cancel, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

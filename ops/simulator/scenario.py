@@ -89,6 +89,22 @@ class Scenario:
                 self.episode_open = i < len(episode) - 1
                 yield action
 
+    def first_handoff(self) -> tuple[list[Action], list[Action]]:
+        """The example a user sends by hand (``interlock send``), with no fault in it.
+
+        Returns the customer part (a product, the ERP customer row and the CRM company with its
+        contacts, which the worker links) and the quote part (a deal, its lines and its
+        acceptance). The same seed gives the same ids, so sending it again shows the dedup.
+        """
+        self.mix = FaultMix(
+            duplicate=0, redelivery=0, out_of_order=0, bad_json=0, bad_signature=0,
+            invalid_quote=0, withdrawal=0, revision=0, cdc_redelivery=0, ownership_breach=0,
+            credit_hold=0,
+        )  # fmt: skip
+        customer: list[Action] = [*self._product(), *self._product()]
+        customer += self._account_actions(self._new_account())
+        return customer, list(self._quote_episode())
+
     def _episode(self) -> Iterator[Action]:
         m, r = self.mix, self.rng.random()
         if self._later and self.rng.random() < 0.5:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from contracts import decode, encode
+from contracts.ids import deterministic_event_id
 from processors.domain.quotes import decide_quote
-from processors.trace import Record, journey
-from tests.processors.events import quote_event
+from processors.trace import Hop, Record, journey, resolve, waiting
+from tests.processors.events import erp_order_event, quote_event
 
 pytestmark = pytest.mark.unit
 
@@ -46,3 +48,43 @@ def test_journey_keeps_only_the_correlation_id_and_orders_by_time() -> None:
         "commands.erp.create-order",
     ]
     assert hops[-1].causation_id == quote.event_id
+
+
+def test_any_id_a_user_has_resolves_to_the_quote_and_its_raw_webhook_is_a_hop() -> None:
+    webhook_id = "msg_42"
+    quote = quote_event("q-7", "a")
+    # the id a Standard-Webhooks mapping gives: (mapping vendor, source, webhook id)
+    mapped_id = deterministic_event_id("crm", quote.source.vendor, "acme", webhook_id)
+    quote = quote.model_copy(update={"event_id": mapped_id})
+    order = erp_order_event("o-7", "a", "q-7", number="SO-000007")
+    other = quote_event("q-8", "a")
+    base = int(quote.occurred_at.timestamp() * 1000)
+    headers = (
+        ("interlock.webhook.source", b"acme"),
+        ("interlock.webhook.vendor", b"standard"),
+        ("interlock.webhook.id", webhook_id.encode()),
+    )
+    records = [
+        Record("raw.crm.standard", base - 100, b"k", b'{"type": "deal.accepted"}', headers),
+        Record("canonical.quote.v1", base, b"a", encode(quote)),
+        Record("canonical.quote.v1", base + 1, b"a", encode(other)),
+        Record("canonical.order.v1", base + 900, b"a", encode(order)),
+    ]
+    for wanted in (webhook_id, "deal-q-7", "q-7", "SO-000007", "o-7", quote.event_id):
+        assert resolve(records, wanted, "audit.decisions", decode) == "q-7", wanted
+    assert resolve(records, "no-such-id", "audit.decisions", decode) is None
+    hops = journey(records, "q-7", "audit.decisions", decode)
+    assert [h.what for h in hops] == ["webhook received", "QuoteAccepted", "OrderStatusChanged"]
+    assert hops[0].event_id == webhook_id
+
+
+def test_a_parked_quote_says_what_it_waits_for_and_how_long_it_has_left() -> None:
+    at = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    parked = Hop(at, "audit.decisions", "decision: parked", "e", "", '{"waiting_for": "account"}')
+    status = waiting([parked], 300.0, now=at + timedelta(seconds=100))
+    assert status is not None
+    assert "parked" in status
+    assert "account" in status
+    assert "200 s left" in status
+    moved = Hop(at, "audit.decisions", "decision: released", "e", "", "")
+    assert waiting([parked, moved], 300.0) is None
