@@ -91,6 +91,24 @@ class Instruments:
             ["kind"],
             registry=registry,
         )
+        self.parked_quotes = Gauge(
+            "interlock_parked_quotes",
+            "Quotes parked by what they wait for (account: not known yet; link: known, not "
+            "linked to an ERP customer), set at each scan of the parked quotes.",
+            ["waiting_for"],
+            registry=registry,
+        )
+        self.parked_oldest_age = Gauge(
+            "interlock_parked_oldest_age_seconds",
+            "How long the longest-waiting parked quote has waited, by what it waits for.",
+            ["waiting_for"],
+            registry=registry,
+        )
+        self.join_grace = Gauge(
+            "interlock_join_grace_seconds",
+            "How long a quote may stay parked before it is dead-lettered (the setting).",
+            registry=registry,
+        )
         self.commands_emitted = Counter(
             "interlock_commands_emitted_total",
             "Commands emitted to the ERP and CRM, by command topic.",

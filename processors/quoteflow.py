@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["PARKED_KIND", "QuoteFlow"]
 
 PARKED_KIND = "quote_waiting_for_account"
+WAITING_FOR = ("account", "link")
+"""Why a quote is parked: its account is unknown, or known but not linked to an ERP customer."""
 
 
 class JoinTimeoutError(InterlockError):
@@ -181,6 +183,7 @@ class QuoteFlow:
             "account_id": quote.account_id,
             "partition": raw.partition,
             "parked_at": current["parked_at"] if current else self.p.clock(),
+            "waiting_for": waiting_for,
             "raw": raw_to_json(raw),
         }
         index_key = f"a:{quote.account_id}"
@@ -190,6 +193,20 @@ class QuoteFlow:
         if current is None:
             self._gauge.inc()
         self.p.audit("parked", event, ids=ids, details={"waiting_for": waiting_for})
+
+    def _report_waiting(self, entries: list[Mapping[str, Any]], now: float) -> None:
+        """Parked quotes by what they wait for, and the longest wait (the live view shows it)."""
+        metrics = self.p.metrics
+        metrics.join_grace.set(self.p.config.join_grace_s)
+        oldest: dict[str, float] = dict.fromkeys(WAITING_FOR, 0.0)
+        counts: dict[str, int] = dict.fromkeys(WAITING_FOR, 0)
+        for entry in entries:
+            reason = str(entry.get("waiting_for") or "account")
+            counts[reason] = counts.get(reason, 0) + 1
+            oldest[reason] = max(oldest.get(reason, 0.0), now - float(entry["parked_at"]))
+        for reason, n in counts.items():
+            metrics.parked_quotes.labels(reason).set(n)
+            metrics.parked_oldest_age.labels(reason).set(oldest[reason])
 
     def unpark(self, quote_id: str, account_id: str) -> None:
         """Forget a parked quote (its command is durable, or it was dead-lettered)."""
@@ -240,6 +257,7 @@ class QuoteFlow:
         now = p.clock()
         everything = [(k, v) for k, v in list(p.tables.parked.items()) if k.startswith("q:")]
         self._gauge.set(len(everything))
+        self._report_waiting([v for _k, v in everything], now)
         entries = [(k, v) for k, v in everything if v.get("partition") == partition]
         for _key, entry in entries:
             if p.tables.accounts.get(entry["account_id"]) is not None:

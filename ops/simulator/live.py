@@ -61,6 +61,9 @@ class Snapshot:
     dead_letters: dict[str, float] = field(default_factory=dict)
     orders_created: float = 0.0
     buckets: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    parked: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Parked quotes by what they wait for: (how many, the longest wait in seconds)."""
+    join_grace_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class LiveView:
     latency: dict[str, tuple[float | None, float | None]]
     dead_letters: dict[str, float]
     orders_created: float
+    parked: dict[str, tuple[float, float]] = field(default_factory=dict)
+    join_grace_s: float | None = None
 
 
 def parse_samples(text: str) -> list[MetricSample]:
@@ -109,6 +114,8 @@ def take_snapshot(samples: Iterable[MetricSample], at: float) -> Snapshot:
     lag_s: float | None = None
     dead: dict[str, float] = {}
     buckets: dict[str, dict[float, float]] = {}
+    parked: dict[str, list[float]] = {}
+    grace: float | None = None
     for s in samples:
         if s.name == "interlock_events_consumed_total":
             consumed += s.value
@@ -123,6 +130,14 @@ def take_snapshot(samples: Iterable[MetricSample], at: float) -> Snapshot:
             dead[reason] = dead.get(reason, 0.0) + s.value
         elif s.name == "interlock_sink_calls_total" and s.labels.get("target") == "erp":
             orders += s.value if s.labels.get("outcome") == "ok" else 0.0
+        elif s.name in ("interlock_parked_quotes", "interlock_parked_oldest_age_seconds"):
+            slot = parked.setdefault(s.labels.get("waiting_for", "?"), [0.0, 0.0])
+            if s.name == "interlock_parked_quotes":
+                slot[0] += s.value
+            else:
+                slot[1] = max(slot[1], s.value)
+        elif s.name == "interlock_join_grace_seconds":
+            grace = s.value
         elif s.name == LATENCY + "_bucket":
             flow = buckets.setdefault(s.labels.get("flow", "?"), {})
             le = float(s.labels.get("le", "inf"))
@@ -136,6 +151,8 @@ def take_snapshot(samples: Iterable[MetricSample], at: float) -> Snapshot:
         dead,
         orders,
         {f: sorted(b.items()) for f, b in buckets.items()},
+        {reason: (n, age) for reason, (n, age) in parked.items()},
+        grace,
     )
 
 
@@ -168,6 +185,8 @@ def build_view(
         latency,
         dict(cur.dead_letters),
         created,
+        dict(cur.parked),
+        cur.join_grace_s,
     )
 
 
@@ -186,7 +205,16 @@ def render_view(view: LiveView, title: str = "Interlock") -> Table:
     for reason, n in sorted(view.dead_letters.items()):
         table.add_row(f"dead letters {reason}", f"{n:,.0f}")
     table.add_row("orders created", f"{view.orders_created:,.0f}")
+    for reason, (n, age) in sorted(view.parked.items()):
+        table.add_row(f"parked, waiting for {reason}", _parked(n, age, view.join_grace_s))
     return table
+
+
+def _parked(n: float, longest_s: float, grace_s: float | None) -> str:
+    if n <= 0:
+        return "0"
+    left = f", {max(grace_s - longest_s, 0.0):.0f} s left" if grace_s is not None else ""
+    return f"{n:,.0f} (longest {longest_s:.0f} s{left} before it is dead-lettered)"
 
 
 def lag_grew(

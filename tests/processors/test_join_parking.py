@@ -20,6 +20,10 @@ def test_parked_quote_released_when_account_arrives_or_dead_lettered_after_grace
     proc_env.send(t.quote, early, orphan)
     worker = proc_env.start_worker(INTERLOCK_PROCESSORS__JOIN_GRACE_S="6")
     worker.wait_metric("interlock_parked_joins", 2)
+    # what the live view shows: both wait for their account, and the grace they have
+    assert worker.wait_metric("interlock_parked_quotes", 2) == 2
+    assert worker.metric("interlock_parked_quotes", waiting_for="account") == 2
+    assert worker.metric("interlock_join_grace_seconds") == 6
     assert proc_env.events(t.create_order) == []
 
     proc_env.send(t.account, account_event("acc-late"))

@@ -129,3 +129,20 @@ def test_the_lag_trend_is_judged_over_the_load_not_the_drain() -> None:
     console = Console(record=True, width=120)
     console.print(render_summary(during_load))
     assert re.search(r"lag \(last 200 s of the load\)\s+│ 0 msgs, growing", console.export_text())
+
+
+def test_parked_quotes_show_what_they_wait_for_and_the_time_left() -> None:
+    registry = CollectorRegistry()
+    inst = Instruments(registry, "processors")
+    inst.join_grace.set(300)
+    inst.parked_quotes.labels("account").set(3)
+    inst.parked_oldest_age.labels("account").set(40)
+    inst.parked_quotes.labels("link").set(0)
+    inst.parked_oldest_age.labels("link").set(0)
+    snap = take_snapshot(parse_samples(generate_latest(registry).decode()), 10.0)
+    assert snap.parked == {"account": (3.0, 40.0), "link": (0.0, 0.0)}
+    console = Console(width=160, record=True)
+    console.print(render_view(build_view(None, snap)))
+    text = console.export_text()
+    assert re.search(r"parked, waiting for account\s+│ 3 \(longest 40 s, 260 s left", text), text
+    assert re.search(r"parked, waiting for link\s+│ 0 ", text), text
