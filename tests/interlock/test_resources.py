@@ -22,13 +22,18 @@ def _child(code: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", code])
 
 
-def test_a_busy_process_uses_a_core_and_an_idle_one_does_not() -> None:
+def test_a_busy_process_is_told_from_an_idle_one() -> None:
+    """Real processes, read from /proc: on a shared machine the busy one gets what the scheduler
+    gives it, so the test waits for its CPU time to grow rather than for a share of a core."""
     busy, idle = _child(BURN), _child(IDLE)
     try:
-        time.sleep(0.3)
         first = sample({"busy": busy.pid, "idle": idle.pid})
-        time.sleep(1.0)
-        last = sample({"busy": busy.pid, "idle": idle.pid})
+        deadline = time.monotonic() + 30
+        last = first
+        while last["busy"].cpu_seconds - first["busy"].cpu_seconds < 0.3:
+            assert time.monotonic() < deadline, "the busy process got no CPU in 30 s"
+            time.sleep(0.1)
+            last = sample({"busy": busy.pid, "idle": idle.pid})
     finally:
         for proc in (busy, idle):
             proc.kill()
@@ -36,9 +41,8 @@ def test_a_busy_process_uses_a_core_and_an_idle_one_does_not() -> None:
     busy_share = cpu_share(first["busy"], last["busy"])
     idle_share = cpu_share(first["idle"], last["idle"])
     assert busy_share is not None
-    assert busy_share > 0.5
     assert idle_share is not None
-    assert idle_share < 0.1
+    assert busy_share > 5 * idle_share
     assert first["busy"].rss_bytes > 1_000_000
 
 
