@@ -20,17 +20,16 @@ event to each side (keyed by that side's id), so each partition updates only its
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 from contracts.errors import Reason, ValidationError
 from contracts.ids import deterministic_event_id
 from contracts.models import Account, AccountEvent, Source
 from interlock.deadletter import RawRecord
 from processors.domain.accounts import decide_link, match_keys, merge_account
+from processors.flow import FlowContext
 from processors.state import read_any_partition
-
-if TYPE_CHECKING:
-    from processors.pipeline import Pipeline
 
 __all__ = ["ERP_FIELDS", "LINK_EVENT", "MATCH_FIELDS", "Linker"]
 
@@ -46,17 +45,22 @@ ERP_FIELDS = (
 
 
 class Linker:
-    """The account handling of a :class:`~processors.pipeline.Pipeline`."""
+    """The account handling of the pipeline: merge, link, review.
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.p = pipeline
+    ``release_for_account`` is the quote flow's: quotes parked for an account go on once the
+    account is known (or known again, after a duplicate).
+    """
+
+    def __init__(self, context: FlowContext, release_for_account: Callable[[str], None]) -> None:
+        self.p = context
+        self._release_for_account = release_for_account
 
     def on_account(self, event: AccountEvent, raw: RawRecord) -> None:
         p = self.p
         account_id = event.payload.account_id
         if p.is_seen(event.event_id):
             p.duplicate(event, raw, "account", "event_id")
-            p.quotes.release_for_account(account_id)
+            self._release_for_account(account_id)
             return
         result = merge_account(p.tables.accounts.get(account_id), event, p.config.policy)
         p.violations(event, result.violations)
@@ -86,7 +90,7 @@ class Linker:
         )
         self._index(state)
         self._link(state, event)
-        p.quotes.release_for_account(account_id)
+        self._release_for_account(account_id)
 
     def _index(self, state: dict[str, Any]) -> None:
         identity = self.p.tables.identity

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -23,7 +22,7 @@ from contracts.models import (
     QuoteEvent,
     ShipmentEvent,
 )
-from contracts.ownership import OwnershipPolicy, OwnershipViolation
+from contracts.ownership import OwnershipViolation
 from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from processors.audit import Decision, decision_record, encode_record
@@ -43,10 +42,10 @@ from processors.domain.writeback import (
     fold_written,
 )
 from processors.expiry import SEEN, WRITEBACK, ExpiryIndex
+from processors.flow import Emit, PipelineConfig
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
 from processors.state import InFlight, Tables
-from processors.topics import ProcessorTopics
 
 __all__ = ["READBACK_HEADER", "DeadLetter", "Emit", "Pipeline", "PipelineConfig"]
 
@@ -57,32 +56,8 @@ read-back of a durable command does not decode the whole command. Commands witho
 by anything else) are decoded."""
 
 
-class Emit(Protocol):
-    """Queue one output record (never awaited per event; flushed before offsets commit)."""
-
-    def __call__(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None: ...
-
-
 DeadLetter = Callable[[RawRecord, BaseException], None]
 Encode = Callable[[Envelope, str], bytes]
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """What the handlers need from the settings."""
-
-    topics: ProcessorTopics
-    policy: OwnershipPolicy
-    join_grace_s: float
-    dedup_ttl_s: float
-    match_threshold: float
-    origin: str = "interlock"
 
 
 class Pipeline:
@@ -117,8 +92,8 @@ class Pipeline:
         self._counted = False
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._processing = instruments.processing_seconds.labels(SERVICE, "canonical")
-        self.linker = Linker(self)
         self.quotes = QuoteFlow(self, known_product)
+        self.linker = Linker(self, self.quotes.release_for_account)
         self._expired: dict[int, tuple[list[str], list[str]]] | None = None
         self._swept: set[int] = set()
         self.expiry = expiry

@@ -9,7 +9,7 @@ topic (durable) or the quote was dead-lettered, so a crash can never lose a park
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from contracts.errors import InterlockError, Reason, ValidationError
 from contracts.models import OrderEvent, QuoteEvent
@@ -25,10 +25,8 @@ from processors.domain.quotes import (
     with_assembled_lines,
     with_erp_order_number,
 )
+from processors.flow import FlowContext
 from processors.rawjson import raw_from_json, raw_to_json
-
-if TYPE_CHECKING:
-    from processors.pipeline import Pipeline
 
 __all__ = ["PARKED_KIND", "QuoteFlow"]
 
@@ -44,12 +42,12 @@ class JoinTimeoutError(InterlockError):
 
 
 class QuoteFlow:
-    """The quote handling of a :class:`~processors.pipeline.Pipeline`."""
+    """The quote handling of the pipeline: park, release, order, amend, cancel."""
 
-    def __init__(self, pipeline: Pipeline, known_product: Callable[[str], bool] | None) -> None:
-        self.p = pipeline
+    def __init__(self, context: FlowContext, known_product: Callable[[str], bool] | None) -> None:
+        self.p = context
         self.known_product = known_product
-        self._gauge = pipeline.metrics.parked_joins.labels(PARKED_KIND)
+        self._gauge = context.metrics.parked_joins.labels(PARKED_KIND)
 
     def order_state(self, quote_id: str) -> Mapping[str, Any] | None:
         """What was ordered for a quote: in-flight command first, else the durable state."""

@@ -1,0 +1,84 @@
+"""What a flow (linking, quote → order) may use of the pipeline: its config and its plumbing.
+
+``Pipeline`` implements :class:`FlowContext`; the flows in :mod:`processors.linking` and
+:mod:`processors.quoteflow` are typed against it, so they neither import the pipeline nor reach
+each other through it (what one flow needs of another is handed to it as a callable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from contracts.errors import InterlockError
+from contracts.models import Envelope, OrderEvent
+from contracts.ownership import OwnershipPolicy, OwnershipViolation
+from interlock.deadletter import RawRecord
+from interlock.instruments import Instruments
+from processors.audit import Decision
+from processors.state import InFlight, Tables
+from processors.topics import ProcessorTopics
+
+__all__ = ["Emit", "FlowContext", "PipelineConfig"]
+
+
+class Emit(Protocol):
+    """Queue one output record (never awaited per event; flushed before offsets commit)."""
+
+    def __call__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the handlers need from the settings."""
+
+    topics: ProcessorTopics
+    policy: OwnershipPolicy
+    join_grace_s: float
+    dedup_ttl_s: float
+    match_threshold: float
+    origin: str = "interlock"
+
+
+class FlowContext(Protocol):
+    """The tables, settings and output plumbing a flow works with."""
+
+    config: PipelineConfig
+    topics: ProcessorTopics
+    tables: Tables
+    inflight: InFlight
+    metrics: Instruments
+    clock: Callable[[], float]
+    decode: Callable[[bytes], Envelope]
+    emit: Emit
+
+    def audit(self, decision: Decision, event: Envelope | None, **kwargs: Any) -> None: ...
+
+    def send_event(
+        self,
+        topic: str,
+        event: Envelope,
+        key: str,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None: ...
+
+    def send_command(self, kind: str, command: OrderEvent) -> None: ...
+
+    def dead_letter(
+        self, raw: RawRecord, error: InterlockError, event: Envelope | None, **audit: Any
+    ) -> None: ...
+
+    def is_seen(self, event_id: str) -> bool: ...
+
+    def mark_seen(self, event_id: str, partition: int) -> None: ...
+
+    def duplicate(self, event: Envelope, raw: RawRecord, stage: str, why: str) -> None: ...
+
+    def violations(self, event: Envelope, found: list[OwnershipViolation]) -> None: ...
