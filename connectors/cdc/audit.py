@@ -38,7 +38,7 @@ def truncate_record(
     """
     qualified = f"{change.schema or change.db or ''}.{change.table}"
     event_id = deterministic_event_id("cdc", qualified, "*", change.position, "t")
-    tx = change.transaction_id or (str(change.tx_id) if change.tx_id is not None else None)
+    tx = change.transaction_key
     correlation = deterministic_event_id("cdc-tx", change.db or "", tx) if tx else event_id
     return {
         "decision": "truncate_reported",

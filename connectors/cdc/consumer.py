@@ -9,7 +9,10 @@ and every older batch was stored, so a crash replays at most the unacknowledged 
 (at-least-once; the deterministic event ids make the replay harmless downstream).
 Failures never stop a partition: tombstones are skipped, unknown tables are skipped and
 counted (dead-lettered in strict mode), truncates and unmappable changes are dead-lettered
-with their reason code.
+with their reason code. Debezium records that are not changes (transaction metadata,
+heartbeats, schema changes), which a regex subscription may pick up, are skipped and counted
+in ``interlock_events_consumed_total`` with the outcome ``transaction``, ``heartbeat`` or
+``schema_change``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaException
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from connectors.cdc.envelope import ChangeEvent, EnvelopeDecoder
+from connectors.cdc.envelope import ChangeEvent, ControlRecord, EnvelopeDecoder
 from connectors.cdc.fastpath import FastWriter, Writer
 from connectors.cdc.mapper import CdcMapper, CompiledMapping, TruncateError, UnknownTableError
 from contracts.errors import InterlockError, Reason
@@ -63,7 +66,8 @@ Serializer = Callable[[Envelope, SerializationContext | None], bytes]
 
 
 class BatchResult(Counter[str]):
-    """Outcome counts of one batch: ok, skipped, unknown_table, truncate, dead_lettered."""
+    """Outcome counts of one batch: ok, skipped, unknown_table, truncate, dead_lettered, and
+    the control records skipped: transaction, heartbeat, schema_change."""
 
 
 class _Batch:
@@ -206,12 +210,15 @@ class CdcStage:
                 continue
             topic = msg.topic()
             outcome = "ok"
-            change = None
+            change: ChangeEvent | None = None
             try:
-                change = decode(msg.value(), topic)
-                if change is None:
+                decoded = decode(msg.value(), topic)
+                if decoded is None:
                     outcome = "skipped"
+                elif isinstance(decoded, ControlRecord):
+                    outcome = decoded.kind
                 else:
+                    change = decoded
                     out_topic, key, value = encode(change, now)
                     try:
                         # (topic, value, key, partition: any, on_delivery), positionally: the

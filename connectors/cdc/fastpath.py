@@ -200,8 +200,7 @@ def _source(mapping: CompiledMapping, lines: list[str], ns: dict[str, Any]) -> N
         "    position = f'lsn:{lsn}' if lsn is not None else change.position",
         "    event_id = _cdc_id(f\"{change.schema or db or ''}.{change.table}\", record_id, "
         "position, op)",
-        "    tx = change.transaction_id or (",
-        "        str(change.tx_id) if change.tx_id is not None else None)",
+        "    tx = change.transaction_key",
         "    correlation = _cached_id('cdc-tx', db or '', tx) if tx else event_id",
         "    ts = change.ts_ms",
         "    if ts is None:",
@@ -249,6 +248,7 @@ def compile_writer(mapping: CompiledMapping, schema: dict[str, Any], version: in
     lines = [
         "def write(change, ingested, header):",
         "    out = bytearray(header)",
+        "    if change.unavailable: raise _MissingFieldError('unavailable values')",
         "    after = change.after",
         "    row = after if after is not None else change.before",
         "    get = row.get",

@@ -6,9 +6,16 @@ code (unknown table, truncate, mapping failure) for the caller to count and dead
 
 Identity:
 - ``event_id`` = ``deterministic_event_id("cdc", schema.table, record id, log position, op)``
-  where the log position is the LSN, else commit time + transaction id: a change that is
-  published again (connector restart, replay) carries the same id.
-- ``correlation_id`` is shared by every change of one source transaction.
+  where the log position is unique per change (``ChangeEvent.position``: the Postgres LSN, the
+  MySQL binlog file/pos/row, ...): a change that is published again (connector restart,
+  replay) carries the same id.
+- ``correlation_id`` is shared by every change of one source transaction, and does not depend
+  on whether the connector emits transaction metadata (``ChangeEvent.transaction_key``).
+
+Unavailable values (an unchanged TOASTed column arrives as Debezium's placeholder) are never
+mapped as data: the fields they feed are left out of ``changed_fields`` (a partial change, so a
+merge keeps their old value), and a required field fed by one fails with
+``VALUE_UNAVAILABLE``.
 - The Kafka key is a payload field (``account_id`` by default), so that every canonical topic
   is partitioned by the canonical account id.
 """
@@ -57,7 +64,7 @@ class UnknownTableError(InterlockError):
 class TruncateError(InterlockError):
     """A TRUNCATE: deleting every record downstream is never implicit; an operator decides."""
 
-    reason = Reason.MAPPING_FAILED
+    reason = Reason.TRUNCATE_UNSUPPORTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +147,13 @@ class CompiledMapping:
         self._types = {op: spec.event_type(op) for op in ("c", "u", "d", "r")}
         self._on_change = tuple(spec.on_change.items())
         self._record_cols = tuple(spec.record_id)
-        self._changed = (
-            sorted({t.partition(".")[0].removesuffix("[]") for t in spec.fields})
-            if spec.partial
-            else []
-        )
+        heads = sorted({t.partition(".")[0].removesuffix("[]") for t in spec.fields})
+        self._changed = heads if spec.partial else []
+        self._heads = heads
+        self._columns_of: dict[str, set[str]] = {}
+        for target, fspec in spec.fields.items():
+            head = target.partition(".")[0].removesuffix("[]")
+            self._columns_of.setdefault(head, set()).update(fspec.source_columns())
         self._vendor = spec.vendor or vendor
 
     @property
@@ -223,6 +232,24 @@ class CompiledMapping:
         built.source = "\n".join(lines)  # type: ignore[attr-defined]
         return built
 
+    def _available_fields(self, change: ChangeEvent) -> list[str]:
+        """The fields ``change`` really carries: those fed by no unavailable column.
+
+        Raises:
+            MappingError: a required field is fed by an unavailable column.
+        """
+        missing = {h for h, cols in self._columns_of.items() if cols & change.unavailable}
+        for name in self._required:
+            if name in missing:
+                columns = sorted(self._columns_of[name] & change.unavailable)
+                raise MappingError(
+                    f"{self.name}: required field {name!r} comes from {columns} of table "
+                    f"{change.table}, which the change does not carry (Debezium's unavailable-"
+                    "value placeholder: an unchanged TOASTed column)",
+                    reason=Reason.VALUE_UNAVAILABLE,
+                )
+        return [h for h in (self._changed or self._heads) if h not in missing]
+
     def map(self, change: ChangeEvent, ingested_at: datetime) -> MappedEvent:
         """The canonical event of ``change`` (op c, u, d or r).
 
@@ -232,6 +259,11 @@ class CompiledMapping:
         row = change.after if change.after is not None else change.before
         if row is None:
             raise MappingError(f"{self.name}: op {change.op!r} carries no row image")
+        unavailable = change.unavailable
+        changed = self._changed
+        if unavailable:
+            changed = self._available_fields(change)
+            row = {k: (None if k in unavailable else v) for k, v in row.items()}
         try:
             payload = self._payload(row)
         except FieldError as exc:
@@ -252,6 +284,8 @@ class CompiledMapping:
         if op == "u" and self._on_change and change.before is not None:
             before, after = change.before, change.after or {}
             for column, changed_type in self._on_change:
+                if column in unavailable:
+                    continue
                 if column in before and before.get(column) != after.get(column):
                     event_type = changed_type
                     break
@@ -259,7 +293,7 @@ class CompiledMapping:
         qualified = f"{change.schema or change.db or ''}.{change.table}"
         # Both equal contracts.deterministic_event_id(...); a transaction's id is reused.
         event_id = deterministic_event_id("cdc", qualified, record_id, change.position, op)
-        tx = change.transaction_id or (str(change.tx_id) if change.tx_id is not None else None)
+        tx = change.transaction_key
         correlation = cached_event_id("cdc-tx", change.db or "", tx) if tx else event_id
         changed_at = (
             datetime.fromtimestamp(change.ts_ms / 1000, UTC) if change.ts_ms is not None else None
@@ -282,7 +316,7 @@ class CompiledMapping:
                 "occurred_at": changed_at or ingested_at,
                 "ingested_at": ingested_at,
                 "origin": None,
-                "changed_fields": list(self._changed),
+                "changed_fields": list(changed),
                 "payload": payload,
             }
         )

@@ -16,6 +16,14 @@ How it stays consistent and loses nothing:
    published keyed by primary key, flushed, and only after every delivery succeeded is the slot
    advanced (``pg_replication_slot_advance``) to the last commit. A crash between publish and
    advance re-publishes those changes after restart (same LSN, same event id); nothing is lost.
+
+Rows look as Debezium's Postgres connector (pgoutput, ``decimal.handling.mode=string``)
+publishes them, so the same mappings and event ids apply to both: wal2json numbers are read
+exactly (``Decimal``, never ``float``); a column added while streaming is converted by the type
+wal2json names; an unchanged TOASTed column, which logical decoding leaves out of an update,
+is taken from the old row where the table logs it (``REPLICA IDENTITY FULL``), else it is
+Debezium's unavailable-value placeholder; ``source.ts_ms`` is the commit time truncated to
+the millisecond.
 """
 
 from __future__ import annotations
@@ -26,11 +34,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 import psycopg
 from psycopg import sql
 
+from connectors.cdc.envelope import UNAVAILABLE_PLACEHOLDER
 from connectors.cdc.pgsetup import logical_decoding_problems
 from connectors.cdc.pgvalues import converter_for
 from contracts.errors import ConfigError, InterlockError, Reason
@@ -339,13 +350,34 @@ class PostgresSource:
     def _row(self, table: _Table, cols: list[dict[str, Any]] | None) -> dict[str, Any] | None:
         if cols is None:
             return None
-        out = {}
+        out: dict[str, Any] = {}
         for col in cols:
             name = col["name"]
             value = col.get("value")
             conv = table.columns.get(name)
-            out[name] = None if value is None or conv is None else conv(value)
+            if conv is None:  # added while streaming: wal2json names its type
+                conv = table.columns[name] = converter_for(str(col.get("type") or ""))
+            if value is None:
+                out[name] = None
+                continue
+            value = conv(value)
+            # wal2json numbers are read as Decimal; only numeric columns keep them as such
+            out[name] = float(value) if isinstance(value, Decimal) else value
         return out
+
+    @staticmethod
+    def _unchanged(table: _Table, after: dict[str, Any], before: dict[str, Any] | None) -> None:
+        """Fill the columns an update left out (unchanged TOAST) as Debezium does.
+
+        From the old row where the table logs it (REPLICA IDENTITY FULL), else the
+        unavailable-value placeholder: the value is not known, and it did not change.
+        """
+        for name in table.columns:
+            if name not in after:
+                if before is not None and name in before:
+                    after[name] = before[name]
+                else:
+                    after[name] = UNAVAILABLE_PLACEHOLDER
 
     def stream_once(self) -> int:
         """Publish the next whole transactions, then advance the slot; returns changes sent."""
@@ -365,7 +397,7 @@ class PostgresSource:
         ts_ms = 0
         sent = 0
         for lsn, data in rows:
-            change = json.loads(data)
+            change = json.loads(data, parse_float=Decimal)
             action = change.get("action")
             if action == "B":
                 xid = change.get("xid")
@@ -381,6 +413,8 @@ class PostgresSource:
                 continue
             before = self._row(table, change.get("identity")) if action in ("U", "D") else None
             after = self._row(table, change.get("columns")) if action in ("I", "U") else None
+            if action == "U" and after is not None:
+                self._unchanged(table, after, before)
             op = {"I": "c", "U": "u", "D": "d", "T": "t"}[action]
             value = self._envelope(
                 table, op, before, after, ts_ms=ts_ms, lsn=lsn_to_int(lsn), tx_id=xid,
@@ -408,9 +442,15 @@ class PostgresSource:
                 stop.wait(self.config.poll_interval_s)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _ts_ms(value: Any) -> int:
+    """Milliseconds since the epoch of a wal2json commit time, truncated as Debezium does.
+
+    Integer arithmetic: ``timestamp() * 1000`` in floating point may land a millisecond short.
+    """
     if not value:
         return int(time.time() * 1000)
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(str(value)).timestamp() * 1000)
+    delta = datetime.fromisoformat(str(value)) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000 + delta.microseconds // 1_000

@@ -8,6 +8,7 @@ model), so what reaches the Avro encoder has the type the contract promises.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from connectors.cdc.logical import variable_scale_decimal
 from connectors.cdc.spec import FieldSpec
 from contracts.errors import ConfigError, Reason
 from contracts.ids import cached_event_id, deterministic_event_id, event_id_after
@@ -73,12 +75,27 @@ def _to_bool(value: Any) -> bool:
     raise FieldError(f"{value!r} is not a boolean")
 
 
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
 def _to_decimal(value: Any) -> Decimal:
     if isinstance(value, Decimal):
         return value
+    if isinstance(value, dict):  # Postgres NUMERIC without a scale: VariableScaleDecimal
+        value = variable_scale_decimal(value)
+        if isinstance(value, Decimal):
+            return value
     try:
         return Decimal(str(value)) if isinstance(value, float) else Decimal(value)
     except (InvalidOperation, TypeError, ValueError):
+        if isinstance(value, str) and len(value) % 4 == 0 and _BASE64.fullmatch(value):
+            raise FieldError(
+                f"{value!r} looks like the bytes of a Connect Decimal "
+                "(decimal.handling.mode=precise), whose scale is only in the record's schema: "
+                "use JsonConverter with schemas.enable=true (or Avro), or "
+                "decimal.handling.mode=string",
+                Reason.SCHEMA_REQUIRED,
+            ) from None
         raise FieldError(f"{value!r} is not a decimal") from None
 
 
@@ -263,12 +280,21 @@ def plan_field(spec: FieldSpec, annotation: Any, base_dir: Path, where: str) -> 
     source = _source(spec, where)
     steps: list[Callable[[Any], Any]] = []
     if spec.epoch is not None:
+        # A value the record's schema already made a date or instant (logical) is kept.
         unit = spec.epoch
         if unit == "days":
-            steps.append(lambda v: _EPOCH_DAY + timedelta(days=int(v)))
+            steps.append(
+                lambda v: v if isinstance(v, date) else _EPOCH_DAY + timedelta(days=int(v))
+            )
         else:
             div = {"s": 1, "ms": 1_000, "us": 1_000_000}[unit]
-            steps.append(lambda v: _EPOCH + timedelta(microseconds=int(v) * 1_000_000 // div))
+            steps.append(
+                lambda v: (
+                    v
+                    if isinstance(v, date)
+                    else _EPOCH + timedelta(microseconds=int(v) * 1_000_000 // div)
+                )
+            )
     if spec.minor_units is not None:
         exponent = -spec.minor_units
         steps.append(lambda v: Decimal(int(v)).scaleb(exponent))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,11 +34,21 @@ def erp_dsn(pg_admin_dsn: str) -> Iterator[str]:
     dsn = create_database(pg_admin_dsn, name, SCHEMA_SQL)
     yield dsn
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE database = %s AND NOT active",
-            (name,),
-        )
+        # a slot blocks DROP DATABASE; one a stopped client (Debezium) held may take a moment
+        # to become inactive
+        deadline = time.monotonic() + 15
+        while True:
+            conn.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE database = %s AND NOT active",
+                (name,),
+            )
+            row = conn.execute(
+                "SELECT count(*) FROM pg_replication_slots WHERE database = %s", (name,)
+            ).fetchone()
+            if not row or row[0] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -138,7 +138,8 @@ def test_the_equivalence_examples_mostly_map() -> None:
 
 
 def test_change_events_built_slot_by_slot_equal_the_dataclass() -> None:
-    values = ("u", {"a": 1}, {"a": 2}, "t", "public", "erp", 1, 2, 3, True, "tx", 4)
+    values = ("u", {"a": 1}, {"a": 2}, "t", "public", "erp", 1, 2, 3, True, "tx", 4, "p", "x",
+              frozenset({"b"}))  # fmt: skip
     built = _new_change(*values)
     assert built == ChangeEvent(*values)
     assert repr(built) == repr(ChangeEvent(*values))

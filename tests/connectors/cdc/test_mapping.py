@@ -185,7 +185,7 @@ def test_truncate_is_refused_with_a_clear_reason(mapper: CdcMapper) -> None:
         TruncateError, match=r"TRUNCATE of public\.customers was not applied"
     ) as err:
         mapper.map(change)
-    assert err.value.reason is Reason.MAPPING_FAILED
+    assert err.value.reason is Reason.TRUNCATE_UNSUPPORTED
 
 
 def test_unknown_table_and_bad_values(mapper: CdcMapper) -> None:

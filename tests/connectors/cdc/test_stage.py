@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.cdc.cli import build_stage
 from connectors.cdc.transforms import canonical_id
@@ -73,7 +75,7 @@ def start_stage(
     to ``^<prefix>\\.erp\\..+`` and runs in a thread, serving its /metrics on a free port."""
     running: list[tuple[Stage, threading.Thread, Any, Any]] = []
 
-    def start(*, strict: bool, tables_before: list[str]) -> Stage:
+    def start(*, strict: bool, tables_before: list[str], also: tuple[str, ...] = ()) -> Stage:
         prefix = f"cdct{uuid.uuid4().hex[:10]}"
         for entity in ("account", "order"):
             make_topic(name=f"{prefix}.canonical.{entity}.v1")
@@ -87,7 +89,7 @@ def start_stage(
         stage, consumer, producer = build_stage(
             conf,
             Instruments(registry, "cdc"),
-            topics=[rf"^{prefix}\.erp\..+"],
+            topics=[rf"^{prefix}\.erp\..+", *(t.format(prefix=prefix) for t in also)],
             group_id=make_group(),
             topic_for=lambda t: f"{prefix}.{t}",
             audit_topic=audit,
@@ -224,6 +226,7 @@ def test_truncate_is_dead_lettered_and_reported_to_the_audit_topic(
     headers = dict(dead[0].headers())  # type: ignore[attr-defined]
     assert dead[0].value() == truncate  # type: ignore[attr-defined]
     assert headers["interlock.dlq.error.type"] == b"TruncateError"
+    assert headers["interlock.dlq.reason"] == b"TRUNCATE_UNSUPPORTED"
     assert len(audit) == 1
     record = json.loads(audit[0].value())  # type: ignore[attr-defined]
     same_tx = decode(events[0].value()).correlation_id  # type: ignore[attr-defined]
@@ -232,7 +235,61 @@ def test_truncate_is_dead_lettered_and_reported_to_the_audit_topic(
     assert record["lsn"] == 9100
     assert record["ts_ms"] == 1559033904863
     assert record["correlation_id"] == same_tx
-    assert record["correlation_id"] == deterministic_event_id("cdc-tx", "erp", "777:8900")
+    assert record["correlation_id"] == deterministic_event_id("cdc-tx", "erp", "777")
     assert audit[0].key() == same_tx.encode()  # type: ignore[attr-defined]
     assert record["details"]["dead_letter_topic"] == f"dlq.{topic}"
     assert record["details"]["original"] == {"topic": topic, "partition": 0, "offset": 1}
+
+
+TRANSACTION_BEGIN = {"status": "BEGIN", "id": "571:53195829", "ts_ms": 1486500577125, "event_count": None, "data_collections": None}  # fmt: skip
+TRANSACTION_END = {"status": "END", "id": "571:53195832", "ts_ms": 1486500577691, "event_count": 1, "data_collections": [{"data_collection": "public.customers", "event_count": 1}]}  # fmt: skip
+HEARTBEAT = {"schema": {"type": "struct", "fields": [{"type": "int64", "optional": False, "field": "ts_ms"}], "optional": False, "name": "io.debezium.connector.common.Heartbeat", "version": 1}, "payload": {"ts_ms": 1796183328255}}  # fmt: skip
+
+
+def test_transaction_and_heartbeat_topics_picked_up_by_a_pattern_are_skipped_not_dead_lettered(
+    start_stage: Callable[..., Stage],
+    make_topic: Callable[..., str],
+    make_producer: Callable[..., Producer],
+    make_consumer: Callable[..., Any],
+    settings: Settings,
+) -> None:
+    """``^<prefix>\\..+`` also matches ``<prefix>.transaction``; a heartbeat topic subscribed
+    beside it sends ``{"ts_ms": ...}``: neither is a change, neither is dead-lettered."""
+    stage = start_stage(
+        strict=True,
+        tables_before=["customers", "transaction"],
+        also=(r"^__debezium-heartbeat\.{prefix}\.erp$",),
+    )
+    heartbeat = make_topic(name=f"__debezium-heartbeat.{stage.prefix}.erp")
+    make_topic(name=f"dlq.{heartbeat}")
+    producer = make_producer()
+    change = _in_tx(debezium("c", "customers", None, CUSTOMER, tx=571), "571:53195829")
+    _send(
+        producer, stage.raw("transaction"), [(b'{"id":"571:53195829"}', _json(TRANSACTION_BEGIN))]
+    )
+    _send(producer, stage.raw("customers"), [(b"C-100", _json(change))])
+    _send(producer, stage.raw("transaction"), [(b'{"id":"571:53195832"}', _json(TRANSACTION_END))])
+    _send(producer, heartbeat, [(b'{"serverName":"erp"}', _json(HEARTBEAT))] * 2)
+
+    accounts = consume_n(make_consumer(stage.canonical("account")), 1, timeout=30)
+    assert len(accounts) == 1
+
+    def skipped(outcome: str, topic: str) -> float:
+        wanted = {"service": "cdc", "topic": topic, "outcome": outcome}
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(stage.scrape())
+            for sample in family.samples
+            if sample.name == "interlock_events_consumed_total" and sample.labels == wanted
+        )
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+        skipped("transaction", stage.raw("transaction")) < 2 or skipped("heartbeat", heartbeat) < 2
+    ):
+        time.sleep(0.2)
+    assert skipped("transaction", stage.raw("transaction")) == 2
+    assert skipped("heartbeat", heartbeat) == 2
+    dead = [f"dlq.{stage.raw('transaction')}", f"dlq.{heartbeat}", f"dlq.{stage.raw('customers')}"]
+    conf = settings.kafka.librdkafka()
+    assert end_offsets(conf, [(t, 0) for t in dead]) == {(t, 0): 0 for t in dead}

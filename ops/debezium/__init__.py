@@ -1,0 +1,1 @@
+"""Kafka Connect + Debezium: the connector configurations and a worker to run them."""
