@@ -40,16 +40,29 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"
 class KafkaSettings(BaseModel):
     """Where the brokers are and how to talk to them (mapped to librdkafka names)."""
 
-    bootstrap_servers: str | None = None
-    security_protocol: SecurityProtocol | None = None
-    sasl_mechanism: SaslMechanism | None = None
+    bootstrap_servers: str | None = Field(
+        default=None, description="host:port,...; unset: the embedded broker is started."
+    )
+    security_protocol: SecurityProtocol | None = Field(
+        default=None, description="librdkafka security.protocol."
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        default=None, description="SASL mechanism (librdkafka sasl.mechanism)."
+    )
     sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_ca_location: str | None = None
+    sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (never logged)."
+    )
+    ssl_ca_location: str | None = Field(
+        default=None, description="CA file that verifies the brokers' certificates."
+    )
     ssl_certificate_location: str | None = None
     ssl_key_location: str | None = None
     ssl_key_password: SecretStr | None = None
-    client_id: str = "interlock"
+    client_id: str = Field(
+        default="interlock",
+        description="`interlock up` gives each service its own (interlock-worker, ...).",
+    )
     broker_kind: Literal["kafka", "tansu"] = Field(
         default="kafka",
         description=(
@@ -142,44 +155,69 @@ class CdcSettings(BaseModel):
     strict: bool = Field(default=False, description="Dead-letter changes of unmapped tables.")
     batch_size: int = Field(default=5000, ge=1)
     vendor: str = "postgres-erp"
-    postgres_dsn: SecretStr | None = None
-    postgres_tables: list[str] = Field(default_factory=list)
-    postgres_slot: str = "interlock_erp"
-    raw_topic_prefix: str = "raw.erp."
+    postgres_dsn: SecretStr | None = Field(
+        default=None, description="Source database of `interlock cdc postgres`."
+    )
+    postgres_tables: list[str] = Field(
+        default_factory=list, description="Tables `interlock cdc postgres` captures."
+    )
+    postgres_slot: str = Field(
+        default="interlock_erp", description="Logical replication slot of `interlock cdc postgres`."
+    )
+    raw_topic_prefix: str = Field(
+        default="raw.erp.", description="The Postgres source writes table T to this prefix + T."
+    )
 
 
 class SchemaRegistrySettings(BaseModel):
     """Confluent Schema Registry; without a URL the registry-free single-object format is used."""
 
-    url: str | None = None
+    url: str | None = Field(
+        default=None,
+        description="Registry URL (`mock://` in-process); unset: single-object encoding.",
+    )
     basic_auth_user_info: SecretStr | None = None
-    subject_strategy: Literal["topic", "record", "topic_record"] = "topic"
+    subject_strategy: Literal["topic", "record", "topic_record"] = Field(
+        default="topic", description="Subject name strategy of registered schemas."
+    )
 
 
 class TopicDefaults(BaseModel):
     """Defaults applied to catalog topics that do not set their own."""
 
-    partitions: int = Field(default=3, ge=1)
-    replication_factor: int = Field(default=1, ge=1)
-    retention_ms: int = 7 * 24 * 3600 * 1000
+    partitions: int = Field(
+        default=3,
+        ge=1,
+        description="For topics that set none (`up` on the embedded broker: one per worker).",
+    )
+    replication_factor: int = Field(default=1, ge=1, description="Of created topics.")
+    retention_ms: int = Field(default=7 * 24 * 3600 * 1000, description="For topics that set none.")
 
 
 class MetricsSettings(BaseModel):
     """Where a service serves ``/metrics``."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=9464, ge=0, le=65535)
+    host: str = Field(default="127.0.0.1", description="Interface /metrics listens on.")
+    port: int = Field(default=9464, ge=0, le=65535, description="Port of /metrics.")
 
 
 class ProcessorSettings(BaseModel):
     """The Faust worker: identity, state store and group timings."""
 
-    app_id: str = "interlock-processors"
-    store: str = "rocksdb://"
+    app_id: str = Field(
+        default="interlock-processors",
+        description="Faust app id: consumer group, internal topic prefix.",
+    )
+    store: str = Field(
+        default="rocksdb://",
+        description="Faust table store: `rocksdb://` (on disk) or `memory://` (rebuilt at start).",
+    )
     web_port: int = Field(default=6066, ge=0, le=65535)
     session_timeout_s: float = 10.0
     heartbeat_interval_s: float = 1.0
-    data_dir: str = ".interlock/faust"
+    data_dir: str = Field(
+        default=".interlock/faust", description="Where the worker keeps its tables."
+    )
     rocksdb_write_buffer_mb: int = Field(
         default=1,
         ge=1,
@@ -205,7 +243,9 @@ class ProcessorSettings(BaseModel):
         default=7 * 24 * 3600.0, gt=0, description="How long event ids are remembered."
     )
     tick_interval_s: float = Field(default=1.0, gt=0, description="Period of the parked scan.")
-    dedup_sweep_interval_s: float = Field(default=60.0, gt=0)
+    dedup_sweep_interval_s: float = Field(
+        default=60.0, gt=0, description="How often expired ids and deal states are forgotten."
+    )
     match_threshold: float = Field(
         default=0.85, ge=0, le=1, description="Below this an account match goes to review."
     )
@@ -228,19 +268,66 @@ class ProcessorSettings(BaseModel):
         description="Allocations between young-generation collections of the worker's garbage "
         "collector; the start-up heap is frozen too (0: Python's defaults, nothing frozen).",
     )
+    reconcile_order_sla_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Reconciliation: how long after its order is requested a quote may have no "
+        "ERP order (and an ERP order no quote) before it is a finding.",
+    )
+    reconcile_writeback_sla_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Reconciliation: how long an ERP cancellation, credit hold, shipment or "
+        "invoice may go without a write-back to the deal before it is a finding.",
+    )
+    reconcile_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Reconciliation: how often each partition's parity ledger is compared again.",
+    )
 
 
 class RetrySettings(BaseModel):
     """Retry tiers of transient failures: tier n waits ``delays[n-1]`` seconds (retry.<t>.<n>)."""
 
-    delays: list[float] = Field(default_factory=lambda: [1.0, 10.0, 60.0])
+    delays: list[float] = Field(
+        default_factory=lambda: [1.0, 10.0, 60.0],
+        description="Seconds before retry tier 1, 2, 3, ... (retry.<topic>.<n>).",
+    )
+
+
+class SupervisionSettings(BaseModel):
+    """How ``interlock up`` restarts a child that died, and when it stops trying (a crash loop)."""
+
+    restart_backoff_s: float = Field(
+        default=1.0, gt=0, description="Wait before the first restart; doubles per crash."
+    )
+    restart_backoff_max_s: float = Field(
+        default=30.0, gt=0, description="Longest wait before a restart."
+    )
+    crash_loop_restarts: int = Field(
+        default=5,
+        ge=0,
+        description="Restarts of one child allowed within the window; one more crash stops the "
+        "stack (exit 1).",
+    )
+    crash_loop_window_s: float = Field(
+        default=300.0, gt=0, description="The window of `crash_loop_restarts`."
+    )
+    stop_grace_s: float = Field(
+        default=10.0, gt=0, description="Wait after SIGTERM before a child is killed."
+    )
 
 
 class DlqSettings(BaseModel):
     """Dead-letter tooling: where replays and purges are recorded, default replay pacing."""
 
-    audit_topic: str = "audit.replays"
-    purge_topic: str = "audit.dlq-purges"
+    audit_topic: str = Field(
+        default="audit.replays", description="Where every replayed dead letter is recorded."
+    )
+    purge_topic: str = Field(
+        default="audit.dlq-purges", description="Where purged dead letters are marked (compacted)."
+    )
     replay_rate: float | None = Field(default=None, gt=0, description="messages/s; None: unpaced")
 
 
@@ -248,7 +335,7 @@ class LagExporterSettings(BaseModel):
     """The lag exporter: which consumer groups it watches and how often it samples them."""
 
     groups: str = Field(default=".*", description="Regular expression of group ids to watch.")
-    interval_s: float = Field(default=5.0, gt=0)
+    interval_s: float = Field(default=5.0, gt=0, description="Seconds between two samplings.")
     window: int = Field(default=10, ge=2, description="Samples kept per partition for the status.")
     min_samples: int = Field(default=3, ge=2, description="Samples needed before WARN/STALL/STOP.")
 
@@ -256,32 +343,93 @@ class LagExporterSettings(BaseModel):
 class HubSpotWebhookSettings(BaseModel):
     """HubSpot v3 request signatures: the app's client secret and the accepted request age."""
 
-    client_secret: SecretStr | None = None
-    max_age_s: float = Field(default=300.0, gt=0)
+    client_secret: SecretStr | None = Field(
+        default=None, description="The HubSpot app's client secret (signs requests)."
+    )
+    max_age_s: float = Field(
+        default=300.0, gt=0, description="Older signatures are refused (401 signature_stale)."
+    )
     app_id: str | None = Field(default=None, description="Our app id: its changes are echoes.")
 
 
 class StandardWebhookSettings(BaseModel):
     """Standard Webhooks sources: ``{"<source>": "whsec_..."}`` and the timestamp tolerance."""
 
-    secrets: dict[str, SecretStr] = Field(default_factory=dict)
-    tolerance_s: float = Field(default=300.0, gt=0)
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description='Secret per source, JSON: {"<source>": "whsec_..."}.'
+    )
+    tolerance_s: float = Field(
+        default=300.0, gt=0, description="Largest accepted webhook-timestamp skew."
+    )
 
 
 class WebhookSettings(BaseModel):
     """The webhook receiver (``interlock webhooks``) and its raw → canonical mapping stage."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535)
+    host: str = Field(default="127.0.0.1", description="Interface the webhook receiver listens on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port of the webhook receiver.")
     public_url: str | None = Field(default=None, description="Base URL as the sender sees it.")
-    max_body_bytes: int = Field(default=1_048_576, ge=1)
-    delivery_timeout_s: float = Field(default=5.0, gt=0)
-    retry_after_s: int = Field(default=5, ge=1)
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1, description="Larger bodies get 413 payload_too_large."
+    )
+    delivery_timeout_s: float = Field(
+        default=5.0, gt=0, description="Wait for Kafka to acknowledge before answering 503."
+    )
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After of a 503 answer.")
+    max_json_depth: int = Field(
+        default=64,
+        ge=1,
+        le=256,
+        description="Deepest nesting of arrays and objects in a body (400 json_too_deep beyond);"
+        " measured before parsing, so no body can exhaust the parser's recursion.",
+    )
+    max_id_bytes: int = Field(
+        default=256,
+        ge=16,
+        le=4096,
+        description="Longest webhook id (webhook-id header: 431; HubSpot eventId or company id:"
+        " 400): it becomes the raw record's Kafka key.",
+    )
+    max_header_bytes: int = Field(
+        default=1024,
+        ge=64,
+        le=65_536,
+        description="Longest value of every other header the receiver reads or keeps"
+        " (timestamps, signatures, content type, user agent); 431 header_too_large beyond.",
+    )
+    probe_interval_s: float = Field(
+        default=2.0, gt=0, description="How often /readyz's broker probe (a metadata request) runs."
+    )
+    probe_timeout_s: float = Field(
+        default=1.0, gt=0, description="Longest wait for the broker probe's answer."
+    )
+    producer_recreate_limit: int = Field(
+        default=5,
+        ge=1,
+        description="Failed attempts in a row to recreate the landing producer after a fatal"
+        " error before the service declares itself dead (/healthz 503, exit 1).",
+    )
+    mapper_restart_limit: int = Field(
+        default=5,
+        ge=1,
+        description="Failures in a row of the in-process mapping stage (each followed by a"
+        " rebuild with a new producer and consumer) before the service declares itself dead.",
+    )
     mapper: bool = Field(default=True, description="Run the mapping stage in the same process.")
-    mappings_dir: str | None = None
-    accepted_deal_stages: list[str] = Field(default_factory=lambda: ["closedwon"])
-    dedup_size: int = Field(default=100_000, ge=1)
-    dedup_ttl_s: float = Field(default=86_400.0, gt=0)
+    mappings_dir: str | None = Field(
+        default=None,
+        description="Standard-Webhooks CRM mappings (default: connectors/mappings/crm).",
+    )
+    accepted_deal_stages: list[str] = Field(
+        default_factory=lambda: ["closedwon"],
+        description="HubSpot deal stages that accept the quote.",
+    )
+    dedup_size: int = Field(
+        default=100_000, ge=1, description="Webhook ids remembered to drop redeliveries."
+    )
+    dedup_ttl_s: float = Field(
+        default=86_400.0, gt=0, description="How long a webhook id is remembered."
+    )
     hubspot: HubSpotWebhookSettings = Field(default_factory=HubSpotWebhookSettings)
     standard: StandardWebhookSettings = Field(default_factory=StandardWebhookSettings)
 
@@ -309,9 +457,15 @@ class SinkSettings(BaseModel):
         default=0.05, ge=0, description="First inline retry's delay bound; doubles, full jitter."
     )
     inline_max_wait_s: float = Field(
-        default=0.5, ge=0, description="Longest Retry-After waited inline; longer: retry tiers."
+        default=0.5, ge=0, description="Longest Retry-After waited inline; longer: paused."
     )
     concurrency: int = Field(default=8, ge=1, description="Calls in flight per target.")
+    max_age_s: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="A command its target has not taken this long after it was written is "
+        "dead-lettered; until then it waits for its target.",
+    )
     group_id: str = "interlock-sinks"
 
 
@@ -341,11 +495,17 @@ class Settings(BaseSettings):
     cdc: CdcSettings = Field(default_factory=CdcSettings)
     lag_exporter: LagExporterSettings = Field(default_factory=LagExporterSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
     dlq: DlqSettings = Field(default_factory=DlqSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     sinks: SinkSettings = Field(default_factory=SinkSettings)
-    wire_format: Literal["single-object", "confluent"] = "single-object"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    wire_format: Literal["single-object", "confluent"] = Field(
+        default="single-object",
+        description="Format written: single-object (no registry) or confluent; both are read.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of every service."
+    )
     conventional_bootstrap: str | None = Field(
         default=None,
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS"),
@@ -367,8 +527,8 @@ class Settings(BaseSettings):
 
         For the embedded broker, which shares the machine with every service: a broker pays
         for every partition in a produce and fetch request, and fewer partitions put more
-        records in each batch (docs/brokers.md). On Tansu at 300 actions/s its CPU went from
-        41-87% of a core with 3 partitions to 19-67% with 1.
+        records in each batch (docs/operations/brokers.md). On Tansu at 300 actions/s its CPU
+        went from 41-87% of a core with 3 partitions to 19-67% with 1.
         """
         if "partitions" in self.topics.model_fields_set:
             return self

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
-from contracts.ids import deterministic_event_id
+from contracts.identity import crm_event_id
 from contracts.models import Envelope
 from contracts.serde import make_deserializer
 from interlock.kafka import make_admin, true_end_offsets
@@ -66,7 +66,7 @@ class Record:
 
     def webhook_event_ids(self, vendors: Iterable[str]) -> set[str]:
         """The canonical event ids a raw webhook record can have been mapped to (empty: not a
-        raw webhook), by the receiver's id rule (``connectors.webhooks.identity.crm_event_id``):
+        raw webhook), by the receiver's id rule (:func:`contracts.identity.crm_event_id`):
         a Standard-Webhooks request is one event, ``(mapping vendor, source, webhook id)``; a
         HubSpot request carries events named ``(hubspot, portalId, eventId)``."""
         webhook_id = self.header(_WEBHOOK + "id")
@@ -74,14 +74,14 @@ class Record:
         if webhook_id is None or kind is None or source is None:
             return set()
         if kind != "hubspot":
-            return {deterministic_event_id("crm", v, source, webhook_id) for v in vendors}
+            return {crm_event_id(v, source, webhook_id) for v in vendors}
         try:
             events = json.loads(self.value or b"")
         except ValueError:
             return set()
         portal = "portalId"
         return {
-            deterministic_event_id("crm", "hubspot", str(e.get(portal) or ""), str(e["eventId"]))
+            crm_event_id("hubspot", str(e.get(portal) or ""), str(e["eventId"]))
             for e in (events if isinstance(events, list) else [events])
             if isinstance(e, dict) and e.get("eventId") is not None
         }

@@ -7,11 +7,8 @@ broker that refuses our login or certificate ends the stage with one line and ex
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import psycopg
@@ -25,6 +22,7 @@ from connectors.cdc.mapper import CdcMapper
 from connectors.cdc.postgres import PostgresSource, PostgresSourceConfig
 from connectors.cdc.spec import annotate_lines, load_mapping_dir
 from contracts.errors import ConfigError, InterlockError
+from interlock.commandline import require_kafka, stop_on_signals
 from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer, subscribe
@@ -42,17 +40,6 @@ cdc_app = typer.Typer(
 )
 METADATA_REFRESH_MS = 5000
 """How often a regex subscription looks for new matching topics (librdkafka's default: 5 min)."""
-
-
-def _stop_event() -> threading.Event:
-    stop = threading.Event()
-
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    return stop
 
 
 def build_stage(
@@ -111,12 +98,6 @@ def build_stage(
     return stage, consumer, producer
 
 
-def _require_kafka(settings: Settings) -> None:
-    if settings.embedded:
-        typer.echo("No Kafka configured: set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS.", err=True)
-        raise typer.Exit(2)
-
-
 @cdc_app.callback()
 def cdc(
     ctx: typer.Context,
@@ -132,7 +113,7 @@ def cdc(
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings()
-    _require_kafka(settings)
+    require_kafka(settings)
     if strict:
         settings.cdc.strict = True
     registry = new_registry()
@@ -145,7 +126,7 @@ def cdc(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     endpoint = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
-    stop = _stop_event()
+    stop = stop_on_signals()
     try:
         stage.run(stop)
     except ConfigError as exc:  # the broker refused our access (KafkaAccessError): not retried
@@ -168,7 +149,7 @@ def postgres(
 ) -> None:
     """Snapshot then stream Postgres tables to raw.erp.<table> as Debezium envelopes."""
     settings = load_settings()
-    _require_kafka(settings)
+    require_kafka(settings)
     cdc = settings.cdc
     the_dsn = dsn or (cdc.postgres_dsn.get_secret_value() if cdc.postgres_dsn else None)
     table_list = [t.strip() for t in tables.split(",")] if tables else cdc.postgres_tables
@@ -206,7 +187,7 @@ def postgres(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     endpoint = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
-    stop = _stop_event()
+    stop = stop_on_signals()
     try:
         if needs_snapshot:
             with Progress(

@@ -30,13 +30,6 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from connectors.webhooks.identity import (
-    UNASSIGNED_ACCOUNT,
-    crm_account_id,
-    crm_contact_id,
-    crm_event_id,
-    crm_quote_id,
-)
 from contracts import (
     Account,
     AccountEvent,
@@ -49,6 +42,13 @@ from contracts import (
     QuoteLine,
     Reason,
     Source,
+)
+from contracts.identity import (
+    UNASSIGNED_ACCOUNT,
+    crm_account_id,
+    crm_contact_id,
+    crm_event_id,
+    crm_quote_id,
 )
 
 __all__ = [

@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from interlock.commandline import command_settings, require_kafka, stop_on_signals
 from interlock.instruments import Instruments
-from interlock.logs import configure_logging
 from interlock.metrics import new_registry, serve_metrics
-from interlock.settings import Settings, load_settings
+from interlock.settings import Settings
 
 __all__ = ["sinks_command", "webhooks_command"]
 
@@ -21,12 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _settings() -> Settings:
-    settings = load_settings()
-    configure_logging(settings.log_level)
-    if settings.embedded:
-        typer.echo("No Kafka configured: set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS.", err=True)
-        raise typer.Exit(2)
-    return settings
+    return require_kafka(command_settings())
 
 
 def webhooks_command(
@@ -36,19 +31,25 @@ def webhooks_command(
         bool | None, typer.Option("--mapper/--no-mapper", help="Run the mapping stage too.")
     ] = None,
 ) -> None:
-    """Receive CRM webhooks (HubSpot, Standard Webhooks), land them raw, map them to canonical."""
-    from connectors.webhooks.service import build_mapper_loop, build_receiver, run_mapper
+    """Receive CRM webhooks (HubSpot, Standard Webhooks), land them raw, map them to canonical.
+
+    Exits 1 when a part cannot heal (its landing producer or its mapping stage kept failing):
+    a supervisor then starts it again.
+    """
+    from connectors.webhooks.health import ServiceHealth
+    from connectors.webhooks.service import build_mapper_supervisor, build_receiver
 
     settings = _settings()
     registry = new_registry()
     instruments = Instruments(registry, "webhooks")
     metrics = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
-    app, landing = build_receiver(settings, instruments)
+    health = ServiceHealth()
+    app, landing = build_receiver(settings, instruments, health=health)
     stop = threading.Event()
     mapper_thread: threading.Thread | None = None
     if settings.webhooks.mapper if mapper is None else mapper:
-        loop = build_mapper_loop(settings, instruments)
-        mapper_thread = threading.Thread(target=run_mapper, args=(loop, stop), name="mapper")
+        supervisor = build_mapper_supervisor(settings, instruments, health)
+        mapper_thread = threading.Thread(target=supervisor.run, args=(stop,), name="mapper")
         mapper_thread.start()
     config = uvicorn.Config(
         app,
@@ -61,14 +62,19 @@ def webhooks_command(
     # in place that re-raise is harmless, so a SIGTERM/SIGINT ends the process with exit 0.
     signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: None)
+    server = uvicorn.Server(config)
+    health.on_dead(lambda: setattr(server, "should_exit", True))
     try:
-        uvicorn.Server(config).run()  # returns on SIGINT/SIGTERM
+        server.run()  # returns on SIGINT/SIGTERM, or once the service is dead
     finally:
         stop.set()
         if mapper_thread is not None:
             mapper_thread.join(30)
         landing.close()
         metrics.stop()
+    if health.died.is_set():
+        typer.echo(f"interlock webhooks cannot heal: {'; '.join(health.liveness())}", err=True)
+        raise typer.Exit(1)
 
 
 def sinks_command() -> None:
@@ -79,9 +85,7 @@ def sinks_command() -> None:
     registry = new_registry()
     instruments = Instruments(registry, "sinks")
     metrics = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = stop_on_signals()
     loop, client = build_sink_loop(settings, instruments)
     try:
         run_sinks(loop, client, stop)

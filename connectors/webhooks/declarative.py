@@ -39,12 +39,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
-from connectors.webhooks.identity import (
-    crm_account_id,
-    crm_contact_id,
-    crm_event_id,
-    crm_quote_id,
-)
 from contracts import (
     AccountEvent,
     ConfigError,
@@ -54,6 +48,12 @@ from contracts import (
     QuoteEvent,
     Reason,
     Source,
+)
+from contracts.identity import (
+    crm_account_id,
+    crm_contact_id,
+    crm_event_id,
+    crm_quote_id,
 )
 
 __all__ = [

@@ -2,7 +2,9 @@
 
 The mapping stage is its own consumer group (``interlock-webhook-mapper``) on ``raw.crm.*``;
 with ``INTERLOCK_WEBHOOKS__MAPPER=false`` the receiver runs alone and the stage can be run
-elsewhere with ``interlock webhooks --mapper-only``.
+elsewhere with ``interlock webhooks --mapper-only``. In the receiver's process the stage runs
+under :class:`~connectors.webhooks.supervision.MapperSupervisor`, which rebuilds it after a
+failure; both report into one :class:`~connectors.webhooks.health.ServiceHealth`.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from confluent_kafka import KafkaError, Producer
 from starlette.applications import Starlette
 
 from connectors.hubspot.mapping import HubSpotContext
 from connectors.webhooks.app import create_app
 from connectors.webhooks.declarative import load_mappings
+from connectors.webhooks.health import ServiceHealth
 from connectors.webhooks.landing import Landing
 from connectors.webhooks.stage import SeenSet, WebhookMapper, canonical_topic
+from connectors.webhooks.supervision import MapperSupervisor
 from contracts import EventSerializer
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer, subscribe
@@ -31,6 +37,7 @@ __all__ = [
     "MAPPER_GROUP",
     "RAW_TOPICS",
     "build_mapper_loop",
+    "build_mapper_supervisor",
     "build_receiver",
     "make_serializers",
     "run_mapper",
@@ -51,16 +58,35 @@ def build_receiver(
     *,
     topics: Mapping[str, str] | None = None,
     bare_endpoint: bool = False,
+    health: ServiceHealth | None = None,
 ) -> tuple[Starlette, Landing]:
     """The receiver app and its landing (close the landing after the server stopped)."""
-    timeout_ms = int(settings.webhooks.delivery_timeout_s * 1000)
-    producer = make_producer(
-        settings, **{"message.timeout.ms": timeout_ms, "socket.connection.setup.timeout.ms": 2000}
+    config = settings.webhooks
+    timeout_ms = int(config.delivery_timeout_s * 1000)
+
+    def new_producer(on_error: Callable[[KafkaError], None]) -> Producer:
+        return make_producer(
+            settings,
+            **{
+                "message.timeout.ms": timeout_ms,
+                "socket.connection.setup.timeout.ms": 2000,
+                "error_cb": on_error,
+            },
+        )
+
+    raw = {"hubspot": RAW_TOPICS[0], "standard": RAW_TOPICS[1], **(topics or {})}
+    in_use = [raw["hubspot"]] if config.hubspot.client_secret is not None else []
+    in_use += [raw["standard"]] if config.standard.secrets else []
+    landing = Landing(
+        new_producer,
+        config.delivery_timeout_s,
+        probe_topics=in_use or list(raw.values()),
+        probe_interval_s=config.probe_interval_s,
+        probe_timeout_s=config.probe_timeout_s,
+        recreate_limit=config.producer_recreate_limit,
+        health=health,
     )
-    landing = Landing(producer, settings.webhooks.delivery_timeout_s)
-    app = create_app(
-        settings.webhooks, landing, instruments, topics=topics, bare_endpoint=bare_endpoint
-    )
+    app = create_app(config, landing, instruments, topics=raw, bare_endpoint=bare_endpoint)
     return app, landing
 
 
@@ -96,6 +122,17 @@ def build_mapper_loop(
     subscribe(consumer, raw_topics, instruments.assigned_partitions.labels(group_id))
     return StageLoop(
         consumer, mapper, router, instruments=instruments, on_batch_end=mapper.end_batch
+    )
+
+
+def build_mapper_supervisor(
+    settings: Settings, instruments: Instruments, health: ServiceHealth, **options: Any
+) -> MapperSupervisor:
+    """The mapping stage under supervision (options: see :func:`build_mapper_loop`)."""
+    return MapperSupervisor(
+        lambda: build_mapper_loop(settings, instruments, **options),
+        health,
+        restart_limit=settings.webhooks.mapper_restart_limit,
     )
 
 

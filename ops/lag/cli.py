@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -50,16 +48,10 @@ def lag_exporter_command(
     ] = None,
 ) -> None:
     """Export consumer lag (messages, seconds) and group status (OK/WARN/STALL/STOP)."""
-    from interlock.cli import _require_kafka, _settings
+    from interlock.commandline import command_settings, require_kafka, stop_on_signals
 
-    settings = _require_kafka(_settings())
-    stop = threading.Event()
-
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    settings = require_kafka(command_settings())
+    stop = stop_on_signals()
     run_lag_exporter(
         settings,
         groups if groups is not None else settings.lag_exporter.groups,

@@ -186,4 +186,4 @@ def test_other_commands_find_the_running_stack_with_no_settings(
     elsewhere.mkdir()
     lost = _shell("interlock topics list", elsewhere)
     assert lost.returncode == 2
-    assert "No Kafka configured" in lost.stdout
+    assert "No Kafka configured" in lost.stderr

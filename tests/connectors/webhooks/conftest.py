@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import threading
 import time
@@ -11,14 +12,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import confluent_kafka
 import pytest
+from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
 from connectors.fakes.server import ServerThread
-from connectors.webhooks.service import build_mapper_loop, build_receiver, run_mapper
+from connectors.webhooks.health import ServiceHealth
+from connectors.webhooks.landing import Landing
+from connectors.webhooks.service import build_mapper_supervisor, build_receiver
 from connectors.webhooks.signatures import hubspot_v3_signature
+from connectors.webhooks.supervision import MapperSupervisor
 from interlock.apache_kafka import KafkaBroker
 from interlock.broker import BrokerProcess, free_port
 from interlock.instruments import Instruments
@@ -85,6 +91,24 @@ def hubspot_company_change(object_id: int, name: str, event_id: int | None = Non
     ).encode()
 
 
+def make_fatal(producer: Producer, code: int = KafkaError.PRODUCER_FENCED) -> None:
+    """Put ``producer`` in librdkafka's fatal state, as a fenced idempotent producer is.
+
+    librdkafka's own test hook, ``rd_kafka_test_fatal_error``, raises the very fatal error a
+    broker would cause (the same purge, the same exception from ``poll``, ``_FATAL`` from every
+    later ``produce``); confluent-kafka does not wrap it, so it is called through ctypes on the
+    ``rd_kafka_t`` pointer, the first field after the object header of the C ``Handle``.
+    Measured here: SIGSTOP-ing Apache Kafka 4.3 for 8-20 s does not make librdkafka 2.16's
+    idempotent producer fatal (it bumps its epoch and goes on), so a stall cannot be the trigger.
+    """
+    lib = ctypes.CDLL(confluent_kafka.cimpl.__file__)
+    trigger = lib.rd_kafka_test_fatal_error
+    trigger.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p]
+    handle = ctypes.c_void_p.from_address(id(producer) + object.__basicsize__).value
+    assert handle, "producer has no librdkafka handle"
+    assert trigger(handle, code, b"fenced by the test") == 0
+
+
 @dataclass
 class Receiver:
     url: str
@@ -92,6 +116,9 @@ class Receiver:
     raw_standard: str
     canonical: Callable[[str], str]
     instruments: Instruments
+    landing: Landing
+    health: ServiceHealth
+    mapper: MapperSupervisor | None
 
 
 def start_receiver(
@@ -115,23 +142,28 @@ def start_receiver(
 
     configured = settings.model_copy(update={"webhooks": webhooks or webhook_settings()})
     instruments = Instruments(new_registry(process=False), "webhooks-test")
+    health = ServiceHealth()
     app, landing = build_receiver(
-        configured, instruments, topics={"hubspot": raw_h, "standard": raw_s}
+        configured, instruments, topics={"hubspot": raw_h, "standard": raw_s}, health=health
     )
     stop = threading.Event()
     thread = None
+    supervisor = None
     if mapper:
-        loop = build_mapper_loop(
+        supervisor = build_mapper_supervisor(
             configured,
             instruments,
+            health,
             raw_topics=[raw_h, raw_s],
             topic_for=canonical,
             group_id=f"mapper-{tag}",
         )
-        thread = threading.Thread(target=run_mapper, args=(loop, stop), daemon=True)
+        thread = threading.Thread(target=supervisor.run, args=(stop,), daemon=True)
         thread.start()
     with ServerThread(app) as server:
-        yield Receiver(server.url, raw_h, raw_s, canonical, instruments)
+        yield Receiver(
+            server.url, raw_h, raw_s, canonical, instruments, landing, health, supervisor
+        )
     stop.set()
     if thread is not None:
         thread.join(20)

@@ -10,8 +10,8 @@ import pytest
 
 from connectors.fakes import FakeApis
 from connectors.webhooks.declarative import load_mappings, map_standard_event
-from connectors.webhooks.identity import crm_account_id
 from contracts import ConfigError, InterlockError, Reason
+from contracts.identity import crm_account_id
 
 pytestmark = pytest.mark.unit
 

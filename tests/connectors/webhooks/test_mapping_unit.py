@@ -8,9 +8,9 @@ import pytest
 
 from connectors.hubspot.mapping import HubSpotContext, map_hubspot_event
 from connectors.sinks.breaker import CircuitBreaker
-from connectors.webhooks.identity import crm_account_id
 from connectors.webhooks.signatures import SignatureError, hubspot_v3_signature, verify_hubspot_v3
 from contracts import InterlockError, Reason
+from contracts.identity import crm_account_id
 
 pytestmark = pytest.mark.unit
 CTX = HubSpotContext(received_at=datetime(2024, 1, 1, tzinfo=UTC))

@@ -150,7 +150,7 @@ def test_standard_acceptance_carries_its_lines() -> None:
 
 
 def deterministic_quote(vendor: str, deal: str) -> str:
-    from connectors.webhooks.identity import crm_quote_id as connector_quote_id
+    from contracts.identity import crm_quote_id as connector_quote_id
 
     return connector_quote_id(vendor, deal)
 

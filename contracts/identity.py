@@ -43,7 +43,7 @@ def crm_contact_id(vendor: str, contact_id: str) -> str:
 
 
 def crm_quote_id(vendor: str, deal_id: str) -> str:
-    """The canonical quote id of a CRM deal: the deal is the quote of record (see README)."""
+    """The canonical quote id of a CRM deal: the deal is the quote of record."""
     return deterministic_event_id("quote", crm_natural_key(vendor, "deal", deal_id))
 
 

@@ -1,0 +1,59 @@
+"""What every ``interlock`` command shares: its settings, the Kafka it needs, a stop on signals.
+
+The command modules of every layer (``interlock.cli``, ``connectors.*.cli``, ``ops.*.cli``)
+use these instead of writing their own.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import typer
+
+from interlock.logs import configure_logging
+from interlock.settings import Settings, load_settings
+
+__all__ = ["command_settings", "require_kafka", "stack_settings", "stop_on_signals"]
+
+NO_KAFKA = (
+    "No Kafka configured. Set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS (or KAFKA_BOOTSTRAP_SERVERS), "
+    "start one with `interlock broker`, or run `interlock up` (commands run beside it, in its "
+    "directory, use it)."
+)
+
+
+def command_settings() -> Settings:
+    """The settings from the environment, with logging configured at their level."""
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+def stack_settings() -> Settings:
+    """Settings for a command a user runs beside ``interlock up``: with no Kafka configured,
+    the running stack's (from its state file, said in one line on stderr)."""
+    from interlock.stackfile import attach
+
+    return attach(command_settings())
+
+
+def require_kafka(settings: Settings) -> Settings:
+    """``settings`` when they name a Kafka; otherwise say how to get one and exit 2."""
+    if settings.embedded:
+        typer.echo(NO_KAFKA, err=True)
+        raise typer.Exit(2)
+    return settings
+
+
+def stop_on_signals(stop: threading.Event | None = None) -> threading.Event:
+    """An event that SIGINT and SIGTERM set (the loop of a service ends on it)."""
+    event = stop or threading.Event()
+
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+        event.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    return event
