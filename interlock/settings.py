@@ -425,7 +425,11 @@ class WebhookSettings(BaseModel):
         description="HubSpot deal stages that accept the quote.",
     )
     dedup_size: int = Field(
-        default=100_000, ge=1, description="Webhook ids remembered to drop redeliveries."
+        default=16_384,
+        ge=1,
+        description="Webhook ids the mapping stage remembers to drop redeliveries early; older"
+        " ones are dropped by the worker's event-id dedup (`INTERLOCK_PROCESSORS__DEDUP_TTL_S`),"
+        " so a larger window only grows the process.",
     )
     dedup_ttl_s: float = Field(
         default=86_400.0, gt=0, description="How long a webhook id is remembered."
