@@ -111,6 +111,14 @@ def _persisted_offsets(data_dir: Path, table: str) -> dict[int, int | None]:
     return found
 
 
+def _offsets_now(data_dir: Path, table: str) -> dict[int, int | None]:
+    """``_persisted_offsets`` of a running worker's databases ({} while one cannot be read)."""
+    try:
+        return _persisted_offsets(data_dir, table)
+    except Exception:
+        return {}
+
+
 def test_rocksdb_tables_record_the_changelog_offset_they_hold(proc_env: ProcessorsEnv) -> None:
     """After a clean stop each table partition holds its changelog's last offset, so a restarted
     worker's recovery replays only what follows; the restored state still catches duplicates."""
@@ -144,7 +152,10 @@ def test_rocksdb_tables_are_rebuilt_from_their_changelogs_after_a_crash(
     env = {"INTERLOCK_PROCESSORS__STORE": "rocksdb://", "INTERLOCK_PROCESSORS__DATA_DIR": str(data)}
     quotes = [f"q-{i}" for i in range(8)]
     worker = _ordered(proc_env, env, quotes)
-    time.sleep(1.5)  # a commit or two: the partitions hold changelog offsets by now
+    deadline = time.monotonic() + 60
+    while not any(o is not None for o in _offsets_now(data, "orders").values()):
+        assert time.monotonic() < deadline, "no partition recorded its changelog offset"
+        time.sleep(0.2)  # a commit stores the offsets; the worker commits every second or so
     assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
     assert not list(data.glob(f"**/{CLEAN_STOP_MARKER}"))
     held = [p for p, offset in _persisted_offsets(data, "orders").items() if offset is not None]

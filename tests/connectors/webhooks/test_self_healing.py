@@ -216,7 +216,7 @@ def test_a_stalled_broker_makes_readyz_false_and_the_receiver_recovers(
             assert refused.status_code == 503
             assert refused.headers["retry-after"] == "1"
             assert client.get(f"{receiver_url}/healthz").status_code == 200  # it can heal
-            time.sleep(max(0.0, 8.0 - (time.monotonic() - stopped)))  # an 8 s stall
+            time.sleep(max(0.0, 8.0 - (time.monotonic() - stopped)))  # holds a fault: a stall
             os.kill(stalled_broker.pid, signal.SIGCONT)
 
             _until(lambda: ready() == 200, 30, "ready after the stall")
