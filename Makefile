@@ -40,6 +40,10 @@ lint: install ## ruff lint and format check
 typecheck: install ## mypy on every package
 	$(BIN)/mypy
 
+.PHONY: docs
+docs: install ## Build the docs site strictly (a broken link or anchor fails) into .interlock/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 .PHONY: pytest
 pytest: install system-tools ## The test suite on Apache Kafka (INTERLOCK_TEST_BROKER=tansu: on Tansu)
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -50,7 +54,7 @@ smoke-tansu: install ## The no-Java fallback: interlock up, and a short checked 
 	INTERLOCK_EMBEDDED_BROKER=tansu $(BIN)/interlock up --simulate 100 --for 30 --check --seed 7
 
 .PHONY: test
-test: lint typecheck pytest smoke-tansu ## Everything CI checks: ruff, mypy, pytest on Apache Kafka, the Tansu lane
+test: lint typecheck docs pytest smoke-tansu ## Everything CI checks: ruff, mypy, the docs site, pytest on Apache Kafka, the Tansu lane
 
 .PHONY: format
 format: install ## Format the code in place

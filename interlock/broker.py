@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -42,7 +41,6 @@ __all__ = [
     "embedded_broker",
     "embedded_run_settings",
     "free_port",
-    "heal_broker",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,10 +70,18 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child between f
 
 
 class BrokerProcess:
-    """A broker child process on loopback: start, wait for metadata, stop; a context manager."""
+    """A broker child process on loopback: start, wait for metadata, stop; a context manager.
+
+    It is also a :class:`interlock.supervisor.Child`: ``interlock up`` supervises it like every
+    other child, and a restart (:meth:`launch`) brings it back on the same port and, for Apache
+    Kafka, the same data directory, so the services' clients reconnect by themselves. Tansu
+    comes back empty (memory storage): there a restart cannot heal the run, but the services
+    then fail loudly rather than hang.
+    """
 
     kind: BrokerKind
     version: str = ""
+    name: str = "broker"
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
@@ -126,6 +132,25 @@ class BrokerProcess:
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    def launch(self) -> None:
+        """(Re)start on the same port and data directory, waiting until it answers metadata."""
+        self.stop()
+        self.start()
+
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc is not None else None
+
+    def terminate(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+
+    def wait(self, timeout: float) -> int | None:
+        proc = self._proc
+        self.stop(timeout)
+        code = proc.returncode if proc is not None else None
+        # a JVM stopped by SIGTERM runs its shutdown hooks, then exits 143: a clean stop
+        return 0 if code == 128 + signal.SIGTERM else code
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -280,23 +305,6 @@ def broker_banner(broker: BrokerProcess, choice: BrokerChoice) -> str:
         where = "in memory: a restart loses every record"
         name = f"Tansu {broker.version}"
     return f"{name}, pid {broker.pid}, {where}; {choice.reason}"
-
-
-def heal_broker(broker: BrokerProcess, say: Callable[[str], object]) -> None:
-    """Restart a dead embedded broker on its port and data directory, as a supervisor would.
-
-    Apache Kafka comes back with every topic and record (its log is on disk); the services'
-    clients reconnect by themselves. Tansu comes back empty, so on Tansu this cannot heal the
-    run; it is tried all the same so that the services fail loudly rather than hang.
-    """
-    say(f"[red]the embedded {broker.kind} broker died[/]; restarting it")
-    try:
-        broker.stop()
-        broker.start()
-        say(f"embedded broker back on {broker.bootstrap_servers} (pid {broker.pid})")
-    except Exception as exc:
-        say(f"[red]the embedded broker did not come back[/]: {exc}")
-        time.sleep(2.0)
 
 
 def broker_growth_line(

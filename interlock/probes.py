@@ -98,4 +98,12 @@ def wait_for_drain(url: str, timeout: float, console: Console, stop: threading.E
             console.print("caught up: consumer lag is 0")
             return
         stop.wait(2.5)
-    console.print(f"[yellow]still {lag} messages behind after {timeout:.0f}s; checking anyway[/]")
+    if lag is None:
+        console.print(
+            f"[yellow]consumer lag unknown after {timeout:.0f} s[/]: the lag exporter at {url} "
+            "did not answer or reported no Interlock consumer group; checking anyway"
+        )
+    else:
+        console.print(
+            f"[yellow]still {lag:,.0f} messages behind after {timeout:.0f} s; checking anyway[/]"
+        )

@@ -5,7 +5,7 @@ at an early point (``memory_sample_at``), when the load ends and at the very end
 compares memory early against the end (must stay within 20%) and the CPU share of a core before
 and after the early point, at the same offered load: a process whose CPU share climbs while the
 load stays the same does more work per event as the run goes on. The embedded broker does that
-(README, "The embedded broker"); the summary says so when it sees it.
+(docs/operations/brokers.md); the summary says so when it sees it.
 """
 
 from __future__ import annotations

@@ -8,6 +8,12 @@ One mechanism for every stage. A failed record is routed by :class:`FailureRoute
 - otherwise (permanent, or the last tier failed too): :class:`DeadLetterWriter` writes it to
   ``dlq.<original topic>``, bytes intact.
 
+With ``max_age_s`` (the sinks), exhausting the tiers is not a reason to give up: a transient
+failure after the last tier goes to the last tier again, and only a record older than
+``max_age_s`` (by its original Kafka timestamp) is dead-lettered. A stage that can tell its whole
+target is down does better still: it raises :class:`interlock.stage.TargetUnavailableError`, and the
+record waits in its partition instead of going round the tiers.
+
 Retry headers (UTF-8 text), added to the original headers:
 
 ====================================  =======================================================
@@ -160,6 +166,8 @@ class FailureRouter:
             use :func:`tiers_from_catalog` so that topics without retry topics dead-letter).
         clock: seconds since the epoch (a test passes a fake one).
         dead_letters: the writer to use (default: one on the same producer).
+        max_age_s: transient failures keep going round the last tier until the record is
+            this old; None: dead-letter once the last tier failed.
     """
 
     def __init__(
@@ -172,8 +180,10 @@ class FailureRouter:
         tiers_for: Callable[[str], int] | None = None,
         clock: Callable[[], float] = time.time,
         dead_letters: DeadLetterWriter | None = None,
+        max_age_s: float | None = None,
     ) -> None:
         self.producer = producer
+        self.max_age_s = max_age_s
         self.processor = processor
         self.delays = list(delays)
         self._instruments = instruments
@@ -204,16 +214,38 @@ class FailureRouter:
         ``attempt`` is the attempt that just failed (1 for the first delivery).
         """
         reason, transient = failure_of(error)
-        if transient and attempt <= self.tiers(record.topic):
-            self._produce_retry(record, reason, error, attempt)
+        tiers = self.tiers(record.topic)
+        if transient and self.expired(record):
+            error = self._too_old(record, error)
+        elif transient and (attempt <= tiers or (self.max_age_s is not None and tiers > 0)):
+            self._produce_retry(record, reason, error, attempt, min(attempt, tiers))
             return "retry"
         self._dead_letters.send(record, error, attempt=attempt, on_delivery=self._on_delivery)
         return "dead_letter"
 
+    def expired(self, record: RawRecord) -> bool:
+        """True when ``record`` is older than ``max_age_s`` (never without a max age)."""
+        if self.max_age_s is None or record.timestamp_ms is None:
+            return False
+        return self._clock() - record.timestamp_ms / 1000 > self.max_age_s
+
+    def _too_old(self, record: RawRecord, error: BaseException) -> InterlockError:
+        reason, _ = failure_of(error)
+        assert record.timestamp_ms is not None
+        age = self._clock() - record.timestamp_ms / 1000
+        too_old = InterlockError(
+            f"still failing {age / 3600:.1f} h after it was written (max age "
+            f"{(self.max_age_s or 0) / 3600:g} h): {error}",
+            reason=reason,
+            transient=True,
+        )
+        too_old.__cause__ = error
+        return too_old
+
     def _produce_retry(
-        self, record: RawRecord, reason: Reason, error: BaseException, attempt: int
+        self, record: RawRecord, reason: Reason, error: BaseException, attempt: int, tier: int
     ) -> None:
-        not_before = int((self._clock() + self.delays[attempt - 1]) * 1000)
+        not_before = int((self._clock() + self.delays[tier - 1]) * 1000)
         added = {
             "attempt": str(attempt),
             "not_before": str(not_before),
@@ -237,11 +269,11 @@ class FailureRouter:
         }
         if record.timestamp_ms is not None:
             kwargs["timestamp"] = record.timestamp_ms
-        topic = retry_topic(record.topic, attempt)
+        topic = retry_topic(record.topic, tier)
         produce(self.producer, topic, **kwargs)
         if self._instruments is not None:
             self._instruments.retries.labels(
-                self._instruments.service, record.topic, str(attempt)
+                self._instruments.service, record.topic, str(tier)
             ).inc()
 
     def flush(self, timeout: float = 30.0) -> None:

@@ -20,7 +20,12 @@ How a stage wires it (main stream and retries share one handler and one router):
     run_stage(consumer, handle_command, router, stop=stop_event, instruments=instruments)
 
 ``handler(record)`` raises :class:`~contracts.errors.InterlockError` (``reason``, ``transient``)
-for a known failure; any other exception is a permanent ``PROCESSING_FAILED``. A stage whose
+for a known failure; any other exception is a permanent ``PROCESSING_FAILED``. A handler whose
+target is down as a whole (the sinks, while a circuit breaker is open) raises
+:class:`TargetUnavailableError` instead: the record is neither retried nor dead-lettered but
+stays in its partition, which is paused and rewound to it; the later records of that partition
+in the batch are left for then too; other partitions go on; after ``resume_in_s`` the same
+record comes again. A record held past the router's ``max_age_s`` is dead-lettered. A stage whose
 main path is not a Kafka loop (an HTTP receiver, a Faust agent) routes its failures with
 ``router.route(record, error)`` and runs :func:`run_retry_loop` on the retry topics in a thread.
 The handler must then be safe to call from both places.
@@ -37,14 +42,17 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from contracts.errors import InterlockError, Reason
 from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
+from interlock.logs import RateLimitedLog
 from interlock.retry import FailureRouter, restore, retry_info, retry_topics
 
 __all__ = [
     "Handler",
     "StageLoop",
     "StageStats",
+    "TargetUnavailableError",
     "consume_available",
     "run_retry_loop",
     "run_stage",
@@ -54,6 +62,31 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Handler = Callable[[RawRecord], None]
+
+
+class TargetUnavailableError(InterlockError):
+    """What a record needs is down as a whole: keep the record in its partition, pause that
+    partition, and try the same record again in ``resume_in_s`` seconds.
+
+    ``once``: it is not known yet whether the target or the record is at fault. The record is
+    held once; if the same record fails so again, it is a per-record failure and is routed
+    (retry tier) like any other transient failure.
+    """
+
+    reason = Reason.SINK_UNAVAILABLE
+    transient = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        resume_in_s: float,
+        once: bool = False,
+        reason: Reason | None = None,
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.resume_in_s = resume_in_s
+        self.once = once
 
 
 def with_retry_topics(topics: Iterable[str], router: FailureRouter) -> list[str]:
@@ -84,6 +117,8 @@ class StageStats:
     retried: int = 0
     dead_lettered: int = 0
     deferred: int = 0
+    held: int = 0
+    """Times a partition was paused at a record (:class:`TargetUnavailableError`)."""
     outcomes: list[tuple[str, int, int, str]] = field(default_factory=list)
 
     @property
@@ -136,6 +171,11 @@ class StageLoop:
         self._clock = clock
         self._record_outcomes = record_outcomes
         self._paused: dict[tuple[str, int], int] = {}
+        self._held: dict[tuple[str, int], tuple[int, int]] = {}
+        """Partitions held in this batch: (offset to come back to, resume at ms)."""
+        self._held_once: dict[tuple[str, int], int] = {}
+        """Per partition, the offset last held ``once`` (held again: a per-record failure)."""
+        self._quiet = RateLimitedLog(log)
 
     def _resume_due(self, now_ms: int) -> None:
         due = [tp for tp, at in self._paused.items() if at <= now_ms]
@@ -184,10 +224,14 @@ class StageLoop:
                 blocked.add(tp)
                 continue
             self._handle(raw)
+            if tp in self._held:
+                blocked.add(tp)
+                continue
             done[tp] = msg.offset() + 1
             handled += 1
         if self._on_batch_end is not None:
             self._on_batch_end()
+        self._pause_held(done)
         if done:
             self.router.flush()
             self.consumer.store_offsets(
@@ -195,7 +239,51 @@ class StageLoop:
             )
         return handled
 
+    def _pause_held(self, done: dict[tuple[str, int], int]) -> None:
+        """Rewind each held partition to its held record, pause it until it may resume."""
+        held, self._held = self._held, {}
+        for (topic, partition), (offset, resume_at_ms) in held.items():
+            done[(topic, partition)] = offset  # what came before it is done
+            try:
+                self.consumer.pause([TopicPartition(topic, partition)])
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:  # revoked meanwhile: the next owner reads it
+                log.debug("hold %s[%d]: %s", topic, partition, exc)
+                continue
+            self._paused[(topic, partition)] = resume_at_ms
+
+    def _hold(
+        self, raw: RawRecord, record: RawRecord, attempt: int, exc: TargetUnavailableError
+    ) -> bool:
+        """Hold ``raw``'s partition at it; False if it must be routed instead: too old to wait
+        (dead letter), or held once already for a failure of its own (retry tier)."""
+        if self.router.expired(record):
+            return False
+        tp = (raw.topic, raw.partition)
+        if exc.once:
+            if self._held_once.get(tp) == raw.offset:
+                del self._held_once[tp]
+                return False
+            self._held_once[tp] = raw.offset
+        resume_at = int((self._clock() + max(0.05, exc.resume_in_s)) * 1000)
+        self._held[tp] = (raw.offset, resume_at)
+        self.stats.held += 1
+        self._quiet.log(
+            logging.INFO,
+            ("held", raw.topic, raw.partition),
+            "%s[%d] paused at offset %d (attempt %d) for %.1f s: %s",
+            raw.topic,
+            raw.partition,
+            raw.offset,
+            attempt,
+            exc.resume_in_s,
+            exc,
+        )
+        return True
+
     def _handle(self, raw: RawRecord) -> None:
+        if (raw.topic, raw.partition) in self._held:
+            return  # after a held record: read again when the partition resumes
         record, attempt = restore(raw)
         started = time.perf_counter()
         try:
@@ -203,6 +291,8 @@ class StageLoop:
             outcome = "ok"
             self.stats.ok += 1
         except Exception as exc:
+            if isinstance(exc, TargetUnavailableError) and self._hold(raw, record, attempt, exc):
+                return
             route = self.router.route(record, exc, attempt)
             if route == "retry":
                 outcome = "retried"
@@ -210,7 +300,9 @@ class StageLoop:
             else:
                 outcome = "dead_lettered"
                 self.stats.dead_lettered += 1
-            log.info(
+            self._quiet.log(
+                logging.INFO if route == "retry" else logging.WARNING,
+                (record.topic, outcome, type(exc).__name__),
                 "%s[%d]@%d attempt %d failed (%s): %s",
                 record.topic,
                 record.partition,

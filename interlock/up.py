@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from rich.console import Console
 from rich.table import Table
 
@@ -37,14 +37,14 @@ from interlock.broker import (
     embedded_broker,
     embedded_run_settings,
     free_port,
-    heal_broker,
 )
 from interlock.kafka import make_admin
 from interlock.metrics import new_registry, serve_metrics
 from interlock.probes import wait_for_drain, wait_until_ready
 from interlock.resources import Usage, resources_table, sample
 from interlock.settings import Settings
-from interlock.supervisor import Supervisor
+from interlock.stackfile import StackState, remove_stack, write_stack
+from interlock.supervisor import ChildEvent, RestartPolicy, Supervisor
 from interlock.topics import apply_catalog
 
 __all__ = [
@@ -122,10 +122,10 @@ class Simulation:
     ground_truth: Path
 
     @classmethod
-    def create(cls, state_dir: Path) -> Simulation:
+    def create(cls, state_dir: Path, erp_port: int = 0, crm_port: int = 0) -> Simulation:
         return cls(
-            erp_port=free_port(),
-            crm_port=free_port(),
+            erp_port=erp_port or free_port(),
+            crm_port=crm_port or free_port(),
             hubspot_secret=secrets.token_urlsafe(24),
             standard_secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
             app_id="interlock-sim",
@@ -142,26 +142,46 @@ class Simulation:
         }
 
 
-def _port(preferred: int) -> int:
-    """``preferred`` when it is free, otherwise any free port."""
+class PortBusyError(Exception):
+    """A fixed port of the stack is taken by another process."""
+
+
+def _port(preferred: int, what: str = "a service") -> int:
+    """``preferred`` (0: any free port); a fixed port stays fixed, so scrape configs hold.
+
+    Raises:
+        PortBusyError: ``preferred`` is in use.
+    """
     import socket
 
+    if preferred == 0:
+        return free_port()
     with socket.socket() as sock:
+        # as the servers bind: a port in TIME_WAIT after the last run is free
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", preferred))
-        except OSError:
-            return free_port()
+        except OSError as exc:
+            raise PortBusyError(
+                f"port {preferred} ({what}) is in use: stop what holds it, or move the stack "
+                "with INTERLOCK_METRICS__PORT / INTERLOCK_WEBHOOKS__PORT (0: free ports)"
+            ) from exc
     return preferred
+
+
+def _near(base: int, offset: int) -> int:
+    """The port ``offset`` above ``base``; 0 (any free port) when ``base`` is 0."""
+    return base + offset if base else 0
 
 
 def _worker_plans(settings: Settings, workers: int) -> list[ServicePlan]:
     """One Faust worker, or ``workers`` of them (worker-1..N) in one group, each its own dir."""
     if workers <= 1:
-        port = _port(settings.metrics.port + 1)
+        port = _port(_near(settings.metrics.port, 1), "worker metrics")
         return [ServicePlan("worker", ["worker"], port, {"worker metrics": _metrics(port)})]
     plans = []
     for i in range(1, workers + 1):
-        port = _port(settings.metrics.port + 10 + i)
+        port = _port(_near(settings.metrics.port, 10 + i), f"worker-{i} metrics")
         data_dir = str(Path(settings.processors.data_dir) / f"worker-{i}")
         plans.append(
             ServicePlan(
@@ -180,19 +200,19 @@ def _metrics(port: int) -> str:
 
 
 def plan_services(settings: Settings, workers: int = 1) -> list[ServicePlan]:
-    """The services ``up`` runs, each with its own metrics port."""
+    """The services ``up`` runs, each with its own fixed metrics port (see docs: ports)."""
     base = settings.metrics.port
-    webhooks_port = _port(settings.webhooks.port)
-    sinks_port = _port(base + 2)
-    cdc_port = _port(base + 3)
-    lag_port = _port(base + 4)
+    webhooks_port = _port(settings.webhooks.port, "webhook receiver")
+    sinks_port = _port(_near(base, 2), "sinks metrics")
+    cdc_port = _port(_near(base, 3), "cdc metrics")
+    lag_port = _port(_near(base, 4), "lag exporter")
     url = f"http://{settings.webhooks.host}:{webhooks_port}"
     return [
         *_worker_plans(settings, workers),
         ServicePlan(
             "webhooks",
             ["webhooks", "--port", str(webhooks_port)],
-            _port(base + 5),
+            _port(_near(base, 5), "webhooks metrics"),
             {
                 "HubSpot webhooks": f"{url}/webhooks/hubspot",
                 "Standard Webhooks": f"{url}/webhooks/standard/<source>",
@@ -283,17 +303,19 @@ def run_up(
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     broker: BrokerProcess | None = None
     choice: BrokerChoice | None = None
-    supervisor = Supervisor(options.log_dir)
+    supervisor = Supervisor(options.log_dir, _restart_policy(settings))
     endpoint = None
     monitor: Monitor | None = None
     monitor_thread: threading.Thread | None = None
     monitor_stop = threading.Event()
     exit_code = 0
     try:
+        # every fixed port is checked before anything starts: a busy one fails in a second
+        plan_services(settings, options.workers)
         if settings.embedded:
             choice = choose_embedded(settings)
             # a fresh log directory per run: the worker tables and --check start from nothing,
-            # while a broker restarted within the run keeps what it had (see _heal_broker)
+            # while a broker restarted within the run keeps what it had (same data directory)
             data_dir = options.log_dir.parent / "kafka"
             shutil.rmtree(data_dir, ignore_errors=True)
             broker = embedded_broker(settings, choice.kind, data_dir=data_dir).start()
@@ -315,11 +337,33 @@ def run_up(
             ["service"],
             registry=registry,
         )
+        restarts = Counter(
+            "interlock_service_restarts",
+            "Restarts of a child of interlock up that died (the broker included).",
+            ["service"],
+            registry=registry,
+        )
+        supervisor.on_event = _child_event_reporter(console, running, restarts, broker)
+        if broker is not None:
+            supervisor.adopt(broker, stop_last=True)
+            running.labels(broker.name).set(1)
+        supervisor.watch()
         port = options.metrics_port if options.metrics_port is not None else settings.metrics.port
-        endpoint = serve_metrics(registry, settings.metrics.host, _port(port) if port else 0)
+        endpoint = serve_metrics(registry, settings.metrics.host, _port(port, "up's metrics"))
 
+        # Without a simulation and with no ERP/CRM configured, the fake ERP and CRM still run
+        # (the simulator at rate 0), so that work sent by hand reaches an ERP and comes back.
+        fakes = options.simulate is None and not (
+            settings.sinks.erp.base_url or settings.sinks.crm.base_url
+        )
         simulation = (
-            Simulation.create(options.log_dir.parent) if options.simulate is not None else None
+            Simulation.create(
+                options.log_dir.parent,
+                _port(_near(settings.webhooks.port, 1), "fake ERP API"),
+                _port(_near(settings.webhooks.port, 2), "fake CRM API"),
+            )
+            if options.simulate is not None or fakes
+            else None
         )
         extra_env = simulation.env() if simulation is not None else {}
         plans = plan_services(settings, options.workers)
@@ -332,7 +376,7 @@ def run_up(
             _consumers(settings, plans),
             options.ready_timeout,
             stop,
-            give_up=lambda: bool(supervisor.dead()),
+            give_up=lambda: supervisor.failed is not None,
         )
         if stop.is_set():
             return exit_code
@@ -346,12 +390,13 @@ def run_up(
                 f"ready in {time.monotonic() - began:.1f} s: every consumer holds its partitions"
             )
         simulator = None
-        if simulation is not None and options.simulate is not None:
-            webhooks = next(p for p in plans if p.name == "webhooks")
-            webhooks_url = webhooks.endpoints["webhooks health"].removesuffix("/healthz")
+        webhooks = next(p for p in plans if p.name == "webhooks")
+        webhooks_url = webhooks.endpoints["webhooks health"].removesuffix("/healthz")
+        if simulation is not None:
+            rate = options.simulate or 0.0
             sim_args = [
                 "simulate",
-                "--rate", f"{options.simulate:g}",
+                "--rate", f"{rate:g}",
                 "--seed", str(options.seed),
                 "--webhooks-url", webhooks_url,
                 "--erp-port", str(simulation.erp_port),
@@ -361,10 +406,12 @@ def run_up(
                 "--drain", f"{options.drain:g}",
                 "--drain-grace", f"{options.drain_grace:g}",
             ]  # fmt: skip
-            if options.duration:
+            if options.duration and options.simulate is not None:
                 sim_args += ["--for", f"{options.duration:g}"]
+            if options.simulate is None:
+                sim_args += ["--unavailable", "0"]
             simulator = supervisor.start(
-                "simulator",
+                "simulator" if options.simulate is not None else "fake-erp-crm",
                 [sys.executable, "-m", "interlock.cli", *sim_args],
                 {
                     "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers or "",
@@ -373,6 +420,8 @@ def run_up(
                     "INTERLOCK_LOG_LEVEL": settings.log_level,
                     **extra_env,
                 },
+                # the simulator's ground truth cannot survive a restart; the bare fakes can
+                restart=options.simulate is None,
             )
 
         table = Table(title="Interlock is up", show_header=False)
@@ -392,14 +441,33 @@ def run_up(
             for label, url in plan.endpoints.items():
                 table.add_row(label, url)
         if simulation is not None:
-            table.add_row("simulated ERP API", f"http://127.0.0.1:{simulation.erp_port}")
-            table.add_row("simulated CRM API", f"http://127.0.0.1:{simulation.crm_port}")
-            table.add_row("ground truth", str(simulation.ground_truth))
+            table.add_row("fake ERP API", f"http://127.0.0.1:{simulation.erp_port}")
+            table.add_row("fake CRM API", f"http://127.0.0.1:{simulation.crm_port}")
+            if options.simulate is not None:
+                table.add_row("ground truth", str(simulation.ground_truth))
         table.add_row("logs", str(options.log_dir))
+        state = StackState(
+            pid=os.getpid(),
+            bootstrap_servers=settings.kafka.bootstrap_servers or "",
+            broker_kind=settings.kafka.broker_kind,
+            partitions=settings.topics.partitions,
+            webhooks_url=webhooks_url,
+            metrics={p.name: _metrics(p.metrics_port) for p in plans},
+            erp_url=f"http://127.0.0.1:{simulation.erp_port}" if simulation else None,
+            crm_url=f"http://127.0.0.1:{simulation.crm_port}" if simulation else None,
+            standard_source="acme" if simulation else None,
+            standard_secret=simulation.standard_secret if simulation else None,
+            log_dir=str(options.log_dir),
+        )
+        stack_file = write_stack(state)
+        table.add_row("stack file", f"{stack_file} (other commands here use it)")
         console.print(table)
+        console.print(f"Other shells: {state.export_line()}", style="dim")
         console.print("Press Ctrl-C to stop.", style="dim")
 
-        if hooks.make_monitor is not None and simulation is not None:
+        # the live view: always with a simulation; without one, when a person is watching
+        watched = options.simulate is not None or console.is_terminal
+        if hooks.make_monitor is not None and watched:
             urls = [endpoint.url] + [
                 url for p in plans for label, url in p.endpoints.items() if url.endswith("/metrics")
             ]
@@ -413,7 +481,7 @@ def run_up(
         # With a simulation, --for bounds the generation; the run ends when the simulator has
         # drained (or a little after, should it hang).
         limit = options.duration
-        if limit and simulator is not None:
+        if limit and simulator is not None and options.simulate is not None:
             # the simulator stops generating after --for, then keeps its fake APIs for --drain
             limit += options.drain + options.drain_grace + max(60.0, limit)
         deadline = started + limit if limit else None
@@ -434,22 +502,17 @@ def run_up(
                 usage_load_end = sample(_pids(supervisor, broker))
                 if monitor is not None:
                     monitor.load_ended()
-            if simulator is not None and not simulator.running:
+            # the simulator's end is the run's; the bare fakes are restarted like a service
+            if simulator is not None and options.simulate is not None and not simulator.running:
                 code = simulator.proc.returncode if simulator.proc else None
                 if code != 0:
-                    console.print(f"[red]simulator exited with code {code}[/]")
+                    console.print(f"[red]{simulator.name} exited with code {code}[/]")
                     exit_code = 1
                 break
-            if broker is not None and not broker.alive() and not stop.is_set():
-                heal_broker(broker, console.print)
-            for service in supervisor.dead():
-                running.labels(service.name).set(0)
-                code = service.proc.returncode if service.proc else None
-                console.print(
-                    f"[red]{service.name} exited with code {code}[/]; see {service.log_path}"
-                )
+            if supervisor.failed is not None:
+                console.print(f"[red]stopping the stack[/]: {supervisor.failed}")
                 exit_code = 1
-                stop.set()
+                break
             stop.wait(0.5)
         if simulation is not None and options.simulate:
             offered = _offered_line(simulation.ground_truth, options.simulate)
@@ -471,7 +534,10 @@ def run_up(
             monitor_stop.set()
             monitor_thread.join(30)
             monitor_thread = None
-        if options.check and simulation is not None and hooks.check is not None:
+        checking = options.check and options.simulate is not None
+        if checking and not _can_check(supervisor, stop, console):
+            exit_code = 1
+        elif checking and simulation is not None and hooks.check is not None:
             lag_url = next(
                 (u for p in plans for k, u in p.endpoints.items() if k.startswith("lag exporter")),
                 None,
@@ -481,11 +547,15 @@ def run_up(
             if not hooks.check(settings, simulation.ground_truth):
                 exit_code = 1
         return exit_code
+    except PortBusyError as exc:
+        console.print(f"[red]cannot start:[/] {exc}")
+        return 2
     finally:
         if monitor_thread is not None:
             monitor_stop.set()
             monitor_thread.join(10)
-        codes = supervisor.stop_all()
+        remove_stack(os.getpid())
+        codes = supervisor.stop_all(settings.supervision.stop_grace_s)
         if endpoint is not None:
             endpoint.stop()
         if broker is not None:
@@ -493,6 +563,53 @@ def run_up(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         console.print(f"stopped: {', '.join(f'{k}={v}' for k, v in codes.items()) or 'nothing'}")
+
+
+def _restart_policy(settings: Settings) -> RestartPolicy:
+    config = settings.supervision
+    return RestartPolicy(
+        backoff_s=config.restart_backoff_s,
+        backoff_max_s=config.restart_backoff_max_s,
+        max_restarts=config.crash_loop_restarts,
+        window_s=config.crash_loop_window_s,
+    )
+
+
+def _child_event_reporter(
+    console: Console, running: Gauge, restarts: Counter, broker: BrokerProcess | None
+) -> Callable[[ChildEvent], None]:
+    """What ``up`` does when a child dies or comes back: say it, and count it on /metrics."""
+
+    def report(event: ChildEvent) -> None:
+        if event.kind == "restarted":
+            restarts.labels(event.name).inc()
+            running.labels(event.name).set(1)
+            console.print(f"[green]{event.describe()}[/]")
+            if broker is not None and event.name == broker.name:
+                console.print(f"embedded broker back on {broker.bootstrap_servers}")
+        else:
+            running.labels(event.name).set(0)
+            console.print(f"[red]{event.describe()}[/]")
+
+    return report
+
+
+def _can_check(supervisor: Supervisor, stop: threading.Event, console: Console) -> bool:
+    """Whether ``--check`` may read the run: not after a crash loop, a signal, or with a child
+    still down (waiting up to a minute for a restart that is due)."""
+    if supervisor.failed is not None:
+        console.print(f"[red]not checked[/]: the stack fell apart ({supervisor.failed})")
+        return False
+    if stop.is_set():
+        console.print("[red]not checked[/]: stopped by a signal before the run ended")
+        return False
+    deadline = time.monotonic() + 60.0
+    while not supervisor.all_running():
+        if time.monotonic() >= deadline or supervisor.failed is not None:
+            console.print("[red]not checked[/]: a child of the stack is still down")
+            return False
+        stop.wait(0.5)
+    return True
 
 
 def _pids(supervisor: Supervisor, broker: BrokerProcess | None) -> dict[str, int]:

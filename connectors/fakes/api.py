@@ -1,6 +1,6 @@
 """A fake ERP and CRM API: records every call, fails on request, honours Idempotency-Key.
 
-The shape is the contract the sinks call (see README, "Outbound sinks"):
+The shape is the contract the sinks call (see docs/reference/http-apis.md):
 
 - ``POST /orders`` → 201 ``{"order_number": "SO-000001", "status": "CONFIRMED"}``
 - ``POST /orders/{order_number}/cancel`` → 200 ``{"order_number": ..., "status": "CANCELLED"}``

@@ -31,6 +31,11 @@ class CircuitBreaker:
         self._lock = threading.Lock()
 
     @property
+    def threshold(self) -> int:
+        """Failures in a row that open it."""
+        return self._threshold
+
+    @property
     def state(self) -> BreakerState:
         if self._opened_at is None:
             return "closed"
@@ -49,15 +54,30 @@ class CircuitBreaker:
                 return True
             return False
 
-    def success(self) -> None:
+    def retry_in(self) -> float:
+        """Seconds until :meth:`allow` may say yes (0: now); a probe in flight: a short while."""
         with self._lock:
+            if self._opened_at is None:
+                return 0.0
+            if self._probing:
+                return min(1.0, self._reset_s)
+            return max(0.0, self._opened_at + self._reset_s - self._clock())
+
+    def success(self) -> bool:
+        """A call went through; True if this closed an open breaker."""
+        with self._lock:
+            was_open = self._opened_at is not None
             self._failures = 0
             self._opened_at = None
             self._probing = False
+            return was_open
 
-    def failure(self) -> None:
+    def failure(self) -> bool:
+        """A call failed; True if this opened the breaker (the threshold, or a failed probe)."""
         with self._lock:
             self._failures += 1
+            opens = self._probing or (self._opened_at is None and self._failures >= self._threshold)
             if self._probing or self._failures >= self._threshold:
                 self._opened_at = self._clock()
             self._probing = False
+            return opens

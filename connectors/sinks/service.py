@@ -58,6 +58,7 @@ def build_sink_loop(
         settings.retry.delays,
         instruments,
         clock=lambda: time.time() + random.uniform(0, jitter),
+        max_age_s=config.max_age_s,
     )
     sink = CommandSink(
         client,
@@ -72,6 +73,7 @@ def build_sink_loop(
         inline_retries=config.inline_retries,
         inline_backoff_s=config.inline_backoff_s,
         inline_max_wait_s=config.inline_max_wait_s,
+        first_hold_s=settings.retry.delays[0] if settings.retry.delays else 1.0,
     )
     group = group_id or config.group_id
     consumer = make_consumer(settings, group)

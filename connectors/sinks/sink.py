@@ -1,16 +1,26 @@
 """The outbound sink: command topics → target HTTP APIs, retried without blocking a partition.
 
 Runs on :class:`interlock.stage.StageLoop`, subscribed to the command topics AND their
-``retry.<topic>.<n>`` tiers. A 5xx, 408, 429, timeout or connection error raises a transient
-``SINK_UNAVAILABLE``: the router moves the command to the next retry tier (delays from
-``settings.retry.delays``, growing, plus jitter) and later commands go on at once; after the last
-tier it is dead-lettered. Before that, a transient failure is retried inside the call a few times
-with a short, jittered, doubling backoff (``inline_retries``): most 503s of a busy API are
-blips, and a retry tier costs at least its first delay (1 s by default). A ``Retry-After``
-longer than ``inline_max_wait_s`` is honoured by going to the retry tiers at once; an open
-circuit breaker stops inline retries. Any other 4xx is ``SINK_REJECTED``, dead-lettered at
-once. While a target's circuit breaker is open, commands for it are not sent but routed to
-retry directly.
+``retry.<topic>.<n>`` tiers. A 5xx, 408, 425, 429, timeout or connection error is transient
+(``SINK_UNAVAILABLE``). It is first retried inside the call a few times with a short, jittered,
+doubling backoff (``inline_retries``): most 503s of a busy API are blips. Any other 4xx is
+``SINK_REJECTED``, dead-lettered at once.
+
+What a transient failure that outlives the inline retries means is not known at once: the
+target may be down, or only this command may fail. So the command first waits in its partition:
+the call raises :class:`interlock.stage.TargetUnavailableError`, the loop pauses that partition
+at the command (the other partitions go on) and hands it over again after ``first_hold_s`` or
+the target's ``Retry-After``. If it fails again while the target's circuit breaker is closed,
+it is a per-record failure: the router moves it to the next retry tier (delays from
+``settings.retry.delays``, plus jitter) and later commands go on. Once the breaker is open, the
+target is down as a whole: none of its commands is sent, none goes round the retry tiers; each
+of its partitions stays paused at its first waiting command until the breaker lets a probe
+through, and resumes when the target answers again. The rest of a key's chain in a batch waits
+with a held command, so the commands of one order or deal go out in order through an outage.
+A command is dead-lettered only when rejected, or when it is older than ``sinks.max_age_s``
+(past the last tier, a per-record failure goes round the last tier again until then).
+The failure that opened a breaker is logged once, with the target, the status and the error;
+its closing too; failed probes in between at most every 30 s.
 Every attempt sends the same ``Idempotency-Key`` (the command's event_id).
 
 Within a batch, :meth:`CommandSink.handle_batch` sends calls concurrently (a bounded thread pool,
@@ -22,6 +32,7 @@ observes ``interlock_handoff_latency_seconds{flow="quote_to_order"}`` and an acc
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -41,8 +52,12 @@ from contracts import EventDeserializer, EventSerializer, InterlockError, OrderE
 from interlock.deadletter import RawRecord
 from interlock.instruments import CIRCUIT_STATES, Instruments
 from interlock.kafka import produce
+from interlock.logs import RateLimitedLog
+from interlock.stage import TargetUnavailableError
 
 __all__ = ["CommandSink", "SinkTarget"]
+
+log = logging.getLogger(__name__)
 
 _TRANSIENT_STATUS = {408, 425, 429}
 #: Handoff flow observed when a target accepts a command of this kind.
@@ -107,7 +122,11 @@ class CommandSink:
             ``concurrency``).
         inline_retries: quick retries of a transient failure within the call (0: none).
         inline_backoff_s: first inline retry's delay; doubles per retry, with full jitter.
-        inline_max_wait_s: longest ``Retry-After`` waited inline; longer ones go to the tiers.
+        inline_max_wait_s: longest ``Retry-After`` waited inline; longer ones are waited
+            with the partition paused.
+        first_hold_s: how long a command whose inline retries failed waits in its paused
+            partition (unless the target said ``Retry-After``) before it is tried once more;
+            failing again while the breaker is closed, it goes to the retry tiers.
         sleep: how inline retries wait (tests may record instead).
     """
 
@@ -127,6 +146,7 @@ class CommandSink:
         inline_retries: int = 0,
         inline_backoff_s: float = 0.05,
         inline_max_wait_s: float = 0.5,
+        first_hold_s: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
@@ -142,8 +162,11 @@ class CommandSink:
         self._inline_retries = max(0, inline_retries)
         self._inline_backoff_s = inline_backoff_s
         self._inline_max_wait_s = inline_max_wait_s
+        self._first_hold_s = first_hold_s
         self._sleep = sleep
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sink")
+        self._opened_at: dict[str, float] = {}
+        self._quiet = RateLimitedLog(log)
         for name, target in targets.items():
             self._show_breaker(name, target.breaker)
 
@@ -189,9 +212,15 @@ class CommandSink:
             chains.setdefault(record.key, []).append(index)
 
         def run(indexes: list[int]) -> None:
+            held: TargetUnavailableError | None = None
             for index in indexes:
+                if held is not None:  # a key's later commands wait with the held one
+                    results[index] = held
+                    continue
                 try:
                     self(records[index])
+                except TargetUnavailableError as exc:
+                    results[index] = held = exc
                 except Exception as exc:  # routed by the caller, in offset order
                     results[index] = exc
 
@@ -214,9 +243,19 @@ class CommandSink:
             try:
                 return self._attempt(call)
             except _TransientError as failure:
+                breaker = self._targets[call.target].breaker
+                if breaker.state != "closed":  # the target is down: hold, do not burn tiers
+                    raise TargetUnavailableError(
+                        f"{call.target} is unavailable (circuit breaker open): {failure.error}",
+                        resume_in_s=breaker.retry_in(),
+                    ) from failure.error
                 wait = self._inline_wait(attempt, failure.retry_after)
-                if wait is None:
-                    raise failure.error from failure.error.__cause__
+                if wait is None:  # the target, or this command? wait once, then the tiers
+                    raise TargetUnavailableError(
+                        str(failure.error),
+                        resume_in_s=failure.retry_after or self._first_hold_s,
+                        once=True,
+                    ) from failure.error
                 self._count(call.target, "inline_retry")
                 self._sleep(wait)
                 attempt += 1
@@ -241,10 +280,8 @@ class CommandSink:
         if not breaker.allow():
             self._count(call.target, "unavailable")
             self._show_breaker(call.target, breaker)
-            raise InterlockError(
-                f"{call.target} circuit breaker is open",
-                reason=Reason.SINK_UNAVAILABLE,
-                transient=True,
+            raise TargetUnavailableError(
+                f"{call.target} circuit breaker is open", resume_in_s=breaker.retry_in()
             )
         started = time.perf_counter()
         try:
@@ -256,12 +293,9 @@ class CommandSink:
                     headers={**target.headers, "Idempotency-Key": call.idempotency_key},
                 )
         except httpx.TransportError as exc:  # timeouts, refused and reset connections
-            self._failed(call, breaker, "unavailable")
-            error = InterlockError(
-                f"{call.method} {call.path}: {type(exc).__name__}: {exc}",
-                reason=Reason.SINK_UNAVAILABLE,
-                transient=True,
-            )
+            detail = f"{call.method} {call.path}: {type(exc).__name__}: {exc}"
+            self._failed(call, breaker, "unavailable", detail)
+            error = InterlockError(detail, reason=Reason.SINK_UNAVAILABLE, transient=True)
             error.__cause__ = exc
             raise _TransientError(error, None) from exc
         finally:
@@ -271,10 +305,20 @@ class CommandSink:
         status = response.status_code
         detail = f"{call.method} {call.path} answered {status}: {response.text[:500]}"
         if status >= 500 or status in _TRANSIENT_STATUS:
-            self._failed(call, breaker, "retry")
+            self._failed(call, breaker, "retry", detail)
             error = InterlockError(detail, reason=Reason.SINK_UNAVAILABLE, transient=True)
             raise _TransientError(error, _retry_after(response.headers.get("retry-after")))
-        breaker.success()
+        if breaker.success():
+            opened_at = self._opened_at.pop(call.target, None)
+            down = time.monotonic() - opened_at if opened_at is not None else 0.0
+            log.warning(
+                "%s circuit breaker closed: %s %s answered %d after %.1f s; held commands go out",
+                call.target,
+                call.method,
+                call.path,
+                status,
+                down,
+            )
         self._show_breaker(call.target, breaker)
         if status >= 400:
             self._count(call.target, "rejected")
@@ -285,8 +329,27 @@ class CommandSink:
         except ValueError:
             return None
 
-    def _failed(self, call: HttpCall, breaker: CircuitBreaker, outcome: str) -> None:
-        breaker.failure()
+    def _failed(self, call: HttpCall, breaker: CircuitBreaker, outcome: str, detail: str) -> None:
+        """Count a failed call; say why when it opened the breaker (once per opening)."""
+        if breaker.failure():
+            if call.target not in self._opened_at:
+                self._opened_at[call.target] = time.monotonic()
+                log.warning(
+                    "%s circuit breaker opened after %d failures in a row; its commands wait "
+                    "in their partitions until it answers again. Last failure: %s",
+                    call.target,
+                    breaker.threshold,
+                    detail,
+                )
+            else:
+                self._quiet.log(
+                    logging.WARNING,
+                    ("probe", call.target),
+                    "%s still unavailable after %.0f s (probe failed: %s)",
+                    call.target,
+                    time.monotonic() - self._opened_at[call.target],
+                    detail,
+                )
         self._show_breaker(call.target, breaker)
         self._count(call.target, outcome)
 

@@ -34,10 +34,11 @@ console = Console()
 def _settings() -> Settings:
     from interlock.logs import configure_logging
     from interlock.settings import load_settings
+    from interlock.stackfile import attach
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    return settings
+    return attach(settings)
 
 
 def run_check(settings: Settings, ground_truth: Path) -> list[InvariantResult]:
@@ -132,13 +133,18 @@ def simulate(
         timings=ErpTimings(unavailable=unavailable),
     )
     stop = threading.Event()
+    abort = threading.Event()
 
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        # Ctrl-C ends the generation and drains (a second one quits); SIGTERM, what a
+        # supervisor sends, quits at once.
+        if signum == signal.SIGTERM:
+            abort.set()
         stop.set()
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    sim = Simulator(config, make_producer(settings))
+    sim = Simulator(config, make_producer(settings), abort=abort)
     sim.start()
     console.print(
         f"fake ERP {sim.erp_server.url} · fake CRM {sim.crm_server.url} · "

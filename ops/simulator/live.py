@@ -64,6 +64,8 @@ class Snapshot:
     parked: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Parked quotes by what they wait for: (how many, the longest wait in seconds)."""
     join_grace_s: float | None = None
+    restarts: dict[str, float] = field(default_factory=dict)
+    """Restarts per child of ``interlock up`` (from its supervisor's /metrics)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class LiveView:
     orders_created: float
     parked: dict[str, tuple[float, float]] = field(default_factory=dict)
     join_grace_s: float | None = None
+    restarts: dict[str, float] = field(default_factory=dict)
 
 
 def parse_samples(text: str) -> list[MetricSample]:
@@ -116,6 +119,7 @@ def take_snapshot(samples: Iterable[MetricSample], at: float) -> Snapshot:
     buckets: dict[str, dict[float, float]] = {}
     parked: dict[str, list[float]] = {}
     grace: float | None = None
+    restarts: dict[str, float] = {}
     for s in samples:
         if s.name == "interlock_events_consumed_total":
             consumed += s.value
@@ -138,6 +142,9 @@ def take_snapshot(samples: Iterable[MetricSample], at: float) -> Snapshot:
                 slot[1] = max(slot[1], s.value)
         elif s.name == "interlock_join_grace_seconds":
             grace = s.value
+        elif s.name == "interlock_service_restarts_total":
+            service = s.labels.get("service", "?")
+            restarts[service] = restarts.get(service, 0.0) + s.value
         elif s.name == LATENCY + "_bucket":
             flow = buckets.setdefault(s.labels.get("flow", "?"), {})
             le = float(s.labels.get("le", "inf"))
@@ -153,6 +160,7 @@ def take_snapshot(samples: Iterable[MetricSample], at: float) -> Snapshot:
         {f: sorted(b.items()) for f, b in buckets.items()},
         {reason: (n, age) for reason, (n, age) in parked.items()},
         grace,
+        restarts,
     )
 
 
@@ -187,6 +195,7 @@ def build_view(
         created,
         dict(cur.parked),
         cur.join_grace_s,
+        dict(cur.restarts),
     )
 
 
@@ -207,6 +216,9 @@ def render_view(view: LiveView, title: str = "Interlock") -> Table:
     table.add_row("orders created", f"{view.orders_created:,.0f}")
     for reason, (n, age) in sorted(view.parked.items()):
         table.add_row(f"parked, waiting for {reason}", _parked(n, age, view.join_grace_s))
+    for service, n in sorted(view.restarts.items()):
+        if n > 0:
+            table.add_row(f"[red]restarts of {service}[/]", f"{n:,.0f}")
     return table
 
 

@@ -118,8 +118,11 @@ class Simulator:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        abort: threading.Event | None = None,
     ) -> None:
         self.config = config
+        self.abort = abort or threading.Event()
+        """Set (SIGTERM): quit at once, without finishing the episode or draining."""
         self.producer = producer
         self.clock = clock
         self.wall = wall
@@ -212,7 +215,8 @@ class Simulator:
             self.recorded.response(status, action.delivery_id if action.fault else None)
             if action.fault or (status not in _RETRYABLE and status != 0):
                 return
-            time.sleep(min(5.0, 0.2 * 2**attempt))
+            if self.abort.wait(min(5.0, 0.2 * 2**attempt)):
+                return
 
     def _sender(self, index: int) -> None:
         with httpx.Client(timeout=10.0) as client:
@@ -229,7 +233,8 @@ class Simulator:
         """Wait until every queued delivery was answered (or ``timeout`` passed)."""
         deadline = time.monotonic() + timeout
         while any(q.unfinished_tasks for q in self._queues) and time.monotonic() < deadline:
-            time.sleep(0.05)
+            if self.abort.wait(0.05):
+                return
 
     # the run -------------------------------------------------------------------------------------
     def _dispatch(self, action: WebhookAction | ChangeAction | CreditHoldAction) -> None:
@@ -271,8 +276,15 @@ class Simulator:
     def run(
         self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None = None
     ) -> None:
-        """Generate until ``duration_s`` or ``stop``, finish the open episode, drain, save."""
+        """Generate until ``duration_s`` or ``stop``, finish the open episode, drain, save.
+
+        At rate 0 nothing is generated: the fake ERP and CRM only serve the sinks (and whatever a
+        user sends by hand) until ``stop``, as ``interlock up`` runs them without a simulation.
+        """
         cfg = self.config
+        if cfg.rate <= 0:
+            self._serve(stop, on_tick)
+            return
         bucket = TokenBucket(cfg.rate, self.clock)
         started = self.clock()
         last_tick = last_save = started
@@ -282,7 +294,7 @@ class Simulator:
             ending = stop.is_set() or (
                 cfg.duration_s is not None and now - started >= cfg.duration_s
             )
-            if ending and not self.scenario.episode_open:
+            if self.abort.is_set() or (ending and not self.scenario.episode_open):
                 break
             self.generation_s = now - started
             if not ending:
@@ -300,11 +312,24 @@ class Simulator:
             if now - last_save >= cfg.snapshot_every_s:
                 last_save = now
                 self.save(phase="running")
+        if self.abort.is_set():
+            return  # close() saves what there is
         self.producer.flush(30)
         self._settle()
         self._drain(stop, on_tick)
         self._settle()
         self.save(phase="drained")
+
+    def _serve(self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None) -> None:
+        while not stop.is_set():
+            self.book.advance()
+            self.producer.poll(0.1)
+            if on_tick is not None:
+                on_tick(self)
+            stop.wait(0.2)
+        self.producer.flush(2 if self.abort.is_set() else 30)
+        self._settle()
+        self.save(phase="served")
 
     def _drain(self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None) -> None:
         """Keep the ERP lifecycle and echoes going so open orders finish (a second stop quits).
@@ -318,7 +343,7 @@ class Simulator:
         deadline, hard = start + cfg.drain_s, start + cfg.drain_s + cfg.drain_grace_s
         last, changed_at = self._api_activity(), start
         stop.clear()
-        while not stop.is_set():
+        while not stop.is_set() and not self.abort.is_set():
             now = self.clock()
             activity = self._api_activity()
             if activity != last:
@@ -331,7 +356,7 @@ class Simulator:
             if on_tick is not None:
                 on_tick(self)
             stop.wait(0.2)
-        self.producer.flush(30)
+        self.producer.flush(2 if self.abort.is_set() else 30)
 
     def _api_activity(self) -> int:
         r = self.recorded
@@ -344,10 +369,23 @@ class Simulator:
         save comes after the servers stopped, so no answered call is missing from the record.
         """
         for q in self._queues:
+            if self.abort.is_set():  # a full queue must not hold up a quick stop
+                _discard(q)
             q.put(None)
+        wait = 1.0 if self.abort.is_set() else 15.0
         for thread in self._threads:
-            thread.join(timeout=15)
+            thread.join(timeout=wait)
         self.crm_server.stop()
         self.erp_server.stop()
-        self.producer.flush(30)
-        self.save(phase="done")
+        self.producer.flush(2 if self.abort.is_set() else 30)
+        self.save(phase="done", aborted=self.abort.is_set())
+
+
+def _discard(pending: queue.Queue[WebhookAction | None]) -> None:
+    """Drop what waits in ``pending`` (deliveries nobody will make after a SIGTERM)."""
+    while True:
+        try:
+            pending.get_nowait()
+        except queue.Empty:
+            return
+        pending.task_done()

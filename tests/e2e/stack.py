@@ -8,8 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from interlock.broker import free_port
-
 READY = "Press Ctrl-C to stop"
 
 
@@ -37,7 +35,15 @@ def start_up(
         for k, v in os.environ.items()
         if k not in {"KAFKA_BOOTSTRAP_SERVERS", "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS"}
     }
-    base.update({"INTERLOCK_METRICS__PORT": str(free_port()), "COLUMNS": "200", **(env or {})})
+    # free ports throughout (0), so that a run never waits for the fixed ports of another
+    base.update(
+        {
+            "INTERLOCK_METRICS__PORT": "0",
+            "INTERLOCK_WEBHOOKS__PORT": "0",
+            "COLUMNS": "200",
+            **(env or {}),
+        }
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "interlock.cli", "up", "--log-dir", str(tmp_path / "logs"), *args],
         env=base,
@@ -58,3 +64,19 @@ def start_up(
             return proc, "".join(lines)
     proc.kill()
     raise AssertionError("interlock up did not reach a running state:\n" + "".join(lines))
+
+
+def child_pid(parent: int, subcommand: str) -> int | None:
+    """The pid of ``parent``'s child running ``interlock.cli SUBCOMMAND``, if one runs."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"interlock.cli" in argv and subcommand.encode() in argv[:4]:
+            return int(entry.name)
+    return None

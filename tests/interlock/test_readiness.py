@@ -87,3 +87,18 @@ def test_consumer_lag_counts_work_topics_of_interlock_groups_not_the_worker_cloc
         assert consumer_lag(endpoint.url) == 3
     finally:
         endpoint.stop()
+
+
+def test_the_drain_wait_says_the_lag_is_unknown_when_the_exporter_does_not_answer() -> None:
+    """Never "still None messages behind": a lag nobody reported is said to be unknown."""
+    from rich.console import Console
+
+    from interlock.broker import free_port
+    from interlock.probes import wait_for_drain
+
+    console = Console(record=True, width=200)
+    url = f"http://127.0.0.1:{free_port()}/metrics"  # nobody listens
+    wait_for_drain(url, 0.1, console, threading.Event())
+    said = console.export_text()
+    assert "None" not in said, said
+    assert f"consumer lag unknown after 0 s: the lag exporter at {url} did not answer" in said

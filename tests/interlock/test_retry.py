@@ -144,3 +144,36 @@ def test_restore_falls_back_on_the_topic_name_and_leaves_first_deliveries_alone(
     )
     assert restored.headers == (("x", b"1"),)
     assert retry_topics(["a", "b"], 2) == ["retry.a.1", "retry.a.2", "retry.b.1", "retry.b.2"]
+
+
+def test_with_a_max_age_a_transient_failure_goes_round_the_last_tier_until_too_old() -> None:
+    """The sinks: running out of tiers is no reason to give up on a command; its age is."""
+    producer = FakeProducer()
+    now = [ORIGINAL.timestamp_ms / 1000 + 60]  # written a minute ago
+    router = FailureRouter(producer, "sinks", [1, 10], clock=lambda: now[0], max_age_s=3600)
+    assert [router.route(ORIGINAL, unavailable(), attempt) for attempt in (1, 2, 3, 4)] == [
+        "retry"
+    ] * 4
+    assert [t for t, _ in producer.sent] == [
+        "retry.commands.erp.create-order.1",
+        "retry.commands.erp.create-order.2",
+        "retry.commands.erp.create-order.2",
+        "retry.commands.erp.create-order.2",
+    ]
+    assert [dict(k["headers"])["interlock.retry.attempt"] for _, k in producer.sent] == [
+        b"1",
+        b"2",
+        b"3",
+        b"4",
+    ]
+    assert not router.expired(ORIGINAL)
+    now[0] += 3600  # an hour later it is past its max age: dead-lettered, saying why
+    assert router.expired(ORIGINAL)
+    assert router.route(ORIGINAL, unavailable(), 5) == "dead_letter"
+    topic, kwargs = producer.sent[-1]
+    assert topic == "dlq.commands.erp.create-order"
+    message = dict(kwargs["headers"])["interlock.dlq.error.message"].decode()
+    assert message.startswith("still failing 1.0 h after it was written (max age 1 h)")
+    # a permanent failure is dead-lettered at once, whatever its age
+    now[0] = ORIGINAL.timestamp_ms / 1000
+    assert router.route(ORIGINAL, DecodeError("bad bytes"), 1) == "dead_letter"

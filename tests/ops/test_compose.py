@@ -152,3 +152,13 @@ def test_prometheus_scrapes_every_interlock_service_where_compose_runs_it() -> N
         assert targets[f"interlock-{name}"] == f"{name}:{METRICS_PORT}"
     assert mounts["./ops/prometheus/rules"] == "/etc/prometheus/rules"
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+
+
+def test_every_long_running_service_is_restarted_unless_stopped() -> None:
+    """In production the container runtime is the supervisor ``interlock up`` is on one machine
+    (docs/operations/supervision.md): a service that dies is started again."""
+    for name, service in services().items():
+        one_shot = service.get("restart") == "no"  # topic and connector set-up jobs
+        if not one_shot:
+            assert service.get("restart") == "unless-stopped", name
+    assert not any(services()[name].get("restart") == "no" for name in INTERLOCK_SERVICES)

@@ -55,6 +55,9 @@ class SinkRig:
     topics: dict[CommandKind, str]
     outcomes: str
     produce: Callable[[str, bytes, OrderEvent], None]
+    crm_server: ServerThread
+    """The fake CRM's own server, on the same fake (a test may stop it: the CRM is then down,
+    connections refused, while the ERP answers)."""
 
     def run_until(self, done: Callable[[], bool], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -64,6 +67,15 @@ class SinkRig:
 
     def sample(self, name: str, labels: dict[str, str]) -> float:
         return self.instruments.registry.get_sample_value(name, labels) or 0.0
+
+    def total(self, name: str) -> float:
+        """The sum of every sample of ``name``, whatever its labels."""
+        return sum(
+            s.value
+            for family in self.instruments.registry.collect()
+            for s in family.samples
+            if s.name == name
+        )
 
 
 @pytest.fixture
@@ -94,7 +106,10 @@ def sink_rig(
             producer.produce(topic, key=key, value=encode(command))
             producer.flush(10)
 
-        with ServerThread(create_fake_app(fake)) as server:
+        with (
+            ServerThread(create_fake_app(fake)) as server,
+            ServerThread(create_fake_app(fake)) as crm_server,
+        ):
             options: dict[str, Any] = {
                 "retry_jitter_s": 0.0, "breaker_failures": 5, "inline_retries": 0, **sink
             }  # fmt: skip
@@ -102,7 +117,7 @@ def sink_rig(
                 update={
                     "sinks": SinkSettings(
                         erp=SinkTargetSettings(base_url=server.url, timeout_s=3),
-                        crm=SinkTargetSettings(base_url=server.url, timeout_s=3),
+                        crm=SinkTargetSettings(base_url=crm_server.url, timeout_s=3),
                         **options,
                     ),
                     "retry": settings.retry.model_copy(update={"delays": delays}),
@@ -117,7 +132,7 @@ def sink_rig(
                 group_id=f"sinks-{tag}",
             )
             try:
-                yield SinkRig(fake, loop, instruments, topics, outcomes, produce)
+                yield SinkRig(fake, loop, instruments, topics, outcomes, produce, crm_server)
             finally:
                 loop.consumer.close()
                 if loop.on_close is not None:

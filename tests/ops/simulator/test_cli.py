@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,36 @@ def test_simulate_stops_on_sigterm_and_writes_the_ground_truth(
     assert doc["meta"]["phase"] == "done"
     assert doc["meta"]["sent"] >= 20
     assert sum(doc["recorded"]["responses"].values()) == len(receiver.requests)
+
+
+def test_simulate_quits_within_seconds_of_sigterm_while_its_deliveries_fail(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """SIGTERM (what ``interlock up`` sends its children) quits at once: no episode finished,
+    no drain, no waiting on deliveries to a receiver that is down."""
+    from interlock.broker import free_port
+
+    truth = tmp_path / "truth.json"
+    env = {
+        **os.environ,
+        "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "INTERLOCK_WEBHOOKS__HUBSPOT__CLIENT_SECRET": "cli-secret",
+        "INTERLOCK_WEBHOOKS__HUBSPOT__APP_ID": "4242",
+        "INTERLOCK_CDC__RAW_TOPIC_PREFIX": f"simterm{os.getpid()}.",
+    }
+    down = f"http://127.0.0.1:{free_port()}"  # nobody listens: every delivery is retried
+    argv = [sys.executable, "-m", "interlock.cli", "simulate", "--rate", "200"]
+    argv += ["--webhooks-url", down, "--ground-truth", str(truth)]  # default drain: 20 s
+    proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "fake ERP http://127.0.0.1:" in proc.stdout.readline()  # generating now
+        proc.send_signal(signal.SIGTERM)
+        sent_at = time.monotonic()
+        assert proc.wait(timeout=60) == 0
+        took = time.monotonic() - sent_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert took < 5.0, f"the simulator took {took:.1f} s to stop after SIGTERM"
+    assert json.loads(truth.read_text())["meta"]["aborted"] is True

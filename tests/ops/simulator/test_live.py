@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from rich.console import Console
 
 from interlock.instruments import Instruments
@@ -146,3 +146,18 @@ def test_parked_quotes_show_what_they_wait_for_and_the_time_left() -> None:
     text = console.export_text()
     assert re.search(r"parked, waiting for account\s+│ 3 \(longest 40 s, 260 s left", text), text
     assert re.search(r"parked, waiting for link\s+│ 0 ", text), text
+
+
+def test_the_view_shows_which_child_of_up_was_restarted_and_how_often() -> None:
+    registry = CollectorRegistry()
+    restarts = Counter("interlock_service_restarts", "restarts", ["service"], registry=registry)
+    restarts.labels("worker").inc(2)
+    restarts.labels("sinks").inc(0)  # never restarted: no row
+    snapshot = take_snapshot(parse_samples(generate_latest(registry).decode()), at=1.0)
+    view = build_view(None, snapshot)
+    assert view.restarts == {"worker": 2.0, "sinks": 0.0}
+    console = Console(record=True, width=120)
+    console.print(render_view(view))
+    text = console.export_text()
+    assert "restarts of worker" in text
+    assert "restarts of sinks" not in text
