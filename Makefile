@@ -32,9 +32,10 @@ run: install ## Run the main job (interlock up) on the embedded broker (Apache K
 	$(BIN)/interlock up $(ARGS)
 
 .PHONY: lint
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, and the import layers (lint-imports, pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 .PHONY: typecheck
 typecheck: install ## mypy on every package

@@ -13,6 +13,7 @@ from contracts.errors import ConfigError
 
 __all__ = [
     "CATALOG_PATH",
+    "CLOCK_SUFFIX",
     "TopicCatalog",
     "TopicSpec",
     "dlq_topic",
@@ -21,6 +22,10 @@ __all__ = [
 ]
 
 CATALOG_PATH = Path(__file__).with_name("topics.yaml")
+CLOCK_SUFFIX = "-ticks"
+"""Ends the worker's clock topic (``<prefix><app id>-ticks``, not in the catalog): a tick a second
+per partition, so a record is nearly always in flight on it. It carries no work, and lag
+readers leave it out."""
 
 
 def dlq_topic(topic: str) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from interlock.broker import BrokerKind, BrokerProcess, BrokerStartError
+from interlock.brokerprocess import BrokerKind, BrokerProcess, BrokerStartError
 from interlock.settings import BrokerSettings
 
 __all__ = [
@@ -279,7 +279,7 @@ class KafkaBroker(BrokerProcess):
 
 
 def _free_port_besides(host: str, taken: int) -> int:
-    from interlock.broker import free_port
+    from interlock.brokerprocess import free_port
 
     while True:
         port = free_port(host)

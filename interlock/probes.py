@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from rich.console import Console
 
-from processors.topics import CLOCK_SUFFIX
+from contracts.topics import CLOCK_SUFFIX
 
 __all__ = ["assigned_partitions", "consumer_lag", "wait_for_drain", "wait_until_ready"]
 
@@ -44,7 +44,7 @@ def assigned_partitions(metrics_url: str, timeout: float = 2.0) -> int | None:
 def consumer_lag(url: str, timeout: float = 5.0) -> float | None:
     """Total lag of Interlock's consumer groups on work topics, as the exporter at ``url`` says.
 
-    The worker's clock topic is left out (``processors.topics.CLOCK_SUFFIX``): its committed lag
+    The worker's clock topic is left out (``contracts.topics.CLOCK_SUFFIX``): its committed lag
     is 0 only by chance, and waiting for it to read 0 twice in a row kept ``--check`` waiting
     60-100 s after every other topic had caught up.
     """

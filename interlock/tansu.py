@@ -33,7 +33,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from interlock.broker import BrokerKind, BrokerProcess
+from interlock.brokerprocess import BrokerKind, BrokerProcess
 
 __all__ = ["TansuBroker", "broker_binary", "install_worker_workarounds", "tansu_end_offsets"]
 

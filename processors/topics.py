@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts.topics import CLOCK_SUFFIX
 from interlock.settings import Settings
 
 __all__ = ["CLOCK_SUFFIX", "ProcessorTopics"]
-
-CLOCK_SUFFIX = "-ticks"
-"""Ends the worker's clock topic (``<prefix><app id>-ticks``): a tick a second per partition, so
-a record is nearly always in flight on it. It carries no work."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +70,10 @@ class ProcessorTopics:
     @property
     def audit(self) -> str:
         return self.name("audit.decisions")
+
+    @property
+    def reconciliation(self) -> str:
+        return self.name("audit.reconciliation")
 
     def canonical_inputs(self) -> list[str]:
         """Canonical topics the main agent consumes (all keyed by canonical account id)."""

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,10 @@ class GroupSnapshot:
         return self.members > 0 or self.state in _ACTIVE_STATES
 
 
+UNKNOWN_TOPIC_RETRY_S = 5.0
+"""A topic a group committed to but the metadata does not hold is looked up again after this."""
+
+
 class LagProbe:
     """Takes snapshots of the consumer groups whose id matches a pattern."""
 
@@ -76,8 +80,14 @@ class LagProbe:
         timeout: float = 10.0,
         exclude: str = r"^interlock-(end-offsets|lag-probe)-",
         tansu: bool = False,
+        metadata_max_age_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._conf = dict(conf)
+        self._metadata_max_age_s = metadata_max_age_s
+        self._clock = clock
+        self._partition_ids: dict[str, list[int]] = {}
+        self._metadata_at: float | None = None
         self._tansu = tansu
         self._admin = AdminClient(self._conf)
         self._groups = re.compile(groups)
@@ -103,6 +113,7 @@ class LagProbe:
             return self._snapshot()
         except Exception:
             self._admin = AdminClient(self._conf)
+            self._metadata_at = None
             raise
 
     def _snapshot(self) -> list[GroupSnapshot]:
@@ -182,16 +193,24 @@ class LagProbe:
         return out
 
     def _partitions_of(self, topics: set[str]) -> list[tuple[str, int]]:
+        """Every partition of ``topics``, from topic metadata kept up to ``metadata_max_age_s``
+        (sooner for a topic it does not know): a metadata request per sample grew the process
+        by a few KiB each time (librdkafka's admin metadata path), for partitions that rarely
+        change."""
         if not topics:
             return []
-        metadata = self._admin.list_topics(timeout=self._timeout)
-        out: list[tuple[str, int]] = []
-        for topic in sorted(topics):
-            meta = metadata.topics.get(topic)
-            if meta is None or meta.error is not None:
-                continue
-            out.extend((topic, p) for p in sorted(meta.partitions))
-        return out
+        now = self._clock()
+        age = float("inf") if self._metadata_at is None else now - self._metadata_at
+        unknown = not topics <= self._partition_ids.keys()
+        if age >= self._metadata_max_age_s or (unknown and age >= UNKNOWN_TOPIC_RETRY_S):
+            metadata = self._admin.list_topics(timeout=self._timeout)
+            self._partition_ids = {
+                name: sorted(meta.partitions)
+                for name, meta in metadata.topics.items()
+                if meta.error is None
+            }
+            self._metadata_at = now
+        return [(t, p) for t in sorted(topics) for p in self._partition_ids.get(t, [])]
 
     def _consumer(self) -> KafkaConsumer:
         return KafkaConsumer(
