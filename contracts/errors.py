@@ -59,6 +59,27 @@ class Reason(StrEnum):
     """A contract version breaks its subject's compatibility policy."""
     CONFIG_INVALID = "CONFIG_INVALID"
     """A configuration file or setting is invalid; the message names the file and field."""
+    RECON_ORDER_MISSING = "RECON_ORDER_MISSING"
+    """Reconciliation: a quote's order was requested but the ERP has no order for it after
+    ``INTERLOCK_PROCESSORS__RECONCILE_ORDER_SLA_S``; repair re-drives the create-order."""
+    RECON_ORDER_MISMATCH = "RECON_ORDER_MISMATCH"
+    """Reconciliation: the ERP order's net total, currency or lines differ from the accepted
+    quote revision."""
+    RECON_ORDER_WITHOUT_QUOTE = "RECON_ORDER_WITHOUT_QUOTE"
+    """Reconciliation: an ERP order (or its shipment or invoice) that no quote correlates with,
+    e.g. an order keyed in by hand."""
+    RECON_DEAL_STILL_OPEN = "RECON_DEAL_STILL_OPEN"
+    """Reconciliation: the ERP order is cancelled or on credit hold and no write-back telling
+    the deal so was emitted in ``INTERLOCK_PROCESSORS__RECONCILE_WRITEBACK_SLA_S``."""
+    RECON_FULFILMENT_NOT_REPORTED = "RECON_FULFILMENT_NOT_REPORTED"
+    """Reconciliation: the ERP shipped or invoiced the order and no write-back telling the deal
+    so was emitted in ``INTERLOCK_PROCESSORS__RECONCILE_WRITEBACK_SLA_S``."""
+    RECON_CRM_VALUE_OVERWRITTEN = "RECON_CRM_VALUE_OVERWRITTEN"
+    """Reconciliation: after our write-back, the CRM reported another value for a deal field
+    the ERP owns (a person edited it)."""
+    RECON_DEAL_MISSING = "RECON_DEAL_MISSING"
+    """Reconciliation against the APIs: a deal that an accepted quote or an ERP order names is
+    gone from the CRM (deleted without an event)."""
 
 
 class InterlockError(Exception):

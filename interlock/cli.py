@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, cast
 
 import typer
@@ -16,11 +13,13 @@ from connectors.cdc.cli import cdc_app
 from connectors.webhooks.cli import sinks_command, webhooks_command
 from contracts.cli import app as contracts_app
 from contracts.topics import load_catalog
+from interlock.commandline import command_settings, require_kafka, stack_settings, stop_on_signals
 from interlock.kafka import KafkaAccessError
 from interlock.logs import configure_logging
-from interlock.settings import Settings, load_settings
+from interlock.settings import Settings
 from ops.dlq.cli import make_dlq_app
 from ops.lag.cli import lag_exporter_command
+from ops.reconcile.cli import make_reconcile_app
 from ops.simulator.cli import simulate_app
 from ops.simulator.send import send_app
 from processors.trace import make_trace_command
@@ -40,35 +39,12 @@ app.add_typer(cdc_app, name="cdc")
 app.command("lag-exporter")(lag_exporter_command)
 app.command("webhooks")(webhooks_command)
 app.command("sinks")(sinks_command)
-app.add_typer(make_dlq_app(lambda: _stack_settings()), name="dlq")
+app.add_typer(make_dlq_app(stack_settings), name="dlq")
+app.add_typer(make_reconcile_app(stack_settings), name="reconcile")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(send_app, name="send")
 
 console = Console()
-
-
-def _settings() -> Settings:
-    settings = load_settings()
-    configure_logging(settings.log_level)
-    return settings
-
-
-def _stack_settings() -> Settings:
-    """Settings for a command a user runs beside ``interlock up``: with no Kafka configured,
-    the running stack's (from its state file, said in one line on stderr)."""
-    from interlock.stackfile import attach
-
-    return attach(_settings())
-
-
-def _require_kafka(settings: Settings) -> Settings:
-    if settings.embedded:
-        console.print(
-            "[red]No Kafka configured.[/] Set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS (or "
-            "KAFKA_BOOTSTRAP_SERVERS), start one with `interlock broker`, or run `interlock up`."
-        )
-        raise typer.Exit(2)
-    return settings
 
 
 @app.command()
@@ -99,9 +75,24 @@ def up(
     workers: Annotated[
         int, typer.Option(min=1, help="Faust workers to start in one group (worker-1..N).")
     ] = 1,
+    erp: Annotated[
+        str,
+        typer.Option(
+            help="Simulated ERP: direct (publishes its changes to Kafka itself) or postgres "
+            "(writes its rows into a real PostgreSQL ERP database, read by CDC)."
+        ),
+    ] = "direct",
+    cdc: Annotated[
+        str,
+        typer.Option(
+            help="With --erp postgres: builtin (interlock cdc postgres) or debezium (Kafka "
+            "Connect; needs Java 17 or newer)."
+        ),
+    ] = "builtin",
 ) -> None:
     """Run the whole stack: embedded broker if none is configured, topics, every service."""
     from interlock.up import UpHooks, UpOptions, run_up
+    from ops.simulator.erp_database import ErpDatabase
     from ops.simulator.invariants import render_results
     from ops.simulator.live import LiveMonitor
 
@@ -112,6 +103,10 @@ def up(
         render_results(results, console)
         return all(r.passed for r in results)
 
+    if erp not in ("direct", "postgres"):
+        raise typer.BadParameter("--erp is direct or postgres")
+    if cdc not in ("builtin", "debezium") or (cdc == "debezium" and erp != "postgres"):
+        raise typer.BadParameter("--cdc is builtin or debezium, and only with --erp postgres")
     options = UpOptions(
         duration=duration,
         log_dir=log_dir,
@@ -122,9 +117,15 @@ def up(
         dialect=dialect,
         drain=drain,
         workers=workers,
+        erp="postgres" if erp == "postgres" else "direct",
+        cdc="debezium" if cdc == "debezium" else "builtin",
     )
-    hooks = UpHooks(make_monitor=lambda urls, con: LiveMonitor(urls, con), check=_check)
-    raise typer.Exit(run_up(_settings(), options, console, hooks))
+    hooks = UpHooks(
+        make_monitor=lambda urls, con: LiveMonitor(urls, con),
+        check=_check,
+        erp_database=lambda opts: ErpDatabase(opts.cdc),
+    )
+    raise typer.Exit(run_up(command_settings(), options, console, hooks))
 
 
 @app.command()
@@ -144,18 +145,12 @@ def broker(
     from interlock.broker import BrokerKind, choose_embedded, embedded_broker
 
     configure_logging("INFO")
-    settings = _settings()
+    settings = command_settings()
     if kind not in (None, "kafka", "tansu"):
         raise typer.BadParameter("--kind is kafka or tansu")
     chosen: BrokerKind = choose_embedded(settings).kind if kind is None else cast(BrokerKind, kind)
     directory = data_dir or Path(settings.broker.data_dir or ".interlock/kafka")
-    stop = threading.Event()
-
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    stop = stop_on_signals()
     with embedded_broker(settings, chosen, port=port, data_dir=directory) as embedded:
         print(embedded.bootstrap_servers, flush=True)
         where = f"data in {directory}" if embedded.kind == "kafka" else "in memory"
@@ -174,10 +169,10 @@ def worker() -> None:
     """Run the processors worker (Faust agents and tables) against the configured Kafka."""
     from processors.worker import main as worker_main
 
-    worker_main(_require_kafka(_settings()))
+    worker_main(require_kafka(command_settings()))
 
 
-app.command("trace")(make_trace_command(lambda: _require_kafka(_stack_settings())))
+app.command("trace")(make_trace_command(lambda: require_kafka(stack_settings())))
 
 
 @topics_app.command("apply")
@@ -188,7 +183,7 @@ def topics_apply(
     from interlock.kafka import make_admin
     from interlock.topics import apply_catalog
 
-    settings = _require_kafka(_stack_settings())
+    settings = require_kafka(stack_settings())
     report = apply_catalog(
         make_admin(settings),
         load_catalog(catalog),
@@ -215,7 +210,7 @@ def topics_list(
     from interlock.kafka import make_admin
     from interlock.topics import inspect_catalog
 
-    settings = _require_kafka(_stack_settings())
+    settings = require_kafka(stack_settings())
     loaded = load_catalog(catalog)
     report = inspect_catalog(
         make_admin(settings), loaded, settings.topics.partitions, settings.topics.retention_ms

@@ -115,6 +115,20 @@ class Instruments:
             ["command"],
             registry=registry,
         )
+        self.reconciliation_drift = Gauge(
+            "interlock_reconciliation_drift",
+            "Open reconciliation findings (CRM and ERP disagree), by kind (reason code), in the "
+            "partitions this worker holds.",
+            ["kind"],
+            registry=registry,
+        )
+        self.reconciliation_findings = Counter(
+            "interlock_reconciliation_findings_total",
+            "Reconciliation findings recorded on audit.reconciliation, by kind and state "
+            "(opened, resolved).",
+            ["kind", "state"],
+            registry=registry,
+        )
         self.echoes_suppressed = Counter(
             "interlock_echoes_suppressed_total",
             "CRM or ERP changes recognised as the echo of Interlock's own write and dropped.",

@@ -99,6 +99,9 @@ def register_agents(
         dedup_ttl_s=proc.dedup_ttl_s,
         match_threshold=proc.match_threshold,
         origin=proc.origin,
+        reconcile_order_sla_s=proc.reconcile_order_sla_s,
+        reconcile_writeback_sla_s=proc.reconcile_writeback_sla_s,
+        reconcile_interval_s=proc.reconcile_interval_s,
     )
     rocksdb = uses_rocksdb(proc)
     tables = make_tables(
@@ -208,6 +211,7 @@ def register_agents(
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         held.set(0)
         pipeline.inflight.clear()
+        pipeline.reconcile.forget_partitions()
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]

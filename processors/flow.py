@@ -45,6 +45,9 @@ class PipelineConfig:
     dedup_ttl_s: float
     match_threshold: float
     origin: str = "interlock"
+    reconcile_order_sla_s: float = 600.0
+    reconcile_writeback_sla_s: float = 600.0
+    reconcile_interval_s: float = 60.0
 
 
 class FlowContext(Protocol):

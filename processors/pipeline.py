@@ -33,6 +33,7 @@ from processors.domain.housekeeping import (
     expired_writebacks_by_partition,
 )
 from processors.domain.quotes import fold_order_state, order_state_of
+from processors.domain.reconcile import promise_of
 from processors.domain.writeback import (
     WRITTEN_AT,
     WRITTEN_IN,
@@ -45,6 +46,7 @@ from processors.expiry import SEEN, WRITEBACK, ExpiryIndex
 from processors.flow import Emit, PipelineConfig
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
+from processors.reconcile import Reconciler
 from processors.state import InFlight, Tables
 
 __all__ = ["READBACK_HEADER", "DeadLetter", "Emit", "Pipeline", "PipelineConfig"]
@@ -94,6 +96,7 @@ class Pipeline:
         self._processing = instruments.processing_seconds.labels(SERVICE, "canonical")
         self.quotes = QuoteFlow(self, known_product)
         self.linker = Linker(self, self.quotes.release_for_account)
+        self.reconcile = Reconciler(self)
         self._expired: dict[int, tuple[list[str], list[str]]] | None = None
         self._swept: set[int] = set()
         self.expiry = expiry
@@ -139,6 +142,8 @@ class Pipeline:
         headers = None
         if kind != "update-deal" and command.payload.quote_id:
             readback = {"state": order_state_of(command), "cause": command.causation_id}
+            if self.reconcile.enabled:
+                readback["promise"] = promise_of(command)
             headers = [(READBACK_HEADER, orjson.dumps(readback))]
         self.send_event(topic, command, command.payload.account_id, headers)
         self._child(self.metrics.commands_emitted, topic).inc()
@@ -266,6 +271,7 @@ class Pipeline:
         quote_id = quote_id or (corr.get(f"o:{order_id}") if order_id else None)
         quote_id = quote_id or (corr.get(f"n:{number}") if number else None)
         state = self.quotes.order_state(quote_id) if quote_id else None
+        self.reconcile.on_erp_change(event, state, raw.partition)
         if state is None:
             self.mark_seen(event.event_id, raw.partition)
             self.audit("ignored", event, details={"why": "no quote correlates with this change"})
@@ -299,6 +305,9 @@ class Pipeline:
         ]
         decision = self.config.policy.apply(type(event).ENTITY, "crm", list(changes))
         self.violations(event, decision.violations)
+        if isinstance(event, OrderEvent):
+            owned = [v.field for v in decision.violations]
+            self.reconcile.on_crm_change(event, owned, raw.partition)
         if decision.rejected:
             raise ValidationError(
                 "; ".join(str(v) for v in decision.violations), reason=Reason.OWNERSHIP_VIOLATION
@@ -313,6 +322,8 @@ class Pipeline:
         readback = None
         if raw.topic != self.topics.update_deal:
             readback = _readback(raw.headers)
+            if readback is not None and readback[2] is None and self.reconcile.enabled:
+                readback = None  # written without the promise: decode it for the ledger
         if readback is None:
             command = self.decode(raw.value)
             if not isinstance(command, OrderEvent):
@@ -328,12 +339,16 @@ class Pipeline:
                         self.expiry.note(WRITEBACK, deal, now)
                     if self.inflight.writebacks.get(deal) == shown:
                         del self.inflight.writebacks[deal]
+                self.reconcile.on_writeback_read_back(command, raw.partition)
             elif command.payload.quote_id:
-                self._order_read_back(order_state_of(command))
+                state = order_state_of(command)
+                self._order_read_back(state)
+                self.reconcile.on_order_read_back(state, promise_of(command), raw.partition)
             cause = command.causation_id
         else:
-            state, cause = readback
+            state, cause, promise = readback
             self._order_read_back(state)
+            self.reconcile.on_order_read_back(state, promise, raw.partition)
         if cause:
             self.mark_seen(cause, raw.partition)
             self.inflight.causes.discard(cause)
@@ -354,6 +369,7 @@ class Pipeline:
         """Release or time out parked quotes of ``partition``; expire old event ids and the
         written state of deals not written for as long (same TTL)."""
         self.quotes.scan_parked(partition)
+        self.reconcile.on_tick(partition)
         if self.expiry is not None:
             if sweep or partition in self._due:
                 self._due.discard(partition)
@@ -405,8 +421,10 @@ _STATE_KEYS = frozenset(
 )
 
 
-def _readback(headers: Sequence[tuple[str, bytes | None]]) -> tuple[dict[str, Any], Any] | None:
-    """(order state, cause) from a command's read-back header; None: decode the command."""
+def _readback(
+    headers: Sequence[tuple[str, bytes | None]],
+) -> tuple[dict[str, Any], Any, dict[str, Any] | None] | None:
+    """(order state, cause, promise) from a command's read-back header; None: decode it."""
     for name, value in headers:
         if name == READBACK_HEADER and value:
             try:
@@ -416,5 +434,6 @@ def _readback(headers: Sequence[tuple[str, bytes | None]]) -> tuple[dict[str, An
                 return None
             if not isinstance(state, dict) or not state.keys() >= _STATE_KEYS:
                 return None
-            return state, data.get("cause")
+            promise = data.get("promise")
+            return state, data.get("cause"), promise if isinstance(promise, dict) else None
     return None

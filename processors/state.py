@@ -19,6 +19,9 @@ event of partition p, so it lives in changelog partition p beside that account's
 ``lines``              quote id → its lines assembled from line events (HubSpot line items)
 ``expiry``             ``rocksdb://`` only: ``<ms>|<s or w>|<key>`` → 1, the marks in ``seen``
                        and ``writebacks`` by time, so a sweep reads only what is due
+``ledger``             ``q:<quote id>`` → what the CRM promised, the ERP did and the CRM was
+                       told, with the open drift findings; ``n:<ERP order number>`` → an ERP
+                       order no quote claims; ``d:<deal id>`` → quote id (``processors.reconcile``)
 =====================  =======================================================================
 """
 
@@ -121,6 +124,8 @@ class Tables:
     expiry: Any = None
     """``rocksdb://`` only: time-ordered entries of the marks in ``seen`` and ``writebacks``
     (``processors.expiry``)."""
+    ledger: Any = None
+    """The parity ledger of reconciliation (``processors.reconcile``); None: not kept."""
 
 
 def read_any_partition(table: Any, key: str) -> Any:
@@ -290,6 +295,7 @@ def make_tables(
         writebacks=table("writebacks", "Deal fields last written to the CRM."),
         lines=table("lines", "Quote lines assembled from line events."),
         expiry=table("expiry", "Marks in seen and writebacks by time.") if expiry_index else None,
+        ledger=table("ledger", "Parity ledger: promised, done and told, per quote."),
     )
 
 

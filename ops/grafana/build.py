@@ -241,6 +241,22 @@ def flow_view() -> dict[str, Any]:
             [(f"sum by (reason) (rate(interlock_dead_letters_total{RATE}))", "{{reason}}")],
             unit="reqps",
         ),
+        Panel(
+            "Reconciliation: open drift by kind",
+            [("sum by (kind) (interlock_reconciliation_drift)", "{{kind}}")],
+            description="Open findings on audit.reconciliation: `interlock reconcile report`.",
+            thresholds=[(1, "orange")],
+        ),
+        Panel(
+            "Reconciliation findings opened and resolved (per second)",
+            [
+                (
+                    f"sum by (kind, state) (rate(interlock_reconciliation_findings_total{RATE}))",
+                    "{{kind}} {{state}}",
+                )
+            ],
+            unit="reqps",
+        ),
     ]
     variables = [variable("flow", "Flow", values="quote_to_order,status_to_crm")]
     return dashboard("interlock-flow", "Interlock / Flow", panels, variables)

@@ -62,6 +62,7 @@ class CrmDesk:
         self._echo = echo
         self.app_id = app_id
         self._deal_company: dict[str, str] = {}
+        self._deals: dict[str, dict[str, Any]] = {}
         self._keys: set[str] = set()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -70,6 +71,18 @@ class CrmDesk:
         """Remember a deal's company (the echo names it, as the webhook mapping requires)."""
         with self._lock:
             self._deal_company[deal_id] = company_id
+            self._deals.setdefault(deal_id, {"id": deal_id, "company_id": company_id})
+
+    def deals(self, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """The deals the CRM holds, by id: those after ``after``, at most ``limit``."""
+        with self._lock:
+            rows = [dict(self._deals[d]) for d in sorted(self._deals) if after is None or d > after]
+        return rows if limit is None else rows[:limit]
+
+    def delete(self, deal_id: str) -> bool:
+        """Someone deletes a deal in the CRM (no webhook tells Interlock); False: unknown."""
+        with self._lock:
+            return self._deals.pop(deal_id, None) is not None
 
     def patch(
         self, object_type: str, object_id: str, body: dict[str, Any], key: str | None
@@ -81,6 +94,8 @@ class CrmDesk:
                 self._keys.add(key)
             company = self._deal_company.get(object_id)
             n = next(self._ids)
+            if object_type == "deals" and object_id in self._deals:
+                self._deals[object_id].update(body)
         self.recorded.add("crm_calls", CrmCall("PATCH", object_type, object_id, body, key))
         if first and object_type == "deals":
             action = echo_action(f"echo-{n}", 10**9 + n, object_id, company, body, self.app_id)
@@ -91,7 +106,8 @@ class CrmDesk:
 
 
 def create_crm_app(desk: CrmDesk) -> Starlette:
-    """The CRM API over ``desk``: ``PATCH /deals/{id}`` (and any ``/{type}/{id}``), recorded."""
+    """The CRM API over ``desk``: ``PATCH /deals/{id}`` (and any ``/{type}/{id}``), recorded;
+    ``GET /deals`` (paged: ``?after=<deal id>&limit=N``) and ``DELETE /deals/{id}``."""
 
     async def patch(request: Request) -> Response:
         try:
@@ -111,9 +127,24 @@ def create_crm_app(desk: CrmDesk) -> Starlette:
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def deals(request: Request) -> Response:
+        after = request.query_params.get("after")
+        try:
+            limit = int(request.query_params["limit"]) if "limit" in request.query_params else None
+        except ValueError:
+            return JSONResponse({"error": "limit is not a number"}, status_code=400)
+        return JSONResponse(desk.deals(after, limit))
+
+    async def delete(request: Request) -> Response:
+        if desk.delete(request.path_params["deal_id"]):
+            return Response(status_code=204)
+        return JSONResponse({"error": "no such deal"}, status_code=404)
+
     return Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/deals", deals, methods=["GET"]),
+            Route("/deals/{deal_id}", delete, methods=["DELETE"]),
             Route("/{object_type}/{object_id}", patch, methods=["PATCH", "POST", "PUT"]),
         ]
     )

@@ -59,6 +59,10 @@ def _minor(value: Any) -> int:
         return 0
 
 
+def _subtotal_minor(lines: list[dict[str, Any]]) -> int:
+    return sum(_minor(ln.get("quantity")) * _minor(ln.get("unit_price")) // 100 for ln in lines)
+
+
 class ErpBook:
     """The ERP's order book: thread-safe, deterministic in its decisions for a seed."""
 
@@ -139,9 +143,7 @@ class ErpBook:
                 return answer
             number = f"SO-{len(self._orders) + 1:06d}"
             hold = self._rng.random() < self.timings.order_hold
-            total = sum(
-                _minor(ln.get("quantity")) * _minor(ln.get("unit_price")) // 100 for ln in lines
-            )
+            total = _subtotal_minor(lines)
             row = {
                 "order_number": number,
                 "customer_number": customer,
@@ -212,6 +214,11 @@ class ErpBook:
                 revision = body.get("quote_revision")
                 before = dict(order.row)
                 order.row.update(quote_revision=revision, updated_at=None)
+                if body.get("lines"):  # the amended quote's amounts, as on creation
+                    sub = _subtotal_minor(body["lines"])
+                    order.row.update(
+                        subtotal_minor=sub, tax_minor=sub * 19 // 100, total_minor=sub * 119 // 100
+                    )
                 self._change("sales_orders", "u", {"order_number": number}, before, dict(order.row))
             self.recorded.add("erp_amendments", ErpAmendment(number, key, kind, revision))
             self._record_status(order, order.row["status"], "answer")
@@ -305,10 +312,16 @@ class ErpBook:
             self._record_status(order, "INVOICED", "invoice")
             self._set_status(order, "INVOICED")
 
-    def orders(self) -> list[dict[str, Any]]:
-        """Every order, oldest first."""
+    def orders(self, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Orders by order number, oldest first: those after ``after``, at most ``limit``."""
         with self._lock:
-            return [dict(o.row) for o in self._orders.values()]
+            rows = [dict(o.row) for n, o in self._orders.items() if after is None or n > after]
+        return rows if limit is None else rows[:limit]
+
+    def edit_by_hand(self, number: str, **values: Any) -> None:
+        """Someone edits an order in the ERP where no change capture sees it (no CDC event)."""
+        with self._lock:
+            self._orders[number].row.update(values)
 
     def order(self, number: str) -> dict[str, Any] | None:
         with self._lock:
@@ -317,8 +330,8 @@ class ErpBook:
 
 
 def create_erp_app(book: ErpBook) -> Starlette:
-    """The ERP API over ``book``: ``GET|POST /orders``, ``GET|PATCH /orders/{n}``,
-    ``POST /orders/{n}/cancel``."""
+    """The ERP API over ``book``: ``GET|POST /orders`` (``GET`` pages with ``?after=<order
+    number>&limit=N``), ``GET|PATCH /orders/{n}``, ``POST /orders/{n}/cancel``."""
 
     async def body_of(request: Request) -> dict[str, Any] | None:
         try:
@@ -334,7 +347,14 @@ def create_erp_app(book: ErpBook) -> Starlette:
 
     async def create(request: Request) -> Response:
         if request.method == "GET":
-            return JSONResponse(book.orders())
+            after = request.query_params.get("after")
+            try:
+                limit = (
+                    int(request.query_params["limit"]) if "limit" in request.query_params else None
+                )
+            except ValueError:
+                return JSONResponse({"error": "limit is not a number"}, status_code=400)
+            return JSONResponse(book.orders(after, limit))
         body = await body_of(request)
         if body is None:
             return JSONResponse({"error": "body is not a JSON object"}, status_code=400)

@@ -140,6 +140,8 @@ class Load:
         m.circuit_breaker_state.labels("erp").set(rng.choice([0, 0, 1, 2]))
         m.circuit_breaker_state.labels("crm").set(0)
         m.unknown_tables.labels("public.audit_log").inc(rng.randint(0, 1))
+        m.reconciliation_drift.labels("RECON_ORDER_MISSING").set(rng.randint(0, 3))
+        m.reconciliation_findings.labels("RECON_ORDER_MISSING", "opened").inc(rng.randint(0, 2))
 
     def _run(self) -> None:
         while not self.stop.wait(0.25):

@@ -206,6 +206,7 @@ def create_topics(admin: AdminClient, names: list[str], partitions: int = PARTIT
 
 def all_topics(topics: ProcessorTopics) -> list[str]:
     names = [*topics.copartitioned(), topics.product, topics.review, topics.audit]
+    names.append(topics.reconciliation)
     return names + [f"dlq.{n}" for n in topics.canonical_inputs() + topics.commands()]
 
 

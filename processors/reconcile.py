@@ -1,0 +1,261 @@
+"""Reconciliation: keep the parity ledger, find drift as events arrive and on the tick.
+
+The pipeline hands this flow what it already handles: our order commands and update-deal
+commands as they are read back (what the CRM promised, what the CRM was told), ERP order,
+shipment and invoice changes (what the ERP did), and CRM changes to ERP-owned deal fields.
+Each changes one ledger entry, which is then compared (:func:`processors.domain.reconcile.drift`);
+every ``reconcile_interval_s`` a partition's entries are compared again, so drift that is an
+absence (no ERP order, no write-back) is found once its SLA passes. Every finding that opens
+or resolves is one JSON record on ``audit.reconciliation``, keyed by its subject.
+
+Ledger keys: ``q:<quote id>`` (a quote's entry), ``n:<ERP order number>`` (an ERP order no
+quote claimed yet), ``d:<deal id>`` → quote id (to find the quote of a CRM deal change).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from contracts.models import InvoiceEvent, OrderEvent, ShipmentEvent
+from contracts.reconciliation import DRIFT_KINDS, encode_record
+from processors.domain.reconcile import (
+    Finding,
+    Slas,
+    drift,
+    erp_facts,
+    fold_crm_shows,
+    fold_erp,
+    fold_promise,
+    fold_told,
+    merge_orphan,
+    transitions,
+    writeback_repair,
+)
+from processors.flow import FlowContext
+
+__all__ = ["Reconciler"]
+
+
+class Reconciler:
+    """The parity ledger of the worker's partitions and the findings it raises."""
+
+    def __init__(self, context: FlowContext) -> None:
+        self.p = context
+        config = context.config
+        self.ledger = context.tables.ledger
+        self.slas = Slas(config.reconcile_order_sla_s, config.reconcile_writeback_sla_s)
+        self._open: dict[int, Counter[str]] = {}
+        self._scanned: dict[int, float] = {}
+        metrics = context.metrics
+        self._drift = {str(k): metrics.reconciliation_drift.labels(str(k)) for k in DRIFT_KINDS}
+        self._counted = metrics.reconciliation_findings
+
+    @property
+    def enabled(self) -> bool:
+        return self.ledger is not None
+
+    # -- what the pipeline hands over ---------------------------------------------------------
+    def on_order_read_back(
+        self, state: Mapping[str, Any], promise: Mapping[str, Any] | None, partition: int
+    ) -> None:
+        """A create, amend or cancel command became durable: the CRM's promise."""
+        if self.ledger is None or promise is None:
+            return
+        key = f"q:{state['quote_id']}"
+        entry = self.ledger.get(key)
+        folded = fold_promise(entry, state, promise, partition, self.p.clock())
+        if folded == entry:
+            return
+        deal = folded.get("deal_id")
+        if deal and (entry is None or entry.get("deal_id") != deal):
+            self.ledger[f"d:{deal}"] = str(state["quote_id"])
+        self._settle(key, folded, partition)
+
+    def on_writeback_read_back(self, command: OrderEvent, partition: int) -> None:
+        """An update-deal command became durable: what the CRM was told."""
+        quote_id = command.payload.quote_id
+        if self.ledger is None or not quote_id:
+            return
+        key = f"q:{quote_id}"
+        entry = dict(self.ledger.get(key) or _bare(command.payload, partition))
+        now = self.p.clock()
+        entry["told"] = fold_told(entry.get("told"), command, now)
+        shows = {k: v for k, v in (entry.get("crm_shows") or {}).items()}
+        for name in command.changed_fields:
+            shows.pop(name, None)  # the CRM took our write: its echo is not reported back
+        entry["crm_shows"] = shows
+        entry["updated_at"] = now
+        self._settle(key, entry, partition)
+
+    def on_erp_change(
+        self,
+        event: OrderEvent | ShipmentEvent | InvoiceEvent,
+        quote: Mapping[str, Any] | None,
+        partition: int,
+    ) -> None:
+        """An ERP change, with the order state of the quote it correlates with (None: none)."""
+        if self.ledger is None:
+            return
+        now = self.p.clock()
+        facts = erp_facts(event, ours=event.origin == self.p.config.origin)
+        number = facts.get("number")
+        if quote is None:
+            if not number:
+                return
+            key = f"n:{number}"
+            orphan = dict(self.ledger.get(key) or {"number": number, "partition": partition})
+            orphan["account_id"] = event.payload.account_id
+            orphan["erp"] = fold_erp(orphan.get("erp"), facts, now)
+            orphan["updated_at"] = now
+            self._settle(key, orphan, partition)
+            return
+        key = f"q:{quote['quote_id']}"
+        entry = dict(self.ledger.get(key) or _bare_state(quote, partition))
+        if number:
+            orphan = self.ledger.get(f"n:{number}")
+            if orphan is not None:
+                entry = merge_orphan(entry, orphan)
+                self._forget(f"n:{number}", orphan, partition)
+        entry["erp"] = fold_erp(entry.get("erp"), facts, now)
+        entry["updated_at"] = now
+        self._settle(key, entry, partition)
+
+    def on_crm_change(self, event: OrderEvent, erp_owned: list[str], partition: int) -> None:
+        """A person changed ERP-owned fields of a deal in the CRM (not our echo)."""
+        deal = event.payload.crm_record_id
+        if self.ledger is None or not deal or not erp_owned:
+            return
+        quote_id = event.payload.quote_id or self.ledger.get(f"d:{deal}")
+        entry = self.ledger.get(f"q:{quote_id}") if quote_id else None
+        if entry is None:
+            return
+        entry = dict(entry)
+        entry["crm_shows"] = fold_crm_shows(entry.get("crm_shows"), event, erp_owned)
+        entry["updated_at"] = self.p.clock()
+        self._settle(f"q:{quote_id}", entry, partition)
+
+    # -- the tick -----------------------------------------------------------------------------
+    def on_tick(self, partition: int) -> None:
+        """Compare every entry of ``partition`` again, every ``reconcile_interval_s``; forget
+        entries that agree and were not touched for ``dedup_ttl_s``."""
+        if self.ledger is None:
+            return
+        now = self.p.clock()
+        if now - self._scanned.get(partition, float("-inf")) < self.p.config.reconcile_interval_s:
+            return
+        self._scanned[partition] = now
+        ttl = self.p.config.dedup_ttl_s
+        counts: Counter[str] = Counter()
+        for key, entry in list(self.ledger.items()):
+            if not isinstance(entry, dict) or entry.get("partition") != partition:
+                continue
+            still_open = self._settle(key, entry, partition, write_unchanged=False)
+            if not still_open and now - float(entry.get("updated_at", now)) >= ttl:
+                self._forget(key, self.ledger.get(key) or entry, partition)
+            counts.update(str(stored["kind"]) for stored in still_open.values())
+        self._open[partition] = counts  # the counts kept between scans, made exact
+        self._publish()
+
+    def forget_partitions(self) -> None:
+        """The worker's partitions were revoked: their findings are counted by their next owner."""
+        self._open.clear()
+        self._scanned.clear()
+        self._publish()
+
+    # -- findings -----------------------------------------------------------------------------
+    def _settle(
+        self, key: str, entry: dict[str, Any], partition: int, write_unchanged: bool = True
+    ) -> dict[str, Any]:
+        """Compare ``entry``, record what opened or resolved, store it; returns what is open."""
+        assert self.ledger is not None
+        now = self.p.clock()
+        found = drift(entry, now, self.slas)
+        change = transitions(entry.get("open"), found, now)
+        counts = self._open.setdefault(partition, Counter())
+        for finding in change.opened:
+            self._record_finding(entry, finding, now)
+            counts[str(finding.kind)] += 1
+        for fid, stored in change.resolved:
+            self._record_resolved(fid, stored, now)
+            counts[str(stored["kind"])] -= 1
+        if change.opened or change.resolved or write_unchanged:
+            self.ledger[key] = {**entry, "open": change.open}
+        if change.opened or change.resolved:
+            self._publish()
+        return change.open
+
+    def _forget(self, key: str, entry: Mapping[str, Any], partition: int) -> None:
+        """Remove an entry; what was open about it is resolved (claimed by a quote, or gone)."""
+        assert self.ledger is not None
+        now = self.p.clock()
+        counts = self._open.setdefault(partition, Counter())
+        for fid, stored in (entry.get("open") or {}).items():
+            self._record_resolved(fid, stored, now)
+            counts[str(stored["kind"])] -= 1
+        del self.ledger[key]
+        deal = entry.get("deal_id")
+        if deal and self.ledger.get(f"d:{deal}") == entry.get("quote_id"):
+            del self.ledger[f"d:{deal}"]
+
+    def _record_finding(self, entry: Mapping[str, Any], finding: Finding, now: float) -> None:
+        repair = dict(finding.repair) if finding.repair else None
+        if repair is not None and repair["command"] == "update-deal":
+            command = writeback_repair(entry, finding, self.p.config.origin, now)
+            repair["value"] = command.model_dump(mode="json")
+        key, value = encode_record(
+            "finding",
+            finding.subject,
+            now,
+            finding_id=finding.finding_id,
+            kind=str(finding.kind),
+            quote_id=entry.get("quote_id"),
+            account_id=entry.get("account_id"),
+            deal_id=entry.get("deal_id"),
+            details=finding.details,
+            repair=repair,
+        )
+        self.p.emit(self.p.topics.reconciliation, key, value)
+        self._counted.labels(str(finding.kind), "opened").inc()
+
+    def _record_resolved(self, fid: str, stored: Mapping[str, Any], now: float) -> None:
+        key, value = encode_record(
+            "resolved",
+            str(stored["subject"]),
+            now,
+            finding_id=fid,
+            kind=str(stored["kind"]),
+            opened_at=stored.get("opened_at"),
+        )
+        self.p.emit(self.p.topics.reconciliation, key, value)
+        self._counted.labels(str(stored["kind"]), "resolved").inc()
+
+    def _publish(self) -> None:
+        totals: Counter[str] = Counter()
+        for counts in self._open.values():
+            totals.update(counts)
+        for kind, gauge in self._drift.items():
+            gauge.set(max(totals.get(kind, 0), 0))
+
+
+def _bare(order: Any, partition: int) -> dict[str, Any]:
+    """The entry of a quote the ledger does not hold yet (before the ledger, or forgotten)."""
+    return {
+        "quote_id": order.quote_id,
+        "account_id": order.account_id,
+        "order_id": order.order_id,
+        "deal_id": order.crm_record_id,
+        "partition": partition,
+    }
+
+
+def _bare_state(state: Mapping[str, Any], partition: int) -> dict[str, Any]:
+    return {
+        "quote_id": state["quote_id"],
+        "account_id": state.get("account_id"),
+        "order_id": state.get("order_id"),
+        "deal_id": state.get("deal_id"),
+        "correlation_id": state.get("correlation_id"),
+        "partition": partition,
+    }
