@@ -52,6 +52,11 @@ def start_up(
         text=True,
         cwd=tmp_path,
     )
+    return proc, wait_ready(proc, timeout)
+
+
+def wait_ready(proc: subprocess.Popen[str], timeout: float = 120.0) -> str:
+    """The output of ``interlock up`` up to its ready line (killed, and an error, without one)."""
     assert proc.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + timeout
@@ -61,7 +66,7 @@ def start_up(
             break
         lines.append(line)
         if READY in line:
-            return proc, "".join(lines)
+            return "".join(lines)
     proc.kill()
     raise AssertionError("interlock up did not reach a running state:\n" + "".join(lines))
 

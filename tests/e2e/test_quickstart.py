@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import READY
+from tests.e2e.stack import wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -94,21 +94,7 @@ def stack(workdir: Path) -> Iterator[subprocess.Popen[str]]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if READY in line:
-            break
-    else:
-        proc.kill()
-    if READY not in "".join(lines):
-        proc.kill()
-        raise AssertionError("interlock up did not start:\n" + "".join(lines))
+    wait_ready(proc, 180)
     yield proc
     proc.send_signal(signal.SIGINT)
     try:
