@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from interlock.commandline import require_kafka
 from interlock.settings import Settings
 
 __all__ = ["make_dlq_app"]
@@ -53,11 +54,7 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
     app = typer.Typer(help="Dead letters: list, show, stats, replay, purge.", no_args_is_help=True)
 
     def settings() -> Settings:
-        s = load()
-        if s.embedded:
-            out.print("[red]No Kafka configured.[/] Set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS.")
-            raise typer.Exit(2)
-        return s
+        return require_kafka(load())
 
     def where(
         reason: list[str] | None,

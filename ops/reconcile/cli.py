@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from interlock.commandline import require_kafka
 from interlock.settings import Settings
 
 __all__ = ["make_reconcile_app"]
@@ -38,11 +39,7 @@ def make_reconcile_app(load: Callable[[], Settings], console: Console | None = N
     )
 
     def settings() -> Settings:
-        s = load()
-        if s.embedded:
-            out.print("[red]No Kafka configured.[/] Set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS.")
-            raise typer.Exit(2)
-        return s
+        return require_kafka(load())
 
     def ledger(s: Settings, prefix: str | None) -> Any:
         from contracts.reconciliation import decode_record
