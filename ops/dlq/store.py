@@ -44,15 +44,27 @@ def _reader(conf: Mapping[str, Any]) -> Consumer:
 
 
 def topic_partitions(conf: Mapping[str, Any], topic: str, timeout: float = 10.0) -> list[int]:
-    """Partitions of ``topic`` ([] when it does not exist)."""
+    """Partitions of ``topic`` ([] when it does not exist).
+
+    A transient metadata error (a leader being elected, a broker busy) is asked again until
+    ``timeout``: read as "no such topic", it made a dead-letter topic look empty.
+    """
     consumer = _reader(conf)
+    deadline = time.monotonic() + timeout
     try:
-        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        while True:
+            meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+            if meta is None:
+                return []
+            if meta.error is None:
+                return sorted(meta.partitions)
+            if meta.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                return []
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: metadata error {meta.error} for {timeout:.0f}s")
+            time.sleep(0.2)
     finally:
         consumer.close()
-    if meta is None or meta.error is not None:
-        return []
-    return sorted(meta.partitions)
 
 
 def list_dlq_topics(conf: Mapping[str, Any], timeout: float = 10.0) -> list[str]:
@@ -80,10 +92,7 @@ def read_topic(
     parts = topic_partitions(conf, topic)
     consumer = _reader(conf)
     try:
-        watermarks = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-            for p in parts
-        }
+        watermarks = {p: _watermarks(consumer, topic, p, timeout) for p in parts}
     finally:
         consumer.close()
     pending = {p for p, (low, high) in watermarks.items() if high > low}
@@ -92,7 +101,7 @@ def read_topic(
     highs = {p: high for p, (_, high) in watermarks.items()}
     consumer = _reader(conf)
     records: list[RawRecord] = []
-    reread: set[int] = set()
+    delivered: dict[int, int] = {}
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
         deadline = time.monotonic() + timeout
@@ -104,10 +113,11 @@ def read_topic(
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF and partition in pending:
-                        _at_end(consumer, topic, partition, msg.offset(), highs, pending, reread)
+                        _at_end(consumer, topic, partition, msg.offset(), highs, pending, delivered)
                     continue
                 if partition not in pending:
                     continue
+                delivered[partition] = (msg.offset() or 0) + 1
                 records.append(RawRecord.from_message(msg))
                 if on_record is not None:
                     on_record(1)
@@ -123,27 +133,40 @@ def _at_end(
     eof_offset: int | None,
     highs: Mapping[int, int],
     pending: set[int],
-    reread: set[int],
+    delivered: Mapping[int, int],
 ) -> None:
     """Settle one partition's end-of-partition event.
 
     An end short of the high watermark asked for first is not the end (seen on Apache Kafka
     right after assignment); on Tansu, whose high watermark can be short of the true end, the
-    fetch's end is the true one. An end at the high watermark while this reader's own position
-    is short of it means fetched records never reached the application (seen once under load on
-    Apache Kafka: a partition read as empty), so the partition is read again from that position,
-    once (a partition that ends in transaction markers may leave the position short for good).
+    fetch's end is the true one. An end while the records this reader was handed stop short of
+    it means fetched records never reached the application (seen under load on Apache Kafka: a
+    partition, once a whole topic, read as empty), so the partition is read again from the next
+    record it was not handed, until the two agree or the read's timeout. (Dead-letter and audit
+    topics are written without transactions: no control record can hold the two apart.)
     """
-    high = highs.get(partition, 0)
-    if (eof_offset or 0) < high:
+    end = eof_offset or 0
+    if end < highs.get(partition, 0):
         return
-    (tp,) = consumer.position([TopicPartition(topic, partition)])
-    if tp.offset >= high or partition in reread:
+    handed = delivered.get(partition)
+    if handed is not None and handed >= end:
         pending.discard(partition)
         return
-    reread.add(partition)
-    restart = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-    consumer.seek(TopicPartition(topic, partition, restart))
+    consumer.seek(TopicPartition(topic, partition, OFFSET_BEGINNING if handed is None else handed))
+
+
+def _watermarks(consumer: Consumer, topic: str, partition: int, timeout: float) -> tuple[int, int]:
+    """(low, high) of one partition, asked again while the answer is not an offset."""
+    deadline = time.monotonic() + timeout
+    while True:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=timeout
+        )
+        if low >= 0 and high >= 0:
+            return int(low), int(high)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{topic}[{partition}]: no watermarks in {timeout:.0f}s")
+        time.sleep(0.2)
 
 
 def read_dead_letters(conf: Mapping[str, Any], topic: str) -> list[DeadLetter]:
