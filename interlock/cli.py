@@ -75,9 +75,24 @@ def up(
     workers: Annotated[
         int, typer.Option(min=1, help="Faust workers to start in one group (worker-1..N).")
     ] = 1,
+    erp: Annotated[
+        str,
+        typer.Option(
+            help="Simulated ERP: direct (publishes its changes to Kafka itself) or postgres "
+            "(writes its rows into a real PostgreSQL ERP database, read by CDC)."
+        ),
+    ] = "direct",
+    cdc: Annotated[
+        str,
+        typer.Option(
+            help="With --erp postgres: builtin (interlock cdc postgres) or debezium (Kafka "
+            "Connect; needs Java 17 or newer)."
+        ),
+    ] = "builtin",
 ) -> None:
     """Run the whole stack: embedded broker if none is configured, topics, every service."""
     from interlock.up import UpHooks, UpOptions, run_up
+    from ops.simulator.erp_database import ErpDatabase
     from ops.simulator.invariants import render_results
     from ops.simulator.live import LiveMonitor
 
@@ -88,6 +103,10 @@ def up(
         render_results(results, console)
         return all(r.passed for r in results)
 
+    if erp not in ("direct", "postgres"):
+        raise typer.BadParameter("--erp is direct or postgres")
+    if cdc not in ("builtin", "debezium") or (cdc == "debezium" and erp != "postgres"):
+        raise typer.BadParameter("--cdc is builtin or debezium, and only with --erp postgres")
     options = UpOptions(
         duration=duration,
         log_dir=log_dir,
@@ -98,8 +117,14 @@ def up(
         dialect=dialect,
         drain=drain,
         workers=workers,
+        erp="postgres" if erp == "postgres" else "direct",
+        cdc="debezium" if cdc == "debezium" else "builtin",
     )
-    hooks = UpHooks(make_monitor=lambda urls, con: LiveMonitor(urls, con), check=_check)
+    hooks = UpHooks(
+        make_monitor=lambda urls, con: LiveMonitor(urls, con),
+        check=_check,
+        erp_database=lambda opts: ErpDatabase(opts.cdc),
+    )
     raise typer.Exit(run_up(command_settings(), options, console, hooks))
 
 

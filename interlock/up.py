@@ -21,12 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import Literal, Protocol
 
 from prometheus_client import Counter, Gauge
 from rich.console import Console
 from rich.table import Table
 
+from contracts.errors import InterlockError
 from contracts.topics import load_catalog
 from interlock.broker import (
     BrokerChoice,
@@ -48,6 +49,7 @@ from interlock.supervisor import ChildEvent, RestartPolicy, Supervisor
 from interlock.topics import apply_catalog
 
 __all__ = [
+    "ErpDatabase",
     "ServicePlan",
     "Simulation",
     "UpHooks",
@@ -92,6 +94,22 @@ class UpOptions:
     ready_timeout: float = 60.0
     """Longest wait for every consumer to hold its partitions before the simulator starts."""
     workers: int = 1
+    erp: Literal["direct", "postgres"] = "direct"
+    """Where the simulated ERP keeps its rows: ``direct`` publishes Debezium-shaped changes to
+    Kafka itself; ``postgres`` writes them into a real PostgreSQL database read by CDC."""
+    cdc: Literal["builtin", "debezium"] = "builtin"
+    """With ``erp="postgres"``: the built-in source or Debezium on Kafka Connect."""
+
+
+class ErpDatabase(Protocol):
+    """A real ERP database the simulated ERP writes to, with the change capture that reads it."""
+
+    dsn: str
+    banner: dict[str, str]
+
+    def start(self, settings: Settings, supervisor: Supervisor) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Monitor(Protocol):
@@ -104,10 +122,12 @@ class Monitor(Protocol):
 
 @dataclass
 class UpHooks:
-    """What the composition root plugs into ``up``: the live view and the invariant check."""
+    """What the composition root plugs into ``up``: the live view, the invariant check and the
+    ERP database of ``--erp postgres``."""
 
     make_monitor: Callable[[list[str], Console], Monitor] | None = None
     check: Callable[[Settings, Path], bool] | None = None
+    erp_database: Callable[[UpOptions], ErpDatabase] | None = None
 
 
 @dataclass
@@ -308,6 +328,7 @@ def run_up(
     monitor: Monitor | None = None
     monitor_thread: threading.Thread | None = None
     monitor_stop = threading.Event()
+    erp: ErpDatabase | None = None
     exit_code = 0
     try:
         # every fixed port is checked before anything starts: a busy one fails in a second
@@ -365,6 +386,16 @@ def run_up(
             if options.simulate is not None or fakes
             else None
         )
+        simulated = options.simulate is not None and simulation is not None
+        if options.erp == "postgres" and simulated and hooks.erp_database is not None:
+            erp = hooks.erp_database(options)
+            try:  # before the services: their free ports are picked after its own
+                erp.start(settings, supervisor)
+            except InterlockError as exc:
+                console.print(f"[red]cannot start the ERP database:[/] {exc}")
+                return 2
+        elif options.erp == "postgres":
+            console.print("[yellow]--erp postgres ignored[/]: it applies to --simulate only")
         extra_env = simulation.env() if simulation is not None else {}
         plans = plan_services(settings, options.workers)
         for plan in plans:
@@ -410,6 +441,8 @@ def run_up(
                 sim_args += ["--for", f"{options.duration:g}"]
             if options.simulate is None:
                 sim_args += ["--unavailable", "0"]
+            if erp is not None:
+                sim_args += ["--erp-dsn", erp.dsn]
             simulator = supervisor.start(
                 "simulator" if options.simulate is not None else "fake-erp-crm",
                 [sys.executable, "-m", "interlock.cli", *sim_args],
@@ -445,6 +478,8 @@ def run_up(
             table.add_row("fake CRM API", f"http://127.0.0.1:{simulation.crm_port}")
             if options.simulate is not None:
                 table.add_row("ground truth", str(simulation.ground_truth))
+        for label, value in (erp.banner if erp is not None else {}).items():
+            table.add_row(label, value)
         table.add_row("logs", str(options.log_dir))
         state = StackState(
             pid=os.getpid(),
@@ -558,6 +593,8 @@ def run_up(
         codes = supervisor.stop_all(settings.supervision.stop_grace_s)
         if endpoint is not None:
             endpoint.stop()
+        if erp is not None:
+            erp.close()
         if broker is not None:
             broker.stop()
         for sig, handler in previous.items():

@@ -76,6 +76,8 @@ class KafkaConnectWorker:
         environment: variables the connector configurations read (``${env:NAME}``).
         settings: where Java and the jar cache are (the broker's settings).
         heap_mb: the worker's fixed heap.
+        log_file: where the worker's log goes (default: ``connect.log`` in its directory,
+            removed with it by :meth:`stop`).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class KafkaConnectWorker:
         environment: Mapping[str, str] | None = None,
         settings: BrokerSettings | None = None,
         heap_mb: int = 384,
+        log_file: Path | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.environment = dict(environment or {})
@@ -93,6 +96,7 @@ class KafkaConnectWorker:
         self.port = free_port()
         self.work_dir = Path(tempfile.mkdtemp(prefix="interlock-connect-"))
         self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file = log_file
 
     @property
     def url(self) -> str:
@@ -100,7 +104,15 @@ class KafkaConnectWorker:
 
     @property
     def log_path(self) -> Path:
-        return self.work_dir / "connect.log"
+        return self._log_file or self.work_dir / "connect.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def returncode(self) -> int | None:
+        """The worker's exit status once it ended; None while it runs or before it started."""
+        return self._proc.poll() if self._proc is not None else None
 
     def worker_properties(self) -> dict[str, str]:
         """The worker's settings (converters are per connector, in the connector files)."""

@@ -87,6 +87,13 @@ def simulate(
     ] = 90.0,
     unavailable: Annotated[float, typer.Option(help="Fraction of ERP calls answered 503.")] = 0.05,
     check: Annotated[bool, typer.Option(help="Check the invariants after the run.")] = False,
+    erp_dsn: Annotated[
+        str | None,
+        typer.Option(
+            help="libpq DSN of a PostgreSQL ERP database (the sample schema): the ERP's row "
+            "changes go there as SQL, for change data capture to read, instead of to Kafka."
+        ),
+    ] = None,
 ) -> None:
     """Run the simulation (subcommand ``check`` evaluates a finished run)."""
     if ctx.invoked_subcommand is not None:
@@ -144,11 +151,17 @@ def simulate(
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    sim = Simulator(config, make_producer(settings), abort=abort)
+    erp_tables = None
+    if erp_dsn:
+        from ops.simulator.erp_postgres import ErpTables
+
+        erp_tables = ErpTables(erp_dsn)
+    sim = Simulator(config, make_producer(settings), abort=abort, erp_tables=erp_tables)
     sim.start()
     console.print(
         f"fake ERP {sim.erp_server.url} · fake CRM {sim.crm_server.url} · "
         f"webhooks → {webhooks_url} · seed {seed} · {rate:g}/s"
+        + (" · ERP rows into PostgreSQL" if erp_tables is not None else "")
     )
     try:
         sim.run(stop)

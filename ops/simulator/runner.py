@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
@@ -40,6 +40,9 @@ from ops.simulator.wire import (
     render_body,
     sign_request,
 )
+
+if TYPE_CHECKING:
+    from ops.simulator.erp_postgres import ErpTables
 
 __all__ = ["LoopbackServer", "SimulationConfig", "Simulator"]
 
@@ -119,6 +122,7 @@ class Simulator:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         abort: threading.Event | None = None,
+        erp_tables: ErpTables | None = None,
     ) -> None:
         self.config = config
         self.abort = abort or threading.Event()
@@ -129,8 +133,11 @@ class Simulator:
         vendor = "hubspot" if config.dialect == "hubspot" else config.source
         self.scenario = Scenario(config.seed, config.mix, vendor)
         self.recorded = Recorded()
+        self.erp_tables = erp_tables
+        """Where the ERP's row changes go as SQL (``--erp postgres``); None: published directly."""
+        self.change_erp = self.publish_change if erp_tables is None else erp_tables.apply
         self.book = ErpBook(
-            self.publish_change,
+            self.change_erp,
             self.recorded,
             seed=config.seed,
             timings=config.timings,
@@ -244,7 +251,7 @@ class Simulator:
                     self.desk.know_deal(str(event["objectId"]), str(event["associatedCompanyId"]))
             self.enqueue_webhook(action)
         elif isinstance(action, ChangeAction):
-            self.publish_change(action)
+            self.change_erp(action)
         else:
             self.book.set_credit_hold(action.customer_number, action.hold, action.row)
         self.sent += 1
@@ -261,8 +268,17 @@ class Simulator:
             sent=self.sent,
             generation_s=round(self.generation_s, 3),
             cdc_delivery_errors=self.delivery_errors,
+            **self._erp_meta(),
             **meta,
         )
+
+    def _erp_meta(self) -> dict[str, Any]:
+        if self.erp_tables is None:
+            return {}
+        return {
+            "erp_rows_applied": self.erp_tables.applied,
+            "erp_repeats_not_applied": self.erp_tables.skipped_repeats,
+        }
 
     def start(self) -> None:
         """Start the fake APIs and the webhook senders."""
@@ -379,6 +395,8 @@ class Simulator:
         self.erp_server.stop()
         self.producer.flush(2 if self.abort.is_set() else 30)
         self.save(phase="done", aborted=self.abort.is_set())
+        if self.erp_tables is not None:
+            self.erp_tables.close()
 
 
 def _discard(pending: queue.Queue[WebhookAction | None]) -> None:
