@@ -14,12 +14,17 @@ from interlock.resources import Usage, cpu_share, grown_cpu, resources_table, sa
 
 pytestmark = pytest.mark.unit
 
-BURN = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass"
-IDLE = "import time; time.sleep(30)"
+READY = "import time\nprint('ready', flush=True)\n"
+BURN = READY + "end = time.monotonic() + 30\nwhile time.monotonic() < end: pass"
+IDLE = READY + "time.sleep(30)"
 
 
-def _child(code: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", code])
+def _child(code: str) -> subprocess.Popen[str]:
+    """A Python child running ``code``, once it has started (its start-up CPU is behind it)."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
 
 
 def test_a_busy_process_is_told_from_an_idle_one() -> None:
@@ -47,7 +52,7 @@ def test_a_busy_process_is_told_from_an_idle_one() -> None:
 
 
 def test_a_process_that_is_gone_is_left_out() -> None:
-    proc = _child("pass")
+    proc = _child(READY)
     proc.wait()
     assert usage(proc.pid) is None
     assert sample({"gone": proc.pid}) == {}
