@@ -190,6 +190,7 @@ def true_end_offsets(
     timeout: float = 10.0,
     *,
     tansu: bool = False,
+    consumer: Consumer | None = None,
 ) -> dict[tuple[str, int], int]:
     """The offset after the last record of each partition (the high watermark).
 
@@ -199,6 +200,8 @@ def true_end_offsets(
         timeout: overall time budget in seconds.
         tansu: the broker is Tansu, whose ListOffsets is wrong after batched produces: read
             the end from the fetch path instead (:func:`interlock.tansu.tansu_end_offsets`).
+        consumer: a consumer to ask with (kept by a caller that asks often; it is not closed);
+            by default one is made for this call.
     """
     parts = list(partitions)
     if not parts:
@@ -207,14 +210,21 @@ def true_end_offsets(
         from interlock.tansu import tansu_end_offsets
 
         return tansu_end_offsets(conf, parts, timeout)
-    consumer = Consumer(
-        {**conf, "group.id": f"interlock-end-offsets-{uuid.uuid4()}", "enable.auto.commit": False}
-    )
+    own = consumer is None
+    if consumer is None:
+        consumer = Consumer(
+            {
+                **conf,
+                "group.id": f"interlock-end-offsets-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+            }
+        )
     deadline = time.monotonic() + timeout
     try:
         return {tp: _high_watermark(consumer, tp, deadline) for tp in parts}
     finally:
-        consumer.close()
+        if own:
+            consumer.close()
 
 
 # A partition created a moment ago, or on a restarting broker: asked again, not raised (the

@@ -148,13 +148,22 @@ class Reconciler:
         self._scanned[partition] = now
         ttl = self.p.config.dedup_ttl_s
         counts: Counter[str] = Counter()
-        for key, entry in list(self.ledger.items()):
+        stale: list[str] = []
+        # One entry at a time: a list of every entry first held the whole ledger as Python
+        # objects once per scan, and the worker's memory grew with the ledger even on
+        # rocksdb://. Writing an existing key while iterating is safe on both stores; entries
+        # are removed after the walk.
+        for key, entry in self.ledger.items():
             if not isinstance(entry, dict) or entry.get("partition") != partition:
                 continue
             still_open = self._settle(key, entry, partition, write_unchanged=False)
             if not still_open and now - float(entry.get("updated_at", now)) >= ttl:
-                self._forget(key, self.ledger.get(key) or entry, partition)
+                stale.append(key)
             counts.update(str(stored["kind"]) for stored in still_open.values())
+        for key in stale:
+            entry = self.ledger.get(key)
+            if entry is not None:
+                self._forget(key, entry, partition)
         self._open[partition] = counts  # the counts kept between scans, made exact
         self._publish()
 

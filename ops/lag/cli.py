@@ -34,6 +34,7 @@ def run_lag_exporter(
         exporter.run(interval, stop)
     finally:
         endpoint.stop()
+        probe.close_reader()
 
 
 def lag_exporter_command(

@@ -90,6 +90,7 @@ class LagProbe:
         self._metadata_at: float | None = None
         self._tansu = tansu
         self._admin = AdminClient(self._conf)
+        self._reader: KafkaConsumer | None = None
         self._groups = re.compile(groups)
         self._exclude = re.compile(exclude)
         self._timeout = timeout
@@ -107,14 +108,25 @@ class LagProbe:
 
         A failed snapshot replaces the admin client: after a broker restart, librdkafka's admin
         handle was seen to time out on every later group-offsets request (the exporter then
-        served the last lag for minutes), while a new client answers at once.
+        served the last lag for minutes), while a new client answers at once. The consumer
+        that reads watermarks and timestamps is replaced too.
         """
         try:
             return self._snapshot()
         except Exception:
             self._admin = AdminClient(self._conf)
             self._metadata_at = None
+            self.close_reader()
             raise
+
+    def close_reader(self) -> None:
+        """Close the consumer that reads watermarks and timestamps (made again when needed)."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            try:
+                reader.close()
+            except Exception as exc:  # closing a client of a broker that went away
+                log.debug("closing the lag probe's consumer failed: %s", exc)
 
     def _snapshot(self) -> list[GroupSnapshot]:
         group_ids = self.group_ids()
@@ -124,7 +136,13 @@ class LagProbe:
         described = self._describe(group_ids)
         topics = {topic for offsets in committed.values() for topic, _ in offsets}
         partitions = self._partitions_of(topics)
-        ends = true_end_offsets(self._conf, partitions, timeout=self._timeout, tansu=self._tansu)
+        ends = true_end_offsets(
+            self._conf,
+            partitions,
+            timeout=self._timeout,
+            tansu=self._tansu,
+            consumer=None if self._tansu else self._consumer(),
+        )
         # A partition of a consumed topic without a commit counts from the log start.
         uncommitted = {
             tp
@@ -213,30 +231,32 @@ class LagProbe:
         return [(t, p) for t in sorted(topics) for p in self._partition_ids.get(t, [])]
 
     def _consumer(self) -> KafkaConsumer:
-        return KafkaConsumer(
-            {
-                **self._conf,
-                "group.id": f"interlock-lag-probe-{uuid.uuid4()}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_uncommitted",
-                "fetch.wait.max.ms": 10,
-            }
-        )
+        """The probe's one consumer, kept between samples; it only ``assign``s, never joins a
+        group. A new librdkafka client per sample (two or three of them) grew the exporter by
+        a few MiB a minute: each brings its threads and their malloc arenas."""
+        if self._reader is None:
+            self._reader = KafkaConsumer(
+                {
+                    **self._conf,
+                    "group.id": f"interlock-lag-probe-{uuid.uuid4()}",
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_uncommitted",
+                    "fetch.wait.max.ms": 10,
+                }
+            )
+        return self._reader
 
     def _low_watermarks(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         if not partitions:
             return {}
         consumer = self._consumer()
-        try:
-            return {
-                (t, p): int(
-                    consumer.get_watermark_offsets(TopicPartition(t, p), timeout=self._timeout)[0]
-                )
-                for t, p in partitions
-            }
-        finally:
-            consumer.close()
+        return {
+            (t, p): int(
+                consumer.get_watermark_offsets(TopicPartition(t, p), timeout=self._timeout)[0]
+            )
+            for t, p in partitions
+        }
 
     def _timestamps_at(
         self, wanted: set[tuple[str, int, int]]
@@ -278,8 +298,7 @@ class LagProbe:
                         # A record past a gap (compaction, deleted) is the first unconsumed one.
                         out[(key[0], key[1], batch[key])] = stamp / 1000.0
                     open_.discard(key)
-                consumer.unassign()
                 pending = rest
             return out
         finally:
-            consumer.close()
+            consumer.unassign()
