@@ -62,6 +62,10 @@ format: install ## Format the code in place
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+.PHONY: chaos
+chaos: install system-tools ## The fault suite: up --simulate --check with seeded faults; writes bench/results/CHAOS.md (CHAOS_ARGS='--quick')
+	$(BIN)/interlock chaos $(CHAOS_ARGS)
+
 .PHONY: bench
 bench: install ## Run the benchmarks and write bench/results/ (BENCH_ARGS='--only serde --quick')
 	$(BIN)/pip install --quiet -e '.[test,bench]'

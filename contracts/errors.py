@@ -80,6 +80,12 @@ class Reason(StrEnum):
     RECON_DEAL_MISSING = "RECON_DEAL_MISSING"
     """Reconciliation against the APIs: a deal that an accepted quote or an ERP order names is
     gone from the CRM (deleted without an event)."""
+    POLICY_LIMIT_EXCEEDED = "POLICY_LIMIT_EXCEEDED"
+    """An accepted quote over a limit of the commercial policy (``contracts/policy.yaml``):
+    a discount, an order total or a new customer's first order; its order waits for approval."""
+    MATCH_BELOW_THRESHOLD = "MATCH_BELOW_THRESHOLD"
+    """An account match scored below ``INTERLOCK_PROCESSORS__MATCH_THRESHOLD``: a person
+    decides whether the two accounts are the same company."""
 
 
 class InterlockError(Exception):

@@ -29,6 +29,7 @@ from interlock.settings import BrokerSettings
 __all__ = [
     "KAFKA_VERSION",
     "KafkaBroker",
+    "KafkaCluster",
     "Listener",
     "cached_classpath",
     "java_binary",
@@ -171,8 +172,12 @@ class KafkaBroker(BrokerProcess):
         listeners: tuple[Listener, ...] = (),
         properties: dict[str, str] | None = None,
         scram_users: tuple[tuple[str, str, str], ...] = (),
+        node_id: int = 1,
+        cluster_id: str | None = None,
     ) -> None:
         super().__init__(port=port, host=host)
+        self.node_id = node_id
+        self.cluster_id = cluster_id
         self.settings = settings or BrokerSettings()
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="interlock-kafka-"))
@@ -198,7 +203,8 @@ class KafkaBroker(BrokerProcess):
             "listeners": ",".join([*names, f"CONTROLLER://{host}:{self.controller_port}"]),
             "advertised.listeners": ",".join(names),
             "listener.security.protocol.map": ",".join(protocols),
-            "controller.quorum.voters": f"1@{host}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": f"{self.node_id}@{host}:{self.controller_port}",
             "log.dirs": str(self.log_dir),
             "num.network.threads": "2",
             "num.io.threads": "4",
@@ -242,7 +248,7 @@ class KafkaBroker(BrokerProcess):
         return self.data_dir / "broker.log"
 
     def _format(self, config: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = self.cluster_id or new_cluster_id()
         # "=" form: a random id may start with "-", which argparse takes for an option
         args = ["format", f"--cluster-id={cluster_id}", f"--config={config}"]
         for mechanism, user, password in self.scram_users:
@@ -273,6 +279,75 @@ class KafkaBroker(BrokerProcess):
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (22 characters of URL-safe base64)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+class KafkaCluster:
+    """``nodes`` combined KRaft nodes on loopback, one cluster: replication factor ``nodes`` and
+    ``min.insync.replicas`` one less by default, so that one node can die under load and every
+    acknowledged record survives (the fault suite's cluster case, :mod:`ops.chaos`)."""
+
+    def __init__(
+        self, nodes: int = 3, settings: BrokerSettings | None = None, data_dir: Path | None = None
+    ) -> None:
+        if nodes < 2:
+            raise ValueError("a cluster has at least two nodes; use KafkaBroker for one")
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="interlock-kafka-cluster-"))
+        cluster_id = new_cluster_id()
+        self.brokers = [
+            KafkaBroker(
+                settings, data_dir=self.data_dir / f"node-{i}", node_id=i, cluster_id=cluster_id
+            )
+            for i in range(1, nodes + 1)
+        ]
+        voters = ",".join(f"{b.node_id}@{b.host}:{b.controller_port}" for b in self.brokers)
+        replicas, in_sync = str(nodes), str(nodes - 1)
+        for b in self.brokers:
+            b.properties.update(
+                {
+                    "controller.quorum.voters": voters,
+                    "default.replication.factor": replicas,
+                    "min.insync.replicas": in_sync,
+                    "offsets.topic.replication.factor": replicas,
+                    "transaction.state.log.replication.factor": replicas,
+                    "transaction.state.log.min.isr": in_sync,
+                    "share.coordinator.state.topic.replication.factor": replicas,
+                    "share.coordinator.state.topic.min.isr": in_sync,
+                }
+            )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(b.bootstrap_servers for b in self.brokers)
+
+    def start(self, timeout: float = 90.0) -> KafkaCluster:
+        """Spawn every node, then wait for each (a node answers once a quorum runs)."""
+        for b in self.brokers:
+            b.spawn()
+        for b in self.brokers:
+            b.wait_ready(timeout)
+        return self
+
+    def stop(self) -> None:
+        for b in self.brokers:
+            b.stop()
+
+    def close(self) -> None:
+        """Stop every node, and remove the data directory if this cluster made it."""
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> KafkaCluster:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

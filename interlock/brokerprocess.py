@@ -97,6 +97,13 @@ class BrokerProcess:
 
     def start(self, timeout: float = 60.0) -> BrokerProcess:
         """Start the broker and wait until it answers a metadata request."""
+        self.spawn()
+        self.wait_ready(timeout)
+        return self
+
+    def spawn(self) -> None:
+        """Start the broker process without waiting for it (the nodes of a cluster answer only
+        once a quorum of them runs: they are spawned together, then waited for)."""
         self._log_path = self.prepare()
         with self._log_path.open("ab") as log_file:
             self._proc = subprocess.Popen(
@@ -107,11 +114,6 @@ class BrokerProcess:
                 preexec_fn=die_with_parent,
                 env=self.environment(),
             )
-        self._wait_ready(timeout)
-        log.info(
-            "embedded %s broker ready on %s (pid %s)", self.kind, self.bootstrap_servers, self.pid
-        )
-        return self
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -135,7 +137,15 @@ class BrokerProcess:
         # a JVM stopped by SIGTERM runs its shutdown hooks, then exits 143: a clean stop
         return 0 if code == 128 + signal.SIGTERM else code
 
-    def _wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float) -> None:
+        """Wait until the spawned broker answers a metadata request (stopped, and an error,
+        if it exits or does not answer in time)."""
+        self._wait_metadata(timeout)
+        log.info(
+            "embedded %s broker ready on %s (pid %s)", self.kind, self.bootstrap_servers, self.pid
+        )
+
+    def _wait_metadata(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
         last_error: Exception | None = None

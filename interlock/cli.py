@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -17,9 +19,12 @@ from interlock.commandline import command_settings, require_kafka, stack_setting
 from interlock.kafka import KafkaAccessError
 from interlock.logs import configure_logging
 from interlock.settings import Settings
+from ops.chaos.cli import chaos_command
 from ops.dlq.cli import make_dlq_app
 from ops.lag.cli import lag_exporter_command
 from ops.reconcile.cli import make_reconcile_app
+from ops.review.cli import make_review_app
+from ops.review.console.cli import make_console_app
 from ops.simulator.cli import simulate_app
 from ops.simulator.send import send_app
 from processors.trace import make_trace_command
@@ -41,8 +46,11 @@ app.command("webhooks")(webhooks_command)
 app.command("sinks")(sinks_command)
 app.add_typer(make_dlq_app(stack_settings), name="dlq")
 app.add_typer(make_reconcile_app(stack_settings), name="reconcile")
+app.add_typer(make_review_app(stack_settings), name="review")
+app.add_typer(make_console_app(stack_settings), name="console")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(send_app, name="send")
+app.command("chaos")(chaos_command)
 
 console = Console()
 
@@ -59,6 +67,14 @@ def up(
     seed: Annotated[int, typer.Option(help="Seed of the simulation (same seed, same story).")] = 1,
     check: Annotated[
         bool, typer.Option(help="After a simulated run, check the invariants; exit 1 if broken.")
+    ] = False,
+    drift: Annotated[
+        bool,
+        typer.Option(
+            help="With --simulate: inject reconciliation drift at seeded moments (ERP orders "
+            "edited, deleted, keyed in by hand; CRM write-backs lost, deals deleted); with "
+            "--check, prove reconciliation found exactly it. Short reconciliation SLAs."
+        ),
     ] = False,
     dialect: Annotated[
         str, typer.Option(help="Simulated CRM: standard (Standard Webhooks) or hubspot.")
@@ -89,24 +105,41 @@ def up(
             "Connect; needs Java 17 or newer)."
         ),
     ] = "builtin",
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With --simulate: a scheduled outage of the fake ERP or CRM API, "
+            "TARGET:STATUS:SECONDS@START (e.g. crm:503:300@30). Repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole stack: embedded broker if none is configured, topics, every service."""
     from interlock.up import UpHooks, UpOptions, run_up
     from ops.simulator.erp_database import ErpDatabase
     from ops.simulator.invariants import render_results
     from ops.simulator.live import LiveMonitor
+    from ops.simulator.outage import parse_outage
 
     def _check(settings: Settings, ground_truth: Path) -> bool:
         from ops.simulator.cli import run_check
 
         results = run_check(settings, ground_truth)
         render_results(results, console)
+        # beside the ground truth, for tools that read the verdict (ops.chaos)
+        ground_truth.with_name("check.json").write_text(
+            json.dumps([dataclasses.asdict(r) for r in results], indent=1)
+        )
         return all(r.passed for r in results)
 
     if erp not in ("direct", "postgres"):
         raise typer.BadParameter("--erp is direct or postgres")
     if cdc not in ("builtin", "debezium") or (cdc == "debezium" and erp != "postgres"):
         raise typer.BadParameter("--cdc is builtin or debezium, and only with --erp postgres")
+    for spec in fault or ():
+        try:
+            parse_outage(spec)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--fault") from exc
     options = UpOptions(
         duration=duration,
         log_dir=log_dir,
@@ -119,6 +152,8 @@ def up(
         workers=workers,
         erp="postgres" if erp == "postgres" else "direct",
         cdc="debezium" if cdc == "debezium" else "builtin",
+        faults=tuple(fault or ()),
+        drift=drift,
     )
     hooks = UpHooks(
         make_monitor=lambda urls, con: LiveMonitor(urls, con),

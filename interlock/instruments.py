@@ -166,6 +166,38 @@ class Instruments:
             ["group"],
             registry=registry,
         )
+        self.review_cases_open = Gauge(
+            "interlock_review_cases_open",
+            "Cases waiting for a person (open or escalated), by owning team and severity, in the "
+            "partitions this worker holds.",
+            ["team", "severity"],
+            registry=registry,
+        )
+        self.review_oldest_case_age = Gauge(
+            "interlock_review_oldest_case_age_seconds",
+            "Age of the oldest case waiting for a person, by owning team.",
+            ["team"],
+            registry=registry,
+        )
+        self.review_cases_opened = Counter(
+            "interlock_review_cases_opened_total",
+            "Cases opened on review.cases, by kind and owning team.",
+            ["kind", "team"],
+            registry=registry,
+        )
+        self.review_sla_breaches = Counter(
+            "interlock_review_sla_breaches_total",
+            "Cases still undecided at their SLA deadline (each one escalated), by team and kind.",
+            ["team", "kind"],
+            registry=registry,
+        )
+        self.review_decisions = Counter(
+            "interlock_review_decisions_total",
+            "Decisions read from review.decisions, by action and result (applied, refused, "
+            "duplicate, unknown_case).",
+            ["action", "result"],
+            registry=registry,
+        )
         self.unknown_tables = Counter(
             "interlock_cdc_unknown_tables_total",
             "CDC events for tables no mapping covers (skipped, or dead-lettered in strict mode).",

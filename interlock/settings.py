@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "BrokerSettings",
     "CdcSettings",
+    "ConsoleSettings",
+    "ConsoleUserSettings",
     "DlqSettings",
     "HubSpotWebhookSettings",
     "KafkaSettings",
@@ -250,6 +252,16 @@ class ProcessorSettings(BaseModel):
         default=0.85, ge=0, le=1, description="Below this an account match goes to review."
     )
     ownership_path: str | None = Field(default=None, description="Ownership YAML file.")
+    policy_path: str | None = Field(
+        default=None,
+        description="Commercial policy YAML file (limits, case routing, severities, SLAs); the "
+        "shipped `contracts/policy.yaml` when unset.",
+    )
+    review_cases: bool = Field(
+        default=True,
+        description="Open exception-desk cases (review.cases) and hold quotes over the "
+        "commercial policy for approval; off: no cases, no policy gate.",
+    )
     origin: str = Field(default="interlock", description="Origin marker on our own writes.")
     batch_size: int = Field(default=500, ge=1, description="Events handled per agent batch.")
     check_products: bool = Field(
@@ -473,6 +485,55 @@ class SinkSettings(BaseModel):
     group_id: str = "interlock-sinks"
 
 
+class ConsoleUserSettings(BaseModel):
+    """One operator of the exception desk's console: role, teams and hashed secrets only."""
+
+    role: Literal["viewer", "operator", "admin"] = Field(
+        default="operator",
+        description="viewer: reads; operator: decides the cases of its teams; admin: any case.",
+    )
+    teams: list[str] = Field(
+        default_factory=list, description="Teams whose cases the user decides (sales-ops, ...)."
+    )
+    password_hash: str | None = Field(
+        default=None,
+        description="Argon2 hash (`interlock console hash-password`), never the password.",
+    )
+    token_hash: str | None = Field(
+        default=None, description="SHA-256 of the user's API token (`interlock console token`)."
+    )
+
+
+class ConsoleSettings(BaseModel):
+    """The exception desk's web console (``interlock console``): where it listens, who signs in."""
+
+    host: str = Field(default="127.0.0.1", description="Interface the console listens on.")
+    port: int = Field(default=8090, ge=0, le=65535, description="Port of the console.")
+    users_file: str | None = Field(
+        default=None,
+        description="YAML file of users (`interlock console add-user` writes it); its users"
+        " join those of `users`.",
+    )
+    users: dict[str, ConsoleUserSettings] = Field(
+        default_factory=dict, description='Users by name, JSON: {"alice": {"role": ..., ...}}.'
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs the session cookie; unset: a random key per start (every restart"
+        " signs everyone out).",
+    )
+    session_max_age_s: int = Field(default=8 * 3600, ge=60, description="How long a sign-in lasts.")
+    https_only: bool = Field(
+        default=False, description="Mark the session cookie Secure (set it behind TLS)."
+    )
+    refresh_s: float = Field(
+        default=0.2, gt=0, description="Longest wait of the case store's reads of review.cases."
+    )
+    delivery_timeout_s: float = Field(
+        default=5.0, gt=0, description="Wait for Kafka to acknowledge a decision before a 503."
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of Interlock, from the environment (``INTERLOCK_``) or a ``.env`` file."""
 
@@ -503,6 +564,7 @@ class Settings(BaseSettings):
     dlq: DlqSettings = Field(default_factory=DlqSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     sinks: SinkSettings = Field(default_factory=SinkSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     wire_format: Literal["single-object", "confluent"] = Field(
         default="single-object",
         description="Format written: single-object (no registry) or confluent; both are read.",

@@ -49,11 +49,13 @@ from interlock.supervisor import ChildEvent, RestartPolicy, Supervisor
 from interlock.topics import apply_catalog
 
 __all__ = [
+    "DRIFT_RECONCILE",
     "ErpDatabase",
     "ServicePlan",
     "Simulation",
     "UpHooks",
     "UpOptions",
+    "drift_settings",
     "plan_services",
     "run_up",
 ]
@@ -99,6 +101,39 @@ class UpOptions:
     Kafka itself; ``postgres`` writes them into a real PostgreSQL database read by CDC."""
     cdc: Literal["builtin", "debezium"] = "builtin"
     """With ``erp="postgres"``: the built-in source or Debezium on Kafka Connect."""
+    faults: tuple[str, ...] = ()
+    drift: bool = False
+    """With ``simulate``: inject reconciliation drift at seeded moments (``--drift``); the
+    children get :data:`DRIFT_RECONCILE` (unless set), so its SLAs pass within the run."""
+    """Scheduled outages of the fake APIs, passed to the simulator (``--fault``)."""
+
+
+DRIFT_RECONCILE: dict[str, float] = {
+    "reconcile_order_sla_s": 20.0,
+    "reconcile_writeback_sla_s": 20.0,
+    "reconcile_interval_s": 2.0,
+}
+"""Reconciliation settings of a run with injected drift, where not set otherwise: minutes-long
+SLAs would outlast the run, and the check waits for them."""
+
+
+def drift_settings(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """``settings`` with the reconciliation SLAs of a drift run (those not set explicitly), and
+    the environment that gives every child the same."""
+    processors = settings.processors
+    chosen = {k: v for k, v in DRIFT_RECONCILE.items() if k not in processors.model_fields_set}
+    processors = processors.model_copy(update=chosen)
+    env = {
+        f"INTERLOCK_PROCESSORS__{name.upper()}": f"{getattr(processors, name):g}"
+        for name in DRIFT_RECONCILE
+    }
+    return settings.model_copy(update={"processors": processors}), env
+
+
+def _drift_hold_s(settings: Settings) -> float:
+    """How long the simulator holds its fakes after the drain in a drift run (its formula)."""
+    p = settings.processors
+    return max(p.reconcile_order_sla_s, p.reconcile_writeback_sla_s) + p.reconcile_interval_s + 5
 
 
 class ErpDatabase(Protocol):
@@ -219,7 +254,41 @@ def _metrics(port: int) -> str:
     return f"http://127.0.0.1:{port}/metrics"
 
 
-def plan_services(settings: Settings, workers: int = 1) -> list[ServicePlan]:
+def _console_plan(settings: Settings, state_dir: Path) -> ServicePlan:
+    """The exception desk's console: on ``console.port`` if set, else webhook port + 10.
+
+    With no console users configured it is told to create ``admin`` with a random password,
+    written to ``<state dir>/console-admin.txt`` (see :func:`console_sign_in`).
+    """
+    config = settings.console
+    wanted = config.port if "port" in config.model_fields_set else _near(settings.webhooks.port, 10)
+    port = _port(wanted, "console")
+    args = ["console", "--port", str(port)]
+    env: dict[str, str] = {}
+    if not config.users and not config.users_file:
+        args += ["--first-admin", str(state_dir / "console-admin.txt")]
+        env["INTERLOCK_CONSOLE__USERS_FILE"] = str(state_dir / "console-users.yaml")
+    url = f"http://{config.host}:{port}"
+    return ServicePlan(
+        "console",
+        args,
+        _port(_near(settings.metrics.port, 7), "console metrics"),
+        {"exception desk console": url, "console health": f"{url}/healthz"},
+        env,
+        consumes=False,
+    )
+
+
+def console_sign_in(plan: ServicePlan) -> str | None:
+    """The banner's hint for the first sign-in, when ``up`` lets the console create admin."""
+    if "--first-admin" not in plan.args:
+        return None
+    return f"admin, password in {plan.args[plan.args.index('--first-admin') + 1]}"
+
+
+def plan_services(
+    settings: Settings, workers: int = 1, state_dir: Path = Path(".interlock")
+) -> list[ServicePlan]:
     """The services ``up`` runs, each with its own fixed metrics port (see docs: ports)."""
     base = settings.metrics.port
     webhooks_port = _port(settings.webhooks.port, "webhook receiver")
@@ -259,6 +328,7 @@ def plan_services(settings: Settings, workers: int = 1) -> list[ServicePlan]:
             {"lag exporter metrics": f"http://127.0.0.1:{lag_port}/metrics"},
             consumes=False,
         ),
+        _console_plan(settings, state_dir),
     ]
 
 
@@ -397,7 +467,13 @@ def run_up(
         elif options.erp == "postgres":
             console.print("[yellow]--erp postgres ignored[/]: it applies to --simulate only")
         extra_env = simulation.env() if simulation is not None else {}
-        plans = plan_services(settings, options.workers)
+        drifting = options.drift and options.simulate is not None and simulation is not None
+        if drifting:
+            settings, reconcile_env = drift_settings(settings)
+            extra_env = {**extra_env, **reconcile_env}
+        elif options.drift:
+            console.print("[yellow]--drift ignored[/]: it applies to --simulate only")
+        plans = plan_services(settings, options.workers, options.log_dir.parent)
         for plan in plans:
             argv = [sys.executable, "-m", "interlock.cli", *plan.args]
             supervisor.start(plan.name, argv, {**_child_env(settings, plan), **extra_env})
@@ -443,6 +519,12 @@ def run_up(
                 sim_args += ["--unavailable", "0"]
             if erp is not None:
                 sim_args += ["--erp-dsn", erp.dsn]
+            if drifting:
+                sim_args += ["--drift"]
+            for fault in options.faults if options.simulate is not None else ():
+                sim_args += ["--fault", fault]
+            if options.check and options.simulate is not None:
+                sim_args += ["--decide"]  # the invariants cover the exception desk's decisions
             simulator = supervisor.start(
                 "simulator" if options.simulate is not None else "fake-erp-crm",
                 [sys.executable, "-m", "interlock.cli", *sim_args],
@@ -473,6 +555,9 @@ def run_up(
         for plan in plans:
             for label, url in plan.endpoints.items():
                 table.add_row(label, url)
+            hint = console_sign_in(plan)
+            if hint is not None:
+                table.add_row("console sign-in", hint)
         if simulation is not None:
             table.add_row("fake ERP API", f"http://127.0.0.1:{simulation.erp_port}")
             table.add_row("fake CRM API", f"http://127.0.0.1:{simulation.crm_port}")
@@ -519,6 +604,8 @@ def run_up(
         if limit and simulator is not None and options.simulate is not None:
             # the simulator stops generating after --for, then keeps its fake APIs for --drain
             limit += options.drain + options.drain_grace + max(60.0, limit)
+            if drifting:
+                limit += _drift_hold_s(settings)
         deadline = started + limit if limit else None
         usage_start = sample(_pids(supervisor, broker))
         # the early sample falls inside the load, so that CPU before and after it are comparable

@@ -17,6 +17,7 @@ import time
 import weakref
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
@@ -24,6 +25,7 @@ from faust.streams import _current_event
 
 from contracts.models import ProductEvent
 from contracts.ownership import OWNERSHIP_PATH, load_ownership
+from contracts.policy import POLICY_PATH, load_policy
 from interlock.deadletter import DeadLetterWriter, RawRecord
 from interlock.instruments import Instruments
 from interlock.settings import Settings
@@ -102,6 +104,9 @@ def register_agents(
         reconcile_order_sla_s=proc.reconcile_order_sla_s,
         reconcile_writeback_sla_s=proc.reconcile_writeback_sla_s,
         reconcile_interval_s=proc.reconcile_interval_s,
+        commercial=load_policy(Path(proc.policy_path) if proc.policy_path else POLICY_PATH)
+        if proc.review_cases
+        else None,
     )
     rocksdb = uses_rocksdb(proc)
     tables = make_tables(
@@ -129,7 +134,8 @@ def register_agents(
         else ExpiryIndex(tables.expiry, rocksdb_partition_keys(tables.expiry)),
     )
     raw_topic: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    canonical = app.topic(*topics.canonical_inputs(), **raw_topic)
+    # decisions are keyed by account like the canonical topics: one stream, the case's partition
+    canonical = app.topic(*topics.canonical_inputs(), topics.decisions, **raw_topic)
     commands = app.topic(*topics.commands(), **raw_topic)
     ticks = app.topic(
         topics.clock(proc.app_id),
@@ -212,6 +218,7 @@ def register_agents(
         held.set(0)
         pipeline.inflight.clear()
         pipeline.reconcile.forget_partitions()
+        pipeline.review.forget_partitions()
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]

@@ -26,6 +26,9 @@ Decision = Literal[
     "review_requested",
     "ignored",
     "held",
+    "case_opened",
+    "case_escalated",
+    "held_for_approval",
 ]
 
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from contracts.errors import InterlockError
 from contracts.models import Envelope, OrderEvent
 from contracts.ownership import OwnershipPolicy, OwnershipViolation
+from contracts.policy import CommercialPolicy
 from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from processors.audit import Decision
@@ -48,6 +49,8 @@ class PipelineConfig:
     reconcile_order_sla_s: float = 600.0
     reconcile_writeback_sla_s: float = 600.0
     reconcile_interval_s: float = 60.0
+    commercial: CommercialPolicy | None = None
+    """The commercial policy, routing and SLAs of the exception desk (None: no cases)."""
 
 
 class FlowContext(Protocol):
@@ -72,11 +75,15 @@ class FlowContext(Protocol):
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None: ...
 
-    def send_command(self, kind: str, command: OrderEvent) -> None: ...
+    def send_command(
+        self, kind: str, command: OrderEvent, headers: list[tuple[str, bytes]] | None = None
+    ) -> None: ...
 
     def dead_letter(
         self, raw: RawRecord, error: InterlockError, event: Envelope | None, **audit: Any
     ) -> None: ...
+
+    def count(self, topic: str, outcome: str) -> None: ...
 
     def is_seen(self, event_id: str) -> bool: ...
 

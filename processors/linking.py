@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from contracts.errors import Reason, ValidationError
@@ -29,6 +30,7 @@ from contracts.models import Account, AccountEvent, Source
 from interlock.deadletter import RawRecord
 from processors.domain.accounts import decide_link, match_keys, merge_account
 from processors.flow import FlowContext
+from processors.review import ReviewDesk
 from processors.state import read_any_partition
 
 __all__ = ["ERP_FIELDS", "LINK_EVENT", "MATCH_FIELDS", "Linker"]
@@ -51,12 +53,21 @@ class Linker:
     account is known (or known again, after a duplicate).
     """
 
-    def __init__(self, context: FlowContext, release_for_account: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        context: FlowContext,
+        release_for_account: Callable[[str], None],
+        review: ReviewDesk | None = None,
+    ) -> None:
         self.p = context
         self._release_for_account = release_for_account
+        self.review = review
+        self._partition = 0
+        """Partition of the account event being handled (where its case is kept)."""
 
     def on_account(self, event: AccountEvent, raw: RawRecord) -> None:
         p = self.p
+        self._partition = raw.partition
         account_id = event.payload.account_id
         if p.is_seen(event.event_id):
             p.duplicate(event, raw, "account", "event_id")
@@ -140,6 +151,15 @@ class Linker:
             review = {"account_id": state["account_id"], **details, "scores": decision.scores}
             p.emit(p.topics.review, state["account_id"].encode(), json.dumps(review).encode())
             p.audit("review_requested", event, ids=ids_, details=details)
+            if self.review is not None:
+                self.review.open_for_match(
+                    state,
+                    found,
+                    decision.scores,
+                    decision.candidate_id,
+                    decision.basis,
+                    self._partition,
+                )
             return
         candidate = next(c for c in found if c["account_id"] == decision.candidate_id)
         crm_side, erp_side = (
@@ -148,6 +168,42 @@ class Linker:
         self._send_link(erp_side, crm_side["account_id"], event, "erp")
         self._send_link(crm_side, erp_side["account_id"], event, "crm")
         p.audit("linked", event, ids=ids_, details=details)
+
+    def link_decided(self, account_id: str, target: str, decision_id: str, at: float) -> bool:
+        """Link ``account_id`` to ``target`` because a person said they are one company.
+
+        Like a link by search, it is published as an ``AccountLinked`` event to each side (keyed
+        by that side), with ids derived from the decision, so a replayed decision links once.
+        False when either account is not held by this worker (nothing is sent).
+        """
+        p = self.p
+        state = read_any_partition(p.tables.accounts, account_id)
+        other = read_any_partition(p.tables.accounts, target)
+        if state is None or other is None:
+            return False
+        when = datetime.fromtimestamp(at, UTC)
+        cause = AccountEvent(
+            event_id=decision_id,
+            event_type="AccountMatchDecided",
+            source=Source(system="crm", vendor="interlock", record_id=account_id, changed_at=when),
+            correlation_id=account_id,
+            causation_id=decision_id,
+            occurred_at=when,
+            origin=f"{p.config.origin}:review",
+            payload=Account(account_id=account_id),
+        )
+        crm_side, erp_side = (
+            (state, other) if not state.get("erp_customer_number") else (other, state)
+        )
+        self._send_link(erp_side, crm_side["account_id"], cause, "erp")
+        self._send_link(crm_side, erp_side["account_id"], cause, "crm")
+        p.audit(
+            "linked",
+            cause,
+            ids={"account_id": account_id, "candidate_id": target},
+            details={"by": "decision", "decision_id": decision_id},
+        )
+        return True
 
     def _send_link(
         self,

@@ -47,6 +47,7 @@ from processors.flow import Emit, PipelineConfig
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
 from processors.reconcile import Reconciler
+from processors.review import ReviewDesk
 from processors.state import InFlight, Tables
 
 __all__ = ["READBACK_HEADER", "DeadLetter", "Emit", "Pipeline", "PipelineConfig"]
@@ -94,8 +95,11 @@ class Pipeline:
         self._counted = False
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._processing = instruments.processing_seconds.labels(SERVICE, "canonical")
-        self.quotes = QuoteFlow(self, known_product)
-        self.linker = Linker(self, self.quotes.release_for_account)
+        self.review = ReviewDesk(self, config.commercial)
+        self.quotes = QuoteFlow(self, known_product, self.review)
+        self.linker = Linker(self, self.quotes.release_for_account, self.review)
+        self.review.redo = self.quotes.decide_again
+        self.review.link = self.linker.link_decided
         self.reconcile = Reconciler(self)
         self._expired: dict[int, tuple[list[str], list[str]]] | None = None
         self._swept: set[int] = set()
@@ -136,15 +140,19 @@ class Pipeline:
         self.emit(topic, key.encode(), self.encode(event, topic), headers)
         self._child(self.metrics.events_produced, SERVICE, topic).inc()
 
-    def send_command(self, kind: str, command: OrderEvent) -> None:
-        """Produce a command and remember its cause until it is read back."""
+    def send_command(
+        self, kind: str, command: OrderEvent, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        """Produce a command and remember its cause until it is read back.
+
+        ``headers`` travel with it (e.g. the override of a person's approval)."""
         topic = self.topics.command_topic(kind)
-        headers = None
+        headers = list(headers) if headers else None
         if kind != "update-deal" and command.payload.quote_id:
             readback = {"state": order_state_of(command), "cause": command.causation_id}
             if self.reconcile.enabled:
                 readback["promise"] = promise_of(command)
-            headers = [(READBACK_HEADER, orjson.dumps(readback))]
+            headers = [*(headers or []), (READBACK_HEADER, orjson.dumps(readback))]
         self.send_event(topic, command, command.payload.account_id, headers)
         self._child(self.metrics.commands_emitted, topic).inc()
         deal = command.payload.crm_record_id
@@ -219,8 +227,11 @@ class Pipeline:
             return
         event: Envelope | None = None
         try:
-            event = self.decode(raw.value)
-            self._dispatch(event, raw)
+            if raw.topic == self.topics.decisions:
+                self.review.on_decision(raw)  # JSON decisions, not canonical events
+            else:
+                event = self.decode(raw.value)
+                self._dispatch(event, raw)
         except InterlockError as exc:
             self.dead_letter(raw, exc, event)
         except Exception as exc:
@@ -370,6 +381,7 @@ class Pipeline:
         written state of deals not written for as long (same TTL)."""
         self.quotes.scan_parked(partition)
         self.reconcile.on_tick(partition)
+        self.review.on_tick(partition)
         if self.expiry is not None:
             if sweep or partition in self._due:
                 self._due.discard(partition)

@@ -9,7 +9,10 @@ topic (durable) or the quote was dead-lettered, so a crash can never lose a park
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
+
+import orjson
 
 from contracts.errors import InterlockError, Reason, ValidationError
 from contracts.models import OrderEvent, QuoteEvent
@@ -18,6 +21,7 @@ from processors.domain.housekeeping import overdue_parked
 from processors.domain.quotes import (
     LINE_EVENT_TYPES,
     QuoteDecision,
+    build_order_command,
     decide_quote,
     fold_lines,
     fold_order_state,
@@ -27,6 +31,7 @@ from processors.domain.quotes import (
 )
 from processors.flow import FlowContext
 from processors.rawjson import raw_from_json, raw_to_json
+from processors.review import OVERRIDE_HEADER, ReviewDesk
 
 __all__ = ["PARKED_KIND", "QuoteFlow"]
 
@@ -44,9 +49,15 @@ class JoinTimeoutError(InterlockError):
 class QuoteFlow:
     """The quote handling of the pipeline: park, release, order, amend, cancel."""
 
-    def __init__(self, context: FlowContext, known_product: Callable[[str], bool] | None) -> None:
+    def __init__(
+        self,
+        context: FlowContext,
+        known_product: Callable[[str], bool] | None,
+        review: ReviewDesk | None = None,
+    ) -> None:
         self.p = context
         self.known_product = known_product
+        self.review = review
         self._gauge = context.metrics.parked_joins.labels(PARKED_KIND)
 
     def order_state(self, quote_id: str) -> Mapping[str, Any] | None:
@@ -95,7 +106,14 @@ class QuoteFlow:
         p.mark_seen(event.event_id, raw.partition)
 
     def _apply(
-        self, decision: QuoteDecision, event: QuoteEvent, raw: RawRecord, *, released: bool
+        self,
+        decision: QuoteDecision,
+        event: QuoteEvent,
+        raw: RawRecord,
+        *,
+        released: bool,
+        gate: bool = True,
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         p = self.p
         quote = event.payload
@@ -105,10 +123,23 @@ class QuoteFlow:
             "account_id": quote.account_id,
         }
         action = decision.action
+        review = self.review
+        desk = review if review is not None and review.enabled else None
         if decision.command is not None and decision.kind is not None:
+            # only a creation meets the policy gate: the account is read for it alone (else a
+            # table read per command on the hot path)
+            creating = desk is not None and decision.kind == "create-order"
+            account = (p.tables.accounts.get(quote.account_id) or {}) if creating else {}
+            if desk is not None and creating and gate and desk.gate(event, account, raw):
+                p.mark_seen(event.event_id, raw.partition)  # held: the decision re-drives it
+                self.unpark(quote.quote_id, quote.account_id)
+                return
             if released:
                 p.audit("released", event, ids=ids, details={"action": action})
-            self._send_or_hold(decision.kind, decision.command, event, ids)
+            self._send_or_hold(decision.kind, decision.command, event, ids, headers)
+            if creating and account and not account.get("ordered"):
+                # a customer's first order has its own limit: the next ones are not first
+                p.tables.accounts[quote.account_id] = {**account, "ordered": True}
             p.inflight.orders[quote.quote_id] = fold_order_state(
                 self.order_state(quote.quote_id), decision.command
             )
@@ -126,6 +157,9 @@ class QuoteFlow:
             p.audit("rejected", event, ids=ids, details={"codes": codes})
             p.mark_seen(event.event_id, raw.partition)
             self.unpark(quote.quote_id, quote.account_id)
+            if desk is not None:
+                account = p.tables.accounts.get(quote.account_id) or {}
+                desk.open_for_invalid(event, raw, decision.issues, account)
         else:
             p.audit("ignored", event, ids=ids, details={"status": quote.status, "action": action})
             p.mark_seen(event.event_id, raw.partition)
@@ -133,7 +167,12 @@ class QuoteFlow:
                 self.unpark(quote.quote_id, quote.account_id)
 
     def _send_or_hold(
-        self, kind: str, command: OrderEvent, event: QuoteEvent, ids: Mapping[str, Any]
+        self,
+        kind: str,
+        command: OrderEvent,
+        event: QuoteEvent,
+        ids: Mapping[str, Any],
+        headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Send a command; hold an amend or cancel until the ERP order it addresses exists.
 
@@ -143,7 +182,7 @@ class QuoteFlow:
         """
         p = self.p
         if kind == "create-order":
-            p.send_command(kind, command)
+            p.send_command(kind, command, headers)
             return
         qid = command.payload.quote_id or ""
         number = command.payload.erp_order_number or p.tables.correlation.get(f"q:{qid}")
@@ -191,6 +230,8 @@ class QuoteFlow:
         if current is None:
             self._gauge.inc()
         self.p.audit("parked", event, ids=ids, details={"waiting_for": waiting_for})
+        if self.review is not None:
+            self.review.note_parked(event, raw.partition)
 
     def _report_waiting(self, entries: list[Mapping[str, Any]], now: float) -> None:
         """Parked quotes by what they wait for, and the longest wait (the live view shows it)."""
@@ -261,10 +302,13 @@ class QuoteFlow:
             if p.tables.accounts.get(entry["account_id"]) is not None:
                 self._release(entry)
         waiting = [(k, v) for k, v in entries if p.tables.parked.get(k) is not None]
+        review = self.review
         for key in overdue_parked(waiting, partition, now, p.config.join_grace_s):
             entry = p.tables.parked.get(key)
             if entry is None or entry["quote_id"] in p.inflight.orders:
                 continue
+            if review is not None and review.match_open(str(entry["account_id"])):
+                continue  # a person is deciding its account's match: it waits for them
             raw = raw_from_json(entry["raw"])
             waited = now - float(entry["parked_at"])
             error: InterlockError
@@ -285,3 +329,44 @@ class QuoteFlow:
                 correlation_id=str(entry["quote_id"]),
             )
             self.unpark(str(entry["quote_id"]), str(entry["account_id"]))
+            if review is not None and review.enabled:
+                parked_event = p.decode(raw.value or b"")
+                if isinstance(parked_event, QuoteEvent):
+                    review.open_for_timeout(
+                        parked_event, raw, error.reason.value, str(error), partition
+                    )
+
+    def decide_again(self, raw_json: Mapping[str, Any], override: Mapping[str, Any] | None) -> str:
+        """Decide a quote held by a case again, as a person's decision asks; the action taken.
+
+        With ``override`` (an approval of a policy or credit-hold case) the policy gate is not
+        asked again, a credit hold does not stop the order, and the order command carries the
+        override (header and status reason). Without it (a retry) the quote goes through every
+        check as if it had just arrived. Ids stay derived from the quote: acting twice is once.
+        """
+        p = self.p
+        raw = raw_from_json(raw_json)
+        event = p.decode(raw.value or b"")
+        if not isinstance(event, QuoteEvent):
+            return "not a quote"
+        event = self.assembled(event)
+        quote = event.payload
+        account = p.tables.accounts.get(quote.account_id)
+        state = self.order_state(quote.quote_id)
+        if quote.quote_id in p.inflight.orders:
+            return "already requested"
+        decision = decide_quote(event, state, account, self.known_product, p.config.origin)
+        headers = None
+        if override is not None:
+            waived = decision.action == "invalid" and account is not None
+            if waived and all(i.code == "QUOTE_ACCOUNT_CREDIT_HOLD" for i in decision.issues):
+                command = build_order_command("create-order", event, account, p.config.origin)
+                decision = QuoteDecision("create", command, "create-order")
+            if decision.command is not None:
+                reason = f"override approved by {override['by']} (case {override['case_id']})"
+                payload = decision.command.payload.model_copy(update={"status_reason": reason})
+                command = decision.command.model_copy(update={"payload": payload})
+                decision = replace(decision, command=command)
+                headers = [(OVERRIDE_HEADER, orjson.dumps(dict(override)))]
+        self._apply(decision, event, raw, released=True, gate=override is None, headers=headers)
+        return decision.action

@@ -19,6 +19,9 @@ event of partition p, so it lives in changelog partition p beside that account's
 ``lines``              quote id → its lines assembled from line events (HubSpot line items)
 ``expiry``             ``rocksdb://`` only: ``<ms>|<s or w>|<key>`` → 1, the marks in ``seen``
                        and ``writebacks`` by time, so a sweep reads only what is due
+``cases``              case id → the exception desk's case (``contracts.review.Case`` as JSON)
+                       with its partition and, for a quote's case, the quote's original bytes
+                       (``processors.review``)
 ``ledger``             ``q:<quote id>`` → what the CRM promised, the ERP did and the CRM was
                        told, with the open drift findings; ``n:<ERP order number>`` → an ERP
                        order no quote claims; ``d:<deal id>`` → quote id (``processors.reconcile``)
@@ -126,6 +129,8 @@ class Tables:
     (``processors.expiry``)."""
     ledger: Any = None
     """The parity ledger of reconciliation (``processors.reconcile``); None: not kept."""
+    cases: Any = None
+    """The exception desk's cases (``processors.review``); None: no desk."""
 
 
 def read_any_partition(table: Any, key: str) -> Any:
@@ -296,6 +301,7 @@ def make_tables(
         lines=table("lines", "Quote lines assembled from line events."),
         expiry=table("expiry", "Marks in seen and writebacks by time.") if expiry_index else None,
         ledger=table("ledger", "Parity ledger: promised, done and told, per quote."),
+        cases=table("cases", "The exception desk's cases, with the quotes they hold."),
     )
 
 

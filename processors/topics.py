@@ -68,6 +68,14 @@ class ProcessorTopics:
         return self.name("review.account-match")
 
     @property
+    def cases(self) -> str:
+        return self.name("review.cases")
+
+    @property
+    def decisions(self) -> str:
+        return self.name("review.decisions")
+
+    @property
     def audit(self) -> str:
         return self.name("audit.decisions")
 
@@ -85,7 +93,7 @@ class ProcessorTopics:
 
     def copartitioned(self) -> list[str]:
         """Topics that must share one partition count."""
-        return self.canonical_inputs() + self.commands()
+        return [*self.canonical_inputs(), *self.commands(), self.decisions]
 
     def command_topic(self, kind: str) -> str:
         return {

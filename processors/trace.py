@@ -45,7 +45,15 @@ __all__ = [
 
 _WEBHOOK = "interlock.webhook."
 _DLQ_REASON = "interlock.dlq.reason"
-_WAITING = {"parked", "held", "review_requested", "dead_lettered"}
+_WAITING = {
+    "parked",
+    "held",
+    "review_requested",
+    "dead_lettered",
+    "case_opened",
+    "case_escalated",
+    "held_for_approval",
+}
 
 
 @dataclass(frozen=True)
@@ -270,6 +278,11 @@ def waiting(hops: list[Hop], join_grace_s: float, now: datetime | None = None) -
         return f"waiting: parked since {last.at:%H:%M:%S} ({last.detail}); {when}"
     if kind == "held":
         return f"waiting: held since {last.at:%H:%M:%S} ({last.detail})"
+    if kind in ("case_opened", "case_escalated", "held_for_approval"):
+        return (
+            f"waiting: a case for a person since {last.at:%H:%M:%S} ({last.detail}); "
+            "see `interlock review list`"
+        )
     if kind == "review_requested":
         return f"waiting: an account match is in review since {last.at:%H:%M:%S}"
     return f"stopped: {last.what} at {last.at:%H:%M:%S} (see `interlock dlq show`)"

@@ -2,7 +2,8 @@
 # Install the Debian packages the tests and the embedded stack need, only when missing:
 #   postgresql and postgresql-<major>-wal2json for the CDC tests (throwaway servers in temp dirs),
 #   prometheus (prometheus + promtool) for the alert-rule tests and the dashboard e2e test,
-#   a JDK >= 17 and Maven for the embedded Apache Kafka broker (its jars come from Maven Central).
+#   a JDK >= 17 and Maven for the embedded Apache Kafka broker (its jars come from Maven Central),
+#   chromium and chromium-driver for the console's browser tests (Selenium drives them).
 set -euo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
@@ -21,6 +22,8 @@ if [ -z "${java_major}" ] || [ "${java_major}" -lt 17 ]; then
   need+=(openjdk-17-jdk-headless)
 fi
 command -v mvn >/dev/null 2>&1 || need+=(maven)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -41,7 +41,7 @@ def _create_topics(admin: Any, topics: Any, partitions: int) -> None:
     from confluent_kafka.admin import NewTopic
 
     config = {"retention.ms": str(7 * 24 * 3600 * 1000), "retention.bytes": "-1"}
-    names = [*topics.copartitioned(), topics.audit, topics.review]
+    names = [*topics.copartitioned(), topics.audit, topics.review, topics.cases]
     futures = admin.create_topics([NewTopic(n, partitions, 1, config=config) for n in names])
     for future in futures.values():
         future.result(30)

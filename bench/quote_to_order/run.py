@@ -53,7 +53,7 @@ TARGET = 15_000
 
 
 def _create_topics(admin: AdminClient, topics: ProcessorTopics) -> None:
-    names = [*topics.copartitioned(), topics.audit, topics.review]
+    names = [*topics.copartitioned(), topics.audit, topics.review, topics.cases]
     names += [f"dlq.{n}" for n in topics.canonical_inputs()]
     futures = admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
     for future in futures.values():

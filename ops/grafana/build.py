@@ -257,9 +257,60 @@ def flow_view() -> dict[str, Any]:
             ],
             unit="reqps",
         ),
+        *_exception_desk(),
     ]
     variables = [variable("flow", "Flow", values="quote_to_order,status_to_crm")]
     return dashboard("interlock-flow", "Interlock / Flow", panels, variables)
+
+
+def _exception_desk() -> list[Panel]:
+    """The row of the exception desk: what waits for people, for how long, what they decide."""
+    return [
+        Panel(
+            "Exception desk: open cases by team and severity",
+            [
+                (
+                    "sum by (team, severity) (interlock_review_cases_open)",
+                    "{{team}} {{severity}}",
+                )
+            ],
+            description="Cases waiting for a person: `interlock review list` or the console.",
+            width=6,
+        ),
+        Panel(
+            "Exception desk: oldest open case",
+            [("max by (team) (interlock_review_oldest_case_age_seconds)", "{{team}}")],
+            unit="s",
+            width=6,
+        ),
+        Panel(
+            "Exception desk: SLA breaches (escalations per second)",
+            [
+                (
+                    f"sum by (team, kind) (rate(interlock_review_sla_breaches_total{RATE}))",
+                    "{{team}} {{kind}}",
+                )
+            ],
+            unit="reqps",
+            thresholds=[(0.0001, "red")],
+            width=6,
+        ),
+        Panel(
+            "Exception desk: decisions by action (per second)",
+            [
+                (
+                    f"sum by (action, result) (rate(interlock_review_decisions_total{RATE}))",
+                    "{{action}} {{result}}",
+                ),
+                (
+                    f"sum by (kind) (rate(interlock_review_cases_opened_total{RATE}))",
+                    "opened {{kind}}",
+                ),
+            ],
+            unit="reqps",
+            width=6,
+        ),
+    ]
 
 
 def service_view() -> dict[str, Any]:

@@ -10,7 +10,14 @@ quote that was never ordered, e.g. one dead-lettered as invalid, promised nothin
 order row carries ``order_number``, ``quote_id``, ``quote_revision``, ``crm_deal_id``,
 ``currency`` and its amounts, as decimals
 (``total``, ``tax_total``, ``subtotal``) or in minor units (``total_minor``, ``tax_minor``,
-``subtotal_minor``); a deal carries its ``id``.
+``subtotal_minor``); a deal carries its ``id`` and the fields the sinks' write-backs set, by
+the names they send them (``status``, ``erp_order_number``, ``status_reason``, ...).
+
+What the CRM was told is read too (``commands.crm.update-deal``): a deal that shows another
+value for an ERP-owned field than the last write-back set, once that write-back is older than
+``INTERLOCK_PROCESSORS__RECONCILE_WRITEBACK_SLA_S``, is ``RECON_CRM_VALUE_OVERWRITTEN``: a
+person edited it, or the CRM answered the write-back and never applied it (a lost write-back,
+which no event reports).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -29,11 +36,22 @@ from contracts.models import OrderEvent
 from contracts.reconciliation import finding_id
 from interlock.settings import Settings
 from ops.reconcile.model import Finding
+from processors.domain.writeback import written_values
 
-__all__ = ["ApiClient", "Promise", "check_apis", "read_promises"]
+__all__ = [
+    "ApiClient",
+    "Promise",
+    "Told",
+    "check_apis",
+    "read_promises",
+    "read_told",
+    "sweep_apis",
+    "told_of",
+]
 
 log = logging.getLogger(__name__)
 _COMMANDS = ("commands.erp.create-order", "commands.erp.amend-order", "commands.erp.cancel-order")
+_UPDATE_DEAL = "commands.crm.update-deal"
 
 
 @dataclass(frozen=True)
@@ -94,6 +112,65 @@ def read_promises(settings: Settings, prefix: str) -> dict[str, Promise]:
             except Exception as exc:  # not a command we wrote; it promised nothing
                 log.debug("skipped an undecodable record of %s: %s", topic, exc)
     return promises_of(events)
+
+
+@dataclass(frozen=True)
+class Told:
+    """What the CRM was told about one deal: its ERP-owned fields as the write-backs left them,
+    and when the newest write-back became durable."""
+
+    deal_id: str
+    quote_id: str | None
+    values: Mapping[str, Any]
+    at: datetime
+
+
+def told_of(
+    commands: Iterable[tuple[Any, datetime]], erp_owned: Callable[[str], bool] = lambda _: True
+) -> dict[str, Told]:
+    """What each deal was told, from its update-deal commands (with the time each became
+    durable) in the order they were written: a write-back sets only the fields it changes."""
+    out: dict[str, Told] = {}
+    for event, at in commands:
+        if not isinstance(event, OrderEvent) or not event.payload.crm_record_id:
+            continue
+        deal = str(event.payload.crm_record_id)
+        written = {k: v for k, v in written_values(event).items() if erp_owned(k)}
+        before = out.get(deal)
+        if before is None:
+            out[deal] = Told(deal, event.payload.quote_id, written, at)
+            continue
+        out[deal] = Told(
+            deal,
+            event.payload.quote_id or before.quote_id,
+            {**before.values, **written},
+            max(at, before.at),
+        )
+    return out
+
+
+def read_told(settings: Settings, prefix: str) -> dict[str, Told]:
+    """What the CRM was told: the update-deal commands on their topic, ERP-owned fields only
+    (the ownership rules the processors use)."""
+    from contracts.ownership import load_ownership
+    from contracts.serde import make_deserializer
+    from interlock.registry import registry_client
+    from ops.dlq.store import read_topic
+
+    path = settings.processors.ownership_path
+    policy = load_ownership(path) if path else load_ownership()
+    decode = make_deserializer(registry=registry_client(settings)).decode
+    commands = []
+    for record in read_topic(settings.kafka.librdkafka(), f"{prefix}{_UPDATE_DEAL}"):
+        try:
+            event = decode(record.value or b"")
+        except Exception as exc:  # not a command we wrote; it told nothing
+            log.debug("skipped an undecodable record of %s: %s", _UPDATE_DEAL, exc)
+            continue
+        ms = record.timestamp_ms
+        at = datetime.fromtimestamp(ms / 1000, UTC) if ms else datetime.now(UTC)
+        commands.append((event, at))
+    return told_of(commands, lambda name: policy.owner_of("order", name) == "erp")
 
 
 class ApiClient:
@@ -177,8 +254,13 @@ def check_apis(
     deals: Iterable[Mapping[str, Any]],
     now: datetime,
     order_sla: timedelta = timedelta(minutes=10),
+    told: Mapping[str, Told] | None = None,
+    writeback_sla: timedelta = timedelta(minutes=10),
 ) -> list[Finding]:
-    """Drift between the accepted quotes, the ERP's orders and the CRM's deals."""
+    """Drift between the accepted quotes, the ERP's orders, the CRM's deals and what the CRM
+    was told (``told``: a deal's fields are compared once its last write-back is
+    ``writeback_sla`` old, so a write-back still on its way is not drift)."""
+    deals = list(deals)
     deal_ids = {str(d.get("id")) for d in deals}
     found: dict[str, Finding] = {}
     ordered: set[str] = set()
@@ -223,4 +305,41 @@ def check_apis(
         if promise.quote_id not in ordered and now - promise.accepted_at >= order_sla:
             add(_finding(Reason.RECON_ORDER_MISSING, promise.quote_id, now,
                          revision=promise.revision))  # fmt: skip
+    for deal in deals:
+        said = (told or {}).get(str(deal.get("id")))
+        if said is None or now - said.at < writeback_sla:
+            continue
+        for name, value in sorted(said.values.items()):
+            if deal.get(name) != value:
+                kind = Reason.RECON_CRM_VALUE_OVERWRITTEN
+                add(_finding(kind, said.deal_id, now, name, field=name, crm=deal.get(name),
+                             written=value, quote=said.quote_id))  # fmt: skip
     return sorted(found.values(), key=lambda f: (f.kind, f.subject))
+
+
+def sweep_apis(
+    settings: Settings,
+    prefix: str,
+    erp_url: str,
+    crm_url: str,
+    page_size: int = 200,
+    progress: Callable[[str, int], None] = lambda _what, _n: None,
+) -> tuple[list[Finding], int, int]:
+    """``reconcile check --against-apis``: the findings, and how many orders and deals were
+    read. ``progress`` is told ``("orders"|"deals", n)`` for each page."""
+    promises = read_promises(settings, prefix)
+    told = read_told(settings, prefix)
+    with ApiClient(erp_url, crm_url, settings, page_size) as client:
+        orders = client.orders(lambda n: progress("orders", n))
+        deals = client.deals(lambda n: progress("deals", n))
+    config = settings.processors
+    found = check_apis(
+        promises,
+        orders,
+        deals,
+        datetime.now(UTC),
+        timedelta(seconds=config.reconcile_order_sla_s),
+        told,
+        timedelta(seconds=config.reconcile_writeback_sla_s),
+    )
+    return found, len(orders), len(deals)

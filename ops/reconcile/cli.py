@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import typer
@@ -167,7 +167,8 @@ def make_reconcile_app(load: Callable[[], Settings], console: Console | None = N
             typer.Option(
                 "--against-apis",
                 help="Page through the ERP's orders and the CRM's deals and compare them with "
-                "the order commands: finds drift that never produced an event.",
+                "the order and update-deal commands: finds drift that never produced an event "
+                "(a deleted deal, an order edited unseen, a write-back the CRM lost).",
             ),
         ] = False,
         erp_url: Annotated[
@@ -186,22 +187,27 @@ def make_reconcile_app(load: Callable[[], Settings], console: Console | None = N
             findings = ledger(s, prefix).selected()
             show(findings, fmt, "open reconciliation findings")
             raise typer.Exit(1 if findings else 0)
-        from ops.reconcile.apis import ApiClient, check_apis, read_promises
+        from ops.reconcile.apis import sweep_apis
 
         erp = erp_url or s.sinks.erp.base_url
         crm = crm_url or s.sinks.crm.base_url
         if not erp or not crm:
             out.print("[red]--against-apis needs the ERP and CRM URLs[/] (--erp-url, --crm-url)")
             raise typer.Exit(2)
-        promises = read_promises(s, _prefix(s, prefix))
-        with _progress(out) as progress, ApiClient(erp, crm, s, page_size) as client:
-            orders_task = progress.add_task("ERP orders", total=None)
-            deals_task = progress.add_task("CRM deals", total=None)
-            orders = client.orders(lambda n: progress.advance(orders_task, n))
-            deals = client.deals(lambda n: progress.advance(deals_task, n))
-        sla = timedelta(seconds=s.processors.reconcile_order_sla_s)
-        found = check_apis(promises, orders, deals, datetime.now(UTC), sla)
-        show(found, fmt, f"drift in the APIs ({len(orders)} orders, {len(deals)} deals)")
+        with _progress(out) as progress:
+            tasks = {
+                "orders": progress.add_task("ERP orders", total=None),
+                "deals": progress.add_task("CRM deals", total=None),
+            }
+            found, orders, deals = sweep_apis(
+                s,
+                _prefix(s, prefix),
+                erp,
+                crm,
+                page_size,
+                lambda what, n: progress.advance(tasks[what], n),
+            )
+        show(found, fmt, f"drift in the APIs ({orders} orders, {deals} deals)")
         raise typer.Exit(1 if found else 0)
 
     return app

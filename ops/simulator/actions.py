@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ops.simulator.truth import DriftCase
+
 __all__ = [
     "Action",
     "ChangeAction",
     "CreditHoldAction",
+    "DriftAction",
     "Fault",
     "FaultMix",
     "WebhookAction",
@@ -53,7 +56,15 @@ class CreditHoldAction:
     row: dict[str, Any]
 
 
-Action = WebhookAction | ChangeAction | CreditHoldAction
+@dataclass(frozen=True, slots=True)
+class DriftAction:
+    """Drift injected at this moment of the story (``--drift``): the fake ERP or CRM is told
+    what a person or a flaky API will do to one order, deal or customer (see ``drift.py``)."""
+
+    case: DriftCase
+
+
+Action = WebhookAction | ChangeAction | CreditHoldAction | DriftAction
 
 
 @dataclass(frozen=True)

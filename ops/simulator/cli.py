@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
     from interlock.settings import Settings
+    from ops.simulator.drift import FindingSeen
     from ops.simulator.invariants import InvariantResult
+    from ops.simulator.truth import Recorded
 
 __all__ = ["run_check", "simulate_app"]
 
@@ -57,7 +61,60 @@ def run_check(settings: Settings, ground_truth: Path) -> list[InvariantResult]:
     observed = read_observed(
         conf, dlqs, decode, lambda c, parts: true_end_offsets(c, parts, tansu=tansu)
     )
+    if truth.drift:
+        observed.findings = _worker_findings(settings, recorded)
     return check_invariants(truth, recorded, observed)
+
+
+LAG_ALLOWANCE_S = 120.0
+"""How long past the reconciliation SLAs the check waits for a worker that lags behind."""
+
+
+def reconcile_hold_s(settings: Settings) -> float:
+    """How long a drift run keeps its fakes after the drain: the longer reconciliation SLA,
+    one scan of the worker, and a few seconds for the findings to be written."""
+    p = settings.processors
+    return max(p.reconcile_order_sla_s, p.reconcile_writeback_sla_s) + p.reconcile_interval_s + 5
+
+
+def _worker_findings(settings: Settings, recorded: Recorded) -> list[FindingSeen]:
+    """The worker's findings, once every injected case it can see is there and the SLAs of
+    the last injection passed (or at a deadline: SLAs plus a lag allowance)."""
+    from ops.simulator.drift import expected_findings
+    from ops.simulator.findings import await_findings, read_findings, settle_times
+
+    p = settings.processors
+    expected = [e for e in expected_findings(recorded.drift_injected) if not e.api_only]
+    not_before, deadline = settle_times(
+        (c.at for c in recorded.drift_injected),
+        max(p.reconcile_order_sla_s, p.reconcile_writeback_sla_s),
+        p.reconcile_interval_s,
+        LAG_ALLOWANCE_S,
+    )
+    conf = settings.kafka.librdkafka()
+
+    def read() -> list[FindingSeen]:
+        return read_findings(conf, p.topic_prefix)
+
+    return await_findings(read, expected, not_before, deadline)
+
+
+def _sweeper(settings: Settings) -> Callable[[str, str], dict[str, Any]]:
+    """The simulator's sweep of its fakes: ``reconcile check --against-apis`` against them."""
+
+    def sweep(erp_url: str, crm_url: str) -> dict[str, Any]:
+        from ops.reconcile.apis import sweep_apis
+
+        prefix = settings.processors.topic_prefix
+        found, orders, deals = sweep_apis(settings, prefix, erp_url, crm_url)
+        findings = [
+            {"finding_id": f.finding_id, "kind": f.kind, "subject": f.subject,
+             "details": dict(f.details)}
+            for f in found
+        ]  # fmt: skip
+        return {"at": round(time.time(), 3), "orders": orders, "deals": deals, "findings": findings}
+
+    return sweep
 
 
 @simulate_app.callback()
@@ -87,6 +144,33 @@ def simulate(
     ] = 90.0,
     unavailable: Annotated[float, typer.Option(help="Fraction of ERP calls answered 503.")] = 0.05,
     check: Annotated[bool, typer.Option(help="Check the invariants after the run.")] = False,
+    drift: Annotated[
+        bool,
+        typer.Option(
+            help="Inject reconciliation drift at seeded moments (an ERP order edited, deleted or "
+            "keyed in by hand, a CRM write-back lost, a deal deleted): --check then proves "
+            "reconciliation found exactly it. Holds the fakes until its SLAs pass."
+        ),
+    ] = False,
+    drift_every: Annotated[
+        int, typer.Option(min=1, help="With --drift: one case per this many quotes, on average.")
+    ] = 6,
+    decide: Annotated[
+        bool | None,
+        typer.Option(
+            help="Decide the run's exception-desk cases by a policy seeded with --seed (approve, "
+            "reject with a reason, link), while it generates (default: with --check)."
+        ),
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A scheduled outage of a fake API, TARGET:STATUS:SECONDS@START: from START "
+            "seconds after the start, for SECONDS, every call gets STATUS (e.g. erp:429:60@20; "
+            "TARGET erp or crm; STATUS 429, 500, 502 or 503; 429 and 503 with Retry-After). "
+            "Repeatable."
+        ),
+    ] = None,
     erp_dsn: Annotated[
         str | None,
         typer.Option(
@@ -99,7 +183,9 @@ def simulate(
     if ctx.invoked_subcommand is not None:
         return
     from interlock.kafka import make_producer
+    from ops.simulator.drift import DriftMix
     from ops.simulator.fake_erp import ErpTimings
+    from ops.simulator.outage import parse_outage
     from ops.simulator.runner import SimulationConfig, Simulator
 
     settings = _settings()
@@ -109,6 +195,10 @@ def simulate(
     if dialect not in ("hubspot", "standard"):
         raise typer.BadParameter("dialect must be hubspot or standard")
     chosen: Literal["hubspot", "standard"] = "hubspot" if dialect == "hubspot" else "standard"
+    try:
+        outages = tuple(parse_outage(spec) for spec in fault or ())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fault") from exc
     hooks = settings.webhooks
     secret_value = (
         hooks.hubspot.client_secret if chosen == "hubspot" else hooks.standard.secrets.get(source)
@@ -138,6 +228,9 @@ def simulate(
         drain_s=drain,
         drain_grace_s=drain_grace,
         timings=ErpTimings(unavailable=unavailable),
+        drift=DriftMix(every=drift_every) if drift else None,
+        reconcile_hold_s=reconcile_hold_s(settings),
+        outages=outages,
     )
     stop = threading.Event()
     abort = threading.Event()
@@ -156,12 +249,22 @@ def simulate(
         from ops.simulator.erp_postgres import ErpTables
 
         erp_tables = ErpTables(erp_dsn)
-    sim = Simulator(config, make_producer(settings), abort=abort, erp_tables=erp_tables)
+    deciding = check if decide is None else decide
+    sim = Simulator(
+        config,
+        make_producer(settings),
+        abort=abort,
+        erp_tables=erp_tables,
+        sweep=_sweeper(settings) if drift else None,
+        review=settings.kafka.librdkafka() if deciding else None,
+    )
     sim.start()
     console.print(
         f"fake ERP {sim.erp_server.url} · fake CRM {sim.crm_server.url} · "
         f"webhooks → {webhooks_url} · seed {seed} · {rate:g}/s"
         + (" · ERP rows into PostgreSQL" if erp_tables is not None else "")
+        + (f" · drift injected, one case per {drift_every} quotes" if drift else "")
+        + (" · cases decided by a seeded desk" if deciding else "")
     )
     try:
         sim.run(stop)

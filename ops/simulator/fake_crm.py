@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from starlette.routing import Route
 
 from ops.simulator.conventions import ECHO_CHANGE_SOURCE
 from ops.simulator.scenario import WebhookAction
-from ops.simulator.truth import CrmCall, Recorded
+from ops.simulator.truth import CrmCall, DriftCase, DriftInjected, Recorded
 
 __all__ = ["CrmDesk", "create_crm_app", "echo_action"]
 
@@ -57,8 +58,15 @@ def echo_action(
 class CrmDesk:
     """State of the fake CRM: deals known from the scenario, calls received, echoes sent."""
 
-    def __init__(self, recorded: Recorded, echo: EchoSink, app_id: str) -> None:
+    def __init__(
+        self,
+        recorded: Recorded,
+        echo: EchoSink,
+        app_id: str,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.recorded = recorded
+        self._wall = wall
         self._echo = echo
         self.app_id = app_id
         self._deal_company: dict[str, str] = {}
@@ -66,12 +74,17 @@ class CrmDesk:
         self._keys: set[str] = set()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._lose: dict[str, DriftCase] = {}
+        self._delete_after: dict[str, DriftCase] = {}
+        self._deleted: set[str] = set()
+        self._lost: set[str] = set()
 
     def know_deal(self, deal_id: str, company_id: str) -> None:
         """Remember a deal's company (the echo names it, as the webhook mapping requires)."""
         with self._lock:
             self._deal_company[deal_id] = company_id
-            self._deals.setdefault(deal_id, {"id": deal_id, "company_id": company_id})
+            if deal_id not in self._deleted:  # a redelivered creation does not bring it back
+                self._deals.setdefault(deal_id, {"id": deal_id, "company_id": company_id})
 
     def deals(self, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """The deals the CRM holds, by id: those after ``after``, at most ``limit``."""
@@ -82,7 +95,29 @@ class CrmDesk:
     def delete(self, deal_id: str) -> bool:
         """Someone deletes a deal in the CRM (no webhook tells Interlock); False: unknown."""
         with self._lock:
+            self._deleted.add(deal_id)
             return self._deals.pop(deal_id, None) is not None
+
+    def plan_drift(self, case: DriftCase) -> None:
+        """Drift to come for ``case.deal_id`` (``--drift``): its INVOICED write-backs are
+        answered 200 and not applied (``crm_writeback_lost``), or a person deletes the deal
+        once it shows INVOICED, with no webhook (``crm_deal_deleted``)."""
+        if case.deal_id is None:
+            raise ValueError(f"{case.case_id}: {case.kind} needs a deal")
+        with self._lock:
+            if case.kind == "crm_writeback_lost":
+                self._lose[case.deal_id] = case
+            elif case.kind == "crm_deal_deleted":
+                self._delete_after[case.deal_id] = case
+            else:
+                raise ValueError(f"{case.case_id}: {case.kind} is not CRM drift")
+
+    def _injected(self, case: DriftCase, **details: Any) -> None:
+        subject = str(case.deal_id)
+        self.recorded.add(
+            "drift_injected",
+            DriftInjected(case.case_id, case.kind, subject, round(self._wall(), 3), details),
+        )
 
     def patch(
         self, object_type: str, object_id: str, body: dict[str, Any], key: str | None
@@ -94,10 +129,21 @@ class CrmDesk:
                 self._keys.add(key)
             company = self._deal_company.get(object_id)
             n = next(self._ids)
-            if object_type == "deals" and object_id in self._deals:
+            invoiced = object_type == "deals" and body.get("status") == "INVOICED"
+            lost = self._lose.get(object_id) if invoiced else None
+            if lost is not None:  # answered, never applied, nobody told (drift)
+                if lost.case_id not in self._lost:
+                    self._lost.add(lost.case_id)
+                    self._injected(lost, status="INVOICED", idempotency_key=key)
+            elif object_type == "deals" and object_id in self._deals:
                 self._deals[object_id].update(body)
+                deleting = self._delete_after.pop(object_id, None) if invoiced else None
+                if deleting is not None:  # a person deletes the deal it shows INVOICED
+                    self._deleted.add(object_id)
+                    del self._deals[object_id]
+                    self._injected(deleting, shown=dict(body))
         self.recorded.add("crm_calls", CrmCall("PATCH", object_type, object_id, body, key))
-        if first and object_type == "deals":
+        if first and object_type == "deals" and lost is None:
             action = echo_action(f"echo-{n}", 10**9 + n, object_id, company, body, self.app_id)
             if action.events:
                 self.recorded.bump("echoes_sent")

@@ -12,6 +12,7 @@ import heapq
 import json
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,14 @@ from starlette.routing import Route
 
 from ops.simulator.conventions import ERP_ORDER_STATUS
 from ops.simulator.scenario import ChangeAction
-from ops.simulator.truth import ErpAmendment, ErpOrder, ErpStatusChange, Recorded
+from ops.simulator.truth import (
+    DriftCase,
+    DriftInjected,
+    ErpAmendment,
+    ErpOrder,
+    ErpStatusChange,
+    Recorded,
+)
 
 __all__ = ["ErpBook", "ErpTimings", "create_erp_app"]
 
@@ -45,11 +53,19 @@ class ErpTimings:
     order_hold: float = 0.05
 
 
+#: The lifecycle step of an order that carries out its drift (``--drift``).
+_DRIFT_STEP = "DRIFT"
+
+
 @dataclass
 class _Order:
     row: dict[str, Any]
     created_at: float
     steps: list[tuple[float, str]]
+    drift: DriftCase | None = None
+    deleted: bool = False
+    hand_made: bool = False
+    """Keyed in by a person (drift): no quote, no deal, nothing to write back."""
 
 
 def _minor(value: Any) -> int:
@@ -74,8 +90,10 @@ class ErpBook:
         seed: int = 0,
         timings: ErpTimings | None = None,
         clock: Callable[[], float],
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._emit = emit
+        self._wall = wall
         self.recorded = recorded
         self.timings = timings or ErpTimings()
         self._clock = clock
@@ -85,6 +103,7 @@ class ErpBook:
         self._orders: dict[str, _Order] = {}
         self._due: list[tuple[float, str]] = []
         self._lsn = _LSN_BASE
+        self._drift: dict[str, DriftCase] = {}
 
     # changes -----------------------------------------------------------------------------------
     def _change(self, table: str, op: str, key: dict[str, Any], before: Any, after: Any) -> None:
@@ -104,6 +123,8 @@ class ErpBook:
         self._record_status(order, status, cause)
 
     def _record_status(self, order: _Order, status: str, cause: str) -> None:
+        if order.hand_made:  # no deal to tell
+            return
         canonical = ERP_ORDER_STATUS.get(status, status)
         if canonical != "REQUESTED":  # the CRM is told from confirmation on
             self.recorded.add(
@@ -172,6 +193,9 @@ class ErpBook:
                 (now + offset + t.invoice_s, "INVOICED"),
             ]
             order = _Order(row, now, steps)
+            if row["quote_id"] in self._drift:
+                order.drift = self._drift.pop(row["quote_id"])
+                _schedule_drift(order)
             heapq.heappush(self._due, (steps[0][0], number))
             self._orders[number] = order
             self._change("sales_orders", "c", {"order_number": number}, None, dict(row))
@@ -204,7 +228,7 @@ class ErpBook:
                 self.recorded.bump("erp_replays")
                 return self._answers[key]
             order = self._orders.get(number)
-            if order is None:
+            if order is None or order.deleted:
                 return 404, {"error": f"no order {number}"}
             if kind == "cancel":
                 order.steps.clear()
@@ -269,7 +293,9 @@ class ErpBook:
         row = order.row
         number, customer = row["order_number"], row["customer_number"]
         today = datetime.now(UTC).date()
-        if status == "RELEASED":
+        if status == _DRIFT_STEP:
+            self._carry_out(order)
+        elif status == "RELEASED":
             self._set_status(order, "RELEASED", credit_hold=False)
         elif status == "CONFIRMED":
             promised = (today + timedelta(days=7)).isoformat()
@@ -313,9 +339,14 @@ class ErpBook:
             self._set_status(order, "INVOICED")
 
     def orders(self, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Orders by order number, oldest first: those after ``after``, at most ``limit``."""
+        """Orders by order number, oldest first: those after ``after``, at most ``limit``
+        (a deleted order is gone)."""
         with self._lock:
-            rows = [dict(o.row) for n, o in self._orders.items() if after is None or n > after]
+            rows = [
+                dict(o.row)
+                for n, o in self._orders.items()
+                if (after is None or n > after) and not o.deleted
+            ]
         return rows if limit is None else rows[:limit]
 
     def edit_by_hand(self, number: str, **values: Any) -> None:
@@ -326,7 +357,93 @@ class ErpBook:
     def order(self, number: str) -> dict[str, Any] | None:
         with self._lock:
             found = self._orders.get(number)
-            return dict(found.row) if found else None
+            return dict(found.row) if found and not found.deleted else None
+
+    # drift (--drift) ---------------------------------------------------------------------------
+    def plan_drift(self, case: DriftCase) -> None:
+        """A person will edit or delete the order of ``case.quote_id`` once it is confirmed
+        (between confirmation and shipment), with the change data capture the ERP emits."""
+        if case.quote_id is None:
+            raise ValueError(f"{case.case_id}: {case.kind} needs a quote")
+        with self._lock:
+            self._drift[case.quote_id] = case
+
+    def hand_made_order(self, case: DriftCase) -> str:
+        """A person keys in an order for ``case.customer_number``, with no quote and no deal:
+        the ERP numbers it, captures it and ships it like any other. Returns its number."""
+        with self._lock:
+            number = f"SO-{len(self._orders) + 1:06d}"
+            sub = int(case.change.get("subtotal_minor", 10_000))
+            row = {
+                "order_number": number,
+                "customer_number": case.customer_number,
+                "quote_id": None,
+                "quote_revision": None,
+                "crm_deal_id": None,
+                "customer_po": f"PHONE-{case.case_id}",
+                "status": "OPEN",
+                "credit_hold": False,
+                "currency": "EUR",
+                "subtotal_minor": sub,
+                "tax_minor": sub * 19 // 100,
+                "total_minor": sub * 119 // 100,
+                "payment_terms": "N30",
+                "promised_date": None,
+                "ordered_at": None,
+                "updated_at": None,
+            }
+            now, t = self._clock(), self.timings
+            steps = [
+                (now + t.confirm_s, "CONFIRMED"),
+                (now + t.ship_s, "SHIPPED"),
+                (now + t.invoice_s, "INVOICED"),
+            ]
+            self._orders[number] = _Order(row, now, steps, case, hand_made=True)
+            heapq.heappush(self._due, (steps[0][0], number))
+            self._change("sales_orders", "c", {"order_number": number}, None, dict(row))
+            self._injected(case, number, total_minor=row["total_minor"])
+            return number
+
+    def _carry_out(self, order: _Order) -> None:
+        """The planned drift of ``order``, now (under the lock)."""
+        case, row = order.drift, order.row
+        assert case is not None
+        key = {"order_number": row["order_number"]}
+        before = dict(row)
+        if case.kind == "erp_order_deleted":
+            order.steps.clear()  # nothing more happens to a deleted order
+            order.deleted = True
+            self._change("sales_orders", "d", key, before, None)
+            self._injected(case, str(case.quote_id), order_number=row["order_number"])
+            return
+        pct = int(case.change.get("discount_pct", 10))
+        sub = int(row["subtotal_minor"])
+        new = sub - max(1, sub * pct // 100)
+        row.update(
+            subtotal_minor=new, tax_minor=new * 19 // 100, total_minor=new * 119 // 100,
+            updated_at=None,
+        )  # fmt: skip
+        self._change("sales_orders", "u", key, before, dict(row))
+        self._injected(
+            case,
+            str(case.quote_id),
+            order_number=row["order_number"],
+            subtotal_minor={"was": sub, "now": new},
+        )
+
+    def _injected(self, case: DriftCase, subject: str, **details: Any) -> None:
+        self.recorded.add(
+            "drift_injected",
+            DriftInjected(case.case_id, case.kind, subject, round(self._wall(), 3), details),
+        )
+
+
+def _schedule_drift(order: _Order) -> None:
+    """Put the order's drift between its confirmation and its shipment."""
+    times = {status: at for at, status in order.steps}
+    at = (times["CONFIRMED"] + times["SHIPPED"]) / 2
+    order.steps.append((at, _DRIFT_STEP))
+    order.steps.sort()
 
 
 def create_erp_app(book: ErpBook) -> Starlette:

@@ -12,16 +12,27 @@ import logging
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 from rich.console import Console
 from rich.table import Table
 
+from contracts.errors import DecodeError
+from contracts.review import decode_case
+from ops.simulator.drift import (
+    API_ONLY,
+    DriftScore,
+    FindingSeen,
+    KindScore,
+    expected_findings,
+    score,
+)
 from ops.simulator.truth import ExpectedOrder, GroundTruth, Recorded
 
 __all__ = [
+    "CaseSeen",
     "DeadLetterSeen",
     "DealCommandSeen",
     "InvariantResult",
@@ -34,6 +45,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 REASON_HEADER = "interlock.dlq.reason"
 UPDATE_DEAL_TOPIC = "commands.crm.update-deal"
+CASES_TOPIC = "review.cases"
 
 
 @dataclass(frozen=True)
@@ -54,12 +66,29 @@ class DealCommandSeen:
     status: str | None
 
 
+@dataclass(frozen=True)
+class CaseSeen:
+    """A case of the exception desk in its latest state on ``review.cases``."""
+
+    case_id: str
+    kind: str
+    status: str
+    reason: str
+    team: str
+    quote_id: str | None = None
+    deal_id: str | None = None
+    revision: int | None = None
+
+
 @dataclass
 class Observed:
     """What the topics hold at check time."""
 
     dead_letters: list[DeadLetterSeen] = field(default_factory=list)
     deal_commands: list[DealCommandSeen] = field(default_factory=list)
+    cases: list[CaseSeen] = field(default_factory=list)
+    findings: list[FindingSeen] = field(default_factory=list)
+    """The worker's reconciliation findings (``audit.reconciliation``), read in drift runs."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +101,9 @@ class InvariantResult:
     actual: int
     passed: bool
     examples: tuple[str, ...] = ()
+    breakdown: tuple[KindScore, ...] = ()
+    """Per finding kind (drift invariants): cases injected, found, and false findings."""
+    note: str = ""
 
 
 def _result(
@@ -232,6 +264,7 @@ def _crm_side(truth: GroundTruth, recorded: Recorded, observed: Observed) -> lis
         for n, (d, st) in final.items()
         if (d, st) not in written
     ]
+    out_of_order = _out_of_order(recorded)
     return [
         _result(
             "crm_owned_fields_untouched",
@@ -254,6 +287,36 @@ def _crm_side(truth: GroundTruth, recorded: Recorded, observed: Observed) -> lis
             len(final) - len(undelivered),
             undelivered,
         ),
+        _result(
+            "write_backs_in_order",
+            "each deal ends on the status the ERP set last (no older one overtook it)",
+            len(final),
+            len(final) - len(out_of_order),
+            out_of_order,
+        ),
+    ]
+
+
+def _out_of_order(recorded: Recorded) -> list[str]:
+    """Deals whose last write-back is not the status the ERP set last: an older status (an
+    outage's backlog, a retry, a replay after a crash) overtook a newer one for good. A deal
+    may show an older status for a moment after a crash (at-least-once replays); it must end
+    on the current one."""
+    latest: dict[str, str] = {}
+    for s in recorded.erp_status_changes:
+        if s.deal_id is not None:
+            latest[s.deal_id] = s.status
+    shown: dict[str, str] = {}
+    written: set[tuple[str, str]] = set()
+    for c in recorded.crm_calls:
+        if c.object_type == "deals" and c.properties.get("status") is not None:
+            shown[c.object_id] = str(c.properties["status"])
+            written.add((c.object_id, shown[c.object_id]))
+    # a latest status never written at all is write_backs_delivered's to report
+    return [
+        f"deal {deal}: shows {shown[deal]}, the ERP set {status} last"
+        for deal, status in latest.items()
+        if deal in shown and shown[deal] != status and (deal, status) in written
     ]
 
 
@@ -261,10 +324,206 @@ def check_invariants(
     truth: GroundTruth, recorded: Recorded, observed: Observed
 ) -> list[InvariantResult]:
     """Every invariant of the run, in a stable order."""
+    excused_truth, excused_recorded, excused_observed = _excuse_cases(truth, recorded, observed)
     return [
-        *_orders(truth, recorded),
+        *_orders(excused_truth, excused_recorded),
         *_bad_inputs(truth, recorded, observed),
-        *_crm_side(truth, recorded, observed),
+        *_crm_side(truth, excused_recorded, excused_observed),
+        *_cases(truth, recorded, observed),
+        *_drift(truth, recorded, observed),
+    ]
+
+
+def _drift(truth: GroundTruth, recorded: Recorded, observed: Observed) -> list[InvariantResult]:
+    """With injected drift: reconciliation found exactly it, in the worker's findings (what
+    events show) and in the sweep of the APIs (everything), with each case's kind."""
+    if not truth.drift:
+        return []
+    every = expected_findings(recorded.drift_injected)
+    carried_out = {e.case_id for e in every}
+    # drift planned on a quote that was never ordered (e.g. rejected on the exception desk)
+    # had nothing to act on: not applicable; any other case not carried out is a failure
+    ordered = {o.quote_id for o in recorded.erp_orders}
+    planned = [c for c in truth.drift if c.case_id not in carried_out]
+    moot = [c for c in planned if c.quote_id is not None and c.quote_id not in ordered]
+    not_injected = [c for c in planned if c not in moot]
+    worker = score([e for e in every if not e.api_only], observed.findings, also_injected=every)
+    worker_unseen = [
+        f"{c.case_id} {c.kind} planned, never carried out"
+        for c in not_injected
+        if c.kind not in API_ONLY
+    ]
+    sweep = recorded.api_sweep
+    swept = [
+        FindingSeen(str(f["finding_id"]), str(f["kind"]), str(f["subject"]))
+        for f in sweep.get("findings") or ()
+    ]
+    apis = score(every, swept)
+    apis_problems = [f"{c.case_id} {c.kind} planned, never carried out" for c in not_injected]
+    if not sweep or sweep.get("error"):
+        apis_problems.append(f"APIs not swept: {sweep.get('error', 'no sweep ran')}")
+    return [
+        _drift_result(
+            "drift_found_by_worker",
+            "every injected drift that produces an event is a finding on audit.reconciliation "
+            "with its kind, and no other finding was raised",
+            worker,
+            worker_unseen,
+            len(moot),
+        ),
+        _drift_result(
+            "drift_found_against_apis",
+            "reconcile check --against-apis finds every injected drift with its kind (also what "
+            "no event shows: a lost write-back, a deleted deal), and nothing else",
+            apis,
+            apis_problems,
+            len(moot),
+        ),
+    ]
+
+
+def _drift_result(
+    name: str, description: str, found: DriftScore, problems: list[str], moot: int
+) -> InvariantResult:
+    bad = [*found.missed, *found.false, *problems]
+    note = (
+        f"recall {found.recall:.0%} ({found.found}/{found.expected} cases), "
+        f"precision {found.precision:.0%} ({found.true_findings}/{found.findings} findings)"
+    )
+    if moot:
+        note += f"; {moot} planned on a quote never ordered (not applicable)"
+    result = _result(name, description, found.expected, found.found, bad)
+    return replace(result, breakdown=found.by_kind, note=note)
+
+
+_DECIDED = frozenset({"approved", "rejected", "linked", "distinct", "closed"})
+_QUOTE_KINDS = frozenset({"policy", "credit_hold", "validation", "parked_timeout"})
+REJECTED_STATUS = "REJECTED"
+"""The deal status a rejected case writes back (with the reason)."""
+
+
+def _waiting_or_rejected(observed: Observed) -> dict[tuple[str, int | None], CaseSeen]:
+    """Quote revisions a person holds (open case) or refused (rejected case)."""
+    return {
+        (c.quote_id, c.revision): c
+        for c in observed.cases
+        if c.quote_id and c.kind in _QUOTE_KINDS and c.status not in ("approved", "closed")
+    }
+
+
+def _excuse_cases(
+    truth: GroundTruth, recorded: Recorded, observed: Observed
+) -> tuple[GroundTruth, Recorded, Observed]:
+    """What the order and CRM invariants must not count, because a person holds or refused it.
+
+    A valid quote whose revision waits for a decision or was rejected has no order, by design:
+    it leaves the expected orders (the case invariants check it instead). A rejection writes
+    ``REJECTED`` to its deal without an ERP change behind it: that write is not an echo.
+    """
+    held = _waiting_or_rejected(observed)
+    expected = [o for o in truth.expected_orders if (o.quote_id, o.revision) not in held]
+    # e.g. revision 1 approved and ordered, revision 2 rejected: that quote's order is the
+    # case invariants' business, not a missing or an unexpected order
+    excused = {o.quote_id for o in truth.expected_orders} - {o.quote_id for o in expected}
+    orders = [o for o in recorded.erp_orders if o.quote_id not in excused]
+    refused = {c.deal_id for c in observed.cases if c.status == "rejected" and c.deal_id}
+    calls = [
+        c
+        for c in recorded.crm_calls
+        if not (c.object_id in refused and c.properties.get("status") == REJECTED_STATUS)
+    ]
+    commands = [
+        d
+        for d in observed.deal_commands
+        if not (d.deal_id in refused and d.status == REJECTED_STATUS)
+    ]
+    return (
+        replace(truth, expected_orders=expected),
+        replace(recorded, crm_calls=calls, erp_orders=orders),
+        replace(observed, deal_commands=commands),
+    )
+
+
+def _cases(truth: GroundTruth, recorded: Recorded, observed: Observed) -> list[InvariantResult]:
+    """The exception desk: every case accounted for, and decisions did what they said, once."""
+    unaccounted = [
+        f"case {c.case_id} ({c.kind}) is {c.status} without a reason or team"
+        for c in observed.cases
+        if c.status not in _DECIDED and not (c.reason and c.team)
+    ]
+    orders: dict[str, list[int | None]] = defaultdict(list)
+    for o in recorded.erp_orders:
+        if o.quote_id:
+            orders[o.quote_id].append(o.revision)
+    rejected = [c for c in observed.cases if c.status == "rejected" and c.kind in _QUOTE_KINDS]
+    ordered_anyway = [
+        f"quote {c.quote_id} rev {c.revision}: rejected ({c.kind}) yet ordered"
+        for c in rejected
+        if c.quote_id and c.revision in orders.get(c.quote_id, [])
+    ]
+    approved = [c for c in observed.cases if c.status == "approved" and c.kind == "policy"]
+    not_once = [
+        f"quote {c.quote_id}: approved, {len(orders.get(c.quote_id or '', []))} orders"
+        for c in approved
+        if len(orders.get(c.quote_id or "", [])) != 1
+    ]
+    told: dict[str, set[str]] = defaultdict(set)
+    for call in recorded.crm_calls:
+        if call.object_type == "deals" and call.properties.get("status") == REJECTED_STATUS:
+            told[call.object_id].add(call.idempotency_key or repr(call))
+    untold = [
+        f"deal {c.deal_id}: {len(told.get(c.deal_id or '', ()))} rejection write-backs"
+        for c in rejected
+        if c.deal_id and len(told.get(c.deal_id, ())) != 1
+    ]
+    status_of = {c.case_id: c.status for c in observed.cases}
+    meant: dict[str, tuple[str, ...]] = {
+        "approve": ("approved", "linked"),
+        "reject": ("rejected", "distinct"),
+        "link": ("linked",),
+        "distinct": ("distinct",),
+    }
+    unapplied = [
+        f"case {d.case_id}: {d.action} by {d.by}, case is {status_of.get(d.case_id)}"
+        for d in recorded.review_decisions
+        if status_of.get(d.case_id) not in meant.get(d.action, ())
+    ]
+    return [
+        _result(
+            "cases_decided_or_open",
+            "every case is decided, or open with its reason and owning team",
+            len(observed.cases),
+            len(observed.cases) - len(unaccounted),
+            unaccounted,
+        ),
+        _result(
+            "no_order_for_rejected_case",
+            "no ERP order for a quote revision a person rejected",
+            0,
+            len(ordered_anyway),
+            ordered_anyway,
+        ),
+        _result(
+            "approved_overrides_ordered_once",
+            "a quote approved over the commercial policy has exactly one ERP order",
+            len(approved),
+            len(approved) - len(not_once),
+            not_once,
+        ),
+        _result(
+            "rejections_written_back_once",
+            "each rejected quote's deal got the rejection (with its reason) exactly once",
+            sum(1 for c in rejected if c.deal_id),
+            sum(1 for c in rejected if c.deal_id) - len(untold),
+            untold,
+        ),
+        _result(
+            "desk_decisions_applied",
+            "every decision the desk took (double clicks included) shows on its case, once",
+            len(recorded.review_decisions),
+            len(recorded.review_decisions) - len(unapplied),
+            unapplied,
+        ),
     ]
 
 
@@ -280,6 +539,15 @@ def render_results(results: list[InvariantResult], console: Console) -> None:
             "\n".join(r.examples),
         )
     console.print(table)
+    for r in results:
+        if not r.breakdown:
+            continue
+        kinds = Table("finding kind", "injected", "found", "false", title=f"{r.name}: by kind")
+        for k in r.breakdown:
+            false = f"[red]{k.false}[/]" if k.false else "0"
+            kinds.add_row(k.kind, str(k.injected), str(k.found), false)
+        console.print(kinds)
+        console.print(f"{r.name}: {r.note}")
 
 
 # reading the topics ---------------------------------------------------------------------------
@@ -353,4 +621,32 @@ def read_observed(
         observed.deal_commands.append(
             DealCommandSeen(event.event_id, payload.crm_record_id, payload.status)
         )
+    latest: dict[bytes, Any] = {}
+    for msg in _read_all(conf, [CASES_TOPIC], end_offsets):
+        latest[msg.key() or b""] = msg.value()  # compacted: the latest state per case id
+    for value in latest.values():
+        seen = _case_seen(value)
+        if seen is not None:
+            observed.cases.append(seen)
     return observed
+
+
+def _case_seen(value: bytes | None) -> CaseSeen | None:
+    """A ``review.cases`` record as the invariants need it (None: a tombstone or not a case)."""
+    if not value:
+        return None
+    try:
+        case = decode_case(value)
+    except DecodeError:
+        return None
+    quote = case.context.quote
+    return CaseSeen(
+        case.case_id,
+        case.kind,
+        case.status,
+        case.reason,
+        case.team,
+        case.quote_id,
+        case.deal_id,
+        quote.revision if quote is not None else None,
+    )

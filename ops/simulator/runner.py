@@ -12,8 +12,9 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +22,13 @@ import httpx
 import uvicorn
 from confluent_kafka import Producer
 
+from ops.simulator.actions import DriftAction
 from ops.simulator.conventions import cdc_topic
+from ops.simulator.desk import SimulatedDesk
+from ops.simulator.drift import DriftMix
 from ops.simulator.fake_crm import CrmDesk, create_crm_app
 from ops.simulator.fake_erp import ErpBook, ErpTimings, create_erp_app
+from ops.simulator.outage import ApiOutage, OutageMiddleware
 from ops.simulator.pacing import TokenBucket
 from ops.simulator.scenario import (
     ChangeAction,
@@ -48,6 +53,9 @@ __all__ = ["LoopbackServer", "SimulationConfig", "Simulator"]
 
 log = logging.getLogger(__name__)
 _RETRYABLE = {429, 500, 502, 503, 504}
+DELIVERY_RETRY_S = 60.0
+"""How long a delivery is sent again while it gets no answer or a retryable one (a CRM retries
+for hours; a receiver restarted by its supervisor answers again within seconds)."""
 
 
 @dataclass
@@ -73,6 +81,13 @@ class SimulationConfig:
     senders: int = 32
     mix: FaultMix = field(default_factory=FaultMix)
     timings: ErpTimings = field(default_factory=ErpTimings)
+    drift: DriftMix | None = None
+    """Inject reconciliation drift at seeded moments (``--drift``); None: none."""
+    reconcile_hold_s: float = 30.0
+    """With drift: how long the fakes stay up after the drain, so that reconciliation's SLAs
+    pass before they are swept (``reconcile check --against-apis``) and the run ends."""
+    outages: tuple[ApiOutage, ...] = ()
+    """Scheduled outages of the fake ERP and CRM APIs (``--fault``), from the run's start."""
 
 
 class LoopbackServer:
@@ -123,6 +138,8 @@ class Simulator:
         wall: Callable[[], float] = time.time,
         abort: threading.Event | None = None,
         erp_tables: ErpTables | None = None,
+        sweep: Callable[[str, str], dict[str, Any]] | None = None,
+        review: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.abort = abort or threading.Event()
@@ -131,7 +148,10 @@ class Simulator:
         self.clock = clock
         self.wall = wall
         vendor = "hubspot" if config.dialect == "hubspot" else config.source
-        self.scenario = Scenario(config.seed, config.mix, vendor)
+        self.scenario = Scenario(config.seed, config.mix, vendor, config.drift)
+        self.sweep = sweep
+        """With drift: ``sweep(erp_url, crm_url)`` checks the fakes against the command topics
+        (``reconcile check --against-apis``) once the run has drained and held."""
         self.recorded = Recorded()
         self.erp_tables = erp_tables
         """Where the ERP's row changes go as SQL (``--erp postgres``); None: published directly."""
@@ -142,8 +162,18 @@ class Simulator:
             seed=config.seed,
             timings=config.timings,
             clock=clock,
+            wall=wall,
         )
-        self.desk = CrmDesk(self.recorded, self.enqueue_webhook, config.app_id)
+        self.desk = CrmDesk(self.recorded, self.enqueue_webhook, config.app_id, wall)
+        self.operators = (
+            SimulatedDesk(
+                review, producer, config.seed, partial(self.recorded.add, "review_decisions"), wall
+            )
+            if review is not None
+            else None
+        )
+        """The simulated exception desk (``--decide``): decides cases while the run generates;
+        ``review`` is the librdkafka configuration it reads ``review.cases`` with."""
         self.sent = 0
         self.delivery_errors = 0
         self._bodies: OrderedDict[str, bytes] = OrderedDict()
@@ -158,8 +188,22 @@ class Simulator:
         ]
         self.generation_s = 0.0
         self._threads: list[threading.Thread] = []
-        self.erp_server = LoopbackServer(create_erp_app(self.book), config.erp_port)
-        self.crm_server = LoopbackServer(create_crm_app(self.desk), config.crm_port)
+        began = clock()
+
+        def elapsed() -> float:
+            return clock() - began
+
+        def refused(target: str) -> Callable[[int], None]:
+            return lambda status: self.recorded.outage_answer(target, status)
+
+        erp_app = OutageMiddleware(
+            create_erp_app(self.book), "erp", config.outages, elapsed, refused("erp")
+        )
+        crm_app = OutageMiddleware(
+            create_crm_app(self.desk), "crm", config.outages, elapsed, refused("crm")
+        )
+        self.erp_server = LoopbackServer(erp_app, config.erp_port)
+        self.crm_server = LoopbackServer(crm_app, config.crm_port)
 
     # Kafka ---------------------------------------------------------------------------------------
     def _on_delivery(self, err: Any, _msg: Any) -> None:
@@ -203,7 +247,9 @@ class Simulator:
         body = self._body(action)
         if body is None:
             return
-        for attempt in range(6):
+        give_up = self.clock() + DELIVERY_RETRY_S
+        attempt = 0
+        while True:
             request = sign_request(
                 action,
                 self.config.dialect,
@@ -220,10 +266,13 @@ class Simulator:
                 log.warning("webhook %s not delivered: %s", action.delivery_id, exc)
                 status = 0
             self.recorded.response(status, action.delivery_id if action.fault else None)
-            if action.fault or (status not in _RETRYABLE and status != 0):
+            # a sender stops at an answer: a bad delivery's 4xx, or a final one; no answer at
+            # all (the receiver restarting) is sent again, the bad deliveries too
+            if status != 0 and (action.fault or status not in _RETRYABLE):
                 return
-            if self.abort.wait(min(5.0, 0.2 * 2**attempt)):
+            if self.clock() >= give_up or self.abort.wait(min(5.0, 0.2 * 2**attempt)):
                 return
+            attempt += 1
 
     def _sender(self, index: int) -> None:
         with httpx.Client(timeout=10.0) as client:
@@ -244,7 +293,9 @@ class Simulator:
                 return
 
     # the run -------------------------------------------------------------------------------------
-    def _dispatch(self, action: WebhookAction | ChangeAction | CreditHoldAction) -> None:
+    def _dispatch(
+        self, action: WebhookAction | ChangeAction | CreditHoldAction | DriftAction
+    ) -> None:
         if isinstance(action, WebhookAction):
             for event in action.events:
                 if str(event.get("subscriptionType", "")).startswith("deal.creation"):
@@ -252,6 +303,8 @@ class Simulator:
             self.enqueue_webhook(action)
         elif isinstance(action, ChangeAction):
             self.change_erp(action)
+        elif isinstance(action, DriftAction):
+            self._plan_drift(action)
         else:
             self.book.set_credit_hold(action.customer_number, action.hold, action.row)
         self.sent += 1
@@ -284,6 +337,8 @@ class Simulator:
         """Start the fake APIs and the webhook senders."""
         self.erp_server.start()
         self.crm_server.start()
+        if self.operators is not None:
+            self.operators.start()
         for i in range(len(self._queues)):
             thread = threading.Thread(target=self._sender, args=(i,), daemon=True)
             thread.start()
@@ -328,13 +383,52 @@ class Simulator:
             if now - last_save >= cfg.snapshot_every_s:
                 last_save = now
                 self.save(phase="running")
+        if self.operators is not None:
+            self.operators.stop_deciding()  # what was decided has the drain to take effect
         if self.abort.is_set():
             return  # close() saves what there is
         self.producer.flush(30)
         self._settle()
         self._drain(stop, on_tick)
         self._settle()
+        if cfg.drift is not None:
+            self._hold_and_sweep(stop, on_tick)
         self.save(phase="drained")
+
+    # drift (--drift) -----------------------------------------------------------------------------
+    def _plan_drift(self, action: DriftAction) -> None:
+        case = action.case
+        if case.kind == "erp_order_by_hand":
+            self.book.hand_made_order(case)
+        elif case.kind.startswith("erp_"):
+            self.book.plan_drift(case)
+        else:
+            self.desk.plan_drift(case)
+
+    def _hold_and_sweep(
+        self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None
+    ) -> None:
+        """Keep the fakes up ``reconcile_hold_s`` after the drain (reconciliation's SLAs pass,
+        so every injected absence is due and a late false finding would show), then sweep
+        them as ``reconcile check --against-apis`` does and record what it found."""
+        end = self.clock() + self.config.reconcile_hold_s
+        while self.clock() < end:
+            if stop.is_set() or self.abort.is_set():
+                self.recorded.api_sweep = {"error": "stopped before the sweep"}
+                return
+            self.book.advance()
+            self.producer.poll(0.1)
+            if on_tick is not None:
+                on_tick(self)
+            stop.wait(0.2)
+        if self.sweep is None:
+            self.recorded.api_sweep = {"error": "no sweep configured"}
+            return
+        try:
+            self.recorded.api_sweep = self.sweep(self.erp_server.url, self.crm_server.url)
+        except Exception as exc:  # the check reports it; the run itself is over
+            log.warning("the sweep of the fake APIs failed: %s", exc)
+            self.recorded.api_sweep = {"error": f"{type(exc).__name__}: {exc}"}
 
     def _serve(self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None) -> None:
         while not stop.is_set():
@@ -391,6 +485,8 @@ class Simulator:
         wait = 1.0 if self.abort.is_set() else 15.0
         for thread in self._threads:
             thread.join(timeout=wait)
+        if self.operators is not None:
+            self.operators.close(wait)
         self.crm_server.stop()
         self.erp_server.stop()
         self.producer.flush(2 if self.abort.is_set() else 30)

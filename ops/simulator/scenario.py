@@ -18,11 +18,13 @@ from ops.simulator.actions import (
     Action,
     ChangeAction,
     CreditHoldAction,
+    DriftAction,
     Fault,
     FaultMix,
     WebhookAction,
 )
 from ops.simulator.conventions import crm_quote_id
+from ops.simulator.drift import DriftMix, DriftSchedule
 from ops.simulator.records import (
     FIRST,
     LAST,
@@ -32,15 +34,29 @@ from ops.simulator.records import (
     customer_row,
     product_row,
 )
-from ops.simulator.truth import GroundTruth
+from ops.simulator.truth import DriftCase, GroundTruth
 
-__all__ = ["Action", "ChangeAction", "CreditHoldAction", "FaultMix", "Scenario", "WebhookAction"]
+__all__ = [
+    "Action",
+    "ChangeAction",
+    "CreditHoldAction",
+    "DriftAction",
+    "FaultMix",
+    "Scenario",
+    "WebhookAction",
+]
 
 
 class Scenario:
     """The deterministic action stream and its ground truth."""
 
-    def __init__(self, seed: int, mix: FaultMix | None = None, vendor: str = "hubspot") -> None:
+    def __init__(
+        self,
+        seed: int,
+        mix: FaultMix | None = None,
+        vendor: str = "hubspot",
+        drift: DriftMix | None = None,
+    ) -> None:
         self.seed = seed
         self.mix = mix or FaultMix()
         self.vendor = vendor  # names the canonical quote ids of the ground truth
@@ -55,6 +71,9 @@ class Scenario:
         self._changes: deque[ChangeAction] = deque(maxlen=200)
         self._later: deque[WebhookAction] = deque()
         self.episode_open = False
+        # drift has a random stream of its own: the story is the same with or without it
+        self._drift = DriftSchedule(seed, drift) if drift is not None else None
+        self._eligible = 0
 
     def _next_id(self) -> str:
         self._ids += 1
@@ -385,6 +404,7 @@ class Scenario:
         ]
         line_actions, lines, total = self._lines(deal, acct.company_id, 1, quantities)
         actions += line_actions
+        revised = False
         if withdrawn:
             actions.append(
                 self._hubspot(
@@ -403,13 +423,41 @@ class Scenario:
             else:
                 self.truth.add_expected_order(quote_id, 1, deal, acct.company_id, out_of_order)
                 if rng.random() < m.revision:
-                    revised = [max(1, q + rng.randrange(-1, 3)) for q in quantities]
-                    line_actions, lines, total = self._lines(deal, acct.company_id, 2, revised)
+                    revised = True
+                    requantified = [max(1, q + rng.randrange(-1, 3)) for q in quantities]
+                    line_actions, lines, total = self._lines(deal, acct.company_id, 2, requantified)
                     actions += line_actions
                     actions.append(
                         self._accept(deal, acct.company_id, 2, lines, f"{total / 100:.2f}")
                     )
                     self.truth.revise_expected_order(quote_id, 2)
+        if self._drift is not None and not (invalid or withdrawn or revised or out_of_order):
+            drift = self._drift_action(quote_id, deal, acct)
+            if drift is not None:  # first: the fakes know of it before the order can exist
+                actions.insert(0, drift)
         if out_of_order:
             actions += self._account_actions(acct)
         yield from actions
+
+    def _drift_action(self, quote_id: str, deal: str, acct: CompanyRecord) -> DriftAction | None:
+        """The drift of this quote, if the schedule has one for it (one accepted revision, in
+        order: an amend or a parked quote would race the drift)."""
+        assert self._drift is not None
+        self._eligible += 1
+        due = self._drift.at(self._eligible)
+        if due is None:
+            return None
+        kind, change = due
+        on_quote = kind != "erp_order_by_hand"  # a hand-made order is the customer's, no quote's
+        case = DriftCase(
+            case_id=f"drift-{len(self.truth.drift) + 1}",
+            kind=kind,
+            quote_number=self._eligible,
+            quote_id=quote_id if on_quote else None,
+            deal_id=deal if on_quote else None,
+            company_id=acct.company_id,
+            customer_number=acct.customer_number,
+            change=change,
+        )
+        self.truth.add_drift(case)
+        return DriftAction(case)

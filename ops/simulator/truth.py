@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ops.simulator.conventions import QUOTE_DLQ_TOPIC, VALIDATION_REASON_PREFIX
+from ops.simulator.desk import DeskDecision
 
 __all__ = [
     "CrmCall",
+    "DriftCase",
+    "DriftInjected",
     "ErpAmendment",
     "ErpOrder",
     "ErpStatusChange",
@@ -27,6 +30,7 @@ __all__ = [
     "OwnershipBreach",
     "Recorded",
     "RejectedWebhook",
+    "SweepFinding",
     "load_run",
     "save_run",
 ]
@@ -76,6 +80,22 @@ class OwnershipBreach:
     value: str
 
 
+@dataclass(frozen=True)
+class DriftCase:
+    """Drift the scenario injects (``--drift``): its kind (``drift.DRIFT_KINDS``), the moment of
+    the story (the ``quote_number``-th quote eligible for drift) and what it is done to."""
+
+    case_id: str
+    kind: str
+    quote_number: int
+    quote_id: str | None = None
+    deal_id: str | None = None
+    company_id: str | None = None
+    customer_number: str | None = None
+    change: dict[str, Any] = field(default_factory=dict)
+    """What the person changes, drawn from the seed (a discount, a hand-made order's amount)."""
+
+
 @dataclass
 class GroundTruth:
     """What must happen, as generated from the seed."""
@@ -92,6 +112,8 @@ class GroundTruth:
     withdrawn: list[dict[str, str]] = field(default_factory=list)
     rejected: list[RejectedWebhook] = field(default_factory=list)
     ownership_breaches: list[OwnershipBreach] = field(default_factory=list)
+    drift: list[DriftCase] = field(default_factory=list)
+    """Drift injected at seeded moments (empty without ``--drift``)."""
 
     def add_expected_order(
         self, quote_id: str, revision: int, deal_id: str, company_id: str, out_of_order: bool
@@ -122,9 +144,14 @@ class GroundTruth:
             OwnershipBreach(company_id, customer_number, field_name, value)
         )
 
+    def add_drift(self, case: DriftCase) -> None:
+        self.drift.append(case)
+
     def summary(self) -> dict[str, int]:
         """Counts of everything generated (for the report)."""
+        drift = {"drift_cases": len(self.drift)} if self.drift else {}
         return {
+            **drift,
             "accounts": self.accounts,
             "webhooks": self.webhooks,
             "erp_changes": self.erp_changes,
@@ -148,6 +175,7 @@ class GroundTruth:
             withdrawn=list(doc.get("withdrawn", [])),
             rejected=[RejectedWebhook(**o) for o in doc.get("rejected", [])],
             ownership_breaches=[OwnershipBreach(**o) for o in doc.get("ownership_breaches", [])],
+            drift=[DriftCase(**o) for o in doc.get("drift", [])],
         )
 
 
@@ -197,6 +225,28 @@ class CrmCall:
     idempotency_key: str | None
 
 
+@dataclass(frozen=True)
+class DriftInjected:
+    """A drift case as the fake ERP or CRM carried it out: the subject reconciliation must name
+    (quote id, ERP order number or deal id), and when (wall-clock seconds)."""
+
+    case_id: str
+    kind: str
+    subject: str
+    at: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SweepFinding:
+    """One finding of the simulator's ``reconcile check --against-apis`` sweep of its fakes."""
+
+    finding_id: str
+    kind: str
+    subject: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Recorded:
     """What the sender and the fake APIs observed; thread-safe appends."""
@@ -211,6 +261,15 @@ class Recorded:
     erp_status_changes: list[ErpStatusChange] = field(default_factory=list)
     crm_calls: list[CrmCall] = field(default_factory=list)
     echoes_sent: int = 0
+    outage_answers: dict[str, int] = field(default_factory=dict)
+    """Calls the fake APIs refused during a scheduled outage, by ``<target>:<status>``."""
+    review_decisions: list[DeskDecision] = field(default_factory=list)
+    """What the simulated exception desk decided (``--decide``), one entry per case."""
+    drift_injected: list[DriftInjected] = field(default_factory=list)
+    """Drift the fakes injected (``--drift``), as it happened."""
+    api_sweep: dict[str, Any] = field(default_factory=dict)
+    """The sweep of the fake APIs after a drift run: ``at``, ``orders``, ``deals`` read, and
+    ``findings`` (:class:`SweepFinding`), or ``error``; empty when none ran."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def response(self, status: int, delivery_id: str | None = None) -> None:
@@ -219,6 +278,11 @@ class Recorded:
             self.responses[str(status)] = self.responses.get(str(status), 0) + 1
             if delivery_id is not None:
                 self.rejected_responses[delivery_id] = status
+
+    def outage_answer(self, target: str, status: int) -> None:
+        with self._lock:
+            key = f"{target}:{status}"
+            self.outage_answers[key] = self.outage_answers.get(key, 0) + 1
 
     def add(self, attr: str, item: Any) -> None:
         with self._lock:
@@ -248,6 +312,10 @@ class Recorded:
             erp_status_changes=[ErpStatusChange(**o) for o in doc.get("erp_status_changes", [])],
             crm_calls=[CrmCall(**o) for o in doc.get("crm_calls", [])],
             echoes_sent=int(doc.get("echoes_sent", 0)),
+            drift_injected=[DriftInjected(**o) for o in doc.get("drift_injected", [])],
+            api_sweep=dict(doc.get("api_sweep", {})),
+            outage_answers={str(k): int(v) for k, v in doc.get("outage_answers", {}).items()},
+            review_decisions=[DeskDecision(**d) for d in doc.get("review_decisions", [])],
         )
 
 

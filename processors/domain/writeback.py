@@ -160,9 +160,27 @@ def deal_shows(shown: Mapping[str, Any] | None, command: OrderEvent) -> str | No
     if all(shown.get(k) == v for k, v in values.items()):
         return "same values"
     at = shown.get(AT)
-    if at is not None and command.occurred_at < datetime.fromisoformat(at):
+    if at is None:
+        return None
+    shown_at = datetime.fromisoformat(at)
+    if command.occurred_at < shown_at:
+        return "stale"
+    if command.occurred_at == shown_at and _behind(values.get("status"), shown.get("status")):
+        # Changes of one instant (an ERP that ships and invoices in one transaction, change
+        # times in milliseconds): the step further along the lifecycle wins, whichever table's
+        # change came first. Otherwise a deal showed INVOICED, then SHIPPED again, then
+        # INVOICED, as the shipment, invoice and order topics were read in another order.
         return "stale"
     return None
+
+
+LIFECYCLE_RANK = {"CONFIRMED": 0, "SHIPPED": 1, "INVOICED": 2, "PAID": 3}
+"""How far an order went; holds and cancellations are not on this line (never tie-broken)."""
+
+
+def _behind(status: Any, shown: Any) -> bool:
+    new, old = LIFECYCLE_RANK.get(str(status)), LIFECYCLE_RANK.get(str(shown))
+    return new is not None and old is not None and new < old
 
 
 def echo_reason(

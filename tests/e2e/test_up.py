@@ -58,9 +58,10 @@ def _wait_for_orders(metrics_url: str, at_least: int, timeout: float = 90.0) -> 
 
 
 def assert_every_invariant_holds(out: str) -> None:
-    """All 11 invariants of ``--check`` pass, and some orders were made, each exactly once."""
+    """Every invariant of ``--check`` passes (at least the 12 of a plain run), and some orders
+    were made, each exactly once."""
     rows = dict(re.findall(r"│ (\w+)\s+│[^│]*│[^│]*│ (pass|FAIL)\s+│", out))
-    assert len(rows) == 11, out
+    assert len(rows) >= 12, out
     assert set(rows.values()) == {"pass"}, out
     orders = re.search(r"│ orders_exactly_once\s+│ (\d+)\s+│ (\d+)", out)
     assert orders is not None, out
@@ -108,15 +109,54 @@ def test_up_for_a_bounded_time_exits_zero(tmp_path: Path) -> None:
     assert not process_alive(broker_pid)
 
 
+def assert_drift_found_exactly(out: str) -> None:
+    """Both drift invariants pass; every kind was injected, each case found, nothing false."""
+    rows = dict(re.findall(r"│ (drift_\w+)\s+│[^│]*│[^│]*│ (pass|FAIL)\s+│", out))
+    assert rows == {"drift_found_by_worker": "pass", "drift_found_against_apis": "pass"}, out
+    for name, kinds in (("drift_found_by_worker", 3), ("drift_found_against_apis", 5)):
+        table = out.split(f"{name}: by kind", 1)[1].split(f"{name}: recall", 1)[0]
+        counts = re.findall(r"│ (RECON_\w+)\s+│ (\d+)\s+│ (\d+)\s+│ (\d+)\s+│", table)
+        assert len(counts) == kinds, out
+        assert all(int(i) == int(f) > 0 and z == "0" for _, i, f, z in counts), out
+        assert re.search(rf"{name}: recall 100% \(\d+/\d+ cases\), precision 100%", out), out
+
+
+DESK_INVARIANTS = (
+    "cases_decided_or_open",
+    "no_order_for_rejected_case",
+    "approved_overrides_ordered_once",
+    "rejections_written_back_once",
+    "desk_decisions_applied",
+)
+
+
+def assert_desk_decided(out: str) -> None:
+    """The run made exception-desk cases and the seeded desk decided some: the path ran."""
+    counts = {
+        name: (int(expected), int(actual))
+        for name, expected, actual in re.findall(r"│ (\w+)\s+│ (\d+)\s+│ (\d+)\s+│", out)
+    }
+    assert set(DESK_INVARIANTS) <= set(counts), out
+    assert counts["cases_decided_or_open"][0] > 0, out
+    assert counts["desk_decisions_applied"][0] > 0, out
+    assert counts["approved_overrides_ordered_once"][0] > 0, out
+
+
 def test_a_simulated_run_keeps_every_invariant(tmp_path: Path) -> None:
-    """The main job end to end: simulated CRM and ERP, then the invariant check (exit 0)."""
-    proc, output = start_up(tmp_path, "--simulate", "30", "--for", "20", "--check", "--seed", "3")
-    rest, _ = proc.communicate(timeout=300)
+    """The main job end to end: simulated CRM and ERP, with reconciliation drift injected at
+    seeded moments and the exception desk deciding its cases, then the invariant check (exit
+    0): reconciliation found exactly the drift, every case was decided or is open."""
+    proc, output = start_up(
+        tmp_path, "--simulate", "30", "--for", "25", "--check", "--seed", "11", "--drift"
+    )
+    rest, _ = proc.communicate(timeout=400)
     out = output + rest
     assert proc.returncode == 0, out
     assert_every_invariant_holds(out)
+    assert_drift_found_exactly(out)
+    assert_desk_decided(out)
     # what every process used: memory at half of --for and at the end, CPU before and after
-    assert "Resources: memory at 10 s" in out, out
+    assert re.search(r"Resources: memory at 1[23] s", out), out
     used = dict(re.findall(r"│ (worker|broker|webhooks)\s+│\s+(\d+) MiB", out))
     assert set(used) == {"worker", "broker", "webhooks"}, out
     assert all(int(mib) > 20 for mib in used.values()), out

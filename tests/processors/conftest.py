@@ -205,9 +205,10 @@ def create_topics(admin: AdminClient, names: list[str], partitions: int = PARTIT
 
 
 def all_topics(topics: ProcessorTopics) -> list[str]:
-    names = [*topics.copartitioned(), topics.product, topics.review, topics.audit]
+    names = [*topics.copartitioned(), topics.product, topics.review, topics.audit, topics.cases]
     names.append(topics.reconciliation)
-    return names + [f"dlq.{n}" for n in topics.canonical_inputs() + topics.commands()]
+    inputs = [*topics.canonical_inputs(), *topics.commands(), topics.decisions]
+    return names + [f"dlq.{n}" for n in inputs]
 
 
 @pytest.fixture

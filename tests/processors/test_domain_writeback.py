@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -156,3 +157,24 @@ def test_copartition_problem_names_the_topic() -> None:
     missing = copartition_problem({"canonical.account.v1": 3}, topics)
     assert missing is not None
     assert "canonical.quote.v1 does not exist" in missing
+
+
+def test_changes_of_one_instant_never_move_the_deal_back_along_the_lifecycle() -> None:
+    """Shipped and invoiced in the same millisecond: the invoice's status written first, the
+    order row's SHIPPED after it would show the deal shipped again (seen under load)."""
+    invoiced = deal_update(invoice_event("a", "o", "SO-1", "ISSUED"), STATE)
+    assert isinstance(invoiced, OrderEvent)
+    shown = fold_written(None, invoiced)
+    same_instant = erp_order_event("o", "a", "q", status="SHIPPED", number="SO-1")
+    shipped = deal_update(same_instant, STATE)
+    assert isinstance(shipped, OrderEvent)
+    shipped = shipped.model_copy(update={"occurred_at": invoiced.occurred_at})
+    assert deal_shows(shown, shipped) == "stale"
+    # a hold at the same instant is not on the lifecycle line: it is written
+    held = shipped.model_copy(
+        update={"payload": shipped.payload.model_copy(update={"status": "ON_CREDIT_HOLD"})}
+    )
+    assert deal_shows(shown, held) is None
+    # and a later SHIPPED (a new shipment after the invoice) is written too
+    later = shipped.model_copy(update={"occurred_at": invoiced.occurred_at + timedelta(seconds=1)})
+    assert deal_shows(shown, later) is None

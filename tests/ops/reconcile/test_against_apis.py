@@ -97,3 +97,49 @@ def test_a_deleted_deal_and_an_order_edited_without_cdc_are_found(
     }
     (edited,) = [f for f in found if f["kind"] == "RECON_ORDER_MISMATCH"]
     assert edited["details"]["net_total"] == {"quote": "40.00", "erp": "50.00"}
+
+
+def test_a_write_back_the_crm_answered_but_never_applied_is_found(
+    settings: Settings,
+    make_topic: Callable[..., str],
+    make_producer: Callable[..., Producer],
+) -> None:
+    """Lost write-back: the update-deal commands say INVOICED, the CRM still shows SHIPPED."""
+    from connectors.sinks.contract import build_request
+    from ops.simulator.truth import DriftCase
+    from processors.domain.writeback import deal_update
+    from tests.processors.events import erp_order_event
+
+    desk = CrmDesk(Recorded(), lambda action: None, "app")
+    erp = ErpBook(lambda change: None, Recorded(), clock=time.time)
+    prefix = f"rc{uuid.uuid4().hex[:8]}."
+    topic = make_topic(name=f"{prefix}commands.crm.update-deal")
+    producer = make_producer()
+    desk.plan_drift(DriftCase("drift-1", "crm_writeback_lost", 1, "q2", "deal-q2"))
+    for quote in ("q1", "q2"):
+        deal = f"deal-{quote}"
+        desk.know_deal(deal, "company-a")
+        state = {"quote_id": quote, "order_id": f"o-{quote}", "account_id": "a",
+                 "deal_id": deal, "erp_order_number": f"SO-{quote}"}  # fmt: skip
+        for version, status in enumerate(("SHIPPED", "INVOICED"), start=1):
+            change = erp_order_event(f"o-{quote}", "a", quote, status=status, version=version)
+            command = deal_update(change, state)
+            assert command is not None
+            producer.produce(topic, encode(command), b"a")
+            call = build_request("update-deal", command)  # what the sinks send the CRM
+            desk.patch("deals", deal, call.body, call.idempotency_key)
+    assert producer.flush(30) == 0
+    processors = settings.processors.model_copy(update={"reconcile_writeback_sla_s": 0.001})
+    tight = settings.model_copy(update={"processors": processors})
+    app = make_reconcile_app(lambda: tight)
+    with ServerThread(create_erp_app(erp)) as erp_api, ServerThread(create_crm_app(desk)) as crm:
+        args = ["check", "--against-apis", "--erp-url", erp_api.url, "--crm-url", crm.url,
+                "--format", "json", "--prefix", prefix]  # fmt: skip
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    found = json.loads(result.stdout)
+    assert {(f["kind"], f["subject"], f["details"]["field"]) for f in found} == {
+        ("RECON_CRM_VALUE_OVERWRITTEN", "deal-q2", "status"),
+    }
+    assert found[0]["details"]["crm"] == "SHIPPED"
+    assert found[0]["details"]["written"] == "INVOICED"

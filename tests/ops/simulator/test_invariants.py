@@ -72,7 +72,7 @@ def _failed(run: Run) -> set[str]:
 
 def test_a_consistent_run_passes_every_invariant() -> None:
     results = check_invariants(*_run())
-    assert len(results) == 11
+    assert len(results) == 17  # 12, and 5 of the exception desk
     assert all(r.passed for r in results), [r for r in results if not r.passed]
 
 
@@ -126,6 +126,23 @@ def _write_back_lost(run: Run) -> None:
     run[1].erp_status_changes.append(ErpStatusChange("SO-1", "101", "INVOICED", "invoice"))
 
 
+def _write_back_overtaken(run: Run) -> None:
+    calls = run[1].crm_calls
+    confirmed = next(c for c in calls if c.object_id == "101" and c.idempotency_key == "c-101")
+    calls.remove(confirmed)
+    calls.append(confirmed)  # CONFIRMED lands after SHIPPED: the deal shows an older status
+
+
+def test_a_write_sent_again_after_a_crash_may_repeat_the_past_but_must_end_current() -> None:
+    run = _run()
+    calls = run[1].crm_calls
+    replayed = [c for c in calls if c.object_id == "101"]
+    calls.extend(replayed)  # the sinks restarted and sent the deal's writes again, in order
+    assert "write_backs_in_order" not in _failed(run)
+    calls.append(replayed[0])  # an old write replayed last: the deal ends on CONFIRMED
+    assert "write_backs_in_order" in _failed(run)
+
+
 @pytest.mark.parametrize(
     ("breach", "invariant"),
     [
@@ -141,6 +158,7 @@ def _write_back_lost(run: Run) -> None:
         (_echo_loop, "no_echo_loops"),
         (_echo_command, "no_echo_loops"),
         (_write_back_lost, "write_backs_delivered"),
+        (_write_back_overtaken, "write_backs_in_order"),
     ],
 )
 def test_each_violation_fails_its_invariant(breach: Callable[[Run], None], invariant: str) -> None:
@@ -152,6 +170,8 @@ def test_each_violation_fails_its_invariant(breach: Callable[[Run], None], invar
         failed.discard("no_unexpected_dead_letters")
     if breach is _order_for_invalid:
         failed.discard("idempotency_keys")
+    if breach is _echo_loop:  # the echo wrote an older status again, after a newer one
+        failed.discard("write_backs_in_order")
     assert failed == {invariant}
 
 

@@ -1,0 +1,1 @@
+"""The fault suite: ``interlock up --simulate`` runs with faults injected on a seeded schedule."""

@@ -1,0 +1,1 @@
+"""The exception desk's web console: server-rendered pages over the case store (no JS)."""

@@ -1,0 +1,329 @@
+"""The exception desk inside the pipeline: dict tables, a fake clock, the records it writes.
+
+Cases open where the flows meet judgment (policy, credit hold, validation, a vague match, a
+quote past its grace); decisions read from ``review.decisions`` act once, whatever the clicks,
+retries and replays; every one is on ``audit.decisions``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pytest
+
+from contracts import decode, encode
+from contracts.models import OrderEvent
+from contracts.ownership import load_ownership
+from contracts.policy import load_policy
+from contracts.review import Case, decision_for, decode_case, encode_decision
+from interlock.deadletter import RawRecord
+from interlock.instruments import Instruments
+from interlock.metrics import new_registry
+from interlock.settings import Settings
+from processors.output import Codecs
+from processors.pipeline import Pipeline, PipelineConfig
+from processors.review import OVERRIDE_HEADER
+from processors.state import Tables
+from processors.topics import ProcessorTopics
+from processors.trace import Record, journey, waiting
+from tests.processors.events import account_event, quote_event
+
+pytestmark = pytest.mark.unit
+
+TABLES = [f.name for f in fields(Tables) if f.name != "expiry"]
+POLICY = load_policy()
+GRACE = 300.0
+
+
+class Desk:
+    """A pipeline with the desk on dict tables; commands are read back like the worker's."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.records: list[tuple[str, bytes | None, bytes, Any]] = []
+        self.dead: list[tuple[RawRecord, BaseException]] = []
+        self.registry = new_registry()
+        codecs = Codecs(Settings(_env_file=None))
+        config = PipelineConfig(
+            ProcessorTopics("t."), load_ownership(), GRACE, 3600.0, 0.85, commercial=POLICY
+        )
+        self.pipeline = Pipeline(
+            config,
+            Tables(**{name: {} for name in TABLES}),
+            decode=codecs.decode,
+            encode=codecs.encode,
+            emit=lambda topic, key, value, headers=None: self.records.append(
+                (topic, key, value, headers)
+            ),
+            dead_letter=lambda raw, exc: self.dead.append((raw, exc)),
+            instruments=Instruments(self.registry, "test"),
+            clock=lambda: self.now,
+        )
+        self.t = self.pipeline.topics
+        self._read = 0
+        self._offset = 0
+
+    def send(self, topic: str, event: Any) -> None:
+        self._offset += 1
+        raw = RawRecord(topic, 0, self._offset, b"a", encode(event), ())
+        self.pipeline.handle(raw)
+        self.read_back()
+
+    def send_raw(self, topic: str, key: bytes, value: bytes) -> None:
+        self._offset += 1
+        self.pipeline.handle(RawRecord(topic, 0, self._offset, key, value, ()))
+        self.read_back()
+
+    def read_back(self) -> None:
+        while self._read < len(self.records):
+            topic, key, value, headers = self.records[self._read]
+            self._read += 1
+            if topic in self.t.commands():
+                self._offset += 1
+                raw = RawRecord(topic, 0, self._offset, key, value, tuple(headers or ()))
+                self.pipeline.on_command(raw)
+            elif topic == self.t.account:  # links are published to the account topic
+                self.send_raw(topic, key or b"", value)
+
+    def tick(self, after: float) -> None:
+        self.now += after
+        self.pipeline.on_tick(0, sweep=False)
+        self.read_back()
+
+    def decide(self, case: Case, action: str, by: str = "alice", **kwargs: str) -> None:
+        key, value = encode_decision(decision_for(case, action, by, self.now, **kwargs))
+        self.send_raw(self.t.decisions, key, value)
+
+    def cases(self) -> dict[str, Case]:
+        """The latest state of every case, as the compacted topic keeps it."""
+        out: dict[str, Case] = {}
+        for topic, _key, value, _ in self.records:
+            if topic == self.t.cases:
+                case = decode_case(value)
+                out[case.case_id] = case
+        return out
+
+    def case(self, kind: str) -> Case:
+        (found,) = [c for c in self.cases().values() if c.kind == kind]
+        return found
+
+    def commands(self, topic: str) -> list[OrderEvent]:
+        return [decode(v) for t, _, v, _ in self.records if t == topic]  # type: ignore[misc]
+
+    def headers(self, topic: str) -> list[dict[str, bytes]]:
+        return [dict(h or ()) for t, _, _, h in self.records if t == topic]
+
+    def audit(self) -> list[dict[str, Any]]:
+        """The decisions people took, as ``audit.decisions`` records them."""
+        return [
+            r
+            for t, _, v, _ in self.records
+            if t == self.t.audit and "case_decision" in (r := json.loads(v))
+        ]
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+
+def over_discount(quote_id: str = "q1", **fields: Any) -> Any:
+    return quote_event(
+        quote_id, "a", subtotal=Decimal("1000"), discount_total=Decimal("300"),
+        total=Decimal("700"), **fields,
+    )  # fmt: skip
+
+
+def held() -> Desk:
+    desk = Desk()
+    desk.send(desk.t.account, account_event("a"))
+    desk.send(desk.t.quote, over_discount())
+    return desk
+
+
+def test_a_quote_over_the_discount_limit_waits_for_finance() -> None:
+    desk = held()
+    assert desk.commands(desk.t.create_order) == []
+    case = desk.case("policy")
+    assert (case.team, case.status, case.reason) == ("finance", "open", "POLICY_LIMIT_EXCEEDED")
+    assert case.context.details["breaches"][0]["limit"] == "max_discount_pct"
+    assert case.context.quote is not None
+    assert case.context.quote.discount_pct == 30.0
+    assert (case.quote_id, case.deal_id, case.partition_key) == ("q1", "deal-q1", "a")
+    assert desk.metric("interlock_review_cases_opened_total", kind="policy", team="finance") == 1
+
+
+def test_approve_creates_one_order_carrying_the_override_however_often_it_arrives() -> None:
+    desk = held()
+    case = desk.case("policy")
+    desk.decide(case, "approve")
+    desk.decide(case, "approve", by="bob")  # a second click, another browser: same decision id
+    key, value = encode_decision(decision_for(case, "approve", "alice", desk.now))
+    desk.send_raw(desk.t.decisions, key, value)  # a replay of the topic
+    desk.send(desk.t.quote, over_discount())  # and the quote redelivered
+    (order,) = desk.commands(desk.t.create_order)
+    assert order.payload.status_reason is not None
+    assert "override approved by alice" in order.payload.status_reason
+    (headers,) = desk.headers(desk.t.create_order)
+    override = orjson.loads(headers[OVERRIDE_HEADER])
+    assert (override["by"], override["case_id"]) == ("alice", case.case_id)
+    assert desk.case("policy").status == "approved"
+    (audit,) = desk.audit()
+    assert (audit["details"]["by"], audit["correlation_id"]) == ("alice", "q1")
+    assert desk.metric("interlock_review_decisions_total", action="approve", result="applied") == 1
+    assert (
+        desk.metric("interlock_review_decisions_total", action="approve", result="duplicate") == 2
+    )
+
+
+def test_reject_writes_the_reason_to_the_deal_and_no_order_ever_comes() -> None:
+    desk = held()
+    case = desk.case("policy")
+    desk.decide(case, "reject", reason="margin below floor")
+    desk.decide(case, "approve", by="bob")  # too late: the case is decided
+    desk.send(desk.t.quote, over_discount(version=2))  # the same revision, sent again
+    assert desk.commands(desk.t.create_order) == []
+    (update,) = desk.commands(desk.t.update_deal)
+    assert update.payload.crm_record_id == "deal-q1"
+    assert update.payload.status == "REJECTED"
+    assert update.payload.status_reason == "rejected by alice: margin below floor"
+    outcomes = [a["outcome"] for a in desk.audit()]
+    assert outcomes[0].startswith("rejected")
+    assert outcomes[1] == "refused: case already rejected"
+    assert desk.case("policy").status == "rejected"
+
+
+def test_a_new_revision_within_the_limits_is_ordered_without_a_person() -> None:
+    desk = held()
+    desk.send(desk.t.quote, quote_event("q1", "a", revision=2))
+    (order,) = desk.commands(desk.t.create_order)
+    assert order.payload.quote_revision == 2
+
+
+def test_a_new_customers_first_order_above_its_limit_is_held_and_the_next_is_not() -> None:
+    desk = Desk()
+    desk.send(desk.t.account, account_event("a"))
+    big = {"total": Decimal("60000"), "subtotal": Decimal("60000")}
+    desk.send(desk.t.quote, quote_event("q1", "a", **big))
+    assert desk.case("policy").context.details["breaches"][0]["limit"] == "first_order_total"
+    desk.decide(desk.case("policy"), "approve")
+    desk.send(desk.t.quote, quote_event("q2", "a", **big))
+    assert [c.payload.quote_id for c in desk.commands(desk.t.create_order)] == ["q1", "q2"]
+
+
+def test_credit_hold_becomes_a_finance_case_and_approval_orders_despite_the_hold() -> None:
+    desk = Desk()
+    desk.send(desk.t.account, account_event("a", **{**HOLD}))
+    desk.send(desk.t.quote, quote_event("q1", "a"))
+    assert len(desk.dead) == 1  # the dead letter stays: engineers keep their trail
+    case = desk.case("credit_hold")
+    assert case.team == "finance"
+    desk.decide(case, "approve")
+    (order,) = desk.commands(desk.t.create_order)
+    assert order.payload.quote_id == "q1"
+
+
+HOLD = {
+    "erp_customer_number": "C-a", "currency": "EUR", "payment_terms": "NET30",
+    "credit_hold": True,
+}  # fmt: skip
+
+
+def test_validation_failure_is_routed_by_its_reason() -> None:
+    desk = Desk()
+    desk.send(desk.t.account, account_event("a"))
+    desk.send(desk.t.quote, quote_event("q1", "a", currency="USD"))
+    case = desk.case("validation")
+    assert case.team == "finance"  # QUOTE_CURRENCY_MISMATCH is routed to finance
+    assert case.context.details["codes"] == ["QUOTE_CURRENCY_MISMATCH"]
+
+
+def test_a_vague_match_is_a_case_its_quote_waits_and_approval_links_and_releases_it() -> None:
+    desk = Desk()
+    desk.send(desk.t.account, account_event("crm-i", "crm", crm_record_id="co-8", name="Initech"))
+    desk.send(desk.t.quote, quote_event("q1", "crm-i"))
+    desk.send(desk.t.account, account_event(
+        "erp-i", "erp", version=2, erp_customer_number="C-88", legal_name="Initech Ltd",
+        currency="EUR", payment_terms="NET30", credit_hold=False,
+    ))  # fmt: skip
+    case = desk.case("account_match")
+    assert (case.team, case.account_id, case.quote_id) == ("sales-ops", "crm-i", "q1")
+    assert case.context.match is not None
+    assert [c.account_id for c in case.context.match.candidates] == ["crm-i"]
+    desk.tick(GRACE + 10)  # the quote waits for the person, not for its grace
+    assert desk.dead == []
+    assert desk.commands(desk.t.create_order) == []
+    desk.decide(case, "approve", by="sam")
+    desk.decide(case, "link", by="sam", target="crm-i")  # the other button, same meaning
+    (order,) = desk.commands(desk.t.create_order)
+    assert order.payload.erp_customer_number == "C-88"
+    assert desk.case("account_match").status == "linked"
+    assert next(a["details"]["by"] for a in desk.audit()) == "sam"
+    assert desk.audit()[0]["correlation_id"] == "q1"
+
+
+def test_these_are_different_lets_the_quote_time_out_into_its_own_case() -> None:
+    desk = Desk()
+    desk.send(desk.t.account, account_event("crm-i", "crm", crm_record_id="co-8", name="Initech"))
+    desk.send(desk.t.account, account_event(
+        "erp-i", "erp", version=2, erp_customer_number="C-88", legal_name="Initech Ltd",
+    ))  # fmt: skip
+    desk.send(desk.t.quote, quote_event("q1", "crm-i"))
+    desk.decide(desk.case("account_match"), "distinct")
+    desk.tick(GRACE + 10)
+    assert len(desk.dead) == 1
+    timeout = desk.case("parked_timeout")
+    assert (timeout.team, timeout.quote_id) == ("integration", "q1")
+    assert desk.case("account_match").status == "distinct"
+
+
+def test_a_case_past_its_sla_is_escalated_counted_and_reported() -> None:
+    desk = held()
+    case = desk.case("policy")
+    desk.tick(1)
+    assert desk.metric("interlock_review_cases_open", team="finance", severity=case.severity) == 1
+    desk.tick(POLICY.sla_for(case.severity))
+    up = desk.case("policy")
+    assert (up.status, up.severity) == ("escalated", POLICY.escalated(case.severity))
+    assert desk.metric("interlock_review_sla_breaches_total", team="finance", kind="policy") == 1
+    assert desk.metric("interlock_review_oldest_case_age_seconds", team="finance") > 0
+    desk.decide(up, "approve")
+    desk.tick(1)
+    assert desk.metric("interlock_review_cases_open", team="finance", severity=up.severity) == 0
+
+
+def test_a_malformed_decision_is_dead_lettered_and_an_unknown_case_is_audited() -> None:
+    desk = held()
+    desk.send_raw(desk.t.decisions, b"a", b"{not json")
+    ((raw, error),) = desk.dead
+    assert (raw.topic, raw.value) == (desk.t.decisions, b"{not json")
+    assert str(error).startswith("decision record is not JSON")
+    assert getattr(error, "reason", None) == "DECODE_FAILED"
+    other = desk.case("policy").model_copy(update={"case_id": "nope"})
+    desk.decide(other, "approve")
+    (audit,) = desk.audit()
+    assert audit["outcome"].startswith("refused: unknown case")
+    assert desk.commands(desk.t.create_order) == []
+
+
+def test_the_trace_shows_the_case_and_the_decision_with_the_operators_name() -> None:
+    desk = held()
+    base = int(desk.now * 1000)
+    before = [
+        Record(t, base, k, v, tuple(h or ())) for t, k, v, h in desk.records if t == desk.t.audit
+    ]
+    status = waiting(journey(before, "q1", desk.t.audit, decode), GRACE)
+    assert status is not None
+    assert "a case for a person" in status
+    desk.now += 60
+    desk.decide(desk.case("policy"), "approve", by="alice")
+    records = [
+        Record(t, base, k, v, tuple(h or ())) for t, k, v, h in desk.records if t == desk.t.audit
+    ]
+    hops = journey(records, "q1", desk.t.audit, decode)
+    approved = [h for h in hops if h.what == "decision: case_approve"]
+    assert len(approved) == 1
+    assert '"by": "alice"' in approved[0].detail
+    assert waiting(hops, GRACE) is None  # the order went on: nothing waits
