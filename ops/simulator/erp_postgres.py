@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from ops.simulator.actions import ChangeAction
 __all__ = ["ERP_SCHEMA_SQL", "ErpTables"]
 
 log = logging.getLogger(__name__)
+RECONNECT_S = 60.0
+"""How long a change waits for the ERP database to come back (a restart takes seconds)."""
 ERP_SCHEMA_SQL = Path(__file__).resolve().parents[2] / "connectors" / "sql" / "erp_schema.sql"
 """The sample ERP schema the tables follow (``ops`` reads the file; it imports no connector)."""
 
@@ -39,6 +42,7 @@ class ErpTables:
     """
 
     def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
         self._conn = psycopg.connect(dsn, autocommit=True)
         self._lock = threading.Lock()
         self._columns = self._describe()
@@ -68,8 +72,33 @@ class ErpTables:
         if statement is None:
             return
         with self._lock:
-            self._conn.execute(statement, params)
+            self._execute(statement, params)
             self.applied += 1
+
+    def _execute(self, statement: sql.Composed, params: list[Any]) -> None:
+        """Run one statement, reconnecting while the database restarts (as an ERP application
+        would): a connection that breaks mid-statement may have applied it, so an insert that
+        then finds its row is taken as done; updates and deletes by key repeat harmlessly."""
+        deadline = time.monotonic() + RECONNECT_S
+        retried = False
+        while True:
+            try:
+                self._conn.execute(statement, params)
+                return
+            except psycopg.errors.UniqueViolation:
+                if retried:
+                    return
+                raise
+            except psycopg.OperationalError as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                log.warning("ERP database unavailable (%s); reconnecting", exc)
+                time.sleep(0.5)
+                try:
+                    self._conn = psycopg.connect(self._dsn, autocommit=True)
+                except psycopg.OperationalError:
+                    continue
+                retried = True
 
     def statement(self, change: ChangeAction) -> tuple[sql.Composed | None, list[Any]]:
         """The SQL of ``change`` and its parameters (None: an update that changes nothing)."""
