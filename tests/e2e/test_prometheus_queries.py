@@ -142,6 +142,11 @@ class Load:
         m.unknown_tables.labels("public.audit_log").inc(rng.randint(0, 1))
         m.reconciliation_drift.labels("RECON_ORDER_MISSING").set(rng.randint(0, 3))
         m.reconciliation_findings.labels("RECON_ORDER_MISSING", "opened").inc(rng.randint(0, 2))
+        m.review_cases_open.labels("finance", "high").set(rng.randint(1, 5))
+        m.review_oldest_case_age.labels("finance").set(rng.uniform(60, 7200))
+        m.review_cases_opened.labels("policy", "finance").inc(rng.randint(0, 2))
+        m.review_sla_breaches.labels("finance", "policy").inc(rng.randint(0, 1))
+        m.review_decisions.labels("approve", "applied").inc(rng.randint(0, 2))
 
     def _run(self) -> None:
         while not self.stop.wait(0.25):

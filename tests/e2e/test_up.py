@@ -208,38 +208,6 @@ def _kill_child(up: subprocess.Popen[str], subcommand: str) -> int:
     return pid
 
 
-def test_the_worker_and_the_sinks_killed_mid_run_are_restarted_and_nothing_is_lost_or_doubled(
-    tmp_path: Path,
-) -> None:
-    """SIGKILL of the Faust worker, then of the sinks, under load: ``up`` restarts each one
-    after its backoff, says so, and ``--check`` finds every invariant intact."""
-    proc, output = start_up(
-        tmp_path, "--simulate", "40", "--for", "25", "--check", "--seed", "7", env=FREE_PORTS
-    )
-    try:
-        up_metrics = re.search(r"│ metrics\s+│ (http://\S+/metrics)", output)
-        worker_metrics = re.search(r"worker metrics\s+│ (http://\S+/metrics)", output)
-        assert up_metrics is not None, output
-        assert worker_metrics is not None, output
-        _wait_for_orders(worker_metrics.group(1), at_least=20)  # under load, orders in flight
-        _kill_child(proc, "worker")
-        _restarts(up_metrics.group(1), "worker", 1)
-        _wait_for_orders(worker_metrics.group(1), at_least=5)  # the new worker makes orders
-        _kill_child(proc, "sinks")
-        _restarts(up_metrics.group(1), "sinks", 1)
-        rest, _ = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = output + rest
-    for name in ("worker", "sinks"):
-        assert f"{name} killed by SIGKILL; restart 1 in 1.0 s; log " in out, out
-        assert re.search(rf"{name} restarted \(pid \d+, restart 1\)", out), out
-    assert "messages behind" not in out, out
-    assert proc.returncode == 0, out
-    assert_every_invariant_holds(out)
-
-
 def test_a_crash_loop_stops_the_stack_without_checking_a_partial_run(tmp_path: Path) -> None:
     """One restart allowed: the sinks killed twice are a crash loop; ``up`` stops the stack,
     says why, does not run ``--check`` on what is left, and exits 1."""

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -49,7 +50,10 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
 
 def wait_for_text(driver: WebDriver, text: str, timeout: float = 20.0) -> None:
     """Wait until the page's visible text contains ``text``."""
-    WebDriverWait(driver, timeout, poll_frequency=0.05).until(
+    # a page being replaced (a POST's redirect) makes the old body stale: look again
+    WebDriverWait(
+        driver, timeout, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(
         lambda d: text in d.find_element(By.TAG_NAME, "body").text,
         message=f"{text!r} never showed on {driver.current_url}",
     )
