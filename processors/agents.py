@@ -33,7 +33,13 @@ from processors.app import InterlockApp
 from processors.expiry import ExpiryIndex, rocksdb_partition_keys
 from processors.output import Codecs, Output
 from processors.pipeline import Pipeline, PipelineConfig
-from processors.state import ChangelogCheckpoints, make_tables, store_options, uses_rocksdb
+from processors.state import (
+    ChangelogCheckpoints,
+    in_partition,
+    make_tables,
+    store_options,
+    uses_rocksdb,
+)
 from processors.topics import ProcessorTopics
 
 __all__ = ["raw_record", "register_agents"]
@@ -132,6 +138,7 @@ def register_agents(
         expiry=None
         if tables.expiry is None
         else ExpiryIndex(tables.expiry, rocksdb_partition_keys(tables.expiry)),
+        in_partition=in_partition,
     )
     raw_topic: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     # decisions are keyed by account like the canonical topics: one stream, the case's partition

@@ -8,6 +8,7 @@ each other through it (what one flow needs of another is handed to it as a calla
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,6 +65,8 @@ class FlowContext(Protocol):
     clock: Callable[[], float]
     decode: Callable[[bytes], Envelope]
     emit: Emit
+    in_partition: Callable[[int], AbstractContextManager[None]]
+    """Run a block in another partition's tables (``processors.pipeline.InPartition``)."""
 
     def audit(self, decision: Decision, event: Envelope | None, **kwargs: Any) -> None: ...
 

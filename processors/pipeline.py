@@ -8,7 +8,8 @@ so the Faust agents stay thin and a plain confluent-kafka loop can run the very 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import orjson
@@ -48,7 +49,7 @@ from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
 from processors.reconcile import Reconciler
 from processors.review import ReviewDesk
-from processors.state import InFlight, Tables
+from processors.state import InFlight, Tables, read_any_partition
 
 __all__ = ["READBACK_HEADER", "DeadLetter", "Emit", "Pipeline", "PipelineConfig"]
 
@@ -61,6 +62,15 @@ by anything else) are decoded."""
 
 DeadLetter = Callable[[RawRecord, BaseException], None]
 Encode = Callable[[Envelope, str], bytes]
+InPartition = Callable[[int], AbstractContextManager[None]]
+"""Run a block as if handling an event of partition ``p``: its table reads and writes (and their
+changelog records) go to that partition. The Faust worker switches its current event; a plain
+mapping has no partitions, so elsewhere it does nothing."""
+
+
+@contextmanager
+def _no_partitions(partition: int) -> Iterator[None]:
+    yield
 
 
 class Pipeline:
@@ -79,8 +89,10 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         known_product: Callable[[str], bool] | None = None,
         expiry: ExpiryIndex | None = None,
+        in_partition: InPartition = _no_partitions,
     ) -> None:
         self.config = config
+        self.in_partition = in_partition
         self.topics = config.topics
         self.tables = tables
         self.inflight = InFlight()
@@ -267,7 +279,15 @@ class Pipeline:
     def on_erp_change(
         self, event: OrderEvent | ShipmentEvent | InvoiceEvent, raw: RawRecord
     ) -> None:
-        """Correlate an ERP order/shipment/invoice change to its quote; write the deal back."""
+        """Correlate an ERP order/shipment/invoice change to its quote; write the deal back.
+
+        ERP changes are keyed by the ERP customer's account id, the quote's state by the CRM
+        account's: the two are in different partitions unless they happen to hash alike. The
+        quote is found in any partition this worker holds, and the write-back then runs in the
+        quote's own partition (its *home*), so every table entry of a quote lives in one
+        partition whatever the store. Only the event id is marked seen in the event's partition,
+        where a redelivery of it arrives.
+        """
         if event.source.system == "crm":
             self._crm_order_change(event, raw)
             return
@@ -279,24 +299,38 @@ class Pipeline:
         quote_id = event.payload.quote_id if isinstance(event, OrderEvent) else None
         order_id = payload.order_id
         number = payload.erp_order_number
-        quote_id = quote_id or (corr.get(f"o:{order_id}") if order_id else None)
-        quote_id = quote_id or (corr.get(f"n:{number}") if number else None)
-        state = self.quotes.order_state(quote_id) if quote_id else None
-        self.reconcile.on_erp_change(event, state, raw.partition)
+        quote_id = quote_id or (read_any_partition(corr, f"o:{order_id}") if order_id else None)
+        quote_id = quote_id or (read_any_partition(corr, f"n:{number}") if number else None)
+        state = self.quotes.order_state(quote_id, anywhere=True) if quote_id else None
+        home = raw.partition if state is None else int(state.get("partition", raw.partition))
+        with self.in_partition(home):
+            self._write_back(event, raw, state, home)
+        self.mark_seen(event.event_id, raw.partition)
+
+    def _write_back(
+        self,
+        event: OrderEvent | ShipmentEvent | InvoiceEvent,
+        raw: RawRecord,
+        state: Mapping[str, Any] | None,
+        home: int,
+    ) -> None:
+        """The deal update an ERP change asks for, in the partition of its quote (``home``)."""
+        self.reconcile.on_erp_change(event, state, home)
         if state is None:
-            self.mark_seen(event.event_id, raw.partition)
             self.audit("ignored", event, details={"why": "no quote correlates with this change"})
             return
+        corr = self.tables.correlation
+        quote_id = str(state["quote_id"])
+        number = event.payload.erp_order_number
         if number:
             corr[f"n:{number}"] = quote_id
             corr[f"q:{quote_id}"] = number
-            self.quotes.release_held(str(quote_id), number)
+            self.quotes.release_held(quote_id, number)
         known_number = corr.get(f"q:{quote_id}")
         command = deal_update(
             event, {**state, "erp_order_number": known_number}, self.config.origin
         )
         if command is None:
-            self.mark_seen(event.event_id, raw.partition)
             self.audit("ignored", event, details={"why": "status not reported to the CRM"})
             return
         deal = command.payload.crm_record_id
@@ -304,7 +338,6 @@ class Pipeline:
         if why is not None:
             # Writing would add nothing (the deal already shows these values) or move the
             # deal back to an older status: either would only make noise in the CRM.
-            self.mark_seen(event.event_id, raw.partition)
             self.duplicate(event, raw, "writeback", f"deal already shows it ({why})")
             return
         self.send_command("update-deal", command)
@@ -353,22 +386,23 @@ class Pipeline:
                 self.reconcile.on_writeback_read_back(command, raw.partition)
             elif command.payload.quote_id:
                 state = order_state_of(command)
-                self._order_read_back(state)
+                self._order_read_back(state, raw.partition)
                 self.reconcile.on_order_read_back(state, promise_of(command), raw.partition)
             cause = command.causation_id
         else:
             state, cause, promise = readback
-            self._order_read_back(state)
+            self._order_read_back(state, raw.partition)
             self.reconcile.on_order_read_back(state, promise, raw.partition)
         if cause:
             self.mark_seen(cause, raw.partition)
             self.inflight.causes.discard(cause)
         self.count(raw.topic, "ok")
 
-    def _order_read_back(self, state: dict[str, Any]) -> None:
+    def _order_read_back(self, state: dict[str, Any], partition: int) -> None:
         qid = str(state["quote_id"])
         current = self.tables.orders.get(qid)
-        self.tables.orders[qid] = fold_order_state(current, state)
+        # the quote's home partition, where an ERP change of its order is handled
+        self.tables.orders[qid] = {**fold_order_state(current, state), "partition": partition}
         self.tables.correlation[f"o:{state['order_id']}"] = qid
         self.quotes.unpark(qid, str(state["account_id"]))
         pending = self.inflight.orders.get(qid)

@@ -32,6 +32,7 @@ from processors.domain.quotes import (
 from processors.flow import FlowContext
 from processors.rawjson import raw_from_json, raw_to_json
 from processors.review import OVERRIDE_HEADER, ReviewDesk
+from processors.state import read_any_partition
 
 __all__ = ["PARKED_KIND", "QuoteFlow"]
 
@@ -60,10 +61,16 @@ class QuoteFlow:
         self.review = review
         self._gauge = context.metrics.parked_joins.labels(PARKED_KIND)
 
-    def order_state(self, quote_id: str) -> Mapping[str, Any] | None:
-        """What was ordered for a quote: in-flight command first, else the durable state."""
+    def order_state(self, quote_id: str, anywhere: bool = False) -> Mapping[str, Any] | None:
+        """What was ordered for a quote: in-flight command first, else the durable state.
+
+        ``anywhere``: read the durable state from any partition (an ERP change arrives in
+        another partition than its quote); else from the current event's."""
         pending = self.p.inflight.orders.get(quote_id)
-        return pending if pending is not None else self.p.tables.orders.get(quote_id)
+        if pending is not None:
+            return pending
+        orders = self.p.tables.orders
+        return read_any_partition(orders, quote_id) if anywhere else orders.get(quote_id)
 
     def on_quote(self, event: QuoteEvent, raw: RawRecord) -> None:
         p = self.p
@@ -140,9 +147,10 @@ class QuoteFlow:
             if creating and account and not account.get("ordered"):
                 # a customer's first order has its own limit: the next ones are not first
                 p.tables.accounts[quote.account_id] = {**account, "ordered": True}
-            p.inflight.orders[quote.quote_id] = fold_order_state(
-                self.order_state(quote.quote_id), decision.command
-            )
+            p.inflight.orders[quote.quote_id] = {
+                **fold_order_state(self.order_state(quote.quote_id), decision.command),
+                "partition": raw.partition,
+            }
         elif action in ("duplicate", "stale"):
             p.duplicate(event, raw, "quote", f"quote_id+revision ({action})")
             self.unpark(quote.quote_id, quote.account_id)

@@ -34,6 +34,7 @@ from processors.domain.reconcile import (
     writeback_repair,
 )
 from processors.flow import FlowContext
+from processors.state import read_any_partition
 
 __all__ = ["Reconciler"]
 
@@ -114,10 +115,13 @@ class Reconciler:
         key = f"q:{quote['quote_id']}"
         entry = dict(self.ledger.get(key) or _bare_state(quote, partition))
         if number:
-            orphan = self.ledger.get(f"n:{number}")
+            # an orphan is kept where its ERP change arrived, not always the quote's partition
+            orphan = read_any_partition(self.ledger, f"n:{number}")
             if orphan is not None:
                 entry = merge_orphan(entry, orphan)
-                self._forget(f"n:{number}", orphan, partition)
+                where = int(orphan.get("partition", partition))
+                with self.p.in_partition(where):
+                    self._forget(f"n:{number}", orphan, where)
         entry["erp"] = fold_erp(entry.get("erp"), facts, now)
         entry["updated_at"] = now
         self._settle(key, entry, partition)

@@ -33,7 +33,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,6 +54,7 @@ __all__ = [
     "InFlight",
     "ProducedTable",
     "Tables",
+    "in_partition",
     "keep_tables_after_clean_stop",
     "make_tables",
     "read_any_partition",
@@ -143,6 +146,45 @@ def read_any_partition(table: Any, key: str) -> Any:
     token = _current_event.set(None)
     try:
         return table.get(key)
+    finally:
+        _current_event.reset(token)
+
+
+class _PartitionMessage:
+    """What Faust's tables read of the current event's message: its topic and partition."""
+
+    __slots__ = ("partition", "topic")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+
+
+class _PartitionEvent:
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _PartitionMessage(topic, partition)
+
+
+@contextmanager
+def in_partition(partition: int) -> Iterator[None]:
+    """Read and write the tables as if handling an event of ``partition`` of the same topic.
+
+    A Faust table keys its store (RocksDB: one database per partition) and its changelog
+    partition by the current event's partition; a handler that must touch state kept in another
+    partition (an ERP change reaching its quote's entries) runs that part inside this block.
+    Outside an event, or already in ``partition``, it changes nothing.
+    """
+    current = _current_event.get(None)
+    event = current() if current is not None else None
+    if event is None or event.message.partition == partition:
+        yield
+        return
+    proxy = _PartitionEvent(event.message.topic, partition)
+    token = _current_event.set(weakref.ref(proxy))  # type: ignore[arg-type]
+    try:
+        yield
     finally:
         _current_event.reset(token)
 

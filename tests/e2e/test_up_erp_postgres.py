@@ -28,10 +28,10 @@ pytestmark = [
 ]
 
 
-def _run(tmp_path: Path, *args: str) -> str:
+def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run a simulated, checked stack on PostgreSQL; returns its whole output (exit 0 asserted)."""
     proc, output = start_up(
-        tmp_path, "--simulate", "40", "--for", "20", "--check", "--erp", "postgres", *args
+        tmp_path, "--simulate", "40", "--for", "20", "--check", "--erp", "postgres", *args, env=env
     )
     try:
         rest, _ = proc.communicate(timeout=240)
@@ -52,7 +52,13 @@ def _run(tmp_path: Path, *args: str) -> str:
 def test_the_built_in_source_carries_a_real_erp_database_with_every_invariant(
     tmp_path: Path,
 ) -> None:
-    out = _run(tmp_path)
+    """As in production: RocksDB tables and three partitions, so an ERP change (keyed by the ERP
+    customer's account id) mostly arrives in another partition than its quote's state (keyed by
+    the CRM account's), and must still be written back to the deal."""
+    env = {"INTERLOCK_PROCESSORS__STORE": "rocksdb://", "INTERLOCK_TOPICS__PARTITIONS": "3"}
+    out = _run(tmp_path, env=env)
+    assert re.search(r"3 partition\(s\) by\s", out), out
+    assert re.search(r"worker tables\s+│ rocksdb://", out), out
     assert re.search(r"ERP change capture +│ built-in source \(cdc-postgres\)", out), out
     stopped = re.search(r"stopped: (.*)", out)
     assert stopped is not None, out
