@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -94,6 +95,11 @@ class CaseStore:
     It assigns itself every partition (no consumer group: each console holds all cases) and
     reads from the beginning. ``caught_up`` turns true once every partition was read up to its
     end as it was when the store started; until then a queue would be incomplete.
+
+    Every open case is held; of the closed ones only the ``closed_kept`` that closed last, so
+    a console that runs for months holds what people work on, not the whole history (an older
+    closed case is still on the topic for ``interlock review show``, and its decision on
+    ``audit.decisions``).
     """
 
     def __init__(
@@ -104,8 +110,12 @@ class CaseStore:
         poll_s: float = 0.2,
         metadata_retry_s: float = 1.0,
         on_dead: Callable[[], None] | None = None,
+        closed_kept: int = 1000,
     ) -> None:
         self._conf = dict(conf)
+        self._closed_kept = closed_kept
+        self._closed: OrderedDict[str, None] = OrderedDict()
+        self.closed_forgotten = 0
         self.topic = topic
         self._poll_s = poll_s
         self._metadata_retry_s = metadata_retry_s
@@ -209,6 +219,21 @@ class CaseStore:
         finally:
             consumer.close()
 
+    def _bound(self, key: bytes | None) -> None:
+        """Track the case ``key`` just changed; forget the closed cases past ``closed_kept``."""
+        if key is None:
+            return
+        case_id = key.decode("utf-8", errors="replace")
+        case = self._cases.get(case_id)
+        self._closed.pop(case_id, None)
+        if case is None or case.is_open:
+            return
+        self._closed[case_id] = None
+        while len(self._closed) > self._closed_kept:
+            oldest, _ = self._closed.popitem(last=False)
+            self._cases.pop(oldest, None)
+            self.closed_forgotten += 1
+
     def _fold(self, messages: list[Any], highs: Mapping[int, int], pending: set[int]) -> None:
         with self._changed:
             for msg in messages:
@@ -223,6 +248,7 @@ class CaseStore:
                     continue
                 self.records += 1
                 apply_record(self._cases, msg.key(), msg.value())
+                self._bound(msg.key())
                 if (msg.offset() or 0) + 1 >= highs.get(partition, 0):
                     pending.discard(partition)
             self._changed.notify_all()

@@ -88,7 +88,11 @@ def serve_console(settings: Settings, host: str, port: int) -> None:
             server.should_exit = True
 
     store = CaseStore(
-        settings.kafka.librdkafka(), cases_topic, poll_s=config.refresh_s, on_dead=store_died
+        settings.kafka.librdkafka(),
+        cases_topic,
+        poll_s=config.refresh_s,
+        on_dead=store_died,
+        closed_kept=config.closed_cases_kept,
     ).start()
     sender = DecisionSender(
         make_producer(settings, **{"message.timeout.ms": timeout_ms, "linger.ms": 0}),
