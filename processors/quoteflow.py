@@ -361,7 +361,10 @@ class QuoteFlow:
         quote = event.payload
         account = p.tables.accounts.get(quote.account_id)
         state = self.order_state(quote.quote_id)
-        if quote.quote_id in p.inflight.orders:
+        pending = p.inflight.orders.get(quote.quote_id)
+        if pending is not None and int(pending["revision"]) >= quote.revision:
+            # this revision's command is on its way; a newer revision approved while an
+            # older one's create is in flight goes on and amends it
             return "already requested"
         decision = decide_quote(event, state, account, self.known_product, p.config.origin)
         headers = None

@@ -471,10 +471,13 @@ def _cases(truth: GroundTruth, recorded: Recorded, observed: Observed) -> list[I
     for call in recorded.crm_calls:
         if call.object_type == "deals" and call.properties.get("status") == REJECTED_STATUS:
             told[call.object_id].add(call.idempotency_key or repr(call))
+    # a deal whose revisions were rejected in several cases is told once per case
+    rejected_of = Counter(c.deal_id for c in rejected if c.deal_id)
     untold = [
-        f"deal {c.deal_id}: {len(told.get(c.deal_id or '', ()))} rejection write-backs"
+        f"deal {c.deal_id}: {len(told.get(c.deal_id or '', ()))} rejection write-backs "
+        f"for {rejected_of[c.deal_id]} rejected case(s)"
         for c in rejected
-        if c.deal_id and len(told.get(c.deal_id, ())) != 1
+        if c.deal_id and len(told.get(c.deal_id, ())) != rejected_of[c.deal_id]
     ]
     status_of = {c.case_id: c.status for c in observed.cases}
     meant: dict[str, tuple[str, ...]] = {
@@ -512,7 +515,7 @@ def _cases(truth: GroundTruth, recorded: Recorded, observed: Observed) -> list[I
         ),
         _result(
             "rejections_written_back_once",
-            "each rejected quote's deal got the rejection (with its reason) exactly once",
+            "each rejected case's deal got the rejection (with its reason) exactly once",
             sum(1 for c in rejected if c.deal_id),
             sum(1 for c in rejected if c.deal_id) - len(untold),
             untold,

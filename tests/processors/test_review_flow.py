@@ -30,7 +30,7 @@ from processors.review import OVERRIDE_HEADER
 from processors.state import Tables
 from processors.topics import ProcessorTopics
 from processors.trace import Record, journey, waiting
-from tests.processors.events import account_event, quote_event
+from tests.processors.events import account_event, erp_order_event, quote_event
 
 pytestmark = pytest.mark.unit
 
@@ -73,10 +73,12 @@ class Desk:
         self.pipeline.handle(raw)
         self.read_back()
 
-    def send_raw(self, topic: str, key: bytes, value: bytes) -> None:
+    def send_raw(self, topic: str, key: bytes, value: bytes, read_back: bool = True) -> None:
+        """Handle one record; then read back its commands, unless they are still in flight."""
         self._offset += 1
         self.pipeline.handle(RawRecord(topic, 0, self._offset, key, value, ()))
-        self.read_back()
+        if read_back:
+            self.read_back()
 
     def read_back(self) -> None:
         while self._read < len(self.records):
@@ -94,9 +96,11 @@ class Desk:
         self.pipeline.on_tick(0, sweep=False)
         self.read_back()
 
-    def decide(self, case: Case, action: str, by: str = "alice", **kwargs: str) -> None:
+    def decide(
+        self, case: Case, action: str, by: str = "alice", read_back: bool = True, **kwargs: str
+    ) -> None:
         key, value = encode_decision(decision_for(case, action, by, self.now, **kwargs))
-        self.send_raw(self.t.decisions, key, value)
+        self.send_raw(self.t.decisions, key, value, read_back)
 
     def cases(self) -> dict[str, Case]:
         """The latest state of every case, as the compacted topic keeps it."""
@@ -193,6 +197,29 @@ def test_reject_writes_the_reason_to_the_deal_and_no_order_ever_comes() -> None:
     assert outcomes[0].startswith("rejected")
     assert outcomes[1] == "refused: case already rejected"
     assert desk.case("policy").status == "rejected"
+
+
+def test_a_later_revision_approved_while_the_first_create_is_in_flight_amends_it() -> None:
+    desk = held()
+    desk.send(desk.t.quote, over_discount(revision=2))
+    first, second = sorted(
+        (c for c in desk.cases().values() if c.kind == "policy"),
+        key=lambda c: c.context.quote.revision if c.context.quote else 0,
+    )
+    # both approved before the first approval's create-order is read back
+    desk.decide(first, "approve", read_back=False)
+    desk.decide(second, "approve", read_back=False)
+    desk.read_back()
+    (create,) = desk.commands(desk.t.create_order)
+    assert create.payload.quote_revision == 1
+    outcomes = [a["outcome"] for a in desk.audit()]
+    assert outcomes[1] == "approved; order created with the override: amend", outcomes
+    # the amend waits for the ERP order's number, then goes out at revision 2
+    assert desk.commands(desk.t.amend_order) == []
+    order = erp_order_event(create.payload.order_id, "a", "q1", status="REQUESTED")
+    desk.send(desk.t.order, order)
+    (amend,) = desk.commands(desk.t.amend_order)
+    assert (amend.payload.quote_revision, amend.payload.erp_order_number) == (2, "SO-1")
 
 
 def test_a_new_revision_within_the_limits_is_ordered_without_a_person() -> None:

@@ -122,3 +122,18 @@ def test_a_revision_rejected_after_the_ordered_one_is_neither_missing_nor_unexpe
     rec.crm_calls.append(CrmCall("PATCH", "deals", "102", {"status": "REJECTED"}, "r5"))
     observed = replace(observed, cases=[*observed.cases, rev2])
     assert _failed(truth, rec, observed) == []
+
+
+def test_two_rejected_revisions_of_one_deal_are_told_twice_and_a_third_time_fails() -> None:
+    truth, rec, observed = _run()
+    again = CaseSeen(
+        "c3b", "policy", "rejected", "POLICY_LIMIT_EXCEEDED", "finance", "q3", "103", 2
+    )
+    observed = replace(observed, cases=[*observed.cases, again])
+    told = CrmCall("PATCH", "deals", "103", {"status": "REJECTED", "status_reason": "no"}, "r3b")
+    assert _failed(truth, rec, observed) == ["rejections_written_back_once"]
+    rec = replace(rec, crm_calls=[*rec.crm_calls, told])
+    assert _failed(truth, rec, observed) == []
+    thrice = CrmCall("PATCH", "deals", "103", {"status": "REJECTED", "status_reason": "x"}, "r3c")
+    rec = replace(rec, crm_calls=[*rec.crm_calls, thrice])
+    assert _failed(truth, rec, observed) == ["rejections_written_back_once"]
