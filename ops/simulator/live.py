@@ -229,10 +229,17 @@ def _parked(n: float, longest_s: float, grace_s: float | None) -> str:
     return f"{n:,.0f} (longest {longest_s:.0f} s{left} before it is dead-lettered)"
 
 
+LAG_NOISE_MSGS = 100.0
+"""Lag rises and falls by batches of this order on a stack that keeps up; a rise over the
+trend window smaller than it (or than a quarter of the window's median) is noise, not a trend."""
+
+
 def lag_grew(
     points: Sequence[tuple[float, float]], window_s: float = TREND_WINDOW_S
 ) -> bool | None:
-    """Whether lag grew over the last ``window_s`` (least-squares slope > 0 and end > start).
+    """Whether lag grew over the last ``window_s``: the least-squares line rises over the window
+    by more than :data:`LAG_NOISE_MSGS` and a quarter of the median lag, and it ends higher
+    than it started.
 
     None when the samples do not span at least half the window.
     """
@@ -247,7 +254,9 @@ def lag_grew(
     mean_v = sum(v for _, v in recent) / n
     var = sum((t - mean_t) ** 2 for t, _ in recent)
     slope = sum((t - mean_t) * (v - mean_v) for t, v in recent) / var if var else 0.0
-    return slope > 0 and recent[-1][1] > recent[0][1]
+    rise = slope * (recent[-1][0] - recent[0][0])
+    median = sorted(v for _, v in recent)[n // 2]
+    return rise > max(LAG_NOISE_MSGS, median / 4) and recent[-1][1] > recent[0][1]
 
 
 LATENCY_TARGET_S = 1.0

@@ -76,9 +76,15 @@ def test_lag_trend_over_the_last_200_seconds() -> None:
     growing = [(t, 10.0 + t) for t in range(0, 300, 10)]
     shrinking_at_end = [(t, 500.0 if t < 100 else 400.0 - t) for t in range(0, 300, 10)]
     flat = [(t, 50.0) for t in range(0, 300, 10)]
+    # a stack that keeps up: lag jumps between 0 and a few hundred messages as batches come
+    noisy = [(t, float((t * 37) % 300)) for t in range(0, 300, 5)]
+    noisy[-1] = (noisy[-1][0], 299.0)
+    high_but_steady = [(t, 5_000.0 + (t % 20) * 10) for t in range(0, 300, 10)]
     assert lag_grew(growing) is True
     assert lag_grew(shrinking_at_end) is False
     assert lag_grew(flat) is False
+    assert lag_grew(noisy) is False
+    assert lag_grew(high_but_steady) is False
     assert lag_grew([(0, 1.0), (10, 2.0), (20, 3.0)]) is None
 
 
@@ -88,14 +94,14 @@ def test_summary_counts_latency_and_trend() -> None:
     for step in range(25):
         inst.events_consumed.labels("p", "t", "ok").inc(10)
         inst.handoff_latency_seconds.labels("status_to_crm").observe(0.04)
-        lag.labels("g", "t", "0").set(step * 3)
+        lag.labels("g", "t", "0").set(step * 30)
         snaps.append(
             take_snapshot(parse_samples(generate_latest(registry).decode()), at=step * 10.0)
         )
     summary = summarize(snaps)
     assert summary.consumed == 250
     assert summary.lag_growing is True
-    assert summary.final_lag == 72
+    assert summary.final_lag == 720
     p50, _ = summary.latency["status_to_crm"]
     assert p50 is not None
     assert 0.025 < p50 <= 0.05
