@@ -533,7 +533,7 @@ class ConsoleSettings(BaseModel):
         default=5.0, gt=0, description="Wait for Kafka to acknowledge a decision before a 503."
     )
     closed_cases_kept: int = Field(
-        default=1000,
+        default=500,
         ge=10,
         description="Closed cases the console holds (those closed last); every open case is"
         " held. Older closed cases stay on review.cases (`interlock review show`).",

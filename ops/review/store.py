@@ -110,7 +110,7 @@ class CaseStore:
         poll_s: float = 0.2,
         metadata_retry_s: float = 1.0,
         on_dead: Callable[[], None] | None = None,
-        closed_kept: int = 1000,
+        closed_kept: int = 500,
     ) -> None:
         self._conf = dict(conf)
         self._closed_kept = closed_kept
