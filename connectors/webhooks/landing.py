@@ -10,8 +10,10 @@ the company it is about, so that one company's requests keep their order), with 
 headers; signatures are never kept) and the receipt time as its timestamp.
 
 Self-healing: an idempotent producer can fail fatally (librdkafka raises e.g. PRODUCER_FENCED
-from ``poll``; every later ``produce`` fails with ``_FATAL``). The poll thread then replaces it
-with a new producer, so the next webhook lands again; if new producers keep failing
+from ``poll``; every later ``produce`` fails with ``_FATAL``), or the broker answers each of its
+records with PRODUCER_FENCED or an invalid epoch without librdkafka calling it fatal. The poll
+thread then replaces it with a new producer, so the next webhook lands again (the refused one is
+produced once more on it); if new producers keep failing
 (``recreate_limit`` in a row without a delivery in between) the service is declared dead
 (:class:`~connectors.webhooks.health.ServiceHealth`) and the process exits non-zero. Readiness
 (``/readyz``) is a metadata request to the broker every ``probe_interval_s``: the producer is
@@ -100,8 +102,31 @@ class RawRequest:
     received_at_ms: int
 
 
+_BROKEN_PRODUCER = frozenset(
+    (
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.INVALID_PRODUCER_ID_MAPPING,
+        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+    )
+)
+"""Broker answers that this producer's id or epoch is no longer valid. librdkafka does not
+always flag them fatal: after a long broker stall Tansu answers every produce of the old
+idempotent producer with PRODUCER_FENCED as a plain delivery error, for good. No retry of the
+same producer can land a record again, so they are handled like a fatal error."""
+
+
+class _ProducerBrokenError(Exception):
+    """The broker refused a record because its producer is no longer valid: not written."""
+
+    def __init__(self, err: KafkaError, generation: int) -> None:
+        super().__init__(err.str())
+        self.err = err
+        self.generation = generation
+
+
 def _is_fatal(err: KafkaError) -> bool:
-    return bool(err.fatal()) or err.code() == KafkaError._FATAL
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL or err.code() in _BROKEN_PRODUCER
 
 
 class Landing:
@@ -285,10 +310,33 @@ class Landing:
     async def land(self, request: RawRequest) -> None:
         """Produce ``request`` and return once the broker acknowledged it (acks=all).
 
+        A record the broker refused because its producer is no longer valid (fenced, a stale
+        epoch) was not written: it is produced once more on the producer that replaces it,
+        within the same delivery timeout, so the sender is not failed for the producer's sake.
+
         Raises:
             BrokerUnavailableError: not acknowledged within the delivery timeout.
             RecordTooLargeError: larger than the producer or the broker takes.
         """
+        deadline = time.monotonic() + self._timeout_s
+        try:
+            await self._land_once(request, retry_broken=True)
+        except _ProducerBrokenError as exc:
+            if not await self._replaced(exc.generation, deadline):
+                raise BrokerUnavailableError(
+                    f"raw landing failed: {exc.err}; the producer is being replaced", landed="no"
+                ) from None
+            await self._land_once(request, retry_broken=False)
+
+    async def _replaced(self, generation: int, deadline: float) -> bool:
+        """Wait until the producer of ``generation`` is replaced; False: not before ``deadline``."""
+        while self._generation == generation:
+            if self._stop.is_set() or time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def _land_once(self, request: RawRequest, *, retry_broken: bool) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         generation, producer = self._generation, self._producer
@@ -306,6 +354,8 @@ class Landing:
                     future.set_result(None)
                 elif err.code() in _TOO_LARGE:
                     future.set_exception(RecordTooLargeError(f"raw record refused: {err.str()}"))
+                elif retry_broken and err.code() in _BROKEN_PRODUCER:
+                    future.set_exception(_ProducerBrokenError(err, generation))
                 else:
                     landed: Landed = "no" if err.code() in _NEVER_SENT else "unknown"
                     future.set_exception(
