@@ -7,21 +7,14 @@ ledger follows, and findings open and resolve on ``audit.reconciliation`` exactl
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from typing import Any
 
 import pytest
 
-from contracts import decode, encode
+from contracts import encode
 from contracts.models import OrderEvent
 from contracts.ownership import load_ownership
-from interlock.deadletter import RawRecord
-from interlock.instruments import Instruments
-from interlock.metrics import new_registry
-from interlock.settings import Settings
-from processors.output import Codecs
-from processors.pipeline import Pipeline, PipelineConfig
-from processors.state import Tables
+from processors.pipeline import PipelineConfig
 from processors.topics import ProcessorTopics
 from tests.processors.events import (
     account_event,
@@ -29,68 +22,32 @@ from tests.processors.events import (
     quote_event,
     shipment_event,
 )
+from tests.processors.harness import PipelineHarness
 
 pytestmark = pytest.mark.unit
 
 ORDER_SLA, WRITEBACK_SLA, INTERVAL = 60.0, 30.0, 5.0
-TABLES = [f.name for f in fields(Tables) if f.name != "expiry"]
 
 
-class Harness:
-    """A pipeline on dict tables whose commands are read back like the worker's."""
+class Harness(PipelineHarness):
+    """The pipeline with reconciliation on short SLAs."""
 
     def __init__(self) -> None:
-        self.now = 1_000.0
-        self.records: list[tuple[str, bytes | None, bytes, Any]] = []
-        self.registry = new_registry()
-        codecs = Codecs(Settings(_env_file=None))
-        config = PipelineConfig(
-            ProcessorTopics("t."), load_ownership(), 300.0, 3600.0, 0.85,
-            reconcile_order_sla_s=ORDER_SLA, reconcile_writeback_sla_s=WRITEBACK_SLA,
-            reconcile_interval_s=INTERVAL,
-        )  # fmt: skip
-        self.pipeline = Pipeline(
-            config,
-            Tables(**{name: {} for name in TABLES}),
-            decode=codecs.decode,
-            encode=codecs.encode,
-            emit=lambda topic, key, value, headers=None: self.records.append(
-                (topic, key, value, headers)
-            ),
-            dead_letter=lambda raw, exc: None,
-            instruments=Instruments(self.registry, "test"),
-            clock=lambda: self.now,
+        super().__init__(
+            PipelineConfig(
+                ProcessorTopics("t."),
+                load_ownership(),
+                300.0,
+                3600.0,
+                0.85,
+                reconcile_order_sla_s=ORDER_SLA,
+                reconcile_writeback_sla_s=WRITEBACK_SLA,
+                reconcile_interval_s=INTERVAL,
+            )
         )
-        self.topics = self.pipeline.topics
-        self._read = 0
-        self._offset = 0
-
-    def send(self, topic: str, event: Any) -> None:
-        self._offset += 1
-        raw = RawRecord(topic, 0, self._offset, b"a", encode(event), ())
-        self.pipeline.handle(raw)
-        self.read_back()
-
-    def read_back(self) -> None:
-        """Read every command produced so far back, as the commands agent does."""
-        while self._read < len(self.records):
-            topic, key, value, headers = self.records[self._read]
-            self._read += 1
-            if topic in self.topics.commands():
-                self._offset += 1
-                raw = RawRecord(topic, 0, self._offset, key, value, tuple(headers or ()))
-                self.pipeline.on_command(raw)
-
-    def tick(self, after: float) -> None:
-        self.now += after
-        self.pipeline.on_tick(0, sweep=False)
-        self.read_back()
 
     def findings(self) -> list[dict[str, Any]]:
         return [json.loads(v) for t, _, v, _ in self.records if t == self.topics.reconciliation]
-
-    def commands(self, topic: str) -> list[OrderEvent]:
-        return [decode(v) for t, _, v, _ in self.records if t == topic]  # type: ignore[misc]
 
     def drift(self, kind: str) -> float | None:
         return self.registry.get_sample_value("interlock_reconciliation_drift", {"kind": kind})

@@ -8,93 +8,38 @@ retries and replays; every one is on ``audit.decisions``.
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
 import orjson
 import pytest
 
-from contracts import decode, encode
-from contracts.models import OrderEvent
+from contracts import decode
 from contracts.ownership import load_ownership
 from contracts.policy import load_policy
 from contracts.review import Case, decision_for, decode_case, encode_decision
-from interlock.deadletter import RawRecord
-from interlock.instruments import Instruments
-from interlock.metrics import new_registry
-from interlock.settings import Settings
-from processors.output import Codecs
-from processors.pipeline import Pipeline, PipelineConfig
+from processors.pipeline import PipelineConfig
 from processors.review import OVERRIDE_HEADER
-from processors.state import Tables
 from processors.topics import ProcessorTopics
 from processors.trace import Record, journey, waiting
 from tests.processors.events import account_event, erp_order_event, quote_event
+from tests.processors.harness import PipelineHarness
 
 pytestmark = pytest.mark.unit
 
-TABLES = [f.name for f in fields(Tables) if f.name != "expiry"]
 POLICY = load_policy()
 GRACE = 300.0
 
 
-class Desk:
-    """A pipeline with the desk on dict tables; commands are read back like the worker's."""
+class Desk(PipelineHarness):
+    """The pipeline with the exception desk; decisions arrive on ``review.decisions``."""
 
     def __init__(self) -> None:
-        self.now = 1_000.0
-        self.records: list[tuple[str, bytes | None, bytes, Any]] = []
-        self.dead: list[tuple[RawRecord, BaseException]] = []
-        self.registry = new_registry()
-        codecs = Codecs(Settings(_env_file=None))
-        config = PipelineConfig(
-            ProcessorTopics("t."), load_ownership(), GRACE, 3600.0, 0.85, commercial=POLICY
+        super().__init__(
+            PipelineConfig(
+                ProcessorTopics("t."), load_ownership(), GRACE, 3600.0, 0.85, commercial=POLICY
+            )
         )
-        self.pipeline = Pipeline(
-            config,
-            Tables(**{name: {} for name in TABLES}),
-            decode=codecs.decode,
-            encode=codecs.encode,
-            emit=lambda topic, key, value, headers=None: self.records.append(
-                (topic, key, value, headers)
-            ),
-            dead_letter=lambda raw, exc: self.dead.append((raw, exc)),
-            instruments=Instruments(self.registry, "test"),
-            clock=lambda: self.now,
-        )
-        self.t = self.pipeline.topics
-        self._read = 0
-        self._offset = 0
-
-    def send(self, topic: str, event: Any) -> None:
-        self._offset += 1
-        raw = RawRecord(topic, 0, self._offset, b"a", encode(event), ())
-        self.pipeline.handle(raw)
-        self.read_back()
-
-    def send_raw(self, topic: str, key: bytes, value: bytes, read_back: bool = True) -> None:
-        """Handle one record; then read back its commands, unless they are still in flight."""
-        self._offset += 1
-        self.pipeline.handle(RawRecord(topic, 0, self._offset, key, value, ()))
-        if read_back:
-            self.read_back()
-
-    def read_back(self) -> None:
-        while self._read < len(self.records):
-            topic, key, value, headers = self.records[self._read]
-            self._read += 1
-            if topic in self.t.commands():
-                self._offset += 1
-                raw = RawRecord(topic, 0, self._offset, key, value, tuple(headers or ()))
-                self.pipeline.on_command(raw)
-            elif topic == self.t.account:  # links are published to the account topic
-                self.send_raw(topic, key or b"", value)
-
-    def tick(self, after: float) -> None:
-        self.now += after
-        self.pipeline.on_tick(0, sweep=False)
-        self.read_back()
 
     def decide(
         self, case: Case, action: str, by: str = "alice", read_back: bool = True, **kwargs: str
@@ -115,12 +60,6 @@ class Desk:
         (found,) = [c for c in self.cases().values() if c.kind == kind]
         return found
 
-    def commands(self, topic: str) -> list[OrderEvent]:
-        return [decode(v) for t, _, v, _ in self.records if t == topic]  # type: ignore[misc]
-
-    def headers(self, topic: str) -> list[dict[str, bytes]]:
-        return [dict(h or ()) for t, _, _, h in self.records if t == topic]
-
     def audit(self) -> list[dict[str, Any]]:
         """The decisions people took, as ``audit.decisions`` records them."""
         return [
@@ -128,9 +67,6 @@ class Desk:
             for t, _, v, _ in self.records
             if t == self.t.audit and "case_decision" in (r := json.loads(v))
         ]
-
-    def metric(self, name: str, **labels: str) -> float:
-        return self.registry.get_sample_value(name, labels) or 0.0
 
 
 def over_discount(quote_id: str = "q1", **fields: Any) -> Any:
