@@ -274,6 +274,8 @@ class RunSummary:
     latency: dict[str, tuple[float | None, float | None]]
     final_lag: float
     lag_growing: bool | None
+    lag_window: tuple[float, float, float] | None = None
+    """Lag over the trend window of the load: (first, median, last) sample; None: no samples."""
 
 
 def summarize(
@@ -291,13 +293,11 @@ def summarize(
         f: (histogram_quantile(0.5, b), histogram_quantile(0.99, b))
         for f, b in last.buckets.items()
     }
-    trend = lag_grew(
-        [
-            (s.at, s.lag_messages)
-            for s in snapshots
-            if load_ended_at is None or s.at <= load_ended_at
-        ]
-    )
+    during = [
+        (s.at, s.lag_messages) for s in snapshots if load_ended_at is None or s.at <= load_ended_at
+    ]
+    trend = lag_grew(during)
+    window = [v for t, v in during if t >= during[-1][0] - TREND_WINDOW_S] if during else []
     created = orders_created if orders_created is not None else last.orders_created
     return RunSummary(
         last.consumed,
@@ -307,6 +307,7 @@ def summarize(
         latency,
         last.lag_messages,
         trend,
+        (window[0], sorted(window)[len(window) // 2], window[-1]) if window else None,
     )
 
 
@@ -320,9 +321,13 @@ def render_summary(summary: RunSummary) -> Table:
     for flow, (p50, p99) in sorted(summary.latency.items()):
         table.add_row(f"handoff {flow}", f"p50 {_secs(p50)} · p99 {_secs(p99)}")
     trend = {None: "not enough samples", True: "[red]growing[/]", False: "[green]stable[/]"}
+    seen = ""
+    if summary.lag_window is not None:
+        first, median, last_in = summary.lag_window
+        seen = f" ({first:,.0f} → {last_in:,.0f} msgs, median {median:,.0f})"
     table.add_row(
         "lag (last 200 s of the load)",
-        f"{summary.final_lag:,.0f} msgs, {trend[summary.lag_growing]}",
+        f"{trend[summary.lag_growing]}{seen}; {summary.final_lag:,.0f} msgs at the end",
     )
     p99s = {f: p99 for f, (_, p99) in summary.latency.items() if p99 is not None}
     slow = {f: p99 for f, p99 in p99s.items() if p99 >= LATENCY_TARGET_S}

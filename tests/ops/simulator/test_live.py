@@ -134,7 +134,9 @@ def test_the_lag_trend_is_judged_over_the_load_not_the_drain() -> None:
     assert during_load.final_lag == 0
     console = Console(record=True, width=120)
     console.print(render_summary(during_load))
-    assert re.search(r"lag \(last 200 s of the load\)\s+│ 0 msgs, growing", console.export_text())
+    assert during_load.lag_window == (500, 1500, 2500)
+    shown = r"lag \(last 200 s of the load\)\s+│ growing \(500 → 2,500 msgs, median 1,500\); 0 msgs"
+    assert re.search(shown, console.export_text())
 
 
 def test_parked_quotes_show_what_they_wait_for_and_the_time_left() -> None:
