@@ -71,14 +71,16 @@ CLEAN_STOP_MARKER = "interlock-clean-stop"
 """File in the table directory: the last worker stopped with every table write in a changelog."""
 
 
-class _Sent:
-    """What ``Table.on_key_set`` reads of a sent changelog record: its partition."""
+class _AtPartition:
+    """What Faust's tables read of an event, or of a sent changelog record: ``.message``'s
+    partition (and, of an event, its topic)."""
 
-    __slots__ = ("message", "partition")
+    __slots__ = ("__weakref__", "message", "partition", "topic")
 
-    def __init__(self, partition: int | None) -> None:
+    def __init__(self, partition: int | None, topic: str | None = None) -> None:
         self.message = self
         self.partition = partition
+        self.topic = topic
 
 
 class ProducedTable(Table):
@@ -112,7 +114,7 @@ class ProducedTable(Table):
             value, value_serializer or self.value_serializer, None, headers
         )
         emit(topic.get_topic_name(), key_bytes, value_bytes, headers, partition)
-        return _Sent(partition)
+        return _AtPartition(partition)
 
 
 @dataclass
@@ -150,23 +152,6 @@ def read_any_partition(table: Any, key: str) -> Any:
         _current_event.reset(token)
 
 
-class _PartitionMessage:
-    """What Faust's tables read of the current event's message: its topic and partition."""
-
-    __slots__ = ("partition", "topic")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.topic = topic
-        self.partition = partition
-
-
-class _PartitionEvent:
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.message = _PartitionMessage(topic, partition)
-
-
 @contextmanager
 def in_partition(partition: int) -> Iterator[None]:
     """Read and write the tables as if handling an event of ``partition`` of the same topic.
@@ -181,7 +166,7 @@ def in_partition(partition: int) -> Iterator[None]:
     if event is None or event.message.partition == partition:
         yield
         return
-    proxy = _PartitionEvent(event.message.topic, partition)
+    proxy = _AtPartition(partition, event.message.topic)
     token = _current_event.set(weakref.ref(proxy))  # type: ignore[arg-type]
     try:
         yield
