@@ -21,6 +21,7 @@ from interlock.brokerprocess import (
     BrokerStartError,
     die_with_parent,
     free_port,
+    stop_child,
 )
 from interlock.resources import Usage, cpu_share, grown_cpu
 from interlock.settings import Settings
@@ -37,6 +38,7 @@ __all__ = [
     "embedded_broker",
     "embedded_run_settings",
     "free_port",
+    "stop_child",
 ]
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,14 @@ from confluent_kafka.admin import AdminClient
 
 from contracts.errors import InterlockError, Reason
 
-__all__ = ["BrokerKind", "BrokerProcess", "BrokerStartError", "die_with_parent", "free_port"]
+__all__ = [
+    "BrokerKind",
+    "BrokerProcess",
+    "BrokerStartError",
+    "die_with_parent",
+    "free_port",
+    "stop_child",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,23 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child between f
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     os.setpgrp()  # Ctrl-C in a terminal goes to us, and we stop the broker in order
+
+
+def stop_child(
+    proc: subprocess.Popen[bytes] | None, timeout: float, kill_timeout: float | None = None
+) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it does not exit within ``timeout``.
+
+    ``kill_timeout`` (default ``timeout``) bounds the wait after the SIGKILL.
+    """
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout if kill_timeout is None else kill_timeout)
 
 
 class BrokerProcess:
@@ -184,13 +208,7 @@ class BrokerProcess:
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the broker: SIGTERM, then SIGKILL if it does not exit in time."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
+        stop_child(proc, timeout)
 
     def __enter__(self) -> BrokerProcess:
         return self.start()

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from interlock.apache_kafka import java_binary, kafka_classpath
-from interlock.broker import BrokerStartError, die_with_parent, free_port
+from interlock.broker import BrokerStartError, die_with_parent, free_port, stop_child
 from interlock.settings import BrokerSettings
 
 __all__ = [
@@ -220,13 +220,7 @@ class KafkaConnectWorker:
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the worker (SIGTERM, then SIGKILL) and remove its directory."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_child(proc, timeout, kill_timeout=5)
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def __enter__(self) -> KafkaConnectWorker:

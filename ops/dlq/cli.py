@@ -24,6 +24,7 @@ from interlock.settings import Settings
 
 __all__ = ["make_dlq_app"]
 
+TopicArg = Annotated[str, typer.Argument(help="dlq.<topic>, or <topic>.")]
 ReasonOpt = Annotated[
     list[str] | None, typer.Option("--reason", "-r", help="Reason code (repeatable).")
 ]
@@ -78,6 +79,12 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
             out.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
 
+    def fail_on(errors: list[str]) -> None:
+        """Show the first delivery errors and exit 1, when there are any."""
+        if errors:
+            out.print(f"[red]{len(errors)} delivery error(s):[/] " + "; ".join(errors[:5]))
+            raise typer.Exit(1)
+
     def load_letters(s: Settings, topic: str) -> tuple[str, list[Any], Any]:
         from ops.dlq.model import normalise_topic
         from ops.dlq.store import read_audit, read_dead_letters, topic_partitions
@@ -115,7 +122,7 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
 
     @app.command()
     def show(
-        topic: Annotated[str, typer.Argument(help="dlq.<topic>, or <topic>.")],
+        topic: TopicArg,
         reason: ReasonOpt = None,
         since: SinceOpt = None,
         until: UntilOpt = None,
@@ -193,7 +200,7 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
 
     @app.command()
     def replay(
-        topic: Annotated[str, typer.Argument(help="dlq.<topic>, or <topic>.")],
+        topic: TopicArg,
         reason: ReasonOpt = None,
         since: SinceOpt = None,
         until: UntilOpt = None,
@@ -287,9 +294,7 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
                 bucket=TokenBucket(pace) if pace else None,
                 on_sent=lambda _i: progress.advance(task),
             )
-        if errors:
-            out.print(f"[red]{len(errors)} delivery error(s):[/] " + "; ".join(errors[:5]))
-            raise typer.Exit(1)
+        fail_on(errors)
         elapsed = time.monotonic() - started
         out.print(
             f"replayed {len(items)} record(s) in {elapsed:.2f} s "
@@ -298,7 +303,7 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
 
     @app.command()
     def purge(
-        topic: Annotated[str, typer.Argument(help="dlq.<topic>, or <topic>.")],
+        topic: TopicArg,
         reason: ReasonOpt = None,
         since: SinceOpt = None,
         until: UntilOpt = None,
@@ -342,9 +347,7 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
                 at=datetime.now(UTC),
                 on_marked=lambda _x: progress.advance(task),
             )
-        if errors:
-            out.print(f"[red]{len(errors)} delivery error(s):[/] " + "; ".join(errors[:5]))
-            raise typer.Exit(1)
+        fail_on(errors)
         out.print(f"purged {len(chosen)} dead letter(s) of {name} (hidden from now on)")
 
     return app

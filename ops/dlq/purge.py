@@ -18,6 +18,7 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from interlock.kafka import produce
+from ops.dlq.delivery import DeliveryErrors
 from ops.dlq.model import DeadLetter
 
 __all__ = ["mark_purged", "purge_value", "truncate"]
@@ -50,12 +51,7 @@ def mark_purged(
     flush_timeout: float = 60.0,
 ) -> list[str]:
     """Write a purge mark per dead letter; returns delivery errors (empty: all acknowledged)."""
-    errors: list[str] = []
-
-    def delivered(err: Any, msg: Any) -> None:
-        if err is not None:
-            errors.append(f"{msg.topic()}: {err}")
-
+    delivered = DeliveryErrors()
     for letter in letters:
         kwargs: dict[str, Any] = {
             "key": letter.coordinate.encode(),
@@ -65,10 +61,7 @@ def mark_purged(
         produce(producer, purge_topic, **kwargs)
         if on_marked is not None:
             on_marked(letter)
-    left = producer.flush(flush_timeout)
-    if left:
-        errors.append(f"{left} purge mark(s) not delivered within {flush_timeout:.0f}s")
-    return errors
+    return delivered.flush(producer, flush_timeout, "purge mark(s)")
 
 
 def truncate(

@@ -23,6 +23,7 @@ from contracts.serde import decode
 from contracts.topics import TopicCatalog
 from interlock.deadletter import Header, RawRecord
 from interlock.kafka import produce
+from ops.dlq.delivery import DeliveryErrors
 from ops.dlq.model import DeadLetter
 
 __all__ = [
@@ -220,12 +221,7 @@ def send_replay(
 ) -> list[str]:
     """Produce every item, then its audit record; returns delivery errors (empty: all acked)."""
     at = at or datetime.now(UTC)
-    errors: list[str] = []
-
-    def delivered(err: Any, msg: Any) -> None:
-        if err is not None:
-            errors.append(f"{msg.topic()}: {err}")
-
+    delivered = DeliveryErrors()
     for item in items:
         if bucket is not None:
             bucket.acquire()
@@ -243,7 +239,4 @@ def send_replay(
         producer.poll(0)
         if on_sent is not None:
             on_sent(item)
-    left = producer.flush(flush_timeout)
-    if left:
-        errors.append(f"{left} record(s) not delivered within {flush_timeout:.0f}s")
-    return errors
+    return delivered.flush(producer, flush_timeout, "record(s)")
