@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import avro.schema
 import yaml
@@ -53,15 +53,7 @@ Policy = Literal[
     "FULL_TRANSITIVE",
     "NONE",
 ]
-POLICIES: tuple[Policy, ...] = (
-    "BACKWARD",
-    "BACKWARD_TRANSITIVE",
-    "FORWARD",
-    "FORWARD_TRANSITIVE",
-    "FULL",
-    "FULL_TRANSITIVE",
-    "NONE",
-)
+POLICIES: tuple[Policy, ...] = get_args(Policy)
 _RULES: dict[str, str] = {
     SchemaIncompatibilityType.reader_field_missing_default_value.value: (
         "the reader has a field the writer lacks and it has no default (add a default)"

@@ -13,7 +13,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
@@ -21,6 +20,7 @@ from contracts.errors import ConfigError
 from contracts.models import Quote
 from contracts.registry import CONTRACTS_DIR
 from contracts.review import SEVERITIES, CaseKind, Severity
+from contracts.yamlfile import read_yaml
 
 __all__ = [
     "POLICY_PATH",
@@ -187,10 +187,7 @@ class CommercialPolicy(BaseModel):
 def load_policy(path: Path | None = None) -> CommercialPolicy:
     """Load and validate ``policy.yaml``; errors name the file and the field."""
     path = path or POLICY_PATH
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the commercial policy: {exc}") from exc
+    raw = read_yaml(path, "the commercial policy")
     try:
         return CommercialPolicy.model_validate(raw)
     except PydanticValidationError as exc:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from contracts.errors import ConfigError
+from contracts.yamlfile import read_yaml
 
 __all__ = [
     "CATALOG_PATH",
@@ -116,10 +116,7 @@ def _expand(spec: TopicSpec) -> list[TopicSpec]:
 def load_catalog(path: Path | None = None) -> TopicCatalog:
     """Load and validate the catalog; errors name the file, the topic and the field."""
     path = path or CATALOG_PATH
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read topic catalog: {exc}") from exc
+    raw = read_yaml(path, "topic catalog")
     try:
         parsed = _CatalogFile.model_validate(raw)
     except PydanticValidationError as exc:

@@ -38,6 +38,31 @@ CIRCUIT = [
 UP = [{"type": "value", "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up"}}}]
 
 
+def _up(title: str, expr: str) -> Panel:
+    """A full-width row of up/down tiles, one per scraped service."""
+    return Panel(
+        title,
+        [(expr, "{{job}} {{instance}}")],
+        kind="stat",
+        width=24,
+        height=4,
+        mappings=UP,
+        thresholds=[(0, "red"), (1, "green")],
+    )
+
+
+def _circuits(title: str, expr: str, width: int = 12) -> Panel:
+    """A tile per sink target: its circuit breaker closed, half-open (orange) or open (red)."""
+    return Panel(
+        title,
+        [(expr, "{{target}}")],
+        kind="stat",
+        width=width,
+        mappings=CIRCUIT,
+        thresholds=[(1, "orange"), (2, "red")],
+    )
+
+
 def _handoff_p99(selector: str) -> str:
     return (
         "histogram_quantile(0.99, sum by (le, flow) "
@@ -48,15 +73,7 @@ def _handoff_p99(selector: str) -> str:
 def sre_overview() -> dict[str, Any]:
     """Is Interlock healthy? Throughput, lag, handoff SLO, failures, sinks, services."""
     panels = [
-        Panel(
-            "Services up",
-            [('up{job=~"interlock-.*"}', "{{job}} {{instance}}")],
-            kind="stat",
-            width=24,
-            height=4,
-            mappings=UP,
-            thresholds=[(0, "red"), (1, "green")],
-        ),
+        _up("Services up", 'up{job=~"interlock-.*"}'),
         Panel(
             "Throughput consumed (records/s)",
             [(f"sum by (topic) (rate(interlock_events_consumed_total{RATE}))", "{{topic}}")],
@@ -135,13 +152,7 @@ def sre_overview() -> dict[str, Any]:
             ],
             unit="reqps",
         ),
-        Panel(
-            "Sink circuit breakers",
-            [("max by (target) (interlock_circuit_breaker_state)", "{{target}}")],
-            kind="stat",
-            mappings=CIRCUIT,
-            thresholds=[(1, "orange"), (2, "red")],
-        ),
+        _circuits("Sink circuit breakers", "max by (target) (interlock_circuit_breaker_state)"),
     ]
     return dashboard("interlock-sre", "Interlock / SRE overview", panels, [])
 
@@ -317,15 +328,7 @@ def service_view() -> dict[str, Any]:
     """One service (Prometheus job): its work, its failures, its process."""
     job = 'job=~"$job"'
     panels = [
-        Panel(
-            "Up",
-            [(f"up{{{job}}}", "{{job}} {{instance}}")],
-            kind="stat",
-            width=24,
-            height=4,
-            mappings=UP,
-            thresholds=[(0, "red"), (1, "green")],
-        ),
+        _up("Up", f"up{{{job}}}"),
         Panel(
             "Consumed by topic and outcome (records/s)",
             [
@@ -399,13 +402,10 @@ def service_view() -> dict[str, Any]:
             unit="reqps",
             width=8,
         ),
-        Panel(
+        _circuits(
             "Circuit breakers",
-            [(f"max by (target) (interlock_circuit_breaker_state{{{job}}})", "{{target}}")],
-            kind="stat",
+            f"max by (target) (interlock_circuit_breaker_state{{{job}}})",
             width=8,
-            mappings=CIRCUIT,
-            thresholds=[(1, "orange"), (2, "red")],
         ),
         Panel(
             "CPU (cores)", [(f"rate(process_cpu_seconds_total{{{job}}}{RATE})", "{{job}}")], width=8
