@@ -21,7 +21,6 @@ Writes bench/results/broker.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.harness import write_result
 from interlock.broker import embedded_broker
 from interlock.resources import usage
 from interlock.settings import Settings
@@ -158,8 +158,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     results = run(sizes, args.rounds, args.batch)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    write_result(RESULTS, results)
     base = results["by_size"][0]["broker_cpu_us_per_round"]
     print("| batches stored | records | broker CPU µs/round | ratio | wall µs/round |")
     print("|---:|---:|---:|---:|---:|")

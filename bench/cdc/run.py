@@ -19,6 +19,7 @@ import psycopg
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
+from bench.harness import write_result
 from connectors.cdc import CdcMapper, EnvelopeDecoder, load_mapping_dir
 from connectors.cdc.consumer import CdcStage
 from connectors.cdc.postgres import PostgresSource, PostgresSourceConfig
@@ -167,8 +168,7 @@ def main() -> None:
         results["mapping_events_per_s"] / results["baseline_events_per_s"]
     )
     out = ROOT / "bench/results/cdc.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_result(out, results)
     print(f"| stage ({n} rows) | events/s | ratio to baseline |\n|---|---:|---:|")
     print(f"| Postgres snapshot -> raw topic | {results['snapshot_rows_per_s']:,.0f} | |")
     print(f"| baseline: consume, json decode, re-produce | {base:,.0f} | 1.00 |")

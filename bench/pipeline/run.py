@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from bench.harness import write_result
 from interlock.settings import load_settings
 from ops.simulator.live import (
     MetricSample,
@@ -209,8 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
               "quick": args.quick, "broker": "embedded tansu" if not
               os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "external",
               "store": _store(), "runs": runs}  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    write_result(RESULTS, report)
     from bench.sections import pipeline_section
 
     print(pipeline_section(report).markdown())

@@ -12,13 +12,13 @@ failing. Prints a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+
+from bench.harness import kafka_bootstrap, write_result
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "quix.json"
@@ -89,17 +89,10 @@ def run(quotes: int, accounts: int) -> dict[str, Any]:
         return {**result, "status": "unavailable", "reason": f"quixstreams not installed: {exc}"}
     result["quixstreams"] = quixstreams.__version__
     from bench.quote_to_order import run as q2o
-    from interlock.broker import embedded_broker
-    from interlock.settings import Settings
 
     tmp = ROOT / ".interlock" / "bench" / "quix"
     tmp.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            bootstrap = stack.enter_context(
-                embedded_broker(Settings(_env_file=None))
-            ).bootstrap_servers
+    with kafka_bootstrap() as bootstrap:
         result["plain_confluent_loop"] = q2o.run_plain(bootstrap, quotes, accounts)
         try:
             result["quix_streams"] = _run_quix(bootstrap, quotes, accounts, tmp)
@@ -118,8 +111,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1_000)
     args = parser.parse_args()
     result = run(args.quotes, args.accounts)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     from bench.sections import quix_section
 
     print(quix_section(result).markdown())

@@ -29,7 +29,6 @@ import sys
 import time
 import urllib.request
 import uuid
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +39,11 @@ if str(ROOT) not in sys.path:
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
+from bench.harness import kafka_bootstrap, write_result  # noqa: E402
 from contracts import decode, encode  # noqa: E402
-from interlock.broker import embedded_broker, free_port  # noqa: E402
+from interlock.broker import free_port  # noqa: E402
 from interlock.kafka import true_end_offsets  # noqa: E402
-from interlock.settings import Settings, load_settings  # noqa: E402
+from interlock.settings import load_settings  # noqa: E402
 from processors.topics import ProcessorTopics  # noqa: E402
 from tests.processors.events import account_event, quote_event  # noqa: E402
 
@@ -302,12 +302,7 @@ def main() -> None:
     rates = tuple(int(r) for r in args.rates.split(",") if r)
     tmp = ROOT / ".interlock" / "bench"
     tmp.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            bootstrap = stack.enter_context(
-                embedded_broker(Settings(_env_file=None))
-            ).bootstrap_servers
+    with kafka_bootstrap() as bootstrap:
         one = run_faust(
             bootstrap,
             args.quotes,
@@ -353,8 +348,7 @@ def main() -> None:
         "queueing behind the burst, events/s = quotes / (last command time - first quote time); "
         "steady: quotes offered at a fixed rate to the same 1-worker process after its burst",
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(RESULTS, result)
     print("| run | quotes | events/s | incl. read-back | p50 latency (s) | p99 latency (s) |")
     print("|---|---:|---:|---:|---:|---:|")
     rows = [("Faust, 1 worker, burst", faust)]

@@ -20,7 +20,6 @@ Results: ``bench/results/recovery.json`` and a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ if str(ROOT) not in sys.path:
 
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
+from bench.harness import kafka_bootstrap, write_result  # noqa: E402
 from bench.quote_to_order.run import (  # noqa: E402
     PARTITIONS,
     _count,
@@ -46,9 +46,8 @@ from bench.quote_to_order.run import (  # noqa: E402
     _produce,
     _wait,
 )
-from interlock.broker import embedded_broker, free_port  # noqa: E402
+from interlock.broker import free_port  # noqa: E402
 from interlock.resources import usage  # noqa: E402
-from interlock.settings import Settings  # noqa: E402
 from processors.topics import ProcessorTopics  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "recovery.json"
@@ -199,17 +198,12 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="interlock-bench-recovery-") as tmp:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if bootstrap:
-            result = run(bootstrap, args.quotes, args.accounts, args.restarts, Path(tmp))
-        else:
-            with embedded_broker(Settings(_env_file=None)) as broker:
-                result = run(
-                    broker.bootstrap_servers, args.quotes, args.accounts, args.restarts, Path(tmp)
-                )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    with (
+        tempfile.TemporaryDirectory(prefix="interlock-bench-recovery-") as tmp,
+        kafka_bootstrap() as bootstrap,
+    ):
+        result = run(bootstrap, args.quotes, args.accounts, args.restarts, Path(tmp))
+    write_result(args.out, result)
     print(f"changelog records: {result['changelog_records']:,}")
     print("| restart | ready after | worker CPU |")
     print("|---|---:|---:|")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import platform
 import sys
 import timeit
@@ -33,6 +32,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: E402
 from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: E402
 from fastavro import schemaless_reader, schemaless_writer  # noqa: E402
 
+from bench.harness import write_result  # noqa: E402
 from contracts import (  # noqa: E402
     Address,
     Order,
@@ -169,8 +169,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     report = run(args.events, args.repeat)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    write_result(RESULTS, report)
     print(markdown(report))
     print(f"\nwrote {RESULTS.relative_to(ROOT)}; meets target: {report['meets_target']}")
 

@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:
 
 from rocksdict import Options, Rdict, WriteBatch  # noqa: E402
 
+from bench.harness import write_result  # noqa: E402
 from processors.domain.housekeeping import expired_event_ids_by_partition  # noqa: E402
 from processors.expiry import SEEN, ExpiryIndex, index_key, rocksdb_partition_keys  # noqa: E402
 
@@ -119,8 +120,7 @@ def main() -> None:
         "by_size": rows,
         "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print("| ids | due | walk | index |")
     print("|---:|---:|---:|---:|")
     for r in rows:

@@ -28,8 +28,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
+from bench.harness import kafka_bootstrap, write_result
 from connectors.webhooks.service import build_receiver
-from interlock.broker import embedded_broker, free_port
+from interlock.broker import free_port
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry
 from interlock.settings import Settings, StandardWebhookSettings, WebhookSettings
@@ -163,14 +164,9 @@ def main() -> None:
         rate = asyncio.run(_load(args.load, args.requests, args.concurrency, signed))
         print(json.dumps({"req_per_s": rate}))
         return
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        result = run(external, args.requests, args.concurrency)
-    else:
-        with embedded_broker(Settings(_env_file=None)) as broker:
-            result = run(broker.bootstrap_servers, args.requests, args.concurrency)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    with kafka_bootstrap() as bootstrap:
+        result = run(bootstrap, args.requests, args.concurrency)
+    write_result(RESULTS, result)
     print("| endpoint | req/s |\n|---|---:|")
     print(f"| bare (no-op) | {result['bare_endpoint_req_per_s']} |")
     print(f"| signed ingest, acks=all | {result['signed_ingest_acks_all_req_per_s']} |")
