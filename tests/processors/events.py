@@ -21,7 +21,14 @@ from contracts import (
 )
 from contracts.models import Invoice, Shipment, ShipmentEvent
 
-__all__ = ["account_event", "erp_order_event", "invoice_event", "quote_event", "shipment_event"]
+__all__ = [
+    "account_event",
+    "erp_order_event",
+    "invoice_event",
+    "line_event",
+    "quote_event",
+    "shipment_event",
+]
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ADDRESS = Address(line1="1 Harbor Way", city="Rotterdam", postal_code="3011", country_code="NL")
@@ -106,6 +113,30 @@ def quote_event(
             quote_id=quote_id, revision=revision, account_id=account_id, status=status, **values
         ),  # type: ignore[arg-type]
     )
+
+
+def line_event(
+    quote_id: str,
+    account_id: str,
+    number: int,
+    *,
+    revision: int = 1,
+    deleted: bool = False,
+    **fields: Any,
+) -> QuoteEvent:
+    """A line item's own event (HubSpot line items): the quote id, its revision and one line,
+    no quote status; a property change carries only that property."""
+    event = quote_event(
+        quote_id,
+        account_id,
+        revision=revision,
+        status="SENT",
+        lines=[QuoteLine(line_number=number, **fields)],
+        version=10 + number + int(fields.get("quantity", 0)) + 100 * deleted,
+    )
+    payload = event.payload.model_copy(update={"status": None, "ship_to": None})
+    kind = "QuoteLineDeleted" if deleted else "QuoteLineChanged"
+    return event.model_copy(update={"event_type": kind, "payload": payload})
 
 
 def erp_order_event(

@@ -3,16 +3,24 @@
 The worker's agents are thin: they hand each record to the pipeline and its own commands back
 to ``on_command`` once they are durable. This harness does the same without Kafka or Faust,
 so a scenario runs in milliseconds and a test decides when time passes and when a command is
-read back.
+read back. Dead letters go through the worker's own writer (to a list, not a producer): their
+headers and their count are what a worker's would be.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import fields
-from typing import Any
+from typing import Any, cast
+
+from confluent_kafka import Producer
 
 from contracts import decode, encode
-from contracts.models import OrderEvent
+from contracts.models import Envelope, OrderEvent
+from contracts.ownership import load_ownership
+from contracts.policy import load_policy
+from contracts.topics import dlq_topic
 from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry
@@ -20,8 +28,10 @@ from interlock.settings import Settings
 from processors.output import Codecs
 from processors.pipeline import Pipeline, PipelineConfig
 from processors.state import Tables
+from processors.topics import ProcessorTopics
+from processors.worker import _dead_letter_writer
 
-__all__ = ["PipelineHarness"]
+__all__ = ["PipelineHarness", "worker_config"]
 
 TABLES = [f.name for f in fields(Tables) if f.name != "expiry"]
 
@@ -29,15 +39,51 @@ Written = tuple[str, bytes | None, bytes, Any]
 """A record the pipeline wrote: topic, key, value, headers."""
 
 
+def worker_config(join_grace_s: float = 300.0) -> PipelineConfig:
+    """What a worker runs with by default: shipped ownership and policy, exception desk on."""
+    return PipelineConfig(
+        ProcessorTopics("t."), load_ownership(), join_grace_s, 3600.0, 0.85,
+        commercial=load_policy(),
+    )  # fmt: skip
+
+
+class DeadLetterTopics:
+    """Stands in for the producer of the worker's dead-letter writer: keeps what it writes."""
+
+    def __init__(self) -> None:
+        self.records: list[RawRecord] = []
+
+    def produce(self, topic: str, **record: Any) -> None:
+        headers = tuple(record["headers"])
+        offset = len(self.records)
+        self.records.append(RawRecord(topic, 0, offset, record["key"], record["value"], headers))
+
+    def poll(self, timeout: float = 0.0) -> int:
+        return 0
+
+
 class PipelineHarness:
     """A pipeline on dict tables whose commands are read back like the worker's."""
 
-    def __init__(self, config: PipelineConfig, now: float = 1_000.0) -> None:
+    def __init__(
+        self,
+        config: PipelineConfig,
+        now: float = 1_000.0,
+        known_product: Callable[[str], bool] | None = None,
+    ) -> None:
         self.now = now
         self.records: list[Written] = []
         self.dead: list[tuple[RawRecord, BaseException]] = []
         self.registry = new_registry()
         codecs = Codecs(Settings(_env_file=None))
+        instruments = Instruments(self.registry, "test")
+        self.dlq = DeadLetterTopics()
+        writer = _dead_letter_writer(cast(Producer, self.dlq), instruments)  # the worker's
+
+        def dead_letter(raw: RawRecord, exc: BaseException) -> None:
+            self.dead.append((raw, exc))
+            writer.send(raw, exc)
+
         self.pipeline = Pipeline(
             config,
             Tables(**{name: {} for name in TABLES}),
@@ -46,17 +92,21 @@ class PipelineHarness:
             emit=lambda topic, key, value, headers=None: self.records.append(
                 (topic, key, value, headers)
             ),
-            dead_letter=lambda raw, exc: self.dead.append((raw, exc)),
-            instruments=Instruments(self.registry, "test"),
+            dead_letter=dead_letter,
+            instruments=instruments,
             clock=lambda: self.now,
+            known_product=known_product,
         )
+        self.tables = self.pipeline.tables
         self.t = self.topics = self.pipeline.topics
         self._read = 0
         self._offset = 0
 
-    def send(self, topic: str, event: Any, read_back: bool = True) -> None:
-        """Handle a canonical event (encoded as the stages encode it)."""
-        self.send_raw(topic, b"a", encode(event), read_back)
+    def send(self, topic: str, event: Envelope, read_back: bool = True) -> None:
+        """Handle a canonical event (encoded as the stages encode it), keyed by its account as
+        the connectors key it."""
+        key = getattr(event.payload, "account_id", None) or "a"
+        self.send_raw(topic, key.encode(), encode(event), read_back)
 
     def send_raw(self, topic: str, key: bytes, value: bytes, read_back: bool = True) -> None:
         """Handle one record; then read back its commands, unless they are still in flight."""
@@ -92,3 +142,17 @@ class PipelineHarness:
 
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
+
+    def decisions(self, decision: str | None = None) -> list[dict[str, Any]]:
+        """The pipeline's decision records on ``audit.decisions`` (of one kind, if given)."""
+        return [
+            record
+            for t, _, v, _ in self.records
+            if t == self.topics.audit
+            and "decision" in (record := json.loads(v))
+            and decision in (None, record["decision"])
+        ]
+
+    def dead_letters(self, topic: str) -> list[RawRecord]:
+        """What the worker's dead-letter writer wrote for records of ``topic``."""
+        return [r for r in self.dlq.records if r.topic == dlq_topic(topic)]
