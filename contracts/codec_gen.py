@@ -182,6 +182,15 @@ class CodecGenerator:
             self.named.setdefault(schema["name"], schema)
         return schema
 
+    def typed(self, schema: Any) -> Any:
+        """``schema`` resolved: a union's list, or a dict whose ``type`` names the kind."""
+        schema = self.resolve(schema)
+        if isinstance(schema, str):
+            return {"type": schema}
+        if isinstance(schema, dict) and isinstance(schema["type"], (dict, list)):
+            return self.typed(schema["type"])
+        return schema
+
     def record_fn(self, schema: dict[str, Any]) -> int:
         """Index of the generated ``_e<i>``/``_d<i>`` pair of a record (generated once)."""
         name = schema["name"]
@@ -212,15 +221,10 @@ class CodecGenerator:
 
     def encode(self, schema: Any, v: str, ind: str) -> list[str]:
         """Lines appending the encoding of the value named ``v`` to ``out``."""
-        schema = self.resolve(schema)
+        schema = self.typed(schema)
         if isinstance(schema, list):
             return self.encode_union(schema, v, ind)
-        if isinstance(schema, str):
-            schema = {"type": schema}
-        kind = schema["type"]
-        logical = schema.get("logicalType")
-        if isinstance(kind, (dict, list)):
-            return self.encode(kind, v, ind)
+        kind, logical = schema["type"], schema.get("logicalType")
         if logical is not None and f"{kind}-{logical}" in LOGICAL_WRITERS:
             if (kind, logical) not in _HANDLED_LOGICAL:
                 raise UnsupportedSchemaError(f"logical type {logical} on {kind}")
@@ -324,7 +328,7 @@ class CodecGenerator:
 
     def decode(self, schema: Any, target: str, ind: str) -> list[str]:
         """Lines reading one value at ``p`` of ``b`` into ``target`` and advancing ``p``."""
-        schema = self.resolve(schema)
+        schema = self.typed(schema)
         if isinstance(schema, list):
             null_at, other = self.union_parts(schema)
             c = self.var()
@@ -338,12 +342,7 @@ class CodecGenerator:
                 f"{ind}else:",
                 f"{ind}    raise ValueError('union index out of range')",
             ]
-        if isinstance(schema, str):
-            schema = {"type": schema}
-        kind = schema["type"]
-        logical = schema.get("logicalType")
-        if isinstance(kind, (dict, list)):
-            return self.decode(kind, target, ind)
+        kind, logical = schema["type"], schema.get("logicalType")
         if logical is not None and f"{kind}-{logical}" in LOGICAL_WRITERS:
             if logical == "decimal":
                 scale, precision = schema.get("scale", 0), schema["precision"]

@@ -50,6 +50,17 @@ from interlock.kafka import produce
 __all__ = ["PostgresSource", "PostgresSourceConfig", "logical_decoding_problems", "lsn_to_int"]
 
 log = logging.getLogger(__name__)
+
+_COLUMNS = (
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+    "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY a.attnum"
+)
+_PRIMARY_KEY = (
+    "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
+    "i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) "
+    "AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)"
+)
 Progress = Callable[[str, int, int], None]
 
 
@@ -148,30 +159,26 @@ class PostgresSource:
     def close(self) -> None:
         self._conn.close()
 
+    def _catalog(self, sql: str, qualified: str, missing: str) -> list[Any]:
+        """The catalog rows ``sql`` gives for one table; none is a configuration error."""
+        rows = self._conn.execute(sql, (qualified,)).fetchall()
+        if not rows:
+            raise ConfigError(f"table {qualified} {missing}")
+        return rows
+
     def _describe(self, names: Iterable[str]) -> dict[str, _Table]:
         tables: dict[str, _Table] = {}
         for raw in names:
             schema, _, name = raw.rpartition(".")
             schema = schema or "public"
-            cols = self._conn.execute(
-                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-                "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
-                "ORDER BY a.attnum",
-                (f"{schema}.{name}",),
-            ).fetchall()
-            if not cols:
-                raise ConfigError(f"table {schema}.{name} does not exist in the source database")
+            qualified = f"{schema}.{name}"
+            cols = self._catalog(_COLUMNS, qualified, "does not exist in the source database")
             pk = [
                 r[0]
-                for r in self._conn.execute(
-                    "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
-                    "i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass(%s) "
-                    "AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
-                    (f"{schema}.{name}",),
-                ).fetchall()
+                for r in self._catalog(
+                    _PRIMARY_KEY, qualified, "has no primary key to key events by"
+                )
             ]
-            if not pk:
-                raise ConfigError(f"table {schema}.{name} has no primary key to key events by")
             table = _Table(
                 schema,
                 name,

@@ -67,6 +67,11 @@ __all__ = [
 
 DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings" / "crm"
 _MISSING = object()
+_EVENTS: dict[str, tuple[type[Envelope], str]] = {
+    "account": (AccountEvent, "AccountChanged"),
+    "contact": (ContactEvent, "ContactChanged"),
+    "quote": (QuoteEvent, "QuoteChanged"),
+}
 _STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
 _PATH = re.compile(r"^\$((\.[^.\[\]]+)|(\[\d+\]))*$")
 
@@ -221,41 +226,34 @@ def map_standard_event(
             ),
         }
         if rule.entity == "account":
-            account_id = crm_account_id(vendor, record_id)
-            payload = {"account_id": account_id, "crm_record_id": record_id, **fields}
-            return AccountEvent(
-                event_type=rule.event_type or "AccountChanged",
-                correlation_id=account_id,
-                payload=payload,
-                **envelope,
-            )
-        assert rule.account is not None
-        account_id = crm_account_id(vendor, _required(body, rule.account, "account", record_id))
-        if rule.entity == "contact":
-            payload = {
-                "contact_id": crm_contact_id(vendor, record_id),
-                "account_id": account_id,
-                "crm_record_id": record_id,
-                **fields,
-            }
-            return ContactEvent(
-                event_type=rule.event_type or "ContactChanged",
-                correlation_id=account_id,
-                payload=payload,
-                **envelope,
-            )
-        quote_id = crm_quote_id(vendor, record_id)
-        revision = resolve_path(body, rule.revision) if rule.revision else None
-        payload = {
-            "quote_id": quote_id,
-            "revision": int(revision or 1),
-            "account_id": account_id,
-            "crm_deal_id": record_id,
-            **fields,
-        }
-        return QuoteEvent(
-            event_type=rule.event_type or "QuoteChanged",
-            correlation_id=quote_id,
+            correlation_id = crm_account_id(vendor, record_id)
+            payload = {"account_id": correlation_id, "crm_record_id": record_id, **fields}
+        else:
+            assert rule.account is not None
+            account = _required(body, rule.account, "account", record_id)
+            account_id = crm_account_id(vendor, account)
+            if rule.entity == "contact":
+                correlation_id = account_id
+                payload = {
+                    "contact_id": crm_contact_id(vendor, record_id),
+                    "account_id": account_id,
+                    "crm_record_id": record_id,
+                    **fields,
+                }
+            else:
+                correlation_id = crm_quote_id(vendor, record_id)
+                revision = resolve_path(body, rule.revision) if rule.revision else None
+                payload = {
+                    "quote_id": correlation_id,
+                    "revision": int(revision or 1),
+                    "account_id": account_id,
+                    "crm_deal_id": record_id,
+                    **fields,
+                }
+        event_class, default_type = _EVENTS[rule.entity]
+        return event_class(
+            event_type=rule.event_type or default_type,
+            correlation_id=correlation_id,
             payload=payload,
             **envelope,
         )

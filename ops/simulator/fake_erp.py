@@ -312,11 +312,7 @@ class ErpBook:
                 "delivered_at": None,
                 "updated_at": None,
             }
-            self._change(
-                "shipments", "c", {"shipment_number": shipment["shipment_number"]}, None, shipment
-            )
-            self._record_status(order, "SHIPPED", "shipment")
-            self._set_status(order, "SHIPPED")
+            self._issue(order, "SHIPPED", "shipment", shipment)
         elif status == "INVOICED":
             invoice = {
                 "invoice_number": f"INV-{number[3:]}",
@@ -332,11 +328,14 @@ class ErpBook:
                 "paid_at": None,
                 "updated_at": None,
             }
-            self._change(
-                "invoices", "c", {"invoice_number": invoice["invoice_number"]}, None, invoice
-            )
-            self._record_status(order, "INVOICED", "invoice")
-            self._set_status(order, "INVOICED")
+            self._issue(order, "INVOICED", "invoice", invoice)
+
+    def _issue(self, order: _Order, status: str, document: str, row: dict[str, Any]) -> None:
+        """Create the order's shipment or invoice (``<document>s`` table), then move the order."""
+        key = f"{document}_number"
+        self._change(f"{document}s", "c", {key: row[key]}, None, row)
+        self._record_status(order, status, document)
+        self._set_status(order, status)
 
     def orders(self, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Orders by order number, oldest first: those after ``after``, at most ``limit``

@@ -416,11 +416,7 @@ class Simulator:
             if stop.is_set() or self.abort.is_set():
                 self.recorded.api_sweep = {"error": "stopped before the sweep"}
                 return
-            self.book.advance()
-            self.producer.poll(0.1)
-            if on_tick is not None:
-                on_tick(self)
-            stop.wait(0.2)
+            self._tick(stop, on_tick)
         if self.sweep is None:
             self.recorded.api_sweep = {"error": "no sweep configured"}
             return
@@ -432,11 +428,7 @@ class Simulator:
 
     def _serve(self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None) -> None:
         while not stop.is_set():
-            self.book.advance()
-            self.producer.poll(0.1)
-            if on_tick is not None:
-                on_tick(self)
-            stop.wait(0.2)
+            self._tick(stop, on_tick)
         self.producer.flush(2 if self.abort.is_set() else 30)
         self._settle()
         self.save(phase="served")
@@ -461,12 +453,16 @@ class Simulator:
             quiet = now - changed_at >= DRAIN_QUIET_S and not self.book.has_due()
             if now >= hard or (now >= deadline and quiet):
                 break
-            self.book.advance()
-            self.producer.poll(0.1)
-            if on_tick is not None:
-                on_tick(self)
-            stop.wait(0.2)
+            self._tick(stop, on_tick)
         self.producer.flush(2 if self.abort.is_set() else 30)
+
+    def _tick(self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None) -> None:
+        """One beat of the fakes' lifecycle while the run serves, drains or holds."""
+        self.book.advance()
+        self.producer.poll(0.1)
+        if on_tick is not None:
+            on_tick(self)
+        stop.wait(0.2)
 
     def _api_activity(self) -> int:
         r = self.recorded
