@@ -79,6 +79,24 @@ def _subtotal_minor(lines: list[dict[str, Any]]) -> int:
     return sum(_minor(ln.get("quantity")) * _minor(ln.get("unit_price")) // 100 for ln in lines)
 
 
+def _order_row(
+    number: str, customer: str | None, subtotal_minor: int, **fields: Any
+) -> dict[str, Any]:
+    """A sales order row as the ERP captures it: 19 % tax, net 30, no dates yet."""
+    return {
+        "order_number": number,
+        "customer_number": customer,
+        **fields,
+        "subtotal_minor": subtotal_minor,
+        "tax_minor": subtotal_minor * 19 // 100,
+        "total_minor": subtotal_minor * 119 // 100,
+        "payment_terms": "N30",
+        "promised_date": None,
+        "ordered_at": None,
+        "updated_at": None,
+    }
+
+
 class ErpBook:
     """The ERP's order book: thread-safe, deterministic in its decisions for a seed."""
 
@@ -164,34 +182,22 @@ class ErpBook:
                 return answer
             number = f"SO-{len(self._orders) + 1:06d}"
             hold = self._rng.random() < self.timings.order_hold
-            total = _subtotal_minor(lines)
-            row = {
-                "order_number": number,
-                "customer_number": customer,
-                "quote_id": body.get("quote_id"),
-                "quote_revision": body.get("quote_revision"),
-                "crm_deal_id": body.get("crm_record_id"),
-                "customer_po": body.get("customer_po_number"),
-                "status": "HOLD" if hold else "OPEN",
-                "credit_hold": hold,
-                "currency": body.get("currency") or "EUR",
-                "subtotal_minor": total,
-                "tax_minor": total * 19 // 100,
-                "total_minor": total * 119 // 100,
-                "payment_terms": "N30",
-                "promised_date": None,
-                "ordered_at": None,
-                "updated_at": None,
-            }
+            row = _order_row(
+                number,
+                customer,
+                _subtotal_minor(lines),
+                quote_id=body.get("quote_id"),
+                quote_revision=body.get("quote_revision"),
+                crm_deal_id=body.get("crm_record_id"),
+                customer_po=body.get("customer_po_number"),
+                status="HOLD" if hold else "OPEN",
+                credit_hold=hold,
+                currency=body.get("currency") or "EUR",
+            )
             now = self._clock()
-            t = self.timings
-            steps = [(now + t.release_s, "RELEASED")] if hold else []
-            offset = t.release_s if hold else 0.0
-            steps += [
-                (now + offset + t.confirm_s, "CONFIRMED"),
-                (now + offset + t.ship_s, "SHIPPED"),
-                (now + offset + t.invoice_s, "INVOICED"),
-            ]
+            release_s = self.timings.release_s
+            steps = [(now + release_s, "RELEASED")] if hold else []
+            steps += self._lifecycle(now + (release_s if hold else 0.0))
             order = _Order(row, now, steps)
             if row["quote_id"] in self._drift:
                 order.drift = self._drift.pop(row["quote_id"])
@@ -330,6 +336,15 @@ class ErpBook:
             }
             self._issue(order, "INVOICED", "invoice", invoice)
 
+    def _lifecycle(self, start: float) -> list[tuple[float, str]]:
+        """When an order captured (or released) at ``start`` is confirmed, shipped, invoiced."""
+        t = self.timings
+        return [
+            (start + t.confirm_s, "CONFIRMED"),
+            (start + t.ship_s, "SHIPPED"),
+            (start + t.invoice_s, "INVOICED"),
+        ]
+
     def _issue(self, order: _Order, status: str, document: str, row: dict[str, Any]) -> None:
         """Create the order's shipment or invoice (``<document>s`` table), then move the order."""
         key = f"{document}_number"
@@ -372,31 +387,20 @@ class ErpBook:
         the ERP numbers it, captures it and ships it like any other. Returns its number."""
         with self._lock:
             number = f"SO-{len(self._orders) + 1:06d}"
-            sub = int(case.change.get("subtotal_minor", 10_000))
-            row = {
-                "order_number": number,
-                "customer_number": case.customer_number,
-                "quote_id": None,
-                "quote_revision": None,
-                "crm_deal_id": None,
-                "customer_po": f"PHONE-{case.case_id}",
-                "status": "OPEN",
-                "credit_hold": False,
-                "currency": "EUR",
-                "subtotal_minor": sub,
-                "tax_minor": sub * 19 // 100,
-                "total_minor": sub * 119 // 100,
-                "payment_terms": "N30",
-                "promised_date": None,
-                "ordered_at": None,
-                "updated_at": None,
-            }
-            now, t = self._clock(), self.timings
-            steps = [
-                (now + t.confirm_s, "CONFIRMED"),
-                (now + t.ship_s, "SHIPPED"),
-                (now + t.invoice_s, "INVOICED"),
-            ]
+            row = _order_row(
+                number,
+                case.customer_number,
+                int(case.change.get("subtotal_minor", 10_000)),
+                quote_id=None,
+                quote_revision=None,
+                crm_deal_id=None,
+                customer_po=f"PHONE-{case.case_id}",
+                status="OPEN",
+                credit_hold=False,
+                currency="EUR",
+            )
+            now = self._clock()
+            steps = self._lifecycle(now)
             self._orders[number] = _Order(row, now, steps, case, hand_made=True)
             heapq.heappush(self._due, (steps[0][0], number))
             self._change("sales_orders", "c", {"order_number": number}, None, dict(row))
