@@ -92,6 +92,12 @@ def results(tmp_path: Path) -> Path:
     return tmp_path  # fmt: skip
 
 
+def _rendered(d: Path, name: str, doc: dict[str, Any]) -> str:
+    """RESULTS.md made from one benchmark's result ``doc``."""
+    _write(d, name, doc)
+    return render_results(build_sections(d), MACHINE)
+
+
 def _line(text: str, start: str) -> str:
     return next(line for line in text.splitlines() if line.startswith(start))
 
@@ -123,7 +129,7 @@ def test_missed_value_target_shows_the_shortfall(results: Path) -> None:
 
 
 def test_quote_to_order_shows_what_a_worker_sustains_and_its_scaling(tmp_path: Path) -> None:
-    _write(
+    md = _rendered(
         tmp_path,
         "quote_to_order",
         {
@@ -132,7 +138,6 @@ def test_quote_to_order_shows_what_a_worker_sustains_and_its_scaling(tmp_path: P
             "plain_confluent_loop": {"events_per_s": 6_000},
         },
     )
-    md = render_results(build_sections(tmp_path), MACHINE)
     sustained = _line(md, "| faust worker, incl. read-back |")
     assert "3,000 events/s" in sustained
     assert "**missed** by 12,000 events/s (80% short)" in sustained
@@ -208,8 +213,7 @@ BROKER = {
 def test_broker_section_compares_each_size_with_the_smallest_and_batching(
     tmp_path: Path,
 ) -> None:
-    _write(tmp_path, "broker", BROKER)
-    md = render_results(build_sections(tmp_path), MACHINE)
+    md = _rendered(tmp_path, "broker", BROKER)
     big = _line(md, "| produce 1 + fetch it, 16,000 single-record batches stored")
     assert "12,000 µs" in big
     assert "15.00x" in big
@@ -229,8 +233,7 @@ RECOVERY = {
 def test_recovery_section_compares_stored_offsets_with_a_replay_from_the_start(
     tmp_path: Path,
 ) -> None:
-    _write(tmp_path, "recovery", RECOVERY)
-    md = render_results(build_sections(tmp_path), MACHINE)
+    md = _rendered(tmp_path, "recovery", RECOVERY)
     ready = _line(md, "| restart until consuming")
     assert "6.00 s" in ready
     assert "18.00 s" in ready
@@ -246,8 +249,7 @@ SWEEP = {
 
 
 def test_sweep_section_compares_the_index_with_the_walk(tmp_path: Path) -> None:
-    _write(tmp_path, "sweep", SWEEP)
-    md = render_results(build_sections(tmp_path), MACHINE)
+    md = _rendered(tmp_path, "sweep", SWEEP)
     row = _line(md, "| 1,000,000 ids, 10,000 due: find them")
     assert "15.00 ms" in row
     assert "3,000 ms" in row

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts import ContractVersion, decode, default_registry, encode, make_serializer, to_avro
-from contracts.codec import compile_codec
+from contracts.codec import AvroCodec, compile_codec
 from contracts.serde import SINGLE_OBJECT_MAGIC
 from tests.contracts.samples import sample_events
 
@@ -107,6 +107,13 @@ def exact(value: Any) -> Any:
     return value
 
 
+def _compiled(schema: Any) -> AvroCodec:
+    """The generated codec of ``schema``, which must be one the generator supports."""
+    codec = compile_codec(schema)
+    assert codec is not None
+    return codec
+
+
 def test_every_shipped_contract_gets_a_generated_codec() -> None:
     assert CONTRACTS
     for cv in CONTRACTS:
@@ -117,8 +124,7 @@ def test_every_shipped_contract_gets_a_generated_codec() -> None:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_same_bytes_and_same_values_as_fastavro(cv: ContractVersion, data: st.DataObject) -> None:
-    codec = compile_codec(cv.parsed)
-    assert codec is not None
+    codec = _compiled(cv.parsed)
     datum = data.draw(values(cv.parsed, {}))
     expected = fastavro_bytes(cv.parsed, datum)
     assert codec.encode(datum) == expected
@@ -129,8 +135,7 @@ def test_same_bytes_and_same_values_as_fastavro(cv: ContractVersion, data: st.Da
 def test_models_encode_like_their_dicts_and_round_trip(entity: str) -> None:
     event = sample_events()[entity]
     cv = default_registry().latest(entity)
-    codec = compile_codec(cv.parsed)
-    assert codec is not None
+    codec = _compiled(cv.parsed)
     record = to_avro(event)
     assert codec.encode(event) == codec.encode(record) == fastavro_bytes(cv.parsed, record)
     assert decode(encode(event)) == event
@@ -155,8 +160,7 @@ DECIMAL = {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2
 )
 def test_decimals_fastavro_refuses_are_refused(value: Decimal) -> None:
     schema = parse_schema(DECIMAL)
-    codec = compile_codec(schema)
-    assert codec is not None
+    codec = _compiled(schema)
     with pytest.raises((ValueError, TypeError)):
         fastavro_bytes(schema, value)
     with pytest.raises((ValueError, TypeError)):
@@ -165,8 +169,7 @@ def test_decimals_fastavro_refuses_are_refused(value: Decimal) -> None:
 
 def test_unknown_enum_symbol_and_missing_required_field_are_refused() -> None:
     cv = default_registry().latest("account")
-    codec = compile_codec(cv.parsed)
-    assert codec is not None
+    codec = _compiled(cv.parsed)
     record = to_avro(sample_events()["account"])
     record["payload"]["lifecycle_stage"] = "NOT_A_STAGE"
     with pytest.raises(KeyError):
@@ -178,8 +181,7 @@ def test_unknown_enum_symbol_and_missing_required_field_are_refused() -> None:
 
 def test_missing_optional_fields_take_their_defaults_like_fastavro() -> None:
     cv = default_registry().latest("order")
-    codec = compile_codec(cv.parsed)
-    assert codec is not None
+    codec = _compiled(cv.parsed)
     record = to_avro(sample_events()["order"])
     for name in ("causation_id", "origin", "changed_fields"):
         del record[name]
@@ -202,8 +204,7 @@ def test_values_of_other_types_go_through_fastavros_conversions() -> None:
             ],
         }
     )
-    codec = compile_codec(schema)
-    assert codec is not None
+    codec = _compiled(schema)
     for datum in (
         {"at": 1_700_000_000_123, "us": -5, "day": 19_000, "amount": b"\x01\x00"},
         {"at": datetime(2024, 2, 29, 12, 0, 0, 999_999, tzinfo=UTC), "us": datetime(1960, 1, 1,
@@ -232,8 +233,7 @@ GENERIC = [
 @given(data=st.data())
 def test_generic_schemas_match_fastavro(raw: Any, data: st.DataObject) -> None:
     schema = parse_schema(raw)
-    codec = compile_codec(schema)
-    assert codec is not None
+    codec = _compiled(schema)
     datum = data.draw(values(schema, {}))
     expected = fastavro_bytes(schema, datum)
     assert codec.encode(datum) == expected
@@ -256,8 +256,7 @@ def test_unsupported_features_fall_back_to_fastavro(raw: Any) -> None:
 
 def test_truncated_and_corrupt_bodies_raise() -> None:
     cv = default_registry().latest("quote")
-    codec = compile_codec(cv.parsed)
-    assert codec is not None
+    codec = _compiled(cv.parsed)
     body = fastavro_bytes(cv.parsed, to_avro(sample_events()["quote"]))
     for cut in (1, len(body) // 2, len(body) - 1):
         with pytest.raises((IndexError, EOFError, ValueError)):

@@ -15,6 +15,15 @@ import pytest
 from tests.connectors.cdc.pgserver import create_database, throwaway_postgres
 
 SCHEMA_SQL = (Path(__file__).resolve().parents[3] / "connectors/sql/erp_schema.sql").read_text()
+CUSTOMER = {
+    "customer_number": "C-100", "name": "Acme GmbH", "legal_name": None, "tax_id": "DE123",
+    "payment_terms": "N30", "credit_limit_minor": 1250000, "credit_hold": False,
+    "currency": "EUR", "web_domain": "acme.example", "phone": None, "crm_id": "hs-1",
+    "billing_line1": "Hauptstr. 1", "billing_city": "Berlin", "billing_postal_code": "10115",
+    "billing_country": "DE", "shipping_line1": None, "shipping_city": None,
+    "shipping_postal_code": None, "shipping_country": None, "updated_at": "2024-05-01T10:00:00Z",
+}  # fmt: skip
+"""A row of the sample ERP's ``customers`` table, every column set."""
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +108,12 @@ def with_schema(payload: dict[str, Any], decimal_columns: dict[str, int]) -> byt
         }
         for col, scale in decimal_columns.items()
     ]
-    schema = {
+    return json.dumps({"schema": envelope_schema(row_fields), "payload": payload}).encode()
+
+
+def envelope_schema(row_fields: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Connect schema of a change event of a table whose row has ``row_fields``."""
+    return {
         "type": "struct",
         "name": "erp.public.t.Envelope",
         "fields": [
@@ -110,4 +124,3 @@ def with_schema(payload: dict[str, Any], decimal_columns: dict[str, int]) -> byt
         ],
         "optional": False,
     }
-    return json.dumps({"schema": schema, "payload": payload}).encode()

@@ -20,7 +20,7 @@ from connectors.cdc.logical import apply_logical_types, logical_fields
 from connectors.cdc.mapper import MappingError, TruncateError
 from contracts.errors import Reason
 from contracts.serde import make_serializer
-from tests.connectors.cdc.conftest import debezium
+from tests.connectors.cdc.conftest import debezium, envelope_schema
 
 pytestmark = pytest.mark.unit
 
@@ -229,18 +229,7 @@ VARIABLE = {"type": "struct", "optional": True, "name": "io.debezium.data.Variab
 
 
 def _schema(columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    row = [{**spec, "field": name} for name, spec in columns.items()]
-    return {
-        "type": "struct",
-        "name": "erp.public.t.Envelope",
-        "fields": [
-            {"type": "struct", "fields": row, "optional": True, "field": "before"},
-            {"type": "struct", "fields": row, "optional": True, "field": "after"},
-            {"type": "struct", "fields": [], "optional": False, "field": "source"},
-            {"type": "string", "optional": False, "field": "op"},
-        ],
-        "optional": False,
-    }
+    return envelope_schema([{**spec, "field": name} for name, spec in columns.items()])
 
 
 def _unscaled(value: int) -> str:

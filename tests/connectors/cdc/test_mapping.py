@@ -20,19 +20,10 @@ from connectors.cdc.transforms import canonical_id
 from contracts.errors import ConfigError, Reason
 from contracts.models import EVENT_MODELS
 from contracts.serde import decode, encode
-from tests.connectors.cdc.conftest import debezium, with_schema
+from tests.connectors.cdc.conftest import CUSTOMER, debezium, with_schema
 
 pytestmark = pytest.mark.unit
 
-CUSTOMER = {
-    "customer_number": "C-100", "name": "Acme GmbH", "legal_name": None, "tax_id": "DE123",
-    "payment_terms": "N30", "credit_limit_minor": 1250000, "credit_hold": False,
-    "currency": "EUR", "web_domain": "acme.example", "phone": None, "crm_id": "hs-1",
-    "billing_line1": "Hauptstr. 1", "billing_city": "Berlin", "billing_postal_code": "10115",
-    "billing_country": "DE", "shipping_line1": None, "shipping_city": None,
-    "shipping_postal_code": None, "shipping_country": None,
-    "updated_at": "2024-05-01T10:00:00Z",
-}  # fmt: skip
 HELD = {**CUSTOMER, "credit_hold": True}
 ACCOUNT_ID = canonical_id("account", "erp", "C-100")
 

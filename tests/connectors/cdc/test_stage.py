@@ -25,18 +25,10 @@ from interlock.instruments import Instruments
 from interlock.metrics import MetricsEndpoint, new_registry, serve_metrics
 from interlock.settings import Settings
 from tests.conftest import consume_n, end_offsets
-from tests.connectors.cdc.conftest import debezium, with_schema
+from tests.connectors.cdc.conftest import CUSTOMER, debezium, with_schema
 
 pytestmark = pytest.mark.integration
 
-CUSTOMER = {
-    "customer_number": "C-100", "name": "Acme GmbH", "legal_name": None, "tax_id": "DE123",
-    "payment_terms": "N30", "credit_limit_minor": 1250000, "credit_hold": False,
-    "currency": "EUR", "web_domain": "acme.example", "phone": None, "crm_id": "hs-1",
-    "billing_line1": "Hauptstr. 1", "billing_city": "Berlin", "billing_postal_code": "10115",
-    "billing_country": "DE", "shipping_line1": None, "shipping_city": None,
-    "shipping_postal_code": None, "shipping_country": None, "updated_at": "2024-05-01T10:00:00Z",
-}  # fmt: skip
 ORDER = {
     "order_number": "SO-7", "customer_number": "C-100", "quote_id": "Q-1", "quote_revision": 2,
     "crm_deal_id": "d-9", "customer_po": "PO-1", "status": "CONFIRMED", "credit_hold": False,

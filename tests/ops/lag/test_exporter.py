@@ -61,20 +61,39 @@ def exporter_for(settings: Settings) -> Callable[[str, Clock], LagExporter]:
     return factory
 
 
-def test_lag_equals_batched_messages_produced_while_consumer_stopped(
+@pytest.fixture
+def make_lagging_group(
     make_topic: Callable[..., str],
     make_consumer: Callable[..., Consumer],
     make_producer: Callable[..., Producer],
     make_group: Callable[[], str],
+) -> Callable[..., tuple[str, str]]:
+    """A group that committed ``committed`` records and left, ``behind`` more after them.
+
+    ``make_lagging_group(committed, behind, partitions=1, **producer_conf) -> (topic, group)``.
+    """
+
+    def factory(
+        committed: int, behind: int, partitions: int = 1, **producer_conf: object
+    ) -> tuple[str, str]:
+        topic, group = make_topic(partitions=partitions), make_group()
+        producer = make_producer(**producer_conf)
+        produce_batched(producer, topic, committed)
+        consumer = make_consumer(topic, group=group, **{"enable.auto.commit": False})
+        consume_and_commit(consumer, committed)
+        consumer.close()
+        produce_batched(producer, topic, behind)
+        return topic, group
+
+    return factory
+
+
+def test_lag_equals_batched_messages_produced_while_consumer_stopped(
+    make_lagging_group: Callable[..., tuple[str, str]],
     exporter_for: Callable[[str, Clock], LagExporter],
 ) -> None:
-    topic, group = make_topic(partitions=2), make_group()
-    producer = make_producer(**{"linger.ms": 50})
-    produce_batched(producer, topic, 40)
-    consumer = make_consumer(topic, group=group, **{"enable.auto.commit": False})
-    consume_and_commit(consumer, 40)
-    consumer.close()
-    produce_batched(producer, topic, 500)  # batched: a wrong high watermark would show lag ~2
+    # batched: a wrong high watermark would show lag ~2
+    _, group = make_lagging_group(40, 500, partitions=2, **{"linger.ms": 50})
 
     clock = Clock()
     exporter = exporter_for(group, clock)
@@ -129,19 +148,9 @@ def test_group_that_stops_committing_with_lag_is_stalled_then_stopped_when_it_le
 
 
 def test_metrics_carry_lag_and_one_status_per_group(
-    make_topic: Callable[..., str],
-    make_consumer: Callable[..., Consumer],
-    make_producer: Callable[..., Producer],
-    make_group: Callable[[], str],
-    settings: Settings,
+    make_lagging_group: Callable[..., tuple[str, str]], settings: Settings
 ) -> None:
-    topic, group = make_topic(), make_group()
-    producer = make_producer()
-    produce_batched(producer, topic, 5)
-    consumer = make_consumer(topic, group=group, **{"enable.auto.commit": False})
-    consume_and_commit(consumer, 5)
-    consumer.close()
-    produce_batched(producer, topic, 7)
+    topic, group = make_lagging_group(5, 7)
     registry = new_registry(process=False)
     exporter = LagExporter(LagProbe(settings.kafka.librdkafka(), groups=group), registry)
     assert exporter.sample_once()
@@ -168,19 +177,9 @@ def test_sampling_failure_is_counted_not_raised() -> None:
 
 
 def test_command_serves_metrics_and_exits_0_on_sigterm(
-    make_topic: Callable[..., str],
-    make_consumer: Callable[..., Consumer],
-    make_producer: Callable[..., Producer],
-    make_group: Callable[[], str],
-    settings: Settings,
+    make_lagging_group: Callable[..., tuple[str, str]], settings: Settings
 ) -> None:
-    topic, group = make_topic(), make_group()
-    producer = make_producer()
-    produce_batched(producer, topic, 3)
-    consumer = make_consumer(topic, group=group, **{"enable.auto.commit": False})
-    consume_and_commit(consumer, 3)
-    consumer.close()
-    produce_batched(producer, topic, 4)
+    topic, group = make_lagging_group(3, 4)
     port = free_port()
     env = {
         **os.environ,

@@ -97,6 +97,12 @@ class ConsoleServer:
         )
         assert ok, f"case {case_id} v{version} never reached the console's store"
 
+    def publish(self, *cases: Case) -> None:
+        """Write ``cases`` to review.cases and wait until the console's store holds each."""
+        write_cases(self.settings, *cases)
+        for case in cases:
+            self.wait_for_case(case.case_id, version=case.version)
+
 
 CONSOLE_USERS = {
     "alice": ("operator", ["sales-ops", "finance"]),

@@ -18,7 +18,6 @@ from tests.ops.review.conftest import (
     ConsoleServer,
     read_decisions,
     wait_for_decisions,
-    write_cases,
 )
 from tests.ops.review.samples import make_case
 
@@ -51,8 +50,7 @@ def test_an_operator_approves_a_case_and_a_double_click_is_one_decision(
     console: ConsoleServer, browser: WebDriver
 ) -> None:
     case = make_case("policy", team="finance", summary="Discount 18% over the 15% limit")
-    write_cases(console.settings, case)
-    console.wait_for_case(case.case_id)
+    console.publish(case)
 
     open_case(browser, console, case.case_id)
     body = browser.find_element(By.TAG_NAME, "body").text
@@ -73,8 +71,7 @@ def test_an_operator_approves_a_case_and_a_double_click_is_one_decision(
 
     # the worker applies it: the case's next state carries the decision
     applied = case.model_copy(update={"status": "approved", "decision": mine[0], "version": 2})
-    write_cases(console.settings, applied)
-    console.wait_for_case(case.case_id, version=2)
+    console.publish(applied)
     browser.refresh()
     wait_for_text(browser, "applied.")
     assert browser.find_elements(By.CSS_SELECTOR, "button[value=approve]") == []
@@ -85,9 +82,7 @@ def test_reject_with_a_reason_and_link_to_a_candidate(
 ) -> None:
     policy = make_case("policy", team="finance")
     match = make_case("account_match", team="sales-ops")
-    write_cases(console.settings, policy, match)
-    console.wait_for_case(policy.case_id)
-    console.wait_for_case(match.case_id)
+    console.publish(policy, match)
     before = len(read_decisions(console.settings))
 
     open_case(browser, console, policy.case_id)
@@ -120,8 +115,7 @@ def test_crm_text_is_shown_escaped_and_no_script_runs(
     fields = hostile.context.accounts
     assert fields is not None
     fields.fields[0].crm = f"Acme {SCRIPT}{IMAGE}"
-    write_cases(console.settings, hostile)
-    console.wait_for_case(hostile.case_id)
+    console.publish(hostile)
 
     sign_in(browser, console.url, "alice", PASSWORD)
     browser.get(f"{console.url}/queue")

@@ -18,7 +18,6 @@ from tests.ops.review.conftest import (
     ConsoleServer,
     read_decisions,
     serve,
-    write_cases,
 )
 from tests.ops.review.samples import make_case
 
@@ -47,8 +46,7 @@ def signed_in(console: ConsoleServer, name: str) -> httpx.Client:
 
 def test_no_anonymous_reads_or_writes(console: ConsoleServer, anonymous: httpx.Client) -> None:
     case = make_case("policy")
-    write_cases(console.settings, case)
-    console.wait_for_case(case.case_id)
+    console.publish(case)
 
     page = anonymous.get(f"/cases/{case.case_id}")
     assert page.status_code == 303
@@ -90,9 +88,7 @@ def test_decisions_need_the_csrf_token_the_right_role_and_the_right_team(
 ) -> None:
     finance = make_case("policy", team="finance")
     integration = make_case("validation", team="integration")
-    write_cases(console.settings, finance, integration)
-    console.wait_for_case(finance.case_id)
-    console.wait_for_case(integration.case_id)
+    console.publish(finance, integration)
     before = len(read_decisions(console.settings))
 
     alice = signed_in(console, "alice")
@@ -136,8 +132,7 @@ def test_decisions_need_the_csrf_token_the_right_role_and_the_right_team(
 
 def test_the_api_takes_a_token_and_answers_json(console: ConsoleServer) -> None:
     case = make_case("account_match")
-    write_cases(console.settings, case)
-    console.wait_for_case(case.case_id)
+    console.publish(case)
     auth = {"authorization": f"Bearer {ALICE_TOKEN}"}
     with httpx.Client(base_url=console.url, timeout=10, headers=auth) as api:
         listed = api.get("/api/cases", params={"team": "sales-ops"})

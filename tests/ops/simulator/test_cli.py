@@ -17,18 +17,23 @@ from tests.ops.simulator.receiver import Receiver
 pytestmark = pytest.mark.integration
 
 
+def _env(kafka_bootstrap: str, raw_topic_prefix: str) -> dict[str, str]:
+    """The environment of an ``interlock simulate`` child, with raw topics of its own."""
+    return {
+        **os.environ,
+        "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "INTERLOCK_WEBHOOKS__HUBSPOT__CLIENT_SECRET": "cli-secret",
+        "INTERLOCK_WEBHOOKS__HUBSPOT__APP_ID": "4242",
+        "INTERLOCK_CDC__RAW_TOPIC_PREFIX": f"{raw_topic_prefix}{os.getpid()}.",
+    }
+
+
 def test_simulate_stops_on_sigterm_and_writes_the_ground_truth(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     receiver = Receiver()
     truth = tmp_path / "truth.json"
-    env = {
-        **os.environ,
-        "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "INTERLOCK_WEBHOOKS__HUBSPOT__CLIENT_SECRET": "cli-secret",
-        "INTERLOCK_WEBHOOKS__HUBSPOT__APP_ID": "4242",
-        "INTERLOCK_CDC__RAW_TOPIC_PREFIX": f"simcli{os.getpid()}.",
-    }
+    env = _env(kafka_bootstrap, raw_topic_prefix="simcli")
     argv = [
         sys.executable,
         "-m",
@@ -70,13 +75,7 @@ def test_simulate_quits_within_seconds_of_sigterm_while_its_deliveries_fail(
     from interlock.broker import free_port
 
     truth = tmp_path / "truth.json"
-    env = {
-        **os.environ,
-        "INTERLOCK_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "INTERLOCK_WEBHOOKS__HUBSPOT__CLIENT_SECRET": "cli-secret",
-        "INTERLOCK_WEBHOOKS__HUBSPOT__APP_ID": "4242",
-        "INTERLOCK_CDC__RAW_TOPIC_PREFIX": f"simterm{os.getpid()}.",
-    }
+    env = _env(kafka_bootstrap, raw_topic_prefix="simterm")
     down = f"http://127.0.0.1:{free_port()}"  # nobody listens: every delivery is retried
     argv = [sys.executable, "-m", "interlock.cli", "simulate", "--rate", "200"]
     argv += ["--webhooks-url", down, "--ground-truth", str(truth)]  # default drain: 20 s
