@@ -99,18 +99,6 @@ class HubSpotContext:
     app_id: str | None = None
 
 
-@dataclass(frozen=True)
-class _Change:
-    """One HubSpot event, checked: what it changed (kind, verb), its record and envelope."""
-
-    kind: str
-    verb: str
-    event: Mapping[str, Any]
-    object_id: str
-    occurred: datetime
-    envelope: dict[str, Any]
-
-
 def _text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
 
@@ -240,13 +228,20 @@ def map_hubspot_event(event: Mapping[str, Any], ctx: HubSpotContext) -> Envelope
         "origin": origin,
     }
     try:
-        return _build(_Change(kind, verb, event, object_id, occurred, envelope), ctx)
+        return _build(kind, verb, event, object_id, occurred, envelope, ctx)
     except PydanticValidationError as exc:
         raise MappingFailedError(f"HubSpot {kind} event {event_id}: {exc}") from exc
 
 
-def _build(change: _Change, ctx: HubSpotContext) -> Envelope | None:
-    kind, verb, event, object_id = change.kind, change.verb, change.event, change.object_id
+def _build(
+    kind: str,
+    verb: str,
+    event: Mapping[str, Any],
+    object_id: str,
+    occurred: datetime,
+    envelope: dict[str, Any],
+    ctx: HubSpotContext,
+) -> Envelope | None:
     deleted = verb == "Deleted"
     if kind == "company":
         fields = {"deleted": True} if deleted else _properties(event, _COMPANY)
@@ -260,7 +255,7 @@ def _build(change: _Change, ctx: HubSpotContext) -> Envelope | None:
             correlation_id=account_id,
             changed_fields=sorted(fields),
             payload=Account(account_id=account_id, **{"crm_record_id": object_id, **fields}),
-            **change.envelope,
+            **envelope,
         )
     if kind == "contact":
         fields = {"deleted": True} if deleted else _properties(event, _CONTACT)
@@ -284,15 +279,22 @@ def _build(change: _Change, ctx: HubSpotContext) -> Envelope | None:
             correlation_id=account_id,
             changed_fields=sorted(changed),
             payload=contact,
-            **change.envelope,
+            **envelope,
         )
     if kind in ("deal", "quote", "line_item"):
-        return _quote_event(change, ctx)
+        return _quote_event(kind, verb, event, object_id, occurred, envelope, ctx)
     return None
 
 
-def _quote_event(change: _Change, ctx: HubSpotContext) -> QuoteEvent | None:
-    kind, verb, event, object_id = change.kind, change.verb, change.event, change.object_id
+def _quote_event(
+    kind: str,
+    verb: str,
+    event: Mapping[str, Any],
+    object_id: str,
+    occurred: datetime,
+    envelope: dict[str, Any],
+    ctx: HubSpotContext,
+) -> QuoteEvent | None:
     company = _required(event, "associatedCompanyId", "the deal's company")
     deal_id = object_id if kind == "deal" else _required(event, "associatedDealId", "its deal")
     account_id = crm_account_id(VENDOR, company)
@@ -328,7 +330,7 @@ def _quote_event(change: _Change, ctx: HubSpotContext) -> QuoteEvent | None:
         if (stage is not None and stage in ctx.accepted_deal_stages) or (
             status is not None and status in ACCEPTED_QUOTE_STATUSES
         ):
-            fields.update(status="ACCEPTED", accepted_at=change.occurred)
+            fields.update(status="ACCEPTED", accepted_at=occurred)
             event_type = "QuoteAccepted"
         elif stage == "closedlost":
             fields["status"] = "REJECTED"
@@ -351,7 +353,7 @@ def _quote_event(change: _Change, ctx: HubSpotContext) -> QuoteEvent | None:
         correlation_id=quote_id,
         changed_fields=changed,
         payload=payload,
-        **change.envelope,
+        **envelope,
     )
 
 
