@@ -33,8 +33,8 @@ __all__ = [
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ORDER = [
-    "serde", "webhooks", "cdc", "quote_to_order", "quix", "recovery", "sweep", "pipeline",
-    "broker",
+    "serde", "webhooks", "cdc", "quote_to_order", "inprocess", "quix", "recovery", "sweep",
+    "pipeline", "broker",
 ]  # fmt: skip
 """Benchmarks in the order ``bench.run`` runs them and RESULTS.md shows them."""
 

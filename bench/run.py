@@ -62,6 +62,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             ["--quotes", "2000"],
             1200,
         ),
+        Benchmark("inprocess", _module("inprocess"), ["--quick"], 900),
         Benchmark("quix", _module("quix"), ["--quotes", "2000"], 900),
         Benchmark("recovery", _module("recovery"), ["--quotes", "3000", "--restarts", "1"]),
         Benchmark("sweep", _module("sweep"), ["--sizes", "20000", "--repeat", "2"]),

@@ -1,0 +1,119 @@
+"""Benchmark the Pipeline's cost per quote in process: this tree beside the baseline revision.
+
+Both figures come from the same run: the baseline revision is checked out in a temporary git
+worktree and ``bench/inprocess/loop.py`` runs against each tree in turn (``PYTHONPATH`` picks
+whose ``processors`` and ``contracts`` it imports), alternated over ``--rounds``. Each run
+handles accounts, then accepted quotes of 2 to 5 lines with a share of redeliveries, and reads
+every command back as the worker does; the figure is the median µs per quote record of several
+repeats after a warm-up. No broker: only the Pipeline's own work is measured.
+
+Results: ``bench/results/inprocess.json``.
+
+    python -m bench.inprocess.run [--quotes N] [--repeats R] [--rounds K] [--quick]
+        [--profile-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.harness import write_result  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "inprocess.json"
+LOOP = Path(__file__).resolve().parent / "loop.py"
+BASELINE_REV = "eedb3ce"
+"""The revision before the work on the cost per quote (issue #28): the Pipeline it is held to."""
+
+
+@contextmanager
+def baseline_tree(rev: str) -> Iterator[Path]:
+    """A detached worktree of ``rev``, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="interlock-baseline-")) / "tree"
+    git = ["git", "-C", str(ROOT), "worktree"]
+    subprocess.run([*git, "add", "--detach", str(path), rev], check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run([*git, "remove", "--force", str(path)], check=False, capture_output=True)
+        path.parent.rmdir()
+
+
+def run_loop(tree: Path, argv: Sequence[str]) -> dict[str, Any]:
+    """Run the loop against ``tree``'s packages; its JSON line."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(
+        [sys.executable, str(LOOP), *argv], cwd=tree, env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"loop failed on {tree}:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quotes", type=int, default=5000)
+    parser.add_argument("--accounts", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="baseline/new runs, alternated")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV)
+    parser.add_argument("--profile-dir", type=Path, help="write each tree's cProfile here")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.quotes, args.repeats, args.rounds = 1000, 3, 1
+    loop_args = [f"--quotes={args.quotes}", f"--accounts={args.accounts}",
+                 f"--repeats={args.repeats}"]  # fmt: skip
+    figures: dict[str, list[float]] = {"baseline": [], "new": []}
+    last: dict[str, dict[str, Any]] = {}
+    with baseline_tree(args.baseline_rev) as base:
+        for i in range(args.rounds):
+            for name, tree in (("baseline", base), ("new", ROOT)):
+                extra = []
+                if args.profile_dir is not None and i == 0:
+                    args.profile_dir.mkdir(parents=True, exist_ok=True)
+                    extra = [f"--profile={(args.profile_dir / f'{name}.prof').resolve()}"]
+                last[name] = run_loop(tree, [*loop_args, *extra])
+                figures[name].append(last[name]["us_per_quote"])
+                print(f"round {i + 1} {name}: {last[name]['us_per_quote']:.1f} µs/quote",
+                      flush=True)  # fmt: skip
+    baseline_us = statistics.median(figures["baseline"])
+    new_us = statistics.median(figures["new"])
+    result = {
+        "baseline_rev": args.baseline_rev,
+        "quotes": args.quotes,
+        "records": last["new"]["records"],
+        "duplicates": last["new"]["duplicates"],
+        "accounts": args.accounts,
+        "repeats": args.repeats,
+        "rounds": args.rounds,
+        "baseline_us_per_quote": round(baseline_us, 2),
+        "new_us_per_quote": round(new_us, 2),
+        "baseline_rounds": [round(x, 2) for x in figures["baseline"]],
+        "new_rounds": [round(x, 2) for x in figures["new"]],
+        "baseline_outputs_per_quote": round(last["baseline"]["outputs_per_quote"], 3),
+        "new_outputs_per_quote": round(last["new"]["outputs_per_quote"], 3),
+        "speedup": round(baseline_us / new_us, 3),
+    }
+    write_result(RESULTS, result)
+    print(f"baseline {args.baseline_rev}: {baseline_us:.1f} µs/quote; this tree: {new_us:.1f} "
+          f"µs/quote; {baseline_us / new_us:.2f}x")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
