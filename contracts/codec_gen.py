@@ -86,10 +86,30 @@ def _read_size(b: bytes, p: int) -> tuple[int, int]:
     return n, p
 
 
+_DECIMALS: dict[tuple[Decimal, int, int], tuple[Decimal, bytes]] = {}
+"""Encodings of recent decimals per (value, scale, precision): quantities and prices recur."""
+
+
 def _decimal_bytes(v: Any, scale: int, precision: int, schema: dict[str, Any]) -> bytes:
     """fastavro's ``prepare_bytes_decimal``, same checks and same byte count."""
     if type(v) is not Decimal:
         return LOGICAL_WRITERS["bytes-decimal"](v, schema)
+    if v.is_finite():
+        key = (v, scale, precision)
+        hit = _DECIMALS.get(key)
+        # Equal decimals may differ in exponent (2 and 2.00), which the checks below see:
+        # a hit counts only for the same exponent.
+        if hit is not None and hit[0].same_quantum(v):
+            return hit[1]
+        encoded = _checked_decimal_bytes(v, scale, precision)
+        if len(_DECIMALS) >= 4096:
+            _DECIMALS.clear()
+        _DECIMALS[key] = (v, encoded)
+        return encoded
+    return _checked_decimal_bytes(v, scale, precision)
+
+
+def _checked_decimal_bytes(v: Decimal, scale: int, precision: int) -> bytes:
     _sign, digits, exp = v.as_tuple()
     if len(digits) > precision:
         raise ValueError("The decimal precision is bigger than allowed by schema")
@@ -98,6 +118,16 @@ def _decimal_bytes(v: Any, scale: int, precision: int, schema: dict[str, Any]) -
     unscaled = int(v.scaleb(scale, _WIDE))
     size = (abs(unscaled).bit_length() + 8) // 8
     return unscaled.to_bytes(size, "big", signed=True)
+
+
+def _read_decimal(seen: dict[bytes, Decimal], raw: bytes, scale: int, ctx: Context) -> Decimal:
+    """The decimal of an unscaled big-endian ``raw``, kept in ``seen`` (one field's recent
+    values: quantities and prices recur, and a ``Decimal`` is immutable)."""
+    value = ctx.create_decimal(int.from_bytes(raw, "big", signed=True)).scaleb(-scale, ctx)
+    if len(seen) >= 4096:
+        seen.clear()
+    seen[raw] = value
+    return value
 
 
 def _ts_millis(v: Any, schema: dict[str, Any]) -> int:
@@ -140,6 +170,7 @@ class CodecGenerator:
             "_read_long": _read_long,
             "_read_size": _read_size,
             "_decimal_bytes": _decimal_bytes,
+            "_read_decimal": _read_decimal,
             "_ts_millis": _ts_millis,
             "_ts_micros": _ts_micros,
             "_date": _date,
@@ -347,11 +378,13 @@ class CodecGenerator:
             if logical == "decimal":
                 scale, precision = schema.get("scale", 0), schema["precision"]
                 ctx = self.const(Context(prec=precision))
-                n = self.var()
+                seen = self.const({})
+                n, raw = self.var(), self.var()
                 return [
                     *self.read_size(n, ind),
-                    f"{ind}{target} = {ctx}.create_decimal("
-                    f"_from_bytes(b[p:p + {n}], 'big', signed=True)).scaleb(-{scale}, {ctx})",
+                    f"{ind}{raw} = b[p:p + {n}]",
+                    f"{ind}{target} = {seen}.get({raw}) or _read_decimal({seen}, {raw}, {scale}, "
+                    f"{ctx})",
                     f"{ind}p += {n}",
                 ]
             n = self.var()

@@ -21,7 +21,12 @@ from contracts.models import EVENT_MODELS, Envelope
 __all__ = ["from_avro", "to_avro"]
 
 _new = object.__new__
-_set = object.__setattr__
+# The slots of every model, set through their descriptors: a model's own __setattr__ refuses
+# (frozen) and object.__setattr__ looks the descriptor up by name on every call.
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 Builder = Callable[[dict[str, Any]], Any]
 Dumper = Callable[[Any], dict[str, Any]]
@@ -62,18 +67,18 @@ def _builder(cls: type[BaseModel]) -> Builder:
     if cached is not None:
         return cached
     nested = [(name, _builder(sub), is_list) for name, sub, is_list in _nested_fields(cls)]
-    field_names = frozenset(cls.model_fields)
+    field_names = set(cls.model_fields)
 
     def build(data: dict[str, Any]) -> Any:
         for name, sub, is_list in nested:
             value = data[name]
             if value is not None:
-                data[name] = [sub(item) for item in value] if is_list else sub(value)
+                data[name] = list(map(sub, value)) if is_list else sub(value)
         obj = _new(cls)
-        _set(obj, "__dict__", data)
-        _set(obj, "__pydantic_fields_set__", set(field_names))
-        _set(obj, "__pydantic_extra__", None)
-        _set(obj, "__pydantic_private__", None)
+        _set_dict(obj, data)
+        _set_fields_set(obj, field_names.copy())
+        _set_extra(obj, None)
+        _set_private(obj, None)
         return obj
 
     _builders[cls] = build

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from contracts.errors import DecodeError
-from contracts.ids import deterministic_event_id
+from contracts.ids import deterministic_event_id, event_id_after
 
 __all__ = [
     "ACTIONS",
@@ -215,9 +215,14 @@ class DecisionNotAllowedError(ValueError):
     """An action that the case's kind or status does not allow; the message says which and why."""
 
 
+def _case_ids(kind: str) -> Any:
+    """``subject -> deterministic_event_id("case", kind, subject)``, the head hashed once."""
+    return event_id_after("case", kind)
+
+
 def case_id_for(kind: CaseKind, subject: str) -> str:
     """The id of the case of ``kind`` about ``subject`` (e.g. a quote id and revision)."""
-    return deterministic_event_id("case", kind, subject)
+    return _case_ids(kind)(subject)
 
 
 def decision_id_for(case_id: str, action: Action, target: str | None = None) -> str:

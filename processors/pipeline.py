@@ -210,7 +210,7 @@ class Pipeline:
             self.expiry.note(SEEN, event_id, now)
 
     def duplicate(self, event: Envelope, raw: RawRecord, stage: str, why: str) -> None:
-        self.metrics.duplicates_suppressed.labels(SERVICE, stage).inc()
+        self._child(self.metrics.duplicates_suppressed, SERVICE, stage).inc()
         self.count(raw.topic, "duplicate")
         self.audit("deduplicated", event, details={"by": why})
 
@@ -259,7 +259,7 @@ class Pipeline:
                 last = self.last_written(event.payload.crm_record_id)
             why = echo_reason(event, last, self.config.origin)
             if why is not None:
-                self.metrics.echoes_suppressed.labels(type(event).ENTITY).inc()
+                self._child(self.metrics.echoes_suppressed, type(event).ENTITY).inc()
                 self.count(raw.topic, "skipped")
                 self.audit("echo_suppressed", event, details={"recognised_by": why})
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from contracts.topics import CLOCK_SUFFIX
 from interlock.settings import Settings
@@ -12,7 +13,10 @@ __all__ = ["CLOCK_SUFFIX", "ProcessorTopics"]
 
 @dataclass(frozen=True)
 class ProcessorTopics:
-    """Every topic of the processors; ``prefix`` isolates a deployment (or a test)."""
+    """Every topic of the processors; ``prefix`` isolates a deployment (or a test).
+
+    Names are computed once per instance (``cached_property``): the pipeline asks for some of
+    them several times per event."""
 
     prefix: str = ""
 
@@ -23,63 +27,63 @@ class ProcessorTopics:
     def from_settings(cls, settings: Settings) -> ProcessorTopics:
         return cls(settings.processors.topic_prefix)
 
-    @property
+    @cached_property
     def account(self) -> str:
         return self.name("canonical.account.v1")
 
-    @property
+    @cached_property
     def quote(self) -> str:
         return self.name("canonical.quote.v1")
 
-    @property
+    @cached_property
     def order(self) -> str:
         return self.name("canonical.order.v1")
 
-    @property
+    @cached_property
     def invoice(self) -> str:
         return self.name("canonical.invoice.v1")
 
-    @property
+    @cached_property
     def shipment(self) -> str:
         return self.name("canonical.shipment.v1")
 
-    @property
+    @cached_property
     def product(self) -> str:
         return self.name("canonical.product.v1")
 
-    @property
+    @cached_property
     def create_order(self) -> str:
         return self.name("commands.erp.create-order")
 
-    @property
+    @cached_property
     def amend_order(self) -> str:
         return self.name("commands.erp.amend-order")
 
-    @property
+    @cached_property
     def cancel_order(self) -> str:
         return self.name("commands.erp.cancel-order")
 
-    @property
+    @cached_property
     def update_deal(self) -> str:
         return self.name("commands.crm.update-deal")
 
-    @property
+    @cached_property
     def review(self) -> str:
         return self.name("review.account-match")
 
-    @property
+    @cached_property
     def cases(self) -> str:
         return self.name("review.cases")
 
-    @property
+    @cached_property
     def decisions(self) -> str:
         return self.name("review.decisions")
 
-    @property
+    @cached_property
     def audit(self) -> str:
         return self.name("audit.decisions")
 
-    @property
+    @cached_property
     def reconciliation(self) -> str:
         return self.name("audit.reconciliation")
 
@@ -89,19 +93,23 @@ class ProcessorTopics:
 
     def commands(self) -> list[str]:
         """Command topics, read back so that state follows only what is durable."""
-        return [self.create_order, self.amend_order, self.cancel_order, self.update_deal]
+        return list(self._command_topics.values())
 
     def copartitioned(self) -> list[str]:
         """Topics that must share one partition count."""
         return [*self.canonical_inputs(), *self.commands(), self.decisions]
 
     def command_topic(self, kind: str) -> str:
+        return self._command_topics[kind]
+
+    @cached_property
+    def _command_topics(self) -> dict[str, str]:
         return {
             "create-order": self.create_order,
             "amend-order": self.amend_order,
             "cancel-order": self.cancel_order,
             "update-deal": self.update_deal,
-        }[kind]
+        }
 
     def clock(self, app_id: str) -> str:
         """The worker's clock topic: its ticks drive the parked scan and the dedup sweep."""

@@ -83,6 +83,19 @@ def _account(account_id: str) -> AccountEvent:
 
 def _quote(quote_id: str, account_id: str, lines: int) -> QuoteEvent:
     at = T0 + timedelta(minutes=1)
+    items = [
+        QuoteLine(
+            line_number=i,
+            product_id=f"P-{i}",
+            sku=f"SKU-{i}",
+            quantity=Decimal(1 + i % 3),
+            unit_price=Decimal(f"{10 + i}.50"),
+            line_total=Decimal(1 + i % 3) * Decimal(f"{10 + i}.50"),
+        )
+        for i in range(1, lines + 1)
+    ]
+    subtotal = sum((line.line_total or Decimal(0) for line in items), Decimal("0.00"))
+    tax = (subtotal * Decimal("0.21")).quantize(Decimal("0.01"))
     return QuoteEvent(
         event_id=deterministic_event_id("crm", "quote", quote_id, "1", "ACCEPTED", "1"),
         event_type="QuoteAccepted",
@@ -99,16 +112,10 @@ def _quote(quote_id: str, account_id: str, lines: int) -> QuoteEvent:
             payment_terms="NET30",
             ship_to=ADDRESS,
             accepted_at=at,
-            lines=[
-                QuoteLine(
-                    line_number=i,
-                    product_id=f"P-{i}",
-                    sku=f"SKU-{i}",
-                    quantity=Decimal(1 + i % 3),
-                    unit_price=Decimal(f"{10 + i}.50"),
-                )
-                for i in range(1, lines + 1)
-            ],
+            lines=items,
+            subtotal=subtotal,
+            tax_total=tax,
+            total=subtotal + tax,
         ),
     )
 
@@ -141,6 +148,8 @@ class Run:
         self.dead: list[tuple[RawRecord, BaseException]] = []
         self.read = 0
         self.offset = 0
+        self.quotes_from = 0
+        """Index of the first record written for the quotes (after the accounts')."""
         names = [f.name for f in fields(Tables) if f.name != "expiry"]
         self.pipeline = Pipeline(
             PipelineConfig(TOPICS, load_ownership(), 300.0, 3600.0, 0.85, commercial=load_policy()),
@@ -179,12 +188,16 @@ class Run:
 
 
 def measure(codecs: Codecs, accounts: Input, quotes: Input) -> tuple[float, Run]:
-    """Seconds to handle ``quotes`` (and read back their commands), accounts handled before."""
+    """CPU seconds to handle ``quotes`` (and read back their commands), accounts handled before.
+
+    CPU time of this process, not wall time: on a shared machine the wait for a core is not
+    the pipeline's cost."""
     run = Run(codecs)
     run.feed(accounts)
-    started = time.perf_counter()
+    run.quotes_from = len(run.written)
+    started = time.process_time()
     run.feed(quotes)
-    return time.perf_counter() - started, run
+    return time.process_time() - started, run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,11 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         elapsed, run = measure(codecs, accounts, quotes)
         seconds.append(elapsed)
-    if args.profile:
+    if args.profile:  # the quotes only, as timed
+        profiled = Run(codecs)
+        profiled.feed(accounts)
         profile = cProfile.Profile()
-        profile.enable()
-        measure(codecs, accounts, quotes)
-        profile.disable()
+        profile.runcall(profiled.feed, quotes)
         profile.dump_stats(args.profile)
     commands = sum(1 for t, *_ in run.written if t in run.commands)
     if commands != args.quotes or run.dead:
@@ -225,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 "repeats": args.repeats,
                 "us_per_quote": statistics.median(per_record),
                 "us_per_quote_all": [round(x, 2) for x in per_record],
-                "outputs_per_quote": len(run.written) / len(quotes),
+                "outputs_per_quote": (len(run.written) - run.quotes_from) / len(quotes),
                 "pipeline": sys.modules[Pipeline.__module__].__file__,
             }
         )

@@ -462,6 +462,8 @@ def writeback_repair(
 
 def transitions(open_: Mapping[str, Any] | None, found: list[Finding], now: float) -> Transitions:
     """Findings opened and resolved between the open ones and those ``found`` now."""
+    if not open_ and not found:
+        return Transitions([], [], {})  # the systems agree, as they did: most entries, mostly
     before = dict(open_ or {})
     current = {f.finding_id: f for f in found}
     opened = [f for fid, f in current.items() if fid not in before]
