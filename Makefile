@@ -45,9 +45,11 @@ typecheck: install ## mypy on every package
 docs: install ## Build the docs site strictly (a broken link or anchor fails) into .interlock/site
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+PYTEST_WORKERS ?= 2
+
 .PHONY: pytest
-pytest: install system-tools ## The test suite on Apache Kafka (INTERLOCK_TEST_BROKER=tansu: on Tansu)
-	$(BIN)/pytest $(PYTEST_ARGS)
+pytest: install system-tools ## The test suite on Apache Kafka, on PYTEST_WORKERS pytest-xdist workers (INTERLOCK_TEST_BROKER=tansu: on Tansu)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 .PHONY: smoke-tansu
 smoke-tansu: install ## The no-Java fallback: interlock up, and a short checked simulation, on Tansu

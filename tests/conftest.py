@@ -1,4 +1,5 @@
-"""Shared fixtures: one broker per session, and factories for unique topics and groups.
+"""Shared fixtures: one broker per session (per pytest-xdist worker), and factories for unique
+topics and groups.
 
 The broker is, in order of preference: the one named by ``KAFKA_BOOTSTRAP_SERVERS``;
 testcontainers' Kafka when ``INTERLOCK_TEST_BROKER=testcontainers`` and a Docker engine
@@ -23,6 +24,10 @@ from interlock.broker import BrokerKind, BrokerProcess
 from interlock.kafka import true_end_offsets
 from interlock.settings import Settings
 from interlock.tansu import TansuBroker
+
+# rich wraps a command's output at 80 columns where no terminal tells it the width (a
+# pytest-xdist worker has none): the tests read the output unwrapped
+os.environ.setdefault("COLUMNS", "200")
 
 
 def _docker_available() -> bool:
@@ -50,6 +55,25 @@ def end_offsets(
 def private_broker() -> BrokerProcess:
     """A broker of the suite's kind for a test that must stop or kill it (not started yet)."""
     return TansuBroker() if suite_broker_kind() == "tansu" else KafkaBroker()
+
+
+STACK_TESTS = "tests/e2e/"
+"""The whole-stack tests: each starts every service of a stack (``interlock up``)."""
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (``make pytest``: ``-n 2``), the whole-stack tests form one unit of
+    work, sent first (the largest unit goes first) to one worker, which runs them one at a time:
+    two stacks at once on two cores would starve each other. The other worker takes the rest
+    of the suite meanwhile, a test at a time. (The scopes are told apart by node id: pytest 9.2
+    no longer lets the ``xdist_group`` mark rename a node.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class StackOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "stack" if nodeid.startswith(STACK_TESTS) else nodeid
+
+    return StackOnOneWorker(config, log)
 
 
 @pytest.fixture(scope="session")

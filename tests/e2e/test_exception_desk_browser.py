@@ -194,10 +194,10 @@ def test_an_operator_links_a_vague_match_and_the_parked_quote_becomes_one_order(
     link[0].click()
     wait_for_text(browser, f"{candidate} by {OPERATOR}")
 
-    # the worker links the accounts, releases the parked quote: exactly one ERP order
+    # the worker links the accounts and orders the parked quote: exactly one ERP order (it is
+    # released from parking, or, where a rebalance under load redelivers the quote after the
+    # link, ordered from the redelivery; the release's audit is test_parking_flow's)
     env.wait_for(t.create_order, lambda _: bool(orders_for(env, "q-i")))
-    released = wait_audit(desk, "released", "q-i")
-    assert released["ids"]["quote_id"] == "q-i"
     decided = wait_status(desk, case.case_id, "linked")
     assert decided.decision is not None
     assert (decided.decision.action, decided.decision.by) == ("link", OPERATOR)
