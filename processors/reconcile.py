@@ -23,6 +23,7 @@ from contracts.reconciliation import DRIFT_KINDS, encode_record
 from processors.domain.reconcile import (
     Finding,
     Slas,
+    Transitions,
     drift,
     erp_facts,
     fold_crm_shows,
@@ -186,6 +187,19 @@ class Reconciler:
         now = self.p.clock()
         found = drift(entry, now, self.slas)
         change = transitions(entry.get("open"), found, now)
+        changed = bool(change.opened or change.resolved)
+        if changed:
+            self._count(change, entry, partition, now)
+        if changed or write_unchanged:
+            self.ledger[key] = {**entry, "open": change.open}
+        if changed:
+            self._publish()
+        return change.open
+
+    def _count(
+        self, change: Transitions, entry: dict[str, Any], partition: int, now: float
+    ) -> None:
+        """Record and count the findings that opened and resolved."""
         counts = self._open.setdefault(partition, Counter())
         for finding in change.opened:
             self._record_finding(entry, finding, now)
@@ -193,11 +207,6 @@ class Reconciler:
         for fid, stored in change.resolved:
             self._record_resolved(fid, stored, now)
             counts[str(stored["kind"])] -= 1
-        if change.opened or change.resolved or write_unchanged:
-            self.ledger[key] = {**entry, "open": change.open}
-        if change.opened or change.resolved:
-            self._publish()
-        return change.open
 
     def _forget(self, key: str, entry: Mapping[str, Any], partition: int) -> None:
         """Remove an entry; what was open about it is resolved (claimed by a quote, or gone)."""

@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:  # the quotes only, as timed
         profiled = Run(codecs)
         profiled.feed(accounts)
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(time.process_time)
         profile.runcall(profiled.feed, quotes)
         profile.dump_stats(args.profile)
     commands = sum(1 for t, *_ in run.written if t in run.commands)
