@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import time
 import uuid
@@ -115,14 +116,17 @@ def test_the_trace_command_reads_a_journey_back_from_the_topics(
     h = PipelineHarness(dataclasses.replace(worker_config(), topics=topics), now=time.time())
     producer = Producer(settings.kafka.librdkafka())
     written = 0
+    stamps = itertools.count(int(time.time() * 1000), 10)
 
     def send(topic: str, event: Envelope) -> None:
-        """Handle ``event`` and write it, then what the pipeline wrote for it, to the topics."""
+        """Handle ``event`` and write it, then what the pipeline wrote for it, to the topics,
+        each record 10 ms after the one before (the journey is ordered by record time)."""
         nonlocal written
-        producer.produce(topic, encode(event), key=event.payload.account_id.encode())  # type: ignore[attr-defined]
+        key = event.payload.account_id.encode()  # type: ignore[attr-defined]
+        producer.produce(topic, encode(event), key=key, timestamp=next(stamps))
         h.send(topic, event)
-        for out_topic, key, value, headers in h.records[written:]:
-            producer.produce(out_topic, value, key=key, headers=headers)
+        for out_topic, out_key, value, headers in h.records[written:]:
+            producer.produce(out_topic, value, key=out_key, headers=headers, timestamp=next(stamps))
         written = len(h.records)
 
     order = erp_order_event(order_id_for("q-t"), "acc-t", "q-t", status="CONFIRMED", number="SO-7")
