@@ -22,7 +22,7 @@ from rich.table import Table
 from interlock.commandline import require_kafka
 from interlock.settings import Settings
 
-__all__ = ["make_dlq_app"]
+__all__ = ["DlqCommands", "make_dlq_app"]
 
 TopicArg = Annotated[str, typer.Argument(help="dlq.<topic>, or <topic>.")]
 ReasonOpt = Annotated[
@@ -49,15 +49,18 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -> typer.Typer:
-    """The ``dlq`` typer app; ``load`` returns the Settings (called once per command)."""
-    out = console or Console()
-    app = typer.Typer(help="Dead letters: list, show, stats, replay, purge.", no_args_is_help=True)
+class DlqCommands:
+    """The ``dlq`` commands; ``load`` returns the Settings (called once per command)."""
 
-    def settings() -> Settings:
-        return require_kafka(load())
+    def __init__(self, load: Callable[[], Settings], console: Console | None = None) -> None:
+        self._load = load
+        self.out = console or Console()
+
+    def settings(self) -> Settings:
+        return require_kafka(self._load())
 
     def where(
+        self,
         reason: list[str] | None,
         since: str | None,
         until: str | None,
@@ -76,34 +79,33 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
                 limit=limit,
             )
         except ValueError as exc:
-            out.print(f"[red]{exc}[/]")
+            self.out.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from exc
 
-    def fail_on(errors: list[str]) -> None:
+    def fail_on(self, errors: list[str]) -> None:
         """Show the first delivery errors and exit 1, when there are any."""
         if errors:
-            out.print(f"[red]{len(errors)} delivery error(s):[/] " + "; ".join(errors[:5]))
+            self.out.print(f"[red]{len(errors)} delivery error(s):[/] " + "; ".join(errors[:5]))
             raise typer.Exit(1)
 
-    def load_letters(s: Settings, topic: str) -> tuple[str, list[Any], Any]:
+    def load_letters(self, s: Settings, topic: str) -> tuple[str, list[Any], Any]:
         from ops.dlq.model import normalise_topic
         from ops.dlq.store import read_audit, read_dead_letters, topic_partitions
 
         name = normalise_topic(topic)
         conf = s.kafka.librdkafka()
         if not topic_partitions(conf, name):
-            out.print(f"[red]no such dead-letter topic:[/] {name}")
+            self.out.print(f"[red]no such dead-letter topic:[/] {name}")
             raise typer.Exit(1)
         audit = read_audit(conf, s.dlq.audit_topic, s.dlq.purge_topic)
         return name, read_dead_letters(conf, name), audit
 
-    @app.command("list")
-    def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    def list_(self, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         """Dead-letter topics with exact counts by reason (purged ones hidden)."""
         from ops.dlq.model import DeadLetterFilter, select, topic_stats
         from ops.dlq.store import list_dlq_topics, read_audit, read_dead_letters
 
-        s = settings()
+        s = self.settings()
         conf = s.kafka.librdkafka()
         audit = read_audit(conf, s.dlq.audit_topic, s.dlq.purge_topic)
         now = datetime.now(UTC)
@@ -118,10 +120,10 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
         for r in rows:
             reasons = ", ".join(f"{x.reason} {x.count}" for x in r.by_reason)
             table.add_row(r.topic, str(r.count), reasons, r.oldest.isoformat() if r.oldest else "")
-        out.print(table)
+        self.out.print(table)
 
-    @app.command()
     def show(
+        self,
         topic: TopicArg,
         reason: ReasonOpt = None,
         since: SinceOpt = None,
@@ -135,8 +137,8 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
         from ops.dlq.model import select
         from ops.dlq.render import letter_json
 
-        _name, letters, audit = load_letters(settings(), topic)
-        chosen = select(letters, where(reason, since, until, key, limit), hidden=audit.purged)
+        _name, letters, audit = self.load_letters(self.settings(), topic)
+        chosen = select(letters, self.where(reason, since, until, key, limit), hidden=audit.purged)
         for letter in chosen:
             doc = letter_json(letter, with_stacktrace=stacktrace)
             doc["replayed"] = audit.replayed.get(letter.coordinate, 0)
@@ -151,12 +153,12 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
                 table.add_row(f"dlq.{name}", str(text))
             table.add_row("headers", json.dumps(doc["headers"], default=str))
             table.add_row("replayed", str(doc["replayed"]))
-            out.print(table)
+            self.out.print(table)
         if not as_json:
-            out.print(f"{len(chosen)} dead letter(s)")
+            self.out.print(f"{len(chosen)} dead letter(s)")
 
-    @app.command()
     def stats(
+        self,
         topic: Annotated[str | None, typer.Argument(help="One topic (default: all).")] = None,
         reason: ReasonOpt = None,
         since: SinceOpt = None,
@@ -168,9 +170,9 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
         from ops.dlq.model import normalise_topic, select, topic_stats
         from ops.dlq.store import list_dlq_topics, read_audit, read_dead_letters
 
-        s = settings()
+        s = self.settings()
         conf = s.kafka.librdkafka()
-        filt = where(reason, since, until, key, None)
+        filt = self.where(reason, since, until, key, None)
         audit = read_audit(conf, s.dlq.audit_topic, s.dlq.purge_topic)
         names = [normalise_topic(topic)] if topic else list_dlq_topics(conf)
         end = filt.until or datetime.now(UTC)
@@ -196,10 +198,10 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
             )
             for x in r.by_reason:
                 table.add_row("", x.reason, str(x.count), "", "", "")
-        out.print(table)
+        self.out.print(table)
 
-    @app.command()
     def replay(
+        self,
         topic: TopicArg,
         reason: ReasonOpt = None,
         since: SinceOpt = None,
@@ -231,9 +233,9 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
             send_replay,
         )
 
-        s = settings()
-        name, letters, audit = load_letters(s, topic)
-        filt = where(reason, since, until, key, limit)
+        s = self.settings()
+        name, letters, audit = self.load_letters(s, topic)
+        filt = self.where(reason, since, until, key, limit)
         chosen = select(letters, filt, hidden=audit.purged, replayed=audit.replayed, again=again)
         matching = select(letters, filt, hidden=audit.purged)
         skipped = 0 if again else sum(1 for x in matching if x.coordinate in audit.replayed)
@@ -250,17 +252,17 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
                 catalog=load_catalog(),
             )
         except ReplayRejectedError as exc:
-            out.print(f"[red]replay rejected, nothing sent:[/] {exc}")
+            self.out.print(f"[red]replay rejected, nothing sent:[/] {exc}")
             raise typer.Exit(1) from exc
         pace = s.dlq.replay_rate
         if rate:
             try:
                 pace = float(rate.removesuffix("/s"))
             except ValueError:
-                out.print(f"[red]--rate wants N or N/s, got {rate!r}[/]")
+                self.out.print(f"[red]--rate wants N or N/s, got {rate!r}[/]")
                 raise typer.Exit(2) from None
         targets = sorted({i.target for i in items})
-        out.print(
+        self.out.print(
             f"{len(items)} dead letter(s) of {name} to replay to {', '.join(targets) or '-'}"
             + (f" ({skipped} already replayed, skipped; --again to include)" if skipped else "")
         )
@@ -274,8 +276,8 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
                     (i.key or b"").decode("utf-8", "replace"),
                     str(i.count),
                 )
-            out.print(table)
-            out.print("dry run: nothing sent")
+            self.out.print(table)
+            self.out.print("dry run: nothing sent")
             return
         if not items:
             return
@@ -283,7 +285,7 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
             typer.confirm(f"Replay {len(items)} record(s)?", abort=True)
         producer = make_producer(s)
         started = time.monotonic()
-        with _progress(out) as progress:
+        with _progress(self.out) as progress:
             task = progress.add_task("replaying", total=len(items))
             errors = send_replay(
                 producer,
@@ -294,15 +296,15 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
                 bucket=TokenBucket(pace) if pace else None,
                 on_sent=lambda _i: progress.advance(task),
             )
-        fail_on(errors)
+        self.fail_on(errors)
         elapsed = time.monotonic() - started
-        out.print(
+        self.out.print(
             f"replayed {len(items)} record(s) in {elapsed:.2f} s "
             f"({len(items) / max(elapsed, 1e-9):.1f}/s), replay id {replay_id}"
         )
 
-    @app.command()
     def purge(
+        self,
         topic: TopicArg,
         reason: ReasonOpt = None,
         since: SinceOpt = None,
@@ -318,13 +320,13 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
         from ops.dlq.purge import mark_purged, truncate
         from ops.dlq.store import topic_partitions
 
-        s = settings()
-        name, letters, audit = load_letters(s, topic)
-        filt = where(reason, since, until, key, limit)
+        s = self.settings()
+        name, letters, audit = self.load_letters(s, topic)
+        filt = self.where(reason, since, until, key, limit)
         chosen = select(letters, filt, hidden=audit.purged)
-        out.print(f"{len(chosen)} dead letter(s) of {name} to purge")
+        self.out.print(f"{len(chosen)} dead letter(s) of {name} to purge")
         if dry_run or not chosen:
-            out.print("dry run: nothing changed" if dry_run else "nothing to purge")
+            self.out.print("dry run: nothing changed" if dry_run else "nothing to purge")
             return
         if not yes:
             typer.confirm(f"Purge {len(chosen)} dead letter(s) of {name}?", abort=True)
@@ -334,10 +336,10 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
                 conf, [(name, p) for p in topic_partitions(conf, name)], tansu=s.kafka.tansu
             )
             if truncate(make_admin(s), name, ends):
-                out.print(f"truncated {name}: {len(chosen)} record(s) deleted")
+                self.out.print(f"truncated {name}: {len(chosen)} record(s) deleted")
                 return
-            out.print("the broker cannot delete records; marking them purged instead")
-        with _progress(out) as progress:
+            self.out.print("the broker cannot delete records; marking them purged instead")
+        with _progress(self.out) as progress:
             task = progress.add_task("purging", total=len(chosen))
             errors = mark_purged(
                 make_producer(s),
@@ -347,7 +349,15 @@ def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -
                 at=datetime.now(UTC),
                 on_marked=lambda _x: progress.advance(task),
             )
-        fail_on(errors)
-        out.print(f"purged {len(chosen)} dead letter(s) of {name} (hidden from now on)")
+        self.fail_on(errors)
+        self.out.print(f"purged {len(chosen)} dead letter(s) of {name} (hidden from now on)")
 
+
+def make_dlq_app(load: Callable[[], Settings], console: Console | None = None) -> typer.Typer:
+    """The ``dlq`` typer app; ``load`` returns the Settings (called once per command)."""
+    commands = DlqCommands(load, console)
+    app = typer.Typer(help="Dead letters: list, show, stats, replay, purge.", no_args_is_help=True)
+    app.command("list")(commands.list_)
+    for command in (commands.show, commands.stats, commands.replay, commands.purge):
+        app.command()(command)
     return app
