@@ -35,16 +35,6 @@ simulate_app = typer.Typer(
 console = Console()
 
 
-def _settings() -> Settings:
-    from interlock.logs import configure_logging
-    from interlock.settings import load_settings
-    from interlock.stackfile import attach
-
-    settings = load_settings()
-    configure_logging(settings.log_level)
-    return attach(settings)
-
-
 def run_check(settings: Settings, ground_truth: Path) -> list[InvariantResult]:
     """Read ground truth, recordings and topics; evaluate every invariant."""
     from contracts import decode
@@ -182,13 +172,14 @@ def simulate(
     """Run the simulation (subcommand ``check`` evaluates a finished run)."""
     if ctx.invoked_subcommand is not None:
         return
+    from interlock.commandline import stack_settings
     from interlock.kafka import make_producer
     from ops.simulator.drift import DriftMix
     from ops.simulator.fake_erp import ErpTimings
     from ops.simulator.outage import parse_outage
     from ops.simulator.runner import SimulationConfig, Simulator
 
-    settings = _settings()
+    settings = stack_settings()
     if settings.embedded:
         console.print("[red]No Kafka configured.[/] Set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS.")
         raise typer.Exit(2)
@@ -291,7 +282,9 @@ def check_command(
     ),
 ) -> None:
     """Evaluate the invariants of a finished run; exit 1 on any violation."""
-    settings = _settings()
+    from interlock.commandline import stack_settings
+
+    settings = stack_settings()
     if settings.embedded:
         console.print("[red]No Kafka configured.[/] Set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS.")
         raise typer.Exit(2)
