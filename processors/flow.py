@@ -19,6 +19,7 @@ from contracts.policy import CommercialPolicy
 from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from processors.audit import Decision
+from processors.repositories import Correlation, ParkingLot
 from processors.state import InFlight, Tables
 from processors.topics import ProcessorTopics
 
@@ -60,6 +61,8 @@ class FlowContext(Protocol):
     config: PipelineConfig
     topics: ProcessorTopics
     tables: Tables
+    correlation: Correlation
+    parked: ParkingLot
     inflight: InFlight
     metrics: Instruments
     clock: Callable[[], float]

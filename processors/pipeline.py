@@ -48,8 +48,9 @@ from processors.flow import Emit, PipelineConfig
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
 from processors.reconcile import Reconciler
+from processors.repositories import Correlation, ParkingLot
 from processors.review import ReviewDesk
-from processors.state import InFlight, Tables, read_any_partition
+from processors.state import InFlight, Tables
 
 __all__ = ["READBACK_HEADER", "DeadLetter", "Emit", "Pipeline", "PipelineConfig"]
 
@@ -95,6 +96,8 @@ class Pipeline:
         self.in_partition = in_partition
         self.topics = config.topics
         self.tables = tables
+        self.correlation = Correlation(tables.correlation)
+        self.parked = ParkingLot(tables.parked)
         self.inflight = InFlight()
         self.decode = decode
         self.encode = encode
@@ -294,13 +297,9 @@ class Pipeline:
         if self.is_seen(event.event_id):
             self.duplicate(event, raw, "writeback", "event_id")
             return
-        corr = self.tables.correlation
         payload = event.payload
         quote_id = event.payload.quote_id if isinstance(event, OrderEvent) else None
-        order_id = payload.order_id
-        number = payload.erp_order_number
-        quote_id = quote_id or (read_any_partition(corr, f"o:{order_id}") if order_id else None)
-        quote_id = quote_id or (read_any_partition(corr, f"n:{number}") if number else None)
+        quote_id = quote_id or self.correlation.quote_of(payload.order_id, payload.erp_order_number)
         state = self.quotes.order_state(quote_id, anywhere=True) if quote_id else None
         home = raw.partition if state is None else int(state.get("partition", raw.partition))
         with self.in_partition(home):
@@ -319,14 +318,12 @@ class Pipeline:
         if state is None:
             self.audit("ignored", event, details={"why": "no quote correlates with this change"})
             return
-        corr = self.tables.correlation
         quote_id = str(state["quote_id"])
         number = event.payload.erp_order_number
         if number:
-            corr[f"n:{number}"] = quote_id
-            corr[f"q:{quote_id}"] = number
+            self.correlation.numbered(quote_id, number)
             self.quotes.release_held(quote_id, number)
-        known_number = corr.get(f"q:{quote_id}")
+        known_number = self.correlation.number_of(quote_id)
         command = deal_update(
             event, {**state, "erp_order_number": known_number}, self.config.origin
         )
@@ -403,7 +400,7 @@ class Pipeline:
         current = self.tables.orders.get(qid)
         # the quote's home partition, where an ERP change of its order is handled
         self.tables.orders[qid] = {**fold_order_state(current, state), "partition": partition}
-        self.tables.correlation[f"o:{state['order_id']}"] = qid
+        self.correlation.order_requested(str(state["order_id"]), qid)
         self.quotes.unpark(qid, str(state["account_id"]))
         pending = self.inflight.orders.get(qid)
         if pending is not None and pending.get("event_id") == state["event_id"]:

@@ -193,48 +193,40 @@ class QuoteFlow:
             p.send_command(kind, command, headers)
             return
         qid = command.payload.quote_id or ""
-        number = command.payload.erp_order_number or p.tables.correlation.get(f"q:{qid}")
+        number = command.payload.erp_order_number or p.correlation.number_of(qid)
         if number:
-            p.send_command(kind, with_erp_order_number(command, str(number)))
+            p.send_command(kind, with_erp_order_number(command, number))
             return
-        p.tables.correlation[f"h:{qid}"] = {
-            "kind": kind,
-            "command": command.model_dump(mode="json"),
-        }
+        p.correlation.hold(qid, kind, command.model_dump(mode="json"))
         p.audit("held", event, ids=ids, details={"command": kind, "until": "erp_order_number"})
 
     def release_held(self, quote_id: str, number: str) -> None:
         """Send the compensation held for ``quote_id`` now that its ERP order number is known."""
-        corr = self.p.tables.correlation
-        held = corr.get(f"h:{quote_id}")
+        held = self.p.correlation.take_held(quote_id)
         if held is None:
             return
-        del corr[f"h:{quote_id}"]
-        command = OrderEvent.model_validate(held["command"])
-        self.p.send_command(str(held["kind"]), with_erp_order_number(command, number))
+        kind, command = held
+        self.p.send_command(kind, with_erp_order_number(OrderEvent.model_validate(command), number))
 
     def _park(
         self, event: QuoteEvent, raw: RawRecord, ids: Mapping[str, Any], waiting_for: str
     ) -> None:
-        parked = self.p.tables.parked
+        lot = self.p.parked
         quote = event.payload
-        key = f"q:{quote.quote_id}"
-        current = parked.get(key)
+        current = lot.get(quote.quote_id)
         if current is not None and int(current["revision"]) > quote.revision:
             return
-        parked[key] = {
-            "quote_id": quote.quote_id,
-            "revision": quote.revision,
-            "account_id": quote.account_id,
-            "partition": raw.partition,
-            "parked_at": current["parked_at"] if current else self.p.clock(),
-            "waiting_for": waiting_for,
-            "raw": raw_to_json(raw),
-        }
-        index_key = f"a:{quote.account_id}"
-        waiting = list(parked.get(index_key) or [])
-        if quote.quote_id not in waiting:
-            parked[index_key] = [*waiting, quote.quote_id]
+        lot.put(
+            {
+                "quote_id": quote.quote_id,
+                "revision": quote.revision,
+                "account_id": quote.account_id,
+                "partition": raw.partition,
+                "parked_at": current["parked_at"] if current else self.p.clock(),
+                "waiting_for": waiting_for,
+                "raw": raw_to_json(raw),
+            }
+        )
         if current is None:
             self._gauge.inc()
         self.p.audit("parked", event, ids=ids, details={"waiting_for": waiting_for})
@@ -257,24 +249,14 @@ class QuoteFlow:
 
     def unpark(self, quote_id: str, account_id: str) -> None:
         """Forget a parked quote (its command is durable, or it was dead-lettered)."""
-        parked = self.p.tables.parked
-        key = f"q:{quote_id}"
-        if parked.get(key) is None:
-            return
-        del parked[key]
-        self._gauge.dec()
-        index_key = f"a:{account_id}"
-        waiting = [q for q in (parked.get(index_key) or []) if q != quote_id]
-        if waiting:
-            parked[index_key] = waiting
-        elif parked.get(index_key) is not None:
-            del parked[index_key]
+        if self.p.parked.remove(quote_id, account_id):
+            self._gauge.dec()
 
     def release_for_account(self, account_id: str) -> None:
         """Re-decide every quote parked for an account that just arrived or changed."""
-        parked = self.p.tables.parked
-        for quote_id in list(parked.get(f"a:{account_id}") or []):
-            entry = parked.get(f"q:{quote_id}")
+        lot = self.p.parked
+        for quote_id in lot.waiting_for_account(account_id):
+            entry = lot.get(quote_id)
             if entry is not None:
                 self._release(entry)
 
@@ -302,17 +284,18 @@ class QuoteFlow:
         """Release parked quotes of ``partition`` whose account is known; time out the rest."""
         p = self.p
         now = p.clock()
-        everything = [(k, v) for k, v in list(p.tables.parked.items()) if k.startswith("q:")]
+        lot = p.parked
+        everything = lot.quotes()
         self._gauge.set(len(everything))
         self._report_waiting([v for _k, v in everything], now)
         entries = [(k, v) for k, v in everything if v.get("partition") == partition]
-        for _key, entry in entries:
-            if p.tables.accounts.get(entry["account_id"]) is not None:
-                self._release(entry)
-        waiting = [(k, v) for k, v in entries if p.tables.parked.get(k) is not None]
+        for _quote_id, parked in entries:
+            if p.tables.accounts.get(parked["account_id"]) is not None:
+                self._release(parked)
+        waiting = [(k, v) for k, v in entries if lot.get(k) is not None]
         review = self.review
-        for key in overdue_parked(waiting, partition, now, p.config.join_grace_s):
-            entry = p.tables.parked.get(key)
+        for quote_id in overdue_parked(waiting, partition, now, p.config.join_grace_s):
+            entry = lot.get(quote_id)
             if entry is None or entry["quote_id"] in p.inflight.orders:
                 continue
             if review is not None and review.match_open(str(entry["account_id"])):

@@ -483,11 +483,10 @@ class ReviewDesk:
         )
 
     def _parked_quote(self, account_id: str) -> tuple[QuoteEvent, QuoteContext] | None:
-        parked = self.p.tables.parked
-        for quote_id in read_any_partition(parked, f"a:{account_id}") or []:
-            entry = read_any_partition(parked, f"q:{quote_id}")
-            value = (entry or {}).get("raw", {}).get("value")
-            if not value:
+        lot = self.p.parked
+        for quote_id in lot.waiting_for_account(account_id, anywhere=True):
+            entry = lot.get(quote_id, anywhere=True)
+            if entry is None or not entry["raw"].get("value"):
                 continue
             record = raw_from_json(entry["raw"])
             event = self.p.decode(record.value or b"")

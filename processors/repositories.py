@@ -1,0 +1,127 @@
+"""Typed access to the worker's tables whose keys carry more than one kind of entry.
+
+A Faust table is a mapping of strings; some tables keep several kinds of entries told apart by
+a key prefix. The prefixes are the table's layout in its store and its changelog (a running
+deployment's state), so they stay; the flows read and write these tables only through the
+methods here, which name each kind and type its values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from processors.state import read_any_partition
+
+__all__ = ["Correlation", "HeldCommand", "ParkedQuote", "ParkingLot"]
+
+HeldCommand = tuple[str, dict[str, Any]]
+"""An amend or cancel waiting for its ERP order number: the command kind and the command (JSON)."""
+
+
+class Correlation:
+    """The ``correlation`` table: which quote an ERP order belongs to, and what waits for it.
+
+    ``o:<order id>`` and ``n:<ERP order number>`` → quote id; ``q:<quote id>`` → the ERP order
+    number; ``h:<quote id>`` → a compensation held until that number is known.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def quote_of(self, order_id: str | None, number: str | None) -> str | None:
+        """The quote an ERP change belongs to, by its order id, else its ERP order number, from
+        any partition this worker holds (the change arrives keyed by the ERP customer)."""
+        found = read_any_partition(self._table, f"o:{order_id}") if order_id else None
+        if found is None and number:
+            found = read_any_partition(self._table, f"n:{number}")
+        return None if found is None else str(found)
+
+    def order_requested(self, order_id: str, quote_id: str) -> None:
+        """The create-order of ``quote_id`` is durable: its order id now names the quote."""
+        self._table[f"o:{order_id}"] = quote_id
+
+    def numbered(self, quote_id: str, number: str) -> None:
+        """The ERP gave the quote's order its number."""
+        self._table[f"n:{number}"] = quote_id
+        self._table[f"q:{quote_id}"] = number
+
+    def number_of(self, quote_id: str) -> str | None:
+        """The ERP order number of the quote's order, once the ERP has told it."""
+        number = self._table.get(f"q:{quote_id}")
+        return None if number is None else str(number)
+
+    def hold(self, quote_id: str, kind: str, command: dict[str, Any]) -> None:
+        """Keep an amend or cancel of ``quote_id`` until its ERP order number is known."""
+        self._table[f"h:{quote_id}"] = {"kind": kind, "command": command}
+
+    def take_held(self, quote_id: str) -> HeldCommand | None:
+        """The compensation held for ``quote_id``, removed from the table; None if none is."""
+        held = self._table.get(f"h:{quote_id}")
+        if held is None:
+            return None
+        del self._table[f"h:{quote_id}"]
+        return str(held["kind"]), held["command"]
+
+
+class ParkedQuote(TypedDict):
+    """A quote waiting for its account (or the account's link to an ERP customer)."""
+
+    quote_id: str
+    revision: int
+    account_id: str
+    partition: int
+    """The partition the quote arrived on (its timers run there)."""
+    parked_at: float
+    """When it was first parked (a redelivery does not restart its grace)."""
+    waiting_for: str
+    """``account`` or ``link``."""
+    raw: dict[str, Any]
+    """The original record (``processors.rawjson``), dead-lettered as it came if it times out."""
+
+
+class ParkingLot:
+    """The ``parked`` table: ``q:<quote id>`` → the parked quote; ``a:<account id>`` → the
+    ids of the quotes parked for that account, in the order they came."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def get(self, quote_id: str, *, anywhere: bool = False) -> ParkedQuote | None:
+        """The parked quote, from the current event's partition (``anywhere``: from any this
+        worker holds)."""
+        key = f"q:{quote_id}"
+        entry = read_any_partition(self._table, key) if anywhere else self._table.get(key)
+        return entry
+
+    def waiting_for_account(self, account_id: str, *, anywhere: bool = False) -> list[str]:
+        """The ids of the quotes parked for ``account_id``."""
+        key = f"a:{account_id}"
+        ids = read_any_partition(self._table, key) if anywhere else self._table.get(key)
+        return list(ids or [])
+
+    def put(self, entry: ParkedQuote) -> None:
+        """Park (or park again) a quote, indexed by its account."""
+        quote_id, account_id = entry["quote_id"], entry["account_id"]
+        self._table[f"q:{quote_id}"] = entry
+        waiting = self.waiting_for_account(account_id)
+        if quote_id not in waiting:
+            self._table[f"a:{account_id}"] = [*waiting, quote_id]
+
+    def remove(self, quote_id: str, account_id: str) -> bool:
+        """Forget a parked quote and its place in its account's index; False if it was not
+        parked."""
+        key = f"q:{quote_id}"
+        if self._table.get(key) is None:
+            return False
+        del self._table[key]
+        index_key = f"a:{account_id}"
+        waiting = [q for q in self.waiting_for_account(account_id) if q != quote_id]
+        if waiting:
+            self._table[index_key] = waiting
+        elif self._table.get(index_key) is not None:
+            del self._table[index_key]
+        return True
+
+    def quotes(self) -> list[tuple[str, ParkedQuote]]:
+        """Every parked quote the table's reads reach, by quote id."""
+        return [(k[2:], v) for k, v in list(self._table.items()) if k.startswith("q:")]
