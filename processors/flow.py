@@ -19,7 +19,7 @@ from contracts.policy import CommercialPolicy
 from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from processors.audit import Decision
-from processors.repositories import Correlation, ParkingLot
+from processors.repositories import Correlation, Identity, ParkingLot
 from processors.state import InFlight, Tables
 from processors.topics import ProcessorTopics
 
@@ -63,6 +63,7 @@ class FlowContext(Protocol):
     tables: Tables
     correlation: Correlation
     parked: ParkingLot
+    identity: Identity
     inflight: InFlight
     metrics: Instruments
     clock: Callable[[], float]

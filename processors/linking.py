@@ -104,16 +104,13 @@ class Linker:
         self._release_for_account(account_id)
 
     def _index(self, state: dict[str, Any]) -> None:
-        identity = self.p.tables.identity
-        account_id = state["account_id"]
-        if state.get("crm_record_id"):
-            identity[f"crm:{state['crm_record_id']}"] = account_id
-        if state.get("erp_customer_number"):
-            identity[f"erp:{state['erp_customer_number']}"] = account_id
-        side = _side(state)
-        for key in match_keys(_matchable(state)):
-            if identity.get(f"{side}|{key}") != account_id:
-                identity[f"{side}|{key}"] = account_id
+        self.p.identity.index(
+            state["account_id"],
+            crm_record_id=state.get("crm_record_id"),
+            erp_customer_number=state.get("erp_customer_number"),
+            side=_side(state),
+            match_keys=match_keys(_matchable(state)),
+        )
 
     def _link(self, state: dict[str, Any], event: AccountEvent) -> None:
         p = self.p
@@ -125,10 +122,9 @@ class Linker:
             return
         view = _matchable(state)
         other = "crm" if _side(state) == "erp" else "erp"
-        keys = [f"{other}|{k}" for k in match_keys(view)]
         # the other side's accounts may live in other partitions (other canonical ids)
-        identity, accounts = p.tables.identity, p.tables.accounts
-        ids = {read_any_partition(identity, k) for k in keys} - {None, state["account_id"]}
+        ids = p.identity.accounts_matching(other, match_keys(view)) - {state["account_id"]}
+        accounts = p.tables.accounts
         found = [c for c in (read_any_partition(accounts, i) for i in ids) if c is not None]
         candidates = [_matchable(c) for c in found]
         if not candidates:

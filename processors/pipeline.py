@@ -48,7 +48,7 @@ from processors.flow import Emit, PipelineConfig
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
 from processors.reconcile import Reconciler
-from processors.repositories import Correlation, ParkingLot
+from processors.repositories import Correlation, Identity, ParkingLot
 from processors.review import ReviewDesk
 from processors.state import InFlight, Tables
 
@@ -98,6 +98,7 @@ class Pipeline:
         self.tables = tables
         self.correlation = Correlation(tables.correlation)
         self.parked = ParkingLot(tables.parked)
+        self.identity = Identity(tables.identity)
         self.inflight = InFlight()
         self.decode = decode
         self.encode = encode

@@ -8,11 +8,12 @@ methods here, which name each kind and type its values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypedDict
 
 from processors.state import read_any_partition
 
-__all__ = ["Correlation", "HeldCommand", "ParkedQuote", "ParkingLot"]
+__all__ = ["Correlation", "HeldCommand", "Identity", "ParkedQuote", "ParkingLot"]
 
 HeldCommand = tuple[str, dict[str, Any]]
 """An amend or cancel waiting for its ERP order number: the command kind and the command (JSON)."""
@@ -125,3 +126,36 @@ class ParkingLot:
     def quotes(self) -> list[tuple[str, ParkedQuote]]:
         """Every parked quote the table's reads reach, by quote id."""
         return [(k[2:], v) for k, v in list(self._table.items()) if k.startswith("q:")]
+
+
+class Identity:
+    """The ``identity`` table: ``crm:<CRM record id>`` and ``erp:<ERP customer number>`` →
+    canonical account id (the cross-reference); ``<side>|<match key>`` → the account of that
+    side with that tax id, normalised name or web domain (the match index)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def index(
+        self,
+        account_id: str,
+        *,
+        crm_record_id: str | None,
+        erp_customer_number: str | None,
+        side: str,
+        match_keys: Iterable[str],
+    ) -> None:
+        """Record what names ``account_id``, and the match keys it can be found by."""
+        if crm_record_id:
+            self._table[f"crm:{crm_record_id}"] = account_id
+        if erp_customer_number:
+            self._table[f"erp:{erp_customer_number}"] = account_id
+        for key in match_keys:
+            if self._table.get(f"{side}|{key}") != account_id:
+                self._table[f"{side}|{key}"] = account_id
+
+    def accounts_matching(self, side: str, match_keys: Iterable[str]) -> set[str]:
+        """The accounts of ``side`` found by any of ``match_keys``, from any partition this
+        worker holds (the other side's accounts have other canonical ids)."""
+        found = (read_any_partition(self._table, f"{side}|{key}") for key in match_keys)
+        return {str(account_id) for account_id in found if account_id is not None}
