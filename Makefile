@@ -27,6 +27,10 @@ install: $(STAMP) ## Create .venv if missing and install Interlock with its test
 system-tools: ## Install the Debian tools the tests use (promtool, prometheus) when missing
 	@./scripts/install-system-tools.sh
 
+.PHONY: bench-tools
+bench-tools: ## Install the Debian tools the benchmarks use (wrk) when missing
+	@./scripts/install-system-tools.sh bench
+
 .PHONY: run
 run: install ## Run the main job (interlock up) on the embedded broker (Apache Kafka where Java 17 runs); Ctrl-C stops it
 	$(BIN)/interlock up $(ARGS)
@@ -69,7 +73,7 @@ chaos: install system-tools ## The fault suite: up --simulate --check with seede
 	$(BIN)/interlock chaos $(CHAOS_ARGS)
 
 .PHONY: bench
-bench: install ## Run the benchmarks and write bench/results/ (BENCH_ARGS='--only serde --quick')
+bench: install bench-tools ## Run the benchmarks and write bench/results/ (BENCH_ARGS='--only serde --quick')
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/pip install --quiet --no-deps 'quixstreams>=3,<4'
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -1,84 +1,196 @@
 """Webhook ingest: signed Standard-Webhooks requests landed with acks=all vs a bare endpoint.
 
 Same server, same run: ``POST /webhooks/standard/bench`` (verify, land raw, await the broker's
-acknowledgement) beside ``POST /bench/noop`` (read the body, answer). The server runs in its own
-process (uvicorn); the load comes from another process (httpx.AsyncClient, a pool of
-``--concurrency`` connections and as many concurrent senders).
-Writes bench/results/webhooks.json and prints a Markdown table.
+acknowledgement) beside ``POST /bench/noop`` (read the body, answer). The server is one
+receiver process (uvicorn, as ``interlock webhooks`` runs it). The load comes from ``wrk``
+(one thread, ``--connections`` keep-alive connections, ``presigned.lua``) sending requests
+signed beforehand: every one has its own ``webhook-id``, a fresh timestamp and the real
+signature with the source's secret, so the load generator signs nothing while it runs. Both
+endpoints get the same requests.
 
-    python -m bench.webhooks.run [--requests 2000] [--concurrency 32]
+During each run the CPU time of wrk, of the server (the whole process, and its event-loop
+thread alone) and of the embedded broker is read from /proc: the generator is not the
+bottleneck when wrk uses a fraction of the core the event loop saturates. After the signed run
+the raw topic's records are counted: each 2xx answer means a landed record, so the topic holds
+at least as many as wrk counted 2xx answers, and at most as many as it sent (requests still in
+flight when wrk stops may land unanswered).
+Writes bench/results/webhooks.json and prints a Markdown table. Needs ``wrk``
+(``make bench-tools``).
+
+    python -m bench.webhooks.run [--duration 10] [--connections 64]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import SecretStr
 from standardwebhooks.webhooks import Webhook
 
-from bench.harness import kafka_bootstrap, write_result
-from connectors.webhooks.service import build_receiver
+from bench.harness import write_result
+from connectors.webhooks.service import build_receiver, receiver_server
 from interlock.broker import free_port
 from interlock.instruments import Instruments
+from interlock.kafka import true_end_offsets
 from interlock.metrics import new_registry
 from interlock.settings import Settings, StandardWebhookSettings, WebhookSettings
 
 SECRET = "whsec_" + base64.b64encode(b"bench-secret-0123456789").decode()
+SOURCE = "bench"
+SIGNED_PATH = f"/webhooks/standard/{SOURCE}"
+BARE_PATH = "/bench/noop"
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "webhooks.json"
+SCRIPT = Path(__file__).resolve().parent / "presigned.lua"
+TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
+WARM_UP_S = 2
 
 
-async def _load(url: str, n: int, concurrency: int, signed: bool) -> float:
-    body = json.dumps({"type": "company.updated", "data": {"id": "c-1", "name": "Bench"}})
+# -- the load: pre-signed requests, driven by wrk ---------------------------------------------
+
+
+def presign(path: Path, n: int, prefix: str) -> None:
+    """Write ``n`` signed requests (distinct ids, timestamp now) for presigned.lua."""
     hook = Webhook(SECRET)
-    queue = list(range(n))
+    now = datetime.now(UTC)
+    stamp = str(int(now.timestamp()))
+    with path.open("w") as out:
+        for i in range(n):
+            msg_id = f"msg_{prefix}{i:08d}"
+            body = json.dumps(
+                {"type": "company.updated", "data": {"id": f"c-{i % 997}", "name": "Bench"}}
+            )
+            out.write(f"{msg_id}\t{stamp}\t{hook.sign(msg_id, now, body)}\t{body}\n")
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        while queue:
-            queue.pop()
-            headers = {"Content-Type": "application/json"}
-            if signed:
-                msg_id = f"msg_{uuid.uuid4().hex}"
-                now = datetime.now(UTC)
-                headers |= {
-                    "webhook-id": msg_id,
-                    "webhook-timestamp": str(int(now.timestamp())),
-                    "webhook-signature": hook.sign(msg_id, now, body),
-                }
-            response = await client.post(url, content=body, headers=headers)
-            if response.status_code != 200:
-                raise RuntimeError(f"{url}: {response.status_code} {response.text}")
 
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        return n / (time.perf_counter() - started)
+@dataclass
+class Run:
+    """One wrk run against one endpoint, and the CPU each process spent meanwhile."""
+
+    endpoint: str
+    wrk: dict[str, Any]
+    wall_s: float
+    wrk_cpu_s: float
+    server_cpu_s: float
+    event_loop_cpu_s: float
+    broker_cpu_s: float | None
+
+    @property
+    def ok(self) -> int:
+        """Answers wrk counted as 2xx (or 3xx, which the receiver never answers)."""
+        return int(self.wrk["requests"]) - int(self.wrk["non_2xx_3xx"])
+
+    def summary(self) -> dict[str, Any]:
+        w = self.wrk
+        seconds = w["duration_us"] / 1e6
+        return {
+            "req_per_s": round(self.ok / seconds, 1),
+            "requests": w["requests"],
+            "ok_2xx": self.ok,
+            "non_2xx": w["non_2xx_3xx"],
+            "socket_errors": {k: w[f"{k}_errors"] for k in ("connect", "read", "write")}
+            | {"timeout": w["timeouts"]},
+            "sent": w["sent"],
+            "ids_reused": w["reused"],
+            "latency_p50_s": w["latency_p50_us"] / 1e6,
+            "latency_p90_s": w["latency_p90_us"] / 1e6,
+            "latency_p99_s": w["latency_p99_us"] / 1e6,
+            "latency_max_s": w["latency_max_us"] / 1e6,
+            "seconds": round(seconds, 2),
+            # share of one core over the run: 1.0 is a core kept busy all along
+            "cpu_cores": {
+                "wrk": round(self.wrk_cpu_s / self.wall_s, 3),
+                "server_process": round(self.server_cpu_s / self.wall_s, 3),
+                "server_event_loop_thread": round(self.event_loop_cpu_s / self.wall_s, 3),
+                "broker": None
+                if self.broker_cpu_s is None
+                else round(self.broker_cpu_s / self.wall_s, 3),
+            },
+        }
+
+
+def _cpu_s(pid: int | None, thread: int | None = None) -> float:
+    """User + system CPU seconds of a process (all its threads), or of one of its threads."""
+    if pid is None:
+        return 0.0
+    stat = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * TICK_S
+
+
+def measure(
+    base: str,
+    path: str,
+    requests_file: Path,
+    seconds: int,
+    connections: int,
+    server_pid: int,
+    broker_pid: int | None,
+) -> Run:
+    """One wrk run on ``base + path``; the CPU of wrk, the server and the broker during its load.
+
+    The load starts when wrk prints ``Running``, once its requests are loaded (line-buffered
+    through ``stdbuf``), and ends when wrk exits; loading the requests is not counted.
+    """
+    argv = [
+        "stdbuf", "-oL", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency",
+        "--timeout", "10s", "-s", str(SCRIPT), base + path, "--", str(requests_file), path,
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    before: tuple[float, ...] | None = None
+    for line in proc.stdout:
+        lines.append(line)
+        if before is None and line.startswith("Running"):
+            before = (time.monotonic(), _cpu_s(proc.pid), _cpu_s(server_pid),
+                      _cpu_s(server_pid, server_pid), _cpu_s(broker_pid))  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    ended = time.monotonic()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    results = [line for line in lines if line.startswith("wrk-result ")]
+    if proc.returncode != 0 or before is None or not results:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{''.join(lines)}")
+    started, wrk0, server0, loop0, broker0 = before
+    return Run(
+        path,
+        json.loads(results[-1].removeprefix("wrk-result ")),
+        ended - started,
+        usage.ru_utime + usage.ru_stime - wrk0,
+        _cpu_s(server_pid) - server0,
+        _cpu_s(server_pid, server_pid) - loop0,
+        None if broker_pid is None else _cpu_s(broker_pid) - broker0,
+    )
+
+
+# -- the server process -----------------------------------------------------------------------
 
 
 def serve(bootstrap: str, topic: str, port: int) -> None:
     """The server process: the receiver with the bare endpoint, on uvicorn, until SIGTERM."""
-    import signal
-
-    import uvicorn
-
     settings = Settings(_env_file=None).with_bootstrap(bootstrap)  # type: ignore[call-arg]
     settings = settings.model_copy(
         update={
             "webhooks": WebhookSettings(
-                standard=StandardWebhookSettings(secrets={"bench": SecretStr(SECRET)})
+                standard=StandardWebhookSettings(secrets={SOURCE: SecretStr(SECRET)})
             )
         }
     )
@@ -88,89 +200,143 @@ def serve(bootstrap: str, topic: str, port: int) -> None:
     )
     signal.signal(signal.SIGTERM, lambda *_: None)  # uvicorn re-raises it after shutdown
     try:
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        receiver_server(app, "127.0.0.1", port).run()
     finally:
         landing.close()
 
 
-def _child(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.webhooks.run", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _measure(url: str, n: int, concurrency: int) -> float:
-    """Run the load generator in its own process; its req/s."""
-    load = _child("--load", url, "--requests", str(n), "--concurrency", str(concurrency))
-    out, _ = load.communicate(timeout=600)
-    if load.returncode != 0:
-        raise RuntimeError(f"load generator failed on {url}")
-    return float(json.loads(out.strip().splitlines()[-1])["req_per_s"])
-
-
-def run(bootstrap: str, n: int, concurrency: int) -> dict[str, object]:
-    topic = f"raw.crm.standard.bench.{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
-        f.result(30)
+@contextmanager
+def _server(bootstrap: str, topic: str) -> Iterator[tuple[str, int]]:
+    """The receiver in its own process, up and answering; its base URL and pid."""
     port = free_port()
-    server = _child("--serve", bootstrap, topic, str(port))
+    argv = [sys.executable, "-m", "bench.webhooks.run", "--serve", bootstrap, topic, str(port)]
+    server = subprocess.Popen(argv, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError("bench server did not start")
             time.sleep(0.1)
-        _measure(f"{base}/bench/noop", 200, concurrency)  # warm-up
-        bare = _measure(f"{base}/bench/noop", n, concurrency)
-        signed = _measure(f"{base}/webhooks/standard/bench", n, concurrency)
+        yield base, server.pid
     finally:
         server.terminate()
         server.wait(30)
+
+
+@contextmanager
+def _broker() -> Iterator[tuple[str, int | None, bool]]:
+    """Bootstrap servers, the broker's pid (None: external) and whether it is Tansu."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external, None, Settings(_env_file=None).kafka.tansu  # type: ignore[call-arg]
+        return
+    from interlock.broker import embedded_broker
+
+    with embedded_broker(Settings(_env_file=None)) as broker:  # type: ignore[call-arg]
+        yield broker.bootstrap_servers, broker.pid, broker.kind == "tansu"
+
+
+def _records(bootstrap: str, topic: str, tansu: bool) -> int:
+    conf = {"bootstrap.servers": bootstrap}
+    return true_end_offsets(conf, [(topic, 0)], tansu=tansu)[(topic, 0)]
+
+
+def run(seconds: int, connections: int, id_rate: int) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: run `make bench-tools` (Debian package wrk)")
+    topic = f"raw.crm.standard.bench.{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
+    warm_file, requests_file = work / "warm.tsv", work / "requests.tsv"
+    try:
+        presign(warm_file, 5_000, "warm")
+        presign(requests_file, seconds * id_rate, "")
+        with _broker() as (bootstrap, broker_pid, tansu):
+            admin = AdminClient({"bootstrap.servers": bootstrap})
+            for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+                f.result(30)
+            with _server(bootstrap, topic) as (base, pid):
+                for path in (BARE_PATH, SIGNED_PATH):
+                    measure(base, path, warm_file, WARM_UP_S, connections, pid, broker_pid)
+                before = _records(bootstrap, topic, tansu)
+                bare = measure(base, BARE_PATH, requests_file, seconds, connections, pid,
+                               broker_pid)  # fmt: skip
+                signed = measure(base, SIGNED_PATH, requests_file, seconds, connections, pid,
+                                 broker_pid)  # fmt: skip
+                time.sleep(1.0)  # requests in flight when wrk stopped may still land
+                landed = _records(bootstrap, topic, tansu) - before
+            wrk_version = _wrk_version()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    s, b = signed.summary(), bare.summary()
     return {
         "benchmark": "webhooks",
-        "requests": n,
-        "concurrency": concurrency,
-        "processes": "server (uvicorn) and load generator (httpx) in separate processes",
-        "bare_endpoint_req_per_s": round(bare, 1),
-        "signed_ingest_acks_all_req_per_s": round(signed, 1),
-        "ratio_signed_to_bare": round(signed / bare, 3),
-        "broker": "external" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "embedded tansu",
+        "seconds": seconds,
+        "connections": connections,
+        "generator": f"{wrk_version}, 1 thread, {connections} connections, pre-signed requests",
+        "processes": "one receiver process (uvicorn); wrk; the broker",
+        "signed": s,
+        "bare": b,
+        "ratio_signed_to_bare": round(s["req_per_s"] / b["req_per_s"], 3),
+        "landed": {
+            "records": landed,
+            "ok_2xx": signed.ok,
+            "sent": s["sent"],
+            "every_2xx_landed": landed >= signed.ok,
+            "nothing_extra": landed <= s["sent"],
+        },
+        "broker": ("external" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "embedded")
+        + (" Tansu" if tansu else " Apache Kafka"),
         "cpus": os.cpu_count(),
     }
 
 
+def _wrk_version() -> str:
+    out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    first = (out.stdout or out.stderr).strip().splitlines()
+    return first[0].split(" [")[0] if first else "wrk"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--id-rate",
+        type=int,
+        default=16_000,
+        help="pre-signed requests per second of --duration (more than the receiver answers, "
+        "so that no webhook id is sent twice)",
+    )
     parser.add_argument("--serve", nargs=3, metavar=("BOOTSTRAP", "TOPIC", "PORT"))
-    parser.add_argument("--load", metavar="URL")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], args.serve[1], int(args.serve[2]))
         return
-    if args.load:
-        signed = "/webhooks/" in args.load
-        rate = asyncio.run(_load(args.load, args.requests, args.concurrency, signed))
-        print(json.dumps({"req_per_s": rate}))
-        return
-    with kafka_bootstrap() as bootstrap:
-        result = run(bootstrap, args.requests, args.concurrency)
+    result = run(args.duration, args.connections, args.id_rate)
     write_result(RESULTS, result)
-    print("| endpoint | req/s |\n|---|---:|")
-    print(f"| bare (no-op) | {result['bare_endpoint_req_per_s']} |")
-    print(f"| signed ingest, acks=all | {result['signed_ingest_acks_all_req_per_s']} |")
-    print(f"| ratio signed/bare | {result['ratio_signed_to_bare']} |")
+    s, b, landed = result["signed"], result["bare"], result["landed"]
+    print("| endpoint | req/s | p50 | p99 | non-2xx | CPU: wrk / server / event loop / broker |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, r in (("bare (no-op)", b), ("signed ingest, acks=all", s)):
+        cpu = r["cpu_cores"]
+        shares = " / ".join(
+            "-" if cpu[k] is None else f"{cpu[k]:.0%}"
+            for k in ("wrk", "server_process", "server_event_loop_thread", "broker")
+        )
+        print(
+            f"| {name} | {r['req_per_s']:,.0f} | {r['latency_p50_s'] * 1e3:.1f} ms "
+            f"| {r['latency_p99_s'] * 1e3:.1f} ms | {r['non_2xx']} | {shares} |"
+        )
+    print(
+        f"ratio signed/bare {result['ratio_signed_to_bare']}; records landed "
+        f"{landed['records']:,} for {landed['ok_2xx']:,} 2xx ({landed['sent']:,} sent)"
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _header_values(request: Request) -> dict[str, str]:
+    """The request's headers, decoded once: the first value of a repeated name, as Starlette's
+    ``request.headers`` answers (which decodes and scans the whole list at every lookup)."""
+    values: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        values.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return values
+
+
 def _kept_headers(
-    request: Request, source: str, vendor: str, webhook_id: str, received_ms: int
+    sent: Mapping[str, str], source: str, vendor: str, webhook_id: str, received_ms: int
 ) -> list[tuple[str, bytes]]:
     headers = [
         (HEADER_PREFIX + "source", source.encode()),
@@ -68,7 +77,7 @@ def _kept_headers(
         (HEADER_PREFIX + "id", webhook_id.encode()),
         (HEADER_PREFIX + "received_at", str(received_ms).encode()),
     ]
-    headers += [(n, request.headers[n].encode()) for n in KEPT_HEADERS if n in request.headers]
+    headers += [(n, sent[n].encode()) for n in KEPT_HEADERS if n in sent]
     return headers
 
 
@@ -144,8 +153,16 @@ def create_app(
         "user-agent": other,
     }
 
+    # metric children, made at first use: labels() takes a lock and hashes its labels
+    answered: dict[tuple[str, int], Any] = {}
+    produced: dict[str, Any] = {}
+
     def answer(source: str, status: int, body: dict[str, Any], **headers: str) -> Response:
-        instruments.webhook_requests.labels(source, str(status)).inc()
+        counter = answered.get((source, status))
+        if counter is None:
+            counter = instruments.webhook_requests.labels(source, str(status))
+            answered[(source, status)] = counter
+        counter.inc()
         return JSONResponse(body, status_code=status, headers=headers or None)
 
     async def guarded(source: str, handle: Callable[[], Any]) -> Response:
@@ -179,7 +196,7 @@ def create_app(
         return answer(source, 200, {"status": "accepted", "id": accepted})
 
     async def land(
-        request: Request,
+        sent: Mapping[str, str],
         vendor: str,
         source: str,
         webhook_id: str,
@@ -188,16 +205,21 @@ def create_app(
     ) -> None:
         received_ms = int(clock() * 1000)
         topic = raw_topics[vendor]
-        headers = _kept_headers(request, source, vendor, webhook_id, received_ms)
+        headers = _kept_headers(sent, source, vendor, webhook_id, received_ms)
         await landing.land(RawRequest(topic, key or webhook_id, body, headers, received_ms))
-        instruments.events_produced.labels(instruments.service, topic).inc()
+        counter = produced.get(topic)
+        if counter is None:
+            counter = instruments.events_produced.labels(instruments.service, topic)
+            produced[topic] = counter
+        counter.inc()
 
     async def hubspot(request: Request) -> Response:
         async def handle() -> str:
             secret = config.hubspot.client_secret
             if secret is None:
                 raise WebhookError(404, "unknown_source", "HubSpot is not configured")
-            check_header_lengths(request.headers, hubspot_caps)
+            sent = _header_values(request)
+            check_header_lengths(sent, hubspot_caps)
             body = await _read_body(request, config.max_body_bytes)
             try:
                 uri = str(request.url)
@@ -211,8 +233,8 @@ def create_app(
                 method=request.method,
                 uri=uri,
                 body=body,
-                signature=request.headers.get("x-hubspot-signature-v3"),
-                timestamp=request.headers.get("x-hubspot-request-timestamp"),
+                signature=sent.get("x-hubspot-signature-v3"),
+                timestamp=sent.get("x-hubspot-request-timestamp"),
                 now_ms=int(clock() * 1000),
                 max_age_s=config.hubspot.max_age_s,
             )
@@ -227,7 +249,7 @@ def create_app(
             key = _hubspot_order_key(first)
             if key is not None:
                 _capped_id(key, "the company id", config.max_id_bytes)
-            await land(request, "hubspot", "hubspot", webhook_id, body, key)
+            await land(sent, "hubspot", "hubspot", webhook_id, body, key)
             return webhook_id
 
         return await guarded("hubspot", handle)
@@ -239,18 +261,19 @@ def create_app(
             secret = config.standard.secrets.get(source)
             if secret is None:
                 raise WebhookError(404, "unknown_source", f"no secret for source {source!r}")
-            check_header_lengths(request.headers, standard_caps)
+            sent = _header_values(request)
+            check_header_lengths(sent, standard_caps)
             body = await _read_body(request, config.max_body_bytes)
             verify_standard(
                 secret.get_secret_value(),
                 body,
-                request.headers,
+                sent,
                 now_s=clock(),
                 tolerance_s=config.standard.tolerance_s,
             )
             parse_json_body(body, config.max_json_depth)
-            webhook_id = request.headers["webhook-id"]
-            await land(request, "standard", source, webhook_id, body)
+            webhook_id = sent["webhook-id"]
+            await land(sent, "standard", source, webhook_id, body)
             return webhook_id
 
         label = source if source in config.standard.secrets else "unknown"

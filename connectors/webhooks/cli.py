@@ -8,7 +8,6 @@ import threading
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from interlock.commandline import command_settings, require_kafka, stop_on_signals
 from interlock.instruments import Instruments
@@ -37,7 +36,11 @@ def webhooks_command(
     a supervisor then starts it again.
     """
     from connectors.webhooks.health import ServiceHealth
-    from connectors.webhooks.service import build_mapper_supervisor, build_receiver
+    from connectors.webhooks.service import (
+        build_mapper_supervisor,
+        build_receiver,
+        receiver_server,
+    )
 
     settings = _settings()
     registry = new_registry()
@@ -51,18 +54,13 @@ def webhooks_command(
         supervisor = build_mapper_supervisor(settings, instruments, health)
         mapper_thread = threading.Thread(target=supervisor.run, args=(stop,), name="mapper")
         mapper_thread.start()
-    config = uvicorn.Config(
-        app,
-        host=host or settings.webhooks.host,
-        port=settings.webhooks.port if port is None else port,
-        log_level="warning",
-        lifespan="off",
-    )
     # uvicorn re-raises the signal it caught once it has shut down; with these no-op handlers
     # in place that re-raise is harmless, so a SIGTERM/SIGINT ends the process with exit 0.
     signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: None)
-    server = uvicorn.Server(config)
+    server = receiver_server(
+        app, host or settings.webhooks.host, settings.webhooks.port if port is None else port
+    )
     health.on_dead(lambda: setattr(server, "should_exit", True))
     try:
         server.run()  # returns on SIGINT/SIGTERM, or once the service is dead

@@ -1,7 +1,8 @@
 """Raw landing: a verified request is produced to ``raw.crm.<vendor>`` and awaited (acks=all).
 
 The HTTP answer waits for Kafka's acknowledgement: ``produce`` with a delivery callback resolves
-an asyncio future through ``loop.call_soon_threadsafe``; a background thread polls the producer.
+an asyncio future; a background thread polls the producer and hands the delivery reports of each
+poll to the event loop at once (one ``call_soon_threadsafe`` per poll, not one per record).
 ``message.timeout.ms`` bounds the wait, so an unreachable broker gives a 503, not a hang.
 
 A raw record is the request body byte for byte, keyed by the webhook id (a HubSpot request by
@@ -30,6 +31,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -129,6 +131,50 @@ def _is_fatal(err: KafkaError) -> bool:
     return bool(err.fatal()) or err.code() == KafkaError._FATAL or err.code() in _BROKEN_PRODUCER
 
 
+_Settle = Callable[[], None]
+
+
+class _Handover:
+    """Delivery reports gathered on the thread that polls, handed to their event loops in bulk.
+
+    A produce response acknowledges many records at once; their waiting requests are woken by
+    one callback on their loop, instead of one cross-thread wake-up per record.
+    """
+
+    def __init__(self) -> None:
+        self._ready: deque[tuple[asyncio.AbstractEventLoop, _Settle]] = deque()
+
+    def add(self, loop: asyncio.AbstractEventLoop, settle: _Settle) -> None:
+        self._ready.append((loop, settle))
+
+    def hand_over(self) -> None:
+        """Schedule every gathered report on its loop (a closed loop has nobody waiting)."""
+        if not self._ready:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Settle]] = {}
+        while True:
+            try:
+                loop, settle = self._ready.popleft()
+            except IndexError:  # another thread (close, after a join timed out) took the rest
+                break
+            by_loop.setdefault(loop, []).append(settle)
+        for loop, settles in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, settles)
+            except RuntimeError:  # the loop is closed: no request awaits these any more
+                log.debug("%d delivery reports for a closed event loop", len(settles))
+
+
+def _settle_all(settles: list[_Settle]) -> None:
+    for settle in settles:
+        settle()
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(BrokerUnavailableError("broker did not acknowledge in time"))
+
+
 class Landing:
     """Produces raw requests and awaits their acknowledgement; replaces a fatally failed producer.
 
@@ -170,6 +216,7 @@ class Landing:
         self.recreated = 0
         """How many times the producer was replaced after a fatal error."""
         self._stop = threading.Event()
+        self._handover = _Handover()
         self.health.add_check("landing", self.not_ready)
         self._thread = threading.Thread(target=self._poll, name="landing-poll", daemon=True)
         self._prober = threading.Thread(target=self._probe_loop, name="landing-probe", daemon=True)
@@ -211,6 +258,7 @@ class Landing:
                         log.warning("landing producer: %s", exc)
                 if self._fatal is not None:
                     self._recreate()
+                self._handover.hand_over()
         except Exception as exc:  # without this thread no delivery is ever acknowledged
             self.health.fail("landing", f"poll thread failed: {exc!r}")
             raise
@@ -362,7 +410,7 @@ class Landing:
                         BrokerUnavailableError(f"raw landing failed: {err}", landed=landed)
                     )
 
-            loop.call_soon_threadsafe(settle)
+            self._handover.add(loop, settle)
 
         if self._fatal is not None:
             raise BrokerUnavailableError(
@@ -388,10 +436,13 @@ class Landing:
             raise BrokerUnavailableError(
                 f"producer refused the record: {exc}; not landed", landed="no"
             ) from exc
+        # librdkafka reports every record within message.timeout.ms; this guard only covers a
+        # report that never comes (a plain timer: cheaper than asyncio.wait_for per request).
+        timer = loop.call_later(self._timeout_s + 1.0, _expire, future)
         try:
-            await asyncio.wait_for(future, self._timeout_s + 1.0)
-        except TimeoutError as exc:
-            raise BrokerUnavailableError("broker did not acknowledge in time") from exc
+            await future
+        finally:
+            timer.cancel()
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop polling and probing and flush what is still queued."""
@@ -402,3 +453,4 @@ class Landing:
             self._producer.flush(timeout)
         except KafkaException as exc:
             log.warning("flushing the landing producer: %s", exc)
+        self._handover.hand_over()

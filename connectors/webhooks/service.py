@@ -9,12 +9,14 @@ failure; both report into one :class:`~connectors.webhooks.health.ServiceHealth`
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from confluent_kafka import KafkaError, Producer
 from starlette.applications import Starlette
 
@@ -34,17 +36,24 @@ from interlock.settings import Settings
 from interlock.stage import StageLoop, StageStats
 
 __all__ = [
+    "LANDING_LINGER_MS",
     "MAPPER_GROUP",
     "RAW_TOPICS",
     "build_mapper_loop",
     "build_mapper_supervisor",
     "build_receiver",
     "make_serializers",
+    "receiver_server",
     "run_mapper",
 ]
 
 MAPPER_GROUP = "interlock-webhook-mapper"
 RAW_TOPICS = ("raw.crm.hubspot", "raw.crm.standard")
+LANDING_LINGER_MS = 2
+"""The landing producer's linger: every sender waits for its record's acknowledgement, so a
+linger is added to every answer and, with a given number of sender connections, bounds the
+requests answered per second; under load records still share produce requests, gathered while
+the earlier ones are in flight. (``kafka.linger_ms`` is tuned for stages that do not wait.)"""
 
 
 def make_serializers(settings: Settings) -> dict[str, EventSerializer]:
@@ -69,6 +78,7 @@ def build_receiver(
             settings,
             **{
                 "message.timeout.ms": timeout_ms,
+                "linger.ms": LANDING_LINGER_MS,
                 "socket.connection.setup.timeout.ms": 2000,
                 "error_cb": on_error,
             },
@@ -88,6 +98,31 @@ def build_receiver(
     )
     app = create_app(config, landing, instruments, topics=raw, bare_endpoint=bare_endpoint)
     return app, landing
+
+
+def receiver_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
+    """The receiver's HTTP server: uvloop, the httptools parser, no access log, no lifespan.
+
+    Loop and parser are named rather than left to uvicorn's ``auto``, so a missing C extension
+    fails at start instead of quietly serving on asyncio and h11; no line is logged per request.
+    Everything built until now (settings, clients, the app, imported modules) lives as long as
+    the process, so it is frozen out of the garbage collector: the collections that requests'
+    garbage triggers no longer walk it every time.
+    """
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+        server_header=False,
+    )
+    gc.collect()
+    gc.freeze()
+    return uvicorn.Server(config)
 
 
 def build_mapper_loop(

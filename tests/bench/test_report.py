@@ -72,11 +72,10 @@ def results(tmp_path: Path) -> Path:
         tmp_path,
         "webhooks",
         {
-            "requests": 10,
-            "concurrency": 2,
-            "processes": "two",
-            "bare_endpoint_req_per_s": 200.0,
-            "signed_ingest_acks_all_req_per_s": 300.0,
+            "seconds": 1,
+            "signed": _ingest_run(300.0),
+            "bare": _ingest_run(200.0),
+            "landed": {"records": 300, "ok_2xx": 300, "sent": 302, "every_2xx_landed": True},
         },
     )
     _write(
@@ -90,6 +89,20 @@ def results(tmp_path: Path) -> Path:
     _write(tmp_path, "quix", {"status": "unsupported", "reason": "KeyError: 'retention.ms'"})
     _write(tmp_path, "pipeline", PIPELINE)
     return tmp_path  # fmt: skip
+
+
+def _ingest_run(req_per_s: float) -> dict[str, Any]:
+    """One endpoint's figures in bench.webhooks' result."""
+    return {
+        "req_per_s": req_per_s,
+        "non_2xx": 0,
+        "socket_errors": {"connect": 0, "read": 0, "write": 0, "timeout": 0},
+        "ids_reused": 0,
+        "latency_p50_s": 0.01,
+        "latency_p99_s": 0.05,
+        "cpu_cores": {"wrk": 0.2, "server_process": 1.2, "server_event_loop_thread": 0.95,
+                      "broker": None},
+    }  # fmt: skip
 
 
 def _rendered(d: Path, name: str, doc: dict[str, Any]) -> str:
@@ -114,7 +127,9 @@ def test_rows_show_figure_baseline_ratio_and_verdict(results: Path) -> None:
     assert "**missed** by 0.2x (29% short)" in decode
     webhooks = _line(md, "| signed Standard-Webhooks ingest")
     assert "1.50x" in webhooks
-    assert webhooks.endswith("| - | - |")
+    assert webhooks.endswith("| ≥ 0.7x the bare endpoint | met |")
+    one_process = _line(md, "| signed ingest, acks=all, one receiver process")
+    assert "**missed** by 1,700 req/s (85% short)" in one_process
 
 
 def test_missed_value_target_shows_the_shortfall(results: Path) -> None:
