@@ -33,17 +33,19 @@ class BulkProducer:
         self.produced: list[bytes] = []
         self.polls_with_reports = 0
         self._pending: list[tuple[bytes, Report]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
 
     def produce(self, topic: str, *, key: bytes, on_delivery: Report, **_: Any) -> None:
         with self._lock:
             self.produced.append(key)
             if not self.silent:
                 self._pending.append((key, on_delivery))
+                self._lock.notify()
 
     def poll(self, timeout: float = 0) -> int:
-        time.sleep(min(timeout, 0.01))  # let a batch gather
+        """As librdkafka's: waits up to ``timeout`` for delivery reports, then serves them all."""
         with self._lock:
+            self._lock.wait_for(lambda: bool(self._pending), timeout=min(timeout, 0.05))
             pending, self._pending = self._pending, []
         for key, report in pending:
             code = self.errors.get(key)
