@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -273,7 +276,13 @@ def main() -> None:
         app()
     except KafkaAccessError as exc:
         typer.echo(f"interlock: {exc}", err=True)
-        raise SystemExit(2) from None
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Exit without tearing down the interpreter: the client whose error callback raised is
+        # still alive, and destroying librdkafka clients at interpreter shutdown after such a
+        # callback crashed the process (SIGSEGV instead of exit 2) under load.
+        os._exit(2)
 
 
 if __name__ == "__main__":
