@@ -21,7 +21,7 @@ from processors.domain.copartition import copartition_problem
 from processors.state import keep_tables_after_clean_stop
 from processors.topics import ProcessorTopics
 
-__all__ = ["SERVICE", "build_worker_app", "check_copartitioning", "main"]
+__all__ = ["SERVICE", "build_worker_app", "check_copartitioning", "dead_letter_writer", "main"]
 
 log = logging.getLogger(__name__)
 SERVICE = "processors"
@@ -59,7 +59,7 @@ def build_worker_app(
     instruments = instruments or Instruments(new_registry(), SERVICE)
     producer = producer or make_producer(settings, **{"linger.ms": 10})
     if dead_letters is None:
-        dead_letters = _dead_letter_writer(producer, instruments)
+        dead_letters = dead_letter_writer(producer, instruments)
     app = create_app(
         settings,
         fetch_max_wait_ms=settings.kafka.fetch_wait_max_ms,
@@ -71,7 +71,9 @@ def build_worker_app(
     return app
 
 
-def _dead_letter_writer(producer: Producer, instruments: Instruments) -> DeadLetterWriter:
+def dead_letter_writer(producer: Producer, instruments: Instruments) -> DeadLetterWriter:
+    """The worker's dead-letter writer: each dead letter counted by topic and reason."""
+
     def counted(topic: str, reason: Reason) -> None:
         instruments.dead_letters.labels(SERVICE, topic, str(reason)).inc()
 
@@ -106,7 +108,7 @@ def main(settings: Settings) -> None:
         settings,
         instruments=instruments,
         producer=producer,
-        dead_letters=_dead_letter_writer(producer, instruments),
+        dead_letters=dead_letter_writer(producer, instruments),
         partitions=partitions,
     )
     tabledir = Path(app.conf.tabledir)

@@ -29,7 +29,7 @@ from processors.output import Codecs
 from processors.pipeline import Pipeline, PipelineConfig
 from processors.state import Tables
 from processors.topics import ProcessorTopics
-from processors.worker import _dead_letter_writer
+from processors.worker import dead_letter_writer
 
 __all__ = ["PipelineHarness", "worker_config"]
 
@@ -78,7 +78,7 @@ class PipelineHarness:
         codecs = Codecs(Settings(_env_file=None))
         instruments = Instruments(self.registry, "test")
         self.dlq = DeadLetterTopics()
-        writer = _dead_letter_writer(cast(Producer, self.dlq), instruments)  # the worker's
+        writer = dead_letter_writer(cast(Producer, self.dlq), instruments)  # the worker's
 
         def dead_letter(raw: RawRecord, exc: BaseException) -> None:
             self.dead.append((raw, exc))
