@@ -219,7 +219,7 @@ def topics_apply(
 ) -> None:
     """Create missing topics with their full config; exit 1 on drift. Idempotent."""
     from interlock.kafka import make_admin
-    from interlock.topics import apply_catalog
+    from interlock.provisioning import apply_catalog
 
     settings = require_kafka(stack_settings())
     report = apply_catalog(
@@ -246,7 +246,7 @@ def topics_list(
 ) -> None:
     """Show the catalog beside what the broker has; exit 1 if anything is missing or drifted."""
     from interlock.kafka import make_admin
-    from interlock.topics import inspect_catalog
+    from interlock.provisioning import inspect_catalog
 
     settings = require_kafka(stack_settings())
     loaded = load_catalog(catalog)

@@ -27,26 +27,23 @@ are routed by :class:`interlock.retry.FailureRouter`, which uses this writer for
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from contracts.errors import InterlockError, Reason
 from contracts.topics import dlq_topic
 from interlock.kafka import produce
+from interlock.records import Header, RawRecord
 
 __all__ = [
     "DLQ_HEADER_PREFIX",
     "DeadLetterWriter",
-    "Header",
-    "RawRecord",
     "dlq_headers",
     "failure_of",
 ]
 
 DLQ_HEADER_PREFIX = "interlock.dlq."
-Header = tuple[str, bytes | None]
 
 
 class ProducerLike(Protocol):
@@ -55,33 +52,6 @@ class ProducerLike(Protocol):
     def produce(self, topic: str, *args: Any, **kwargs: Any) -> None: ...
 
     def poll(self, timeout: float = ...) -> int: ...
-
-
-@dataclass(frozen=True)
-class RawRecord:
-    """A record as read from Kafka (or received over HTTP), before anything was decoded."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[Header] = field(default_factory=tuple)
-    timestamp_ms: int | None = None
-
-    @classmethod
-    def from_message(cls, msg: Any) -> RawRecord:
-        """From a ``confluent_kafka.Message``."""
-        _ts_type, ts = msg.timestamp()
-        return cls(
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
-            key=msg.key(),
-            value=msg.value(),
-            headers=tuple(msg.headers() or ()),
-            timestamp_ms=ts if ts and ts > 0 else None,
-        )
 
 
 def failure_of(error: BaseException) -> tuple[Reason, bool]:

@@ -42,9 +42,10 @@ from typing import Any, Literal
 
 from contracts.errors import InterlockError, Reason
 from contracts.topics import TopicCatalog, retry_topic
-from interlock.deadletter import DLQ_HEADER_PREFIX, DeadLetterWriter, Header, RawRecord, failure_of
+from interlock.deadletter import DLQ_HEADER_PREFIX, DeadLetterWriter, failure_of
 from interlock.instruments import Instruments
 from interlock.kafka import produce
+from interlock.records import Header, RawRecord
 
 __all__ = [
     "RETRY_HEADER_PREFIX",

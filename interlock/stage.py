@@ -43,9 +43,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from contracts.errors import InterlockError, Reason
-from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from interlock.logs import RateLimitedLog
+from interlock.records import RawRecord
 from interlock.retry import FailureRouter, restore, retry_info, retry_topics
 
 __all__ = [

@@ -42,11 +42,11 @@ from interlock.broker import (
 from interlock.kafka import make_admin
 from interlock.metrics import new_registry, serve_metrics
 from interlock.probes import wait_for_drain, wait_until_ready
+from interlock.provisioning import apply_catalog
 from interlock.resources import Usage, resources_table, sample
 from interlock.settings import Settings
 from interlock.stackfile import StackState, remove_stack, write_stack
 from interlock.supervisor import ChildEvent, RestartPolicy, Supervisor
-from interlock.topics import apply_catalog
 
 __all__ = [
     "DRIFT_RECONCILE",

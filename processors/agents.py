@@ -26,8 +26,9 @@ from faust.streams import _current_event
 from contracts.models import ProductEvent
 from contracts.ownership import OWNERSHIP_PATH, load_ownership
 from contracts.policy import POLICY_PATH, load_policy
-from interlock.deadletter import DeadLetterWriter, RawRecord
+from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
+from interlock.records import RawRecord
 from interlock.settings import Settings
 from processors.app import InterlockApp
 from processors.expiry import ExpiryIndex, rocksdb_partition_keys
@@ -40,7 +41,7 @@ from processors.state import (
     store_options,
     uses_rocksdb,
 )
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 
 __all__ = ["raw_record", "register_agents"]
 

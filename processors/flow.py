@@ -16,12 +16,12 @@ from contracts.errors import InterlockError
 from contracts.models import Envelope, OrderEvent
 from contracts.ownership import OwnershipPolicy, OwnershipViolation
 from contracts.policy import CommercialPolicy
-from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
+from interlock.records import RawRecord
 from processors.audit import Decision
 from processors.repositories import Correlation, Identity, ParkingLot
 from processors.state import InFlight, Tables
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 
 __all__ = ["Emit", "FlowContext", "PipelineConfig"]
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 from contracts.errors import Reason, ValidationError
 from contracts.ids import deterministic_event_id
 from contracts.models import Account, AccountEvent, Source
-from interlock.deadletter import RawRecord
+from interlock.records import RawRecord
 from processors.domain.accounts import decide_link, match_keys, merge_account
 from processors.flow import FlowContext
 from processors.review import ReviewDesk

@@ -19,7 +19,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from contracts.models import Envelope
 from contracts.serde import EventSerializer, make_deserializer, make_serializer
 from interlock.kafka import produce
-from interlock.registry import registry_client
+from interlock.serializers import registry_client
 from interlock.settings import Settings
 
 __all__ = ["Codecs", "DeliveryFailedError", "Output"]

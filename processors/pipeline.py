@@ -24,8 +24,8 @@ from contracts.models import (
     ShipmentEvent,
 )
 from contracts.ownership import OwnershipViolation
-from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
+from interlock.records import RawRecord
 from processors.audit import Decision, decision_record, encode_record
 from processors.domain.housekeeping import (
     expired_event_ids,

@@ -16,7 +16,7 @@ import orjson
 
 from contracts.errors import InterlockError, Reason, ValidationError
 from contracts.models import OrderEvent, QuoteEvent
-from interlock.deadletter import RawRecord
+from interlock.records import RawRecord
 from processors.domain.housekeeping import overdue_parked
 from processors.domain.quotes import (
     LINE_EVENT_TYPES,

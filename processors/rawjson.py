@@ -6,7 +6,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from interlock.deadletter import RawRecord
+from interlock.records import RawRecord
 
 __all__ = ["raw_from_json", "raw_to_json"]
 

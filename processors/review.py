@@ -35,7 +35,7 @@ from contracts.review import (
     encode_audit,
     encode_case,
 )
-from interlock.deadletter import RawRecord
+from interlock.records import RawRecord
 from processors.domain.casecontext import accounts_context, match_evidence, quote_context
 from processors.domain.cases import (
     Applied,

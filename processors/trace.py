@@ -30,7 +30,7 @@ from contracts.serde import make_deserializer
 from interlock.kafka import make_admin, true_end_offsets
 from interlock.settings import Settings
 from processors.domain.quotes import order_id_for
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 
 __all__ = [
     "Hop",

@@ -19,7 +19,7 @@ from processors.app import InterlockApp, create_app, run_worker
 from processors.collector import tune_collector
 from processors.domain.copartition import copartition_problem
 from processors.state import keep_tables_after_clean_stop
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 
 __all__ = ["SERVICE", "build_worker_app", "check_copartitioning", "dead_letter_writer", "main"]
 

@@ -40,14 +40,14 @@ from contracts import (
 )
 from contracts.ownership import load_ownership
 from contracts.policy import load_policy
-from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry
+from interlock.records import RawRecord
 from interlock.settings import Settings
 from processors.output import Codecs
 from processors.pipeline import Pipeline, PipelineConfig
 from processors.state import Tables
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 
 PARTITIONS = 6
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -23,7 +23,7 @@ from contracts.models import AccountEvent, QuoteEvent
 from contracts.ownership import load_ownership
 from processors.domain.accounts import merge_account
 from processors.domain.quotes import decide_quote, fold_order_state
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 
 __all__ = ["build_app", "handle"]
 

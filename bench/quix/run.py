@@ -53,7 +53,7 @@ def _run_quix(bootstrap: str, quotes: int, accounts: int, tmp: Path) -> dict[str
     from confluent_kafka.admin import AdminClient
 
     from bench.quote_to_order import run as q2o
-    from processors.topics import ProcessorTopics
+    from processors.topic_names import ProcessorTopics
 
     topics = ProcessorTopics(f"quix{uuid.uuid4().hex[:8]}.")
     _create_topics(AdminClient({"bootstrap.servers": bootstrap}), topics, q2o.PARTITIONS)

@@ -20,15 +20,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from contracts.ownership import load_ownership  # noqa: E402
-from interlock.deadletter import DeadLetterWriter, RawRecord  # noqa: E402
+from interlock.deadletter import DeadLetterWriter  # noqa: E402
 from interlock.instruments import Instruments  # noqa: E402
 from interlock.kafka import make_consumer, make_producer  # noqa: E402
 from interlock.metrics import new_registry  # noqa: E402
+from interlock.records import RawRecord  # noqa: E402
 from interlock.settings import Settings  # noqa: E402
 from processors.output import Codecs, Output  # noqa: E402
 from processors.pipeline import Pipeline, PipelineConfig  # noqa: E402
 from processors.state import Tables  # noqa: E402
-from processors.topics import ProcessorTopics  # noqa: E402
+from processors.topic_names import ProcessorTopics  # noqa: E402
 
 
 def main(bootstrap: str, prefix: str) -> None:

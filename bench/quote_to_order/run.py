@@ -44,7 +44,7 @@ from contracts import decode, encode  # noqa: E402
 from interlock.broker import free_port  # noqa: E402
 from interlock.kafka import true_end_offsets  # noqa: E402
 from interlock.settings import load_settings  # noqa: E402
-from processors.topics import ProcessorTopics  # noqa: E402
+from processors.topic_names import ProcessorTopics  # noqa: E402
 from tests.processors.events import account_event, quote_event  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "quote_to_order.json"

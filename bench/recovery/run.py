@@ -48,7 +48,7 @@ from bench.quote_to_order.run import (  # noqa: E402
 )
 from interlock.broker import free_port  # noqa: E402
 from interlock.resources import usage  # noqa: E402
-from processors.topics import ProcessorTopics  # noqa: E402
+from processors.topic_names import ProcessorTopics  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "recovery.json"
 OFFSET_KEY = b"__faust\0offset__"

@@ -18,8 +18,8 @@ from typing import Any
 
 from connectors.cdc.envelope import ChangeEvent
 from contracts.ids import deterministic_event_id
-from interlock.deadletter import RawRecord
 from interlock.kafka import produce
+from interlock.records import RawRecord
 
 __all__ = ["AUDIT_TOPIC", "TruncateReporter", "truncate_record"]
 

@@ -27,7 +27,7 @@ from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer, subscribe
 from interlock.metrics import new_registry, serve_metrics
-from interlock.registry import canonical_serializers, registry_client
+from interlock.serializers import canonical_serializers, registry_client
 from interlock.settings import Settings, load_settings
 
 __all__ = ["METADATA_REFRESH_MS", "build_stage", "cdc_app"]

@@ -33,9 +33,10 @@ from connectors.cdc.fastpath import FastWriter, Writer
 from connectors.cdc.mapper import CdcMapper, CompiledMapping, TruncateError, UnknownTableError
 from contracts.errors import InterlockError, Reason
 from contracts.models import Envelope
-from interlock.deadletter import DeadLetterWriter, RawRecord
+from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
 from interlock.kafka import produce
+from interlock.records import RawRecord
 from interlock.stage import consume_available
 
 __all__ = ["BatchResult", "CdcStage", "ConsumerLike", "ProducerLike"]

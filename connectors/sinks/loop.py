@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from interlock.deadletter import RawRecord
+from interlock.records import RawRecord
 from interlock.retry import FailureRouter, restore
 from interlock.stage import StageLoop
 

@@ -16,8 +16,8 @@ from connectors.sinks.sink import CommandSink, SinkTarget
 from contracts import make_deserializer
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer, subscribe
-from interlock.registry import canonical_serializers, registry_client
 from interlock.retry import FailureRouter
+from interlock.serializers import canonical_serializers, registry_client
 from interlock.settings import Settings
 from interlock.stage import StageLoop, StageStats, with_retry_topics
 

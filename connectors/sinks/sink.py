@@ -49,10 +49,10 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from connectors.sinks.breaker import CircuitBreaker
 from connectors.sinks.contract import CommandKind, HttpCall, build_request, outcome_event
 from contracts import EventDeserializer, EventSerializer, InterlockError, OrderEvent, Reason
-from interlock.deadletter import RawRecord
 from interlock.instruments import CIRCUIT_STATES, Instruments
 from interlock.kafka import produce
 from interlock.logs import RateLimitedLog
+from interlock.records import RawRecord
 from interlock.stage import TargetUnavailableError
 
 __all__ = ["CommandSink", "SinkTarget"]

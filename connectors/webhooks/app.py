@@ -7,8 +7,8 @@ length cap, 413 body too large, 401 bad/missing/stale signature, 400 a body that
 JSON within the depth cap (checked only once the signature holds), 404 unknown source, 503 (with
 ``Retry-After``) when Kafka did not acknowledge the raw record, 500 for a bug (logged). Every
 answer of a webhook route, 5xx included, is counted in ``interlock_webhook_requests_total``.
-Mapping to canonical events is a separate consumer (:mod:`connectors.webhooks.stage`), so the
-answer depends only on the raw landing.
+Mapping to canonical events is a separate consumer
+(:mod:`connectors.webhooks.mapping_stage`), so the answer depends only on the raw landing.
 """
 
 from __future__ import annotations

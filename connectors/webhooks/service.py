@@ -25,13 +25,13 @@ from connectors.webhooks.app import create_app
 from connectors.webhooks.declarative import load_mappings
 from connectors.webhooks.health import ServiceHealth
 from connectors.webhooks.landing import Landing
-from connectors.webhooks.stage import SeenSet, WebhookMapper, canonical_topic
+from connectors.webhooks.mapping_stage import SeenSet, WebhookMapper, canonical_topic
 from connectors.webhooks.supervision import MapperSupervisor
 from contracts import EventSerializer
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer, subscribe
-from interlock.registry import canonical_serializers, registry_client
 from interlock.retry import FailureRouter
+from interlock.serializers import canonical_serializers, registry_client
 from interlock.settings import Settings
 from interlock.stage import StageLoop, StageStats
 

@@ -1,14 +1,15 @@
 """Keeps the in-process mapping stage alive: a failed stage is rebuilt, or the service dies.
 
-The mapping stage (:class:`interlock.stage.StageLoop` over :class:`~connectors.webhooks.stage.
-WebhookMapper`) raises out of its loop when its producer failed fatally, when a batch's events
-were not acknowledged, or on a bug. Its consumer has not stored the failed batch's offsets, so
-rebuilding the stage (a new producer and a new consumer in the same group) reads that batch
-again: nothing is lost, and the deterministic event ids make the repeats harmless. Rebuilds wait
-1, 2, 4 … 30 s; ``restart_limit`` failures in a row (no batch handled in between, no minute of
-running) declare the service dead, and so does an error that a rebuild cannot fix (a refused
-login, an untrusted certificate: :class:`~contracts.errors.ConfigError`). A dead service exits
-non-zero so that its supervisor restarts it; it never stays up with a dead mapper.
+The mapping stage (:class:`interlock.stage.StageLoop` over
+:class:`~connectors.webhooks.mapping_stage.WebhookMapper`) raises out of its loop when its
+producer failed fatally, when a batch's events were not acknowledged, or on a bug. Its consumer
+has not stored the failed batch's offsets, so rebuilding the stage (a new producer and a new
+consumer in the same group) reads that batch again: nothing is lost, and the deterministic event
+ids make the repeats harmless. Rebuilds wait 1, 2, 4 … 30 s; ``restart_limit`` failures in a row
+(no batch handled in between, no minute of running) declare the service dead, and so does an
+error that a rebuild cannot fix (a refused login, an untrusted certificate:
+:class:`~contracts.errors.ConfigError`). A dead service exits non-zero so that its supervisor
+restarts it; it never stays up with a dead mapper.
 """
 
 from __future__ import annotations

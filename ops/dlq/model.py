@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contracts.topics import dlq_topic
-from interlock.deadletter import DLQ_HEADER_PREFIX, Header, RawRecord
+from interlock.deadletter import DLQ_HEADER_PREFIX
+from interlock.records import Header, RawRecord
 
 __all__ = [
     "DeadLetter",

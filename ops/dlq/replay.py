@@ -21,8 +21,8 @@ from typing import Any
 from contracts.errors import InterlockError
 from contracts.serde import decode
 from contracts.topics import TopicCatalog
-from interlock.deadletter import Header, RawRecord
 from interlock.kafka import produce
+from interlock.records import Header, RawRecord
 from ops.dlq.delivery import DeliveryErrors
 from ops.dlq.model import DeadLetter
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from interlock.deadletter import RawRecord
+from interlock.records import RawRecord
 from ops.dlq.model import DeadLetter
 
 __all__ = [

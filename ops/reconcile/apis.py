@@ -99,7 +99,7 @@ def promises_of(events: Iterable[Any]) -> dict[str, Promise]:
 def read_promises(settings: Settings, prefix: str) -> dict[str, Promise]:
     """What the CRM promised the ERP: the order commands on their topics."""
     from contracts.serde import make_deserializer
-    from interlock.registry import registry_client
+    from interlock.serializers import registry_client
     from ops.dlq.store import read_topic
 
     decode = make_deserializer(registry=registry_client(settings)).decode
@@ -154,7 +154,7 @@ def read_told(settings: Settings, prefix: str) -> dict[str, Told]:
     (the ownership rules the processors use)."""
     from contracts.ownership import load_ownership
     from contracts.serde import make_deserializer
-    from interlock.registry import registry_client
+    from interlock.serializers import registry_client
     from ops.dlq.store import read_topic
 
     path = settings.processors.ownership_path

@@ -107,7 +107,7 @@ def make_reconcile_app(load: Callable[[], Settings], console: Console | None = N
         from contracts.reconciliation import REPAIRABLE, parse_kind
         from contracts.serde import make_deserializer, make_serializer
         from interlock.kafka import make_producer
-        from interlock.registry import registry_client
+        from interlock.serializers import registry_client
         from ops.dlq.store import read_topic
         from ops.reconcile.repair import plan_repairs, send_repairs
 

@@ -18,7 +18,7 @@ import orjson
 
 from contracts.models import Envelope, OrderEvent
 from contracts.reconciliation import encode_record
-from interlock.deadletter import RawRecord
+from interlock.records import RawRecord
 from ops.reconcile.model import Finding, LedgerView
 
 __all__ = ["RepairItem", "command_topics", "plan_repairs", "send_repairs"]

@@ -33,7 +33,7 @@ from contracts.review import (
 from interlock.kafka import produce
 from interlock.settings import Settings
 from ops.dlq.store import read_topic, topic_partitions
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 
 __all__ = [
     "CaseStore",

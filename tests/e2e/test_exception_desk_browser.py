@@ -31,7 +31,7 @@ from interlock.settings import Settings
 from ops.review.users import Users
 from processors.linking import LINK_EVENT
 from processors.review import OVERRIDE_HEADER
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 from processors.trace import make_trace_command
 from tests.ops.review.browser import chromium, wait_for_text
 from tests.ops.review.conftest import (  # noqa: F401  (console_users: a fixture)

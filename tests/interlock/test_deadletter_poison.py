@@ -15,8 +15,8 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from contracts import QuoteEvent, ValidationError, decode, encode
-from interlock.deadletter import RawRecord
 from interlock.kafka import make_consumer, make_producer
+from interlock.records import RawRecord
 from interlock.retry import FailureRouter
 from interlock.settings import Settings
 from interlock.stage import StageLoop

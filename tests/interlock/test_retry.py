@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry
 
 from contracts.errors import DecodeError, InterlockError, Reason
 from contracts.topics import load_catalog
-from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
+from interlock.records import RawRecord
 from interlock.retry import FailureRouter, restore, retry_info, retry_topics, tiers_from_catalog
 
 pytestmark = pytest.mark.unit

@@ -17,9 +17,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from contracts.errors import InterlockError, Reason
-from interlock.deadletter import RawRecord
 from interlock.kafka import make_consumer as kafka_consumer
 from interlock.kafka import make_producer
+from interlock.records import RawRecord
 from interlock.retry import FailureRouter
 from interlock.settings import Settings
 from interlock.stage import StageLoop, with_retry_topics

@@ -38,7 +38,7 @@ from interlock.apache_kafka import KafkaBroker, Listener
 from interlock.broker import free_port
 from interlock.kafka import list_topics, make_admin, make_consumer, make_producer, produce
 from interlock.settings import Settings, load_settings
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 from tests.conftest import consume_n
 from tests.connectors.cdc.conftest import debezium
 from tests.processors.conftest import ROOT, ProcessorsEnv, Worker, all_topics, create_topics

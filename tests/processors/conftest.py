@@ -25,9 +25,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from contracts import Envelope, decode, encode
 from interlock.broker import free_port
-from interlock.deadletter import RawRecord
+from interlock.records import RawRecord
 from interlock.settings import Settings
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 from tests.conftest import end_offsets, wait_for_leaders
 
 ROOT = Path(__file__).resolve().parents[2]

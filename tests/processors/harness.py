@@ -21,14 +21,14 @@ from contracts.models import Envelope, OrderEvent
 from contracts.ownership import load_ownership
 from contracts.policy import load_policy
 from contracts.topics import dlq_topic
-from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry
+from interlock.records import RawRecord
 from interlock.settings import Settings
 from processors.output import Codecs
 from processors.pipeline import Pipeline, PipelineConfig
 from processors.state import Tables
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 from processors.worker import dead_letter_writer
 
 __all__ = ["PipelineHarness", "worker_config"]

@@ -19,9 +19,9 @@ from contracts import decode, encode
 from contracts.errors import InterlockError
 from contracts.models import OrderEvent
 from contracts.ownership import load_ownership
-from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry
+from interlock.records import RawRecord
 from interlock.settings import Settings
 from processors.audit import decision_record, encode_record
 from processors.domain.quotes import build_order_command, decide_quote
@@ -29,7 +29,7 @@ from processors.domain.writeback import deal_update, fold_written
 from processors.output import Codecs
 from processors.pipeline import READBACK_HEADER, Pipeline, PipelineConfig
 from processors.state import Tables
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 from tests.processors.events import (
     ACCOUNT_STATE,
     ADDRESS,

@@ -15,7 +15,7 @@ from contracts import encode
 from contracts.models import OrderEvent
 from contracts.ownership import load_ownership
 from processors.pipeline import PipelineConfig
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 from tests.processors.events import (
     account_event,
     erp_order_event,

@@ -20,7 +20,7 @@ from contracts.policy import load_policy
 from contracts.review import Case, decision_for, decode_case, encode_decision
 from processors.pipeline import PipelineConfig
 from processors.review import OVERRIDE_HEADER
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 from processors.trace import Record, journey, waiting
 from tests.processors.events import account_event, erp_order_event, quote_event
 from tests.processors.harness import PipelineHarness

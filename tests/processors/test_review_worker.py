@@ -10,7 +10,7 @@ import pytest
 
 from contracts import OrderEvent
 from contracts.review import Case, decision_for, decode_case, encode_decision
-from interlock.deadletter import RawRecord
+from interlock.records import RawRecord
 from processors.review import OVERRIDE_HEADER
 from tests.processors.conftest import ProcessorsEnv
 from tests.processors.events import account_event, quote_event

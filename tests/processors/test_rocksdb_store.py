@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from contracts import OrderEvent
-from interlock.deadletter import RawRecord
+from interlock.records import RawRecord
 from processors.state import CLEAN_STOP_MARKER
 from tests.conftest import end_offsets
 from tests.processors.conftest import PARTITIONS, ProcessorsEnv, Worker

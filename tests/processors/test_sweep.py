@@ -13,7 +13,7 @@ from interlock.metrics import new_registry
 from processors.expiry import ExpiryIndex, index_key
 from processors.pipeline import Pipeline, PipelineConfig
 from processors.state import Tables
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 
 pytestmark = pytest.mark.unit
 

@@ -20,7 +20,7 @@ from contracts.ids import deterministic_event_id
 from contracts.models import Envelope
 from interlock.settings import Settings
 from processors.domain.quotes import decide_quote, order_id_for
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 from processors.trace import Hop, Record, journey, make_trace_command, resolve, waiting
 from tests.processors.conftest import all_topics, create_topics
 from tests.processors.events import account_event, erp_order_event, quote_event

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient
 from contracts import OrderEvent
 from interlock.settings import Settings
 from processors.app import STOP_GAVE_UP
-from processors.topics import ProcessorTopics
+from processors.topic_names import ProcessorTopics
 from tests.conftest import private_broker
 from tests.processors.conftest import ProcessorsEnv, all_topics, create_topics
 from tests.processors.events import account_event, quote_event
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 def test_worker_refuses_to_start_when_a_canonical_topic_is_not_copartitioned(
     proc_env: ProcessorsEnv, admin: AdminClient
 ) -> None:
-    from processors.topics import ProcessorTopics
+    from processors.topic_names import ProcessorTopics
 
     topics = ProcessorTopics(proc_env.topics.prefix + "uneven.")
     names = all_topics(topics)

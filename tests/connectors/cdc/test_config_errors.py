@@ -14,7 +14,7 @@ from connectors.cdc.pgsetup import logical_decoding_problems
 from connectors.cdc.spec import annotate_lines, locate
 from contracts.errors import ConfigError
 from contracts.ids import deterministic_event_id
-from interlock.deadletter import RawRecord
+from interlock.records import RawRecord
 from tests.connectors.cdc.conftest import debezium
 
 pytestmark = pytest.mark.unit

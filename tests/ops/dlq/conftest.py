@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from contracts.errors import InterlockError, Reason
-from interlock.deadletter import DeadLetterWriter, RawRecord
+from interlock.deadletter import DeadLetterWriter
 from interlock.kafka import make_producer
+from interlock.records import RawRecord
 from interlock.settings import DlqSettings, Settings
 from ops.dlq.cli import make_dlq_app
 

@@ -10,7 +10,8 @@ import pytest
 from contracts import ValidationError, decode, encode
 from contracts.errors import InterlockError, Reason
 from contracts.topics import load_catalog
-from interlock.deadletter import RawRecord, dlq_headers
+from interlock.deadletter import dlq_headers
+from interlock.records import RawRecord
 from ops.dlq.model import DeadLetter, DeadLetterFilter, parse_time, select, topic_stats
 from ops.dlq.replay import (
     ReplayRejectedError,

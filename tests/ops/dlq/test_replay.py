@@ -17,8 +17,8 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from contracts import QuoteEvent, decode, encode
 from contracts.errors import InterlockError, Reason
-from interlock.deadletter import RawRecord
 from interlock.kafka import make_consumer, make_producer
+from interlock.records import RawRecord
 from interlock.retry import FailureRouter
 from interlock.settings import Settings
 from interlock.stage import StageLoop

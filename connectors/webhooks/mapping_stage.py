@@ -27,9 +27,9 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from connectors.hubspot.mapping import HubSpotContext, map_hubspot_payload
 from connectors.webhooks.declarative import StandardMapping, map_standard_event
 from contracts import DecodeError, Envelope, EventSerializer, InterlockError, Reason
-from interlock.deadletter import RawRecord
 from interlock.instruments import Instruments
 from interlock.kafka import produce
+from interlock.records import RawRecord
 
 __all__ = ["SeenSet", "WebhookMapper", "canonical_topic"]
 
