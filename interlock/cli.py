@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.cdc.cli import cdc_app
-from connectors.webhooks.cli import sinks_command, webhooks_command
+from connectors.sinks.cli import sinks_command
+from connectors.webhooks.cli import webhooks_command
 from contracts.cli import app as contracts_app
 from contracts.topics import load_catalog
 from interlock.commandline import command_settings, require_kafka, stack_settings, stop_on_signals

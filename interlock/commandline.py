@@ -15,7 +15,13 @@ import typer
 from interlock.logs import configure_logging
 from interlock.settings import Settings, load_settings
 
-__all__ = ["command_settings", "require_kafka", "stack_settings", "stop_on_signals"]
+__all__ = [
+    "command_settings",
+    "ignore_signals_after_uvicorn",
+    "require_kafka",
+    "stack_settings",
+    "stop_on_signals",
+]
 
 NO_KAFKA = (
     "No Kafka configured. Set INTERLOCK_KAFKA__BOOTSTRAP_SERVERS (or KAFKA_BOOTSTRAP_SERVERS), "
@@ -57,3 +63,13 @@ def stop_on_signals(stop: threading.Event | None = None) -> threading.Event:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     return event
+
+
+def ignore_signals_after_uvicorn() -> None:
+    """Let a command that serves with uvicorn end with exit 0 on SIGINT or SIGTERM.
+
+    uvicorn installs its own handlers while it serves and re-raises the signal it caught once it
+    has shut down; with these no-op handlers in place, that re-raise is harmless.
+    """
+    signal.signal(signal.SIGINT, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: None)

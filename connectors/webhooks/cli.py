@@ -1,26 +1,24 @@
-"""``interlock webhooks`` and ``interlock sinks``: the services of the CRM/ERP HTTP edge."""
+"""``interlock webhooks``: the CRM webhook receiver and its mapping stage."""
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from typing import Annotated
 
 import typer
 
-from interlock.commandline import command_settings, require_kafka, stop_on_signals
+from interlock.commandline import (
+    command_settings,
+    ignore_signals_after_uvicorn,
+    require_kafka,
+)
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry, serve_metrics
-from interlock.settings import Settings
 
-__all__ = ["sinks_command", "webhooks_command"]
+__all__ = ["webhooks_command"]
 
 log = logging.getLogger(__name__)
-
-
-def _settings() -> Settings:
-    return require_kafka(command_settings())
 
 
 def webhooks_command(
@@ -42,7 +40,7 @@ def webhooks_command(
         receiver_server,
     )
 
-    settings = _settings()
+    settings = require_kafka(command_settings())
     registry = new_registry()
     instruments = Instruments(registry, "webhooks")
     metrics = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
@@ -54,10 +52,7 @@ def webhooks_command(
         supervisor = build_mapper_supervisor(settings, instruments, health)
         mapper_thread = threading.Thread(target=supervisor.run, args=(stop,), name="mapper")
         mapper_thread.start()
-    # uvicorn re-raises the signal it caught once it has shut down; with these no-op handlers
-    # in place that re-raise is harmless, so a SIGTERM/SIGINT ends the process with exit 0.
-    signal.signal(signal.SIGINT, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: None)
+    ignore_signals_after_uvicorn()
     server = receiver_server(
         app, host or settings.webhooks.host, settings.webhooks.port if port is None else port
     )
@@ -73,19 +68,3 @@ def webhooks_command(
     if health.died.is_set():
         typer.echo(f"interlock webhooks cannot heal: {'; '.join(health.liveness())}", err=True)
         raise typer.Exit(1)
-
-
-def sinks_command() -> None:
-    """Call the ERP and CRM APIs for every command (commands.erp.*, commands.crm.*)."""
-    from connectors.sinks.service import build_sink_loop, run_sinks
-
-    settings = _settings()
-    registry = new_registry()
-    instruments = Instruments(registry, "sinks")
-    metrics = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
-    stop = stop_on_signals()
-    loop, client = build_sink_loop(settings, instruments)
-    try:
-        run_sinks(loop, client, stop)
-    finally:
-        metrics.stop()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from interlock.commandline import require_kafka
+from interlock.commandline import ignore_signals_after_uvicorn, require_kafka
 from interlock.settings import Settings
 
 __all__ = ["DEFAULT_USERS_FILE", "bootstrap_admin", "make_console_app", "serve_console"]
@@ -105,9 +104,7 @@ def serve_console(settings: Settings, host: str, port: int) -> None:
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     )
-    # uvicorn re-raises the signal it caught once it has shut down: harmless with these.
-    signal.signal(signal.SIGINT, lambda *_: None)
-    signal.signal(signal.SIGTERM, lambda *_: None)
+    ignore_signals_after_uvicorn()
     try:
         if not dead.is_set():
             server.run()
