@@ -1,4 +1,14 @@
-"""Expiry by time for ``rocksdb://`` tables: a sweep that reads what is due, not what is kept.
+"""Expiry by time of the marks in ``seen`` and ``writebacks``: one rule, two ways to find them.
+
+A mark (an event id seen, a deal's written state) is forgotten by the sweep of its partition
+once it is ``dedup_ttl_s`` old. The pipeline runs one path on either store: every mark is
+noted to an :class:`Expiry` when written, and a partition's tick asks it to sweep. What differs
+by store is only how the due marks are found:
+
+- ``memory://`` (:class:`ExpiryWalk`): one walk of both tables per sweep interval serves every
+  partition. The memory store is one dict for all partitions with no key order, so an index
+  there would cost more than the walk it saves.
+- ``rocksdb://`` (:class:`ExpiryIndex`): a time-ordered index, read up to what is due.
 
 ``seen`` (event id → seen at) and ``writebacks`` (deal id → fields last written, with the time)
 are keyed for their lookups, so finding the expired entries means walking them: linear in what
@@ -18,12 +28,27 @@ of the mark it indexes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
+from processors.domain.housekeeping import (
+    expired_event_ids,
+    expired_event_ids_by_partition,
+    expired_writebacks,
+    expired_writebacks_by_partition,
+)
 from processors.domain.writeback import WRITTEN_AT
 from processors.state import Tables
 
-__all__ = ["DUE_BATCH", "SEEN", "WRITEBACK", "ExpiryIndex", "index_key", "rocksdb_partition_keys"]
+__all__ = [
+    "DUE_BATCH",
+    "SEEN",
+    "WRITEBACK",
+    "Expiry",
+    "ExpiryIndex",
+    "ExpiryWalk",
+    "index_key",
+    "rocksdb_partition_keys",
+]
 
 SEEN = "s"
 WRITEBACK = "w"
@@ -34,6 +59,17 @@ partition forgets up to this many marks per tick interval."""
 
 PartitionKeys = Callable[[int], Iterator[str]]
 """The index's keys in one partition, in key order."""
+
+
+class Expiry(Protocol):
+    """How the marks in ``seen`` and ``writebacks`` of a partition are found and forgotten."""
+
+    def note(self, kind: str, key: str, at: float) -> None:
+        """A mark of ``kind`` (:data:`SEEN`, :data:`WRITEBACK`) was made at ``at``."""
+
+    def sweep(self, tables: Tables, partition: int, now: float, ttl_s: float) -> bool:
+        """Forget ``partition``'s marks older than ``ttl_s``; True when more may be due (the
+        next tick goes on without waiting for the sweep interval)."""
 
 
 def index_key(at: float, kind: str, key: str) -> str:
@@ -106,3 +142,40 @@ def _marked_at(kind: str, value: Any) -> float | None:
         return float(value[0] if kind == SEEN else value[WRITTEN_AT])
     except (TypeError, KeyError, IndexError, ValueError):
         return None  # gone, or a value without a time (left to the entry's removal)
+
+
+class ExpiryWalk:
+    """``memory://``: the due marks found by walking ``seen`` and ``writebacks``.
+
+    One pass over each table finds the expired keys of every partition; each partition's sweep
+    then deletes its own share, checked again (a key may have been marked since), as a
+    deletion's tombstone goes to the changelog partition of the tick being handled. A partition
+    that already took its share starts the next pass, so P partitions cost one walk per
+    interval, not P.
+    """
+
+    def __init__(self) -> None:
+        self._expired: dict[int, tuple[list[str], list[str]]] | None = None
+        self._swept: set[int] = set()
+
+    def note(self, kind: str, key: str, at: float) -> None:
+        """Nothing to keep: the walk finds every mark."""
+
+    def sweep(self, tables: Tables, partition: int, now: float, ttl_s: float) -> bool:
+        if self._expired is None or partition in self._swept:
+            seen = expired_event_ids_by_partition(tables.seen.items(), now, ttl_s)
+            deals = expired_writebacks_by_partition(tables.writebacks.items(), now, ttl_s)
+            self._expired = {
+                p: (seen.get(p, []), deals.get(p, [])) for p in seen.keys() | deals.keys()
+            }
+            self._swept = set()
+        self._swept.add(partition)
+        seen_keys, deal_keys = self._expired.pop(partition, ([], []))
+        for table, keys, expired in (
+            (tables.seen, seen_keys, expired_event_ids),
+            (tables.writebacks, deal_keys, expired_writebacks),
+        ):
+            current = [(key, value) for key in keys if (value := table.get(key)) is not None]
+            for key in expired(current, partition, now, ttl_s):
+                del table[key]
+        return False

@@ -1,8 +1,12 @@
-"""What a flow (linking, quote → order) may use of the pipeline: its config and its plumbing.
+"""What a flow (linking, quote → order, review, reconciliation) may use of the pipeline: its
+config and its output plumbing, not its state.
 
-``Pipeline`` implements :class:`FlowContext`; the flows in :mod:`processors.linking` and
-:mod:`processors.quoteflow` are typed against it, so they neither import the pipeline nor reach
-each other through it (what one flow needs of another is handed to it as a callable).
+``Pipeline`` implements :class:`FlowContext`; the flows in :mod:`processors.linking`,
+:mod:`processors.quoteflow`, :mod:`processors.review` and :mod:`processors.reconcile` are typed
+against it, so they neither import the pipeline nor reach each other through it (what one flow
+needs of another is handed to it as a callable). The tables a flow reads and writes are handed
+to its constructor as repositories (:mod:`processors.repositories`), so its signature says
+which state it touches.
 """
 
 from __future__ import annotations
@@ -19,8 +23,7 @@ from contracts.policy import CommercialPolicy
 from interlock.instruments import Instruments
 from interlock.records import RawRecord
 from processors.audit import Decision
-from processors.repositories import Correlation, Identity, ParkingLot
-from processors.state import InFlight, Tables
+from processors.state import InFlight
 from processors.topic_names import ProcessorTopics
 
 __all__ = ["Emit", "FlowContext", "PipelineConfig"]
@@ -56,14 +59,10 @@ class PipelineConfig:
 
 
 class FlowContext(Protocol):
-    """The tables, settings and output plumbing a flow works with."""
+    """The settings and output plumbing a flow works with; its tables are handed to it apart."""
 
     config: PipelineConfig
     topics: ProcessorTopics
-    tables: Tables
-    correlation: Correlation
-    parked: ParkingLot
-    identity: Identity
     inflight: InFlight
     metrics: Instruments
     clock: Callable[[], float]

@@ -30,8 +30,8 @@ from contracts.models import Account, AccountEvent, Source
 from interlock.records import RawRecord
 from processors.domain.accounts import decide_link, match_keys, merge_account
 from processors.flow import FlowContext
+from processors.repositories import Accounts, Identity
 from processors.review import ReviewDesk
-from processors.state import read_any_partition
 
 __all__ = ["ERP_FIELDS", "LINK_EVENT", "MATCH_FIELDS", "Linker"]
 
@@ -58,8 +58,13 @@ class Linker:
         context: FlowContext,
         release_for_account: Callable[[str], None],
         review: ReviewDesk | None = None,
+        *,
+        accounts: Accounts,
+        identity: Identity,
     ) -> None:
         self.p = context
+        self.accounts = accounts
+        self.identity = identity
         self._release_for_account = release_for_account
         self.review = review
         self._partition = 0
@@ -73,7 +78,7 @@ class Linker:
             p.duplicate(event, raw, "account", "event_id")
             self._release_for_account(account_id)
             return
-        result = merge_account(p.tables.accounts.get(account_id), event, p.config.policy)
+        result = merge_account(self.accounts.get(account_id), event, p.config.policy)
         p.violations(event, result.violations)
         if result.rejected:
             raise ValidationError(
@@ -88,7 +93,7 @@ class Linker:
             state["match"] = {**state.get("match", {}), **evidence}
         if event.event_type == LINK_EVENT and event.source.vendor == "interlock":
             state["linked_account_id"] = event.source.record_id
-        p.tables.accounts[account_id] = state
+        self.accounts.put(account_id, state)
         p.mark_seen(event.event_id, raw.partition)
         p.audit(
             "merged",
@@ -104,7 +109,7 @@ class Linker:
         self._release_for_account(account_id)
 
     def _index(self, state: dict[str, Any]) -> None:
-        self.p.identity.index(
+        self.identity.index(
             state["account_id"],
             crm_record_id=state.get("crm_record_id"),
             erp_customer_number=state.get("erp_customer_number"),
@@ -123,9 +128,8 @@ class Linker:
         view = _matchable(state)
         other = "crm" if _side(state) == "erp" else "erp"
         # the other side's accounts may live in other partitions (other canonical ids)
-        ids = p.identity.accounts_matching(other, match_keys(view)) - {state["account_id"]}
-        accounts = p.tables.accounts
-        found = [c for c in (read_any_partition(accounts, i) for i in ids) if c is not None]
+        ids = self.identity.accounts_matching(other, match_keys(view)) - {state["account_id"]}
+        found = [c for c in (self.accounts.get(i, anywhere=True) for i in ids) if c is not None]
         candidates = [_matchable(c) for c in found]
         if not candidates:
             return
@@ -143,7 +147,7 @@ class Linker:
             if state.get("review_requested") == decision.candidate_id:
                 return
             state["review_requested"] = decision.candidate_id
-            p.tables.accounts[state["account_id"]] = state
+            self.accounts.put(state["account_id"], state)
             review = {"account_id": state["account_id"], **details, "scores": decision.scores}
             p.emit(p.topics.review, state["account_id"].encode(), json.dumps(review).encode())
             p.audit("review_requested", event, ids=ids_, details=details)
@@ -173,8 +177,8 @@ class Linker:
         False when either account is not held by this worker (nothing is sent).
         """
         p = self.p
-        state = read_any_partition(p.tables.accounts, account_id)
-        other = read_any_partition(p.tables.accounts, target)
+        state = self.accounts.get(account_id, anywhere=True)
+        other = self.accounts.get(target, anywhere=True)
         if state is None or other is None:
             return False
         when = datetime.fromtimestamp(at, UTC)

@@ -27,28 +27,26 @@ from contracts.ownership import OwnershipViolation
 from interlock.instruments import Instruments
 from interlock.records import RawRecord
 from processors.audit import Decision, decision_record, encode_record
-from processors.domain.housekeeping import (
-    expired_event_ids,
-    expired_event_ids_by_partition,
-    expired_writebacks,
-    expired_writebacks_by_partition,
-)
 from processors.domain.quotes import fold_order_state, order_state_of
 from processors.domain.reconcile import promise_of
-from processors.domain.writeback import (
-    WRITTEN_AT,
-    WRITTEN_IN,
-    deal_shows,
-    deal_update,
-    echo_reason,
-    fold_written,
-)
-from processors.expiry import SEEN, WRITEBACK, ExpiryIndex
+from processors.domain.writeback import deal_shows, deal_update, echo_reason, fold_written
+from processors.expiry import Expiry, ExpiryWalk
 from processors.flow import Emit, PipelineConfig
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
 from processors.reconcile import Reconciler
-from processors.repositories import Correlation, Identity, ParkingLot
+from processors.repositories import (
+    Accounts,
+    Cases,
+    Correlation,
+    Identity,
+    Ledger,
+    Orders,
+    ParkingLot,
+    QuoteLines,
+    SeenEvents,
+    WrittenDeals,
+)
 from processors.review import ReviewDesk
 from processors.state import InFlight, Tables
 
@@ -75,7 +73,12 @@ def _no_partitions(partition: int) -> Iterator[None]:
 
 
 class Pipeline:
-    """Handles one decoded record at a time against the tables; see ``processors.state``."""
+    """Handles one decoded record at a time against the tables; see ``processors.state``.
+
+    It reads and writes the tables through their repositories, and hands each flow the ones it
+    uses. ``expiry`` finds the expired marks of ``seen`` and ``writebacks``: the index of a
+    ``rocksdb://`` store (``processors.expiry.ExpiryIndex``), else a walk of both tables.
+    """
 
     def __init__(
         self,
@@ -89,16 +92,21 @@ class Pipeline:
         instruments: Instruments,
         clock: Callable[[], float] = time.time,
         known_product: Callable[[str], bool] | None = None,
-        expiry: ExpiryIndex | None = None,
+        expiry: Expiry | None = None,
         in_partition: InPartition = _no_partitions,
     ) -> None:
         self.config = config
         self.in_partition = in_partition
         self.topics = config.topics
         self.tables = tables
+        """The tables themselves: the expiry sweeps them whole (the flows get repositories)."""
+        self.expiry: Expiry = expiry if expiry is not None else ExpiryWalk()
+        self.seen = SeenEvents(tables.seen, self.expiry)
+        self.written = WrittenDeals(tables.writebacks, self.expiry)
+        self.orders = Orders(tables.orders)
         self.correlation = Correlation(tables.correlation)
-        self.parked = ParkingLot(tables.parked)
-        self.identity = Identity(tables.identity)
+        accounts = Accounts(tables.accounts)
+        parked = ParkingLot(tables.parked)
         self.inflight = InFlight()
         self.decode = decode
         self.encode = encode
@@ -111,17 +119,35 @@ class Pipeline:
         self._counted = False
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._processing = instruments.processing_seconds.labels(SERVICE, "canonical")
-        self.review = ReviewDesk(self, config.commercial)
-        self.quotes = QuoteFlow(self, known_product, self.review)
-        self.linker = Linker(self, self.quotes.release_for_account, self.review)
+        self.review = ReviewDesk(
+            self,
+            config.commercial,
+            cases=None if tables.cases is None else Cases(tables.cases),
+            accounts=accounts,
+            parked=parked,
+        )
+        self.quotes = QuoteFlow(
+            self,
+            known_product,
+            self.review,
+            accounts=accounts,
+            orders=self.orders,
+            lines=QuoteLines(tables.lines),
+            parked=parked,
+            correlation=self.correlation,
+        )
+        self.linker = Linker(
+            self,
+            self.quotes.release_for_account,
+            self.review,
+            accounts=accounts,
+            identity=Identity(tables.identity),
+        )
         self.review.redo = self.quotes.decide_again
         self.review.link = self.linker.link_decided
-        self.reconcile = Reconciler(self)
-        self._expired: dict[int, tuple[list[str], list[str]]] | None = None
-        self._swept: set[int] = set()
-        self.expiry = expiry
+        self.reconcile = Reconciler(self, None if tables.ledger is None else Ledger(tables.ledger))
         self._due: set[int] = set()
-        """Partitions whose indexed sweep stopped at its batch: they go on at the next tick."""
+        """Partitions whose sweep stopped at its batch (the index): they go on at the next tick."""
 
     # -- plumbing shared by the flows ---------------------------------------------------------
     def count(self, topic: str, outcome: str) -> None:
@@ -199,19 +225,16 @@ class Pipeline:
     def is_seen(self, event_id: str) -> bool:
         if event_id in self.inflight.causes:
             return True
-        seen = self.tables.seen.get(event_id)
-        return seen is not None and self.clock() - float(seen[0]) < self.config.dedup_ttl_s
+        seen_at = self.seen.seen_at(event_id)
+        return seen_at is not None and self.clock() - seen_at < self.config.dedup_ttl_s
 
     def last_written(self, deal_id: str) -> dict[str, Any] | None:
         """What the deal shows once our commands land: the latest produced, else read back."""
         pending = self.inflight.writebacks.get(deal_id)
-        return pending if pending is not None else self.tables.writebacks.get(deal_id)
+        return pending if pending is not None else self.written.get(deal_id)
 
     def mark_seen(self, event_id: str, partition: int) -> None:
-        now = self.clock()
-        self.tables.seen[event_id] = [now, partition]
-        if self.expiry is not None:
-            self.expiry.note(SEEN, event_id, now)
+        self.seen.mark(event_id, partition, self.clock())
 
     def duplicate(self, event: Envelope, raw: RawRecord, stage: str, why: str) -> None:
         self._child(self.metrics.duplicates_suppressed, SERVICE, stage).inc()
@@ -373,12 +396,8 @@ class Pipeline:
             if raw.topic == self.topics.update_deal:
                 deal = command.payload.crm_record_id
                 if deal:
-                    shown = fold_written(self.tables.writebacks.get(deal), command)
-                    now = self.clock()
-                    kept = {**shown, WRITTEN_AT: now, WRITTEN_IN: raw.partition}
-                    self.tables.writebacks[deal] = kept
-                    if self.expiry is not None:
-                        self.expiry.note(WRITEBACK, deal, now)
+                    shown = fold_written(self.written.get(deal), command)
+                    self.written.put(deal, shown, at=self.clock(), partition=raw.partition)
                     if self.inflight.writebacks.get(deal) == shown:
                         del self.inflight.writebacks[deal]
                 self.reconcile.on_writeback_read_back(command, raw.partition)
@@ -398,9 +417,9 @@ class Pipeline:
 
     def _order_read_back(self, state: dict[str, Any], partition: int) -> None:
         qid = str(state["quote_id"])
-        current = self.tables.orders.get(qid)
+        current = self.orders.get(qid)
         # the quote's home partition, where an ERP change of its order is handled
-        self.tables.orders[qid] = {**fold_order_state(current, state), "partition": partition}
+        self.orders.put(qid, {**fold_order_state(current, state), "partition": partition})
         self.correlation.order_requested(str(state["order_id"]), qid)
         self.quotes.unpark(qid, str(state["account_id"]))
         pending = self.inflight.orders.get(qid)
@@ -410,45 +429,16 @@ class Pipeline:
     # -- timers -------------------------------------------------------------------------------
     def on_tick(self, partition: int, sweep: bool) -> None:
         """Release or time out parked quotes of ``partition``; expire old event ids and the
-        written state of deals not written for as long (same TTL)."""
+        written state of deals not written for as long (same TTL), every sweep interval and,
+        while a sweep left more due, at every tick."""
         self.quotes.scan_parked(partition)
         self.reconcile.on_tick(partition)
         self.review.on_tick(partition)
-        if self.expiry is not None:
-            if sweep or partition in self._due:
-                self._due.discard(partition)
-                now = self.clock()
-                if self.expiry.sweep(self.tables, partition, now, self.config.dedup_ttl_s):
-                    self._due.add(partition)
-        elif sweep:
-            self._sweep(partition)
-
-    def _sweep(self, partition: int) -> None:
-        """Forget ``partition``'s event ids and deal states older than the dedup TTL (a walk).
-
-        One pass over each table finds the expired keys of every partition; each partition's
-        sweep then deletes its own share, checked again (a key may have been marked since), as
-        a deletion's tombstone goes to the changelog partition of the tick being handled. A
-        partition that already took its share starts the next pass. Before, every partition's
-        sweep walked (and copied) the whole table: P walks per interval on P partitions.
-        """
-        now, ttl = self.clock(), self.config.dedup_ttl_s
-        if self._expired is None or partition in self._swept:
-            seen = expired_event_ids_by_partition(self.tables.seen.items(), now, ttl)
-            deals = expired_writebacks_by_partition(self.tables.writebacks.items(), now, ttl)
-            self._expired = {
-                p: (seen.get(p, []), deals.get(p, [])) for p in seen.keys() | deals.keys()
-            }
-            self._swept = set()
-        self._swept.add(partition)
-        seen_keys, deal_keys = self._expired.pop(partition, ([], []))
-        for table, keys, expired in (
-            (self.tables.seen, seen_keys, expired_event_ids),
-            (self.tables.writebacks, deal_keys, expired_writebacks),
-        ):
-            current = [(key, value) for key in keys if (value := table.get(key)) is not None]
-            for key in expired(current, partition, now, ttl):
-                del table[key]
+        if sweep or partition in self._due:
+            self._due.discard(partition)
+            ttl = self.config.dedup_ttl_s
+            if self.expiry.sweep(self.tables, partition, self.clock(), ttl):
+                self._due.add(partition)
 
 
 _STATE_KEYS = frozenset(

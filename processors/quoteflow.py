@@ -31,8 +31,8 @@ from processors.domain.quotes import (
 )
 from processors.flow import FlowContext
 from processors.rawjson import raw_from_json, raw_to_json
+from processors.repositories import Accounts, Correlation, Orders, ParkingLot, QuoteLines
 from processors.review import OVERRIDE_HEADER, ReviewDesk
-from processors.state import read_any_partition
 
 __all__ = ["PARKED_KIND", "QuoteFlow"]
 
@@ -55,8 +55,19 @@ class QuoteFlow:
         context: FlowContext,
         known_product: Callable[[str], bool] | None,
         review: ReviewDesk | None = None,
+        *,
+        accounts: Accounts,
+        orders: Orders,
+        lines: QuoteLines,
+        parked: ParkingLot,
+        correlation: Correlation,
     ) -> None:
         self.p = context
+        self.accounts = accounts
+        self.orders = orders
+        self.lines = lines
+        self.parked = parked
+        self.correlation = correlation
         self.known_product = known_product
         self.review = review
         self._gauge = context.metrics.parked_joins.labels(PARKED_KIND)
@@ -69,8 +80,7 @@ class QuoteFlow:
         pending = self.p.inflight.orders.get(quote_id)
         if pending is not None:
             return pending
-        orders = self.p.tables.orders
-        return read_any_partition(orders, quote_id) if anywhere else orders.get(quote_id)
+        return self.orders.get(quote_id, anywhere=anywhere)
 
     def on_quote(self, event: QuoteEvent, raw: RawRecord) -> None:
         p = self.p
@@ -85,7 +95,7 @@ class QuoteFlow:
         decision = decide_quote(
             event,
             self.order_state(quote.quote_id),
-            p.tables.accounts.get(quote.account_id),
+            self.accounts.get(quote.account_id),
             self.known_product,
             p.config.origin,
         )
@@ -95,20 +105,19 @@ class QuoteFlow:
         """The quote with its assembled lines when it came without any (see ``fold_lines``)."""
         if event.payload.lines:
             return event
-        return with_assembled_lines(event, self.p.tables.lines.get(event.payload.quote_id))
+        return with_assembled_lines(event, self.lines.get(event.payload.quote_id))
 
     def _on_line(self, event: QuoteEvent, raw: RawRecord) -> None:
         """Fold one line event into its quote's assembled lines; no order command by itself."""
         p = self.p
         quote = event.payload
-        lines = p.tables.lines
-        folded = fold_lines(lines.get(quote.quote_id), event)
+        folded = fold_lines(self.lines.get(quote.quote_id), event)
         ids = {"quote_id": quote.quote_id, "revision": quote.revision}
         numbers = [line.line_number for line in quote.lines]
         if folded is None:
             p.audit("ignored", event, ids=ids, details={"lines": numbers, "action": "unchanged"})
         else:
-            lines[quote.quote_id] = folded
+            self.lines.put(quote.quote_id, folded)
             p.audit("merged", event, ids=ids, details={"lines": numbers})
         p.mark_seen(event.event_id, raw.partition)
 
@@ -136,7 +145,7 @@ class QuoteFlow:
             # only a creation meets the policy gate: the account is read for it alone (else a
             # table read per command on the hot path)
             creating = desk is not None and decision.kind == "create-order"
-            account = (p.tables.accounts.get(quote.account_id) or {}) if creating else {}
+            account = (self.accounts.get(quote.account_id) or {}) if creating else {}
             if desk is not None and creating and gate and desk.gate(event, account, raw):
                 p.mark_seen(event.event_id, raw.partition)  # held: the decision re-drives it
                 self.unpark(quote.quote_id, quote.account_id)
@@ -146,7 +155,7 @@ class QuoteFlow:
             self._send_or_hold(decision.kind, decision.command, event, ids, headers)
             if creating and account and not account.get("ordered"):
                 # a customer's first order has its own limit: the next ones are not first
-                p.tables.accounts[quote.account_id] = {**account, "ordered": True}
+                self.accounts.put(quote.account_id, {**account, "ordered": True})
             p.inflight.orders[quote.quote_id] = {
                 **fold_order_state(self.order_state(quote.quote_id), decision.command),
                 "partition": raw.partition,
@@ -166,7 +175,7 @@ class QuoteFlow:
             p.mark_seen(event.event_id, raw.partition)
             self.unpark(quote.quote_id, quote.account_id)
             if desk is not None:
-                account = p.tables.accounts.get(quote.account_id) or {}
+                account = self.accounts.get(quote.account_id) or {}
                 desk.open_for_invalid(event, raw, decision.issues, account)
         else:
             p.audit("ignored", event, ids=ids, details={"status": quote.status, "action": action})
@@ -193,16 +202,16 @@ class QuoteFlow:
             p.send_command(kind, command, headers)
             return
         qid = command.payload.quote_id or ""
-        number = command.payload.erp_order_number or p.correlation.number_of(qid)
+        number = command.payload.erp_order_number or self.correlation.number_of(qid)
         if number:
             p.send_command(kind, with_erp_order_number(command, number))
             return
-        p.correlation.hold(qid, kind, command.model_dump(mode="json"))
+        self.correlation.hold(qid, kind, command.model_dump(mode="json"))
         p.audit("held", event, ids=ids, details={"command": kind, "until": "erp_order_number"})
 
     def release_held(self, quote_id: str, number: str) -> None:
         """Send the compensation held for ``quote_id`` now that its ERP order number is known."""
-        held = self.p.correlation.take_held(quote_id)
+        held = self.correlation.take_held(quote_id)
         if held is None:
             return
         kind, command = held
@@ -211,7 +220,7 @@ class QuoteFlow:
     def _park(
         self, event: QuoteEvent, raw: RawRecord, ids: Mapping[str, Any], waiting_for: str
     ) -> None:
-        lot = self.p.parked
+        lot = self.parked
         quote = event.payload
         current = lot.get(quote.quote_id)
         if current is not None and int(current["revision"]) > quote.revision:
@@ -249,12 +258,12 @@ class QuoteFlow:
 
     def unpark(self, quote_id: str, account_id: str) -> None:
         """Forget a parked quote (its command is durable, or it was dead-lettered)."""
-        if self.p.parked.remove(quote_id, account_id):
+        if self.parked.remove(quote_id, account_id):
             self._gauge.dec()
 
     def release_for_account(self, account_id: str) -> None:
         """Re-decide every quote parked for an account that just arrived or changed."""
-        lot = self.p.parked
+        lot = self.parked
         for quote_id in lot.waiting_for_account(account_id):
             entry = lot.get(quote_id)
             if entry is not None:
@@ -265,7 +274,7 @@ class QuoteFlow:
         quote_id = str(entry["quote_id"])
         if quote_id in p.inflight.orders:
             return  # released already; the entry goes when its command is read back
-        account = p.tables.accounts.get(entry["account_id"])
+        account = self.accounts.get(entry["account_id"])
         if account is None:
             return
         raw = raw_from_json(entry["raw"])
@@ -284,13 +293,13 @@ class QuoteFlow:
         """Release parked quotes of ``partition`` whose account is known; time out the rest."""
         p = self.p
         now = p.clock()
-        lot = p.parked
+        lot = self.parked
         everything = lot.quotes()
         self._gauge.set(len(everything))
         self._report_waiting([v for _k, v in everything], now)
         entries = [(k, v) for k, v in everything if v.get("partition") == partition]
         for _quote_id, parked in entries:
-            if p.tables.accounts.get(parked["account_id"]) is not None:
+            if self.accounts.get(parked["account_id"]) is not None:
                 self._release(parked)
         waiting = [(k, v) for k, v in entries if lot.get(k) is not None]
         review = self.review
@@ -303,7 +312,7 @@ class QuoteFlow:
             raw = raw_from_json(entry["raw"])
             waited = now - float(entry["parked_at"])
             error: InterlockError
-            if p.tables.accounts.get(entry["account_id"]) is not None:
+            if self.accounts.get(entry["account_id"]) is not None:
                 issue = not_linked(str(entry["account_id"]))
                 error = ValidationError(f"{issue} after waiting {waited:.1f}s", reason=issue.reason)
             else:
@@ -342,7 +351,7 @@ class QuoteFlow:
             return "not a quote"
         event = self.assembled(event)
         quote = event.payload
-        account = p.tables.accounts.get(quote.account_id)
+        account = self.accounts.get(quote.account_id)
         state = self.order_state(quote.quote_id)
         pending = p.inflight.orders.get(quote.quote_id)
         if pending is not None and int(pending["revision"]) >= quote.revision:
@@ -352,8 +361,11 @@ class QuoteFlow:
         decision = decide_quote(event, state, account, self.known_product, p.config.origin)
         headers = None
         if override is not None:
-            waived = decision.action == "invalid" and account is not None
-            if waived and all(i.code == "QUOTE_ACCOUNT_CREDIT_HOLD" for i in decision.issues):
+            if (
+                decision.action == "invalid"
+                and account is not None
+                and all(i.code == "QUOTE_ACCOUNT_CREDIT_HOLD" for i in decision.issues)
+            ):
                 command = build_order_command("create-order", event, account, p.config.origin)
                 decision = QuoteDecision("create", command, "create-order")
             if decision.command is not None:

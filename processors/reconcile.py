@@ -8,8 +8,9 @@ every ``reconcile_interval_s`` a partition's entries are compared again, so drif
 absence (no ERP order, no write-back) is found once its SLA passes. Every finding that opens
 or resolves is one JSON record on ``audit.reconciliation``, keyed by its subject.
 
-Ledger keys: ``q:<quote id>`` (a quote's entry), ``n:<ERP order number>`` (an ERP order no
-quote claimed yet), ``d:<deal id>`` → quote id (to find the quote of a CRM deal change).
+The ledger (:class:`processors.repositories.Ledger`) keeps an entry per quote, an entry per ERP
+order no quote claimed yet (an orphan), and the quote of each CRM deal (to find the quote of a
+CRM deal change).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from processors.domain.reconcile import (
     writeback_repair,
 )
 from processors.flow import FlowContext
-from processors.state import read_any_partition
+from processors.repositories import Ledger, LedgerEntry, LedgerKey
 
 __all__ = ["Reconciler"]
 
@@ -43,10 +44,10 @@ __all__ = ["Reconciler"]
 class Reconciler:
     """The parity ledger of the worker's partitions and the findings it raises."""
 
-    def __init__(self, context: FlowContext) -> None:
+    def __init__(self, context: FlowContext, ledger: Ledger | None) -> None:
         self.p = context
         config = context.config
-        self.ledger = context.tables.ledger
+        self.ledger = ledger
         self.slas = Slas(config.reconcile_order_sla_s, config.reconcile_writeback_sla_s)
         self._open: dict[int, Counter[str]] = {}
         self._scanned: dict[int, float] = {}
@@ -65,14 +66,14 @@ class Reconciler:
         """A create, amend or cancel command became durable: the CRM's promise."""
         if self.ledger is None or promise is None:
             return
-        key = f"q:{state['quote_id']}"
+        key = LedgerKey.quote(str(state["quote_id"]))
         entry = self.ledger.get(key)
         folded = fold_promise(entry, state, promise, partition, self.p.clock())
         if folded == entry:
             return
         deal = folded.get("deal_id")
         if deal and (entry is None or entry.get("deal_id") != deal):
-            self.ledger[f"d:{deal}"] = str(state["quote_id"])
+            self.ledger.index_deal(deal, str(state["quote_id"]))
         self._settle(key, folded, partition)
 
     def on_writeback_read_back(self, command: OrderEvent, partition: int) -> None:
@@ -80,7 +81,7 @@ class Reconciler:
         quote_id = command.payload.quote_id
         if self.ledger is None or not quote_id:
             return
-        key = f"q:{quote_id}"
+        key = LedgerKey.quote(quote_id)
         entry = dict(self.ledger.get(key) or _bare(command.payload, partition))
         now = self.p.clock()
         entry["told"] = fold_told(entry.get("told"), command, now)
@@ -106,23 +107,24 @@ class Reconciler:
         if quote is None:
             if not number:
                 return
-            key = f"n:{number}"
+            key = LedgerKey.orphan(number)
             orphan = dict(self.ledger.get(key) or {"number": number, "partition": partition})
             orphan["account_id"] = event.payload.account_id
             orphan["erp"] = fold_erp(orphan.get("erp"), facts, now)
             orphan["updated_at"] = now
             self._settle(key, orphan, partition)
             return
-        key = f"q:{quote['quote_id']}"
+        key = LedgerKey.quote(str(quote["quote_id"]))
         entry = dict(self.ledger.get(key) or _bare_state(quote, partition))
         if number:
             # an orphan is kept where its ERP change arrived, not always the quote's partition
-            orphan = read_any_partition(self.ledger, f"n:{number}")
-            if orphan is not None:
-                entry = merge_orphan(entry, orphan)
-                where = int(orphan.get("partition", partition))
+            orphan_key = LedgerKey.orphan(number)
+            claimed = self.ledger.get(orphan_key, anywhere=True)
+            if claimed is not None:
+                entry = merge_orphan(entry, claimed)
+                where = int(claimed.get("partition", partition))
                 with self.p.in_partition(where):
-                    self._forget(f"n:{number}", orphan, where)
+                    self._forget(orphan_key, claimed, where)
         entry["erp"] = fold_erp(entry.get("erp"), facts, now)
         entry["updated_at"] = now
         self._settle(key, entry, partition)
@@ -132,14 +134,15 @@ class Reconciler:
         deal = event.payload.crm_record_id
         if self.ledger is None or not deal or not erp_owned:
             return
-        quote_id = event.payload.quote_id or self.ledger.get(f"d:{deal}")
-        entry = self.ledger.get(f"q:{quote_id}") if quote_id else None
-        if entry is None:
+        quote_id = event.payload.quote_id or self.ledger.quote_of_deal(deal)
+        key = LedgerKey.quote(quote_id) if quote_id else None
+        entry = self.ledger.get(key) if key else None
+        if key is None or entry is None:
             return
         entry = dict(entry)
         entry["crm_shows"] = fold_crm_shows(entry.get("crm_shows"), event, erp_owned)
         entry["updated_at"] = self.p.clock()
-        self._settle(f"q:{quote_id}", entry, partition)
+        self._settle(key, entry, partition)
 
     # -- the tick -----------------------------------------------------------------------------
     def on_tick(self, partition: int) -> None:
@@ -153,22 +156,17 @@ class Reconciler:
         self._scanned[partition] = now
         ttl = self.p.config.dedup_ttl_s
         counts: Counter[str] = Counter()
-        stale: list[str] = []
-        # One entry at a time: a list of every entry first held the whole ledger as Python
-        # objects once per scan, and the worker's memory grew with the ledger even on
-        # rocksdb://. Writing an existing key while iterating is safe on both stores; entries
-        # are removed after the walk.
-        for key, entry in self.ledger.items():
-            if not isinstance(entry, dict) or entry.get("partition") != partition:
-                continue
+        stale: list[LedgerKey] = []
+        # entries are removed after the walk (see Ledger.entries)
+        for key, entry in self.ledger.entries(partition):
             still_open = self._settle(key, entry, partition, write_unchanged=False)
             if not still_open and now - float(entry.get("updated_at", now)) >= ttl:
                 stale.append(key)
             counts.update(str(stored["kind"]) for stored in still_open.values())
         for key in stale:
-            entry = self.ledger.get(key)
-            if entry is not None:
-                self._forget(key, entry, partition)
+            left = self.ledger.get(key)
+            if left is not None:
+                self._forget(key, left, partition)
         self._open[partition] = counts  # the counts kept between scans, made exact
         self._publish()
 
@@ -180,7 +178,7 @@ class Reconciler:
 
     # -- findings -----------------------------------------------------------------------------
     def _settle(
-        self, key: str, entry: dict[str, Any], partition: int, write_unchanged: bool = True
+        self, key: LedgerKey, entry: LedgerEntry, partition: int, write_unchanged: bool = True
     ) -> dict[str, Any]:
         """Compare ``entry``, record what opened or resolved, store it; returns what is open."""
         assert self.ledger is not None
@@ -191,7 +189,7 @@ class Reconciler:
         if changed:
             self._count(change, entry, partition, now)
         if changed or write_unchanged:
-            self.ledger[key] = {**entry, "open": change.open}
+            self.ledger.put(key, {**entry, "open": change.open})
         if changed:
             self._publish()
         return change.open
@@ -208,7 +206,7 @@ class Reconciler:
             self._record_resolved(fid, stored, now)
             counts[str(stored["kind"])] -= 1
 
-    def _forget(self, key: str, entry: Mapping[str, Any], partition: int) -> None:
+    def _forget(self, key: LedgerKey, entry: Mapping[str, Any], partition: int) -> None:
         """Remove an entry; what was open about it is resolved (claimed by a quote, or gone)."""
         assert self.ledger is not None
         now = self.p.clock()
@@ -216,10 +214,10 @@ class Reconciler:
         for fid, stored in (entry.get("open") or {}).items():
             self._record_resolved(fid, stored, now)
             counts[str(stored["kind"])] -= 1
-        del self.ledger[key]
+        self.ledger.remove(key)
         deal = entry.get("deal_id")
-        if deal and self.ledger.get(f"d:{deal}") == entry.get("quote_id"):
-            del self.ledger[f"d:{deal}"]
+        if deal:
+            self.ledger.forget_deal(deal, entry.get("quote_id"))
 
     def _record_finding(self, entry: Mapping[str, Any], finding: Finding, now: float) -> None:
         repair = dict(finding.repair) if finding.repair else None

@@ -48,7 +48,7 @@ from processors.domain.cases import (
 from processors.domain.quotes import Issue
 from processors.flow import FlowContext
 from processors.rawjson import raw_from_json, raw_to_json
-from processors.state import read_any_partition
+from processors.repositories import Accounts, Cases, ParkingLot
 
 __all__ = ["OVERRIDE_HEADER", "Redo", "ReviewDesk"]
 
@@ -72,10 +72,20 @@ Link = Callable[[str, str, str, float], bool]
 class ReviewDesk:
     """Cases of the partitions this worker holds, and the decisions taken on them."""
 
-    def __init__(self, context: FlowContext, policy: CommercialPolicy | None) -> None:
+    def __init__(
+        self,
+        context: FlowContext,
+        policy: CommercialPolicy | None,
+        *,
+        cases: Cases | None,
+        accounts: Accounts,
+        parked: ParkingLot,
+    ) -> None:
         self.p = context
         self.policy = policy
-        self.table = context.tables.cases
+        self.cases = cases
+        self.accounts = accounts
+        self.parked = parked
         self.redo: Redo | None = None
         self.link: Link | None = None
         self._open: dict[int, dict[str, Case]] = {}
@@ -86,20 +96,17 @@ class ReviewDesk:
     @property
     def enabled(self) -> bool:
         """Cases need their table and the policy (routing, SLAs); without them nothing opens."""
-        return self.table is not None and self.policy is not None
+        return self.cases is not None and self.policy is not None
 
     # -- cases --------------------------------------------------------------------------------
     def case(self, case_id: str) -> Case | None:
         """A case of any partition this worker holds (a match case may be in the other side's)."""
-        entry = read_any_partition(self.table, case_id) if self.enabled else None
-        return Case.model_validate(entry["case"]) if entry else None
+        cases = self.cases if self.enabled else None
+        return cases.get(case_id) if cases is not None else None
 
     def _write(self, case: Case, partition: int, quote: Mapping[str, Any] | None = None) -> None:
-        entry = dict(self.table.get(case.case_id) or {})
-        entry.update(case=case.model_dump(mode="json"), partition=partition)
-        if quote is not None:
-            entry["quote"] = dict(quote)
-        self.table[case.case_id] = entry
+        assert self.cases is not None
+        self.cases.put(case, partition, quote)
         key, value = encode_case(case)
         self.p.emit(self.p.topics.cases, key, value)
         held = self._open.get(partition)
@@ -292,7 +299,7 @@ class ReviewDesk:
         """A quote dead-lettered after waiting past its grace: integration looks at why."""
         if not self.enabled:
             return
-        account = self.p.tables.accounts.get(event.payload.account_id) or {}
+        account = self.accounts.get(event.payload.account_id) or {}
         details = {"summary": message, "waiting_for": "account" if not account else "link"}
         self._open_quote_case(
             "parked_timeout", event, raw, reason, (), details, account, partition=partition
@@ -313,7 +320,7 @@ class ReviewDesk:
         assert self.policy is not None
         quote = event.payload
         linked = account.get("linked_account_id")
-        erp_side = read_any_partition(self.p.tables.accounts, linked) if linked else None
+        erp_side = self.accounts.get(linked, anywhere=True) if linked else None
         fresh = open_case(
             self.policy,
             kind=kind,
@@ -382,8 +389,8 @@ class ReviewDesk:
             if not self.link(case.partition_key, applied.target, decision.decision_id, decision.at):
                 return f"{applied.outcome} (the candidate is not held by this worker yet)"
         elif effect in ("create_override", "retry") and self.redo is not None:
-            entry = self.table.get(case.case_id) or {}
-            quote = entry.get("quote")
+            assert self.cases is not None
+            quote = self.cases.held_quote(case.case_id)
             if quote is None:
                 return f"{applied.outcome} (no quote held by the case)"
             override = None
@@ -418,14 +425,10 @@ class ReviewDesk:
         if not self.enabled:
             return
         assert self.policy is not None
+        assert self.cases is not None
         held = self._open.get(partition)
         if held is None:
-            held = self._open[partition] = {}
-            for key, entry in list(self.table.items()):
-                if isinstance(entry, dict) and entry.get("partition") == partition:
-                    case = Case.model_validate(entry["case"])
-                    if case.is_open:
-                        held[str(key)] = case
+            held = self._open[partition] = self.cases.open_in(partition)
         now = self.p.clock()
         for case in list(held.values()):
             up = escalate(case, now, self.policy)
@@ -483,7 +486,7 @@ class ReviewDesk:
         )
 
     def _parked_quote(self, account_id: str) -> tuple[QuoteEvent, QuoteContext] | None:
-        lot = self.p.parked
+        lot = self.parked
         for quote_id in lot.waiting_for_account(account_id, anywhere=True):
             entry = lot.get(quote_id, anywhere=True)
             if entry is None or not entry["raw"].get("value"):

@@ -1,7 +1,9 @@
 """The processors' tables (Faust, changelogged, str keys) and the in-flight commands in memory.
 
 Every table is co-partitioned with the canonical topics: a key is written while handling an
-event of partition p, so it lives in changelog partition p beside that account's events.
+event of partition p, so it lives in changelog partition p beside that account's events. The
+flows read and write them only through :mod:`processors.repositories`, which keeps the key
+layouts below.
 
 =====================  =======================================================================
 ``accounts``           canonical account id → merged account state

@@ -166,3 +166,38 @@ def test_indexed_sweep_forgets_a_deals_written_state_after_the_ttl() -> None:
     pipeline.on_tick(0, sweep=True)
     assert writebacks == {}
     assert len(index) == 0
+
+
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
+def test_both_stores_forget_the_same_marks(store: str) -> None:
+    """One expiry path: the walk (memory://) and the index (rocksdb://) find the due marks
+    differently, and forget the same ones."""
+    now = [1000.0]
+    if store == "rocksdb":
+        pipeline, seen, writebacks, _ = _indexed(now, batch=1)  # a batch of one: several ticks
+    else:
+        pipeline, seen, writebacks = _pipeline(now)
+        pipeline.current_partition = [0]  # type: ignore[attr-defined]
+
+    def write(partition: int, seen_id: str | None = None, deal: str | None = None) -> None:
+        pipeline.current_partition[0] = partition  # type: ignore[attr-defined]
+        if seen_id:
+            pipeline.mark_seen(seen_id, partition)
+        if deal:
+            pipeline.written.put(deal, {"status": "SHIPPED"}, at=now[0], partition=partition)
+
+    write(0, "old-0", "deal-0")
+    write(1, "old-1", "deal-1")
+    now[0] += 10
+    write(0, "new-0")
+    now[0] = 1000.0 + TTL - 1
+    write(1, "old-1")  # seen again before it expired
+    write(0, deal="deal-0")  # written again
+    now[0] = 1000.0 + TTL + 5
+    pipeline.on_tick(0, sweep=True)
+    pipeline.on_tick(1, sweep=True)
+    for _ in range(3):
+        pipeline.on_tick(0, sweep=False)
+        pipeline.on_tick(1, sweep=False)
+    assert sorted(seen) == ["new-0", "old-1"]
+    assert sorted(writebacks) == ["deal-0"]

@@ -1,19 +1,24 @@
-"""Typed access to the worker's tables whose keys carry more than one kind of entry.
-
-A Faust table is a mapping of strings; some tables keep several kinds of entries told apart by
-a key prefix. The prefixes are the table's layout in its store and its changelog (a running
-deployment's state), so they stay; the flows read and write these tables only through the
-methods here, which name each kind and type its values.
-"""
+"""The tables of a quote's way to an order: its order state, its lines, where it is parked,
+and how the ERP's order numbers lead back to it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, TypedDict
 
 from processors.state import read_any_partition
 
-__all__ = ["Correlation", "HeldCommand", "Identity", "ParkedQuote", "ParkingLot"]
+__all__ = [
+    "Correlation",
+    "HeldCommand",
+    "OrderState",
+    "Orders",
+    "ParkedQuote",
+    "ParkingLot",
+    "QuoteLines",
+]
+
+OrderState = dict[str, Any]
+"""A quote's order state (``processors.domain.quotes.fold_order_state``), with its partition."""
 
 HeldCommand = tuple[str, dict[str, Any]]
 """An amend or cancel waiting for its ERP order number: the command kind and the command (JSON)."""
@@ -128,34 +133,32 @@ class ParkingLot:
         return [(k[2:], v) for k, v in list(self._table.items()) if k.startswith("q:")]
 
 
-class Identity:
-    """The ``identity`` table: ``crm:<CRM record id>`` and ``erp:<ERP customer number>`` →
-    canonical account id (the cross-reference); ``<side>|<match key>`` → the account of that
-    side with that tax id, normalised name or web domain (the match index)."""
+class Orders:
+    """The ``orders`` table: quote id → order state, written only from commands read back."""
 
     def __init__(self, table: Any) -> None:
         self._table = table
 
-    def index(
-        self,
-        account_id: str,
-        *,
-        crm_record_id: str | None,
-        erp_customer_number: str | None,
-        side: str,
-        match_keys: Iterable[str],
-    ) -> None:
-        """Record what names ``account_id``, and the match keys it can be found by."""
-        if crm_record_id:
-            self._table[f"crm:{crm_record_id}"] = account_id
-        if erp_customer_number:
-            self._table[f"erp:{erp_customer_number}"] = account_id
-        for key in match_keys:
-            if self._table.get(f"{side}|{key}") != account_id:
-                self._table[f"{side}|{key}"] = account_id
+    def get(self, quote_id: str, *, anywhere: bool = False) -> OrderState | None:
+        """The quote's durable order state, from the current event's partition (``anywhere``:
+        from any this worker holds: an ERP change arrives in another partition than its quote)."""
+        if anywhere:
+            return read_any_partition(self._table, quote_id)
+        return self._table.get(quote_id)
 
-    def accounts_matching(self, side: str, match_keys: Iterable[str]) -> set[str]:
-        """The accounts of ``side`` found by any of ``match_keys``, from any partition this
-        worker holds (the other side's accounts have other canonical ids)."""
-        found = (read_any_partition(self._table, f"{side}|{key}") for key in match_keys)
-        return {str(account_id) for account_id in found if account_id is not None}
+    def put(self, quote_id: str, state: OrderState) -> None:
+        self._table[quote_id] = state
+
+
+class QuoteLines:
+    """The ``lines`` table: quote id → its lines assembled from line events
+    (``processors.domain.quotes.fold_lines``)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def get(self, quote_id: str) -> dict[str, Any] | None:
+        return self._table.get(quote_id)
+
+    def put(self, quote_id: str, lines: dict[str, Any]) -> None:
+        self._table[quote_id] = lines
