@@ -42,12 +42,19 @@ from contracts.ownership import load_ownership
 from contracts.policy import load_policy
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry
-from interlock.records import RawRecord
 from interlock.settings import Settings
 from processors.output import Codecs
 from processors.pipeline import Pipeline, PipelineConfig
 from processors.state import Tables
-from processors.topic_names import ProcessorTopics
+
+# The module names of this tree, else those of the baseline revision (same classes).
+try:
+    from interlock.records import RawRecord
+    from processors.topic_names import ProcessorTopics
+except ImportError:  # the baseline tree
+    from processors.topics import ProcessorTopics  # type: ignore[import-not-found,no-redef]
+
+    from interlock.deadletter import RawRecord  # type: ignore[attr-defined,no-redef]
 
 PARTITIONS = 6
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
