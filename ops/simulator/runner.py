@@ -22,8 +22,9 @@ from ops.simulator.conventions import cdc_topic
 from ops.simulator.delivery import WebhookSenders, WebhookTarget
 from ops.simulator.desk import SimulatedDesk
 from ops.simulator.drift import DriftMix
+from ops.simulator.erp_api import create_erp_app
 from ops.simulator.fake_crm import CrmDesk, create_crm_app
-from ops.simulator.fake_erp import ErpBook, ErpTimings, create_erp_app
+from ops.simulator.fake_erp import ErpBook, ErpTimings
 from ops.simulator.loopback import LoopbackServer
 from ops.simulator.outage import ApiOutage, OutageMiddleware
 from ops.simulator.pacing import TokenBucket
