@@ -68,8 +68,7 @@ class SimulatorAlongside:
                 reserve_port(near(settings.webhooks.port, 1), "fake ERP API"),
                 reserve_port(near(settings.webhooks.port, 2), "fake CRM API"),
             )
-        simulated = options.simulating and self.simulation is not None
-        if options.erp == "postgres" and simulated:
+        if options.erp == "postgres" and options.simulating:
             self.erp = ErpDatabase(options.cdc)
             try:  # before the services: their free ports are picked after its own
                 self.erp.start(settings, stack.supervisor)
@@ -78,7 +77,7 @@ class SimulatorAlongside:
         elif options.erp == "postgres":
             console.print("[yellow]--erp postgres ignored[/]: it applies to --simulate only")
         self.env = self.simulation.env() if self.simulation is not None else {}
-        self.drifting = options.drift and simulated
+        self.drifting = options.drift and options.simulating
         if self.drifting:
             settings, reconcile_env = drift_settings(settings)
             self.env = {**self.env, **reconcile_env}
