@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
 import sys
@@ -22,7 +20,6 @@ from contracts.topics import load_catalog
 from interlock.commandline import command_settings, require_kafka, stack_settings, stop_on_signals
 from interlock.kafka import KafkaAccessError
 from interlock.logs import configure_logging
-from interlock.settings import Settings
 from ops.chaos.cli import chaos_command
 from ops.dlq.cli import make_dlq_app
 from ops.lag.cli import lag_exporter_command
@@ -119,50 +116,27 @@ def up(
 ) -> None:
     """Run the whole stack: embedded broker if none is configured, topics, every service."""
     from interlock.up import UpHooks, UpOptions, run_up
-    from ops.simulator.erp_database import ErpDatabase
-    from ops.simulator.invariants import render_results
+    from ops.simulator.alongside import SimulatorAlongside
     from ops.simulator.live import LiveMonitor
-    from ops.simulator.outage import parse_outage
+    from ops.simulator.up_plan import simulation_options
 
-    def _check(settings: Settings, ground_truth: Path) -> bool:
-        from ops.simulator.cli import run_check
-
-        results = run_check(settings, ground_truth)
-        render_results(results, console)
-        # beside the ground truth, for tools that read the verdict (ops.chaos)
-        ground_truth.with_name("check.json").write_text(
-            json.dumps([dataclasses.asdict(r) for r in results], indent=1)
-        )
-        return all(r.passed for r in results)
-
-    if erp not in ("direct", "postgres"):
-        raise typer.BadParameter("--erp is direct or postgres")
-    if cdc not in ("builtin", "debezium") or (cdc == "debezium" and erp != "postgres"):
-        raise typer.BadParameter("--cdc is builtin or debezium, and only with --erp postgres")
-    for spec in fault or ():
-        try:
-            parse_outage(spec)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--fault") from exc
-    options = UpOptions(
-        duration=duration,
-        log_dir=log_dir,
-        metrics_port=metrics_port,
+    simulation = simulation_options(
         simulate=simulate,
         seed=seed,
         check=check,
+        drift=drift,
         dialect=dialect,
         drain=drain,
-        workers=workers,
-        erp="postgres" if erp == "postgres" else "direct",
-        cdc="debezium" if cdc == "debezium" else "builtin",
-        faults=tuple(fault or ()),
-        drift=drift,
+        erp=erp,
+        cdc=cdc,
+        faults=fault or [],
+    )
+    options = UpOptions(
+        duration=duration, log_dir=log_dir, metrics_port=metrics_port, workers=workers
     )
     hooks = UpHooks(
         make_monitor=lambda urls, con: LiveMonitor(urls, con),
-        check=_check,
-        erp_database=lambda opts: ErpDatabase(opts.cdc),
+        companion=SimulatorAlongside(simulation),
     )
     raise typer.Exit(run_up(command_settings(), options, console, hooks))
 

@@ -198,7 +198,7 @@ def render_settings() -> str:
     from interlock.settings import Settings
 
     lines = [
-        *_heading("Settings", "the Settings model in interlock/settings.py"),
+        *_heading("Settings", "the Settings model in interlock/settings/"),
         "One `Settings` object, loaded once by each command from the environment or from a",
         "`.env` file in the working directory. Variables take the prefix `INTERLOCK_` and `__`",
         "between a section and its field: `INTERLOCK_KAFKA__BOOTSTRAP_SERVERS`. Lists and",

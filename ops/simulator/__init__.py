@@ -4,7 +4,7 @@ See ``ops/simulator/README.md``: the scenario, the injected faults, the ground t
 invariants ``interlock simulate check`` evaluates.
 """
 
-from ops.simulator.invariants import InvariantResult, Observed, check_invariants, render_results
+from ops.simulator.invariants import InvariantResult, check_invariants, render_results
 from ops.simulator.live import (
     LiveMonitor,
     LiveView,
@@ -18,6 +18,7 @@ from ops.simulator.live import (
     summarize,
     take_snapshot,
 )
+from ops.simulator.observed import Observed
 from ops.simulator.scenario import FaultMix, Scenario
 from ops.simulator.truth import GroundTruth, Recorded, load_run, save_run
 

@@ -40,7 +40,8 @@ def run_check(settings: Settings, ground_truth: Path) -> list[InvariantResult]:
     from contracts import decode
     from contracts.topics import dlq_topic, load_catalog
     from interlock.kafka import true_end_offsets
-    from ops.simulator.invariants import check_invariants, read_observed
+    from ops.simulator.invariants import check_invariants
+    from ops.simulator.observed import read_observed
     from ops.simulator.truth import load_run
 
     truth, recorded = load_run(ground_truth)

@@ -2,14 +2,13 @@
 
 ``ErpBook`` holds the logic (idempotent order creation, amendments, cancellations, credit holds,
 the confirm → ship → invoice lifecycle, injected 503s) and emits every row change it makes as a
-:class:`ChangeAction`, which the driver publishes as a Debezium event. ``create_erp_app`` is the
-thin Starlette shell over it (the contract of ``connectors/sinks/contract.py``).
+:class:`ChangeAction`, which the driver publishes as a Debezium event. ``erp_api.create_erp_app``
+is the thin Starlette shell over it (the contract of ``connectors/sinks/contract.py``).
 """
 
 from __future__ import annotations
 
 import heapq
-import json
 import random
 import threading
 import time
@@ -17,11 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from ops.simulator.conventions import ERP_ORDER_STATUS
 from ops.simulator.scenario import ChangeAction
@@ -34,7 +28,7 @@ from ops.simulator.truth import (
     Recorded,
 )
 
-__all__ = ["ErpBook", "ErpTimings", "create_erp_app"]
+__all__ = ["ErpBook", "ErpTimings"]
 
 ChangeSink = Callable[[ChangeAction], None]
 #: ERP log positions of the API's own changes, disjoint from the scenario's.
@@ -447,62 +441,3 @@ def _schedule_drift(order: _Order) -> None:
     at = (times["CONFIRMED"] + times["SHIPPED"]) / 2
     order.steps.append((at, _DRIFT_STEP))
     order.steps.sort()
-
-
-def create_erp_app(book: ErpBook) -> Starlette:
-    """The ERP API over ``book``: ``GET|POST /orders`` (``GET`` pages with ``?after=<order
-    number>&limit=N``), ``GET|PATCH /orders/{n}``, ``POST /orders/{n}/cancel``."""
-
-    async def body_of(request: Request) -> dict[str, Any] | None:
-        try:
-            doc = json.loads(await request.body() or b"{}")
-        except ValueError:
-            return None
-        return doc if isinstance(doc, dict) else None
-
-    def answer(result: tuple[int, dict[str, Any]]) -> Response:
-        status, doc = result
-        # A busy ERP answers 503 without Retry-After: a blip the sink retries inline.
-        return JSONResponse(doc, status_code=status)
-
-    async def create(request: Request) -> Response:
-        if request.method == "GET":
-            after = request.query_params.get("after")
-            try:
-                limit = (
-                    int(request.query_params["limit"]) if "limit" in request.query_params else None
-                )
-            except ValueError:
-                return JSONResponse({"error": "limit is not a number"}, status_code=400)
-            return JSONResponse(book.orders(after, limit))
-        body = await body_of(request)
-        if body is None:
-            return JSONResponse({"error": "body is not a JSON object"}, status_code=400)
-        return answer(book.create(request.headers.get("idempotency-key"), body))
-
-    async def amend(request: Request) -> Response:
-        number = request.path_params["number"]
-        if request.method == "GET":
-            row = book.order(number)
-            return JSONResponse(row or {"error": "not found"}, status_code=200 if row else 404)
-        body = await body_of(request)
-        if body is None:
-            return JSONResponse({"error": "body is not a JSON object"}, status_code=400)
-        return answer(book.amend(number, request.headers.get("idempotency-key"), body, "amend"))
-
-    async def cancel(request: Request) -> Response:
-        body = await body_of(request) or {}
-        key = request.headers.get("idempotency-key")
-        return answer(book.amend(request.path_params["number"], key, body, "cancel"))
-
-    async def healthz(_request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    return Starlette(
-        routes=[
-            Route("/orders", create, methods=["GET", "POST"]),
-            Route("/orders/{number}", amend, methods=["GET", "PATCH"]),
-            Route("/orders/{number}/cancel", cancel, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
-    )

@@ -7,27 +7,25 @@ fake ERP/CRM decide how the systems answer. Here: threads, HTTP, Kafka, the cloc
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-import uvicorn
 from confluent_kafka import Producer
 
 from ops.simulator.actions import DriftAction
 from ops.simulator.conventions import cdc_topic
+from ops.simulator.delivery import WebhookSenders, WebhookTarget
 from ops.simulator.desk import SimulatedDesk
 from ops.simulator.drift import DriftMix
+from ops.simulator.erp_api import create_erp_app
 from ops.simulator.fake_crm import CrmDesk, create_crm_app
-from ops.simulator.fake_erp import ErpBook, ErpTimings, create_erp_app
+from ops.simulator.fake_erp import ErpBook, ErpTimings
+from ops.simulator.loopback import LoopbackServer
 from ops.simulator.outage import ApiOutage, OutageMiddleware
 from ops.simulator.pacing import TokenBucket
 from ops.simulator.scenario import (
@@ -42,20 +40,14 @@ from ops.simulator.wire import (
     Dialect,
     debezium_envelope,
     debezium_key,
-    render_body,
-    sign_request,
 )
 
 if TYPE_CHECKING:
     from ops.simulator.erp_postgres import ErpTables
 
-__all__ = ["LoopbackServer", "SimulationConfig", "Simulator"]
+__all__ = ["SimulationConfig", "Simulator"]
 
 log = logging.getLogger(__name__)
-_RETRYABLE = {429, 500, 502, 503, 504}
-DELIVERY_RETRY_S = 60.0
-"""How long a delivery is sent again while it gets no answer or a retryable one (a CRM retries
-for hours; a receiver restarted by its supervisor answers again within seconds)."""
 
 
 @dataclass
@@ -88,38 +80,6 @@ class SimulationConfig:
     pass before they are swept (``reconcile check --against-apis``) and the run ends."""
     outages: tuple[ApiOutage, ...] = ()
     """Scheduled outages of the fake ERP and CRM APIs (``--fault``), from the run's start."""
-
-
-class LoopbackServer:
-    """A uvicorn server for an ASGI app on 127.0.0.1, in a daemon thread."""
-
-    def __init__(self, app: Any, port: int = 0) -> None:
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
-        )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self, timeout: float = 10.0) -> LoopbackServer:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("loopback server did not start")
-            time.sleep(0.02)
-        return self
-
-    @property
-    def port(self) -> int:
-        return int(self.server.servers[0].sockets[0].getsockname()[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout=10)
 
 
 DRAIN_QUIET_S = 5.0
@@ -164,7 +124,17 @@ class Simulator:
             clock=clock,
             wall=wall,
         )
-        self.desk = CrmDesk(self.recorded, self.enqueue_webhook, config.app_id, wall)
+        target = WebhookTarget(config.webhooks_url, config.dialect, config.secret, config.source)
+        self.webhooks = WebhookSenders(
+            target,
+            self.recorded,
+            senders=config.senders,
+            rate=config.rate,
+            clock=clock,
+            wall=wall,
+            abort=self.abort,
+        )
+        self.desk = CrmDesk(self.recorded, self.webhooks.enqueue, config.app_id, wall)
         self.operators = (
             SimulatedDesk(
                 review, producer, config.seed, partial(self.recorded.add, "review_decisions"), wall
@@ -176,18 +146,7 @@ class Simulator:
         ``review`` is the librdkafka configuration it reads ``review.cases`` with."""
         self.sent = 0
         self.delivery_errors = 0
-        self._bodies: OrderedDict[str, bytes] = OrderedDict()
-        self._bodies_lock = threading.Lock()
-        # About a second of deliveries may wait per sender: when the receiver cannot keep up,
-        # generation waits for it (the run then offers less than RATE, and says so) instead of
-        # piling up actions that the ground truth counts but nobody sent.
-        senders = max(1, config.senders)
-        backlog = max(16, int(config.rate / senders))
-        self._queues: list[queue.Queue[WebhookAction | None]] = [
-            queue.Queue(maxsize=backlog) for _ in range(senders)
-        ]
         self.generation_s = 0.0
-        self._threads: list[threading.Thread] = []
         began = clock()
 
         def elapsed() -> float:
@@ -224,74 +183,6 @@ class Simulator:
             except BufferError:
                 self.producer.poll(0.05)
 
-    # webhooks ------------------------------------------------------------------------------------
-    def enqueue_webhook(self, action: WebhookAction) -> None:
-        """Queue a delivery on the sender that owns its company (keeps per-company order)."""
-        event = action.events[0] if action.events else {}
-        owner = str(event.get("associatedCompanyId") or event.get("objectId") or action.delivery_id)
-        self._queues[zlib.crc32(owner.encode()) % len(self._queues)].put(action)
-
-    def _body(self, action: WebhookAction) -> bytes | None:
-        with self._bodies_lock:
-            body = self._bodies.get(action.delivery_id)
-            if body is None:
-                body = render_body(action, self.config.dialect, int(self.wall() * 1000))
-                if body is None:
-                    return None
-                self._bodies[action.delivery_id] = body
-                while len(self._bodies) > 20_000:
-                    self._bodies.popitem(last=False)
-            return body
-
-    def _deliver(self, client: httpx.Client, action: WebhookAction) -> None:
-        body = self._body(action)
-        if body is None:
-            return
-        give_up = self.clock() + DELIVERY_RETRY_S
-        attempt = 0
-        while True:
-            request = sign_request(
-                action,
-                self.config.dialect,
-                body,
-                base_url=self.config.webhooks_url,
-                now_ms=int(self.wall() * 1000),
-                secret=self.config.secret,
-                source=self.config.source,
-            )
-            try:
-                response = client.post(request.url, content=request.body, headers=request.headers)
-                status = response.status_code
-            except httpx.HTTPError as exc:
-                log.warning("webhook %s not delivered: %s", action.delivery_id, exc)
-                status = 0
-            self.recorded.response(status, action.delivery_id if action.fault else None)
-            # a sender stops at an answer: a bad delivery's 4xx, or a final one; no answer at
-            # all (the receiver restarting) is sent again, the bad deliveries too
-            if status != 0 and (action.fault or status not in _RETRYABLE):
-                return
-            if self.clock() >= give_up or self.abort.wait(min(5.0, 0.2 * 2**attempt)):
-                return
-            attempt += 1
-
-    def _sender(self, index: int) -> None:
-        with httpx.Client(timeout=10.0) as client:
-            while True:
-                action = self._queues[index].get()
-                try:
-                    if action is None:
-                        return
-                    self._deliver(client, action)
-                finally:
-                    self._queues[index].task_done()
-
-    def _settle(self, timeout: float = 60.0) -> None:
-        """Wait until every queued delivery was answered (or ``timeout`` passed)."""
-        deadline = time.monotonic() + timeout
-        while any(q.unfinished_tasks for q in self._queues) and time.monotonic() < deadline:
-            if self.abort.wait(0.05):
-                return
-
     # the run -------------------------------------------------------------------------------------
     def _dispatch(
         self, action: WebhookAction | ChangeAction | CreditHoldAction | DriftAction
@@ -300,7 +191,7 @@ class Simulator:
             for event in action.events:
                 if str(event.get("subscriptionType", "")).startswith("deal.creation"):
                     self.desk.know_deal(str(event["objectId"]), str(event["associatedCompanyId"]))
-            self.enqueue_webhook(action)
+            self.webhooks.enqueue(action)
         elif isinstance(action, ChangeAction):
             self.change_erp(action)
         elif isinstance(action, DriftAction):
@@ -339,10 +230,7 @@ class Simulator:
         self.crm_server.start()
         if self.operators is not None:
             self.operators.start()
-        for i in range(len(self._queues)):
-            thread = threading.Thread(target=self._sender, args=(i,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self.webhooks.start()
 
     def run(
         self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None = None
@@ -388,9 +276,9 @@ class Simulator:
         if self.abort.is_set():
             return  # close() saves what there is
         self.producer.flush(30)
-        self._settle()
+        self.webhooks.settle()
         self._drain(stop, on_tick)
-        self._settle()
+        self.webhooks.settle()
         if cfg.drift is not None:
             self._hold_and_sweep(stop, on_tick)
         self.save(phase="drained")
@@ -430,7 +318,7 @@ class Simulator:
         while not stop.is_set():
             self._tick(stop, on_tick)
         self.producer.flush(2 if self.abort.is_set() else 30)
-        self._settle()
+        self.webhooks.settle()
         self.save(phase="served")
 
     def _drain(self, stop: threading.Event, on_tick: Callable[[Simulator], None] | None) -> None:
@@ -474,13 +362,8 @@ class Simulator:
         A sink may still call the fake ERP after the drain (when it lags behind): the final
         save comes after the servers stopped, so no answered call is missing from the record.
         """
-        for q in self._queues:
-            if self.abort.is_set():  # a full queue must not hold up a quick stop
-                _discard(q)
-            q.put(None)
         wait = 1.0 if self.abort.is_set() else 15.0
-        for thread in self._threads:
-            thread.join(timeout=wait)
+        self.webhooks.close(wait)
         if self.operators is not None:
             self.operators.close(wait)
         self.crm_server.stop()
@@ -489,13 +372,3 @@ class Simulator:
         self.save(phase="done", aborted=self.abort.is_set())
         if self.erp_tables is not None:
             self.erp_tables.close()
-
-
-def _discard(pending: queue.Queue[WebhookAction | None]) -> None:
-    """Drop what waits in ``pending`` (deliveries nobody will make after a SIGTERM)."""
-    while True:
-        try:
-            pending.get_nowait()
-        except queue.Empty:
-            return
-        pending.task_done()

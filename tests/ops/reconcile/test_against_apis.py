@@ -20,8 +20,9 @@ from connectors.fakes.server import ServerThread
 from contracts import encode
 from interlock.settings import Settings
 from ops.reconcile.cli import make_reconcile_app
+from ops.simulator.erp_api import create_erp_app
 from ops.simulator.fake_crm import CrmDesk, create_crm_app
-from ops.simulator.fake_erp import ErpBook, ErpTimings, create_erp_app
+from ops.simulator.fake_erp import ErpBook, ErpTimings
 from ops.simulator.truth import Recorded
 from processors.domain.quotes import build_order_command
 from tests.processors.events import ACCOUNT_STATE, ADDRESS, quote_event

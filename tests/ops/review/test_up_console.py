@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from interlock.services import console_sign_in, plan_services
 from interlock.settings import ConsoleSettings, MetricsSettings, Settings, WebhookSettings
-from interlock.up import console_sign_in, plan_services
 
 pytestmark = pytest.mark.unit
 

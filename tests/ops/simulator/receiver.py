@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ops.simulator.runner import LoopbackServer
+from ops.simulator.loopback import LoopbackServer
 
 __all__ = ["TABLES", "Receiver"]
 

@@ -9,7 +9,8 @@ import pytest
 
 from contracts.review import Case, case_id_for
 from ops.simulator.desk import DeskDecision, choose
-from ops.simulator.invariants import CaseSeen, Observed, check_invariants
+from ops.simulator.invariants import check_invariants
+from ops.simulator.observed import CaseSeen, Observed
 from ops.simulator.truth import CrmCall, ErpOrder, GroundTruth, Recorded
 
 pytestmark = pytest.mark.unit

@@ -21,7 +21,8 @@ from ops.simulator.drift import (
     score,
 )
 from ops.simulator.findings import await_findings, findings_of, settle_times
-from ops.simulator.invariants import InvariantResult, Observed, check_invariants
+from ops.simulator.invariants import InvariantResult, check_invariants
+from ops.simulator.observed import Observed
 from ops.simulator.scenario import Action, Scenario
 from ops.simulator.truth import (
     DriftCase,

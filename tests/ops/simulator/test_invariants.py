@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.simulator.invariants import (
-    DeadLetterSeen,
-    DealCommandSeen,
-    Observed,
-    check_invariants,
-)
+from ops.simulator.invariants import check_invariants
+from ops.simulator.observed import DeadLetterSeen, DealCommandSeen, Observed
 from ops.simulator.truth import (
     CrmCall,
     ErpAmendment,
