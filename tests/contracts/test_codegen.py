@@ -1,4 +1,4 @@
-"""Generated source is compiled in one place and kept by name."""
+"""Generated source is compiled in one place, kept by name, and shown by ``contracts codegen``."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import traceback
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from contracts.cli import app
 from contracts.codec import compile_codec
 from contracts.codegen import compile_generated, generated_function, generated_source
 from contracts.registry import default_registry
 
 pytestmark = pytest.mark.unit
+runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -53,6 +56,39 @@ def test_a_codec_is_kept_under_the_name_given_or_its_record_and_digest() -> None
     kept = generated_source(f"avro-codec:{contract.parsed['name']}@{digest}")
     assert kept is not None
     assert kept.source == unnamed.source
+
+
+def test_codegen_lists_the_codec_of_every_contract_version() -> None:
+    result = runner.invoke(app, ["codegen"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    registry = default_registry()
+    for entity in registry.entities():
+        for version in registry.versions(entity):
+            assert f"avro-codec:{entity}.v{version}" in result.output
+
+
+def test_codegen_show_prints_the_source_of_one_codec_which_compiles() -> None:
+    result = runner.invoke(app, ["codegen", "--show", "avro-codec:order.v1"])
+    assert result.exit_code == 0, result.output
+    tree = ast.parse(result.output)
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    assert {"_e0", "_d0"} <= defined
+    assert "_write = _e0" in result.output
+    assert "_decimal_bytes(" in result.output  # order lines carry decimals
+
+
+def test_codegen_show_with_the_start_of_names_prints_each_under_its_name() -> None:
+    result = runner.invoke(app, ["codegen", "--show", "avro-codec:"])
+    assert result.exit_code == 0, result.output
+    compile(result.output, "<codegen output>", "exec")
+    for entity in default_registry().entities():
+        assert f"# <generated avro-codec:{entity}.v1>" in result.output
+
+
+def test_codegen_of_an_unknown_name_exits_1() -> None:
+    result = runner.invoke(app, ["codegen", "--show", "no-such-kind:thing"])
+    assert result.exit_code == 1
+    assert "no generated source" in result.output
 
 
 def test_only_the_generator_module_compiles_source() -> None:
