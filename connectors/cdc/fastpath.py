@@ -114,8 +114,8 @@ def _lowered_minor_units(plan: FieldPlan, schema: Any) -> tuple[int, int] | None
 class _Payload:
     """Writes the lines computing the payload's field values into locals."""
 
-    def __init__(self, plan: MappingPlan, gen: CodecGenerator, lines: list[str]) -> None:
-        self.plan = plan
+    def __init__(self, mapping: MappingPlan, gen: CodecGenerator, lines: list[str]) -> None:
+        self.mapping = mapping
         self.gen = gen
         self.lines = lines
         gen.ns["_minor_units_bytes"] = _minor_units_bytes
@@ -131,13 +131,13 @@ class _Payload:
                 f"{local} = _minor_units_bytes({local}, {factor}, {limit})",
             ]
             return Lowered(local, "bytes")
-        recurring = self.plan.recurring_ids(plan)
+        recurring = self.mapping.recurring_ids(plan)
         self.lines += field_lines(plan, local, self.gen.ns, "    ", recurring_ids=recurring)
         return local
 
     def values(self, schema: Any) -> dict[str, Any]:
         """Field name -> local, Lowered, Record or Const, of the payload record ``schema``."""
-        mapping, gen = self.plan, self.gen
+        mapping, gen = self.mapping, self.gen
         types = field_types(gen, schema, "payload")
         values: dict[str, Any] = {n: Const(v) for n, v in mapping.payload_template.items()}
         fixed = {mapping.key, mapping.deleted_field}  # read back as they are
