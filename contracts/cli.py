@@ -1,8 +1,10 @@
-"""``interlock contracts``: check, list, show and document the canonical contracts."""
+"""``interlock contracts``: check, list, show and document the canonical contracts, and show
+the code generated from them."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,15 +14,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from contracts.codec import compile_codec
+from contracts.codegen import GeneratedSource, generated_sources
 from contracts.compatibility import check_contracts, load_policies
 from contracts.errors import ConfigError
 from contracts.ownership import OwnershipPolicy, load_ownership
 from contracts.registry import CONTRACTS_DIR, ContractRegistry
 
-__all__ = ["app", "render_docs"]
+__all__ = ["also_generate", "app", "render_docs"]
 
 app = typer.Typer(
-    help="Canonical event contracts: compatibility gate, catalog and docs.",
+    help="Canonical event contracts: compatibility gate, catalog, docs and generated code.",
     no_args_is_help=True,
 )
 console = Console()
@@ -178,3 +182,67 @@ def docs(
     else:
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {output}")
+
+
+_GENERATORS: list[Callable[[], object]] = []
+"""What ``codegen`` runs besides the contracts' codecs (``also_generate``)."""
+
+
+def also_generate(generate: Callable[[], object]) -> None:
+    """Have ``codegen`` run ``generate`` too, so it shows what a higher layer generates.
+
+    The composition root (``interlock/cli.py``) adds the CDC writers of the shipped mappings:
+    this layer cannot import them.
+    """
+    if generate not in _GENERATORS:
+        _GENERATORS.append(generate)
+
+
+def _selected(name: str | None) -> list[GeneratedSource]:
+    """The sources called ``name``; else those whose names start with it; all without it."""
+    sources = generated_sources()
+    if name is None:
+        return sources
+    exact = [s for s in sources if s.name == name]
+    return exact or [s for s in sources if s.name.startswith(name)]
+
+
+@app.command()
+def codegen(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="A generated module's name, or the start of names (e.g. cdc-writer)."),
+    ] = None,
+    show: Annotated[
+        bool, typer.Option("--show", help="Print the source (of NAME, else of every one).")
+    ] = False,
+    contracts_dir: ContractsDir = CONTRACTS_DIR,
+) -> None:
+    """List the Python source generated from the contracts and mappings, or print it (--show).
+
+    Generates what a service generates when it starts (every contract's codec, every shipped
+    CDC mapping's payload builder and writer), without a broker.
+    """
+    registry = _load(contracts_dir)
+    for entity in registry.entities():
+        for version in registry.versions(entity):
+            compile_codec(registry.get(entity, version).parsed, f"avro-codec:{entity}.v{version}")
+    for generate in _GENERATORS:
+        generate()
+    selected = _selected(name)
+    if not selected:
+        console.print(f"[red]no generated source is called {escape(str(name))!r}[/red]")
+        raise typer.Exit(1)
+    if show:
+        if len(selected) == 1:
+            typer.echo(selected[0].source, nl=False)
+            return
+        for generated in selected:
+            typer.echo(f"# {generated.filename}\n{generated.source}")
+        return
+    table = Table(title="Generated source")
+    for column in ("name", "kind", "lines"):
+        table.add_column(column)
+    for generated in selected:
+        table.add_row(generated.name, generated.kind, str(generated.source.count("\n")))
+    console.print(table)

@@ -3,7 +3,8 @@
 fastavro's compiled writer walks the schema for every datum and, for every ``["null", T]``
 union, validates the datum against the candidate branches; with contracts that are mostly
 optional fields that walk dominates the cost of an event. Here each parsed schema is turned
-once into straight-line Python source (``exec``): the union branch is chosen by ``is None``,
+once into straight-line Python source (compiled by ``contracts.codegen``, which keeps it for
+``interlock contracts codegen --show``): the union branch is chosen by ``is None``,
 decimals go through ``int.to_bytes`` with the schema's fixed scale, instants through integer
 arithmetic on ``datetime - epoch``, small varints come from a precomputed table.
 
@@ -22,10 +23,12 @@ return ``None`` and the caller keeps using fastavro.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from contracts.codec_gen import CodecGenerator, UnsupportedSchemaError
+from contracts.codegen import compile_generated
 
 __all__ = ["AvroCodec", "UnsupportedSchemaError", "compile_codec"]
 
@@ -76,8 +79,13 @@ class AvroCodec:
         return value
 
 
-def compile_codec(schema: Any) -> AvroCodec | None:
-    """The codec of a fastavro-parsed schema, or None when it uses an unsupported feature."""
+def compile_codec(schema: Any, name: str | None = None) -> AvroCodec | None:
+    """The codec of a fastavro-parsed schema, or None when it uses an unsupported feature.
+
+    Args:
+        name: the name its source is kept under in ``contracts.codegen``; by default
+            ``avro-codec:<record name>@<digest of the source>``, one per distinct codec.
+    """
     gen = CodecGenerator()
     try:
         root = gen.resolve(schema)
@@ -96,6 +104,9 @@ def compile_codec(schema: Any) -> AvroCodec | None:
     except UnsupportedSchemaError:
         return None
     source = "\n\n".join([*gen.enc_src, *gen.dec_src, *entry]) + "\n"
-    ns = gen.ns
-    exec(compile(source, "<avro codec>", "exec"), ns)  # noqa: S102 - source generated above
+    if name is None:
+        subject = root.get("name", root.get("type")) if isinstance(root, dict) else root
+        digest = hashlib.sha256(source.encode()).hexdigest()[:8]
+        name = f"avro-codec:{subject}@{digest}"
+    ns = compile_generated(name, source, gen.ns)
     return AvroCodec(ns["_write"], ns["_read"], source)

@@ -2,9 +2,10 @@
 
 ``CodecGenerator`` writes, per schema, the Python source of an encoder (appending to a
 ``bytearray`` named ``out``) and a decoder (reading ``b`` at position ``p``); ``compile_codec``
-in ``contracts.codec`` assembles and compiles them. Other generators (e.g. the CDC stage's
-per-mapping writers) reuse ``CodecGenerator.encode`` to emit the encoding of one field whose
-value they compute themselves, so their bytes are the codec's bytes by construction.
+in ``contracts.codec`` assembles them, and ``contracts.codegen`` compiles them. Other generators
+(e.g. the CDC stage's per-mapping writers) reuse ``CodecGenerator.encode`` to emit the encoding
+of one field whose value they compute themselves, so their bytes are the codec's bytes by
+construction.
 """
 
 from __future__ import annotations

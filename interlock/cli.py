@@ -13,8 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.cdc.cli import cdc_app
+from connectors.cdc.fastpath import compile_shipped_writers
 from connectors.sinks.cli import sinks_command
 from connectors.webhooks.cli import webhooks_command
+from contracts.cli import also_generate
 from contracts.cli import app as contracts_app
 from contracts.topics import load_catalog
 from interlock.commandline import command_settings, require_kafka, stack_settings, stop_on_signals
@@ -41,6 +43,7 @@ app = typer.Typer(
 topics_app = typer.Typer(help="The topic catalog: apply it to the broker, compare, list.")
 app.add_typer(topics_app, name="topics")
 app.add_typer(contracts_app, name="contracts")
+also_generate(compile_shipped_writers)
 app.add_typer(cdc_app, name="cdc")
 app.command("lag-exporter")(lag_exporter_command)
 app.command("webhooks")(webhooks_command)

@@ -35,6 +35,7 @@ import orjson
 from fastavro import parse_schema, schemaless_reader
 
 from connectors.cdc.logical import apply_logical_types, avro_logical_fields, logical_fields
+from contracts.codegen import generated_function
 from contracts.errors import DecodeError, Reason, SchemaUnknownError
 
 __all__ = [
@@ -163,8 +164,8 @@ def _slot_setting_factory(cls: type) -> Callable[..., Any]:
         ns[f"_set_{name}"] = getattr(cls, name).__set__
         lines.append(f"    _set_{name}(obj, {name})")
     lines.append("    return obj")
-    exec("\n".join(lines), ns)  # noqa: S102
-    return cast(Callable[..., Any], ns["make"])
+    source = "\n".join(lines) + "\n"
+    return generated_function(f"dataclass-factory:{cls.__qualname__}", source, ns, "make")
 
 
 _new_change: Callable[..., ChangeEvent] = _slot_setting_factory(ChangeEvent)

@@ -19,6 +19,23 @@ A writer never decides an error: anything unusual (a value that does not fit the
 required field left empty, no row image) makes it raise, and the caller maps that change
 through the reference path, which raises the precise error (or maps it, should the two ever
 disagree).
+
+Why every mapping has two implementations, this writer and ``CompiledMapping.map``:
+
+- the reference path is the specification: it goes through the pydantic event models and the
+  serializer, so what it writes is valid by the contract's own rules, and its errors carry the
+  reason codes and messages operators see on dead letters;
+- it is also the fallback, and does real work: the first change per mapping (which teaches the
+  writer its wire header), every change the writer refuses (unavailable TOASTed values, empty
+  required fields, values that do not fit), and every mapping or schema the generator refuses
+  (``compile_writer`` raises ``UnsupportedSchemaError``: ``FastWriter.build`` returns None);
+- the writer exists only for speed, and is trusted only because
+  ``tests/connectors/cdc/test_fast_paths.py`` holds it, for every shipped mapping, to the same
+  bytes and the same refusals as the reference path.
+
+Both are built from one ``MappingPlan`` (``CompiledMapping.plan``), so a mapping is described
+once. The source of every writer is kept by ``contracts.codegen``: ``interlock contracts codegen
+--show cdc-writer:<mapping>`` prints it.
 """
 
 from __future__ import annotations
@@ -42,16 +59,18 @@ from connectors.cdc.emitter import (
 )
 from connectors.cdc.envelope import ChangeEvent
 from connectors.cdc.eventids import cdc_event_id
-from connectors.cdc.mapper import CompiledMapping
+from connectors.cdc.mapper import CdcMapper, CompiledMapping, MappingPlan
+from connectors.cdc.spec import load_mapping_dir
 from connectors.cdc.transforms import FieldPlan, field_lines
 from contracts.codec_gen import CodecGenerator, UnsupportedSchemaError
+from contracts.codegen import compile_generated
 from contracts.errors import ConfigError
 from contracts.ids import cached_event_id
 from contracts.models import EVENT_MODELS
 from contracts.registry import default_registry
 from contracts.serde import EventSerializer
 
-__all__ = ["FastWriter", "Writer", "compile_writer"]
+__all__ = ["FastWriter", "Writer", "compile_shipped_writers", "compile_writer"]
 
 Writer = Callable[[ChangeEvent, datetime, bytes], tuple[bytes, bytes]]
 
@@ -95,7 +114,7 @@ def _lowered_minor_units(plan: FieldPlan, schema: Any) -> tuple[int, int] | None
 class _Payload:
     """Writes the lines computing the payload's field values into locals."""
 
-    def __init__(self, mapping: CompiledMapping, gen: CodecGenerator, lines: list[str]) -> None:
+    def __init__(self, mapping: MappingPlan, gen: CodecGenerator, lines: list[str]) -> None:
         self.mapping = mapping
         self.gen = gen
         self.lines = lines
@@ -120,26 +139,27 @@ class _Payload:
         """Field name -> local, Lowered, Record or Const, of the payload record ``schema``."""
         mapping, gen = self.mapping, self.gen
         types = field_types(gen, schema, "payload")
-        values: dict[str, Any] = {n: Const(v) for n, v in mapping._payload_template.items()}
-        fixed = {mapping._key, mapping.spec.deleted_field}  # read back as they are
-        for i, (name, plan) in enumerate(mapping._flat):
+        values: dict[str, Any] = {n: Const(v) for n, v in mapping.payload_template.items()}
+        fixed = {mapping.key, mapping.deleted_field}  # read back as they are
+        for i, (name, plan) in enumerate(mapping.fields):
             if name not in types:
                 raise UnsupportedSchemaError(f"payload has no field {name!r}")
             values[name] = self.field(plan, f"p{i}", types[name], name not in fixed)
-        for j, (head, plans) in enumerate(mapping._nested):
+        for j, nested in enumerate(mapping.nested):
+            head = nested.head
             if head not in types:
                 raise UnsupportedSchemaError(f"payload has no field {head!r}")
             sub_types = field_types(gen, types[head], head)
-            sub: dict[str, Any] = {n: Const(v) for n, v in mapping._nested_templates[head].items()}
+            sub: dict[str, Any] = {n: Const(v) for n, v in nested.template.items()}
             locals_ = []
-            for k, (name, plan) in enumerate(plans):
+            for k, (name, plan) in enumerate(nested.fields):
                 if name not in sub_types:
                     raise UnsupportedSchemaError(f"{head} has no field {name!r}")
                 locals_.append(f"n{j}_{k}")
                 sub[name] = self.field(plan, locals_[-1], sub_types[name], True)
             present = " or ".join(f"{local} is not None" for local in locals_)
-            values[head] = Record(sub, present, many=head in mapping._lists)
-        for name in mapping._required:
+            values[head] = Record(sub, present, many=nested.many)
+        for name in mapping.required:
             value = values[name]
             if isinstance(value, Const):
                 raise UnsupportedSchemaError(f"required field {name!r} is never mapped")
@@ -149,7 +169,7 @@ class _Payload:
                 missing = f"{value.local if isinstance(value, Lowered) else value} is None"
             if missing is not None:
                 self.lines.append(f"    if {missing}: raise _MissingFieldError({name!r})")
-        deleted = mapping.spec.deleted_field
+        deleted = mapping.deleted_field
         if deleted is not None:
             current = values[deleted]
             if isinstance(current, Const):
@@ -173,15 +193,15 @@ class _MissingFieldError(Exception):
     """A required field is empty: the reference path raises the precise error."""
 
 
-def _source(mapping: CompiledMapping, lines: list[str], ns: dict[str, Any]) -> None:
+def _source(mapping: MappingPlan, lines: list[str], ns: dict[str, Any]) -> None:
     """Lines computing the envelope values of ``CompiledMapping.map`` into locals.
 
     A truncate (op t) has no event type: the writer raises, the reference path reports it.
     """
-    ns["_types"] = mapping._types
+    ns["_types"] = mapping.event_types
     lines.append("    event_type = _types[op]")
-    if mapping._on_change:
-        ns["_on_change"] = mapping._on_change
+    if mapping.on_change:
+        ns["_on_change"] = mapping.on_change
         lines += [
             "    if op == 'u':",
             "        before = change.before",
@@ -192,7 +212,7 @@ def _source(mapping: CompiledMapping, lines: list[str], ns: dict[str, Any]) -> N
             "                    event_type = changed_type",
             "                    break",
         ]
-    record_id = " + ':' + ".join(f"str(get({c!r}))" for c in mapping._record_cols)
+    record_id = " + ':' + ".join(f"str(get({c!r}))" for c in mapping.record_id)
     lines += [
         f"    record_id = {record_id}",
         "    db = change.db",
@@ -232,8 +252,9 @@ def _bind_times(ns: dict[str, Any]) -> None:
     ns["_NO_CHANGED_AT"] = changed(None)
 
 
-def compile_writer(mapping: CompiledMapping, schema: dict[str, Any], version: int) -> Writer:
-    """The writer of ``mapping`` for the parsed event ``schema`` (contract ``version``).
+def compile_writer(mapping: MappingPlan, schema: dict[str, Any], version: int) -> Writer:
+    """The writer of the mapping ``mapping`` plans, for the parsed event ``schema`` (contract
+    ``version``); its source is kept as ``cdc-writer:<mapping name>`` (``contracts.codegen``).
 
     ``writer(change, ingested_at, header)`` returns the Kafka key (the payload's key field)
     and value (``header`` + the event body).
@@ -272,22 +293,22 @@ def compile_writer(mapping: CompiledMapping, schema: dict[str, Any], version: in
         raise UnsupportedSchemaError(f"no envelope field {exc}") from None
     payload = _Payload(mapping, gen, lines).values(payload_type)
     _source(mapping, lines, ns)
-    key = payload[mapping._key]
+    key = payload[mapping.key]
     if isinstance(key, Const):
         key_expr = _ns_const(ns, key.value)
     elif isinstance(key, str):
         key_expr = key
     else:
-        raise UnsupportedSchemaError(f"key field {mapping._key!r} is a record")
+        raise UnsupportedSchemaError(f"key field {mapping.key!r} is a record")
     envelope = {
         "event_id": "event_id",
         "event_type": Encoded("_EVENT_TYPES[event_type]"),
-        "entity": Const(mapping._entity),
+        "entity": Const(mapping.entity),
         "schema_version": Const(version),
         "source": Record(
             {
                 "system": Const("erp"),
-                "vendor": Const(mapping._vendor),
+                "vendor": Const(mapping.vendor),
                 "instance": "db",
                 "record_id": "record_id",
                 "changed_at": Encoded("changed_at"),
@@ -298,7 +319,7 @@ def compile_writer(mapping: CompiledMapping, schema: dict[str, Any], version: in
         "occurred_at": Encoded("occurred_at"),
         "ingested_at": Encoded("ingested_at"),
         "origin": Const(None),
-        "changed_fields": Const(list(mapping._changed)),
+        "changed_fields": Const(list(mapping.changed_fields)),
         "payload": Record(payload),
     }
     emitter = Emitter(gen)
@@ -307,7 +328,7 @@ def compile_writer(mapping: CompiledMapping, schema: dict[str, Any], version: in
     lines += emitter.lines
     lines.append(f"    return str({key_expr}).encode(), bytes(out)")
     source = "\n\n".join([*gen.enc_src, *emitter.const_fns, *times, "\n".join(lines)]) + "\n"
-    exec(compile(source, f"<cdc writer {mapping.name}>", "exec"), ns)  # noqa: S102
+    compile_generated(f"cdc-writer:{mapping.name}", source, ns)
     for i in range(len(emitter.const_fns)):
         ns[f"_K{i}"] = bytes(ns[f"_k{i}"](bytearray()))
     try:
@@ -315,10 +336,9 @@ def compile_writer(mapping: CompiledMapping, schema: dict[str, Any], version: in
     except (TypeError, ValueError, AttributeError) as exc:  # changed_at is not nullable
         raise UnsupportedSchemaError(f"source.changed_at: {exc}") from None
     # Every event type the mapping can give, encoded once.
-    event_types = {*mapping._types.values(), *(t for _column, t in mapping._on_change)}
+    event_types = {*mapping.event_types.values(), *(t for _column, t in mapping.on_change)}
     ns["_EVENT_TYPES"] = {t: ns["_enc_event_type"](t) for t in event_types}
     write: Writer = ns["write"]
-    write.source = source  # type: ignore[attr-defined]
     return write
 
 
@@ -331,6 +351,26 @@ def _mirrors_models(serializer: EventSerializer) -> bool:
     except (ConfigError, KeyError):
         return False
     return mirrored.fingerprint == serializer.contract.fingerprint
+
+
+def compile_shipped_writers() -> list[str]:
+    """Generate the payload builders and writers of the shipped mappings, for the shipped
+    contracts (what ``interlock contracts codegen`` shows); no broker needed.
+
+    Returns:
+        The names of the writers (``cdc-writer:<mapping>``); a mapping the generator refuses
+        has none.
+    """
+    names = []
+    registry = default_registry()
+    for mapping in CdcMapper(load_mapping_dir()).mappings:
+        contract = registry.get(mapping.entity, EVENT_MODELS[mapping.entity].SCHEMA_VERSION)
+        try:
+            compile_writer(mapping.plan, contract.parsed, contract.version)
+        except UnsupportedSchemaError:
+            continue
+        names.append(f"cdc-writer:{mapping.name}")
+    return names
 
 
 class FastWriter:
@@ -357,7 +397,7 @@ class FastWriter:
             return None
         contract = serializer.contract
         try:
-            write = compile_writer(mapping, contract.parsed, contract.version)
+            write = compile_writer(mapping.plan, contract.parsed, contract.version)
         except UnsupportedSchemaError:
             return None
         return cls(mapping, write)

@@ -23,7 +23,7 @@ merge keeps their old value), and a required field fed by one fails with
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from connectors.cdc.envelope import ChangeEvent
 from connectors.cdc.spec import MappingSpec
 from connectors.cdc.transforms import FieldError, FieldPlan, field_lines, plan_field
+from contracts.codegen import generated_function
 from contracts.conversion import event_builder
 from contracts.errors import ConfigError, InterlockError, Reason
 from contracts.ids import cached_event_id, deterministic_event_id
@@ -44,6 +45,8 @@ __all__ = [
     "CompiledMapping",
     "MappedEvent",
     "MappingError",
+    "MappingPlan",
+    "NestedPlan",
     "TruncateError",
     "UnknownTableError",
 ]
@@ -92,8 +95,112 @@ def _template(model: type[BaseModel]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class NestedPlan:
+    """A nested record of the payload, mapped part by part (targets ``head.<part>``).
+
+    Attributes:
+        head: the payload field that holds the record.
+        fields: (part, plan) per mapped part.
+        template: every part of the record at its default; parts that are not mapped keep it.
+        many: the field is a list (targets ``head[].<part>``): a list of one record, or empty.
+    """
+
+    head: str
+    fields: tuple[tuple[str, FieldPlan], ...]
+    template: dict[str, Any]
+    many: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MappingPlan:
+    """What one mapping computes, typed and frozen: the input of its generated functions.
+
+    ``CompiledMapping`` builds it once from the ``MappingSpec`` and the canonical model; the
+    payload builder below and the CDC writer (``connectors.cdc.fastpath``) are generated from
+    it and from nothing else. Templates are shared, never mutated.
+
+    Attributes:
+        name: the mapping's name.
+        entity: the canonical entity (contract) of its events.
+        vendor: ``source.vendor`` of its events.
+        key: the payload field whose text is the Kafka key.
+        deleted_field: the payload field set to True by a delete, if any.
+        payload_template: every payload field at its default.
+        required: the payload fields that must not be empty.
+        fields: (payload field, plan) per mapped top-level field.
+        nested: the nested records of the payload, mapped part by part.
+        event_types: the event type per op (c, u, d, r).
+        on_change: (column, event type): an update that changes the column has that type
+            (the first that applies).
+        record_id: the columns of the row's natural key (``source.record_id``).
+        changed_fields: ``changed_fields`` of every event: the mapped fields of a partial
+            mapping, else empty (a full image).
+    """
+
+    name: str
+    entity: str
+    vendor: str
+    key: str
+    deleted_field: str | None
+    payload_template: dict[str, Any]
+    required: tuple[str, ...]
+    fields: tuple[tuple[str, FieldPlan], ...]
+    nested: tuple[NestedPlan, ...]
+    event_types: dict[str, str]
+    on_change: tuple[tuple[str, str], ...]
+    record_id: tuple[str, ...]
+    changed_fields: tuple[str, ...]
+
+    def recurring_ids(self, plan: FieldPlan) -> bool:
+        """False for the canonical id of the record itself, which recurs only when it changes.
+
+        Ids that recur across records (an order's account id) are worth caching; see
+        ``transforms.field_lines``.
+        """
+        columns = plan.spec.columns
+        return plan.spec.canonical_id is None or columns is None or tuple(columns) != self.record_id
+
+
+def _payload_builder(plan: MappingPlan) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """``row -> payload`` as one generated function: every field computed inline.
+
+    Runs per event of the reference path, so the per-field function calls are worth removing;
+    it computes what calling each ``FieldPlan.run`` computes (a property test holds it to that).
+    """
+    ns: dict[str, Any] = {"_template": plan.payload_template}
+    lines = ["def payload(row):", "    p = _template.copy()", "    get = row.get"]
+    for i, (name, field) in enumerate(plan.fields):
+        lines += field_lines(field, f"f{i}", ns, "    ", recurring_ids=plan.recurring_ids(field))
+        lines.append(f"    p[{name!r}] = f{i}")
+    for j, nested in enumerate(plan.nested):
+        ns[f"_t{j}"] = nested.template
+        locals_ = [f"n{j}_{k}" for k in range(len(nested.fields))]
+        for local, (_sub, field) in zip(locals_, nested.fields, strict=True):
+            lines += field_lines(field, local, ns, "    ", recurring_ids=plan.recurring_ids(field))
+        filled = " or ".join(f"{local} is not None" for local in locals_)
+        lines += [f"    if {filled}:", f"        part = _t{j}.copy()"]
+        lines += [
+            f"        if {local} is not None: part[{sub!r}] = {local}"
+            for local, (sub, _field) in zip(locals_, nested.fields, strict=True)
+        ]
+        empty, wrap = ("[]", "[part]") if nested.many else ("None", "part")
+        lines += [
+            f"        p[{nested.head!r}] = {wrap}",
+            "    else:",
+            f"        p[{nested.head!r}] = {empty}",
+        ]
+    lines.append("    return p")
+    source = "\n".join(lines) + "\n"
+    return generated_function(f"cdc-payload:{plan.name}", source, ns, "payload")
+
+
 class CompiledMapping:
-    """One ``MappingSpec`` compiled against its canonical model: ``change -> MappedEvent``."""
+    """One ``MappingSpec`` compiled against its canonical model: ``change -> MappedEvent``.
+
+    ``plan`` says what it computes; ``map`` computes it through the event models (the
+    reference path of the CDC stage, see ``connectors.cdc.fastpath``).
+    """
 
     def __init__(self, spec: MappingSpec, path: Path, vendor: str) -> None:
         self.spec = spec
@@ -102,14 +209,10 @@ class CompiledMapping:
         event_cls = EVENT_MODELS[spec.entity]
         payload_cls = _nested_model(event_cls.model_fields["payload"].annotation)
         assert payload_cls is not None
-        self._payload_template = _template(payload_cls)
-        self._required = tuple(
-            n for n, info in payload_cls.model_fields.items() if info.is_required()
-        )
-        self._flat: list[tuple[str, FieldPlan]] = []
+        flat: list[tuple[str, FieldPlan]] = []
         nested: dict[str, list[tuple[str, FieldPlan]]] = {}
-        self._nested_templates: dict[str, dict[str, Any]] = {}
-        self._lists: set[str] = set()
+        nested_templates: dict[str, dict[str, Any]] = {}
+        lists: set[str] = set()
         for target, fspec in spec.fields.items():
             fwhere = f"{where}: field {target!r}"
             head, _, sub = target.partition(".")
@@ -124,37 +227,48 @@ class CompiledMapping:
                     raise ConfigError(f"{fwhere}: {head!r} has no nested field {sub!r}")
                 plan = plan_field(fspec, sub_cls.model_fields[sub].annotation, path.parent, fwhere)
                 nested.setdefault(head, []).append((sub, plan))
-                self._nested_templates[head] = _template(sub_cls)
+                nested_templates[head] = _template(sub_cls)
                 if as_list:
-                    self._lists.add(head)
+                    lists.add(head)
             else:
                 if _nested_model(info.annotation) is not None:
                     raise ConfigError(f"{fwhere}: map its parts ({head}.<part>), not the record")
-                self._flat.append((head, plan_field(fspec, info.annotation, path.parent, fwhere)))
-        self._nested = [(head, tuple(plans)) for head, plans in nested.items()]
-        self._payload = self._compile_payload()
+                flat.append((head, plan_field(fspec, info.annotation, path.parent, fwhere)))
         key = spec.key or ("account_id" if "account_id" in payload_cls.model_fields else None)
         if key is None:
             key = f"{spec.entity}_id"
         if key not in payload_cls.model_fields:
             raise ConfigError(f"{where}: key field {key!r} is not a {spec.entity} field")
-        self._key = key
         if spec.deleted_field is not None and spec.deleted_field not in payload_cls.model_fields:
             raise ConfigError(f"{where}: deleted_field {spec.deleted_field!r} is not a field")
-        self._build = event_builder(spec.entity)
-        self._entity = spec.entity
-        self._topic = spec.topic_name
-        self._types = {op: spec.event_type(op) for op in ("c", "u", "d", "r")}
-        self._on_change = tuple(spec.on_change.items())
-        self._record_cols = tuple(spec.record_id)
         heads = sorted({t.partition(".")[0].removesuffix("[]") for t in spec.fields})
-        self._changed = heads if spec.partial else []
+        self.plan = MappingPlan(
+            name=spec.name,
+            entity=spec.entity,
+            vendor=spec.vendor or vendor,
+            key=key,
+            deleted_field=spec.deleted_field,
+            payload_template=_template(payload_cls),
+            required=tuple(n for n, i in payload_cls.model_fields.items() if i.is_required()),
+            fields=tuple(flat),
+            nested=tuple(
+                NestedPlan(head, tuple(plans), nested_templates[head], head in lists)
+                for head, plans in nested.items()
+            ),
+            event_types={op: spec.event_type(op) for op in ("c", "u", "d", "r")},
+            on_change=tuple(spec.on_change.items()),
+            record_id=tuple(spec.record_id),
+            changed_fields=tuple(heads) if spec.partial else (),
+        )
+        """What this mapping computes (the input of its generated functions)."""
+        self._payload = _payload_builder(self.plan)
+        self._build = event_builder(spec.entity)
+        self._topic = spec.topic_name
         self._heads = heads
         self._columns_of: dict[str, set[str]] = {}
         for target, fspec in spec.fields.items():
             head = target.partition(".")[0].removesuffix("[]")
             self._columns_of.setdefault(head, set()).update(fspec.source_columns())
-        self._vendor = spec.vendor or vendor
 
     @property
     def topic(self) -> str:
@@ -164,73 +278,16 @@ class CompiledMapping:
     @property
     def entity(self) -> str:
         """The canonical entity (contract) of this mapping's events."""
-        return self._entity
+        return self.plan.entity
+
+    @property
+    def payload_builder(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """The generated ``row -> payload`` of ``map`` (source ``cdc-payload:<name>``)."""
+        return self._payload
 
     def retarget(self, topic: str) -> None:
         """Produce to ``topic`` instead of the mapping's (tests and side-by-side deployments)."""
         self._topic = topic
-
-    def _payload_slow(self, row: dict[str, Any]) -> dict[str, Any]:
-        """The payload by calling every field closure (the reference for ``_compile_payload``)."""
-        payload = self._payload_template.copy()
-        for name, plan in self._flat:
-            payload[name] = plan.run(row)
-        for head, plans in self._nested:
-            part = self._nested_templates[head].copy()
-            filled = False
-            for sub, plan in plans:
-                value = plan.run(row)
-                if value is not None:
-                    part[sub] = value
-                    filled = True
-            if head in self._lists:
-                payload[head] = [part] if filled else []
-            else:
-                payload[head] = part if filled else None
-        return payload
-
-    def recurring_ids(self, plan: FieldPlan) -> bool:
-        """False for the canonical id of the record itself, which recurs only when it changes.
-
-        Ids that recur across records (an order's account id) are worth caching; see
-        ``transforms.field_lines``.
-        """
-        return plan.spec.canonical_id is None or plan.spec.columns != self.spec.record_id
-
-    def _compile_payload(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        """``_payload_slow`` as one generated function: every field computed inline.
-
-        Runs per event, so the per-field function calls are worth removing.
-        """
-        ns: dict[str, Any] = {"_template": self._payload_template}
-        lines = ["def payload(row):", "    p = _template.copy()", "    get = row.get"]
-        for i, (name, plan) in enumerate(self._flat):
-            lines += field_lines(plan, f"f{i}", ns, "    ", recurring_ids=self.recurring_ids(plan))
-            lines.append(f"    p[{name!r}] = f{i}")
-        for j, (head, plans) in enumerate(self._nested):
-            ns[f"_t{j}"] = self._nested_templates[head]
-            locals_ = [f"n{j}_{k}" for k in range(len(plans))]
-            for local, (_sub, plan) in zip(locals_, plans, strict=True):
-                lines += field_lines(
-                    plan, local, ns, "    ", recurring_ids=self.recurring_ids(plan)
-                )
-            filled = " or ".join(f"{local} is not None" for local in locals_)
-            lines += [f"    if {filled}:", f"        part = _t{j}.copy()"]
-            lines += [
-                f"        if {local} is not None: part[{sub!r}] = {local}"
-                for local, (sub, _plan) in zip(locals_, plans, strict=True)
-            ]
-            empty, wrap = ("[]", "[part]") if head in self._lists else ("None", "part")
-            lines += [
-                f"        p[{head!r}] = {wrap}",
-                "    else:",
-                f"        p[{head!r}] = {empty}",
-            ]
-        lines.append("    return p")
-        exec(compile("\n".join(lines) + "\n", f"<mapping {self.name}>", "exec"), ns)  # noqa: S102
-        built: Callable[[dict[str, Any]], dict[str, Any]] = ns["payload"]
-        built.source = "\n".join(lines)  # type: ignore[attr-defined]
-        return built
 
     def _available_fields(self, change: ChangeEvent) -> list[str]:
         """The fields ``change`` really carries: those fed by no unavailable column.
@@ -239,7 +296,7 @@ class CompiledMapping:
             MappingError: a required field is fed by an unavailable column.
         """
         missing = {h for h, cols in self._columns_of.items() if cols & change.unavailable}
-        for name in self._required:
+        for name in self.plan.required:
             if name in missing:
                 columns = sorted(self._columns_of[name] & change.unavailable)
                 raise MappingError(
@@ -248,7 +305,7 @@ class CompiledMapping:
                     "value placeholder: an unchanged TOASTed column)",
                     reason=Reason.VALUE_UNAVAILABLE,
                 )
-        return [h for h in (self._changed or self._heads) if h not in missing]
+        return [h for h in (self.plan.changed_fields or self._heads) if h not in missing]
 
     def map(self, change: ChangeEvent, ingested_at: datetime) -> MappedEvent:
         """The canonical event of ``change`` (op c, u, d or r).
@@ -256,11 +313,12 @@ class CompiledMapping:
         Raises:
             MappingError: a value does not fit, or a required field is missing.
         """
+        plan = self.plan
         row = change.after if change.after is not None else change.before
         if row is None:
             raise MappingError(f"{self.name}: op {change.op!r} carries no row image")
         unavailable = change.unavailable
-        changed = self._changed
+        changed: Sequence[str] = plan.changed_fields
         if unavailable:
             changed = self._available_fields(change)
             row = {k: (None if k in unavailable else v) for k, v in row.items()}
@@ -270,7 +328,7 @@ class CompiledMapping:
             raise MappingError(f"{self.name}: {exc}", reason=exc.reason) from exc
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise MappingError(f"{self.name}: {exc!r}") from exc
-        for name in self._required:
+        for name in plan.required:
             if payload[name] is None:
                 raise MappingError(
                     f"{self.name}: required field {name!r} is empty for table "
@@ -278,18 +336,18 @@ class CompiledMapping:
                     reason=Reason.VALIDATION_MISSING_FIELD,
                 )
         op = change.op
-        if op == "d" and self.spec.deleted_field is not None:
-            payload[self.spec.deleted_field] = True
-        event_type = self._types[op]
-        if op == "u" and self._on_change and change.before is not None:
+        if op == "d" and plan.deleted_field is not None:
+            payload[plan.deleted_field] = True
+        event_type = plan.event_types[op]
+        if op == "u" and plan.on_change and change.before is not None:
             before, after = change.before, change.after or {}
-            for column, changed_type in self._on_change:
+            for column, changed_type in plan.on_change:
                 if column in unavailable:
                     continue
                 if column in before and before.get(column) != after.get(column):
                     event_type = changed_type
                     break
-        record_id = ":".join(str(row.get(c)) for c in self._record_cols)
+        record_id = ":".join(str(row.get(c)) for c in plan.record_id)
         qualified = f"{change.schema or change.db or ''}.{change.table}"
         # Both equal contracts.deterministic_event_id(...); a transaction's id is reused.
         event_id = deterministic_event_id("cdc", qualified, record_id, change.position, op)
@@ -302,11 +360,11 @@ class CompiledMapping:
             {
                 "event_id": event_id,
                 "event_type": event_type,
-                "entity": self._entity,
+                "entity": plan.entity,
                 "schema_version": 1,
                 "source": {
                     "system": "erp",
-                    "vendor": self._vendor,
+                    "vendor": plan.vendor,
                     "instance": change.db,
                     "record_id": record_id,
                     "changed_at": changed_at,
@@ -320,7 +378,7 @@ class CompiledMapping:
                 "payload": payload,
             }
         )
-        key = payload[self._key]
+        key = payload[plan.key]
         return MappedEvent(self._topic, str(key).encode(), event, self.name)
 
 
