@@ -10,6 +10,7 @@ from bench.table import Row, Section, Target, fmt
 __all__ = [
     "BUILDERS",
     "CDC_TARGET",
+    "FAUST_VS_QUIX_TARGET",
     "HANDOFF_TARGET",
     "INGEST_RATIO_TARGET",
     "INGEST_TARGET",
@@ -28,6 +29,7 @@ HANDOFF_TARGET = Target("p99 < 250 ms at 1,000 events/s", "max", 0.25, unit="s")
 INPROCESS_TARGET = Target("≥ 2x the baseline's quotes/s", "min", 2.0, on="ratio")
 INGEST_TARGET = Target("≥ 2,000 req/s on one process", "min", 2_000, unit="req/s")
 INGEST_RATIO_TARGET = Target("≥ 0.7x the bare endpoint", "min", 0.7, on="ratio")
+FAUST_VS_QUIX_TARGET = Target("Faust worker ≥ 1.0x Quix Streams", "min", 1.0, on="ratio")
 
 
 def serde_section(d: Mapping[str, Any]) -> Section:
@@ -176,13 +178,35 @@ def inprocess_section(d: Mapping[str, Any]) -> Section:
 
 
 def quix_section(d: Mapping[str, Any]) -> Section:
-    s = Section("quix", "Quote → order on Quix Streams vs plain confluent-kafka loop")
+    s = Section("quix", "Quote → order: Faust worker vs Quix Streams doing the same work")
     if d.get("status") != "ok":
         s.status = f"not run: {d.get('reason', 'unknown reason')}"
         return s
     q, plain = d["quix_streams"], d["plain_confluent_loop"]
-    s.rows.append(Row(f"Quix Streams {d.get('quixstreams', '')}".strip(), q["events_per_s"],
-                      "events/s", "plain confluent-kafka loop", plain["events_per_s"]))  # fmt: skip
+    faust = d.get("faust_worker")
+    quix = f"Quix Streams {d.get('quixstreams', '')}".strip()
+    if faust:
+        store = f" on {d['store']}" if d.get("store") else ""
+        s.rows.append(Row(f"Faust worker{store}, 1 process", faust["events_per_s"], "events/s",
+                          quix, q["events_per_s"], FAUST_VS_QUIX_TARGET))  # fmt: skip
+        s.rows.append(Row("Faust worker, incl. read-back of its commands",
+                          faust.get("events_per_s_incl_read_back"), "events/s", quix,
+                          q["events_per_s"]))  # fmt: skip
+        s.rows.append(Row("Faust worker: latency p99", faust.get("latency_p99_s"), "s", quix,
+                          q.get("latency_p99_s")))  # fmt: skip
+    s.rows.append(Row(quix, q["events_per_s"], "events/s", "plain confluent-kafka loop, same "
+                      "Pipeline", plain["events_per_s"]))  # fmt: skip
+    if q.get("audit_records") is not None:
+        s.rows.append(Row(f"{quix}: audit records", q["audit_records"], "records",
+                          "input records (one decision each)",
+                          (d.get("quotes") or 0) + (d.get("accounts") or 0)))  # fmt: skip
+    if d.get("quix_does"):
+        does = " ".join(f"({n}) {what};" for n, what in enumerate(d["quix_does"], 1))
+        s.notes.append(f"the Quix app does, per event: {does.rstrip(';')}")
+    for omitted in d.get("quix_omits", []):
+        s.notes.append(f"the Quix app omits {omitted}")
+    s.notes.append("same broker, same input, one after the other in the same run; events/s = "
+                   "quotes / (last command's append time - first quote's append time)")  # fmt: skip
     s.notes += [str(n) for n in d.get("notes", [])]
     return s
 
