@@ -317,7 +317,9 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
         "generation; a rate is kept up when the simulator sent ≥ "
         f"{d.get('sent_share', 0.95):.0%} of it, the handoff p99 of the actions handed off "
         "after the window's start is under 1 s and the lag did not grow; the search doubles "
-        "from its first rate, then bisects"
+        "from its first rate, then bisects; Tansu's first rate is Kafka's highest rate kept up "
+        "divided by the ratio target, so that its first run tells on which side of the target "
+        "the ratio falls"
     )
     s.notes.append(
         "CPU per action: each service's CPU seconds (all its processes and threads, /proc) over "

@@ -1,12 +1,13 @@
 """Capacity of the stack: the highest ``up --simulate`` rate it keeps up with, on Kafka and Tansu.
 
 For each embedded broker (Apache Kafka, then Tansu, same run), a short search over offered
-rates: from ``--start``, doubling while a rate passes, then bisecting between the highest that
-passed and the lowest that failed, until ``--runs`` runs or the broker's share of ``--budget``
-seconds is spent. A rate passes when the simulator sent at least 95% of it, the handoff p99
-over the steady window is under 1 s and the lag did not grow. Each run reports the CPU of
-every service (the simulator and the broker included) in µs per action, and where the
-machine's cores went. Writes bench/results/capacity.json.
+rates: from ``--start`` (Tansu: from Kafka's highest rate kept up divided by 1.5), doubling
+while a rate passes, then bisecting between the highest that passed and the lowest that
+failed, until ``--runs`` runs or the broker's share of ``--budget`` seconds is spent. A rate
+passes when the simulator sent at least 95% of it, the handoff p99 over the steady window is
+under 1 s and the lag did not grow. Each run reports the CPU of every service (the simulator
+and the broker included) in µs per action, and where the machine's cores went. Writes
+bench/results/capacity.json.
 
     python -m bench.capacity.run [--brokers kafka,tansu] [--start 1000] [--runs 4]
         [--duration 25] [--budget 480]
@@ -26,7 +27,7 @@ from typing import Any, cast
 from bench.capacity.stack import BrokerKind, run_stack
 from bench.harness import write_result
 
-__all__ = ["LATENCY_LIMIT_S", "SENT_SHARE", "next_rate", "passed", "search"]
+__all__ = ["LATENCY_LIMIT_S", "SENT_SHARE", "first_rate", "next_rate", "passed", "search"]
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "capacity.json"
@@ -36,6 +37,8 @@ SENT_SHARE = 0.95
 RESOLUTION = 0.15
 """The search stops once the gap between a pass and a fail is below this share of the pass."""
 MIN_RATE = 50.0
+RATIO_TARGET = 1.5
+"""The issue's target for the first broker (Kafka) against the second (Tansu)."""
 
 
 def passed(run: dict[str, Any]) -> tuple[bool, str]:
@@ -68,6 +71,17 @@ def next_rate(passes: Sequence[float], fails: Sequence[float]) -> float | None:
     if (above - best) / best < RESOLUTION:
         return None
     return round((best + above) / 2, -1)
+
+
+def first_rate(done: Sequence[dict[str, Any]], start: float) -> float:
+    """A later broker's first rate: the first broker's highest rate kept up / ``RATIO_TARGET``.
+
+    That first run tells whether the second broker reaches the first one's rate divided by
+    the target (the ratio of the rates found is then at most the target) or not (above it);
+    the rest of the search narrows the rate down.
+    """
+    best = done[0].get("best_offered_per_s") if done else None
+    return max(MIN_RATE, round(best / RATIO_TARGET, -1)) if best else start
 
 
 def search(
@@ -119,11 +133,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick:
         args.start, args.runs, args.duration, args.drain = 200.0, 1, 10.0, 3.0
     brokers = [cast(BrokerKind, b.strip()) for b in args.brokers.split(",") if b.strip()]
-    searches = []
+    searches: list[dict[str, Any]] = []
     for n, broker in enumerate(brokers):
         left = args.budget - sum(s["seconds"] for s in searches)
         share = left / (len(brokers) - n)
-        searches.append(search(broker, args.start, args.runs, share, args.duration, args.drain))
+        start = first_rate(searches, args.start) if not args.quick else args.start
+        searches.append(search(broker, start, args.runs, share, args.duration, args.drain))
     by = {s["broker"]: s for s in searches}
     kafka, tansu = by.get("kafka", {}), by.get("tansu", {})
     ratio = None
@@ -135,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "duration_s": args.duration,
         "drain_s": args.drain,
         "start_per_s": args.start,
+        "ratio_target": RATIO_TARGET,
         "max_runs": args.runs,
         "budget_s": args.budget,
         "latency_limit_s": LATENCY_LIMIT_S,

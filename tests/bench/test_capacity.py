@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bench.capacity.processes import cpu_by_service, machine_times, service_name
-from bench.capacity.run import next_rate, passed
+from bench.capacity.run import first_rate, next_rate, passed
 from bench.capacity.stack import window_quantiles
 from bench.sections import capacity_section, quix_section
 
@@ -101,3 +101,10 @@ def test_quix_section_compares_the_faust_worker_with_quix_and_lists_what_quix_om
     assert "Faust worker ≥ 1.0x Quix Streams | **missed** by 0.25x (25% short) |" in md
     assert "| Quix Streams 3.0: audit records | 1,200 records |" in md
     assert "- the Quix app omits the read-back of its own commands" in md
+
+
+def test_the_second_broker_starts_at_the_first_ones_best_divided_by_the_ratio_target() -> None:
+    assert first_rate([], 1000.0) == 1000.0
+    assert first_rate([{"best_offered_per_s": 1500.0}], 1000.0) == 1000.0
+    assert first_rate([{"best_offered_per_s": None}], 1000.0) == 1000.0
+    assert first_rate([{"best_offered_per_s": 1000.0}], 1000.0) == 670.0
