@@ -312,8 +312,8 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
             s.notes.append(f"{names.get(broker, broker)}: {top:,.0f}/s kept up{above}: the "
                            "capacity lies in between (the search's resolution)")  # fmt: skip
     s.notes.append(
-        f"each run: `interlock up --simulate RATE --for {d.get('duration_s')}` on the embedded "
-        "broker; the window runs from a few seconds after `ready` to the end of the "
+        f"each run: `interlock up --simulate RATE --for {d.get('duration_s', 0):g}` on the "
+        "embedded broker; the window runs from a few seconds after `ready` to the end of the "
         "generation; a rate is kept up when the simulator sent ≥ "
         f"{d.get('sent_share', 0.95):.0%} of it, the handoff p99 of the actions handed off "
         "after the window's start is under 1 s and the lag did not grow; the search doubles "

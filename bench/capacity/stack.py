@@ -104,19 +104,22 @@ def run_stack(
     series: list[tuple[float, Snapshot]] = []
     cpu: list[tuple[float, dict[str, float], MachineTimes]] = []
     deadline = began + duration + drain + 300
-    with httpx.Client() as client:
-        while proc.poll() is None and time.monotonic() < deadline:
-            now = time.monotonic()
-            window = _window(out.ready_at, warmup, duration)
-            if window is not None and len(cpu) < 2 and now >= window[len(cpu)]:
-                cpu.append((now, cpu_by_service(proc.pid), machine_times()))
-            samples, _ = _scrape(client, out.urls)
-            if samples:
-                series.append((now, take_snapshot(samples, now)))
-            time.sleep(max(0.0, interval - (time.monotonic() - now)))
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
+    try:
+        with httpx.Client() as client:
+            while proc.poll() is None and time.monotonic() < deadline:
+                now = time.monotonic()
+                window = _window(out.ready_at, warmup, duration)
+                if window is not None and len(cpu) < 2 and now >= window[len(cpu)]:
+                    cpu.append((now, cpu_by_service(proc.pid), machine_times()))
+                samples, _ = _scrape(client, out.urls)
+                if samples:
+                    series.append((now, take_snapshot(samples, now)))
+                time.sleep(max(0.0, interval - (time.monotonic() - now)))
+    finally:
+        # the stack is in its own session: a benchmark stopped early must stop it too
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
     result: dict[str, Any] = {
         "broker": broker,
         "offered_per_s": rate,
