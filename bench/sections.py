@@ -190,6 +190,10 @@ def quix_section(d: Mapping[str, Any]) -> Section:
     q, plain = d["quix_streams"], d["plain_confluent_loop"]
     faust = d.get("faust_worker")
     quix = f"Quix Streams {d.get('quixstreams', '')}".strip()
+    if d.get("faust_error"):
+        s.rows.append(Row("Faust worker, 1 process", None, "events/s", quix, q["events_per_s"],
+                          FAUST_VS_QUIX_TARGET))  # fmt: skip
+        s.notes.append(f"**the Faust worker's run failed**: {d['faust_error']}")
     if faust:
         store = f" on {d['store']}" if d.get("store") else ""
         s.rows.append(Row(f"Faust worker{store}, 1 process", faust["events_per_s"], "events/s",

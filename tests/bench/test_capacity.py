@@ -108,3 +108,13 @@ def test_the_second_broker_starts_at_the_first_ones_best_divided_by_the_ratio_ta
     assert first_rate([{"best_offered_per_s": 1500.0}], 1000.0) == 1000.0
     assert first_rate([{"best_offered_per_s": None}], 1000.0) == 1000.0
     assert first_rate([{"best_offered_per_s": 1000.0}], 1000.0) == 670.0
+
+
+def test_quix_section_says_when_the_faust_run_failed() -> None:
+    doc = {"status": "ok", "quixstreams": "3.0", "faust_error": "TimeoutError: faust ready",
+           "quix_streams": {"events_per_s": 4000},
+           "plain_confluent_loop": {"events_per_s": 8000}}  # fmt: skip
+    md = quix_section(doc).markdown()
+    assert "| Faust worker, 1 process | - | Quix Streams 3.0 |" in md
+    assert "not measured" in md
+    assert "**the Faust worker's run failed**: TimeoutError: faust ready" in md
