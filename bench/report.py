@@ -34,7 +34,7 @@ __all__ = [
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 ORDER = [
     "serde", "webhooks", "cdc", "quote_to_order", "inprocess", "quix", "recovery", "sweep",
-    "pipeline", "broker",
+    "pipeline", "capacity", "broker",
 ]  # fmt: skip
 """Benchmarks in the order ``bench.run`` runs them and RESULTS.md shows them."""
 

@@ -67,6 +67,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("recovery", _module("recovery"), ["--quotes", "3000", "--restarts", "1"]),
         Benchmark("sweep", _module("sweep"), ["--sizes", "20000", "--repeat", "2"]),
         Benchmark("pipeline", _module("pipeline"), ["--quick"], 3600, 600),
+        Benchmark("capacity", _module("capacity"), ["--quick"], 1200, 400),
         Benchmark("broker", _module("broker"), ["--sizes", "500,2000", "--rounds", "100"], 600),
     )
 }

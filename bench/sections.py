@@ -9,7 +9,10 @@ from bench.table import Row, Section, Target, fmt
 
 __all__ = [
     "BUILDERS",
+    "CAPACITY_RATIO_TARGET",
+    "CAPACITY_TARGET",
     "CDC_TARGET",
+    "FAUST_VS_QUIX_TARGET",
     "HANDOFF_TARGET",
     "INGEST_RATIO_TARGET",
     "INGEST_TARGET",
@@ -28,6 +31,10 @@ HANDOFF_TARGET = Target("p99 < 250 ms at 1,000 events/s", "max", 0.25, unit="s")
 INPROCESS_TARGET = Target("≥ 2x the baseline's quotes/s", "min", 2.0, on="ratio")
 INGEST_TARGET = Target("≥ 2,000 req/s on one process", "min", 2_000, unit="req/s")
 INGEST_RATIO_TARGET = Target("≥ 0.7x the bare endpoint", "min", 0.7, on="ratio")
+CAPACITY_TARGET = Target("≥ 1,000 actions/s with handoff p99 < 1 s", "min", 1_000,
+                         unit="actions/s")  # fmt: skip
+CAPACITY_RATIO_TARGET = Target("Kafka ≥ 1.5x Tansu", "min", 1.5, on="ratio")
+FAUST_VS_QUIX_TARGET = Target("Faust worker ≥ 1.0x Quix Streams", "min", 1.0, on="ratio")
 
 
 def serde_section(d: Mapping[str, Any]) -> Section:
@@ -176,13 +183,39 @@ def inprocess_section(d: Mapping[str, Any]) -> Section:
 
 
 def quix_section(d: Mapping[str, Any]) -> Section:
-    s = Section("quix", "Quote → order on Quix Streams vs plain confluent-kafka loop")
+    s = Section("quix", "Quote → order: Faust worker vs Quix Streams doing the same work")
     if d.get("status") != "ok":
         s.status = f"not run: {d.get('reason', 'unknown reason')}"
         return s
     q, plain = d["quix_streams"], d["plain_confluent_loop"]
-    s.rows.append(Row(f"Quix Streams {d.get('quixstreams', '')}".strip(), q["events_per_s"],
-                      "events/s", "plain confluent-kafka loop", plain["events_per_s"]))  # fmt: skip
+    faust = d.get("faust_worker")
+    quix = f"Quix Streams {d.get('quixstreams', '')}".strip()
+    if d.get("faust_error"):
+        s.rows.append(Row("Faust worker, 1 process", None, "events/s", quix, q["events_per_s"],
+                          FAUST_VS_QUIX_TARGET))  # fmt: skip
+        s.notes.append(f"**the Faust worker's run failed**: {d['faust_error']}")
+    if faust:
+        store = f" on {d['store']}" if d.get("store") else ""
+        s.rows.append(Row(f"Faust worker{store}, 1 process", faust["events_per_s"], "events/s",
+                          quix, q["events_per_s"], FAUST_VS_QUIX_TARGET))  # fmt: skip
+        s.rows.append(Row("Faust worker, incl. read-back of its commands",
+                          faust.get("events_per_s_incl_read_back"), "events/s", quix,
+                          q["events_per_s"]))  # fmt: skip
+        s.rows.append(Row("Faust worker: latency p99", faust.get("latency_p99_s"), "s", quix,
+                          q.get("latency_p99_s")))  # fmt: skip
+    s.rows.append(Row(quix, q["events_per_s"], "events/s", "plain confluent-kafka loop, same "
+                      "Pipeline", plain["events_per_s"]))  # fmt: skip
+    if q.get("audit_records") is not None:
+        s.rows.append(Row(f"{quix}: audit records", q["audit_records"], "records",
+                          "input records (one decision each)",
+                          (d.get("quotes") or 0) + (d.get("accounts") or 0)))  # fmt: skip
+    if d.get("quix_does"):
+        does = " ".join(f"({n}) {what};" for n, what in enumerate(d["quix_does"], 1))
+        s.notes.append(f"the Quix app does, per event: {does.rstrip(';')}")
+    for omitted in d.get("quix_omits", []):
+        s.notes.append(f"the Quix app omits {omitted}")
+    s.notes.append("same broker, same input, one after the other in the same run; events/s = "
+                   "quotes / (last command's append time - first quote's append time)")  # fmt: skip
     s.notes += [str(n) for n in d.get("notes", [])]
     return s
 
@@ -230,6 +263,98 @@ def pipeline_section(d: Mapping[str, Any]) -> Section:
     s.notes.append(f"each load for {d.get('duration_s')} s; rates from /metrics counters over "
                    "the steady window; latency quantiles from the histogram buckets")  # fmt: skip
     return s
+
+
+def capacity_section(d: Mapping[str, Any]) -> Section:
+    s = Section("capacity", "Capacity of the stack: `up --simulate` on Kafka and on Tansu")
+    by = {x["broker"]: x for x in d.get("searches", [])}
+    names = {"kafka": "Apache Kafka", "tansu": "Tansu"}
+
+    def best(broker: str) -> float | None:
+        found = by.get(broker)
+        if not found or not found.get("runs"):
+            return None
+        return found.get("best_sent_per_s") or 0.0  # nothing tried kept up
+
+    kafka, tansu = best("kafka"), best("tansu")
+    head = "highest rate kept up (handoff p99 < 1 s, lag stable)"
+    if "kafka" in by:
+        s.rows.append(Row(f"Apache Kafka: {head}", kafka, "actions/s", "", None,
+                          CAPACITY_TARGET))  # fmt: skip
+    if "kafka" in by or "tansu" in by:
+        s.rows.append(Row(f"Apache Kafka vs Tansu: {head}", kafka, "actions/s",
+                          "Tansu, same search", tansu, CAPACITY_RATIO_TARGET))  # fmt: skip
+    chosen = {b: _capacity_run(x) for b, x in by.items()}
+    label = {b: f"{names.get(b, b)} @ {r['offered_per_s']:,.0f}/s" for b, r in chosen.items() if r}
+    services = sorted({n for r in chosen.values() if r for n in r.get("cpu", {})})
+    k, t = chosen.get("kafka"), chosen.get("tansu")
+    for name in services:
+        value = ((k or {}).get("cpu") or {}).get(name, {}).get("us_per_action")
+        base = ((t or {}).get("cpu") or {}).get(name, {}).get("us_per_action")
+        s.rows.append(Row(f"CPU per action: {name} ({label.get('kafka', 'Kafka: no run')})",
+                          value, "µs", label.get("tansu", ""), base))  # fmt: skip
+    for broker, found in by.items():
+        for r in found.get("runs", []):
+            run = f"{names.get(broker, broker)} @ {r['offered_per_s']:,.0f}/s"
+            if r.get("error"):
+                s.notes.append(f"{run}: {r.get('verdict') or r['error']}")
+                continue
+            s.rows.append(Row(f"{run}: actions sent", r.get("sent_per_s"), "actions/s",
+                              "offered", r["offered_per_s"]))  # fmt: skip
+            s.rows.append(Row(f"{run}: handoff p99", (r.get("handoff") or {}).get("p99"), "s"))
+            s.notes.append(f"{run}: {'**kept up**' if r.get('passed') else 'did not keep up'} "
+                           f"({r.get('verdict')}); {_cores(r)}")  # fmt: skip
+        bracket = found.get("lowest_fail_per_s")
+        top = found.get("best_offered_per_s")
+        if top is None and found.get("runs"):
+            low = min(r["offered_per_s"] for r in found["runs"])
+            s.notes.append(
+                f"{names.get(broker, broker)}: no rate tried kept up (lowest {low:,.0f}/s)"
+            )
+        elif top is not None:
+            above = f", {bracket:,.0f}/s did not" if bracket else ", no higher rate was tried"
+            s.notes.append(f"{names.get(broker, broker)}: {top:,.0f}/s kept up{above}: the "
+                           "capacity lies in between (the search's resolution)")  # fmt: skip
+    s.notes.append(
+        f"each run: `interlock up --simulate RATE --for {d.get('duration_s', 0):g}` on the "
+        "embedded broker; the window runs from a few seconds after `ready` to the end of the "
+        "generation; a rate is kept up when the simulator sent ≥ "
+        f"{d.get('sent_share', 0.95):.0%} of it, the handoff p99 of the actions handed off "
+        "after the window's start is under 1 s and the lag did not grow; the search doubles "
+        "from its first rate, then bisects; Tansu's first rate is Kafka's highest rate kept up "
+        "divided by the ratio target, so that its first run tells on which side of the target "
+        "the ratio falls"
+    )
+    s.notes.append(
+        "CPU per action: each service's CPU seconds (all its processes and threads, /proc) over "
+        "the window, divided by the actions the simulator sent in it; `up` is the supervisor "
+        "with its live view, `simulate` the simulated CRM and ERP, `broker` the embedded broker; "
+        "cores: the same CPU per second of the window, beside the rest of the machine and idle"
+    )
+    s.notes.append(
+        "every run starts a fresh stack, its embedded broker included: a run on Kafka falls in "
+        "the JVM's first minute, when it still compiles as it serves and costs more CPU than "
+        "it will later; short runs are what lets both searches fit in one `make bench`"
+    )
+    return s
+
+
+def _capacity_run(search: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The run that shows a broker's cost: its highest rate kept up, else its first measured."""
+    runs = [r for r in search.get("runs", []) if not r.get("error")]
+    kept = [r for r in runs if r.get("passed")]
+    if kept:
+        return max(kept, key=lambda r: r["offered_per_s"])
+    return runs[0] if runs else None
+
+
+def _cores(r: Mapping[str, Any]) -> str:
+    parts = [f"{n} {v['cores']:.2f}" for n, v in sorted((r.get("cpu") or {}).items(),
+                                                         key=lambda x: -x[1]["cores"])]  # fmt: skip
+    cores = r.get("cores") or {}
+    parts += [f"rest of the machine {cores.get('rest_of_machine', 0):.2f}",
+              f"idle {cores.get('idle', 0):.2f}"]  # fmt: skip
+    return "cores: " + ", ".join(parts)
 
 
 def broker_section(d: Mapping[str, Any]) -> Section:
@@ -345,5 +470,6 @@ BUILDERS: dict[str, Callable[[Mapping[str, Any]], Section]] = {
     "recovery": recovery_section,
     "sweep": sweep_section,
     "pipeline": pipeline_section,
+    "capacity": capacity_section,
     "broker": broker_section,
 }
