@@ -144,8 +144,9 @@ class StageStats:
 
 
 class StageLoop:
-    """One consumer, one handler, one router: a :class:`BatchLoop` whose batch handler calls
-    ``handler(record)`` record by record, guarded (the body of :func:`run_stage`).
+    """One consumer, one handler, one router: the guarded per-record batch handler, on its own
+    :class:`BatchLoop` (``loop``) that settles every batch before the next (the body of
+    :func:`run_stage`).
 
     Args:
         consumer: a confluent-kafka consumer, subscribed or assigned, with
