@@ -1,15 +1,40 @@
-"""The guarded batch loop every Kafka-consuming stage runs: one bad record never stops a partition.
+"""The one loop every stateless Kafka stage runs, and the one rule for when its input is committed.
 
-consume a batch → for each record call ``handler(record)`` inside try/except → a failure is
-routed by :class:`~interlock.retry.FailureRouter` (retry tier or dead letter) → flush → store
-offsets (committed by the consumer's auto-commit, and on close).
+Webhook mapping, CDC, the sinks, replay and the retry loops all run :class:`BatchLoop`
+(``interlock.batchloop``)::
 
-The same loop consumes retry topics. A record read from ``retry.<t>.<n>`` is handed to the
-handler as the ORIGINAL record (topic ``<t>``, its partition, offset, headers, timestamp) once its
-``interlock.retry.not_before`` has passed. Until then its partition is paused and rewound to it
-(``consumer.pause`` + ``consumer.seek``) and resumed when due, so a waiting retry blocks neither
-the source partitions nor other retry partitions. Tier topics hold one delay each, so within a
-partition the records become due in order and waiting on the head is enough.
+    consume a batch → handle it → settle its outputs → store its offsets
+
+(stored offsets are committed by the consumer's auto-commit, and on close). Only the handling
+differs: a *batch handler* gets the batch's messages and the :class:`Batch` they belong to. The
+CDC stage maps the whole batch itself (``connectors.cdc.consumer``); :class:`StageLoop` is the
+guarded handler that calls ``handler(record)`` record by record and routes each failure.
+
+**The settle rule.** A batch's offsets are stored once every record it produced has been
+acknowledged by the broker and every older batch's offsets are stored; a crash therefore replays
+at most the batches not yet stored (at-least-once; deterministic event ids make the replay
+harmless downstream). What a batch produced is acknowledged one of two ways:
+
+- counted: produced with the batch's delivery callback ``batch.ack`` and added to ``batch.left``
+  (the CDC stage's canonical events and dead letters);
+- flushed: a batch marked ``batch.flush`` waits for the producer's flush before it is stored
+  (records routed to retry or dead-letter topics, outputs produced without the callback).
+
+``max_in_flight`` is how many handled batches may still wait for acknowledgements when
+:meth:`BatchLoop.run_once` returns. With 0, the default, each batch is settled before the next is
+consumed: flush per batch. The CDC stage keeps two, so batch N+1 is mapped while batch N's
+deliveries complete. When a consume returns nothing, and when the loop stops
+(:meth:`BatchLoop.drain`), every batch is settled. An output that is not acknowledged stops the
+loop with its batch unstored, so the batch is read again by whoever consumes the partition next.
+
+**Guarded records** (:class:`StageLoop`). ``handler(record)`` runs inside try/except; a failure
+is routed by :class:`~interlock.retry.FailureRouter` (retry tier or dead letter) and the
+partition goes on. The same loop consumes retry topics. A record read from ``retry.<t>.<n>`` is
+handed to the handler as the ORIGINAL record (topic ``<t>``, its partition, offset, headers,
+timestamp) once its ``interlock.retry.not_before`` has passed. Until then its partition is paused
+and rewound to it (``consumer.pause`` + ``consumer.seek``) and resumed when due, so a waiting
+retry blocks neither the source partitions nor other retry partitions. Tier topics hold one delay
+each, so within a partition the records become due in order and waiting on the head is enough.
 
 How a stage wires it (main stream and retries share one handler and one router)::
 
@@ -17,18 +42,20 @@ How a stage wires it (main stream and retries share one handler and one router):
                            tiers_for=tiers_from_catalog(load_catalog(), settings.retry.delays))
     consumer = make_consumer(settings, "sink-erp")
     consumer.subscribe(with_retry_topics(["commands.erp.create-order"], router))
-    run_stage(consumer, handle_command, router, stop=stop_event, instruments=instruments)
+    run_stage(consumer, handle_command, router, stop=stop_event, instruments=instruments,
+              on_batch_end=lambda: producer.flush(30))
 
 ``handler(record)`` raises :class:`~contracts.errors.InterlockError` (``reason``, ``transient``)
-for a known failure; any other exception is a permanent ``PROCESSING_FAILED``. A handler whose
-target is down as a whole (the sinks, while a circuit breaker is open) raises
-:class:`TargetUnavailableError` instead: the record is neither retried nor dead-lettered but
-stays in its partition, which is paused and rewound to it; the later records of that partition
-in the batch are left for then too; other partitions go on; after ``resume_in_s`` the same
-record comes again. A record held past the router's ``max_age_s`` is dead-lettered. A stage whose
-main path is not a Kafka loop (an HTTP receiver, a Faust agent) routes its failures with
-``router.route(record, error)`` and runs :func:`run_retry_loop` on the retry topics in a thread.
-The handler must then be safe to call from both places.
+for a known failure; any other exception is a permanent ``PROCESSING_FAILED``. Its outputs are
+not counted, so a batch with stored offsets is flushed (``router.flush``); ``on_batch_end``
+flushes the stage's own producer first. A handler whose target is down as a whole (the sinks,
+while a circuit breaker is open) raises :class:`TargetUnavailableError` instead: the record is
+neither retried nor dead-lettered but stays in its partition, which is paused and rewound to it;
+the later records of that partition in the batch are left for then too; other partitions go on;
+after ``resume_in_s`` the same record comes again. A record held past the router's ``max_age_s``
+is dead-lettered. A stage whose main path is not a Kafka loop (an HTTP receiver, a Faust agent)
+routes its failures with ``router.route(record, error)`` and runs :func:`run_retry_loop` on the
+retry topics in a thread. The handler must then be safe to call from both places.
 """
 
 from __future__ import annotations
@@ -40,15 +67,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException
 
 from contracts.errors import InterlockError, Reason
+from interlock.batchloop import Batch, BatchHandler, BatchLoop, consume_available
 from interlock.instruments import Instruments
 from interlock.logs import RateLimitedLog
 from interlock.records import RawRecord
 from interlock.retry import FailureRouter, restore, retry_info, retry_topics
 
 __all__ = [
+    "Batch",
+    "BatchHandler",
+    "BatchLoop",
     "Handler",
     "StageLoop",
     "StageStats",
@@ -95,20 +126,6 @@ def with_retry_topics(topics: Iterable[str], router: FailureRouter) -> list[str]
     return names + [r for t in names for r in retry_topics([t], router.tiers(t))]
 
 
-def consume_available(consumer: Any, batch_size: int, timeout: float) -> list[Any]:
-    """Wait up to ``timeout`` for the first record, then take what is already fetched.
-
-    ``Consumer.consume(n, timeout)`` returns only when ``n`` records arrived or the timeout
-    passed, so at a moderate rate every stage would add its whole poll timeout to the latency
-    of each record. Waiting for one and draining the rest without waiting keeps batches large
-    under load and latency low when it is quiet.
-    """
-    first = consumer.consume(1, timeout)
-    if not first or batch_size <= 1:
-        return list(first)
-    return [*first, *consumer.consume(batch_size - 1, 0)]
-
-
 @dataclass
 class StageStats:
     """What a loop did: records handled fine, sent to retry, dead-lettered; deferrals."""
@@ -127,7 +144,9 @@ class StageStats:
 
 
 class StageLoop:
-    """One consumer, one handler, one router: the body of :func:`run_stage`, batch by batch.
+    """One consumer, one handler, one router: the guarded per-record batch handler, on its own
+    :class:`BatchLoop` (``loop``) that settles every batch before the next (the body of
+    :func:`run_stage`).
 
     Args:
         consumer: a confluent-kafka consumer, subscribed or assigned, with
@@ -163,48 +182,35 @@ class StageLoop:
         self.handler = handler
         self.router = router
         self.stats = StageStats()
+        self.loop = BatchLoop(
+            consumer,
+            router.producer,
+            self._handle_batch,
+            flush=router.flush,
+            batch_size=batch_size,
+            poll_timeout=poll_timeout,
+            clock=clock,
+        )
         self._instruments = instruments
         self._stage = stage or router.processor
-        self._batch_size = batch_size
-        self._poll_timeout = poll_timeout
         self._on_batch_end = on_batch_end
         self._clock = clock
         self._record_outcomes = record_outcomes
-        self._paused: dict[tuple[str, int], int] = {}
         self._held: dict[tuple[str, int], tuple[int, int]] = {}
         """Partitions held in this batch: (offset to come back to, resume at ms)."""
         self._held_once: dict[tuple[str, int], int] = {}
         """Per partition, the offset last held ``once`` (held again: a per-record failure)."""
         self._quiet = RateLimitedLog(log)
 
-    def _resume_due(self, now_ms: int) -> None:
-        due = [tp for tp, at in self._paused.items() if at <= now_ms]
-        for topic, partition in due:
-            del self._paused[(topic, partition)]
-            try:
-                self.consumer.resume([TopicPartition(topic, partition)])
-            except KafkaException as exc:  # revoked meanwhile: nothing to resume
-                log.debug("resume %s[%d]: %s", topic, partition, exc)
-
-    def _wait_s(self, now_ms: int) -> float:
-        if not self._paused:
-            return self._poll_timeout
-        soonest = min(self._paused.values()) - now_ms
-        return max(0.0, min(self._poll_timeout, soonest / 1000))
-
     def _defer(self, msg: Any, not_before_ms: int) -> None:
-        tp = TopicPartition(msg.topic(), msg.partition())
-        self.consumer.pause([tp])
-        self.consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
-        self._paused[(msg.topic(), msg.partition())] = not_before_ms
+        self.loop.pause(msg.topic(), msg.partition(), msg.offset(), not_before_ms)
         self.stats.deferred += 1
 
     def run_once(self) -> int:
-        """Consume and handle one batch; returns how many records were handled."""
-        self._resume_due(int(self._clock() * 1000))
-        msgs = consume_available(
-            self.consumer, self._batch_size, self._wait_s(int(self._clock() * 1000))
-        )
+        """Consume, handle and settle one batch; returns how many records were handled."""
+        return self.loop.run_once()
+
+    def _handle_batch(self, msgs: list[Any], batch: Batch) -> int:
         blocked: set[tuple[str, int]] = set()
         done: dict[tuple[str, int], int] = {}
         handled = 0
@@ -232,11 +238,8 @@ class StageLoop:
         if self._on_batch_end is not None:
             self._on_batch_end()
         self._pause_held(done)
-        if done:
-            self.router.flush()
-            self.consumer.store_offsets(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in done.items()]
-            )
+        batch.offsets = done
+        batch.flush = bool(done)  # outputs and routed records are not counted: flush them
         return handled
 
     def _pause_held(self, done: dict[tuple[str, int], int]) -> None:
@@ -245,12 +248,9 @@ class StageLoop:
         for (topic, partition), (offset, resume_at_ms) in held.items():
             done[(topic, partition)] = offset  # what came before it is done
             try:
-                self.consumer.pause([TopicPartition(topic, partition)])
-                self.consumer.seek(TopicPartition(topic, partition, offset))
+                self.loop.pause(topic, partition, offset, resume_at_ms)
             except KafkaException as exc:  # revoked meanwhile: the next owner reads it
                 log.debug("hold %s[%d]: %s", topic, partition, exc)
-                continue
-            self._paused[(topic, partition)] = resume_at_ms
 
     def _hold(
         self, raw: RawRecord, record: RawRecord, attempt: int, exc: TargetUnavailableError
@@ -323,8 +323,7 @@ class StageLoop:
     def run(self, stop: threading.Event) -> StageStats:
         """Loop until ``stop`` is set; returns the stats. Offsets stored so far are committed
         by the consumer (auto-commit, and ``close``) — the caller closes it."""
-        while not stop.is_set():
-            self.run_once()
+        self.loop.run(stop)
         return self.stats
 
 

@@ -1,12 +1,11 @@
 """The CDC mapping stage: Debezium change topics in, canonical events out, in batches.
 
-A stateless confluent-kafka loop: ``consume(N, timeout)`` -> decode -> map and encode (one
-generated writer per mapping, ``connectors.cdc.fastpath``; the model-based reference path for
-anything it refuses) -> ``produce`` (linger batches them). Batches are pipelined: batch N+1 is
-mapped while batch N's deliveries complete; each produce carries a delivery callback counting
-down its batch, and a batch's offsets are stored only once all its outputs were acknowledged
-and every older batch was stored, so a crash replays at most the unacknowledged batches
-(at-least-once; the deterministic event ids make the replay harmless downstream).
+The batch handler of a stateless :class:`interlock.stage.BatchLoop`: decode -> map and encode
+(one generated writer per mapping, ``connectors.cdc.fastpath``; the model-based reference path
+for anything it refuses) -> ``produce`` (linger batches them). Canonical events and dead letters
+are produced with the batch's delivery callback; the loop keeps two batches in flight, so batch
+N+1 is mapped while batch N's deliveries complete. When offsets are stored is the loop's one
+rule, described in :mod:`interlock.stage`.
 Failures never stop a partition: tombstones are skipped, unknown tables are skipped and
 counted (dead-lettered in strict mode), truncates and unmappable changes are dead-lettered
 with their reason code. Debezium records that are not changes (transaction metadata,
@@ -20,12 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaException
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connectors.cdc.envelope import ChangeEvent, ControlRecord, EnvelopeDecoder
@@ -37,7 +35,7 @@ from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
 from interlock.kafka import produce
 from interlock.records import RawRecord
-from interlock.stage import consume_available
+from interlock.stage import Batch, BatchLoop
 
 __all__ = ["BatchResult", "CdcStage", "ConsumerLike", "ProducerLike"]
 
@@ -71,27 +69,9 @@ class BatchResult(Counter[str]):
     the control records skipped: transaction, heartbeat, schema_change."""
 
 
-class _Batch:
-    """One consumed batch whose offsets wait for its outputs to be acknowledged."""
-
-    __slots__ = ("errors", "left", "messages", "needs_flush")
-
-    def __init__(self, messages: list[Any]) -> None:
-        self.messages = messages
-        self.left = 0
-        self.errors: list[Any] = []
-        self.needs_flush = False
-        """Dead letters (and truncate reports) are not counted here: flush before storing."""
-
-    def ack(self, err: Any, _msg: Any) -> None:
-        """Delivery report of one canonical event of this batch."""
-        self.left -= 1
-        if err is not None:
-            self.errors.append(err)
-
-
 class CdcStage:
-    """Maps one batch of Debezium records at a time, producing while earlier batches settle.
+    """Maps one batch of Debezium records at a time (:meth:`map_batch`) on its own
+    :class:`~interlock.stage.BatchLoop` (``loop``), producing while earlier batches settle.
 
     Args:
         consumer: subscribed consumer with ``enable.auto.offset.store=False``.
@@ -105,7 +85,8 @@ class CdcStage:
         batch_size: records per ``consume`` call.
         poll_timeout: seconds ``consume`` waits for the first record.
         flush_timeout: seconds a batch may wait for its acknowledgements before the stage fails.
-        max_in_flight: batches whose outputs may be unacknowledged before the stage waits.
+        max_in_flight: handled batches whose outputs may be unacknowledged when a batch is
+            done (0: each batch settles before the next is consumed).
         on_truncate: called with each dead-lettered TRUNCATE (decoded), the raw record and its
             dead-letter topic, e.g. to report it to the audit topic.
     """
@@ -137,11 +118,6 @@ class CdcStage:
         self._on_truncate = on_truncate
         self._metrics = instruments
         self._strict = strict
-        self._batch_size = batch_size
-        self._poll_timeout = poll_timeout
-        self._flush_timeout = flush_timeout
-        self._max_in_flight = max(1, max_in_flight)
-        self._pending: deque[_Batch] = deque()
         self._writers: dict[int, FastWriter | None] = {}
         self._ready: dict[tuple[str, str | None], tuple[Writer, bytes, str]] = {}
         """(write, header, topic) of the writer of a (table, schema), once it knows its header."""
@@ -149,6 +125,15 @@ class CdcStage:
             e: 10 if getattr(s, "wire_format", None) == "single-object" else 5
             for e, s in self._serializers.items()
         }
+        self.loop: BatchLoop[BatchResult] = BatchLoop(
+            consumer,
+            producer,
+            self.map_batch,
+            batch_size=batch_size,
+            poll_timeout=poll_timeout,
+            flush_timeout=flush_timeout,
+            max_in_flight=max_in_flight,
+        )
 
     def _context(self, topic: str) -> SerializationContext:
         ctx = self._contexts.get(topic)
@@ -193,16 +178,17 @@ class CdcStage:
         Raises:
             KafkaException: an output was not acknowledged (offsets stay unstored).
         """
-        messages = consume_available(self._consumer, self._batch_size, self._poll_timeout)
+        return self.loop.run_once()
+
+    def map_batch(self, messages: list[Any], batch: Batch) -> BatchResult:
+        """Map and produce one batch, each output counted by ``batch.ack`` (the batch handler)."""
         result = BatchResult()
         if not messages:
-            self._settle(wait=bool(self._pending))
             return result
         started = time.perf_counter()
         produced: Counter[str] = Counter()
         consumed: Counter[tuple[str, str]] = Counter()
         now = datetime.now(UTC)
-        batch = _Batch(messages)
         ack = batch.ack
         decode, encode, send = self._decoder.decode, self._encode, self._producer.produce
         for msg in messages:
@@ -241,6 +227,7 @@ class CdcStage:
                 dlq = self._dead_letter(msg, exc, batch)
                 if self._on_truncate is not None and change is not None:
                     self._on_truncate(change, RawRecord.from_message(msg), dlq)
+                    batch.flush = True  # the report is produced without the batch's callback
             except InterlockError as exc:
                 outcome = "dead_lettered"
                 self._dead_letter(msg, exc, batch)
@@ -253,63 +240,17 @@ class CdcStage:
         batch.left += sum(produced.values())
         for (_topic, outcome), n in consumed.items():
             result[outcome] += n
-        self._producer.poll(0)
-        self._pending.append(batch)
-        self._settle(wait=len(self._pending) > self._max_in_flight)
         self._record(consumed, produced, time.perf_counter() - started, len(messages))
         return result
 
-    def _settle(self, *, wait: bool) -> None:
-        """Store the offsets of the oldest batches whose outputs are all acknowledged.
-
-        With ``wait``, block (serving delivery reports) until the oldest batch settles.
-        """
-        pending = self._pending
-        producer = self._producer
-        producer.poll(0)
-        deadline = time.monotonic() + self._flush_timeout
-        while pending:
-            batch = pending[0]
-            if batch.needs_flush:
-                remaining = producer.flush(max(0.0, deadline - time.monotonic()))
-                if remaining:
-                    raise KafkaException(f"{remaining} events not acknowledged; not committing")
-                batch.needs_flush = False
-            if batch.errors:
-                raise KafkaException(
-                    f"{len(batch.errors)} canonical events not acknowledged "
-                    f"({batch.errors[0]}); not committing"
-                )
-            if batch.left > 0:
-                if not wait:
-                    return
-                if time.monotonic() > deadline:
-                    raise KafkaException(
-                        f"{batch.left} canonical events not acknowledged; not committing"
-                    )
-                producer.poll(0.05)
-                continue
-            self._store(batch.messages)
-            pending.popleft()
-            wait = False if len(pending) <= self._max_in_flight else wait
-
     def drain(self) -> None:
         """Wait until every produced event is acknowledged and store all offsets."""
-        if self._pending:
-            self._pending[-1].needs_flush = True
-            self._settle(wait=True)
+        self.loop.drain()
 
-    def _store(self, messages: list[Any]) -> None:
-        highest: dict[tuple[str, int], Any] = {}
-        for msg in messages:
-            if msg.error() is None:
-                highest[(msg.topic(), msg.partition())] = msg
-        for msg in highest.values():
-            self._consumer.store_offsets(message=msg)
-
-    def _dead_letter(self, msg: Any, error: BaseException, batch: _Batch) -> str:
-        batch.needs_flush = True
-        return self._dead.send(RawRecord.from_message(msg), error)
+    def _dead_letter(self, msg: Any, error: BaseException, batch: Batch) -> str:
+        topic = self._dead.send(RawRecord.from_message(msg), error, on_delivery=batch.ack)
+        batch.left += 1
+        return topic
 
     def _record(
         self,
@@ -327,9 +268,7 @@ class CdcStage:
 
     def run(self, stop: threading.Event) -> None:
         """Run batches until ``stop`` is set, then settle what is in flight."""
-        while not stop.is_set():
-            self.run_once()
-        self.drain()
+        self.loop.run(stop)
 
 
 def dead_letter_metrics(instruments: Instruments) -> Callable[[str, Reason], None]:
