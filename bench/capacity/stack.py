@@ -12,10 +12,7 @@ the warm-up, the drain included), whether the lag grew, and the CPU seconds of e
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,7 +23,15 @@ from typing import Any, Literal
 import httpx
 
 from bench.capacity.processes import MachineTimes, cpu_by_service, machine_times
-from bench.pipeline.run import URL, _latest_buckets, _merge, _scrape
+from bench.pipeline.run import (
+    URL,
+    _latest_buckets,
+    _merge,
+    _scrape,
+    stack_env,
+    start_stack,
+    stop_stack,
+)
 from ops.simulator.live import Snapshot, histogram_quantile, lag_grew, take_snapshot
 
 __all__ = ["BrokerKind", "run_stack", "window_quantiles"]
@@ -88,18 +93,11 @@ def run_stack(
     warmup = min(8.0, 0.3 * duration) if warmup is None else warmup
     run_dir = WORK / f"{broker}-r{rate:g}-{uuid.uuid4().hex[:6]}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "COLUMNS": "400", "INTERLOCK_LOG_LEVEL": "WARNING"}
+    env = stack_env(run_dir)
     env["INTERLOCK_EMBEDDED_BROKER"] = broker
     env.pop("INTERLOCK_KAFKA__BOOTSTRAP_SERVERS", None)  # always the embedded broker
-    env["INTERLOCK_PROCESSORS__DATA_DIR"] = str(run_dir / "faust")
-    argv = [sys.executable, "-m", "interlock.cli", "up", "--simulate", f"{rate:g}",
-            "--for", f"{duration:g}", "--drain", f"{drain:g}",
-            "--log-dir", str(run_dir / "logs"), "--metrics-port", "0"]  # fmt: skip
     began = time.monotonic()
-    proc = subprocess.Popen(
-        argv, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
+    proc = start_stack(run_dir, env, rate, duration, drain)
     out = _StackOutput(proc)
     series: list[tuple[float, Snapshot]] = []
     cpu: list[tuple[float, dict[str, float], MachineTimes]] = []
@@ -117,9 +115,7 @@ def run_stack(
                 time.sleep(max(0.0, interval - (time.monotonic() - now)))
     finally:
         # the stack is in its own session: a benchmark stopped early must stop it too
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(60)
+        stop_stack(proc)
     result: dict[str, Any] = {
         "broker": broker,
         "offered_per_s": rate,

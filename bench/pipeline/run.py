@@ -39,7 +39,7 @@ from ops.simulator.live import (
     take_snapshot,
 )
 
-__all__ = ["main", "run_once", "steady_rate"]
+__all__ = ["main", "run_once", "stack_env", "start_stack", "steady_rate", "stop_stack"]
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "pipeline.json"
@@ -67,6 +67,33 @@ def _merge(per_flow: dict[str, list[tuple[float, float]]]) -> list[tuple[float, 
     return sorted(total.items())
 
 
+def stack_env(run_dir: Path) -> dict[str, str]:
+    """The environment of a measured ``interlock up``: wide output, warnings only, its own data."""
+    env = {**os.environ, "COLUMNS": "400", "INTERLOCK_LOG_LEVEL": "WARNING"}
+    env["INTERLOCK_PROCESSORS__DATA_DIR"] = str(run_dir / "faust")
+    return env
+
+
+def start_stack(
+    run_dir: Path, env: dict[str, str], rate: float, duration: float, drain: float, *options: str
+) -> subprocess.Popen[str]:
+    """Start ``interlock up --simulate`` in ``run_dir``, in its own session, output piped."""
+    argv = [sys.executable, "-m", "interlock.cli", "up", "--simulate", f"{rate:g}",
+            "--for", f"{duration:g}", "--drain", f"{drain:g}", *options,
+            "--log-dir", str(run_dir / "logs"), "--metrics-port", "0"]  # fmt: skip
+    return subprocess.Popen(
+        argv, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def stop_stack(proc: subprocess.Popen[str]) -> None:
+    """Stop a stack still running, with its whole session (the stack's own children too)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+
+
 class _Output:
     """Collects the metrics URLs that ``interlock up`` prints, keeps the rest for errors."""
 
@@ -92,15 +119,8 @@ def run_once(
     """One ``interlock up --simulate`` run; its rates, latency and lag."""
     run_dir = WORK / f"w{workers}-r{rate:g}-{uuid.uuid4().hex[:6]}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "COLUMNS": "400", "INTERLOCK_LOG_LEVEL": "WARNING"}
-    env["INTERLOCK_PROCESSORS__DATA_DIR"] = str(run_dir / "faust")
-    argv = [sys.executable, "-m", "interlock.cli", "up", "--simulate", f"{rate:g}",
-            "--for", f"{duration:g}", "--drain", f"{drain:g}", "--workers", str(workers),
-            "--log-dir", str(run_dir / "logs"), "--metrics-port", "0"]  # fmt: skip
-    proc = subprocess.Popen(
-        argv, cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
+    env = stack_env(run_dir)
+    proc = start_stack(run_dir, env, rate, duration, drain, "--workers", str(workers))
     out = _Output(proc)
     series: list[tuple[float, Snapshot, float]] = []
     started = time.monotonic()
@@ -112,9 +132,7 @@ def run_once(
             if samples:
                 series.append((at, take_snapshot(samples, at), worker))
             time.sleep(interval)
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
+    stop_stack(proc)
     result: dict[str, Any] = {
         "workers": workers,
         "offered_per_s": rate,
