@@ -42,7 +42,7 @@ from tests.ops.review.conftest import (  # noqa: F401  (console_users: a fixture
 )
 from tests.ops.review.test_console_browser import open_case, press
 from tests.processors.conftest import ProcessorsEnv, Worker, all_topics, create_topics
-from tests.processors.events import account_event, quote_event
+from tests.processors.events import account_event, quote_event, vague_account_match
 from tests.processors.test_review_worker import over_discount
 
 pytestmark = pytest.mark.e2e
@@ -161,11 +161,7 @@ def test_an_operator_links_a_vague_match_and_the_parked_quote_becomes_one_order(
 ) -> None:
     env, console, browser = desk.env, desk.console, desk.browser
     t = env.topics
-    crm = account_event("crm-initech", "crm", crm_record_id="co-8", name="Initech")
-    erp = account_event(
-        "erp-initech", "erp", version=2, erp_customer_number="C-88", legal_name="Initech Ltd",
-        currency="EUR", payment_terms="NET30", credit_hold=False,
-    )  # fmt: skip
+    crm, erp = vague_account_match()
     env.send(t.account, crm)
     env.send(t.account, erp)
     # the worker finds the match too vague to link alone: a case, and the console shows it

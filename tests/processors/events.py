@@ -28,6 +28,7 @@ __all__ = [
     "line_event",
     "quote_event",
     "shipment_event",
+    "vague_account_match",
 ]
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -68,6 +69,16 @@ def account_event(
         changed_fields=changed_fields or [],
         payload=Account(account_id=account_id, **fields),
     )
+
+
+def vague_account_match() -> tuple[AccountEvent, AccountEvent]:
+    """Initech in the CRM and in the ERP: alike, but too vaguely for the worker to link alone."""
+    crm = account_event("crm-initech", "crm", crm_record_id="co-8", name="Initech")
+    erp = account_event(
+        "erp-initech", "erp", version=2, erp_customer_number="C-88", legal_name="Initech Ltd",
+        currency="EUR", payment_terms="NET30", credit_hold=False,
+    )  # fmt: skip
+    return crm, erp
 
 
 def quote_event(

@@ -13,7 +13,7 @@ from contracts.review import Case, decision_for, decode_case, encode_decision
 from interlock.records import RawRecord
 from processors.review import OVERRIDE_HEADER
 from tests.processors.conftest import ProcessorsEnv
-from tests.processors.events import account_event, quote_event
+from tests.processors.events import account_event, quote_event, vague_account_match
 
 pytestmark = pytest.mark.integration
 
@@ -100,11 +100,7 @@ def test_a_vague_match_waits_for_a_person_and_approval_releases_the_quote(
     proc_env: ProcessorsEnv,
 ) -> None:
     t = proc_env.topics
-    crm = account_event("crm-initech", "crm", crm_record_id="co-8", name="Initech")
-    erp = account_event(
-        "erp-initech", "erp", version=2, erp_customer_number="C-88", legal_name="Initech Ltd",
-        currency="EUR", payment_terms="NET30", credit_hold=False,
-    )  # fmt: skip
+    crm, erp = vague_account_match()
     proc_env.send(t.account, crm)
     proc_env.send(t.account, erp)
     worker = proc_env.start_worker(INTERLOCK_PROCESSORS__JOIN_GRACE_S="3")
