@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["kafka_bootstrap", "write_result"]
+__all__ = ["broker_label", "kafka_bootstrap", "write_result"]
 
 
 @contextmanager
@@ -24,6 +24,17 @@ def kafka_bootstrap() -> Iterator[str]:
 
     with embedded_broker(Settings(_env_file=None)) as broker:
         yield broker.bootstrap_servers
+
+
+def broker_label() -> str:
+    """The broker the benchmarks run on: ``external``, or the embedded one that is chosen."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return "external"
+    from interlock.broker import choose_embedded
+    from interlock.settings import Settings
+
+    kind = choose_embedded(Settings(_env_file=None)).kind
+    return "embedded " + ("Tansu" if kind == "tansu" else "Apache Kafka")
 
 
 def write_result(path: Path, result: Any) -> None:

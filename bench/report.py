@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.harness import broker_label
 from bench.sections import BUILDERS
 from bench.table import Row, Section, Target
 
@@ -109,7 +110,8 @@ def render_results(sections: list[Section], machine: Mapping[str, Any]) -> str:
     """RESULTS.md: the machine line, then one table per benchmark."""
     out = ["# Benchmark results", "", machine_line(machine), ""]
     out.append("Every figure is beside its baseline measured in the same run on the same broker "
-               "(embedded Tansu); ratio = value / baseline.")  # fmt: skip
+               f"({broker_label()}, unless a section names another); "
+               "ratio = value / baseline.")  # fmt: skip
     out.append("")
     for section in sections:
         out.append(section.markdown())

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from bench.harness import write_result
+from bench.harness import broker_label, write_result
 from interlock.settings import load_settings
 from ops.simulator.live import (
     MetricSample,
@@ -225,8 +225,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             runs.append(r)
             print(json.dumps({k: v for k, v in r.items() if k != "series"}), flush=True)
     report = {"benchmark": "pipeline", "duration_s": args.duration, "drain_s": args.drain,
-              "quick": args.quick, "broker": "embedded tansu" if not
-              os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "external",
+              "quick": args.quick, "broker": broker_label(),
               "store": _store(), "runs": runs}  # fmt: skip
     write_result(RESULTS, report)
     from bench.sections import pipeline_section

@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from bench.harness import kafka_bootstrap, write_result  # noqa: E402
+from bench.harness import broker_label, kafka_bootstrap, write_result  # noqa: E402
 from contracts import decode, encode  # noqa: E402
 from interlock.broker import free_port  # noqa: E402
 from interlock.kafka import true_end_offsets  # noqa: E402
@@ -368,7 +368,7 @@ def main() -> None:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "load_average_at_end": os.getloadavg(),
-        "broker": "embedded tansu" if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "external",
+        "broker": broker_label(),
         "note": "burst: input produced at once after the processors are ready, latency includes "
         "queueing behind the burst, events/s = quotes / (last command time - first quote time); "
         "steady: quotes offered at a fixed rate to the same 1-worker process after its burst",
