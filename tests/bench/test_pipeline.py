@@ -38,7 +38,7 @@ def test_the_stack_runs_up_simulate_with_its_options_before_its_log_dir(
 
 def test_stopping_a_running_stack_ends_its_session() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"], text=True, start_new_session=True
+        [sys.executable, "-c", "import signal; signal.pause()"], text=True, start_new_session=True
     )
     stop_stack(proc)
     assert proc.returncode is not None
