@@ -29,14 +29,18 @@ from contracts.review import (
     Decision,
     MatchCandidate,
     MatchContext,
-    QuoteContext,
     case_id_for,
     decode_decision,
     encode_audit,
     encode_case,
 )
 from interlock.records import RawRecord
-from processors.domain.casecontext import accounts_context, match_evidence, quote_context
+from processors.domain.casecontext import (
+    accounts_context,
+    match_evidence,
+    quote_context,
+    with_quote,
+)
 from processors.domain.cases import (
     Applied,
     apply_decision,
@@ -47,7 +51,7 @@ from processors.domain.cases import (
 )
 from processors.domain.quotes import Issue
 from processors.flow import FlowContext
-from processors.rawjson import raw_from_json, raw_to_json
+from processors.rawjson import raw_to_json
 from processors.repositories import Accounts, Cases, ParkingLot
 
 __all__ = ["OVERRIDE_HEADER", "Redo", "ReviewDesk"]
@@ -193,7 +197,6 @@ class ReviewDesk:
             details={"basis": basis, "account": account_id, "best": best},
         )
         name = crm.get("name") or crm.get("legal_name") or crm_id
-        quote = self._parked_quote(crm_id)
         fresh = open_case(
             self.policy,
             kind="account_match",
@@ -203,15 +206,10 @@ class ReviewDesk:
             partition_key=account_id,
             summary=f"is {name} the same company as {erp.get('legal_name') or erp.get('name')}?"
             f" (score {scores.get(best, 0.0):.2f})",
-            context=context.model_copy(update={"quote": quote[1] if quote else None}),
+            context=context,
             account_id=crm_id,
-            quote_id=quote[0].payload.quote_id if quote else None,
-            deal_id=quote[0].payload.crm_deal_id if quote else None,
-            correlation_id=(quote[0].correlation_id or quote[0].payload.quote_id)
-            if quote
-            else None,
         )
-        return self._open_case(fresh, partition)
+        return self._open_case(self._with_parked_quote(fresh), partition)
 
     def match_open(self, account_id: str) -> bool:
         """Whether a person is deciding this account's match (its parked quotes wait for it)."""
@@ -227,14 +225,7 @@ class ReviewDesk:
             return
         if case.partition_key != event.payload.account_id:
             return  # kept in the other side's partition: the decision finds the quote then
-        update = {
-            "quote_id": event.payload.quote_id,
-            "deal_id": event.payload.crm_deal_id,
-            "correlation_id": event.correlation_id or event.payload.quote_id,
-            "context": case.context.model_copy(update={"quote": quote_context(event)}),
-            "updated_at": self.p.clock(),
-        }
-        fresh = case.model_copy(update=update)
+        fresh = with_quote(case, event).model_copy(update={"updated_at": self.p.clock()})
         refreshed = refresh_case(case, fresh)
         if refreshed is not None:
             self._write(refreshed, partition)
@@ -472,29 +463,14 @@ class ReviewDesk:
 
     def _with_parked_quote(self, case: Case) -> Case:
         """An account-match case with the quote waiting for it (for the audit and the trace)."""
-        quote = self._parked_quote(case.account_id or "")
-        if quote is None:
-            return case
-        event, context = quote
-        return case.model_copy(
-            update={
-                "quote_id": event.payload.quote_id,
-                "deal_id": event.payload.crm_deal_id,
-                "correlation_id": event.correlation_id or event.payload.quote_id,
-                "context": case.context.model_copy(update={"quote": context}),
-            }
-        )
+        event = self._parked_quote(case.account_id or "")
+        return case if event is None else with_quote(case, event)
 
-    def _parked_quote(self, account_id: str) -> tuple[QuoteEvent, QuoteContext] | None:
-        lot = self.parked
-        for quote_id in lot.waiting_for_account(account_id, anywhere=True):
-            entry = lot.get(quote_id, anywhere=True)
-            if entry is None or not entry["raw"].get("value"):
-                continue
-            record = raw_from_json(entry["raw"])
+    def _parked_quote(self, account_id: str) -> QuoteEvent | None:
+        for record in self.parked.records_for_account(account_id):
             event = self.p.decode(record.value or b"")
             if isinstance(event, QuoteEvent):
-                return event, quote_context(event)
+                return event
         return None
 
 

@@ -14,10 +14,22 @@ from typing import Any
 from contracts.models import QuoteEvent
 from contracts.ownership import OwnershipPolicy
 from contracts.policy import quote_discount_pct
-from contracts.review import AccountField, AccountsContext, QuoteContext, QuoteLineContext
+from contracts.review import (
+    AccountField,
+    AccountsContext,
+    Case,
+    QuoteContext,
+    QuoteLineContext,
+)
 from processors.domain.accounts import normalise_domain, normalise_name, normalise_tax_id
 
-__all__ = ["ACCOUNT_FIELDS", "accounts_context", "match_evidence", "quote_context"]
+__all__ = [
+    "ACCOUNT_FIELDS",
+    "accounts_context",
+    "match_evidence",
+    "quote_context",
+    "with_quote",
+]
 
 ACCOUNT_FIELDS = (
     "name", "legal_name", "web_domain", "tax_id", "crm_record_id", "erp_customer_number",
@@ -108,3 +120,16 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def with_quote(case: Case, event: QuoteEvent) -> Case:
+    """``case`` (an account match) with the quote that waits for it: its ids and its context,
+    so the audit and the trace tie the decision to the quote."""
+    return case.model_copy(
+        update={
+            "quote_id": event.payload.quote_id,
+            "deal_id": event.payload.crm_deal_id,
+            "correlation_id": event.correlation_id or event.payload.quote_id,
+            "context": case.context.model_copy(update={"quote": quote_context(event)}),
+        }
+    )

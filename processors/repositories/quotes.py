@@ -3,8 +3,11 @@ and how the ERP's order numbers lead back to it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, TypedDict
 
+from interlock.records import RawRecord
+from processors.rawjson import raw_from_json
 from processors.state import read_any_partition
 
 __all__ = [
@@ -104,6 +107,14 @@ class ParkingLot:
         key = f"a:{account_id}"
         ids = read_any_partition(self._table, key) if anywhere else self._table.get(key)
         return list(ids or [])
+
+    def records_for_account(self, account_id: str) -> Iterator[RawRecord]:
+        """The original records of the quotes parked for ``account_id``, in any partition this
+        worker holds (entries without bytes are left out)."""
+        for quote_id in self.waiting_for_account(account_id, anywhere=True):
+            entry = self.get(quote_id, anywhere=True)
+            if entry is not None and entry["raw"].get("value"):
+                yield raw_from_json(entry["raw"])
 
     def put(self, entry: ParkedQuote) -> None:
         """Park (or park again) a quote, indexed by its account."""
