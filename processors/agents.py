@@ -122,6 +122,7 @@ def register_agents(
         changelog_emit=output.changelog if rocksdb else output,
         options=store_options(proc),
         expiry_index=rocksdb,
+        cache_entries=proc.rocksdb_cache_entries,
     )
     if rocksdb:  # after output.flush: only delivered offsets are written
         app.checkpoints = ChangelogCheckpoints(tables, output)

@@ -48,6 +48,7 @@ from faust.tables.table import Table
 from faust.types import TP
 
 from interlock.settings import ProcessorSettings
+from processors.rocksstore import CachedRocksDBStore
 
 __all__ = [
     "CLEAN_STOP_MARKER",
@@ -98,6 +99,25 @@ class ProducedTable(Table):
     """
 
     changelog_emit: ChangelogEmit | None = None
+    cache_entries: int = 0
+    """``rocksdb://``: decoded values each partition's store keeps for reads (0: none)."""
+
+    def _new_store_by_url(self, url: Any) -> Any:
+        if not self.cache_entries or not str(url).startswith("rocksdb"):
+            return super()._new_store_by_url(url)
+        return CachedRocksDBStore(
+            url,
+            self.app,
+            self,
+            table_name=self.name,
+            key_type=self.key_type,
+            key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer,
+            value_type=self.value_type,
+            loop=self.loop,
+            options=self.options,
+            cache_entries=self.cache_entries,
+        )
 
     def send_changelog(
         self,
@@ -297,12 +317,14 @@ def make_tables(
     changelog_emit: ChangelogEmit | None = None,
     options: dict[str, int] | None = None,
     expiry_index: bool = False,
+    cache_entries: int = 0,
 ) -> Tables:
     """Declare every table on ``app`` with str keys and JSON values.
 
     With ``changelog_emit``, changelog records go through it (see :class:`ProducedTable`);
     ``options`` go to each table's store (see :func:`store_options`); ``expiry_index`` adds
-    the ``expiry`` table (``rocksdb://``).
+    the ``expiry`` table (``rocksdb://``); ``cache_entries``: on ``rocksdb://``, decoded values
+    each table partition keeps for reads (:class:`processors.rocksstore.CachedRocksDBStore`).
     """
 
     def table(name: str, help_: str) -> Any:
@@ -317,6 +339,7 @@ def make_tables(
             options=dict(options) if options else None,
         )
         created.changelog_emit = changelog_emit
+        created.cache_entries = cache_entries
         return app.tables.add(created)
 
     return Tables(

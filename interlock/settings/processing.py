@@ -43,6 +43,12 @@ class ProcessorSettings(BaseModel):
         description="With the rocksdb:// store: block cache of each table partition's database, for"
         " reads from disk.",
     )
+    rocksdb_cache_entries: int = Field(
+        default=4096,
+        ge=0,
+        description="With the rocksdb:// store: decoded values each table partition keeps in memory"
+        " for reads (written through, dropped on rebalance and recovery; 0: none).",
+    )
     topic_prefix: str = Field(
         default="", description="Prefix of every topic the processors read and write."
     )

@@ -1,0 +1,132 @@
+"""Faust's RocksDB table store with a bounded cache of decoded values per table partition.
+
+Faust's RocksDB store encodes every key, reads the partition's database and JSON-decodes the
+value on every read, and a table read asks twice (``key in data``, then ``data[key]``). On the
+hot path that cost more than the business logic of a quote. This store answers reads inside an
+event from a per-partition cache of the values it decoded or was given, so a ``rocksdb://``
+table reads like a ``memory://`` one (the same objects come back), while every write still goes
+to RocksDB at once (write-through): the database, its changelog offset and recovery are as
+before.
+
+The cache is only ever a copy of what the partition's database holds:
+
+- a write in an event updates the entry of the event's partition after the database write;
+- a delete drops the key from every partition's cache;
+- changelog records applied by recovery or a standby, a revoked or (re)assigned partition and
+  a reset drop the caches they touch;
+- a read outside an event (:func:`processors.state.read_any_partition`) bypasses the cache,
+  as Faust's store then searches every partition.
+
+Absent keys are cached too (a dedup check on a new event id asks for a key that is not there).
+Each partition keeps at most ``cache_entries`` keys; the oldest entry goes first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from faust.stores import rocksdb
+from faust.streams import current_event
+from faust.types import TP
+
+__all__ = ["CachedRocksDBStore"]
+
+_ABSENT = object()
+"""Cached: the key is not in the partition's database."""
+_MISS = object()
+
+
+class CachedRocksDBStore(rocksdb.Store):
+    """``rocksdb://`` with reads in an event served from a bounded per-partition cache."""
+
+    def __init__(self, *args: Any, cache_entries: int = 4096, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cache_entries = cache_entries
+        self._cache: dict[int, dict[Any, Any]] = {}
+
+    def _event_partition(self) -> int | None:
+        """The partition Faust's store reads in the current event; None: it searches all."""
+        event = current_event()
+        if event is None or self.table.is_global or self.table.use_partitioner:
+            return None
+        partition: int = event.message.partition
+        return partition
+
+    def _lookup(self, key: Any) -> Any:
+        """The cached value, or _ABSENT, or _MISS outside an event (the caller reads through)."""
+        partition = self._event_partition()
+        if partition is None:
+            return _MISS
+        part = self._cache.get(partition)
+        if part is None:
+            part = self._cache[partition] = {}
+        value = part.get(key, _MISS)
+        if value is _MISS:
+            raw = self._get(self._encode_key(key))  # the event's partition only
+            value = _ABSENT if raw is None else self._decode_value(raw)
+            self._remember(part, key, value)
+        return value
+
+    def _remember(self, part: dict[Any, Any], key: Any, value: Any) -> None:
+        if len(part) >= self.cache_entries:
+            if not self.cache_entries:
+                return
+            del part[next(iter(part))]
+        part[key] = value
+
+    def __getitem__(self, key: Any) -> Any:
+        value = self._lookup(key)
+        if value is _MISS:
+            return super().__getitem__(key)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        value = self._lookup(key)
+        if value is _MISS:
+            return super().__contains__(key)
+        return value is not _ABSENT
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)  # writes the event's partition (Faust asserts an event)
+        partition = self._event_partition()
+        if partition is None:
+            self._forget(key)
+            return
+        part = self._cache.get(partition)
+        if part is None:
+            part = self._cache[partition] = {}
+        part.pop(key, None)  # the newest write goes last: the last to be evicted
+        self._remember(part, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._forget(key)
+        super().__delitem__(key)
+
+    def _forget(self, key: Any) -> None:
+        for part in self._cache.values():
+            part.pop(key, None)
+
+    def apply_changelog_batch(self, batch: Iterable[Any], to_key: Any, to_value: Any) -> None:
+        self._cache.clear()  # recovery and standbys write the databases directly
+        super().apply_changelog_batch(batch, to_key, to_value)
+
+    def revoke_partitions(self, table: Any, tps: set[TP]) -> None:
+        self._drop(table, tps)
+        super().revoke_partitions(table, tps)
+
+    async def assign_partitions(self, table: Any, tps: set[TP], generation_id: int = 0) -> None:
+        self._drop(table, tps)
+        await super().assign_partitions(table, tps, generation_id)
+
+    def _drop(self, table: Any, tps: set[TP]) -> None:
+        mine = table.changelog_topic.topics
+        for tp in tps:
+            if tp.topic in mine:
+                self._cache.pop(tp.partition, None)
+
+    def reset_state(self) -> None:
+        self._cache.clear()
+        super().reset_state()

@@ -1,0 +1,155 @@
+"""The cached RocksDB store: reads in an event come from the cache, which never disagrees with
+the partition's database (writes, deletes, recovery, rebalance)."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import faust
+import pytest
+from faust.streams import _current_event
+from faust.types import TP
+
+from processors.rocksstore import CachedRocksDBStore
+from processors.state import make_tables, read_any_partition
+
+pytestmark = pytest.mark.unit
+
+pytest.importorskip("rocksdict")
+
+
+class _Event:
+    """What Faust's tables read of the current event: ``.message.partition`` and ``.topic``."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = self
+        self.partition = partition
+        self.topic = "canonical"
+
+
+@contextmanager
+def event_of(partition: int) -> Iterator[None]:
+    event = _Event(partition)
+    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def _orders(tmp_path: Path, cache_entries: int = 3) -> tuple[Any, list[tuple[Any, ...]]]:
+    app = faust.App("cache-test", store="rocksdb://", datadir=str(tmp_path), broker="kafka://x:1")
+    emitted: list[tuple[Any, ...]] = []
+    tables = make_tables(
+        app, 2, changelog_emit=lambda *record: emitted.append(record), cache_entries=cache_entries
+    )
+    return tables.orders, emitted
+
+
+def test_a_written_value_is_read_back_without_decoding_and_is_in_the_database(
+    tmp_path: Path,
+) -> None:
+    orders, emitted = _orders(tmp_path)
+    assert isinstance(orders.data, CachedRocksDBStore)
+    value = {"status": "REQUESTED", "revision": 1}
+    with event_of(0):
+        orders["q1"] = value
+        assert orders["q1"] is value  # the cached object, as on memory://
+        assert "q1" in orders
+        assert orders.get("q2") is None
+        assert "q2" not in orders
+    # outside an event the cache is bypassed: this is what the database holds
+    stored = read_any_partition(orders, "q1")
+    assert stored == value
+    assert stored is not value
+    assert [(key, partition) for _, key, _, _, partition in emitted] == [(b'"q1"', 0)]
+
+
+def test_partitions_are_cached_apart(tmp_path: Path) -> None:
+    orders, _ = _orders(tmp_path)
+    with event_of(0):
+        orders["k"] = "zero"
+    with event_of(1):
+        assert orders.get("k") is None  # partition 1's database has no such key
+        orders["k"] = "one"
+    with event_of(0):
+        assert orders["k"] == "zero"
+
+
+def test_a_delete_is_seen_at_once(tmp_path: Path) -> None:
+    orders, _ = _orders(tmp_path)
+    with event_of(0):
+        orders["q1"] = {"n": 1}
+        assert "q1" in orders
+        del orders["q1"]
+        assert "q1" not in orders
+        assert orders.get("q1") is None
+    assert read_any_partition(orders, "q1") is None
+
+
+def _changelog_record(partition: int, key: bytes, value: bytes | None, offset: int) -> Any:
+    message = SimpleNamespace(
+        key=key,
+        value=value,
+        partition=partition,
+        offset=offset,
+        tp=TP("cache-test-orders-changelog", partition),
+    )
+    return SimpleNamespace(message=message)
+
+
+def test_recovery_writes_replace_what_was_cached(tmp_path: Path) -> None:
+    """Changelog records applied by recovery (or a standby) go to the database directly: a key
+    read as absent, or with an older value, reads the new one after."""
+    orders, _ = _orders(tmp_path)
+    with event_of(0):
+        assert orders.get("q1") is None  # absent, and cached so
+        orders["q2"] = {"n": 1}
+    batch = [
+        _changelog_record(0, b'"q1"', b'{"n":7}', 10),
+        _changelog_record(0, b'"q2"', b'{"n":2}', 11),
+    ]
+    orders.data.apply_changelog_batch(batch, None, None)
+    with event_of(0):
+        assert orders["q1"] == {"n": 7}
+        assert orders["q2"] == {"n": 2}
+    assert orders.data.persisted_offset(TP("cache-test-orders-changelog", 0)) == 11
+
+
+def test_a_revoked_partition_forgets_its_cache(tmp_path: Path) -> None:
+    orders, _ = _orders(tmp_path)
+    store = orders.data
+    with event_of(0):
+        orders["q1"] = {"n": 1}
+    with event_of(1):
+        orders["q9"] = {"n": 9}
+    # another worker held partition 0 meanwhile and its changelog brought a newer value
+    store._db_for_partition(0).put(b'"q1"', b'{"n":5}')
+    tp0 = TP(orders.changelog_topic.get_topic_name(), 0)
+    store.revoke_partitions(orders, {tp0})
+    with event_of(0):
+        assert orders["q1"] == {"n": 5}
+    assert 1 in store._cache  # partition 1 kept its cache
+
+
+def test_the_cache_is_bounded_and_every_key_stays_readable(tmp_path: Path) -> None:
+    orders, _ = _orders(tmp_path, cache_entries=3)
+    with event_of(0):
+        for n in range(10):
+            orders[f"q{n}"] = {"n": n}
+        assert len(orders.data._cache[0]) <= 3
+        assert [orders[f"q{n}"]["n"] for n in range(10)] == list(range(10))
+        assert len(orders.data._cache[0]) <= 3
+
+
+def test_no_cache_entries_is_faust_s_own_store(tmp_path: Path) -> None:
+    orders, _ = _orders(tmp_path, cache_entries=0)
+    assert not isinstance(orders.data, CachedRocksDBStore)
+    with event_of(0):
+        orders["q1"] = {"n": 1}
+        assert orders["q1"] == {"n": 1}
