@@ -17,6 +17,10 @@ The cache is only ever a copy of what the partition's database holds:
 - a read outside an event (:func:`processors.state.read_any_partition`) bypasses the cache,
   as Faust's store then searches every partition.
 
+A write stores the bytes of the changelog record queued for it
+(:class:`processors.state.ProducedTable`), which are what recovery would store, rather than
+encoding the key and value a second time.
+
 Absent keys are cached too (a dedup check on a new event id asks for a key that is not there).
 Each partition keeps at most ``cache_entries`` keys; the oldest entry goes first.
 """
@@ -90,7 +94,13 @@ class CachedRocksDBStore(rocksdb.Store):
         return value is not _ABSENT
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        super().__setitem__(key, value)  # writes the event's partition (Faust asserts an event)
+        encoded = getattr(self.table, "encoded", None)
+        if encoded is not None and encoded[0] is key and encoded[1] is value:
+            # the bytes of the changelog record just queued for this very write
+            self.table.encoded = None  # type: ignore[attr-defined]
+            self._set(encoded[2], encoded[3])
+        else:
+            super().__setitem__(key, value)  # the event's partition (Faust asserts an event)
         partition = self._event_partition()
         if partition is None:
             self._forget(key)

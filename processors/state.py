@@ -101,6 +101,8 @@ class ProducedTable(Table):
     changelog_emit: ChangelogEmit | None = None
     cache_entries: int = 0
     """``rocksdb://``: decoded values each partition's store keeps for reads (0: none)."""
+    encoded: tuple[Any, Any, bytes | None, bytes | None] | None = None
+    """The last changelog record's (key, value, key bytes, value bytes)."""
 
     def _new_store_by_url(self, url: Any) -> Any:
         if not self.cache_entries or not str(url).startswith("rocksdb"):
@@ -136,6 +138,9 @@ class ProducedTable(Table):
             value, value_serializer or self.value_serializer, None, headers
         )
         emit(topic.get_topic_name(), key_bytes, value_bytes, headers, partition)
+        # Faust writes the store right after (``ManagedUserDict.__setitem__``): a cached store
+        # writes these bytes, which recovery would write too, instead of encoding both again
+        self.encoded = (key, value, key_bytes, value_bytes)
         return _AtPartition(partition)
 
 

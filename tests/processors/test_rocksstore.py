@@ -153,3 +153,15 @@ def test_no_cache_entries_is_faust_s_own_store(tmp_path: Path) -> None:
     with event_of(0):
         orders["q1"] = {"n": 1}
         assert orders["q1"] == {"n": 1}
+
+
+def test_the_database_holds_the_bytes_of_the_changelog_record(tmp_path: Path) -> None:
+    """A write stores the bytes queued for its changelog record, which recovery would store."""
+    orders, emitted = _orders(tmp_path)
+    with event_of(1):
+        orders["q1"] = {"status": "REQUESTED", "lines": [1, 2]}
+        orders["q1"] = {"status": "CONFIRMED", "lines": [1, 2]}
+    _, key, value, _, partition = emitted[-1]
+    assert partition == 1
+    assert orders.data._db_for_partition(1).get(key) == value
+    assert read_any_partition(orders, "q1") == {"status": "CONFIRMED", "lines": [1, 2]}
