@@ -314,9 +314,10 @@ class StageLoop:
         if self._record_outcomes:
             self.stats.outcomes.append((record.topic, record.partition, record.offset, outcome))
         if self._instruments is not None:
-            service = self._instruments.service
-            self._instruments.events_consumed.labels(service, raw.topic, outcome).inc()
-            self._instruments.processing_seconds.labels(service, self._stage).observe(
+            metrics = self._instruments
+            service = metrics.service
+            metrics.child(metrics.events_consumed, service, raw.topic, outcome).inc()
+            metrics.child(metrics.processing_seconds, service, self._stage).observe(
                 time.perf_counter() - started
             )
 

@@ -117,7 +117,7 @@ class Pipeline:
         self._consumed = instruments.events_consumed
         self._counters: dict[tuple[str, str], Any] = {}
         self._counted = False
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._child = instruments.child
         self._processing = instruments.processing_seconds.labels(SERVICE, "canonical")
         self.review = ReviewDesk(
             self,
@@ -163,14 +163,6 @@ class Pipeline:
     def audit(self, decision: Decision, event: Envelope | None, **kwargs: Any) -> None:
         key, value = encode_record(decision_record(decision, event, at=self.clock(), **kwargs))
         self.emit(self.topics.audit, key, value)
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        """A labelled metric child, cached: ``labels()`` is costly on the hot path."""
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
     def send_event(
         self,

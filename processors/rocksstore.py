@@ -15,7 +15,8 @@ The cache is only ever a copy of what the partition's database holds:
 - changelog records applied by recovery or a standby, a revoked or (re)assigned partition and
   a reset drop the caches they touch;
 - a read outside an event (:func:`processors.state.read_any_partition`) bypasses the cache,
-  as Faust's store then searches every partition.
+  as Faust's store then searches every partition, first the one where the key was last read
+  or written in an event: a read from the cache keeps that index up to date too.
 
 A write stores the bytes of the changelog record queued for it
 (:class:`processors.state.ProducedTable`), which are what recovery would store, rather than
@@ -47,7 +48,8 @@ class CachedRocksDBStore(rocksdb.Store):
     def __init__(self, *args: Any, cache_entries: int = 4096, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cache_entries = cache_entries
-        self._cache: dict[int, dict[Any, Any]] = {}
+        self._cache: dict[int, dict[Any, tuple[Any, bytes]]] = {}
+        """partition -> key -> (value or _ABSENT, the key's bytes)"""
 
     def _event_partition(self) -> int | None:
         """The partition Faust's store reads in the current event; None: it searches all."""
@@ -65,19 +67,25 @@ class CachedRocksDBStore(rocksdb.Store):
         part = self._cache.get(partition)
         if part is None:
             part = self._cache[partition] = {}
-        value = part.get(key, _MISS)
-        if value is _MISS:
-            raw = self._get(self._encode_key(key))  # the event's partition only
+        entry = part.get(key)
+        if entry is None:
+            key_bytes = self._encode_key(key)
+            raw = self._get(key_bytes)  # the event's partition only
             value = _ABSENT if raw is None else self._decode_value(raw)
-            self._remember(part, key, value)
+            self._remember(part, key, (value, key_bytes))
+            return value
+        value, key_bytes = entry
+        if value is not _ABSENT:
+            # as Faust's read does: a read outside an event looks in this partition first
+            self._key_index[key_bytes] = partition
         return value
 
-    def _remember(self, part: dict[Any, Any], key: Any, value: Any) -> None:
+    def _remember(self, part: dict[Any, Any], key: Any, entry: tuple[Any, bytes]) -> None:
         if len(part) >= self.cache_entries:
             if not self.cache_entries:
                 return
             del part[next(iter(part))]
-        part[key] = value
+        part[key] = entry
 
     def __getitem__(self, key: Any) -> Any:
         value = self._lookup(key)
@@ -98,9 +106,11 @@ class CachedRocksDBStore(rocksdb.Store):
         if encoded is not None and encoded[0] is key and encoded[1] is value:
             # the bytes of the changelog record just queued for this very write
             self.table.encoded = None  # type: ignore[attr-defined]
-            self._set(encoded[2], encoded[3])
+            key_bytes = encoded[2]
+            self._set(key_bytes, encoded[3])
         else:
-            super().__setitem__(key, value)  # the event's partition (Faust asserts an event)
+            key_bytes = self._encode_key(key)
+            self._set(key_bytes, self._encode_value(value))  # the event's partition
         partition = self._event_partition()
         if partition is None:
             self._forget(key)
@@ -109,7 +119,7 @@ class CachedRocksDBStore(rocksdb.Store):
         if part is None:
             part = self._cache[partition] = {}
         part.pop(key, None)  # the newest write goes last: the last to be evicted
-        self._remember(part, key, value)
+        self._remember(part, key, (value, key_bytes))
 
     def __delitem__(self, key: Any) -> None:
         self._forget(key)

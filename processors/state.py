@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import faust
+from faust.serializers.codecs import get_codec
 from faust.streams import _current_event
 from faust.tables.table import Table
 from faust.types import TP
@@ -84,6 +85,10 @@ class _AtPartition:
         self.message = self
         self.partition = partition
         self.topic = topic
+
+
+_JSON = get_codec("json")
+_PLAIN_JSON = frozenset((dict, list, str, int, float, bool))
 
 
 class ProducedTable(Table):
@@ -133,10 +138,20 @@ class ProducedTable(Table):
         if emit is None:
             return super().send_changelog(partition, key, value, key_serializer, value_serializer)
         topic: Any = self.changelog_topic  # a faust.Topic: serializes like Faust's send
-        key_bytes, headers = topic.prepare_key(key, key_serializer or self.key_serializer)
-        value_bytes, headers = topic.prepare_value(
-            value, value_serializer or self.value_serializer, None, headers
-        )
+        key_serializer = key_serializer or self.key_serializer
+        value_serializer = value_serializer or self.value_serializer
+        if (
+            key_serializer == "json"
+            and value_serializer == "json"
+            and type(key) is str
+            and type(value) in _PLAIN_JSON
+        ):
+            # what Faust's serializer registry ends in for a str key and a plain value,
+            # without its layers (no model, no schema, no headers)
+            key_bytes, value_bytes, headers = _JSON.dumps(key), _JSON.dumps(value), None
+        else:
+            key_bytes, headers = topic.prepare_key(key, key_serializer)
+            value_bytes, headers = topic.prepare_value(value, value_serializer, None, headers)
         emit(topic.get_topic_name(), key_bytes, value_bytes, headers, partition)
         # Faust writes the store right after (``ManagedUserDict.__setitem__``): a cached store
         # writes these bytes, which recovery would write too, instead of encoding both again

@@ -174,7 +174,8 @@ class CommandSink:
         self._instruments.circuit_breaker_state.labels(name).set(CIRCUIT_STATES[breaker.state])
 
     def _count(self, target: str, outcome: str) -> None:
-        self._instruments.sink_calls.labels(target, outcome).inc()
+        metrics = self._instruments
+        metrics.child(metrics.sink_calls, target, outcome).inc()
 
     def __call__(self, record: RawRecord) -> None:
         """Send one command; raise on failure (the loop routes it)."""
@@ -195,7 +196,8 @@ class CommandSink:
         flow = _HANDOFF_FLOWS.get(kind)
         if flow is not None:
             latency = max(0.0, (now - command.occurred_at).total_seconds())
-            self._instruments.handoff_latency_seconds.labels(flow).observe(latency)
+            metrics = self._instruments
+            metrics.child(metrics.handoff_latency_seconds, flow).observe(latency)
         outcome = outcome_event(kind, command, answer, now)
         if outcome is not None:
             self._publish(outcome)
@@ -299,7 +301,8 @@ class CommandSink:
             error.__cause__ = exc
             raise _TransientError(error, None) from exc
         finally:
-            self._instruments.sink_call_seconds.labels(call.target).observe(
+            metrics = self._instruments
+            metrics.child(metrics.sink_call_seconds, call.target).observe(
                 time.perf_counter() - started
             )
         status = response.status_code
@@ -367,7 +370,8 @@ class CommandSink:
             "on_delivery": self._on_delivery,
         }
         produce(self._producer, topic, **kwargs)
-        self._instruments.events_produced.labels(self._instruments.service, topic).inc()
+        metrics = self._instruments
+        metrics.child(metrics.events_produced, metrics.service, topic).inc()
 
     def end_batch(self, timeout: float = 30.0) -> None:
         """Flush outcome events before the batch's offsets are stored.

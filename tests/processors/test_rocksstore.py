@@ -165,3 +165,41 @@ def test_the_database_holds_the_bytes_of_the_changelog_record(tmp_path: Path) ->
     assert partition == 1
     assert orders.data._db_for_partition(1).get(key) == value
     assert read_any_partition(orders, "q1") == {"status": "CONFIRMED", "lines": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"status": "REQUESTED", "revision": 2, "total": 12.5, "held": None, "ok": True},
+        [1700000000.25, 3],
+        'text with ünïcode and "quotes"',
+        7,
+        {"nested": {"lines": [{"n": 1}], "empty": {}}, "big": 2**60},
+    ],
+)
+def test_changelog_records_are_serialized_as_faust_serializes_them(
+    tmp_path: Path, value: Any
+) -> None:
+    """The short path for str keys and plain values gives Faust's own bytes (recovery reads
+    them with Faust's deserializer)."""
+    orders, emitted = _orders(tmp_path)
+    with event_of(0):
+        orders["k-ü"] = value
+    _, key, value_bytes, headers, _ = emitted[-1]
+    topic = orders.changelog_topic
+    assert (key, headers) == topic.prepare_key("k-ü", "json")
+    assert value_bytes == topic.prepare_value(value, "json", None, None)[0]
+
+
+def test_a_read_outside_an_event_looks_first_where_the_key_was_last_read(tmp_path: Path) -> None:
+    """Faust's store answers a read outside an event from the partition where the key was last
+    read or written in an event; a read served by the cache keeps that so."""
+    orders, _ = _orders(tmp_path)
+    with event_of(0):
+        orders["k"] = "zero"
+    with event_of(1):
+        orders["k"] = "one"
+    assert read_any_partition(orders, "k") == "one"
+    with event_of(0):
+        assert orders["k"] == "zero"  # from the cache
+    assert read_any_partition(orders, "k") == "zero"
