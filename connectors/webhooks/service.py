@@ -79,6 +79,10 @@ def build_receiver(
             **{
                 "message.timeout.ms": timeout_ms,
                 "linger.ms": LANDING_LINGER_MS,
+                # every sender waits for its record's acknowledgement: a produce request
+                # written while another is unacknowledged must not wait for Nagle's algorithm
+                # (and the broker's delayed ACK), which would add tens of ms to the answers
+                "socket.nagle.disable": True,
                 "socket.connection.setup.timeout.ms": 2000,
                 "error_cb": on_error,
             },

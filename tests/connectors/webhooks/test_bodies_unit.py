@@ -63,6 +63,17 @@ def test_bodies_that_cannot_be_taken_get_400_with_a_reason(body: bytes, error: s
     assert refused.value.error == error
 
 
+@given(json_documents, st.integers(min_value=1, max_value=8))
+@settings(max_examples=300, deadline=None)
+def test_a_body_is_refused_exactly_when_it_nests_deeper_than_the_cap(doc: Any, cap: int) -> None:
+    body = json.dumps(doc).encode()
+    if _depth(doc) > cap:
+        with pytest.raises(WebhookError, match="levels deep"):
+            parse_json_body(body, cap)
+    else:
+        assert parse_json_body(body, cap) == doc
+
+
 def test_brackets_in_strings_do_not_count() -> None:
     assert nesting_depth(b'{"a": "[[[[{{{{", "b": ["]]]]\\"[["]}') == 2
 
