@@ -354,11 +354,12 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
         f"the search: from {d.get('start_per_s', 0):,.0f}/s, doubling while a rate is kept up, "
         "halving while none is"
         + (f" (down to {floor:,.0f}/s)" if floor else "")
-        + ", then bisecting between the highest kept up and the lowest not; a broker stops "
-        "when its next run would leave the broker after it less than two runs' time of the "
-        f"budget ({d.get('budget_s', 0):,.0f} s); Tansu's first rate is Kafka's highest rate "
-        "kept up divided by the ratio target, so that its first run tells on which side of "
-        "the target the ratio falls"
+        + ", then bisecting between the highest kept up and the lowest not; each broker gets "
+        f"an equal share of the budget ({d.get('budget_s', 0):,.0f} s, what Kafka leaves goes "
+        "to Tansu) and stops when its next run would not fit; a run is stopped 10 s after its "
+        "drain, and fails if the groups' lag has not come back down by then; Tansu's first "
+        "rate is Kafka's highest rate kept up divided by the ratio target, so that its first "
+        "run tells on which side of the target the ratio falls"
     )
     s.notes.append(
         "CPU per action: each service's CPU seconds (all its processes and threads, /proc) over "

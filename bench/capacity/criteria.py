@@ -96,6 +96,9 @@ def passed(run: Mapping[str, Any]) -> tuple[bool, str]:
         why.append("no handoff recorded in the window")
     elif p99 >= LATENCY_LIMIT_S:
         why.append(f"handoff p99 {p99:.2f} s")
+    settled, limit = run.get("lag_settled"), run.get("lag_backlog_limit")
+    if settled is not None and limit is not None and settled > limit:
+        why.append(f"{settled:,.0f} msgs of lag left after the drain")
     grew = run.get("lag_grew")
     if grew:
         rise = run.get("lag_floor_rise")

@@ -4,8 +4,9 @@ For each embedded broker (Apache Kafka, then Tansu, same run), a short search ov
 rates: from ``--start`` (Tansu: from Kafka's highest rate kept up divided by 1.5), doubling
 while a rate passes, halving while every rate tried failed (down to ``MIN_RATE``), then
 bisecting between the highest that passed and the lowest that failed, until ``--runs`` runs or
-the time is spent: a broker stops when its next run would leave less than
-``RESERVE_RUNS`` runs' time of ``--budget`` for each broker after it. Every run starts a fresh
+its share of ``--budget`` is spent: each broker gets an equal share of what the brokers
+before it left, and stops when its next run (as long as its longest) would not fit in it.
+Runs are bounded: a run is stopped ``SETTLE_S`` after its drain. Every run starts a fresh
 stack and broker, and generates for ``--warmup`` seconds before its measured ``--window``
 (``bench.capacity.stack``); both brokers get the same warm-up and window. A rate passes when
 the simulator sent at least 95% of it, the handoff p99 over the window is under 1 s and no
@@ -14,7 +15,7 @@ simulator and the broker included) in µs per action, and where the machine's co
 Writes bench/results/capacity.json.
 
     python -m bench.capacity.run [--brokers kafka,tansu] [--start 200] [--runs 6]
-        [--warmup 50] [--window 15] [--budget 630]
+        [--warmup 50] [--window 15] [--budget 660]
     python -m bench.capacity.run --quick      # one 10 s run at 200/s per broker
 """
 
@@ -42,8 +43,6 @@ RESOLUTION = 0.15
 """The search stops once the gap between a pass and a fail is below this share of the pass."""
 MIN_RATE = 25.0
 """The search halves a failing rate down to this floor, no lower."""
-RESERVE_RUNS = 2
-"""Runs' time a broker's search leaves for each broker after it."""
 RATIO_TARGET = 1.5
 """The issue's target for the first broker (Kafka) against the second (Tansu)."""
 
@@ -74,29 +73,24 @@ def first_rate(done: Sequence[dict[str, Any]], start: float) -> float:
     return max(MIN_RATE, round(best / RATIO_TARGET, -1)) if best else start
 
 
-def time_left(spent: float, walls: Sequence[float], budget_s: float, later: int) -> bool:
-    """Whether one more run fits: ``spent`` of ``budget_s`` s so far in this run of the bench,
-    a run as long as the longest in ``walls``, and :data:`RESERVE_RUNS` such runs for each of
-    the ``later`` brokers still to search."""
-    run = max(walls, default=0.0)
-    return spent + run * (1 + RESERVE_RUNS * later) <= budget_s
+def time_left(spent: float, walls: Sequence[float], share_s: float) -> bool:
+    """Whether one more run, as long as the longest in ``walls``, fits in this broker's
+    ``share_s`` seconds after ``spent``."""
+    return spent + max(walls, default=0.0) <= share_s
 
 
 def search(
     broker: BrokerKind,
     start: float,
     runs: int,
-    budget_s: float,
+    share_s: float,
     warmup: float,
     window: float,
     drain: float,
-    *,
-    spent_before: float = 0.0,
-    later: int = 0,
 ) -> dict[str, Any]:
     """The search on one broker: every run, the highest rate that passed and the lowest fail.
 
-    ``spent_before``: seconds the searches before this one took; ``later``: brokers after it.
+    ``share_s``: this broker's seconds, its share of what the searches before it left.
     """
     began = time.monotonic()
     done: list[dict[str, Any]] = []
@@ -110,8 +104,7 @@ def search(
         done.append(run)
         brief = {k: v for k, v in run.items() if k not in ("cpu", "handoff_by_flow")}
         print(json.dumps(brief), flush=True)
-        spent = spent_before + time.monotonic() - began
-        if not time_left(spent, [r["wall_s"] for r in done], budget_s, later):
+        if not time_left(time.monotonic() - began, [r["wall_s"] for r in done], share_s):
             break
         rate = next_rate(
             [r["offered_per_s"] for r in done if r["passed"]],
@@ -142,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--window", type=float, default=15.0, help="seconds measured per run")
     parser.add_argument("--drain", type=float, default=3.0)
-    parser.add_argument("--budget", type=float, default=630.0, help="seconds for all brokers")
+    parser.add_argument("--budget", type=float, default=660.0, help="seconds for all brokers")
     parser.add_argument("--quick", action="store_true", help="one 10 s run at 200/s per broker")
     args = parser.parse_args(argv)
     # bench.run stops a benchmark that runs over its time with SIGTERM: unwind, stopping the stack
@@ -153,9 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     searches: list[dict[str, Any]] = []
     for n, broker in enumerate(brokers):
         start = first_rate(searches, args.start) if not args.quick else args.start
-        spent = sum(s["seconds"] for s in searches)
-        found = search(broker, start, args.runs, args.budget, args.warmup, args.window,
-                       args.drain, spent_before=spent, later=len(brokers) - n - 1)  # fmt: skip
+        share = (args.budget - sum(s["seconds"] for s in searches)) / (len(brokers) - n)
+        found = search(broker, start, args.runs, share, args.warmup, args.window, args.drain)
         searches.append(found)
     by = {s["broker"]: s for s in searches}
     kafka, tansu = by.get("kafka", {}), by.get("tansu", {})

@@ -42,7 +42,7 @@ from bench.pipeline.run import (
 )
 from ops.simulator.live import Snapshot, histogram_quantile, lag_grew, take_snapshot
 
-__all__ = ["BrokerKind", "broker_slices", "run_stack", "window_quantiles"]
+__all__ = ["BrokerKind", "broker_slices", "run_stack", "settled_lag", "window_quantiles"]
 
 ROOT = Path(__file__).resolve().parents[2]
 WORK = ROOT / ".interlock" / "bench" / "capacity"
@@ -50,6 +50,10 @@ BrokerKind = Literal["kafka", "tansu"]
 SLICE_S = 10.0
 """Seconds between two readings of the broker's CPU, from ``ready`` on."""
 LAG_INTERVAL_S = 1.0
+SETTLE_S = 10.0
+"""Seconds after the drain that the stack gets to hand off the window's work: then the run is
+stopped. A stack that kept up is drained by then; one that did not would keep the simulator
+draining for up to its grace (90 s), time the search has better uses for."""
 
 
 class _StackOutput:
@@ -112,10 +116,14 @@ def run_stack(
     cpu: list[tuple[float, dict[str, float], MachineTimes]] = []
     ticks: list[tuple[float, float]] = []
     deadline = began + duration + drain + 300
+    cut = False
     try:
         with httpx.Client() as client:
             while proc.poll() is None and time.monotonic() < deadline:
                 now = time.monotonic()
+                if out.ready_at is not None and now >= out.ready_at + duration + drain + SETTLE_S:
+                    cut = True
+                    break
                 bounds = _window(out.ready_at, warmup, duration)
                 if bounds is not None and len(cpu) < 2 and now >= bounds[len(cpu)]:
                     cpu.append((now, cpu_by_service(proc.pid), machine_times()))
@@ -134,17 +142,29 @@ def run_stack(
         "broker": broker,
         "offered_per_s": rate,
         "exit_code": proc.returncode,
+        "stopped_after_settle": cut,
         "wall_s": round(time.monotonic() - began, 1),
         "warmup_s": warmup,
         "broker_cores_by_slice": broker_slices(ticks),
     }
     bounds = _window(out.ready_at, warmup, duration)
-    if proc.returncode != 0 or bounds is None or len(cpu) < 2 or not series:
+    if (proc.returncode != 0 and not cut) or bounds is None or len(cpu) < 2 or not series:
         why = "never ready" if out.ready_at is None else "window not covered"
         result["error"] = f"exit {proc.returncode}, {why}; " + " / ".join(out.tail[-4:])
         return result
-    result.update(_measure(run_dir, series, groups, cpu, bounds))
+    result.update(_measure(run_dir, series, groups, cpu, bounds, cut))
     return result
+
+
+def settled_lag(groups: Sequence[tuple[float, Mapping[str, float]]], last_s: float = 5.0) -> float:
+    """The lag left at the end: each group's lowest lag over the last ``last_s`` seconds (a
+    commit in them brings a caught-up group to zero), summed over groups."""
+    if not groups:
+        return 0.0
+    end = groups[-1][0]
+    tail = [lags for t, lags in groups if t >= end - last_s]
+    names = {g for lags in tail for g in lags}
+    return sum(min(lags.get(g, 0.0) for lags in tail) for g in names)
 
 
 def broker_slices(ticks: Sequence[tuple[float, float]]) -> list[dict[str, float]]:
@@ -166,6 +186,7 @@ def _measure(
     groups: Sequence[tuple[float, Mapping[str, float]]],
     cpu: Sequence[tuple[float, dict[str, float], MachineTimes]],
     window: tuple[float, float],
+    cut: bool,
 ) -> dict[str, Any]:
     truth = run_dir / "simulation.json"
     meta = json.loads(truth.read_text()).get("meta", {}) if truth.exists() else {}
@@ -210,6 +231,7 @@ def _measure(
         "lag_fit_rose": lag_grew(lag, window[1] - window[0]),
         "lag_end": lag[-1][1] if lag else None,
         "lag_end_by_group": by_group[-1][1] if by_group else {},
+        "lag_settled": settled_lag(groups) if cut else None,
         "cpu": services,
         "cores": {
             "stack": round(stack_s / seconds, 3),

@@ -10,7 +10,7 @@ import pytest
 from bench.capacity.criteria import backlog_grew, floor_rise, lag_by_group, passed
 from bench.capacity.processes import cpu_by_service, machine_times, service_name
 from bench.capacity.run import first_rate, next_rate, time_left
-from bench.capacity.stack import broker_slices, window_quantiles
+from bench.capacity.stack import broker_slices, settled_lag, window_quantiles
 from bench.sections import capacity_section, quix_section
 from ops.simulator.live import MetricSample, lag_grew
 
@@ -38,11 +38,10 @@ def test_search_keeps_halving_to_the_floor_while_every_rate_fails_then_bisects_u
     assert next_rate([50.0], [200.0, 100.0]) == 80.0  # a pass under a fail: bisect
 
 
-def test_a_broker_runs_again_only_if_the_later_brokers_keep_two_runs_of_time() -> None:
-    assert time_left(240.0, [120.0, 120.0], 630.0, later=1)  # 240 + 120 + 2 x 120 = 600
-    assert not time_left(360.0, [120.0, 120.0, 120.0], 630.0, later=1)
-    assert time_left(400.0, [100.0], 630.0, later=0)  # the last broker uses what is left
-    assert not time_left(540.0, [100.0], 630.0, later=0)
+def test_a_broker_runs_again_only_while_its_longest_run_fits_in_its_share() -> None:
+    assert time_left(200.0, [100.0, 100.0], 330.0)
+    assert not time_left(240.0, [100.0, 120.0], 330.0)  # the longest run is the estimate
+    assert time_left(0.0, [], 10.0)
 
 
 def _run(**kw: Any) -> dict[str, Any]:
@@ -58,6 +57,9 @@ def test_a_rate_passes_only_when_sent_fast_handed_off_in_time_and_lag_stable() -
     assert passed(_run(lag_grew=True))[1] == "lag grew"
     assert passed(_run(lag_grew=True, lag_floor_rise=450.0))[1] == "lag grew (floor +450 msgs)"
     assert passed(_run(lag_grew=None))[1] == "lag trend unknown"
+    left = _run(lag_settled=2500.0, lag_backlog_limit=800)
+    assert passed(left)[1] == "2,500 msgs of lag left after the drain"
+    assert passed(_run(lag_settled=300.0, lag_backlog_limit=800)) == (True, "kept up")
     assert not passed(_run(error="exit 1"))[0]
 
 
@@ -90,6 +92,13 @@ def test_a_line_fitted_through_a_short_sawtooth_can_read_as_growth() -> None:
     aliased = [(float(t), 500.0 + _sawtooth(t // 5.5 * 5.5, 100.0, 5.0)) for t in range(2, 19)]
     assert lag_grew(aliased, window_s=16.0) is True
     assert backlog_grew([(t, {"m": v}) for t, v in aliased], consumed_per_s=300.0) is False
+
+
+def test_the_lag_left_after_the_drain_is_each_groups_floor_over_the_last_seconds() -> None:
+    tail = [(float(t), {"mapper": _sawtooth(t, 100.0, 5.0), "worker": 900.0 - t})
+            for t in range(20)]  # fmt: skip
+    assert settled_lag(tail) == 881.0  # the mapper commits back to 0, the worker is behind
+    assert settled_lag([]) == 0.0
 
 
 def test_lag_is_summed_per_group_over_topics_and_partitions() -> None:
