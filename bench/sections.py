@@ -302,9 +302,8 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
             s.rows.append(Row(f"{run}: actions sent", r.get("sent_per_s"), "actions/s",
                               "offered", r["offered_per_s"]))  # fmt: skip
             s.rows.append(Row(f"{run}: handoff p99", (r.get("handoff") or {}).get("p99"), "s"))
-            s.notes.append(f"{run}: {'**kept up**' if r.get('passed') else 'did not keep up'} "
-                           f"({r.get('verdict')}); {_lag(r)}; {_cores(r)}; "
-                           f"{_warming(r)}")  # fmt: skip
+            verdict = "**kept up**" if r.get("passed") else f"did not keep up ({r.get('verdict')})"
+            s.notes.append(f"{run}: {verdict}; {_lag(r)}; {_cores(r)}; {_warming(r)}")
         bracket = found.get("lowest_fail_per_s")
         top = found.get("best_offered_per_s")
         if top is None and found.get("runs"):
@@ -317,6 +316,7 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
             above = f", {bracket:,.0f}/s did not" if bracket else ", no higher rate was tried"
             s.notes.append(f"{names.get(broker, broker)}: {top:,.0f}/s kept up{above}: the "
                            "capacity lies in between (the search's resolution)")  # fmt: skip
+    s.notes += _capacity_caveats(by)
     warmup, window = d.get("warmup_s"), d.get("window_s")
     timing = (f"{warmup:g} s of warm-up, then a {window:g} s window"
               if warmup is not None and window is not None
@@ -389,11 +389,31 @@ def _lag(r: Mapping[str, Any]) -> str:
             f"{r.get('lag_end') or 0:,.0f} msgs, fit {fit}")  # fmt: skip
 
 
+def _capacity_caveats(by: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What bounds the comparison: the brackets' width, and other work on the machine."""
+    notes = []
+    k, t = by.get("kafka", {}), by.get("tansu", {})
+    k_top, t_top = k.get("best_offered_per_s"), t.get("best_offered_per_s")
+    k_fail, t_fail = k.get("lowest_fail_per_s"), t.get("lowest_fail_per_s")
+    if k_top and t_top and k_fail and t_fail:
+        notes.append(f"the ratio is of the highest rates kept up; from the two brackets the "
+                     f"capacities' ratio lies between {k_top / t_fail:.2f}x (Kafka's highest "
+                     f"pass over Tansu's lowest fail) and {k_fail / t_top:.2f}x")  # fmt: skip
+    rest = [(r.get("cores") or {}).get("rest_of_machine") or 0.0
+            for x in by.values() for r in x.get("runs", []) if not r.get("error")]  # fmt: skip
+    if rest and max(rest) >= 0.1:
+        notes.append(f"**other work shared the machine**: {min(rest):.2f} to {max(rest):.2f} "
+                     "cores outside the stack in the runs' windows, unevenly between runs and "
+                     "brokers; the rates found are lower than on an idle machine, and the "
+                     "comparison is only as fair as that sharing")  # fmt: skip
+    return notes
+
+
 def _warming(r: Mapping[str, Any]) -> str:
     slices = r.get("broker_cores_by_slice") or []
     if not slices:
         return "broker cores by slice: not read"
-    step = slices[0]["to_s"] - slices[0]["from_s"]
+    step = r.get("broker_slice_s") or slices[0]["to_s"] - slices[0]["from_s"]
     return f"broker cores by {step:g} s from `ready`: " + ", ".join(
         f"{x['cores']:.2f}" for x in slices
     )

@@ -145,6 +145,7 @@ def run_stack(
         "stopped_after_settle": cut,
         "wall_s": round(time.monotonic() - began, 1),
         "warmup_s": warmup,
+        "broker_slice_s": SLICE_S,
         "broker_cores_by_slice": broker_slices(ticks),
     }
     bounds = _window(out.ready_at, warmup, duration)

@@ -183,6 +183,16 @@ def test_capacity_section_shows_each_runs_backlog_floor_and_the_brokers_warm_up(
     assert "halving while none is (down to 25/s)" in md
 
 
+def test_capacity_section_gives_the_ratios_range_and_flags_other_work_on_the_machine() -> None:
+    kafka = {**_search("kafka", 100.0, [_measured(100.0, True, 500.0)]), "lowest_fail_per_s": 200}
+    tansu = {**_search("tansu", 70.0, [_measured(70.0, True, 700.0)]), "lowest_fail_per_s": 100}
+    md = capacity_section({"searches": [kafka, tansu]}).markdown()
+    assert "the capacities' ratio lies between 1.00x" in md
+    assert "and 2.86x" in md
+    assert "**other work shared the machine**: 0.10 to 0.10 cores outside the stack" in md
+    assert "Apache Kafka @ 100/s: **kept up**; lag" in md
+
+
 def test_capacity_section_says_when_the_search_reached_its_floor() -> None:
     runs = [_measured(rate, False, 900.0) for rate in (200.0, 100.0, 50.0, 25.0)]
     doc = {"searches": [{**_search("tansu", None, runs), "floor_per_s": 25.0}]}
