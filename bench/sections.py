@@ -302,39 +302,71 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
             s.rows.append(Row(f"{run}: actions sent", r.get("sent_per_s"), "actions/s",
                               "offered", r["offered_per_s"]))  # fmt: skip
             s.rows.append(Row(f"{run}: handoff p99", (r.get("handoff") or {}).get("p99"), "s"))
-            s.notes.append(f"{run}: {'**kept up**' if r.get('passed') else 'did not keep up'} "
-                           f"({r.get('verdict')}); {_cores(r)}")  # fmt: skip
+            verdict = "**kept up**" if r.get("passed") else f"did not keep up ({r.get('verdict')})"
+            s.notes.append(f"{run}: {verdict}; {_lag(r)}; {_cores(r)}; {_warming(r)}")
         bracket = found.get("lowest_fail_per_s")
         top = found.get("best_offered_per_s")
         if top is None and found.get("runs"):
             low = min(r["offered_per_s"] for r in found["runs"])
-            s.notes.append(
-                f"{names.get(broker, broker)}: no rate tried kept up (lowest {low:,.0f}/s)"
-            )
+            floor = found.get("floor_per_s")
+            where = ", the search's floor" if floor is not None and low <= floor else ""
+            s.notes.append(f"{names.get(broker, broker)}: no rate tried kept up "
+                           f"(lowest {low:,.0f}/s{where})")  # fmt: skip
         elif top is not None:
             above = f", {bracket:,.0f}/s did not" if bracket else ", no higher rate was tried"
             s.notes.append(f"{names.get(broker, broker)}: {top:,.0f}/s kept up{above}: the "
                            "capacity lies in between (the search's resolution)")  # fmt: skip
+    s.notes += _capacity_caveats(by)
+    warmup, window = d.get("warmup_s"), d.get("window_s")
+    timing = (f"{warmup:g} s of warm-up, then a {window:g} s window"
+              if warmup is not None and window is not None
+              else f"{d.get('duration_s', 0):g} s of load, the window from a few seconds after "
+                   "`ready`")  # fmt: skip
     s.notes.append(
-        f"each run: `interlock up --simulate RATE --for {d.get('duration_s', 0):g}` on the "
-        "embedded broker; the window runs from a few seconds after `ready` to the end of the "
-        "generation; a rate is kept up when the simulator sent ≥ "
+        f"each run: `interlock up --simulate RATE` on a fresh embedded broker, {timing} "
+        "(the same on both brokers); a rate is kept up when the simulator sent ≥ "
         f"{d.get('sent_share', 0.95):.0%} of it, the handoff p99 of the actions handed off "
-        "after the window's start is under 1 s and the lag did not grow; the search doubles "
-        "from its first rate, then bisects; Tansu's first rate is Kafka's highest rate kept up "
-        "divided by the ratio target, so that its first run tells on which side of the target "
-        "the ratio falls"
+        "after the window's start (the drain included) is under 1 s and no backlog built up"
+    )
+    s.notes.append(
+        "why a long warm-up rather than one broker for every run: a fresh JVM broker compiles "
+        "as it serves and costs several times its steady CPU in its first minute, so a short "
+        "run charges Kafka for its start-up, not its work; one warmed broker shared by the "
+        "runs would carry each run's topics, committed offsets and the workers' changelogs "
+        "into the next (the consumer group names are fixed, and the same seed replays the same "
+        "event ids), and Tansu, which keeps every record and lists every stored batch on a "
+        "fetch, would get dearer with each run; so every run starts clean and the window "
+        "begins after the warm-up; the broker's cores in each slice from `ready` are listed "
+        "per run, to show whether it had settled"
+    )
+    s.notes.append(
+        "backlog: the lag exporter (sampling every second in these runs) reports "
+        "committed-offset lag, which for a stage that commits every few seconds is a sawtooth "
+        "even when it is caught up, and a line fitted through a short window of it rises or "
+        "falls with where the teeth fall; so each consumer group's floor (its lowest lag in "
+        "the window's first half and in its second half) is compared: a backlog lifts the "
+        "floor, a commit returns a caught-up group to it; it counts when the floors rose, "
+        "summed over groups, by more than one second of the messages all stages consumed "
+        "(`fit`: what the fitted line said, for comparison)"
+    )
+    floor = d.get("floor_per_s")
+    s.notes.append(
+        f"the search: from {d.get('start_per_s', 0):,.0f}/s, doubling while a rate is kept up, "
+        "halving while none is"
+        + (f" (down to {floor:,.0f}/s)" if floor else "")
+        + ", then bisecting between the highest kept up and the lowest not; each broker gets "
+        f"an equal share of the budget ({d.get('budget_s', 0):,.0f} s, what Kafka leaves goes "
+        "to Tansu) and stops when its next run would not fit; a run is stopped 10 s after its "
+        "drain, and fails if the groups' lag has not come back down by then; Tansu's first "
+        "rate is Kafka's highest rate kept up divided by the ratio target, so that its first "
+        "run tells on which side of the target the ratio falls"
     )
     s.notes.append(
         "CPU per action: each service's CPU seconds (all its processes and threads, /proc) over "
         "the window, divided by the actions the simulator sent in it; `up` is the supervisor "
         "with its live view, `simulate` the simulated CRM and ERP, `broker` the embedded broker; "
-        "cores: the same CPU per second of the window, beside the rest of the machine and idle"
-    )
-    s.notes.append(
-        "every run starts a fresh stack, its embedded broker included: a run on Kafka falls in "
-        "the JVM's first minute, when it still compiles as it serves and costs more CPU than "
-        "it will later; short runs are what lets both searches fit in one `make bench`"
+        "cores: the same CPU per second of the window, beside the rest of the machine (other "
+        "work on the machine) and idle"
     )
     return s
 
@@ -346,6 +378,45 @@ def _capacity_run(search: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if kept:
         return max(kept, key=lambda r: r["offered_per_s"])
     return runs[0] if runs else None
+
+
+def _lag(r: Mapping[str, Any]) -> str:
+    rise, limit = r.get("lag_floor_rise"), r.get("lag_backlog_limit")
+    fit = {True: "rose", False: "flat", None: "unknown"}[r.get("lag_fit_rose")]
+    if rise is None or limit is None:
+        return f"lag at end {r.get('lag_end') or 0:,.0f} msgs"
+    return (f"lag floor {rise:+,.0f} msgs (a backlog past {limit:,.0f}), at end "
+            f"{r.get('lag_end') or 0:,.0f} msgs, fit {fit}")  # fmt: skip
+
+
+def _capacity_caveats(by: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What bounds the comparison: the brackets' width, and other work on the machine."""
+    notes = []
+    k, t = by.get("kafka", {}), by.get("tansu", {})
+    k_top, t_top = k.get("best_offered_per_s"), t.get("best_offered_per_s")
+    k_fail, t_fail = k.get("lowest_fail_per_s"), t.get("lowest_fail_per_s")
+    if k_top and t_top and k_fail and t_fail:
+        notes.append(f"the ratio is of the highest rates kept up; from the two brackets the "
+                     f"capacities' ratio lies between {k_top / t_fail:.2f}x (Kafka's highest "
+                     f"pass over Tansu's lowest fail) and {k_fail / t_top:.2f}x")  # fmt: skip
+    rest = [(r.get("cores") or {}).get("rest_of_machine") or 0.0
+            for x in by.values() for r in x.get("runs", []) if not r.get("error")]  # fmt: skip
+    if rest and max(rest) >= 0.1:
+        notes.append(f"**other work shared the machine**: {min(rest):.2f} to {max(rest):.2f} "
+                     "cores outside the stack in the runs' windows, unevenly between runs and "
+                     "brokers; the rates found are lower than on an idle machine, and the "
+                     "comparison is only as fair as that sharing")  # fmt: skip
+    return notes
+
+
+def _warming(r: Mapping[str, Any]) -> str:
+    slices = r.get("broker_cores_by_slice") or []
+    if not slices:
+        return "broker cores by slice: not read"
+    step = r.get("broker_slice_s") or slices[0]["to_s"] - slices[0]["from_s"]
+    return f"broker cores by {step:g} s from `ready`: " + ", ".join(
+        f"{x['cores']:.2f}" for x in slices
+    )
 
 
 def _cores(r: Mapping[str, Any]) -> str:

@@ -2,15 +2,20 @@
 
 For each embedded broker (Apache Kafka, then Tansu, same run), a short search over offered
 rates: from ``--start`` (Tansu: from Kafka's highest rate kept up divided by 1.5), doubling
-while a rate passes, then bisecting between the highest that passed and the lowest that
-failed, until ``--runs`` runs or the broker's share of ``--budget`` seconds is spent. A rate
-passes when the simulator sent at least 95% of it, the handoff p99 over the steady window is
-under 1 s and the lag did not grow. Each run reports the CPU of every service (the simulator
-and the broker included) in µs per action, and where the machine's cores went. Writes
-bench/results/capacity.json.
+while a rate passes, halving while every rate tried failed (down to ``MIN_RATE``), then
+bisecting between the highest that passed and the lowest that failed, until ``--runs`` runs or
+its share of ``--budget`` is spent: each broker gets an equal share of what the brokers
+before it left, and stops when its next run (as long as its longest) would not fit in it.
+Runs are bounded: a run is stopped ``SETTLE_S`` after its drain. Every run starts a fresh
+stack and broker, and generates for ``--warmup`` seconds before its measured ``--window``
+(``bench.capacity.stack``); both brokers get the same warm-up and window. A rate passes when
+the simulator sent at least 95% of it, the handoff p99 over the window is under 1 s and no
+backlog built up (``bench.capacity.criteria``). Each run reports the CPU of every service (the
+simulator and the broker included) in µs per action, and where the machine's cores went.
+Writes bench/results/capacity.json.
 
-    python -m bench.capacity.run [--brokers kafka,tansu] [--start 1000] [--runs 4]
-        [--duration 25] [--budget 480]
+    python -m bench.capacity.run [--brokers kafka,tansu] [--start 200] [--runs 6]
+        [--warmup 50] [--window 15] [--budget 660]
     python -m bench.capacity.run --quick      # one 10 s run at 200/s per broker
 """
 
@@ -26,43 +31,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from bench.capacity.criteria import LATENCY_LIMIT_S, SENT_SHARE, passed
 from bench.capacity.stack import BrokerKind, run_stack
 from bench.harness import write_result
 
-__all__ = ["LATENCY_LIMIT_S", "SENT_SHARE", "first_rate", "next_rate", "passed", "search"]
+__all__ = ["MIN_RATE", "first_rate", "next_rate", "search", "time_left"]
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "capacity.json"
-LATENCY_LIMIT_S = 1.0
-SENT_SHARE = 0.95
-"""A run counts only if the simulator got this share of the asked rate out."""
 RESOLUTION = 0.15
 """The search stops once the gap between a pass and a fail is below this share of the pass."""
-MIN_RATE = 50.0
+MIN_RATE = 25.0
+"""The search halves a failing rate down to this floor, no lower."""
 RATIO_TARGET = 1.5
 """The issue's target for the first broker (Kafka) against the second (Tansu)."""
 
 
-def passed(run: dict[str, Any]) -> tuple[bool, str]:
-    """Whether the stack kept up at this run's rate, and why (not)."""
-    if run.get("error"):
-        return False, "failed: " + str(run["error"])[:160]
-    why = []
-    sent = run.get("sent_per_s")
-    if sent is None or sent < SENT_SHARE * run["offered_per_s"]:
-        why.append(f"simulator sent {sent or 0:,.0f}/s of {run['offered_per_s']:,.0f}/s")
-    p99 = (run.get("handoff") or {}).get("p99")
-    if p99 is None:
-        why.append("no handoff recorded in the window")
-    elif p99 >= LATENCY_LIMIT_S:
-        why.append(f"handoff p99 {p99:.2f} s")
-    if run.get("lag_grew"):
-        why.append("lag grew")
-    return not why, "; ".join(why) or "kept up"
-
-
 def next_rate(passes: Sequence[float], fails: Sequence[float]) -> float | None:
-    """The next rate to try: double past the best pass, bisect once a fail is above it."""
+    """The next rate to try: double past the best pass, halve the lowest fail while nothing
+    passed (down to :data:`MIN_RATE`), bisect once a fail is above a pass."""
     best = max(passes, default=None)
     above = min((f for f in fails if best is None or f > best), default=None)
     if best is None:
@@ -86,23 +73,38 @@ def first_rate(done: Sequence[dict[str, Any]], start: float) -> float:
     return max(MIN_RATE, round(best / RATIO_TARGET, -1)) if best else start
 
 
+def time_left(spent: float, walls: Sequence[float], share_s: float) -> bool:
+    """Whether one more run, as long as the longest in ``walls``, fits in this broker's
+    ``share_s`` seconds after ``spent``."""
+    return spent + max(walls, default=0.0) <= share_s
+
+
 def search(
-    broker: BrokerKind, start: float, runs: int, budget_s: float, duration: float, drain: float
+    broker: BrokerKind,
+    start: float,
+    runs: int,
+    share_s: float,
+    warmup: float,
+    window: float,
+    drain: float,
 ) -> dict[str, Any]:
-    """The search on one broker: every run, the highest rate that passed and the lowest fail."""
+    """The search on one broker: every run, the highest rate that passed and the lowest fail.
+
+    ``share_s``: this broker's seconds, its share of what the searches before it left.
+    """
     began = time.monotonic()
     done: list[dict[str, Any]] = []
     rate: float | None = start
     while rate is not None and len(done) < runs:
-        print(f"-- {broker} at {rate:g} actions/s for {duration:g} s", flush=True)
-        run = run_stack(broker, rate, duration, drain=drain)
+        print(f"-- {broker} at {rate:g} actions/s: {warmup:g} s warm-up, {window:g} s window",
+              flush=True)  # fmt: skip
+        run = run_stack(broker, rate, warmup, window, drain=drain)
         ok, why = passed(run)
         run.update(passed=ok, verdict=why)
         done.append(run)
         brief = {k: v for k, v in run.items() if k not in ("cpu", "handoff_by_flow")}
         print(json.dumps(brief), flush=True)
-        spent = time.monotonic() - began
-        if spent + max(r["wall_s"] for r in done) > budget_s:
+        if not time_left(time.monotonic() - began, [r["wall_s"] for r in done], share_s):
             break
         rate = next_rate(
             [r["offered_per_s"] for r in done if r["passed"]],
@@ -118,6 +120,7 @@ def search(
         "best_offered_per_s": best["offered_per_s"] if best else None,
         "best_sent_per_s": best.get("sent_per_s") if best else None,
         "lowest_fail_per_s": min(above, default=None),
+        "floor_per_s": MIN_RATE,
         "seconds": round(time.monotonic() - began, 1),
     }
 
@@ -125,24 +128,27 @@ def search(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--brokers", default="kafka,tansu", help="embedded brokers, in order")
-    parser.add_argument("--start", type=float, default=1000.0, help="first rate, actions/s")
-    parser.add_argument("--runs", type=int, default=4, help="most runs per broker")
-    parser.add_argument("--duration", type=float, default=25.0, help="seconds of load per run")
-    parser.add_argument("--drain", type=float, default=5.0)
-    parser.add_argument("--budget", type=float, default=480.0, help="seconds for all brokers")
+    parser.add_argument("--start", type=float, default=200.0, help="first rate, actions/s")
+    parser.add_argument("--runs", type=int, default=6, help="most runs per broker")
+    parser.add_argument(
+        "--warmup", type=float, default=50.0, help="seconds of load before the window"
+    )
+    parser.add_argument("--window", type=float, default=15.0, help="seconds measured per run")
+    parser.add_argument("--drain", type=float, default=3.0)
+    parser.add_argument("--budget", type=float, default=660.0, help="seconds for all brokers")
     parser.add_argument("--quick", action="store_true", help="one 10 s run at 200/s per broker")
     args = parser.parse_args(argv)
     # bench.run stops a benchmark that runs over its time with SIGTERM: unwind, stopping the stack
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.quick:
-        args.start, args.runs, args.duration, args.drain = 200.0, 1, 10.0, 3.0
+        args.start, args.runs, args.warmup, args.window, args.drain = 200.0, 1, 3.0, 7.0, 3.0
     brokers = [cast(BrokerKind, b.strip()) for b in args.brokers.split(",") if b.strip()]
     searches: list[dict[str, Any]] = []
     for n, broker in enumerate(brokers):
-        left = args.budget - sum(s["seconds"] for s in searches)
-        share = left / (len(brokers) - n)
         start = first_rate(searches, args.start) if not args.quick else args.start
-        searches.append(search(broker, start, args.runs, share, args.duration, args.drain))
+        share = (args.budget - sum(s["seconds"] for s in searches)) / (len(brokers) - n)
+        found = search(broker, start, args.runs, share, args.warmup, args.window, args.drain)
+        searches.append(found)
     by = {s["broker"]: s for s in searches}
     kafka, tansu = by.get("kafka", {}), by.get("tansu", {})
     ratio = None
@@ -151,10 +157,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = {
         "benchmark": "capacity",
         "quick": args.quick,
-        "duration_s": args.duration,
+        "duration_s": args.warmup + args.window,
+        "warmup_s": args.warmup,
+        "window_s": args.window,
         "drain_s": args.drain,
         "start_per_s": args.start,
         "ratio_target": RATIO_TARGET,
+        "floor_per_s": MIN_RATE,
         "max_runs": args.runs,
         "budget_s": args.budget,
         "latency_limit_s": LATENCY_LIMIT_S,

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from bench.capacity.criteria import backlog_grew, floor_rise, lag_by_group, passed
 from bench.capacity.processes import cpu_by_service, machine_times, service_name
-from bench.capacity.run import first_rate, next_rate, passed
-from bench.capacity.stack import window_quantiles
+from bench.capacity.run import first_rate, next_rate, time_left
+from bench.capacity.stack import broker_slices, settled_lag, window_quantiles
 from bench.sections import capacity_section, quix_section
+from ops.simulator.live import MetricSample, lag_grew
 
 pytestmark = pytest.mark.unit
 
@@ -21,7 +23,25 @@ def test_search_doubles_while_passing_then_bisects_until_the_gap_is_small() -> N
     assert next_rate([1000, 1500], [2000]) == 1750
     assert next_rate([1000, 1750], [2000]) is None  # within the search's resolution
     assert next_rate([], [1000]) == 500
-    assert next_rate([], [60]) is None  # below the lowest rate worth a run
+    assert next_rate([], [40]) is None  # below the lowest rate worth a run
+
+
+def test_search_keeps_halving_to_the_floor_while_every_rate_fails_then_bisects_up() -> None:
+    fails: list[float] = []
+    rate = next_rate([], [200.0])
+    tried = []
+    while rate is not None:
+        tried.append(rate)
+        fails.append(rate)
+        rate = next_rate([], [200.0, *fails])
+    assert tried == [100.0, 50.0, 25.0]  # the floor is tried, nothing below it
+    assert next_rate([50.0], [200.0, 100.0]) == 80.0  # a pass under a fail: bisect
+
+
+def test_a_broker_runs_again_only_while_its_longest_run_fits_in_its_share() -> None:
+    assert time_left(200.0, [100.0, 100.0], 330.0)
+    assert not time_left(240.0, [100.0, 120.0], 330.0)  # the longest run is the estimate
+    assert time_left(0.0, [], 10.0)
 
 
 def _run(**kw: Any) -> dict[str, Any]:
@@ -35,7 +55,65 @@ def test_a_rate_passes_only_when_sent_fast_handed_off_in_time_and_lag_stable() -
     assert passed(_run(handoff={"p99": 1.0}))[1] == "handoff p99 1.00 s"
     assert passed(_run(handoff={}))[1] == "no handoff recorded in the window"
     assert passed(_run(lag_grew=True))[1] == "lag grew"
+    assert passed(_run(lag_grew=True, lag_floor_rise=450.0))[1] == "lag grew (floor +450 msgs)"
+    assert passed(_run(lag_grew=None))[1] == "lag trend unknown"
+    left = _run(lag_settled=2500.0, lag_backlog_limit=800)
+    assert passed(left)[1] == "2,500 msgs of lag left after the drain"
+    assert passed(_run(lag_settled=300.0, lag_backlog_limit=800)) == (True, "kept up")
     assert not passed(_run(error="exit 1"))[0]
+
+
+def _sawtooth(t: float, rate: float, every: float, phase: float = 0.0) -> float:
+    """Committed-offset lag of a caught-up group that commits every ``every`` seconds."""
+    return rate * ((t + phase) % every)
+
+
+def test_a_committing_stage_is_not_a_backlog_but_a_rising_floor_is() -> None:
+    times = [float(t) for t in range(16)]  # a 15 s window, sampled every second
+    caught_up = [
+        (t, {"mapper": _sawtooth(t, 100.0, 5.0), "sinks": _sawtooth(t, 60.0, 5.0, 2.0)})
+        for t in times
+    ]
+    assert backlog_grew(caught_up, consumed_per_s=300.0) is False
+    falling_behind = [(t, {"mapper": _sawtooth(t, 100.0, 5.0) + 60.0 * t}) for t in times]
+    rise = floor_rise(falling_behind)
+    assert rise is not None
+    assert rise > 300.0
+    assert backlog_grew(falling_behind, consumed_per_s=300.0) is True
+    assert backlog_grew(caught_up[:3], consumed_per_s=300.0) is None  # too few samples
+
+
+def test_a_line_fitted_through_a_short_sawtooth_can_read_as_growth() -> None:
+    """Why the floor: the fitted trend (``lag_grew``) is fooled by where a window cuts the teeth."""
+    cut = [(float(t), 300.0 + _sawtooth(t, 100.0, 5.0)) for t in range(15)]
+    assert lag_grew(cut, window_s=14.0) is True
+    assert backlog_grew([(t, {"mapper": v}) for t, v in cut], consumed_per_s=300.0) is False
+    # an exporter sampling every 5.5 s a sawtooth of 5 s aliases it into a slow staircase
+    aliased = [(float(t), 500.0 + _sawtooth(t // 5.5 * 5.5, 100.0, 5.0)) for t in range(2, 19)]
+    assert lag_grew(aliased, window_s=16.0) is True
+    assert backlog_grew([(t, {"m": v}) for t, v in aliased], consumed_per_s=300.0) is False
+
+
+def test_the_lag_left_after_the_drain_is_each_groups_floor_over_the_last_seconds() -> None:
+    tail = [(float(t), {"mapper": _sawtooth(t, 100.0, 5.0), "worker": 900.0 - t})
+            for t in range(20)]  # fmt: skip
+    assert settled_lag(tail) == 881.0  # the mapper commits back to 0, the worker is behind
+    assert settled_lag([]) == 0.0
+
+
+def test_lag_is_summed_per_group_over_topics_and_partitions() -> None:
+    lag = "interlock_consumer_lag_messages"
+    samples = [MetricSample(lag, {"group": "a", "topic": "x", "partition": "0"}, 5.0),
+               MetricSample(lag, {"group": "a", "topic": "y", "partition": "0"}, 7.0),
+               MetricSample(lag, {"group": "b", "topic": "x", "partition": "0"}, 1.0),
+               MetricSample("interlock_events_consumed_total", {"group": "a"}, 99.0)]  # fmt: skip
+    assert lag_by_group(samples) == {"a": 12.0, "b": 1.0}
+
+
+def test_the_brokers_cores_are_reported_slice_by_slice_from_ready() -> None:
+    slices = broker_slices([(0.0, 1.0), (10.0, 8.0), (20.0, 11.0)])
+    assert slices == [{"from_s": 0, "to_s": 10, "cores": 0.7},
+                      {"from_s": 10, "to_s": 20, "cores": 0.3}]  # fmt: skip
 
 
 def test_window_latency_counts_only_what_was_observed_after_the_window_started() -> None:
@@ -80,6 +158,46 @@ def test_capacity_section_shows_both_targets_and_cpu_per_action_beside_tansu() -
     assert "| Tansu, same search | 600 actions/s | 2.00x | Kafka ≥ 1.5x Tansu | met |" in md
     assert (
         "| CPU per action: worker (Apache Kafka @ 1,200/s) | 500 µs | Tansu @ 600/s | 700 µs" in md
+    )
+
+
+def test_capacity_section_shows_each_runs_backlog_floor_and_the_brokers_warm_up() -> None:
+    run = {
+        **_measured(200.0, False, 900.0),
+        "verdict": "lag grew (floor +450 msgs)",
+        "lag_floor_rise": 450.0,
+        "lag_backlog_limit": 300,
+        "lag_end": 900.0,
+        "lag_fit_rose": False,
+        "broker_cores_by_slice": [
+            {"from_s": 0, "to_s": 10, "cores": 0.71},
+            {"from_s": 10, "to_s": 20, "cores": 0.3},
+        ],
+    }
+    doc = {"warmup_s": 50, "window_s": 15, "start_per_s": 200, "floor_per_s": 25,
+           "searches": [{**_search("kafka", None, [run]), "floor_per_s": 25}]}  # fmt: skip
+    md = capacity_section(doc).markdown()
+    assert "lag floor +450 msgs (a backlog past 300), at end 900 msgs, fit flat" in md
+    assert "broker cores by 10 s from `ready`: 0.71, 0.30" in md
+    assert "50 s of warm-up, then a 15 s window" in md
+    assert "halving while none is (down to 25/s)" in md
+
+
+def test_capacity_section_gives_the_ratios_range_and_flags_other_work_on_the_machine() -> None:
+    kafka = {**_search("kafka", 100.0, [_measured(100.0, True, 500.0)]), "lowest_fail_per_s": 200}
+    tansu = {**_search("tansu", 70.0, [_measured(70.0, True, 700.0)]), "lowest_fail_per_s": 100}
+    md = capacity_section({"searches": [kafka, tansu]}).markdown()
+    assert "the capacities' ratio lies between 1.00x" in md
+    assert "and 2.86x" in md
+    assert "**other work shared the machine**: 0.10 to 0.10 cores outside the stack" in md
+    assert "Apache Kafka @ 100/s: **kept up**; lag" in md
+
+
+def test_capacity_section_says_when_the_search_reached_its_floor() -> None:
+    runs = [_measured(rate, False, 900.0) for rate in (200.0, 100.0, 50.0, 25.0)]
+    doc = {"searches": [{**_search("tansu", None, runs), "floor_per_s": 25.0}]}
+    assert "Tansu: no rate tried kept up (lowest 25/s, the search's floor)" in (
+        capacity_section(doc).markdown()
     )
 
 
