@@ -19,13 +19,16 @@ __all__ = [
     "INPROCESS_TARGET",
     "SCALING_TARGET",
     "SERDE_TARGET",
+    "STORE_TARGET",
     "WORKER_TARGET",
 ]
 
 # -- one builder per benchmark ---------------------------------------------------------------
 SERDE_TARGET = Target("≥ 0.7x raw fastavro", "min", 0.7, on="ratio")
 CDC_TARGET = Target("≥ 40,000 events/s", "min", 40_000, unit="events/s")
-WORKER_TARGET = Target("≥ 15,000 events/s per worker", "min", 15_000, unit="events/s")
+WORKER_TARGET = Target("≥ 0.8x the plain loop", "min", 0.8, on="ratio")
+"""The Faust worker on its default store against the plain loop running the same Pipeline."""
+STORE_TARGET = Target("rocksdb:// ≥ 0.85x memory://", "min", 0.85, on="ratio")
 SCALING_TARGET = Target("2 workers ≥ 1.6x one", "min", 1.6, on="ratio")
 HANDOFF_TARGET = Target("p99 < 250 ms at 1,000 events/s", "max", 0.25, unit="s")
 INPROCESS_TARGET = Target("≥ 2x the baseline's quotes/s", "min", 2.0, on="ratio")
@@ -130,7 +133,9 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
         name = key.replace("_", " ")
         if entry.get("store"):
             name = f"faust worker on {entry['store']}"
-        s.rows.append(Row(name, entry["events_per_s"], "events/s", label, base, WORKER_TARGET))
+        # the target holds the default store's one worker to the plain loop
+        target = WORKER_TARGET if key == "faust_worker" else None
+        s.rows.append(Row(name, entry["events_per_s"], "events/s", label, base, target))
         s.rows.append(Row(f"{name}: latency p99", entry.get("latency_p99_s"), "s", label,
                           plain.get("latency_p99_s")))  # fmt: skip
         sustained = entry.get("events_per_s_incl_read_back")
@@ -138,7 +143,7 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
             # Until every command is also read back into the orders table: what a worker
             # sustains (the burst's own figure stops at the last command emitted).
             s.rows.append(Row(f"{name}, incl. read-back", sustained, "events/s", label, base,
-                              WORKER_TARGET))  # fmt: skip
+                              target))  # fmt: skip
         if workers == 1 and one is None:
             one = entry["events_per_s"]
             one_sustained = sustained
@@ -148,15 +153,26 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
             if sustained is not None and one_sustained:
                 s.rows.append(Row(f"{name} vs 1, incl. read-back", sustained, "events/s",
                                   "1 worker", one_sustained, SCALING_TARGET))  # fmt: skip
+    other = d.get("faust_worker_other_store") or {}
+    faust = d.get("faust_worker") or {}
+    if d.get("store") and other.get("store") and faust.get("events_per_s"):
+        store_target = STORE_TARGET if str(d["store"]).startswith("rocksdb") else None
+        s.rows.append(Row(f"faust worker on {d['store']} vs {other['store']}",
+                          faust["events_per_s"], "events/s", f"faust worker on {other['store']}",
+                          other.get("events_per_s"), store_target))  # fmt: skip
     for phase, entry in (d.get("faust_steady") or {}).items():
         rate = float(str(phase).split("_")[0]) if str(phase)[0].isdigit() else None
         name = f"faust worker, steady {str(phase).replace('_', ' ')}"
         s.rows.append(Row(name, entry.get("events_per_s"), "events/s", "offered", rate))
         s.rows.append(Row(f"{name}: latency p99", entry.get("latency_p99_s"), "s"))
     if base is not None:
-        s.rows.append(Row(label, base, "events/s", "", None, WORKER_TARGET))
-    if not any(r.target is SCALING_TARGET for r in s.rows):
-        s.notes.append("2 workers ≥ 1.6x one: not measured by this benchmark (see the pipeline)")
+        s.rows.append(Row(label, base, "events/s"))
+    s.notes.append(
+        "targets: one worker on the default store ≥ 0.8x the plain loop running the same "
+        "Pipeline, and `rocksdb://` ≥ 0.85x `memory://`, both in the same run; the earlier "
+        "15,000 events/s per worker is withdrawn (replaced by these ratios), and 2 workers "
+        "≥ 1.6x one is shown but cannot be measured honestly on 2 cores shared with the broker"
+    )
     if d.get("store"):
         s.notes.append(f"the workers' table store: `{d['store']}`")
     if d.get("note"):
