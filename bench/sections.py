@@ -97,7 +97,8 @@ def webhooks_section(d: Mapping[str, Any]) -> Section:
         "unanswered)"
     )
     s.notes.append(
-        f"{d.get('seconds')} s per endpoint after a warm-up, same server, same run; "
+        f"{d.get('seconds')} s per endpoint after a warm-up "
+        f"({_warm_up(d.get('warm_up_s'))}), same server, same run; "
         f"{d.get('generator')}; broker: {d.get('broker')}"
     )
     return s
@@ -117,6 +118,12 @@ def cdc_section(d: Mapping[str, Any]) -> Section:
     )
     s.rows.append(Row("Postgres snapshot → raw topic", d.get("snapshot_rows_per_s"), "rows/s"))
     return s
+
+
+def _warm_up(warm: Any) -> str:
+    if not isinstance(warm, Mapping):
+        return "short"
+    return ", ".join(f"{k} {v} s" for k, v in warm.items()) + "; the signed one warms the broker"
 
 
 def quote_to_order_section(d: Mapping[str, Any]) -> Section:
@@ -173,6 +180,8 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
         "15,000 events/s per worker is withdrawn (replaced by these ratios), and 2 workers "
         "≥ 1.6x one is shown but cannot be measured honestly on 2 cores shared with the broker"
     )
+    if d.get("faust_two_workers_error"):
+        s.notes.append(f"**{d['faust_two_workers_error']}**")
     if d.get("store"):
         s.notes.append(f"the workers' table store: `{d['store']}`")
     if d.get("note"):
