@@ -29,7 +29,7 @@ def test_sinks_killed_during_an_erp_outage_lose_and_double_nothing(tmp_path: Pat
         "kill",
         "sinks",
         run_s=30.0,
-        up_args=("--fault", "erp:429:10@6"),
+        up_args=("--fault", "erp:429:14@4"),
     )
     outcome = run_case(Planned(case, at_s=10.0, seed=7), tmp_path / "run", rate=60.0)
     up_log = (tmp_path / "run" / "up.log").read_text()
