@@ -50,8 +50,16 @@ class TcpProxy:
                 continue
             upstream.settimeout(None)
             with self._lock:
-                self.accepted += 1
-                self._live.update((client, upstream))
+                # a cut() that came while this connection was being set up wins: checked under
+                # the lock cut() takes, so no connection outlives a cut
+                forward = not self._cut.is_set()
+                if forward:
+                    self.accepted += 1
+                    self._live.update((client, upstream))
+            if not forward:
+                _close(client)
+                _close(upstream)
+                continue
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
@@ -75,8 +83,8 @@ class TcpProxy:
 
     def cut(self) -> None:
         """Close every live connection; new ones are closed right after accept."""
-        self._cut.set()
         with self._lock:
+            self._cut.set()
             live, self._live = list(self._live), set()
         for sock in live:
             _close(sock)
