@@ -9,7 +9,11 @@ and installed by :func:`install_faust_fixes`, which ``processors.app.create_app`
   marked read, and dropped with the queue: a restarted worker silently skips them, and stops
   committing at the gap (faust-streaming#216). The resume is held until the recovery step has
   sought them and resumed flow control. Behaviour test: tests/processors/test_table_recovery.py
-  (exact counts across a restart, a SIGKILL and a rebalance).
+  (exact counts across a restart, a SIGKILL and a rebalance). A step whose generation was
+  superseded while it ran (a rebalance came during its seek, which can take a second) does not
+  resume them at all: the new generation paused them for its own recovery, and resuming them
+  let records in before that recovery's seek, which then skipped them for good (a two-worker
+  burst lost 112 account events this way and committed nothing past the gap).
 - ``fetch_snapshot``: the fetcher asks for the partitions active when a fetch starts, never
   "all" (a set changed by a rebalance during the fetch fetched revoked partitions).
 - ``seek_uncommitted_to_start``: stream partitions without a committed offset start at their
@@ -78,7 +82,8 @@ def _resume_streams_last(
 
     By then the step has sought them to their committed offsets and resumed flow control
     (which clears the stream queues), so a record taken from them can no longer be queued
-    before the seek and then cleared away.
+    before the seek and then cleared away. Only if the step's generation is still the
+    consumer's: a newer one paused its partitions and resumes them after its own seek.
     """
 
     async def step(self: Recovery, generation_id: int = 0) -> None:
@@ -89,8 +94,16 @@ def _resume_streams_last(
             await original(self, generation_id)
         finally:
             del consumer.resume_partitions
-            for tps in held:
-                consumer.resume_partitions(tps)
+            if self.app.consumer_generation_id == generation_id:
+                for tps in held:
+                    consumer.resume_partitions(tps)
+            elif held:
+                log.info(
+                    "recovery of generation %s superseded by %s: its stream partitions stay "
+                    "paused for the new generation's recovery",
+                    generation_id,
+                    self.app.consumer_generation_id,
+                )
 
     step.__wrapped__ = original  # type: ignore[attr-defined]
     return step

@@ -245,7 +245,8 @@ def run_faust(
                 "INTERLOCK_PROCESSORS__STORE": store,
                 "INTERLOCK_PROCESSORS__DATA_DIR": str(tmp / tag / str(n)),
                 "INTERLOCK_METRICS__PORT": str(port),
-                "INTERLOCK_LOG_LEVEL": "WARNING",
+                # BENCH_WORKER_LOG_LEVEL=INFO to see rebalances and recoveries in the logs
+                "INTERLOCK_LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"),
             }
             with (tmp / f"faust-{tag}-{n}.log").open("wb") as log:
                 procs.append(
@@ -345,7 +346,10 @@ def main() -> None:
                     bootstrap, args.quotes, args.accounts, tmp, workers=2, store=args.store
                 )["burst"]
             except TimeoutError as exc:  # the others are still measured; the table says so
-                two_error = f"2 workers: no result within the deadline ({exc}), see {tmp}"
+                two_error = (
+                    f"2 workers: no result within the deadline ({exc}), "
+                    f"see the workers' logs in {tmp.relative_to(ROOT)}"
+                )
         other = None
         if args.compare_store and args.compare_store != args.store:
             other = run_faust(bootstrap, args.quotes, args.accounts, tmp, store=args.compare_store)[

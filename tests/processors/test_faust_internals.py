@@ -11,7 +11,10 @@ rebalances (``test_crash_rebalance``), RocksDB tables rebuilt from the offset th
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
+import textwrap
 from importlib.metadata import version
 from types import SimpleNamespace
 from typing import Any
@@ -63,20 +66,27 @@ async def _faust_like_step(self: Any, generation_id: int = 0) -> None:
     consumer = self.app.consumer
     consumer.resume_partitions({"quotes-0"})
     await consumer.perform_seek()
+    if self.rebalance_during_seek:  # the consumer thread took a new assignment meanwhile
+        self.app.consumer_generation_id += 1
+        consumer.calls.append("paused by the new generation")
     consumer.calls.append("flow resumed")
     if self.fail:
         raise RuntimeError("rebalanced again")
 
 
-def _run_step(fail: bool) -> _RecordingConsumer:
+def _run_step(fail: bool, *, rebalance_during_seek: bool = False) -> _RecordingConsumer:
     consumer = _RecordingConsumer()
     step = _resume_streams_last(_faust_like_step)
-    recovery = SimpleNamespace(app=SimpleNamespace(consumer=consumer), fail=fail)
+    recovery = SimpleNamespace(
+        app=SimpleNamespace(consumer=consumer, consumer_generation_id=3),
+        fail=fail,
+        rebalance_during_seek=rebalance_during_seek,
+    )
     if fail:
         with pytest.raises(RuntimeError, match="rebalanced again"):
-            asyncio.run(step(recovery))
+            asyncio.run(step(recovery, 3))
     else:
-        asyncio.run(step(recovery))
+        asyncio.run(step(recovery, 3))
     return consumer
 
 
@@ -90,6 +100,16 @@ def test_a_step_that_fails_still_resumes_its_partitions() -> None:
     consumer = _run_step(fail=True)
     assert consumer.calls == ["seek", "flow resumed", "resume ['quotes-0']"]
     assert "resume_partitions" not in vars(consumer)
+
+
+def test_a_step_superseded_during_its_seek_leaves_the_partitions_to_the_new_generation() -> None:
+    # A rebalance during the seek paused the partitions for the new generation's recovery;
+    # resuming them here let records in before that recovery's seek, which skipped them.
+    consumer = _run_step(fail=False, rebalance_during_seek=True)
+    assert consumer.calls == ["seek", "paused by the new generation", "flow resumed"]
+    assert "resume_partitions" not in vars(consumer)
+    consumer = _run_step(fail=True, rebalance_during_seek=True)
+    assert consumer.calls == ["seek", "paused by the new generation", "flow resumed"]
 
 
 def test_resume_streams_last_is_installed_once() -> None:
@@ -179,3 +199,22 @@ def test_fausts_own_producer_is_idempotent_on_kafka_only() -> None:
     install_idempotent_producer()
     extra = Producer._settings_extra(SimpleNamespace())  # type: ignore[arg-type]
     assert extra == {"acks": "all", "enable_idempotence": True}
+
+
+def _store_call_keywords(function: Any) -> set[str]:
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.keywords]
+    (call,) = calls
+    return {k.arg for k in call.keywords if k.arg is not None}
+
+
+def test_the_cached_store_is_built_with_every_keyword_faust_builds_its_stores_with() -> None:
+    # ProducedTable._new_store_by_url mirrors Collection._new_store_by_url's call: a keyword
+    # Faust adds there on an upgrade must reach the cached store too.
+    from faust.tables.base import Collection
+
+    from processors.state import ProducedTable
+
+    faust_keywords = _store_call_keywords(Collection._new_store_by_url)
+    ours = _store_call_keywords(ProducedTable._new_store_by_url) - {"cache_entries"}
+    assert ours == faust_keywords
