@@ -46,6 +46,11 @@ class Benchmark:
     quick_timeout_s: float = 300.0
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the checkout when it is inside it (results name no machine's paths)."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _module(name: str) -> list[str]:
     return [sys.executable, "-m", f"bench.{name}.run"]
 
@@ -82,7 +87,7 @@ def run_benchmark(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{bench.name}.log"
     started = time.monotonic()
-    record: dict[str, Any] = {"argv": argv[1:], "log": str(log_path), "quick": quick}
+    record: dict[str, Any] = {"argv": argv[1:], "log": _shown(log_path), "quick": quick}
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

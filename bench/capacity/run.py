@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "kafka_vs_tansu": ratio,
     }
     write_result(RESULTS, report)
-    from bench.sections import capacity_section
+    from bench.sections.stack import capacity_section
 
     print(capacity_section(report).markdown())
 

@@ -228,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> None:
               "quick": args.quick, "broker": broker_label(),
               "store": _store(), "runs": runs}  # fmt: skip
     write_result(RESULTS, report)
-    from bench.sections import pipeline_section
+    from bench.sections.stack import pipeline_section
 
     print(pipeline_section(report).markdown())
 

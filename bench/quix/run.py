@@ -156,7 +156,7 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.quotes, args.accounts, args.store)
     write_result(RESULTS, result)
-    from bench.sections import quix_section
+    from bench.sections.worker import quix_section
 
     print(quix_section(result).markdown())
 

@@ -11,7 +11,8 @@ from bench.capacity.criteria import backlog_grew, floor_rise, lag_by_group, pass
 from bench.capacity.processes import cpu_by_service, machine_times, service_name
 from bench.capacity.run import first_rate, next_rate, time_left
 from bench.capacity.stack import broker_slices, settled_lag, window_quantiles
-from bench.sections import capacity_section, quix_section
+from bench.sections.stack import capacity_section
+from bench.sections.worker import quix_section
 from ops.simulator.live import MetricSample, lag_grew
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ import pytest
 
 from bench.plots import plot_all
 from bench.report import build_sections, render_results, write_results
-from bench.sections import CDC_TARGET, HANDOFF_TARGET
+from bench.sections.targets import CDC_TARGET, HANDOFF_TARGET
 
 pytestmark = pytest.mark.unit
 
