@@ -13,7 +13,13 @@ and installed by :func:`install_faust_fixes`, which ``processors.app.create_app`
   superseded while it ran (a rebalance came during its seek, which can take a second) does not
   resume them at all: the new generation paused them for its own recovery, and resuming them
   let records in before that recovery's seek, which then skipped them for good (a two-worker
-  burst lost 112 account events this way and committed nothing past the gap).
+  burst lost 112 account events this way and committed nothing past the gap). Nor does it end
+  the rebalance (``app.on_rebalance_end``): that would mark the new generation's rebalance
+  over while it recovers, and take its sensor state.
+- ``livelock_check_positioned``: Faust's livelock check reads a partition's aiokafka position,
+  a property that asserts it is set; a partition sought to its start and not yet reset has
+  none, and the AssertionError crashed the worker. Such a partition is skipped (nothing was
+  fetched from it yet to verify).
 - ``fetch_snapshot``: the fetcher asks for the partitions active when a fetch starts, never
   "all" (a set changed by a rebalance during the fetch fetched revoked partitions).
 - ``seek_uncommitted_to_start``: stream partitions without a committed offset start at their
@@ -31,6 +37,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -42,6 +49,7 @@ __all__ = [
     "install_faust_fixes",
     "install_fetch_snapshot",
     "install_idempotent_producer",
+    "install_livelock_check_positioned",
     "install_resume_streams_last",
     "install_seek_uncommitted_to_start",
 ]
@@ -55,6 +63,7 @@ def install_faust_fixes(*, idempotent_producer: bool) -> None:
     install_fetch_snapshot()
     install_seek_uncommitted_to_start()
     install_direct_delivery()
+    install_livelock_check_positioned()
     if idempotent_producer:
         install_idempotent_producer()
 
@@ -87,17 +96,22 @@ def _resume_streams_last(
     """
 
     async def step(self: Recovery, generation_id: int = 0) -> None:
-        consumer = self.app.consumer
+        app, consumer = self.app, self.app.consumer
         held: list[set[TP]] = []
+        ended: list[bool] = []
         consumer.resume_partitions = lambda tps: held.append(set(tps))  # type: ignore[method-assign]
+        app.on_rebalance_end = lambda: ended.append(True)  # type: ignore[method-assign]
         try:
             await original(self, generation_id)
         finally:
             del consumer.resume_partitions
-            if self.app.consumer_generation_id == generation_id:
+            del app.on_rebalance_end
+            if app.consumer_generation_id == generation_id:
                 for tps in held:
                     consumer.resume_partitions(tps)
-            elif held:
+                if ended:
+                    app.on_rebalance_end()
+            elif held or ended:
                 log.info(
                     "recovery of generation %s superseded by %s: its stream partitions stay "
                     "paused for the new generation's recovery",
@@ -160,3 +174,23 @@ def install_seek_uncommitted_to_start() -> None:
     """Seek stream partitions without a committed offset to their start (idempotent)."""
     if AIOKafkaConsumerThread.seek_to_committed is not _seek_to_committed_or_start:
         AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed_or_start  # type: ignore[method-assign]
+
+
+_original_verify_event_path = AIOKafkaConsumerThread.verify_event_path
+
+
+def _verify_event_path_positioned(self: AIOKafkaConsumerThread, now: float, tp: TP) -> None:
+    consumer = self._consumer
+    subscription = consumer._subscription.subscription if consumer is not None else None
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is not None:
+        state = assignment.state_value(TopicPartition(tp.topic, tp.partition))
+        if state is not None and not state.has_valid_position:
+            return None  # being reset to its start or committed offset: nothing to verify yet
+    return _original_verify_event_path(self, now, tp)
+
+
+def install_livelock_check_positioned() -> None:
+    """Skip the livelock check of a partition that has no position yet (idempotent)."""
+    if AIOKafkaConsumerThread.verify_event_path is not _verify_event_path_positioned:
+        AIOKafkaConsumerThread.verify_event_path = _verify_event_path_positioned  # type: ignore[method-assign]

@@ -21,15 +21,22 @@ from typing import Any
 
 import aiokafka
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.consumer.fetcher import OffsetResetStrategy
+from aiokafka.consumer.subscription_state import SubscriptionState
 from faust.streams import _current_event
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types import TP
 
+from processors import faust_fixes
 from processors.faust_fixes import (
     _getmany_snapshot,
     _resume_streams_last,
     _seek_to_committed_or_start,
+    _verify_event_path_positioned,
     install_fetch_snapshot,
+    install_livelock_check_positioned,
     install_resume_streams_last,
     install_seek_uncommitted_to_start,
 )
@@ -61,6 +68,17 @@ class _RecordingConsumer:
         await asyncio.sleep(0)  # the window in which the fetch loop used to take records
 
 
+class _RecordingApp:
+    """The app's side of a step: its generation and the end of its rebalance."""
+
+    def __init__(self, consumer: _RecordingConsumer) -> None:
+        self.consumer = consumer
+        self.consumer_generation_id = 3
+
+    def on_rebalance_end(self) -> None:
+        self.consumer.calls.append("rebalance ended")
+
+
 async def _faust_like_step(self: Any, generation_id: int = 0) -> None:
     # Faust 0.15.3's order: resume the stream partitions, seek them, resume flow control.
     consumer = self.app.consumer
@@ -72,13 +90,15 @@ async def _faust_like_step(self: Any, generation_id: int = 0) -> None:
     consumer.calls.append("flow resumed")
     if self.fail:
         raise RuntimeError("rebalanced again")
+    self.app.on_rebalance_end()
 
 
 def _run_step(fail: bool, *, rebalance_during_seek: bool = False) -> _RecordingConsumer:
     consumer = _RecordingConsumer()
     step = _resume_streams_last(_faust_like_step)
+    app = _RecordingApp(consumer)
     recovery = SimpleNamespace(
-        app=SimpleNamespace(consumer=consumer, consumer_generation_id=3),
+        app=app,
         fail=fail,
         rebalance_during_seek=rebalance_during_seek,
     )
@@ -92,7 +112,7 @@ def _run_step(fail: bool, *, rebalance_during_seek: bool = False) -> _RecordingC
 
 def test_stream_partitions_are_resumed_after_the_seek_and_the_flow() -> None:
     consumer = _run_step(fail=False)
-    assert consumer.calls == ["seek", "flow resumed", "resume ['quotes-0']"]
+    assert consumer.calls == ["seek", "flow resumed", "resume ['quotes-0']", "rebalance ended"]
     assert "resume_partitions" not in vars(consumer)  # the consumer's own method is back
 
 
@@ -105,6 +125,7 @@ def test_a_step_that_fails_still_resumes_its_partitions() -> None:
 def test_a_step_superseded_during_its_seek_leaves_the_partitions_to_the_new_generation() -> None:
     # A rebalance during the seek paused the partitions for the new generation's recovery;
     # resuming them here let records in before that recovery's seek, which skipped them.
+    # Nor does it end the rebalance: the new generation's is still under way.
     consumer = _run_step(fail=False, rebalance_during_seek=True)
     assert consumer.calls == ["seek", "paused by the new generation", "flow resumed"]
     assert "resume_partitions" not in vars(consumer)
@@ -218,3 +239,41 @@ def test_the_cached_store_is_built_with_every_keyword_faust_builds_its_stores_wi
     faust_keywords = _store_call_keywords(Collection._new_store_by_url)
     ours = _store_call_keywords(ProducedTable._new_store_by_url) - {"cache_entries"}
     assert ours == faust_keywords
+
+
+def _thread_with(state: Any) -> Any:
+    async def assigned() -> SubscriptionState:  # aiokafka's state wants a running loop
+        subscriptions = SubscriptionState()
+        subscriptions.assign_from_user({tp})
+        return subscriptions
+
+    tp = TopicPartition("quotes", 0)
+    subscriptions = asyncio.run(assigned())
+    state(subscriptions.subscription.assignment.state_value(tp))
+    return SimpleNamespace(_consumer=SimpleNamespace(_subscription=subscriptions))
+
+
+def test_the_livelock_check_skips_a_partition_without_a_position(monkeypatch: Any) -> None:
+    # aiokafka's position property asserts it is set; Faust's check read it for a partition
+    # sought to its start and not yet reset, and the AssertionError crashed the worker.
+    checked: list[Any] = []
+    monkeypatch.setattr(
+        faust_fixes, "_original_verify_event_path", lambda s, now, tp: checked.append(tp)
+    )
+    tp = TP("quotes", 0)
+    unset = _thread_with(lambda state: state.await_reset(OffsetResetStrategy.EARLIEST))
+    with pytest.raises(AssertionError):
+        _ = unset._consumer._subscription.subscription.assignment.state_value(
+            TopicPartition("quotes", 0)
+        ).position  # what Faust's check read
+    assert _verify_event_path_positioned(unset, 0.0, tp) is None
+    assert checked == []
+    positioned = _thread_with(lambda state: state.seek(5))
+    _verify_event_path_positioned(positioned, 0.0, tp)
+    assert checked == [tp]
+
+
+def test_the_livelock_fix_is_installed_once() -> None:
+    install_livelock_check_positioned()
+    install_livelock_check_positioned()
+    assert AIOKafkaConsumerThread.verify_event_path is _verify_event_path_positioned
