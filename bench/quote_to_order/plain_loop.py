@@ -2,7 +2,9 @@
 
 Runs the very same :class:`processors.pipeline.Pipeline` (same pure domain functions, same
 outputs through the same batching producer) over dict tables instead of Faust tables; no
-changelogs, no rebalance handling, no recovery. Prints ``ready`` once partitions are assigned.
+changelogs, no rebalance handling, no recovery. Prints ``ready`` once partitions are assigned,
+then ``read_back COUNT EPOCH_MS`` after each batch that read back commands (their count so far
+and when the last was read back).
 
     python -m bench.quote_to_order.plain_loop BOOTSTRAP PREFIX
 """
@@ -67,6 +69,7 @@ def main(bootstrap: str, prefix: str) -> None:
         on_assign=lambda c, parts: ready.append(parts),
     )
     last_commit = time.monotonic()
+    read_back, read_back_ms, shown = 0, 0, 0
     while True:
         batch = consumer.consume(2000, 0.2)
         if ready and ready[0] is not None:
@@ -78,8 +81,15 @@ def main(bootstrap: str, prefix: str) -> None:
             raw = RawRecord.from_message(msg)
             if raw.topic in commands:
                 pipeline.on_command(raw)
+                read_back += 1
+                read_back_ms = int(time.time() * 1000)
             else:
                 pipeline.handle(raw)
+        if read_back != shown:
+            # commands read back so far and when the last one was: the work after the last
+            # command belongs to the quotes too (the worker's figure includes it)
+            print(f"read_back {read_back} {read_back_ms}", flush=True)
+            shown = read_back
         producer.poll(0)
         if time.monotonic() - last_commit > 1.0:
             output.flush_sync()  # outputs durable before the offsets that caused them

@@ -26,6 +26,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -151,13 +152,17 @@ def _count(bootstrap: str, topic: str) -> int:
 
 
 def _measure(
-    bootstrap: str, topics: ProcessorTopics, orders_changelog: str | None = None
+    bootstrap: str,
+    topics: ProcessorTopics,
+    orders_changelog: str | None = None,
+    read_back_done_ms: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per phase (the quote id prefix): throughput and quote → command latency.
 
     With ``orders_changelog`` (Faust), also the throughput up to the read-back of the last
     command: the work a worker does after it emitted a command (fold it into the order
-    state, changelog writes) belongs to the quote too.
+    state, changelog writes) belongs to the quote too. The plain loop, which keeps no
+    changelog, reports when it read back its last command (``read_back_done_ms``, one phase).
     """
     readback_ts: dict[str, int] = {}
     if orders_changelog:
@@ -190,6 +195,11 @@ def _measure(
             back = [t for q, t in readback_ts.items() if q in quoted]
             span = (max(back) - min(quoted.values())) / 1000 if back else 0.0
             phases[phase]["read_back"] = len(back)
+            phases[phase]["events_per_s_incl_read_back"] = (
+                round(len(quoted) / span) if span > 0 else None
+            )
+        elif read_back_done_ms is not None:
+            span = (read_back_done_ms - min(quoted.values())) / 1000
             phases[phase]["events_per_s_incl_read_back"] = (
                 round(len(quoted) / span) if span > 0 else None
             )
@@ -296,15 +306,25 @@ def run_plain(bootstrap: str, quotes: int, accounts: int) -> dict[str, Any]:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
     )
+    read_back: list[tuple[int, int]] = []
     try:
         assert loop.stdout is not None
         assert loop.stdout.readline().strip() == b"ready"
+        stdout = loop.stdout
+
+        def follow() -> None:
+            for line in stdout:
+                _, count, at_ms = line.split()
+                read_back.append((int(count), int(at_ms)))
+
+        threading.Thread(target=follow, daemon=True).start()
         _produce(bootstrap, topics, quotes, accounts)
         _wait(lambda: _count(bootstrap, topics.create_order) >= quotes, 600, "plain orders")
+        _wait(lambda: bool(read_back) and read_back[-1][0] >= quotes, 600, "plain read-back")
     finally:
         loop.terminate()
         loop.wait(30)
-    return _measure(bootstrap, topics)["burst"]
+    return _measure(bootstrap, topics, read_back_done_ms=read_back[-1][1])["burst"]
 
 
 def main() -> None:
@@ -373,6 +393,9 @@ def main() -> None:
         else None,
         "plain_confluent_loop": plain,
         "faust_vs_plain": round(faust["events_per_s"] / plain["events_per_s"], 3),
+        "faust_vs_plain_incl_read_back": round(
+            faust["events_per_s_incl_read_back"] / plain["events_per_s_incl_read_back"], 3
+        ),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
@@ -380,6 +403,7 @@ def main() -> None:
         "broker": broker_label(),
         "note": "burst: input produced at once after the processors are ready, latency includes "
         "queueing behind the burst, events/s = quotes / (last command time - first quote time); "
+        "incl. read-back: up to the read-back of the last command instead; "
         "steady: quotes offered at a fixed rate to the same 1-worker process after its burst",
     }
     write_result(RESULTS, result)

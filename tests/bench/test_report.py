@@ -162,6 +162,27 @@ def test_quote_to_order_shows_what_a_worker_sustains_and_its_scaling(tmp_path: P
     assert "**missed** by 0.1x" in scaling
 
 
+def test_quote_to_order_compares_read_back_with_read_back(tmp_path: Path) -> None:
+    md = _rendered(
+        tmp_path,
+        "quote_to_order",
+        {
+            "faust_worker": {"events_per_s": 4_000, "events_per_s_incl_read_back": 3_000},
+            "plain_confluent_loop": {"events_per_s": 8_000, "events_per_s_incl_read_back": 5_000},
+        },
+    )
+    burst = _line(md, "| faust worker |")
+    assert "| plain confluent-kafka loop, same Pipeline | 8,000 events/s | 0.50x |" in burst
+    sustained = _line(md, "| faust worker, incl. read-back |")
+    assert (
+        "plain confluent-kafka loop, same Pipeline, incl. read-back | 5,000 events/s" in sustained
+    )
+    assert "0.60x" in sustained
+    assert "**missed** by 0.2x (25% short)" in sustained
+    assert "5,000 events/s" in _line(md, "| plain confluent-kafka loop, same Pipeline, incl.")
+    assert "leaves the read-back out" in md
+
+
 def test_targets_are_strict_in_their_direction() -> None:
     assert CDC_TARGET.verdict(40_000, None) == "met"
     assert HANDOFF_TARGET.verdict(0.25, None).startswith("**missed** by 0")
