@@ -95,6 +95,12 @@ class CachedRocksDBStore(rocksdb.Store):
             raise KeyError(key)
         return value
 
+    def get(self, key: Any, default: Any = None) -> Any:
+        value = self._lookup(key)
+        if value is _MISS:
+            return super().get(key, default)
+        return default if value is _ABSENT else value
+
     def __contains__(self, key: object) -> bool:
         value = self._lookup(key)
         if value is _MISS:

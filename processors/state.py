@@ -126,6 +126,18 @@ class ProducedTable(Table):
             cache_entries=self.cache_entries,
         )
 
+    def get(self, key: Any, default: Any = None) -> Any:
+        """``Mapping.get`` with one store read instead of two and no KeyError for a missing key.
+
+        Faust's path asks the store ``key in data`` and then ``data[key]``, and a missing key
+        raises through ``__missing__``. A table with a ``default`` keeps that path (its get
+        never returns ``default``).
+        """
+        if self.default is not None:
+            return super().get(key, default)
+        self.on_key_get(key)
+        return self.data.get(key, default)
+
     def send_changelog(
         self,
         partition: int | None,

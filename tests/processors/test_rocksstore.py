@@ -16,7 +16,7 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from processors.rocksstore import CachedRocksDBStore
-from processors.state import make_tables, read_any_partition
+from processors.state import ProducedTable, make_tables, read_any_partition
 
 pytestmark = pytest.mark.unit
 
@@ -203,3 +203,27 @@ def test_a_read_outside_an_event_looks_first_where_the_key_was_last_read(tmp_pat
     with event_of(0):
         assert orders["k"] == "zero"  # from the cache
     assert read_any_partition(orders, "k") == "zero"
+
+
+@pytest.mark.parametrize("cache_entries", [3, 0])
+def test_get_answers_as_faust_s_own_get(tmp_path: Path, cache_entries: int) -> None:
+    """``table.get`` reads the store once; what it answers is what ``Mapping.get`` answers."""
+    orders, _ = _orders(tmp_path, cache_entries)
+    with event_of(0):
+        orders["q1"] = {"n": 1}
+        orders["none"] = None
+        for key, expected in (("q1", {"n": 1}), ("none", None), ("q2", "fallback")):
+            assert (key in orders) is (expected != "fallback")
+            assert orders.get(key, "fallback") == expected
+        assert orders.get("q2") is None
+    with event_of(1):
+        assert orders.get("q1", "fallback") == "fallback"  # another partition's database
+    assert orders.get("q1") == {"n": 1}  # outside an event: any partition
+    assert orders.get("q2", 0) == 0
+
+
+def test_get_on_a_table_with_a_default_keeps_faust_s_path(tmp_path: Path) -> None:
+    app = faust.App("default-test", store="rocksdb://", datadir=str(tmp_path), broker="kafka://x:1")
+    counts = ProducedTable(app, name="counts", default=int, partitions=2, beacon=app.tables.beacon)
+    with event_of(0):
+        assert counts.get("missing", "ignored") == 0  # a defaulting table never returns it

@@ -90,5 +90,6 @@ def test_simulate_quits_within_seconds_of_sigterm_while_its_deliveries_fail(
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert took < 5.0, f"the simulator took {took:.1f} s to stop after SIGTERM"
+    # well under the 20 s drain it skips; a loaded CI host took 5.9 s to stop the interpreter
+    assert took < 10.0, f"the simulator took {took:.1f} s to stop after SIGTERM"
     assert json.loads(truth.read_text())["meta"]["aborted"] is True
