@@ -128,6 +128,10 @@ class PipelineHarness:
             elif topic == self.topics.account:
                 self.send_raw(topic, key or b"", value)
 
+    def lose_in_flight(self) -> None:
+        """Never read back what was written so far (as if those records were lost)."""
+        self._read = len(self.records)
+
     def tick(self, after: float) -> None:
         """Let ``after`` seconds pass and run the timers, as a tick of partition 0 does."""
         self.now += after

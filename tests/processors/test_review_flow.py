@@ -227,6 +227,45 @@ def test_a_vague_match_is_a_case_its_quote_waits_and_approval_links_and_releases
     assert desk.audit()[0]["correlation_id"] == "q1"
 
 
+def vague_match_with_a_parked_quote() -> tuple[Desk, Case]:
+    """Two sides of Initech too vague to link alone, a quote parked past its grace for them."""
+    desk = Desk()
+    desk.send(desk.t.account, account_event("crm-i", "crm", crm_record_id="co-8", name="Initech"))
+    desk.send(desk.t.account, account_event(
+        "erp-i", "erp", version=2, erp_customer_number="C-88", legal_name="Initech Ltd",
+    ))  # fmt: skip
+    desk.send(desk.t.quote, quote_event("q1", "crm-i"))
+    desk.tick(GRACE + 10)
+    return desk, desk.case("account_match")
+
+
+def test_a_tick_while_the_decided_link_is_on_its_way_does_not_time_the_quote_out() -> None:
+    desk, case = vague_match_with_a_parked_quote()
+    # the case is linked at once; the AccountLinked events are not read back yet, and the
+    # quote's partition ticks in between (a loaded broker makes that gap seconds long)
+    assert case.context.match is not None
+    (candidate,) = [c.account_id for c in case.context.match.candidates]
+    desk.decide(case, "link", by="sam", target=candidate, read_back=False)
+    assert desk.case("account_match").status == "linked"
+    desk.tick(1)  # the tick's scan runs first, then the links are read back
+    assert desk.dead == []
+    (order,) = desk.commands(desk.t.create_order)
+    assert (order.payload.quote_id, order.payload.erp_customer_number) == ("q1", "C-88")
+
+
+def test_a_decided_link_that_never_lands_lets_the_quote_time_out_a_grace_later() -> None:
+    desk, case = vague_match_with_a_parked_quote()
+    desk.decide(case, "link", by="sam", read_back=False)
+    desk.lose_in_flight()
+    desk.tick(GRACE - 1)
+    assert desk.dead == []
+    desk.tick(2)
+    ((raw, error),) = desk.dead
+    assert raw.topic == desk.t.quote
+    assert str(error).startswith("QUOTE_ACCOUNT_NOT_LINKED"), error
+    assert desk.commands(desk.t.create_order) == []
+
+
 def test_these_are_different_lets_the_quote_time_out_into_its_own_case() -> None:
     desk = Desk()
     desk.send(desk.t.account, account_event("crm-i", "crm", crm_record_id="co-8", name="Initech"))
