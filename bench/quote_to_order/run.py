@@ -339,6 +339,14 @@ def main() -> None:
         help="the workers' table store (default: INTERLOCK_PROCESSORS__STORE's)",
     )
     parser.add_argument(
+        "--warm-up-quotes",
+        type=int,
+        default=None,
+        help="a burst on a throw-away worker first, not measured (default: --quotes; 0: none): "
+        "a fresh JVM broker is several times slower until it has compiled its hot paths, and "
+        "the first measured run would pay for that alone",
+    )
+    parser.add_argument(
         "--compare-store",
         default="",
         help="also a 1-worker burst on this store (make bench: memory://), beside the default's",
@@ -347,7 +355,13 @@ def main() -> None:
     rates = tuple(int(r) for r in args.rates.split(",") if r)
     tmp = ROOT / ".interlock" / "bench"
     tmp.mkdir(parents=True, exist_ok=True)
+    warm_up_quotes = args.quotes if args.warm_up_quotes is None else args.warm_up_quotes
     with kafka_bootstrap() as bootstrap:
+        warm_up = None
+        if warm_up_quotes > 0:
+            warm_up = run_faust(bootstrap, warm_up_quotes, args.accounts, tmp, store=args.store)[
+                "burst"
+            ]
         one = run_faust(
             bootstrap,
             args.quotes,
@@ -390,6 +404,11 @@ def main() -> None:
         if two
         else None,
         "plain_confluent_loop": plain,
+        "warm_up": {
+            "quotes": warm_up_quotes,
+            "store": args.store,
+            "events_per_s": warm_up["events_per_s"] if warm_up else None,
+        },
         "faust_vs_plain": round(faust["events_per_s"] / plain["events_per_s"], 3),
         "faust_vs_plain_incl_read_back": round(
             faust["events_per_s_incl_read_back"] / plain["events_per_s_incl_read_back"], 3
@@ -402,7 +421,9 @@ def main() -> None:
         "note": "burst: input produced at once after the processors are ready, latency includes "
         "queueing behind the burst, events/s = quotes / (last command time - first quote time); "
         "incl. read-back: up to the read-back of the last command instead; "
-        "steady: quotes offered at a fixed rate to the same 1-worker process after its burst",
+        "steady: quotes offered at a fixed rate to the same 1-worker process after its burst; "
+        "every measured run follows a warm-up burst on a throw-away worker (not measured), so "
+        "none pays for the fresh broker's start-up",
     }
     write_result(RESULTS, result)
     print("| run | quotes | events/s | incl. read-back | p50 latency (s) | p99 latency (s) |")

@@ -39,6 +39,8 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
     for key, entry in d.items():
         if not isinstance(entry, Mapping) or "events_per_s" not in entry or entry is plain:
             continue
+        if key == "warm_up":
+            continue  # not measured: it is there so no measured run pays for a cold broker
         workers = int(entry.get("workers", 2 if "two" in key else 1))
         name = key.replace("_", " ")
         if entry.get("store"):
@@ -91,6 +93,13 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
         "15,000 events/s per worker is withdrawn (replaced by these ratios), and 2 workers "
         "≥ 1.6x one is shown but cannot be measured honestly on 2 cores shared with the broker"
     )
+    warm = d.get("warm_up") or {}
+    if warm.get("quotes"):
+        s.notes.append(
+            f"warm-up: a {warm['quotes']}-quote burst on a throw-away worker on "
+            f"`{warm.get('store')}` before the measured runs, on the same broker, not measured "
+            f"(it did {warm.get('events_per_s')} events/s, the broker's JVM still compiling)"
+        )
     if d.get("faust_two_workers_error"):
         s.notes.append(f"**{d['faust_two_workers_error']}**")
     if d.get("store"):

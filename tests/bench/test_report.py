@@ -307,3 +307,20 @@ def test_quote_to_order_holds_rocksdb_to_memory(tmp_path: Path) -> None:
         md, "| faust worker on rocksdb:// vs memory:// |"
     )
     assert "| 0.90x | ≥ 0.8x the plain loop | met |" in _line(md, "| faust worker |")
+
+
+def test_quote_to_order_tells_the_warm_up_and_rates_no_row_on_it(tmp_path: Path) -> None:
+    md = _rendered(
+        tmp_path,
+        "quote_to_order",
+        {
+            "store": "rocksdb://",
+            "faust_worker": {"events_per_s": 900.0},
+            "warm_up": {"quotes": 20_000, "store": "rocksdb://", "events_per_s": 450.0},
+            "plain_confluent_loop": {"events_per_s": 1000.0},
+        },
+    )
+    assert "| warm up |" not in md
+    assert "450.0" not in "".join(line for line in md.splitlines() if line.startswith("|"))
+    assert "warm-up: a 20000-quote burst on a throw-away worker on `rocksdb://`" in md
+    assert "(it did 450.0 events/s" in md
