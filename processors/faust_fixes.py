@@ -112,11 +112,13 @@ def _resume_streams_last(
                 if ended:
                     app.on_rebalance_end()
             elif held or ended:
+                left = [what for what, did in (("resuming its stream partitions", held),
+                                               ("ending the rebalance", ended)) if did]  # fmt: skip
                 log.info(
-                    "recovery of generation %s superseded by %s: its stream partitions stay "
-                    "paused for the new generation's recovery",
+                    "recovery of generation %s superseded by %s: %s left to the new generation",
                     generation_id,
-                    self.app.consumer_generation_id,
+                    app.consumer_generation_id,
+                    " and ".join(left),
                 )
 
     step.__wrapped__ = original  # type: ignore[attr-defined]

@@ -313,8 +313,11 @@ def run_plain(bootstrap: str, quotes: int, accounts: int) -> dict[str, Any]:
 
         def follow() -> None:
             for line in stdout:
-                _, count, at_ms = line.split()
-                read_back.append((int(count), int(at_ms)))
+                match line.split():
+                    case [b"read_back", count, at_ms]:
+                        read_back.append((int(count), int(at_ms)))
+                    case _:
+                        sys.stderr.write(f"plain loop: {line.decode(errors='replace')}")
 
         threading.Thread(target=follow, daemon=True).start()
         _produce(bootstrap, topics, quotes, accounts)

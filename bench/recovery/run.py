@@ -66,7 +66,7 @@ class Worker:
         self.topics = topics
         self.app_id = app_id
         self.data = data
-        self.logs = data.parent / "logs"
+        self.logs = ROOT / ".interlock" / "bench" / "recovery"  # kept after the run
         self.logs.mkdir(parents=True, exist_ok=True)
         self.starts = 0
 
@@ -86,7 +86,8 @@ class Worker:
             "INTERLOCK_LOG_LEVEL": "WARNING",
         }
         self.starts += 1
-        with (self.logs / f"worker-{self.starts}.log").open("wb") as log:
+        self.log = self.logs / f"worker-{self.app_id}-{self.starts}.log"
+        with self.log.open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "interlock.cli", "worker"],
                 env=env,
@@ -96,13 +97,34 @@ class Worker:
             )
         return proc, port
 
+    def wait_ready(
+        self, proc: subprocess.Popen[bytes], port: int, timeout: float, what: str
+    ) -> None:
+        """Until the worker consumes its ticks; a worker that exits or stays unready past
+        ``timeout`` fails the run with the end of its log."""
+        ticks = f"{self.topics.prefix}{self.app_id}-ticks"
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what}: the worker exited with {proc.returncode}; "
+                                   f"{self.log_tail()}")  # fmt: skip
+            return _faust_ready(port, ticks)
+
+        try:
+            _wait(ready, timeout, what)
+        except TimeoutError:
+            raise TimeoutError(f"{what} within {timeout:.0f} s; {self.log_tail()}") from None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        text = self.log.read_text(errors="replace")
+        return f"end of {self.log.relative_to(ROOT)}:\n{text[-chars:]}"
+
     def until_ready(self, timeout: float = 600) -> dict[str, float]:
         """Start, wait until it consumes, stop it cleanly: seconds and CPU seconds to ready."""
-        ticks = f"{self.topics.prefix}{self.app_id}-ticks"
         started = time.monotonic()
         proc, port = self.start()
         try:
-            _wait(lambda: _faust_ready(port, ticks), timeout, "worker ready after restart")
+            self.wait_ready(proc, port, timeout, "worker ready after restart")
             ready_s = time.monotonic() - started
             used = usage(proc.pid)
             cpu_s = used.cpu_seconds if used is not None else float("nan")
@@ -149,8 +171,7 @@ def run(bootstrap: str, quotes: int, accounts: int, restarts: int, tmp: Path) ->
 
     proc, port = worker.start()
     try:
-        ticks = f"{topics.prefix}{app_id}-ticks"
-        _wait(lambda: _faust_ready(port, ticks), 120, "worker ready")
+        worker.wait_ready(proc, port, 120, "worker ready")
         filled = time.monotonic()
         _produce(bootstrap, topics, quotes, accounts)
 

@@ -98,7 +98,7 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
         s.notes.append(
             f"warm-up: a {warm['quotes']}-quote burst on a throw-away worker on "
             f"`{warm.get('store')}` before the measured runs, on the same broker, not measured "
-            f"(it did {warm.get('events_per_s')} events/s, the broker's JVM still compiling)"
+            f"(its own rate: {warm.get('events_per_s')} events/s)"
         )
     if d.get("faust_two_workers_error"):
         s.notes.append(f"**{d['faust_two_workers_error']}**")

@@ -323,4 +323,4 @@ def test_quote_to_order_tells_the_warm_up_and_rates_no_row_on_it(tmp_path: Path)
     assert "| warm up |" not in md
     assert "450.0" not in "".join(line for line in md.splitlines() if line.startswith("|"))
     assert "warm-up: a 20000-quote burst on a throw-away worker on `rocksdb://`" in md
-    assert "(it did 450.0 events/s" in md
+    assert "(its own rate: 450.0 events/s)" in md
