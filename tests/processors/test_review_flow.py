@@ -227,14 +227,20 @@ def test_a_vague_match_is_a_case_its_quote_waits_and_approval_links_and_releases
     assert desk.audit()[0]["correlation_id"] == "q1"
 
 
-def vague_match_with_a_parked_quote() -> tuple[Desk, Case]:
-    """Two sides of Initech too vague to link alone, a quote parked past its grace for them."""
+def vague_match() -> Desk:
+    """Two sides of Initech too vague to link alone (a case), and a quote parked for them."""
     desk = Desk()
     desk.send(desk.t.account, account_event("crm-i", "crm", crm_record_id="co-8", name="Initech"))
     desk.send(desk.t.account, account_event(
         "erp-i", "erp", version=2, erp_customer_number="C-88", legal_name="Initech Ltd",
     ))  # fmt: skip
     desk.send(desk.t.quote, quote_event("q1", "crm-i"))
+    return desk
+
+
+def vague_match_with_a_parked_quote() -> tuple[Desk, Case]:
+    """The vague match, its quote parked past its grace (it waits for the open case)."""
+    desk = vague_match()
     desk.tick(GRACE + 10)
     return desk, desk.case("account_match")
 
@@ -267,12 +273,7 @@ def test_a_decided_link_that_never_lands_lets_the_quote_time_out_a_grace_later()
 
 
 def test_these_are_different_lets_the_quote_time_out_into_its_own_case() -> None:
-    desk = Desk()
-    desk.send(desk.t.account, account_event("crm-i", "crm", crm_record_id="co-8", name="Initech"))
-    desk.send(desk.t.account, account_event(
-        "erp-i", "erp", version=2, erp_customer_number="C-88", legal_name="Initech Ltd",
-    ))  # fmt: skip
-    desk.send(desk.t.quote, quote_event("q1", "crm-i"))
+    desk = vague_match()
     desk.decide(desk.case("account_match"), "distinct")
     desk.tick(GRACE + 10)
     assert len(desk.dead) == 1
