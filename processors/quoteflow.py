@@ -307,9 +307,7 @@ class QuoteFlow:
             entry = lot.get(quote_id)
             if entry is None or entry["quote_id"] in p.inflight.orders:
                 continue
-            if review is not None and review.match_holds(
-                str(entry["account_id"]), now, p.config.join_grace_s
-            ):
+            if review is not None and review.match_holds(str(entry["account_id"]), now):
                 continue  # a person is deciding its account's match, or their link is on its way
             raw = raw_from_json(entry["raw"])
             waited = now - float(entry["parked_at"])

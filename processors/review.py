@@ -211,13 +211,14 @@ class ReviewDesk:
         )
         return self._open_case(self._with_parked_quote(fresh), partition)
 
-    def match_holds(self, account_id: str, now: float, grace_s: float) -> bool:
+    def match_holds(self, account_id: str, now: float) -> bool:
         """Whether this account's parked quotes wait for a person: they are deciding its match,
-        or they linked it less than ``grace_s`` ago (the link is on its way to the account, and
+        or they linked it less than a join grace ago (the link is on its way to the account, and
         a quote timed out before it lands would be dead-lettered as not linked)."""
         case = self.case(_match_id(account_id)) if self.enabled else None
         if case is None:
             return False
+        grace_s = self.p.config.join_grace_s
         return case.is_open or (case.status == "linked" and now - case.updated_at < grace_s)
 
     def note_parked(self, event: QuoteEvent, partition: int) -> None:

@@ -37,10 +37,11 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
     one: float | None = None
     one_sustained: float | None = None
     for key, entry in d.items():
-        if not isinstance(entry, Mapping) or "events_per_s" not in entry or entry is plain:
+        # the warm-up is not measured: it is there so no measured run pays for a cold broker
+        if key == "warm_up" or entry is plain:
             continue
-        if key == "warm_up":
-            continue  # not measured: it is there so no measured run pays for a cold broker
+        if not isinstance(entry, Mapping) or "events_per_s" not in entry:
+            continue
         workers = int(entry.get("workers", 2 if "two" in key else 1))
         name = key.replace("_", " ")
         if entry.get("store"):

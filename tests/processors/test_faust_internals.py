@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from importlib.metadata import version
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -227,7 +228,7 @@ class _Recorder:
 
 
 def test_the_cached_store_is_built_with_every_keyword_faust_builds_its_stores_with(
-    monkeypatch: Any, tmp_path: Any
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # ProducedTable._new_store_by_url mirrors Collection._new_store_by_url's call: a keyword
     # Faust adds there on an upgrade must reach the cached store too.
