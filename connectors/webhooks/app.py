@@ -77,7 +77,8 @@ def _kept_headers(
         (HEADER_PREFIX + "id", webhook_id.encode()),
         (HEADER_PREFIX + "received_at", str(received_ms).encode()),
     ]
-    headers += [(n, sent[n].encode()) for n in KEPT_HEADERS if n in sent]
+    # the sender's header values as they came (decoded as Latin-1: one character per byte)
+    headers += [(n, sent[n].encode("latin-1")) for n in KEPT_HEADERS if n in sent]
     return headers
 
 

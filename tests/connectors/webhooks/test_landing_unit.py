@@ -32,6 +32,8 @@ class BulkProducer:
         self.silent = silent
         self.produced: list[bytes] = []
         self.polls_with_reports = 0
+        self.pollers: list[int] = []
+        """The thread of each poll, in order."""
         self._pending: list[tuple[bytes, Report]] = []
         self._lock = threading.Condition()
 
@@ -44,6 +46,7 @@ class BulkProducer:
 
     def poll(self, timeout: float = 0) -> int:
         """As librdkafka's: waits up to ``timeout`` for delivery reports, then serves them all."""
+        self.pollers.append(threading.get_ident())
         with self._lock:
             self._lock.wait_for(lambda: bool(self._pending), timeout=min(timeout, 0.05))
             pending, self._pending = self._pending, []
@@ -122,3 +125,48 @@ def test_a_report_that_never_comes_is_a_503_after_the_delivery_timeout() -> None
     finally:
         landing.close()
     assert time.monotonic() - started < 3.0
+
+
+def test_while_a_request_waits_its_event_loop_polls_and_the_poll_thread_does_not() -> None:
+    producer = BulkProducer(silent=True)
+    landing = _landing(producer, timeout_s=0.3)
+    loop_thread = threading.get_ident()
+    polled: dict[str, int] = {}
+
+    async def land_and_watch() -> None:
+        waiting = asyncio.ensure_future(landing.land(_request("slow")))
+        await asyncio.sleep(0.1)  # the poll thread's poll in progress at the start has ended
+        first = len(producer.pollers)
+        await asyncio.sleep(0.5)
+        during = producer.pollers[first:]
+        polled["loop"] = sum(1 for t in during if t == loop_thread)
+        polled["thread"] = len(during) - polled["loop"]
+        with pytest.raises(BrokerUnavailableError, match="did not acknowledge in time"):
+            await waiting
+
+    try:
+        asyncio.run(land_and_watch())
+    finally:
+        landing.close()
+    assert polled["thread"] == 0
+    assert polled["loop"] >= 50  # every millisecond, on a loop that also sleeps
+
+
+def test_an_event_loop_closed_with_a_request_in_flight_leaves_polling_to_the_thread() -> None:
+    producer = BulkProducer(silent=True)
+    landing = _landing(producer)
+    loop_thread = threading.get_ident()
+
+    loop = asyncio.new_event_loop()
+    try:
+        abandoned = loop.create_task(landing.land(_request("abandoned")))
+        loop.run_until_complete(asyncio.sleep(0.05))
+        loop.close()  # with the request still waiting for its report
+        assert not abandoned.done()
+        before = len(producer.pollers)
+        deadline = time.monotonic() + 5.0
+        while not any(t != loop_thread for t in producer.pollers[before:]):
+            assert time.monotonic() < deadline, "the poll thread never polled again"
+            time.sleep(0.02)
+    finally:
+        landing.close()

@@ -76,6 +76,20 @@ def test_signed_hubspot_and_standard_requests_land_and_become_canonical_events(
     assert "x-hubspot-signature-v3" not in names
 
 
+def test_the_senders_headers_are_kept_on_the_raw_record_byte_for_byte(
+    receiver: Receiver, make_consumer: Callable[..., object]
+) -> None:
+    body = _acme_quote_accepted("d-ua")
+    agent = "Acme-Hooks/2 (Köln)".encode()  # UTF-8, which HTTP carries as opaque bytes
+    headers = {**standard_headers(body, f"msg_{uuid.uuid4().hex}"), "user-agent": agent}
+    answer = httpx.post(f"{receiver.url}/webhooks/standard/acme", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    (raw,) = consume_n(make_consumer(receiver.raw_standard), 1, 10)  # type: ignore[arg-type]
+    kept = dict(raw.headers())  # type: ignore[attr-defined]
+    assert kept["user-agent"] == agent
+    assert kept["webhook-id"] == headers["webhook-id"].encode()
+
+
 def test_bad_requests_get_the_right_status_and_a_reason(receiver: Receiver) -> None:
     url = f"{receiver.url}/webhooks/hubspot"
     body = hubspot_company_change(1, "x")
