@@ -72,8 +72,16 @@ def webhooks_section(d: Mapping[str, Any]) -> Section:
         f"{landed['sent']:,} requests sent (a request in flight when wrk stops may land "
         "unanswered)"
     )
+    slices = d.get("slices")
+    cut = (
+        f" in {slices} alternated slices (signed/bare by slice: "
+        + ", ".join(f"{r:.2f}x" for r in d.get("slice_ratios", []))
+        + "; latency: the median of the slices' percentiles)"
+        if slices
+        else ""
+    )
     s.notes.append(
-        f"{d.get('seconds')} s per endpoint after a warm-up "
+        f"{d.get('seconds')} s per endpoint{cut} after a warm-up "
         f"({_warm_up(d.get('warm_up_s'))}), same server, same run; "
         f"{d.get('generator')}; broker: {d.get('broker')}"
     )

@@ -1,7 +1,10 @@
 """Webhook ingest: signed Standard-Webhooks requests landed with acks=all vs a bare endpoint.
 
 Same server, same run: ``POST /webhooks/standard/bench`` (verify, land raw, await the broker's
-acknowledgement) beside ``POST /bench/noop`` (read the body, answer). The server is one
+acknowledgement) beside ``POST /bench/noop`` (read the body, answer), in alternated slices (bare,
+signed, bare, signed, ...), so that a machine that gets slower or faster during the run moves
+both figures alike rather than the ratio; each endpoint's figures are the sums over its slices
+(latency: the median of the slices' percentiles, the largest maximum). The server is one
 receiver process (uvicorn, as ``interlock webhooks`` runs it). The load comes from ``wrk``
 (one thread, ``--connections`` keep-alive connections, ``presigned.lua``) sending requests
 signed beforehand: every one has its own ``webhook-id``, a fresh timestamp and the real
@@ -17,7 +20,7 @@ flight when wrk stops may land unanswered).
 Writes bench/results/webhooks.json and prints a Markdown table. Needs ``wrk``
 (``make bench-tools``).
 
-    python -m bench.webhooks.run [--duration 10] [--connections 64]
+    python -m bench.webhooks.run [--duration 12] [--slices 3] [--connections 64]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,6 +133,30 @@ class Run:
                 else round(self.broker_cpu_s / self.wall_s, 3),
             },
         }
+
+
+_SUMMED = ("requests", "duration_us", "bytes", "sent", "reused", "non_2xx_3xx",
+           "connect_errors", "read_errors", "write_errors", "timeouts")  # fmt: skip
+
+
+def combine(runs: list[Run]) -> Run:
+    """One endpoint's slices as one run: counts, time and CPU summed; latency percentiles the
+    median of the slices' (they cannot be merged exactly), the maximum the largest."""
+    first = runs[0]
+    wrk: dict[str, Any] = {k: sum(int(r.wrk[k]) for r in runs) for k in _SUMMED}
+    for q in ("p50", "p90", "p99"):
+        wrk[f"latency_{q}_us"] = statistics.median(r.wrk[f"latency_{q}_us"] for r in runs)
+    wrk["latency_max_us"] = max(r.wrk["latency_max_us"] for r in runs)
+    brokers = [r.broker_cpu_s for r in runs]
+    return Run(
+        first.endpoint,
+        wrk,
+        sum(r.wall_s for r in runs),
+        sum(r.wrk_cpu_s for r in runs),
+        sum(r.server_cpu_s for r in runs),
+        sum(r.event_loop_cpu_s for r in runs),
+        None if None in brokers else sum(b for b in brokers if b is not None),
+    )
 
 
 def _cpu_s(pid: int | None, thread: int | None = None) -> float:
@@ -251,15 +279,19 @@ def _records(bootstrap: str, topic: str, tansu: bool) -> int:
     return true_end_offsets(conf, [(topic, 0)], tansu=tansu)[(topic, 0)]
 
 
-def run(seconds: int, connections: int, id_rate: int) -> dict[str, Any]:
+def run(seconds: int, slices: int, connections: int, id_rate: int) -> dict[str, Any]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: run `make bench-tools` (Debian package wrk)")
     topic = f"raw.crm.standard.bench.{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
-    warm_file, requests_file = work / "warm.tsv", work / "requests.tsv"
+    warm_file = work / "warm.tsv"
+    slice_s = max(1, seconds // slices)
+    # every signed slice has requests of its own, so that no webhook id is sent twice
+    slice_files = [work / f"requests-{i}.tsv" for i in range(slices)]
     try:
         presign(warm_file, 5_000, "warm")
-        presign(requests_file, seconds * id_rate, "")
+        for i, file in enumerate(slice_files):
+            presign(file, slice_s * id_rate, f"s{i}-")
         with _broker() as (bootstrap, broker_pid, tansu):
             admin = AdminClient({"bootstrap.servers": bootstrap})
             for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
@@ -268,19 +300,27 @@ def run(seconds: int, connections: int, id_rate: int) -> dict[str, Any]:
                 for path, warm_s in ((BARE_PATH, WARM_UP_S), (SIGNED_PATH, BROKER_WARM_UP_S)):
                     measure(base, path, warm_file, warm_s, connections, pid, broker_pid)
                 before = _records(bootstrap, topic, tansu)
-                bare = measure(base, BARE_PATH, requests_file, seconds, connections, pid,
-                               broker_pid)  # fmt: skip
-                signed = measure(base, SIGNED_PATH, requests_file, seconds, connections, pid,
-                                 broker_pid)  # fmt: skip
+                bares: list[Run] = []
+                signeds: list[Run] = []
+                for requests_file in slice_files:
+                    for endpoint, runs in ((BARE_PATH, bares), (SIGNED_PATH, signeds)):
+                        runs.append(measure(base, endpoint, requests_file, slice_s, connections,
+                                            pid, broker_pid))  # fmt: skip
                 time.sleep(1.0)  # requests in flight when wrk stopped may still land
                 landed = _records(bootstrap, topic, tansu) - before
+            bare, signed = combine(bares), combine(signeds)
             wrk_version = _wrk_version()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     s, b = signed.summary(), bare.summary()
     return {
         "benchmark": "webhooks",
-        "seconds": seconds,
+        "seconds": slice_s * slices,
+        "slices": slices,
+        "slice_ratios": [
+            round(s_.ok / s_.wrk["duration_us"] / (b_.ok / b_.wrk["duration_us"]), 3)
+            for s_, b_ in zip(signeds, bares, strict=True)
+        ],
         "connections": connections,
         "generator": f"{wrk_version}, 1 thread, {connections} connections, pre-signed requests",
         "processes": "one receiver process (uvicorn); wrk; the broker",
@@ -309,7 +349,10 @@ def _wrk_version() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint")
+    parser.add_argument("--duration", type=int, default=12, help="seconds per endpoint")
+    parser.add_argument(
+        "--slices", type=int, default=3, help="alternated bare/signed slices the time is cut in"
+    )
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument(
         "--id-rate",
@@ -323,7 +366,7 @@ def main() -> None:
     if args.serve:
         serve(args.serve[0], args.serve[1], int(args.serve[2]))
         return
-    result = run(args.duration, args.connections, args.id_rate)
+    result = run(args.duration, args.slices, args.connections, args.id_rate)
     write_result(RESULTS, result)
     s, b, landed = result["signed"], result["bare"], result["landed"]
     print("| endpoint | req/s | p50 | p99 | non-2xx | CPU: wrk / server / event loop / broker |")

@@ -105,6 +105,21 @@ def _ingest_run(req_per_s: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def test_the_webhook_section_names_its_slices_and_their_ratios(tmp_path: Path) -> None:
+    doc = {
+        "seconds": 12,
+        "slices": 3,
+        "slice_ratios": [0.41, 0.52, 0.47],
+        "signed": _ingest_run(3_000.0),
+        "bare": _ingest_run(6_500.0),
+        "landed": {"records": 9, "ok_2xx": 9, "sent": 9, "every_2xx_landed": True},
+    }
+    md = _rendered(tmp_path, "webhooks", doc)
+    note = "12 s per endpoint in 3 alternated slices (signed/bare by slice: 0.41x, 0.52x, 0.47x;"
+    assert note in md
+    assert "| 0.46x |" in _line(md, "| signed Standard-Webhooks ingest")
+
+
 def _rendered(d: Path, name: str, doc: dict[str, Any]) -> str:
     """RESULTS.md made from one benchmark's result ``doc``."""
     _write(d, name, doc)
