@@ -3,11 +3,10 @@
 The HTTP answer waits for Kafka's acknowledgement: ``produce`` with a delivery callback resolves
 an asyncio future. While any request on an event loop awaits its report, that loop polls the
 producer itself every millisecond, so the reports are served on the thread whose requests wait
-for them: no thread hand-over and no contention for the GIL per report (under load this was
-about a quarter of a signed request's cost on the event loop). The same ticks fail a request
-whose report never came. When nothing is in flight a background thread polls instead, for the
-producer's errors; a report it happens to serve is handed to its loop with the others of the
-same poll (one ``call_soon_threadsafe`` per poll, not one per record).
+for them: no thread hand-over and no contention for the GIL per report. The same ticks fail a
+request whose report never came. When nothing is in flight a background thread polls instead,
+for the producer's errors; a report it happens to serve is handed to its loop with the others
+of the same poll (one ``call_soon_threadsafe`` per poll, not one per record).
 ``message.timeout.ms`` bounds the wait, so an unreachable broker gives a 503, not a hang.
 
 A raw record is the request body byte for byte, keyed by the webhook id (a HubSpot request by
