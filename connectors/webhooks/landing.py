@@ -35,7 +35,6 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -43,6 +42,7 @@ from typing import Any, Literal
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from connectors.webhooks.health import ServiceHealth
+from connectors.webhooks.reports import Handover, LoopPoll
 from contracts import InterlockError, Reason
 
 __all__ = [
@@ -73,8 +73,6 @@ _TOO_LARGE = frozenset((KafkaError.MSG_SIZE_TOO_LARGE,))
 _NEVER_SENT = frozenset((KafkaError._PURGE_QUEUE, KafkaError._QUEUE_FULL, KafkaError._FATAL))
 _STABLE_AFTER_S = 60.0
 """A producer that lived this long before failing resets the count of recreations."""
-_LOOP_POLL_S = 0.001
-"""How often an event loop with requests in flight polls the producer for their reports."""
 
 
 class BrokerUnavailableError(InterlockError):
@@ -133,85 +131,12 @@ class _ProducerBrokenError(Exception):
         self.generation = generation
 
 
+def _not_acknowledged() -> BaseException:
+    return BrokerUnavailableError("broker did not acknowledge in time")
+
+
 def _is_fatal(err: KafkaError) -> bool:
     return bool(err.fatal()) or err.code() == KafkaError._FATAL or err.code() in _BROKEN_PRODUCER
-
-
-_Settle = Callable[[], None]
-
-
-class _Handover:
-    """Delivery reports gathered on the thread that polls, handed to their event loops in bulk.
-
-    A produce response acknowledges many records at once; their waiting requests are woken by
-    one callback on their loop, instead of one cross-thread wake-up per record.
-    """
-
-    def __init__(self) -> None:
-        self._ready: deque[tuple[asyncio.AbstractEventLoop, _Settle]] = deque()
-
-    def add(self, loop: asyncio.AbstractEventLoop, settle: _Settle) -> None:
-        self._ready.append((loop, settle))
-
-    def hand_over(self) -> None:
-        """Schedule every gathered report on its loop (a closed loop has nobody waiting)."""
-        if not self._ready:
-            return
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Settle]] = {}
-        while True:
-            try:
-                loop, settle = self._ready.popleft()
-            except IndexError:  # another thread (close, after a join timed out) took the rest
-                break
-            by_loop.setdefault(loop, []).append(settle)
-        for loop, settles in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle_all, settles)
-            except RuntimeError:  # the loop is closed: no request awaits these any more
-                log.debug("%d delivery reports for a closed event loop", len(settles))
-
-
-def _settle_all(settles: list[_Settle]) -> None:
-    for settle in settles:
-        settle()
-
-
-class _LoopPoll:
-    """Polls the producer on one event loop while requests on it await their reports.
-
-    Requests are watched in the order they were produced, each with its deadline (the delivery
-    timeout plus a second: librdkafka reports every record within the timeout, so this only
-    covers a report that never comes). The deadlines share one delay, so they come in order
-    and each tick only looks at the oldest: cheaper than a timer per request.
-    """
-
-    def __init__(self, landing: Landing, loop: asyncio.AbstractEventLoop) -> None:
-        self._landing = landing
-        self._loop = loop
-        self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
-
-    def watch(self, future: asyncio.Future[None], deadline: float) -> None:
-        self._waiting.append((deadline, future))
-
-    def tick(self) -> None:
-        try:
-            self._landing.poll_on_loop()
-        finally:  # whatever a report did, the requests still waiting keep being polled
-            self._expire()
-
-    def _expire(self) -> None:
-        waiting, now = self._waiting, time.monotonic()
-        while waiting:
-            deadline, future = waiting[0]
-            if not future.done():
-                if deadline > now:
-                    break
-                future.set_exception(BrokerUnavailableError("broker did not acknowledge in time"))
-            waiting.popleft()
-        if waiting:
-            self._loop.call_later(_LOOP_POLL_S, self.tick)
-        else:
-            self._landing.stopped_polling(self._loop)
 
 
 class Landing:
@@ -255,8 +180,8 @@ class Landing:
         self.recreated = 0
         """How many times the producer was replaced after a fatal error."""
         self._stop = threading.Event()
-        self._handover = _Handover()
-        self._loop_polls: dict[asyncio.AbstractEventLoop, _LoopPoll] = {}
+        self._handover = Handover()
+        self._loop_polls: dict[asyncio.AbstractEventLoop, LoopPoll] = {}
         """The event loops polling the producer now (those with requests in flight)."""
         self.health.add_check("landing", self.not_ready)
         self._thread = threading.Thread(target=self._poll, name="landing-poll", daemon=True)
@@ -502,7 +427,9 @@ class Landing:
             ) from exc
         polling = self._loop_polls.get(loop)
         if polling is None:
-            polling = self._loop_polls[loop] = _LoopPoll(self, loop)
+            polling = self._loop_polls[loop] = LoopPoll(
+                loop, self.poll_on_loop, self.stopped_polling, _not_acknowledged
+            )
             loop.call_soon(polling.tick)
         polling.watch(future, time.monotonic() + self._timeout_s + 1.0)
         await future

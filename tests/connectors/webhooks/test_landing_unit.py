@@ -34,6 +34,7 @@ class BulkProducer:
         self.polls_with_reports = 0
         self.pollers: list[int] = []
         """The thread of each poll, in order."""
+        self._polled = threading.Condition()
         self._pending: list[tuple[bytes, Report]] = []
         self._lock = threading.Condition()
 
@@ -46,7 +47,9 @@ class BulkProducer:
 
     def poll(self, timeout: float = 0) -> int:
         """As librdkafka's: waits up to ``timeout`` for delivery reports, then serves them all."""
-        self.pollers.append(threading.get_ident())
+        with self._polled:
+            self.pollers.append(threading.get_ident())
+            self._polled.notify_all()
         with self._lock:
             self._lock.wait_for(lambda: bool(self._pending), timeout=min(timeout, 0.05))
             pending, self._pending = self._pending, []
@@ -55,6 +58,11 @@ class BulkProducer:
             report(None if code is None else KafkaError(code), None)
         self.polls_with_reports += bool(pending)
         return len(pending)
+
+    def wait_for_polls(self, enough: Callable[[list[int]], bool], timeout: float = 5.0) -> bool:
+        """Wait until ``enough(pollers)`` holds; False if it did not within ``timeout``."""
+        with self._polled:
+            return self._polled.wait_for(lambda: enough(self.pollers), timeout)
 
     def list_topics(self, *_: Any, **__: Any) -> None:
         return None
@@ -133,13 +141,17 @@ def test_while_a_request_waits_its_event_loop_polls_and_the_poll_thread_does_not
     loop_thread = threading.get_ident()
     polled: dict[str, int] = {}
 
+    def by_loop(pollers: list[int], since: int = 0) -> int:
+        return sum(1 for t in pollers[since:] if t == loop_thread)
+
     async def land_and_watch() -> None:
         waiting = asyncio.ensure_future(landing.land(_request("slow")))
-        await asyncio.sleep(0.1)  # the poll thread's poll in progress at the start has ended
+        # past the poll thread's poll in progress when the request came (<= 50 ms)
+        assert await asyncio.to_thread(producer.wait_for_polls, lambda p: by_loop(p) >= 60)
         first = len(producer.pollers)
-        await asyncio.sleep(0.5)
+        assert await asyncio.to_thread(producer.wait_for_polls, lambda p: by_loop(p, first) >= 50)
         during = producer.pollers[first:]
-        polled["loop"] = sum(1 for t in during if t == loop_thread)
+        polled["loop"] = by_loop(during)
         polled["thread"] = len(during) - polled["loop"]
         with pytest.raises(BrokerUnavailableError, match="did not acknowledge in time"):
             await waiting
@@ -149,7 +161,7 @@ def test_while_a_request_waits_its_event_loop_polls_and_the_poll_thread_does_not
     finally:
         landing.close()
     assert polled["thread"] == 0
-    assert polled["loop"] >= 50  # every millisecond, on a loop that also sleeps
+    assert polled["loop"] >= 50
 
 
 def test_an_event_loop_closed_with_a_request_in_flight_leaves_polling_to_the_thread() -> None:
@@ -157,16 +169,18 @@ def test_an_event_loop_closed_with_a_request_in_flight_leaves_polling_to_the_thr
     landing = _landing(producer)
     loop_thread = threading.get_ident()
 
+    async def polled_by_the_loop() -> bool:
+        return await asyncio.to_thread(producer.wait_for_polls, lambda p: loop_thread in p)
+
     loop = asyncio.new_event_loop()
     try:
         abandoned = loop.create_task(landing.land(_request("abandoned")))
-        loop.run_until_complete(asyncio.sleep(0.05))
+        assert loop.run_until_complete(polled_by_the_loop())
         loop.close()  # with the request still waiting for its report
         assert not abandoned.done()
         before = len(producer.pollers)
-        deadline = time.monotonic() + 5.0
-        while not any(t != loop_thread for t in producer.pollers[before:]):
-            assert time.monotonic() < deadline, "the poll thread never polled again"
-            time.sleep(0.02)
+        assert producer.wait_for_polls(lambda p: any(t != loop_thread for t in p[before:])), (
+            "the poll thread never polled again"
+        )
     finally:
         landing.close()
