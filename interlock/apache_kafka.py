@@ -230,6 +230,8 @@ class KafkaBroker(BrokerProcess):
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-XX:+ExitOnOutOfMemoryError",
+            # quick: C1 only (the broker settles within seconds, no C2 compiling on shared cores)
+            *(["-XX:TieredStopAtLevel=1"] if self.settings.jit == "quick" else []),
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log4j}",
             "-cp",

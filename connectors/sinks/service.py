@@ -7,13 +7,12 @@ import threading
 import time
 from collections.abc import Mapping
 
-import httpx
-
 from connectors.sinks.breaker import CircuitBreaker
 from connectors.sinks.contract import COMMAND_TOPICS, CommandKind
 from connectors.sinks.loop import BatchStageLoop
 from connectors.sinks.sink import CommandSink, SinkTarget
 from contracts import make_deserializer
+from interlock.httpclient import HttpClient
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer, subscribe
 from interlock.retry import FailureRouter
@@ -42,11 +41,12 @@ def build_sink_loop(
     routes: Mapping[str, CommandKind] = COMMAND_TOPICS,
     outcome_topic: str = "canonical.order.v1",
     group_id: str | None = None,
-) -> tuple[BatchStageLoop, httpx.Client]:
+) -> tuple[BatchStageLoop, HttpClient]:
     """The sink loop on ``routes``' topics and their retry tiers (close consumer and client)."""
     config = settings.sinks
     timeout = max(config.erp.timeout_s, config.crm.timeout_s)
-    client = httpx.Client(timeout=timeout)
+    # one keep-alive connection per sending thread and target
+    client = HttpClient(timeout, pool_size=2 * config.concurrency)
     producer = make_producer(settings)
     registry = registry_client(settings)
     jitter = config.retry_jitter_s
@@ -94,7 +94,7 @@ def build_sink_loop(
     return loop, client
 
 
-def run_sinks(loop: StageLoop, client: httpx.Client, stop: threading.Event) -> StageStats:
+def run_sinks(loop: StageLoop, client: HttpClient, stop: threading.Event) -> StageStats:
     """Run until ``stop``; closes the consumer and the HTTP client."""
     try:
         return loop.run(stop)

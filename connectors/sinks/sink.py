@@ -43,12 +43,12 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connectors.sinks.breaker import CircuitBreaker
 from connectors.sinks.contract import CommandKind, HttpCall, build_request, outcome_event
 from contracts import EventDeserializer, EventSerializer, InterlockError, OrderEvent, Reason
+from interlock.httpclient import HttpClient, TransportError
 from interlock.instruments import CIRCUIT_STATES, Instruments
 from interlock.kafka import produce
 from interlock.logs import RateLimitedLog
@@ -110,7 +110,7 @@ class CommandSink:
     """The StageLoop handler of the sinks, and the batch-end flush of its outcome events.
 
     Args:
-        client: an httpx client (timeouts set on it).
+        client: the pooled HTTP client (timeouts set on it).
         targets: ``erp`` and/or ``crm``.
         routes: command topic → command kind.
         producer: for outcome events (acks=all, linger).
@@ -132,7 +132,7 @@ class CommandSink:
 
     def __init__(
         self,
-        client: httpx.Client,
+        client: HttpClient,
         targets: Mapping[str, SinkTarget],
         routes: Mapping[str, CommandKind],
         producer: Any,
@@ -294,8 +294,8 @@ class CommandSink:
                     json=call.body,
                     headers={**target.headers, "Idempotency-Key": call.idempotency_key},
                 )
-        except httpx.TransportError as exc:  # timeouts, refused and reset connections
-            detail = f"{call.method} {call.path}: {type(exc).__name__}: {exc}"
+        except TransportError as exc:  # timeouts, refused and reset connections
+            detail = f"{call.method} {call.path}: {exc}"
             self._failed(call, breaker, "unavailable", detail)
             error = InterlockError(detail, reason=Reason.SINK_UNAVAILABLE, transient=True)
             error.__cause__ = exc

@@ -111,6 +111,16 @@ class BrokerSettings(BaseModel):
     heap_mb: int = Field(
         default=512, ge=256, description="The broker JVM's heap (-Xms = -Xmx, pre-touched), MiB."
     )
+    jit: Literal["quick", "full"] = Field(
+        default="quick",
+        description=(
+            "The broker JVM's compiler: `quick` compiles once, cheaply (C1 only), `full` also"
+            " recompiles hot code with C2, which costs the CPU of several minutes of compiling"
+            " before the broker settles, then less per request. `quick` suits `up` and the"
+            " tests, whose broker starts fresh and shares the cores; `full` a broker that runs"
+            " for hours (docs/performance/notes.md)."
+        ),
+    )
     java_home: str | None = Field(
         default=None, description="A JDK >= 17 to run it (default: JAVA_HOME, then java on PATH)."
     )

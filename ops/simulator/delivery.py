@@ -17,8 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import httpx
-
+from interlock.httpclient import HttpClient, TransportError
 from ops.simulator.scenario import WebhookAction
 from ops.simulator.truth import Recorded
 from ops.simulator.wire import Dialect, render_body, sign_request
@@ -119,7 +118,7 @@ class WebhookSenders:
                     self._bodies.popitem(last=False)
             return body
 
-    def _deliver(self, client: httpx.Client, action: WebhookAction) -> None:
+    def _deliver(self, client: HttpClient, action: WebhookAction) -> None:
         body = self._body(action)
         if body is None:
             return
@@ -139,7 +138,7 @@ class WebhookSenders:
             try:
                 response = client.post(request.url, content=request.body, headers=request.headers)
                 status = response.status_code
-            except httpx.HTTPError as exc:
+            except TransportError as exc:
                 log.warning("webhook %s not delivered: %s", action.delivery_id, exc)
                 status = 0
             self.recorded.response(status, action.delivery_id if action.fault else None)
@@ -152,7 +151,7 @@ class WebhookSenders:
             attempt += 1
 
     def _sender(self, index: int) -> None:
-        with httpx.Client(timeout=10.0) as client:
+        with HttpClient(10.0, pool_size=1) as client:  # one sender thread, one connection
             while True:
                 action = self._queues[index].get()
                 try:

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from interlock.apache_kafka import KafkaBroker
 from interlock.broker import BrokerProcess
-from interlock.settings import Settings
+from interlock.settings import BrokerSettings, Settings
 from interlock.tansu import TansuBroker
 from tests.conftest import consume_n, end_offsets
 from tests.e2e.stack import process_alive
@@ -85,6 +85,18 @@ def test_standalone_broker_answers_metadata_and_stops(make: Callable[[], BrokerP
         pid = broker.pid
     assert pid is not None
     assert not process_alive(pid)
+
+
+@pytest.mark.parametrize(("jit", "c1_only"), [("quick", True), ("full", False)])
+def test_the_kafka_broker_jvm_compiles_as_its_jit_setting_says(jit: str, c1_only: bool) -> None:
+    """``quick`` (the default) runs the broker on C1 alone, ``full`` with C2 as well."""
+    settings = BrokerSettings.model_validate({"jit": jit})
+    with KafkaBroker(settings) as broker:
+        AdminClient({"bootstrap.servers": broker.bootstrap_servers}).list_topics(timeout=10)
+        assert broker.pid is not None
+        argv = Path(f"/proc/{broker.pid}/cmdline").read_bytes().split(b"\0")
+    assert (b"-XX:TieredStopAtLevel=1" in argv) is c1_only
+    assert BrokerSettings().jit == "quick"
 
 
 def test_kafka_broker_keeps_topics_and_records_across_a_kill_and_restart(
