@@ -103,6 +103,11 @@ def machine_line(m: Mapping[str, Any]) -> str:
     if m.get("shared"):
         load = ", ".join(f"{x:.2f}" for x in m["load_before"])
         line += f". **Shared machine**: load average {load} before the run"
+    stolen = m.get("stolen_cores")
+    if stolen is not None and stolen >= 0.05:
+        line += (f". **The host took cores from this machine**: {stolen:.2f} of its "
+                 f"{m['cores']} cores stolen on average while the benchmarks ran "
+                 "(steal time)")  # fmt: skip
     return line + "."
 
 

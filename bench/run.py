@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.capacity.processes import machine_times
 from bench.report import ORDER, RESULTS_DIR, machine_info, write_results
 
 __all__ = ["BENCHMARKS", "Benchmark", "main", "run_benchmark", "run_benchmarks"]
@@ -132,6 +133,7 @@ def run_benchmarks(
     saved = json.loads(run_file.read_text()) if run_file.exists() else {}
     runs: dict[str, Any] = saved.get("runs", {})
     machine = machine_info()
+    began, times = time.monotonic(), machine_times()
     separate = results_dir.resolve() != RESULTS_DIR.resolve()
     for bench in benches:
         own = RESULTS_DIR / f"{bench.name}.json"
@@ -151,6 +153,9 @@ def run_benchmarks(
                 own.unlink()
         runs[bench.name] = record
         print(f"   {record['status']} in {record['seconds']:.0f} s", flush=True)
+        # cores the virtual machine's host took while the benchmarks ran (steal time)
+        elapsed = max(time.monotonic() - began, 1e-9)
+        machine["stolen_cores"] = round((machine_times().steal_s - times.steal_s) / elapsed, 2)
         run_file.write_text(json.dumps({"machine": machine, "runs": runs}, indent=2) + "\n")
     write_results(results_dir, runs, machine)
     return runs

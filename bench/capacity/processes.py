@@ -22,18 +22,25 @@ TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True)
 class MachineTimes:
-    """Seconds the machine's cores spent busy and idle since boot (all cores summed)."""
+    """Seconds the machine's cores spent busy, idle and stolen since boot (all cores summed).
+
+    Stolen time is what a virtual machine's host ran elsewhere while this machine had work: on
+    a shared host it can take a large share of the cores, and every figure of a run slows
+    with it.
+    """
 
     busy_s: float
     idle_s: float
+    steal_s: float = 0.0
 
 
 def machine_times() -> MachineTimes:
     fields = [int(x) for x in (PROC / "stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    # guest time is counted in user time already
-    busy = sum(fields[:8]) - idle if len(fields) >= 8 else sum(fields) - idle
-    return MachineTimes(busy * TICK_S, idle * TICK_S)
+    steal = fields[7] if len(fields) >= 8 else 0
+    # user, nice, system, irq, softirq (guest time is counted in user time already)
+    busy = sum(fields[:7]) - idle
+    return MachineTimes(busy * TICK_S, idle * TICK_S, steal * TICK_S)
 
 
 def _stat(pid: int) -> tuple[int, float] | None:

@@ -206,6 +206,7 @@ def _measure(
         }
     stack_s = sum(s["cpu_s"] or 0.0 for s in services.values())
     busy, idle = m1.busy_s - m0.busy_s, m1.idle_s - m0.idle_s
+    stolen = m1.steal_s - m0.steal_s
     before = next((s for t, s in series if t >= window[0]), series[-1][1])
     last = _latest_buckets([s for _, s in series])
     latency, flows = window_quantiles(before.buckets, last)
@@ -238,6 +239,7 @@ def _measure(
             "stack": round(stack_s / seconds, 3),
             "rest_of_machine": round(max(0.0, busy - stack_s) / seconds, 3),
             "idle": round(idle / seconds, 3),
+            "stolen": round(stolen / seconds, 3),
         },
     }
 

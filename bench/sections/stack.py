@@ -157,12 +157,20 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
         "rate is Kafka's highest rate kept up divided by the ratio target, so that its first "
         "run tells on which side of the target the ratio falls"
     )
+    runs = [r for x in by.values() for r in x.get("runs", [])]
+    stolen = any("stolen" in (r.get("cores") or {}) for r in runs)
     s.notes.append(
         "CPU per action: each service's CPU seconds (all its processes and threads, /proc) over "
         "the window, divided by the actions the simulator sent in it; `up` is the supervisor "
         "with its live view, `simulate` the simulated CRM and ERP, `broker` the embedded broker; "
         "cores: the same CPU per second of the window, beside the rest of the machine (other "
         "work on the machine) and idle"
+        + (
+            ", and stolen (time the virtual machine's host ran something else while this "
+            "machine had work, /proc/stat)"
+            if stolen
+            else ""
+        )
     )
     return s
 
@@ -202,6 +210,13 @@ def _capacity_caveats(by: Mapping[str, Mapping[str, Any]]) -> list[str]:
                      "cores outside the stack in the runs' windows, unevenly between runs and "
                      "brokers; the rates found are lower than on an idle machine, and the "
                      "comparison is only as fair as that sharing")  # fmt: skip
+    stolen = [(r.get("cores") or {}).get("stolen") or 0.0
+              for x in by.values() for r in x.get("runs", []) if not r.get("error")]  # fmt: skip
+    if stolen and max(stolen) >= 0.1:
+        notes.append(f"**the host took cores from this machine**: {min(stolen):.2f} to "
+                     f"{max(stolen):.2f} cores stolen (steal time) in the runs' windows; the "
+                     "stack ran on what was left, so the rates found are lower than on a "
+                     "host with room, and unevenly between runs and brokers")  # fmt: skip
     return notes
 
 
@@ -221,6 +236,8 @@ def _cores(r: Mapping[str, Any]) -> str:
     cores = r.get("cores") or {}
     parts += [f"rest of the machine {cores.get('rest_of_machine', 0):.2f}",
               f"idle {cores.get('idle', 0):.2f}"]  # fmt: skip
+    if cores.get("stolen") is not None:
+        parts.append(f"stolen by the host {cores['stolen']:.2f}")
     return "cores: " + ", ".join(parts)
 
 

@@ -136,6 +136,7 @@ def test_processes_are_named_by_service_and_timed_from_proc() -> None:
     times = machine_times()
     assert times.busy_s > 0
     assert times.idle_s >= 0
+    assert times.steal_s >= 0
 
 
 def _search(broker: str, best: float | None, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -192,6 +193,26 @@ def test_capacity_section_gives_the_ratios_range_and_flags_other_work_on_the_mac
     assert "and 2.86x" in md
     assert "**other work shared the machine**: 0.10 to 0.10 cores outside the stack" in md
     assert "Apache Kafka @ 100/s: **kept up**; lag" in md
+    assert "the host took cores" not in md  # no steal recorded
+    assert "and stolen (" not in md
+
+
+def test_capacity_section_flags_cores_the_host_took() -> None:
+    def stolen(rate: float, share: float) -> dict[str, Any]:
+        run = _measured(rate, True, 500.0)
+        return {**run, "cores": {**run["cores"], "stolen": share}}
+
+    kafka = _search("kafka", 100.0, [stolen(100.0, 0.45)])
+    tansu = _search("tansu", 70.0, [stolen(70.0, 0.05)])
+    md = capacity_section({"searches": [kafka, tansu]}).markdown()
+    assert "**the host took cores from this machine**: 0.05 to 0.45 cores stolen" in md
+    assert "stolen by the host 0.45" in md
+    assert "and stolen (time the virtual machine's host ran something else" in md
+    calm = capacity_section(
+        {"searches": [_search("kafka", 100.0, [stolen(100.0, 0.02)])]}
+    ).markdown()
+    assert "the host took cores" not in calm
+    assert "stolen by the host 0.02" in calm
 
 
 def test_capacity_section_says_when_the_search_reached_its_floor() -> None:

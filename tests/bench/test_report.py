@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bench.plots import plot_all
-from bench.report import build_sections, render_results, write_results
+from bench.report import build_sections, machine_line, render_results, write_results
 from bench.sections.targets import CDC_TARGET, HANDOFF_TARGET
 
 pytestmark = pytest.mark.unit
@@ -232,6 +232,13 @@ def test_machine_line_failures_and_unsupported_runs_are_reported(results: Path) 
     assert "not run: KeyError: 'retention.ms'" in md
     assert "### pipeline" not in md
     assert "Full pipeline" in md
+
+
+def test_machine_line_says_how_many_cores_the_host_took() -> None:
+    line = machine_line({**MACHINE, "stolen_cores": 0.62})
+    assert "**The host took cores from this machine**: 0.62 of its 2 cores stolen" in line
+    assert "took cores" not in machine_line({**MACHINE, "stolen_cores": 0.01})
+    assert "took cores" not in machine_line(MACHINE)  # results from before it was recorded
 
 
 def test_write_results_renders_markdown_and_png_plots(results: Path) -> None:
