@@ -293,11 +293,13 @@ class Recorded:
             setattr(self, attr, getattr(self, attr) + 1)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready copy (taken under the lock: the fakes append while a run is saved)."""
+        """A JSON-ready copy: shallow copies taken under the lock (the fakes append while a run
+        is saved), converted after it, so a save does not hold up the fakes' answers."""
         with self._lock:
-            return {
-                f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "_lock"
+            taken = {
+                f.name: _copy(getattr(self, f.name)) for f in fields(self) if f.name != "_lock"
             }
+        return {name: _plain(value) for name, value in taken.items()}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Recorded:
@@ -319,11 +321,27 @@ class Recorded:
         )
 
 
+def _copy(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return value.copy()
+    return value
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _record(item: Any) -> dict[str, Any]:
+    """A recorded item (a frozen dataclass of plain values) as a dict: ``asdict`` without its
+    deep copy, which made a save of a long run take long enough to stall the fake APIs."""
+    names = _FIELD_NAMES.get(type(item))
+    if names is None:
+        names = _FIELD_NAMES[type(item)] = tuple(f.name for f in fields(item))
+    return {name: getattr(item, name) for name in names}
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, list):
-        return [asdict(v) for v in value]
-    if isinstance(value, dict):
-        return dict(value)
+        return [_record(v) for v in value]
     return value
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import pytest
@@ -178,3 +178,25 @@ def test_ground_truth_and_recordings_round_trip_through_json(tmp_path: Path) -> 
     loaded_truth, loaded_rec = load_run(path)
     assert loaded_truth == truth
     assert loaded_rec.to_dict() == rec.to_dict()
+
+
+def test_recordings_are_written_as_dataclasses_asdict_writes_them() -> None:
+    """``Recorded.to_dict`` converts without ``asdict``'s deep copy, and writes the same."""
+    _, rec, _ = _run()
+    rec.add("crm_calls", CrmCall("PATCH", "deals", "d-1", {"status": "SHIPPED"}, "k-1"))
+    expected = {
+        f.name: (
+            [asdict(v) for v in getattr(rec, f.name)]
+            if isinstance(getattr(rec, f.name), list)
+            else getattr(rec, f.name)
+        )
+        for f in fields(rec)
+        if f.name != "_lock"
+    }
+    assert expected["erp_orders"]  # the run recorded some
+    assert rec.to_dict() == expected
+    copy = rec.to_dict()
+    rec.add("erp_orders", rec.erp_orders[0])
+    rec.response(201)
+    assert len(copy["erp_orders"]) == len(rec.erp_orders) - 1  # a copy, not a view
+    assert copy["responses"] != rec.to_dict()["responses"]
