@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -347,7 +347,7 @@ def _wrk_version() -> str:
     return first[0].split(" [")[0] if first else "wrk"
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--duration", type=int, default=12, help="seconds per endpoint")
     parser.add_argument(
@@ -362,7 +362,9 @@ def main() -> None:
         "so that no webhook id is sent twice)",
     )
     parser.add_argument("--serve", nargs=3, metavar=("BOOTSTRAP", "TOPIC", "PORT"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not 1 <= args.slices <= args.duration:
+        parser.error(f"--slices must be 1 to --duration ({args.duration}), not {args.slices}")
     if args.serve:
         serve(args.serve[0], args.serve[1], int(args.serve[2]))
         return

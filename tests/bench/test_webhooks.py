@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from bench.webhooks import run as run_module
 from bench.webhooks.run import Run, combine
 
 pytestmark = pytest.mark.unit
@@ -46,3 +47,13 @@ def test_a_slice_without_the_brokers_cpu_leaves_it_unknown() -> None:
     runs = [_slice(10, 0, 1, 2, 3), _slice(10, 0, 1, 2, 3)]
     runs[1].broker_cpu_s = None
     assert combine(runs).summary()["cpu_cores"]["broker"] is None
+
+
+@pytest.mark.parametrize("argv", [["--slices", "0"], ["--slices", "-1"], ["--duration", "2"]])
+def test_slices_outside_one_to_the_duration_are_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run_module.main(argv)  # --duration 2 with the default 3 slices
+    assert exit_.value.code == 2
+    assert "--slices must be 1 to --duration" in capsys.readouterr().err
