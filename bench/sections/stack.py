@@ -203,21 +203,25 @@ def _capacity_caveats(by: Mapping[str, Mapping[str, Any]]) -> list[str]:
         notes.append(f"the ratio is of the highest rates kept up; from the two brackets the "
                      f"capacities' ratio lies between {k_top / t_fail:.2f}x (Kafka's highest "
                      f"pass over Tansu's lowest fail) and {k_fail / t_top:.2f}x")  # fmt: skip
-    rest = [(r.get("cores") or {}).get("rest_of_machine") or 0.0
-            for x in by.values() for r in x.get("runs", []) if not r.get("error")]  # fmt: skip
+    rest = _window_cores(by, "rest_of_machine")
     if rest and max(rest) >= 0.1:
         notes.append(f"**other work shared the machine**: {min(rest):.2f} to {max(rest):.2f} "
                      "cores outside the stack in the runs' windows, unevenly between runs and "
                      "brokers; the rates found are lower than on an idle machine, and the "
                      "comparison is only as fair as that sharing")  # fmt: skip
-    stolen = [(r.get("cores") or {}).get("stolen") or 0.0
-              for x in by.values() for r in x.get("runs", []) if not r.get("error")]  # fmt: skip
+    stolen = _window_cores(by, "stolen")
     if stolen and max(stolen) >= 0.1:
         notes.append(f"**the host took cores from this machine**: {min(stolen):.2f} to "
                      f"{max(stolen):.2f} cores stolen (steal time) in the runs' windows; the "
                      "stack ran on what was left, so the rates found are lower than on a "
                      "host with room, and unevenly between runs and brokers")  # fmt: skip
     return notes
+
+
+def _window_cores(by: Mapping[str, Mapping[str, Any]], key: str) -> list[float]:
+    """``cores[key]`` of every measured run of every broker (0 where it was not recorded)."""
+    return [(r.get("cores") or {}).get(key) or 0.0
+            for x in by.values() for r in x.get("runs", []) if not r.get("error")]  # fmt: skip
 
 
 def _warming(r: Mapping[str, Any]) -> str:

@@ -45,8 +45,8 @@ def build_sink_loop(
     """The sink loop on ``routes``' topics and their retry tiers (close consumer and client)."""
     config = settings.sinks
     timeout = max(config.erp.timeout_s, config.crm.timeout_s)
-    # one keep-alive connection per sending thread and target
-    client = HttpClient(timeout, pool_size=2 * config.concurrency)
+    # each target's calls in flight are bounded by its concurrency: a kept-alive connection each
+    client = HttpClient(timeout, pool_size=config.concurrency)
     producer = make_producer(settings)
     registry = registry_client(settings)
     jitter = config.retry_jitter_s

@@ -327,16 +327,10 @@ def _copy(value: Any) -> Any:
     return value
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
 def _record(item: Any) -> dict[str, Any]:
     """A recorded item (a frozen dataclass of plain values) as a dict: ``asdict`` without its
     deep copy, which made a save of a long run take long enough to stall the fake APIs."""
-    names = _FIELD_NAMES.get(type(item))
-    if names is None:
-        names = _FIELD_NAMES[type(item)] = tuple(f.name for f in fields(item))
-    return {name: getattr(item, name) for name in names}
+    return {f.name: getattr(item, f.name) for f in fields(item)}
 
 
 def _plain(value: Any) -> Any:
