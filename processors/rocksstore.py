@@ -24,6 +24,13 @@ encoding the key and value a second time.
 
 Absent keys are cached too (a dedup check on a new event id asks for a key that is not there).
 Each partition keeps at most ``cache_entries`` keys; the oldest entry goes first.
+
+The databases are written without RocksDB's write-ahead log. The log exists to recover a
+database after a crash, and a worker never uses a database after a crash: tables are kept only
+after a clean stop (:func:`processors.state.keep_tables_after_clean_stop`), and are otherwise
+rebuilt from their changelogs. Without the log a put only goes into the memtable; a database
+is flushed to its files when its partition is revoked and when the store stops, and RocksDB
+flushes on close as well.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import rocksdict
 from faust.stores import rocksdb
 from faust.streams import current_event
 from faust.types import TP
@@ -79,6 +87,25 @@ class CachedRocksDBStore(rocksdb.Store):
             # as Faust's read does: a read outside an event looks in this partition first
             self._key_index[key_bytes] = partition
         return value
+
+    def _open_for_partition(self, partition: int) -> Any:
+        db = super()._open_for_partition(partition)
+        unlogged = rocksdict.WriteOptions()
+        # see the module's docstring; rocksdict's stubs declare this property as a method
+        unlogged.disable_wal = True  # type: ignore[method-assign,assignment]
+        db.set_write_options(unlogged)
+        return db
+
+    def _flush(self, partitions: Iterable[int]) -> None:
+        """Write the memtables of ``partitions``' open databases to their files."""
+        for partition in partitions:
+            db = self._dbs.get(partition)
+            if db is not None:
+                db.flush(wait=True)
+
+    async def stop(self) -> None:
+        self._flush(list(self._dbs))  # before Faust drops the databases
+        await super().stop()
 
     def _remember(self, part: dict[Any, Any], key: Any, entry: tuple[Any, bytes]) -> None:
         if len(part) >= self.cache_entries:
@@ -141,6 +168,8 @@ class CachedRocksDBStore(rocksdb.Store):
 
     def revoke_partitions(self, table: Any, tps: set[TP]) -> None:
         self._drop(table, tps)
+        mine = table.changelog_topic.topics
+        self._flush(tp.partition for tp in tps if tp.topic in mine)
         super().revoke_partitions(table, tps)
 
     async def assign_partitions(self, table: Any, tps: set[TP], generation_id: int = 0) -> None:

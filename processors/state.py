@@ -61,6 +61,7 @@ __all__ = [
     "in_partition",
     "keep_tables_after_clean_stop",
     "make_tables",
+    "partition_items",
     "read_any_partition",
     "store_options",
     "uses_rocksdb",
@@ -204,6 +205,29 @@ def read_any_partition(table: Any, key: str) -> Any:
         return table.get(key)
     finally:
         _current_event.reset(token)
+
+
+def partition_items(table: Any, partition: int) -> Iterator[tuple[Any, Any]]:
+    """The items ``table`` keeps in ``partition``, read one at a time, for a walk of one
+    partition's entries.
+
+    On ``rocksdb://`` only that partition's database is read (Faust's ``items()`` reads every
+    partition's, so a walk of each partition in turn read the table once per partition). On
+    ``memory://`` one dict holds every partition: all items come back, and the caller tells
+    them apart by the partition it stored in each value. Writing an existing key while walking
+    is safe on both (a RocksDB iterator reads a snapshot); remove keys after the walk.
+    """
+    store: Any = getattr(table, "data", None)  # a Faust table's store (a plain dict has none)
+    dbs = getattr(store, "_dbs", None)
+    if dbs is None:
+        yield from table.items()
+        return
+    db = dbs.get(partition)
+    if db is None:  # not held by this worker
+        return
+    for raw_key, raw_value in db.items():
+        if raw_key != store.offset_key:
+            yield store._decode_key(raw_key), store._decode_value(raw_value)
 
 
 @contextmanager

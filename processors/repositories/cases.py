@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from contracts.review import Case
-from processors.state import read_any_partition
+from processors.state import partition_items, read_any_partition
 
 __all__ = ["Cases"]
 
@@ -38,9 +38,10 @@ class Cases:
         self._table[case.case_id] = entry
 
     def open_in(self, partition: int) -> dict[str, Case]:
-        """The open cases kept in ``partition``, by case id (a walk of the table)."""
+        """The open cases kept in ``partition``, by case id (a walk of the partition's cases,
+        :func:`processors.state.partition_items`)."""
         held: dict[str, Case] = {}
-        for key, entry in list(self._table.items()):
+        for key, entry in list(partition_items(self._table, partition)):
             if isinstance(entry, dict) and entry.get("partition") == partition:
                 case = Case.model_validate(entry["case"])
                 if case.is_open:

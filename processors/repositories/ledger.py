@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from processors.state import read_any_partition
+from processors.state import partition_items, read_any_partition
 
 __all__ = ["Ledger", "LedgerEntry", "LedgerKey"]
 
@@ -69,9 +69,11 @@ class Ledger:
 
     def entries(self, partition: int) -> Iterator[tuple[LedgerKey, LedgerEntry]]:
         """The entries kept for ``partition``, read one at a time (not the ledger as a list:
-        the worker's memory would grow with it even on ``rocksdb://``). Writing an existing
-        entry while iterating is safe on both stores; remove entries after the walk."""
-        for stored, entry in self._table.items():
+        the worker's memory would grow with it even on ``rocksdb://``); on ``rocksdb://`` only
+        that partition's database is read (:func:`processors.state.partition_items`). Writing
+        an existing entry while iterating is safe on both stores; remove entries after the
+        walk."""
+        for stored, entry in partition_items(self._table, partition):
             kind = _KIND.get(stored[:2])
             if kind is None or not isinstance(entry, dict):
                 continue

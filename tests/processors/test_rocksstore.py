@@ -3,6 +3,7 @@ the partition's database (writes, deletes, recovery, rebalance)."""
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from processors.rocksstore import CachedRocksDBStore
-from processors.state import ProducedTable, make_tables, read_any_partition
+from processors.state import ProducedTable, make_tables, partition_items, read_any_partition
 
 pytestmark = pytest.mark.unit
 
@@ -227,3 +228,69 @@ def test_get_on_a_table_with_a_default_keeps_faust_s_path(tmp_path: Path) -> Non
     counts = ProducedTable(app, name="counts", default=int, partitions=2, beacon=app.tables.beacon)
     with event_of(0):
         assert counts.get("missing", "ignored") == 0  # a defaulting table never returns it
+
+
+def _read_only_copy(store: CachedRocksDBStore, partition: int) -> dict[bytes, bytes]:
+    """What a partition's database holds in its files (a read-only handle beside the store's:
+    it sees what was flushed, not the store's memtable)."""
+    import rocksdict
+
+    path = str(store.partition_path(partition))
+    copy = rocksdict.Rdict(
+        path, rocksdict.Options(raw_mode=True), access_type=rocksdict.AccessType.read_only()
+    )
+    try:
+        return {k: v for k, v in copy.items() if k != store.offset_key}
+    finally:
+        copy.close()
+
+
+def test_writes_skip_the_write_ahead_log_and_reach_the_files_when_the_store_stops(
+    tmp_path: Path,
+) -> None:
+    """A worker never opens a table after a crash (it rebuilds it from the changelog), so the
+    log is not written; what the memtable holds is flushed when the store stops."""
+    orders, _ = _orders(tmp_path)
+    store = orders.data
+    with event_of(0):
+        for n in range(50):
+            orders[f"q{n}"] = {"n": n}
+    db = store._dbs[0]  # held, as anything may hold it when Faust drops its own reference
+    logs = list(Path(store.partition_path(0)).glob("*.log"))
+    assert logs
+    assert all(log.stat().st_size == 0 for log in logs)  # no write-ahead log written
+    assert _read_only_copy(store, 0) == {}  # in the memtable only
+    asyncio.run(store.stop())
+    kept = _read_only_copy(store, 0)
+    assert len(kept) == 50
+    assert kept[b'"q7"'] == b'{"n":7}'
+    del db
+
+
+def test_a_revoked_partition_is_flushed_to_its_files(tmp_path: Path) -> None:
+    orders, _ = _orders(tmp_path)
+    store = orders.data
+    with event_of(0):
+        orders["q1"] = {"n": 1}
+    with event_of(1):
+        orders["q9"] = {"n": 9}
+    held = store._dbs[0]
+    store.revoke_partitions(orders, {TP(orders.changelog_topic.get_topic_name(), 0)})
+    assert _read_only_copy(store, 0) == {b'"q1"': b'{"n":1}'}
+    assert _read_only_copy(store, 1) == {}  # still held: not flushed
+    del held
+
+
+def test_a_walk_of_one_partition_reads_only_its_database(tmp_path: Path) -> None:
+    orders, _ = _orders(tmp_path)
+    with event_of(0):
+        orders["a"] = {"partition": 0}
+        orders["b"] = {"partition": 0}
+    with event_of(1):
+        orders["c"] = {"partition": 1}
+    orders.data.set_persisted_offset(TP(orders.changelog_topic.get_topic_name(), 0), 41)
+    assert sorted(partition_items(orders, 0)) == [("a", {"partition": 0}), ("b", {"partition": 0})]
+    assert list(partition_items(orders, 1)) == [("c", {"partition": 1})]
+    assert list(partition_items(orders, 5)) == []  # not held
+    every = {"a": 0, "c": 1}
+    assert sorted(partition_items(every, 0)) == [("a", 0), ("c", 1)]  # one dict: every item
