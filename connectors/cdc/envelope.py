@@ -16,8 +16,10 @@ events) decode to a ``ControlRecord``, which the stage skips and counts. Columns
 Debezium did not have (an unchanged TOASTed column: the ``unavailable.value.placeholder``) are
 listed in ``ChangeEvent.unavailable``, so that they are never mapped as data.
 
-JSON is parsed by orjson; documents it refuses but the ``json`` module accepts are parsed by
-``json``, so numbers stay ``int``/``float`` exactly as before.
+JSON is parsed by orjson; documents it refuses but the ``json`` module accepts (NaN, lone
+surrogates, numbers beyond a double's range) are parsed by ``json``. Numbers stay ``int`` and
+``float`` as ``json`` reads them, except an integer beyond 64 bits, which orjson reads as a
+float (no contract field holds one: ids and minor units are 64-bit).
 
 A ``None`` value is a tombstone (Debezium writes one after each delete for log compaction).
 """
@@ -58,7 +60,8 @@ UNAVAILABLE_PLACEHOLDER = "__debezium_unavailable_value"
 ControlKind = Literal["transaction", "heartbeat", "schema_change"]
 _NONE: frozenset[str] = frozenset()
 _fast_loads = orjson.loads
-"""JSON decoding of the hot path: several times faster than ``json``, same values for valid JSON."""
+"""JSON decoding of the hot path: several times faster than ``json``, the same values for
+valid JSON but integers beyond 64 bits (floats here, ints in ``json``)."""
 
 
 class SchemaRegistryLike(Protocol):
@@ -383,8 +386,9 @@ class EnvelopeDecoder:
         try:
             doc = _fast_loads(value)
         except orjson.JSONDecodeError:
-            # What orjson refuses but the json module reads (NaN, integers beyond 64 bits, lone
-            # surrogates) keeps its old meaning; what neither reads fails with json's message.
+            # What orjson refuses but the json module reads (NaN, numbers beyond a double's
+            # range, lone surrogates) keeps its old meaning; what neither reads fails with
+            # json's message.
             try:
                 doc = self._loads(value.decode("utf-8"))
             except (UnicodeDecodeError, ValueError) as exc:

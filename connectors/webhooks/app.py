@@ -25,7 +25,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.webhooks.bodies import WebhookError, check_header_lengths, parse_json_body
+from connectors.webhooks.bodies import (
+    WebhookError,
+    check_header_lengths,
+    check_json_body,
+    parse_json_body,
+)
 from connectors.webhooks.health import ServiceHealth
 from connectors.webhooks.landing import (
     KEPT_HEADERS,
@@ -272,7 +277,7 @@ def create_app(
                 now_s=clock(),
                 tolerance_s=config.standard.tolerance_s,
             )
-            parse_json_body(body, config.max_json_depth)
+            check_json_body(body, config.max_json_depth)
             webhook_id = sent["webhook-id"]
             await land(sent, "standard", source, webhook_id, body)
             return webhook_id

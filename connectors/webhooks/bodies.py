@@ -12,6 +12,12 @@ summed by C-level iterators), so a body nested 100,000 levels deep costs a scan,
 it, so it is not scanned at all (most webhook bodies). Only a body within the depth cap reaches
 ``json.loads``, which the settings keep far below Python's recursion limit
 (``max_json_depth`` <= 256).
+
+A Standard Webhooks body is only checked, not kept (:func:`check_json_body`): orjson reads it
+first, and only what orjson refuses goes through ``json`` for the verdict and its message.
+orjson accepts nothing ``json`` refuses (it is stricter: NaN, lone surrogates and integers
+beyond a double's range are refused by it and accepted by ``json``), so the verdicts are the
+same.
 """
 
 from __future__ import annotations
@@ -22,7 +28,15 @@ from collections.abc import Mapping
 from itertools import accumulate
 from typing import Any
 
-__all__ = ["WebhookError", "check_header_lengths", "nesting_depth", "parse_json_body"]
+import orjson
+
+__all__ = [
+    "WebhookError",
+    "check_header_lengths",
+    "check_json_body",
+    "nesting_depth",
+    "parse_json_body",
+]
 
 
 class WebhookError(Exception):
@@ -80,6 +94,21 @@ def parse_json_body(body: bytes, max_depth: int) -> Any:
         raise WebhookError(400, "malformed_json", f"body is not JSON: {exc}") from exc
     except RecursionError as exc:  # only if the depth cap were set above the stack's room
         raise WebhookError(400, "json_too_deep", "body nests too deeply to parse") from exc
+
+
+def check_json_body(body: bytes, max_depth: int) -> None:
+    """Refuse ``body`` as :func:`parse_json_body` would, without keeping the document.
+
+    Raises:
+        WebhookError: 400 ``not_utf8``, ``json_too_deep`` or ``malformed_json``.
+    """
+    if body.count(b"[") + body.count(b"{") <= max_depth:  # it cannot nest deeper than the cap
+        try:
+            orjson.loads(body)  # UTF-8 and JSON that json reads too
+            return
+        except orjson.JSONDecodeError:
+            pass  # json's verdict, and its reason
+    parse_json_body(body, max_depth)
 
 
 def check_header_lengths(headers: Mapping[str, str], limits: Mapping[str, int]) -> None:

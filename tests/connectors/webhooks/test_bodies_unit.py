@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from connectors.webhooks.app import create_app
-from connectors.webhooks.bodies import WebhookError, nesting_depth, parse_json_body
+from connectors.webhooks.bodies import (
+    WebhookError,
+    check_json_body,
+    nesting_depth,
+    parse_json_body,
+)
 from connectors.webhooks.health import ServiceHealth
 from connectors.webhooks.landing import RawRequest
 from interlock.instruments import Instruments
@@ -127,3 +132,46 @@ def test_a_dead_service_says_so_on_healthz_and_readyz() -> None:
     assert health.status_code == ready.status_code == 503
     assert health.json() == {"status": "dead", "reasons": ["mapper: failed 5 times in a row"]}
     assert ready.json()["status"] == "not_ready"
+
+
+def _verdict(check: Any, body: bytes, cap: int) -> str:
+    try:
+        check(body, cap)
+    except WebhookError as refused:
+        return f"{refused.status} {refused.error}: {refused.reason}"
+    return "taken"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"type":"quote.accepted","data":{"id":"q-1","lines":[{"qty":2}]}}',
+        b"\t[1]\r\n",
+        b'{"\xc3\xa9":"\x7f"}',
+        b'"\\ud800"',  # a lone surrogate: json reads it, orjson does not
+        b"[NaN]",
+        b"[Infinity]",
+        b"[1e400]",
+        b"1" * 400,  # an integer beyond a double's range
+        b"1" * 5000,  # beyond what json converts
+        b"\xef\xbb\xbf{}",
+        b'["\xff"]',
+        b'"\xed\xa0\x80"',  # a UTF-8-encoded surrogate
+        b"{} x",
+        b"{}\x00",
+        b"[1,]",
+        b"[01]",
+        b"",
+        b'{"a":' * 65 + b"1" + b"}" * 65,
+        b"[" * 100_000,
+    ],
+)
+def test_checking_a_body_gives_the_verdict_and_reason_of_parsing_it(body: bytes) -> None:
+    assert _verdict(check_json_body, body, 64) == _verdict(parse_json_body, body, 64)
+
+
+@given(st.binary(max_size=64) | json_documents.map(lambda d: json.dumps(d).encode()))
+@settings(max_examples=500, deadline=None)
+def test_any_body_is_checked_as_it_is_parsed(body: bytes) -> None:
+    for cap in (1, 3, 64):
+        assert _verdict(check_json_body, body, cap) == _verdict(parse_json_body, body, cap)
