@@ -104,7 +104,7 @@ class CachedRocksDBStore(rocksdb.Store):
                 db.flush(wait=True)
 
     async def stop(self) -> None:
-        self._flush(list(self._dbs))  # before Faust drops the databases
+        self._flush(self._dbs)  # before Faust drops the databases
         await super().stop()
 
     def _remember(self, part: dict[Any, Any], key: Any, entry: tuple[Any, bytes]) -> None:

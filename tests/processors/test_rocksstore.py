@@ -122,13 +122,18 @@ def test_recovery_writes_replace_what_was_cached(tmp_path: Path) -> None:
     assert orders.data.persisted_offset(TP("cache-test-orders-changelog", 0)) == 11
 
 
-def test_a_revoked_partition_forgets_its_cache(tmp_path: Path) -> None:
+def _one_key_in_each_partition(tmp_path: Path) -> tuple[Any, CachedRocksDBStore]:
+    """The orders table with ``q1`` written in partition 0 and ``q9`` in partition 1."""
     orders, _ = _orders(tmp_path)
-    store = orders.data
     with event_of(0):
         orders["q1"] = {"n": 1}
     with event_of(1):
         orders["q9"] = {"n": 9}
+    return orders, orders.data
+
+
+def test_a_revoked_partition_forgets_its_cache(tmp_path: Path) -> None:
+    orders, store = _one_key_in_each_partition(tmp_path)
     # another worker held partition 0 meanwhile and its changelog brought a newer value
     store._db_for_partition(0).put(b'"q1"', b'{"n":5}')
     tp0 = TP(orders.changelog_topic.get_topic_name(), 0)
@@ -268,12 +273,7 @@ def test_writes_skip_the_write_ahead_log_and_reach_the_files_when_the_store_stop
 
 
 def test_a_revoked_partition_is_flushed_to_its_files(tmp_path: Path) -> None:
-    orders, _ = _orders(tmp_path)
-    store = orders.data
-    with event_of(0):
-        orders["q1"] = {"n": 1}
-    with event_of(1):
-        orders["q9"] = {"n": 9}
+    orders, store = _one_key_in_each_partition(tmp_path)
     held = store._dbs[0]
     store.revoke_partitions(orders, {TP(orders.changelog_topic.get_topic_name(), 0)})
     assert _read_only_copy(store, 0) == {b'"q1"': b'{"n":1}'}
