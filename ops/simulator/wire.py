@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 from standardwebhooks import Webhook
 
 from ops.simulator.conventions import HUBSPOT_PATH, STANDARD_PATH
@@ -171,7 +172,7 @@ def sign_request(
 
 def debezium_key(change: ChangeAction) -> bytes:
     """The record key Debezium's JsonConverter (schemas disabled) writes: the primary key."""
-    return json.dumps(change.key, separators=(",", ":"), sort_keys=True).encode()
+    return orjson.dumps(change.key, option=orjson.OPT_SORT_KEYS)
 
 
 def _stamp(row: dict[str, Any] | None, iso: str) -> dict[str, Any] | None:
@@ -202,4 +203,4 @@ def debezium_envelope(change: ChangeAction, ts_ms: int, db: str = "erp") -> byte
         "ts_ms": ts_ms,
         "transaction": None,
     }
-    return json.dumps(payload, separators=(",", ":"), default=str).encode()
+    return orjson.dumps(payload, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME)

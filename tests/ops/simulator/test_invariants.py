@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, fields, replace
 from pathlib import Path
@@ -177,14 +178,15 @@ def test_ground_truth_and_recordings_round_trip_through_json(tmp_path: Path) -> 
     save_run(path, truth, rec, seed=1)
     loaded_truth, loaded_rec = load_run(path)
     assert loaded_truth == truth
-    assert loaded_rec.to_dict() == rec.to_dict()
+    assert loaded_rec.snapshot() == rec.snapshot()
 
 
-def test_recordings_are_written_as_dataclasses_asdict_writes_them() -> None:
-    """``Recorded.to_dict`` converts without ``asdict``'s deep copy, and writes the same."""
-    _, rec, _ = _run()
+def test_a_saved_run_holds_what_json_wrote_of_the_dataclasses(tmp_path: Path) -> None:
+    """orjson writes the dataclasses as they are; the document is the one ``json`` wrote of
+    ``asdict`` copies, key for key, so readers of older files and of new ones see one format."""
+    truth, rec, _ = _run()
     rec.add("crm_calls", CrmCall("PATCH", "deals", "d-1", {"status": "SHIPPED"}, "k-1"))
-    expected = {
+    recorded = {
         f.name: (
             [asdict(v) for v in getattr(rec, f.name)]
             if isinstance(getattr(rec, f.name), list)
@@ -193,10 +195,19 @@ def test_recordings_are_written_as_dataclasses_asdict_writes_them() -> None:
         for f in fields(rec)
         if f.name != "_lock"
     }
-    assert expected["erp_orders"]  # the run recorded some
-    assert rec.to_dict() == expected
-    copy = rec.to_dict()
+    assert recorded["erp_orders"]  # the run recorded some
+    meta = {"seed": 1, "phase": "running"}
+    expected = {"meta": meta, "summary": truth.summary(), "truth": asdict(truth)}
+    expected["recorded"] = recorded
+    path = tmp_path / "run.json"
+    save_run(path, truth, rec, **meta)
+    assert json.loads(path.read_text()) == json.loads(json.dumps(expected, default=str))
+
+
+def test_a_snapshot_of_the_recordings_is_a_copy() -> None:
+    _, rec, _ = _run()
+    copy = rec.snapshot()
     rec.add("erp_orders", rec.erp_orders[0])
     rec.response(201)
     assert len(copy["erp_orders"]) == len(rec.erp_orders) - 1  # a copy, not a view
-    assert copy["responses"] != rec.to_dict()["responses"]
+    assert copy["responses"] != rec.snapshot()["responses"]

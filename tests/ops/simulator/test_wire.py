@@ -10,6 +10,7 @@ import itertools
 import json
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -24,7 +25,9 @@ from ops.simulator.scenario import ChangeAction, FaultMix, Scenario, WebhookActi
 from ops.simulator.wire import (
     Dialect,
     SignedRequest,
+    _stamp,
     debezium_envelope,
+    debezium_key,
     render_body,
     sign_request,
 )
@@ -173,3 +176,24 @@ def test_debezium_changes_decode_and_map_to_canonical_accounts() -> None:
     mapped = mapper.map(decoded)
     assert mapped.event.payload.account_id == erp_account_id(customer.key["customer_number"])  # type: ignore[attr-defined]
     assert mapped.event.payload.shipping_address is not None  # type: ignore[attr-defined]
+
+
+def test_debezium_records_read_as_json_wrote_them() -> None:
+    """The envelope and key are written by orjson; they read back as ``json`` wrote them, values
+    ``json`` could not write (a datetime, a Decimal) as their ``str``; the key (it partitions the
+    record) is compact, sorted JSON byte for byte, text as UTF-8, as Debezium writes text."""
+    stream = Scenario(4).actions()
+    changes = [a for a in itertools.islice(stream, 400) if isinstance(a, ChangeAction)]
+    when = datetime(2026, 12, 3, 18, 0, tzinfo=UTC)
+    row = {"placed_at": when, "amount": Decimal("12.30"), "note": "café", "updated_at": None}
+    odd = ChangeAction("orders", "u", {"order_number": "SO-ü1", "line": 2}, None, row, 7)
+    iso = datetime.fromtimestamp(NOW_MS / 1000, UTC).isoformat().replace("+00:00", "Z")
+    for change in [*changes, odd]:
+        envelope = json.loads(debezium_envelope(change, NOW_MS))
+        for side in ("before", "after"):
+            written = json.dumps(_stamp(getattr(change, side), iso), default=str)
+            assert envelope[side] == json.loads(written)
+        key = json.dumps(change.key, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        assert debezium_key(change) == key.encode()
+    after = json.loads(debezium_envelope(odd, NOW_MS))["after"]
+    assert after == {"placed_at": str(when), "amount": "12.30", "note": "café", "updated_at": iso}
