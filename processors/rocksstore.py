@@ -22,6 +22,12 @@ A write stores the bytes of the changelog record queued for it
 (:class:`processors.state.ProducedTable`), which are what recovery would store, rather than
 encoding the key and value a second time.
 
+Faust's own per-key layers are cut where they cost more than the work: a ``str`` key is encoded
+by orjson directly (the bytes Faust's ``json`` key serializer gives, without its registry), and
+the index of which partition holds a key (kept for reads and deletes outside an event) is a
+plain bounded dict rather than Faust's locked LRU cache, as the store is only used on the
+worker's event loop.
+
 Absent keys are cached too (a dedup check on a new event id asks for a key that is not there).
 Each partition keeps at most ``cache_entries`` keys; the oldest entry goes first.
 
@@ -38,6 +44,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 import rocksdict
 from faust.stores import rocksdb
 from faust.streams import current_event
@@ -50,6 +57,21 @@ _ABSENT = object()
 _MISS = object()
 
 
+class KeyIndex(dict[bytes, int]):
+    """Which partition's database holds a key, for Faust's reads and deletes outside an event:
+    at most ``limit`` keys, the least recently written first to go. Faust's ``LRUCache`` takes a
+    lock and reorders on every read and write; this store is used on the event loop alone."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: bytes, partition: int) -> None:
+        if self.pop(key, None) is None and len(self) >= self.limit > 0:
+            del self[next(iter(self))]
+        super().__setitem__(key, partition)
+
+
 class CachedRocksDBStore(rocksdb.Store):
     """``rocksdb://`` with reads in an event served from a bounded per-partition cache."""
 
@@ -58,6 +80,13 @@ class CachedRocksDBStore(rocksdb.Store):
         self.cache_entries = cache_entries
         self._cache: dict[int, dict[Any, tuple[Any, bytes]]] = {}
         """partition -> key -> (value or _ABSENT, the key's bytes)"""
+        self._key_index = KeyIndex(self.key_index_size)  # type: ignore[assignment]
+        self._str_keys_as_json = self.key_serializer == "json"
+
+    def _encode_key(self, key: Any) -> bytes:
+        if type(key) is str and self._str_keys_as_json:
+            return orjson.dumps(key)  # what Faust's json key serializer gives for a str
+        return super()._encode_key(key)
 
     def _event_partition(self) -> int | None:
         """The partition Faust's store reads in the current event; None: it searches all."""
@@ -139,11 +168,19 @@ class CachedRocksDBStore(rocksdb.Store):
         if encoded is not None and encoded[0] is key and encoded[1] is value:
             # the bytes of the changelog record just queued for this very write
             self.table.encoded = None  # type: ignore[attr-defined]
-            key_bytes = encoded[2]
-            self._set(key_bytes, encoded[3])
+            key_bytes, value_bytes = encoded[2], encoded[3]
         else:
-            key_bytes = self._encode_key(key)
-            self._set(key_bytes, self._encode_value(value))  # the event's partition
+            key_bytes, value_bytes = self._encode_key(key), self._encode_value(value)
+        event = current_event()
+        if event is None:
+            self._set(key_bytes, value_bytes)  # Faust's own, which refuses a write outside one
+            return
+        written = event.message.partition  # Faust's ``_set``, the event looked up once
+        db = self._dbs.get(written)
+        if db is None:
+            db = self._db_for_partition(written)
+        self._key_index[key_bytes] = written
+        db.put(key_bytes, value_bytes)
         partition = self._event_partition()
         if partition is None:
             self._forget(key)

@@ -16,7 +16,7 @@ import pytest
 from faust.streams import _current_event
 from faust.types import TP
 
-from processors.rocksstore import CachedRocksDBStore
+from processors.rocksstore import CachedRocksDBStore, KeyIndex
 from processors.state import ProducedTable, make_tables, partition_items, read_any_partition
 
 pytestmark = pytest.mark.unit
@@ -294,3 +294,48 @@ def test_a_walk_of_one_partition_reads_only_its_database(tmp_path: Path) -> None
     assert list(partition_items(orders, 5)) == []  # not held
     every = {"a": 0, "c": 1}
     assert sorted(partition_items(every, 0)) == [("a", 0), ("c", 1)]  # one dict: every item
+
+
+@pytest.mark.parametrize("key", ["q1", "k-ü", 'a "quoted" \\ key', "", "日本", "\x00\x1f"])
+def test_a_str_key_is_encoded_as_faust_encodes_it(tmp_path: Path, key: str) -> None:
+    """The short path for a str key gives the bytes of Faust's json key serializer, which its
+    recovery and its reads outside an event use."""
+    orders, _ = _orders(tmp_path)
+    faust_bytes = orders.data.app.serializers.dumps_key(str, key, serializer="json")
+    assert orders.data._encode_key(key) == faust_bytes
+    with event_of(1):
+        orders[key] = {"n": 1}
+    assert read_any_partition(orders, key) == {"n": 1}
+    assert orders.data._key_index[faust_bytes] == 1
+
+
+def test_the_key_index_keeps_the_last_written_keys_and_their_partition() -> None:
+    index = KeyIndex(3)
+    for n, key in enumerate((b"a", b"b", b"c")):
+        index[key] = n
+    index[b"a"] = 5  # written again: now the newest
+    index[b"d"] = 0  # the oldest (b) goes
+    assert index == {b"c": 2, b"a": 5, b"d": 0}
+    assert list(index) == [b"c", b"a", b"d"]
+    unbounded = KeyIndex(0)
+    for n in range(10):
+        unbounded[bytes([n])] = n
+    assert len(unbounded) == 10
+
+
+def test_a_key_written_in_one_partition_is_deleted_there_only(tmp_path: Path) -> None:
+    """Faust deletes a key from the partition its index names; a key not in the index from
+    every partition's database."""
+    orders, _ = _orders(tmp_path)
+    with event_of(0):
+        orders["k"] = "zero"
+    with event_of(1):
+        orders["k"] = "one"
+    with event_of(1):
+        del orders["k"]
+    assert list(partition_items(orders, 0)) == [("k", "zero")]
+    assert list(partition_items(orders, 1)) == []
+    orders.data._key_index.clear()
+    with event_of(0):
+        del orders["k"]
+    assert list(partition_items(orders, 0)) == []
