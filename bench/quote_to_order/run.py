@@ -12,6 +12,12 @@ command's append. Scenarios, all on 6 partitions:
 - two workers: two worker processes in one group, same burst; the scaling ratio vs one;
 - the plain loop: the same burst through the baseline.
 
+The bursts that the ratios compare (the default store, ``--compare-store``, the plain loop)
+run ``--rounds`` times each in ABBA order (2 rounds: default, other, plain, plain, other,
+default), so each has the same mean position in the run and a host that drifts slower or
+faster over minutes does not favour the one that ran first. Each burst also reports its
+process's CPU per quote (/proc, from the first quote produced to the last command read back).
+
 Results: ``bench/results/quote_to_order.json`` and a Markdown table.
 
     python -m bench.quote_to_order.run [--quotes N] [--accounts M] [--rates 1000,5000]
@@ -150,6 +156,16 @@ def _count(bootstrap: str, topic: str) -> int:
     return sum(ends.values())
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes used so far, from /proc."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            after_name = stat.read().rpartition(")")[2].split()
+        total += int(after_name[11]) + int(after_name[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _measure(
     bootstrap: str,
     topics: ProcessorTopics,
@@ -279,8 +295,11 @@ def run_faust(
                 and _count(bootstrap, changelog) >= want
             )
 
+        pids = [proc.pid for proc in procs]
+        cpu_before = _cpu_s(pids)
         _produce(bootstrap, topics, quotes, accounts)
         _wait(lambda: done(quotes), 600, "faust orders")
+        cpu_s = _cpu_s(pids) - cpu_before
         expected = quotes
         for rate in rates:
             n = int(rate * steady_s)
@@ -293,7 +312,9 @@ def run_faust(
             proc.terminate()
         for proc in procs:
             proc.wait(60)
-    return _measure(bootstrap, topics, changelog)
+    phases = _measure(bootstrap, topics, changelog)
+    phases["burst"]["cpu_us_per_quote"] = round(cpu_s / quotes * 1e6)
+    return phases
 
 
 def run_plain(bootstrap: str, quotes: int, accounts: int) -> dict[str, Any]:
@@ -320,13 +341,60 @@ def run_plain(bootstrap: str, quotes: int, accounts: int) -> dict[str, Any]:
                         sys.stderr.write(f"plain loop: {line.decode(errors='replace')}")
 
         threading.Thread(target=follow, daemon=True).start()
+        cpu_before = _cpu_s([loop.pid])
         _produce(bootstrap, topics, quotes, accounts)
         _wait(lambda: _count(bootstrap, topics.create_order) >= quotes, 600, "plain orders")
         _wait(lambda: bool(read_back) and read_back[-1][0] >= quotes, 600, "plain read-back")
+        cpu_s = _cpu_s([loop.pid]) - cpu_before
     finally:
         loop.terminate()
         loop.wait(30)
-    return _measure(bootstrap, topics, read_back_done_ms=read_back[-1][1])["burst"]
+    burst = _measure(bootstrap, topics, read_back_done_ms=read_back[-1][1])["burst"]
+    burst["cpu_us_per_quote"] = round(cpu_s / quotes * 1e6)
+    return burst
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def abba(variants: list[str], rounds: int) -> list[str]:
+    """The order of ``rounds`` runs of each variant: forward, backward, forward, ..."""
+    return [v for r in range(rounds) for v in (variants if r % 2 == 0 else variants[::-1])]
+
+
+def combine(runs: list[dict[str, Any]], positions: list[int]) -> dict[str, Any]:
+    """One variant's bursts as one figure: all their quotes over all their seconds (the rate of
+    the whole; a mean of rates would weigh a slow run less), the median of their latencies and
+    of their CPU per quote, and each run's own figures with its position in the run."""
+
+    def rate(key: str) -> int | None:
+        spans = [r["quotes"] / r[key] for r in runs if r.get(key)]
+        if len(spans) < len(runs):
+            return None
+        return round(sum(r["quotes"] for r in runs) / sum(spans))
+
+    def median(key: str) -> float | None:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    out: dict[str, Any] = {
+        "quotes": runs[0]["quotes"],
+        "orders": min(r["orders"] for r in runs),
+        "seconds": round(sum(r["seconds"] for r in runs), 3),
+        "events_per_s": rate("events_per_s"),
+        "latency_p50_s": _rounded(median("latency_p50_s"), 4),
+        "latency_p99_s": _rounded(median("latency_p99_s"), 4),
+        "cpu_us_per_quote": _rounded(median("cpu_us_per_quote"), 0),
+    }
+    if any("events_per_s_incl_read_back" in r for r in runs):
+        out["events_per_s_incl_read_back"] = rate("events_per_s_incl_read_back")
+    keys = ("events_per_s", "events_per_s_incl_read_back", "cpu_us_per_quote")
+    out["runs"] = [
+        {"position": position, **{k: r.get(k) for k in keys}}
+        for position, r in zip(positions, runs, strict=True)
+    ]
+    return out
 
 
 def main() -> None:
@@ -350,6 +418,12 @@ def main() -> None:
         "the first measured run would pay for that alone",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="runs of each compared burst (default store, --compare-store, plain loop), ABBA",
+    )
+    parser.add_argument(
         "--compare-store",
         default="",
         help="also a 1-worker burst on this store (make bench: memory://), beside the default's",
@@ -359,21 +433,35 @@ def main() -> None:
     tmp = ROOT / ".interlock" / "bench"
     tmp.mkdir(parents=True, exist_ok=True)
     warm_up_quotes = args.quotes if args.warm_up_quotes is None else args.warm_up_quotes
+    other_store = args.compare_store if args.compare_store != args.store else ""
+    variants = ["default", *(["other"] if other_store else []), "plain"]
+    order = abba(variants, args.rounds)
+    bursts: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    positions: dict[str, list[int]] = {v: [] for v in variants}
+    one: dict[str, dict[str, Any]] = {}
     with kafka_bootstrap() as bootstrap:
         warm_up = None
         if warm_up_quotes > 0:
             warm_up = run_faust(bootstrap, warm_up_quotes, args.accounts, tmp, store=args.store)[
                 "burst"
             ]
-        one = run_faust(
-            bootstrap,
-            args.quotes,
-            args.accounts,
-            tmp,
-            rates=rates,
-            steady_s=args.steady_s,
-            store=args.store,
-        )
+        for position, variant in enumerate(order, 1):
+            if variant == "plain":
+                burst = run_plain(bootstrap, args.quotes, args.accounts)
+            elif variant == "other":
+                burst = run_faust(bootstrap, args.quotes, args.accounts, tmp, store=other_store)[
+                    "burst"
+                ]
+            elif not one:  # the first run of the default store also takes the steady loads
+                one = run_faust(bootstrap, args.quotes, args.accounts, tmp, rates=rates,
+                                steady_s=args.steady_s, store=args.store)  # fmt: skip
+                burst = one["burst"]
+            else:
+                burst = run_faust(bootstrap, args.quotes, args.accounts, tmp, store=args.store)[
+                    "burst"
+                ]
+            bursts[variant].append(burst)
+            positions[variant].append(position)
         two = None
         two_error = None
         if not args.no_scaling:
@@ -386,13 +474,8 @@ def main() -> None:
                     f"2 workers: no result within the deadline ({exc}), "
                     f"see the workers' logs in {tmp.relative_to(ROOT)}"
                 )
-        other = None
-        if args.compare_store and args.compare_store != args.store:
-            other = run_faust(bootstrap, args.quotes, args.accounts, tmp, store=args.compare_store)[
-                "burst"
-            ]
-        plain = run_plain(bootstrap, args.quotes, args.accounts)
-    faust = one["burst"]
+    faust, plain = (combine(bursts[v], positions[v]) for v in ("default", "plain"))
+    other = combine(bursts["other"], positions["other"]) if other_store else None
     steady = {f"{rate}_per_s": one[f"rate{rate}"] for rate in rates}
     result: dict[str, Any] = {
         "benchmark": "quote_to_order",
@@ -402,7 +485,9 @@ def main() -> None:
         "faust_steady": steady,
         "faust_two_workers": two,
         "faust_two_workers_error": two_error,
-        "faust_worker_other_store": {**other, "store": args.compare_store} if other else None,
+        "faust_worker_other_store": {**other, "store": other_store} if other else None,
+        "rounds": args.rounds,
+        "order": order,
         "scaling_two_vs_one": round(two["events_per_s"] / faust["events_per_s"], 3)
         if two
         else None,
@@ -424,7 +509,8 @@ def main() -> None:
         "note": "burst: input produced at once after the processors are ready, latency includes "
         "queueing behind the burst, events/s = quotes / (last command time - first quote time); "
         "incl. read-back: up to the read-back of the last command instead; "
-        "steady: quotes offered at a fixed rate to the same 1-worker process after its burst; "
+        "steady: quotes offered at a fixed rate to the first 1-worker process on the default "
+        "store, after its burst; "
         "every measured run follows a warm-up burst on a throw-away worker (not measured), so "
         "none pays for the fresh broker's start-up",
     }

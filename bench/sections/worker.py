@@ -73,6 +73,7 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
         s.rows.append(Row(f"faust worker on {d['store']} vs {other['store']}",
                           faust["events_per_s"], "events/s", f"faust worker on {other['store']}",
                           other.get("events_per_s"), store_target))  # fmt: skip
+    _cpu_rows(s, d, label)
     for phase, entry in (d.get("faust_steady") or {}).items():
         rate = float(str(phase).split("_")[0]) if str(phase)[0].isdigit() else None
         name = f"faust worker, steady {str(phase).replace('_', ' ')}"
@@ -94,6 +95,8 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
         "15,000 events/s per worker is withdrawn (replaced by these ratios), and 2 workers "
         "≥ 1.6x one is shown but cannot be measured honestly on 2 cores shared with the broker"
     )
+    if d.get("order"):
+        s.notes.append(_order_note(d))
     warm = d.get("warm_up") or {}
     if warm.get("quotes"):
         s.notes.append(
@@ -108,6 +111,53 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
     if d.get("note"):
         s.notes.append(str(d["note"]))
     return s
+
+
+def _cpu_rows(s: Section, d: Mapping[str, Any], label: str) -> None:
+    """Each burst's process CPU per quote beside the plain loop's, and the two stores'."""
+    plain_cpu = (d.get("plain_confluent_loop") or {}).get("cpu_us_per_quote")
+    faust = d.get("faust_worker") or {}
+    other = d.get("faust_worker_other_store") or {}
+    store = d.get("store") or "the default store"
+    named = ((f"faust worker on {store}", faust), (f"faust worker on {other.get('store')}", other))
+    for name, entry in named:
+        if entry.get("cpu_us_per_quote") is not None:
+            s.rows.append(Row(f"{name}: CPU per quote", entry["cpu_us_per_quote"], "µs",
+                              label, plain_cpu))  # fmt: skip
+    if faust.get("cpu_us_per_quote") is not None and other.get("cpu_us_per_quote") is not None:
+        s.rows.append(Row(f"faust worker on {store} vs {other['store']}: CPU per quote",
+                          faust["cpu_us_per_quote"], "µs", f"faust worker on {other['store']}",
+                          other["cpu_us_per_quote"]))  # fmt: skip
+    if plain_cpu is not None:
+        s.rows.append(Row(f"{label}: CPU per quote", plain_cpu, "µs"))
+
+
+def _order_note(d: Mapping[str, Any]) -> str:
+    """The order the compared bursts ran in, and each run's own figures."""
+    store = d.get("store") or "default store"
+    other = (d.get("faust_worker_other_store") or {}).get("store") or "other store"
+    names = {"default": f"`{store}`", "other": f"`{other}`", "plain": "plain loop"}
+    entries = {"default": d.get("faust_worker") or {},
+               "other": d.get("faust_worker_other_store") or {},
+               "plain": d.get("plain_confluent_loop") or {}}  # fmt: skip
+    runs = []
+    for variant, entry in entries.items():
+        figures = [
+            f"#{r['position']} {r.get('events_per_s') or 0:,}/s, "
+            f"{r.get('cpu_us_per_quote') or 0:,} µs"
+            for r in entry.get("runs") or []
+        ]
+        if figures:
+            runs.append(f"{names[variant]}: {'; '.join(figures)}")
+    order = ", ".join(names.get(v, v) for v in d["order"])
+    return (
+        f"the compared bursts ran {d.get('rounds')} times each, in this order: {order} (ABBA: each "
+        "has the same mean position, so a host that drifts over the minutes of the run favours "
+        "none); a row's events/s is all its runs' quotes over all their seconds, its latency and "
+        "CPU per quote their median; CPU per quote: the measured process's CPU (/proc) from the "
+        "first quote produced to the last command read back, over the quotes; each run "
+        f"(position, events/s, CPU per quote): {' | '.join(runs)}"
+    )
 
 
 def inprocess_section(d: Mapping[str, Any]) -> Section:

@@ -1,0 +1,85 @@
+"""The quote → order benchmark's run order and how its repeated bursts become one figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.quote_to_order.run import abba, combine
+from bench.report import build_sections, render_results
+from bench.sections.worker import quote_to_order_section
+from tests.bench.test_report import MACHINE
+
+pytestmark = pytest.mark.unit
+
+
+def test_abba_gives_each_variant_the_same_mean_position() -> None:
+    order = abba(["default", "other", "plain"], 2)
+    assert order == ["default", "other", "plain", "plain", "other", "default"]
+    for variant in ("default", "other", "plain"):
+        positions = [n for n, v in enumerate(order, 1) if v == variant]
+        assert sum(positions) / len(positions) == 3.5
+    assert abba(["a", "b"], 3) == ["a", "b", "b", "a", "a", "b"]
+    assert abba(["a", "b"], 1) == ["a", "b"]
+
+
+def _burst(quotes: int, seconds: float, cpu: int, **extra: Any) -> dict[str, Any]:
+    return {"quotes": quotes, "orders": quotes, "seconds": seconds,
+            "events_per_s": round(quotes / seconds), "latency_p50_s": seconds / 2,
+            "latency_p99_s": seconds, "cpu_us_per_quote": cpu, **extra}  # fmt: skip
+
+
+def test_combined_bursts_are_the_rate_of_the_whole_and_keep_each_run() -> None:
+    """10,000 quotes in 10 s and in 40 s: 400/s over the whole, not 625 (the mean of the rates)."""
+    runs = [_burst(10_000, 10.0, 900, events_per_s_incl_read_back=800),
+            _burst(10_000, 40.0, 1_300, events_per_s_incl_read_back=200)]  # fmt: skip
+    combined = combine(runs, [1, 6])
+    assert combined["events_per_s"] == 400
+    assert combined["events_per_s_incl_read_back"] == 320  # 20,000 / (12.5 s + 50 s)
+    assert combined["seconds"] == 50.0
+    assert combined["latency_p99_s"] == 25.0  # the median of 10 and 40
+    assert combined["cpu_us_per_quote"] == 1_100
+    assert combined["runs"] == [
+        {"position": 1, "events_per_s": 1_000, "events_per_s_incl_read_back": 800,
+         "cpu_us_per_quote": 900},
+        {"position": 6, "events_per_s": 250, "events_per_s_incl_read_back": 200,
+         "cpu_us_per_quote": 1_300},
+    ]  # fmt: skip
+
+
+def test_a_run_without_a_rate_leaves_the_combined_rate_unknown() -> None:
+    runs = [_burst(100, 1.0, 10), {**_burst(100, 1.0, 10), "events_per_s": None}]
+    assert combine(runs, [1, 2])["events_per_s"] is None
+    assert "events_per_s_incl_read_back" not in combine(runs, [1, 2])
+
+
+def test_the_section_shows_cpu_per_quote_and_the_order_of_the_runs(tmp_path: Path) -> None:
+    default = combine([_burst(10_000, 10.0, 1_000), _burst(10_000, 12.5, 1_200)], [1, 6])
+    other = combine([_burst(10_000, 8.0, 700), _burst(10_000, 8.0, 740)], [2, 5])
+    plain = combine([_burst(10_000, 4.0, 300), _burst(10_000, 4.0, 320)], [3, 4])
+    doc = {
+        "store": "rocksdb://",
+        "faust_worker": default,
+        "faust_worker_other_store": {**other, "store": "memory://"},
+        "plain_confluent_loop": plain,
+        "rounds": 2,
+        "order": ["default", "other", "plain", "plain", "other", "default"],
+    }
+    rows = {r.measure: r for r in quote_to_order_section(doc).rows}
+    assert rows["faust worker on rocksdb://: CPU per quote"].value == 1_100
+    assert rows["faust worker on rocksdb://: CPU per quote"].baseline == 310
+    assert rows["faust worker on rocksdb:// vs memory://: CPU per quote"].ratio == 1_100 / 720
+    store = rows["faust worker on rocksdb:// vs memory://"]
+    assert store.value == 889  # 20,000 quotes over 22.5 s
+    assert store.baseline == 1_250
+    (tmp_path / "quote_to_order.json").write_text(json.dumps(doc))
+    md = render_results(build_sections(tmp_path), MACHINE)
+    assert (
+        "in this order: `rocksdb://`, `memory://`, plain loop, plain loop, `memory://`, "
+        "`rocksdb://`" in md
+    )
+    assert "`rocksdb://`: #1 1,000/s, 1,000 µs; #6 800/s, 1,200 µs" in md
+    assert "plain loop: #3 2,500/s, 300 µs; #4 2,500/s, 320 µs" in md
