@@ -31,7 +31,7 @@ from interlock.instruments import Instruments
 from interlock.records import RawRecord
 from interlock.settings import Settings
 from processors.app import InterlockApp
-from processors.expiry import ExpiryIndex, rocksdb_partition_keys
+from processors.expiry import ExpiryIndex
 from processors.output import Codecs, Output
 from processors.pipeline import Pipeline, PipelineConfig
 from processors.state import (
@@ -137,9 +137,7 @@ def register_agents(
         instruments=instruments,
         clock=clock,
         known_product=known_product,
-        expiry=None
-        if tables.expiry is None
-        else ExpiryIndex(tables.expiry, rocksdb_partition_keys(tables.expiry)),
+        expiry=ExpiryIndex() if rocksdb else None,
         in_partition=in_partition,
     )
     raw_topic: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}

@@ -17,103 +17,55 @@ read and decode every key of a week of event ids from disk, on the worker's even
 sweep interval (measured: 3 µs per entry for RocksDB and JSON alone, so minutes for tens of
 millions of ids).
 
-So on ``rocksdb://`` each mark also writes an entry to the ``expiry`` table, keyed by its time
-(``<milliseconds, 13 digits>|<kind>|<key>``). RocksDB keeps a partition's keys sorted, so a
-partition's sweep reads its index from the start and stops at the first entry not yet due; it
-deletes the entries it read and the marks they point to that are still expired (a mark made
-again later has a later entry). The index is changelogged like every table, in the partition
-of the mark it indexes.
+So on ``rocksdb://`` the stores of ``seen`` and ``writebacks`` keep a time index of their marks
+beside them, in each partition's database (``processors.rocksstore``: written with every mark,
+rebuilt by recovery from the marks' changelogs, no changelog of its own). A partition's sweep
+reads its index from the start and stops at the first entry not yet due; it deletes the
+entries it read and the marks they point to that are still expired (a mark made again later
+has a later entry).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from processors.domain.housekeeping import (
     expired_event_ids,
     expired_event_ids_by_partition,
     expired_writebacks,
     expired_writebacks_by_partition,
+    seen_at,
+    written_at,
 )
-from processors.domain.writeback import WRITTEN_AT
 from processors.state import Tables
 
 __all__ = [
     "DUE_BATCH",
-    "SEEN",
-    "WRITEBACK",
     "Expiry",
     "ExpiryIndex",
     "ExpiryWalk",
-    "index_key",
-    "rocksdb_partition_keys",
 ]
 
-SEEN = "s"
-WRITEBACK = "w"
 DUE_BATCH = 2_000
-"""Most index entries one partition's sweep handles per tick (each a table read and one or two
-deletes with their tombstones, on the event loop); the rest follow on the next ticks, so a
-partition forgets up to this many marks per tick interval."""
-
-PartitionKeys = Callable[[int], Iterator[str]]
-"""The index's keys in one partition, in key order."""
+"""Most index entries one partition's sweep handles per tick and table (each a table read, an
+entry's removal and maybe a delete with its tombstone, on the event loop); the rest follow on
+the next ticks, so a partition forgets up to this many marks of each table per tick interval."""
 
 
 class Expiry(Protocol):
     """How the marks in ``seen`` and ``writebacks`` of a partition are found and forgotten."""
-
-    def note(self, kind: str, key: str, at: float) -> None:
-        """A mark of ``kind`` (:data:`SEEN`, :data:`WRITEBACK`) was made at ``at``."""
 
     def sweep(self, tables: Tables, partition: int, now: float, ttl_s: float) -> bool:
         """Forget ``partition``'s marks older than ``ttl_s``; True when more may be due (the
         next tick goes on without waiting for the sweep interval)."""
 
 
-def index_key(at: float, kind: str, key: str) -> str:
-    """The index entry of a mark made at ``at`` (epoch seconds); sorts by time."""
-    return f"{max(0, int(at * 1000)):013d}|{kind}|{key}"
-
-
-def rocksdb_partition_keys(table: Any) -> PartitionKeys:
-    """Read the keys of one partition of a RocksDB-stored table in order (Faust's store: its
-    open databases by partition, its raw key encoding, its offset key)."""
-    store = table.data
-
-    def keys(partition: int) -> Iterator[str]:
-        db = store._dbs.get(partition)
-        if db is None:  # not held by this worker
-            return
-        for raw in db.keys():  # noqa: SIM118 (a rocksdict.Rdict: keys in order, as Faust reads them)
-            if raw != store.offset_key:
-                yield store._decode_key(raw)
-
-    return keys
-
-
 class ExpiryIndex:
-    """The ``expiry`` table: time-ordered entries of the marks in ``seen`` and ``writebacks``."""
+    """``rocksdb://``: the due marks read from the time index the stores of ``seen`` and
+    ``writebacks`` keep (:meth:`processors.rocksstore.CachedRocksDBStore.due`)."""
 
-    def __init__(self, table: Any, partition_keys: PartitionKeys, batch: int = DUE_BATCH) -> None:
-        self.table = table
-        self.partition_keys = partition_keys
+    def __init__(self, batch: int = DUE_BATCH) -> None:
         self.batch = batch
-
-    def note(self, kind: str, key: str, at: float) -> None:
-        """Index a mark of ``key`` made at ``at`` (in the current event's partition)."""
-        self.table[index_key(at, kind, key)] = 1
-
-    def due(self, partition: int, cutoff: float) -> list[str]:
-        """``partition``'s entries made at or before ``cutoff``, oldest first, at most a batch."""
-        bound = f"{max(0, int(cutoff * 1000)) + 1:013d}|"
-        out: list[str] = []
-        for key in self.partition_keys(partition):
-            if key >= bound or len(out) >= self.batch:
-                break
-            out.append(key)
-        return out
 
     def sweep(self, tables: Tables, partition: int, now: float, ttl_s: float) -> bool:
         """Forget ``partition``'s marks older than ``ttl_s``; True when more may be due.
@@ -122,26 +74,21 @@ class ExpiryIndex:
         entry); a mark is deleted when it is older than ``ttl_s``. An entry whose mark is not
         yet expired by the exact time (the index keeps milliseconds) stays for a later sweep.
         """
-        entries = self.due(partition, now - ttl_s)
-        for entry in entries:
-            made, kind, key = entry.split("|", 2)
-            table = tables.seen if kind == SEEN else tables.writebacks
-            value = table.get(key)
-            at = _marked_at(kind, value)
-            if at is not None and int(at * 1000) <= int(made):
-                if now - at < ttl_s:
-                    continue
-                del table[key]
-            del self.table[entry]
-        return len(entries) >= self.batch
-
-
-def _marked_at(kind: str, value: Any) -> float | None:
-    """When a mark was made: a ``seen`` value's first item, a deal state's write time."""
-    try:
-        return float(value[0] if kind == SEEN else value[WRITTEN_AT])
-    except (TypeError, KeyError, IndexError, ValueError):
-        return None  # gone, or a value without a time (left to the entry's removal)
+        more = False
+        for table, marked_at in ((tables.seen, seen_at), (tables.writebacks, written_at)):
+            store = table.data
+            due = store.due(partition, now - ttl_s, self.batch)
+            done: list[bytes] = []
+            for entry, made_ms, key in due:
+                at = marked_at(table.get(key))
+                if at is not None and int(at * 1000) <= made_ms:
+                    if now - at < ttl_s:
+                        continue
+                    del table[key]
+                done.append(entry)
+            store.forget(partition, done)
+            more = more or len(due) >= self.batch
+        return more
 
 
 class ExpiryWalk:
@@ -157,9 +104,6 @@ class ExpiryWalk:
     def __init__(self) -> None:
         self._expired: dict[int, tuple[list[str], list[str]]] | None = None
         self._swept: set[int] = set()
-
-    def note(self, kind: str, key: str, at: float) -> None:
-        """Nothing to keep: the walk finds every mark."""
 
     def sweep(self, tables: Tables, partition: int, now: float, ttl_s: float) -> bool:
         if self._expired is None or partition in self._swept:

@@ -101,8 +101,8 @@ class Pipeline:
         self.tables = tables
         """The tables themselves: the expiry sweeps them whole (the flows get repositories)."""
         self.expiry: Expiry = expiry if expiry is not None else ExpiryWalk()
-        self.seen = SeenEvents(tables.seen, self.expiry)
-        self.written = WrittenDeals(tables.writebacks, self.expiry)
+        self.seen = SeenEvents(tables.seen)
+        self.written = WrittenDeals(tables.writebacks)
         self.orders = Orders(tables.orders)
         self.correlation = Correlation(tables.correlation)
         accounts = Accounts(tables.accounts)

@@ -28,6 +28,17 @@ the index of which partition holds a key (kept for reads and deletes outside an 
 plain bounded dict rather than Faust's locked LRU cache, as the store is only used on the
 worker's event loop.
 
+A store given ``marked_at`` (``seen`` and ``writebacks``, whose marks expire) also keeps a time
+index of its keys in a second column family of each partition's database, ``by_time``:
+``<milliseconds, 13 digits>|<key bytes>`` → empty, written with every put of a mark. The sweep
+(:class:`processors.expiry.ExpiryIndex`) reads it in key order, so in time order, up to what is
+due. It is kept by the store, not as a table: it has no changelog, and recovery rebuilds it from
+the marks' own changelog records as it applies them; a database that has marks and no index
+(written before the index lived here) gets one from a walk of its marks when it is opened. Being
+in the same database as the marks, it is kept or removed with them. Entries are never updated
+in place: a mark made again gets a new entry, and the sweep drops entries whose mark is gone or
+newer.
+
 Absent keys are cached too (a dedup check on a new event id asks for a key that is not there).
 Each partition keeps at most ``cache_entries`` keys; the oldest entry goes first.
 
@@ -41,7 +52,7 @@ flushes on close as well.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -50,11 +61,38 @@ from faust.stores import rocksdb
 from faust.streams import current_event
 from faust.types import TP
 
-__all__ = ["CachedRocksDBStore"]
+__all__ = ["BY_TIME", "CachedRocksDBStore", "KeyIndex", "by_time_key", "due_entries"]
+
+BY_TIME = "by_time"
+"""The column family of a partition's database that holds its time index."""
 
 _ABSENT = object()
 """Cached: the key is not in the partition's database."""
 _MISS = object()
+
+
+def by_time_key(at: float, key_bytes: bytes) -> bytes:
+    """The time index entry of a mark of ``key_bytes`` made at ``at`` (epoch seconds)."""
+    return b"%013d|%b" % (max(0, int(at * 1000)), key_bytes)
+
+
+def due_entries(index: Any, cutoff: float, limit: int) -> list[bytes]:
+    """Entries of a time index (a column family) made at or before ``cutoff``, oldest first,
+    at most ``limit``: read from its start, stopping at the first entry not yet due."""
+    bound = b"%013d|" % (max(0, int(cutoff * 1000)) + 1)
+    out: list[bytes] = []
+    for entry in index.keys():  # noqa: SIM118 (a rocksdict.Rdict: keys in order)
+        if entry >= bound or len(out) >= limit:
+            break
+        out.append(entry)
+    return out
+
+
+def _unlogged() -> Any:
+    options = rocksdict.WriteOptions()
+    # see the module's docstring; rocksdict's stubs declare this property as a method
+    options.disable_wal = True  # type: ignore[method-assign,assignment]
+    return options
 
 
 class KeyIndex(dict[bytes, int]):
@@ -75,13 +113,24 @@ class KeyIndex(dict[bytes, int]):
 class CachedRocksDBStore(rocksdb.Store):
     """``rocksdb://`` with reads in an event served from a bounded per-partition cache."""
 
-    def __init__(self, *args: Any, cache_entries: int = 4096, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        cache_entries: int = 4096,
+        marked_at: Callable[[Any], float | None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.cache_entries = cache_entries
+        self.marked_at = marked_at
+        """When the mark a value holds was made (None: no time index)."""
+        self._by_time: dict[int, Any] = {}
+        """partition -> the ``by_time`` column family of its open database"""
         self._cache: dict[int, dict[Any, tuple[Any, bytes]]] = {}
         """partition -> key -> (value or _ABSENT, the key's bytes)"""
         self._key_index = KeyIndex(self.key_index_size)  # type: ignore[assignment]
         self._str_keys_as_json = self.key_serializer == "json"
+        self._values_as_json = self.value_serializer == "json"
 
     def _encode_key(self, key: Any) -> bytes:
         if type(key) is str and self._str_keys_as_json:
@@ -118,12 +167,68 @@ class CachedRocksDBStore(rocksdb.Store):
         return value
 
     def _open_for_partition(self, partition: int) -> Any:
+        self._by_time.pop(partition, None)
         db = super()._open_for_partition(partition)
-        unlogged = rocksdict.WriteOptions()
-        # see the module's docstring; rocksdict's stubs declare this property as a method
-        unlogged.disable_wal = True  # type: ignore[method-assign,assignment]
-        db.set_write_options(unlogged)
+        db.set_write_options(_unlogged())
         return db
+
+    def _time_index(self, partition: int, db: Any) -> Any:
+        """The ``by_time`` column family of ``partition``'s database ``db``, made (and filled
+        from the marks the database holds) if it has none."""
+        index = self._by_time.get(partition)
+        if index is not None:
+            return index
+        try:
+            index = db.get_column_family(BY_TIME)
+        except Exception:  # rocksdict raises a bare Exception for a family it does not have
+            index = db.create_column_family(BY_TIME, rocksdict.Options(raw_mode=True))
+            index.set_write_options(_unlogged())
+            self._index_marks(db, index)
+        else:
+            index.set_write_options(_unlogged())
+        self._by_time[partition] = index
+        return index
+
+    def _index_marks(self, db: Any, index: Any) -> None:
+        assert self.marked_at is not None
+        for key_bytes, raw in db.items():
+            if key_bytes != self.offset_key:
+                at = self.marked_at(self._decode_mark(raw))
+                if at is not None:
+                    index.put(by_time_key(at, key_bytes), b"")
+
+    def _decode_mark(self, raw: bytes) -> Any:
+        """A stored value, for its time only: orjson directly for JSON values (what Faust's
+        json serializer ends in), as recovery indexes every mark record it replays."""
+        if self._values_as_json:
+            try:
+                return orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return None  # not a mark: no entry
+        return self._decode_value(raw)
+
+    def due(self, partition: int, cutoff: float, limit: int) -> list[tuple[bytes, int, Any]]:
+        """``partition``'s time index entries made at or before ``cutoff``, oldest first, at
+        most ``limit``: (entry, milliseconds, key) each. Nothing for a partition not held."""
+        db = self._dbs.get(partition)
+        if db is None or self.marked_at is None:
+            return []
+        entries = due_entries(self._time_index(partition, db), cutoff, limit)
+        return [(entry, int(entry[:13]), self._decode_key(entry[14:])) for entry in entries]
+
+    def forget(self, partition: int, entries: Iterable[bytes]) -> None:
+        """Remove ``entries`` from ``partition``'s time index."""
+        db = self._dbs.get(partition)
+        if db is not None:
+            index = self._time_index(partition, db)
+            for entry in entries:
+                index.delete(entry)
+
+    def _drop_time_indexes(self, partitions: Iterable[int]) -> None:
+        """Let go of the column families of databases Faust lets go of: a handle keeps its
+        database open (and locked) for as long as it lives."""
+        for partition in list(partitions):
+            self._by_time.pop(partition, None)
 
     def _flush(self, partitions: Iterable[int]) -> None:
         """Write the memtables of ``partitions``' open databases to their files."""
@@ -131,9 +236,13 @@ class CachedRocksDBStore(rocksdb.Store):
             db = self._dbs.get(partition)
             if db is not None:
                 db.flush(wait=True)
+                index = self._by_time.get(partition)
+                if index is not None:
+                    index.flush(wait=True)
 
     async def stop(self) -> None:
         self._flush(self._dbs)  # before Faust drops the databases
+        self._drop_time_indexes(self._dbs)
         await super().stop()
 
     def _remember(self, part: dict[Any, Any], key: Any, entry: tuple[Any, bytes]) -> None:
@@ -181,6 +290,10 @@ class CachedRocksDBStore(rocksdb.Store):
             db = self._db_for_partition(written)
         self._key_index[key_bytes] = written
         db.put(key_bytes, value_bytes)
+        if self.marked_at is not None:
+            at = self.marked_at(value)
+            if at is not None:
+                self._time_index(written, db).put(by_time_key(at, key_bytes), b"")
         partition = self._event_partition()
         if partition is None:
             self._forget(key)
@@ -201,12 +314,28 @@ class CachedRocksDBStore(rocksdb.Store):
 
     def apply_changelog_batch(self, batch: Iterable[Any], to_key: Any, to_value: Any) -> None:
         self._cache.clear()  # recovery and standbys write the databases directly
-        super().apply_changelog_batch(batch, to_key, to_value)
+        if self.marked_at is None:
+            super().apply_changelog_batch(batch, to_key, to_value)
+            return
+        events = list(batch)
+        indexes = {  # opened (and filled from what they hold) before the batch is written
+            p: self._time_index(p, self._db_for_partition(p))
+            for p in {event.message.partition for event in events}
+        }
+        super().apply_changelog_batch(events, to_key, to_value)
+        for event in events:
+            message = event.message
+            if message.value is not None:
+                at = self.marked_at(self._decode_mark(message.value))
+                if at is not None:
+                    indexes[message.partition].put(by_time_key(at, message.key), b"")
 
     def revoke_partitions(self, table: Any, tps: set[TP]) -> None:
         self._drop(table, tps)
         mine = table.changelog_topic.topics
-        self._flush(tp.partition for tp in tps if tp.topic in mine)
+        revoked = [tp.partition for tp in tps if tp.topic in mine]
+        self._flush(revoked)
+        self._drop_time_indexes(revoked)
         super().revoke_partitions(table, tps)
 
     async def assign_partitions(self, table: Any, tps: set[TP], generation_id: int = 0) -> None:
@@ -221,4 +350,5 @@ class CachedRocksDBStore(rocksdb.Store):
 
     def reset_state(self) -> None:
         self._cache.clear()
+        self._by_time.clear()
         super().reset_state()

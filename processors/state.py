@@ -19,8 +19,6 @@ layouts below.
 ``writebacks``         CRM deal id → the deal fields we last wrote (to recognise echoes), with
                        the time and partition of the last write (TTL-bounded like ``seen``)
 ``lines``              quote id → its lines assembled from line events (HubSpot line items)
-``expiry``             ``rocksdb://`` only: ``<ms>|<s or w>|<key>`` → 1, the marks in ``seen``
-                       and ``writebacks`` by time, so a sweep reads only what is due
 ``cases``              case id → the exception desk's case (``contracts.review.Case`` as JSON)
                        with its partition and, for a quote's case, the quote's original bytes
                        (``processors.review``)
@@ -49,6 +47,7 @@ from faust.tables.table import Table
 from faust.types import TP
 
 from interlock.settings import ProcessorSettings
+from processors.domain.housekeeping import seen_at, written_at
 from processors.rocksstore import CachedRocksDBStore
 
 __all__ = [
@@ -107,11 +106,13 @@ class ProducedTable(Table):
     changelog_emit: ChangelogEmit | None = None
     cache_entries: int = 0
     """``rocksdb://``: decoded values each partition's store keeps for reads (0: none)."""
+    marked_at: Callable[[Any], float | None] | None = None
+    """``rocksdb://``: when a value's mark was made, for the store's time index (None: none)."""
     encoded: tuple[Any, Any, bytes | None, bytes | None] | None = None
     """The last changelog record's (key, value, key bytes, value bytes)."""
 
     def _new_store_by_url(self, url: Any) -> Any:
-        if not self.cache_entries or not str(url).startswith("rocksdb"):
+        if not (self.cache_entries or self.marked_at) or not str(url).startswith("rocksdb"):
             return super()._new_store_by_url(url)
         return CachedRocksDBStore(
             url,
@@ -125,6 +126,7 @@ class ProducedTable(Table):
             loop=self.loop,
             options=self.options,
             cache_entries=self.cache_entries,
+            marked_at=self.marked_at,
         )
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -184,9 +186,6 @@ class Tables:
     correlation: Any
     writebacks: Any
     lines: Any
-    expiry: Any = None
-    """``rocksdb://`` only: time-ordered entries of the marks in ``seen`` and ``writebacks``
-    (``processors.expiry``)."""
     ledger: Any = None
     """The parity ledger of reconciliation (``processors.reconcile``); None: not kept."""
     cases: Any = None
@@ -378,12 +377,13 @@ def make_tables(
     """Declare every table on ``app`` with str keys and JSON values.
 
     With ``changelog_emit``, changelog records go through it (see :class:`ProducedTable`);
-    ``options`` go to each table's store (see :func:`store_options`); ``expiry_index`` adds
-    the ``expiry`` table (``rocksdb://``); ``cache_entries``: on ``rocksdb://``, decoded values
-    each table partition keeps for reads (:class:`processors.rocksstore.CachedRocksDBStore`).
+    ``options`` go to each table's store (see :func:`store_options`); with ``expiry_index``
+    (``rocksdb://``) the stores of ``seen`` and ``writebacks`` keep a time index of their marks;
+    ``cache_entries``: on ``rocksdb://``, decoded values each table partition keeps for reads
+    (both: :class:`processors.rocksstore.CachedRocksDBStore`).
     """
 
-    def table(name: str, help_: str) -> Any:
+    def table(name: str, help_: str, marked_at: Callable[[Any], float | None] | None = None) -> Any:
         created = ProducedTable(
             app,
             name=name,
@@ -396,18 +396,18 @@ def make_tables(
         )
         created.changelog_emit = changelog_emit
         created.cache_entries = cache_entries
+        created.marked_at = marked_at if expiry_index else None
         return app.tables.add(created)
 
     return Tables(
         accounts=table("accounts", "Merged canonical account state."),
         identity=table("identity", "Cross-reference and match index to canonical account ids."),
-        seen=table("seen", "Event ids already acted on (TTL-bounded)."),
+        seen=table("seen", "Event ids already acted on (TTL-bounded).", seen_at),
         orders=table("orders", "Order state per quote, from durable order commands."),
         parked=table("parked", "Quotes waiting for their account."),
         correlation=table("correlation", "Order ↔ quote correlation for write-back."),
-        writebacks=table("writebacks", "Deal fields last written to the CRM."),
+        writebacks=table("writebacks", "Deal fields last written to the CRM.", written_at),
         lines=table("lines", "Quote lines assembled from line events."),
-        expiry=table("expiry", "Marks in seen and writebacks by time.") if expiry_index else None,
         ledger=table("ledger", "Parity ledger: promised, done and told, per quote."),
         cases=table("cases", "The exception desk's cases, with the quotes they hold."),
     )

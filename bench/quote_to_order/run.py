@@ -68,7 +68,7 @@ def _create_topics(admin: AdminClient, topics: ProcessorTopics) -> None:
 
 WORKER_TABLES = (
     "accounts", "identity", "seen", "orders", "parked", "correlation", "writebacks", "lines",
-    "expiry", "ledger", "cases",
+    "ledger", "cases",
 )  # fmt: skip
 """The worker's tables (``processors.state.make_tables``): each has a changelog topic."""
 

@@ -54,7 +54,6 @@ RESULTS = ROOT / "bench" / "results" / "recovery.json"
 OFFSET_KEY = b"__faust\0offset__"
 TABLES = (
     "accounts", "identity", "seen", "orders", "parked", "correlation", "writebacks", "lines",
-    "expiry",
 )  # fmt: skip
 
 

@@ -2,13 +2,14 @@
 
 One RocksDB database (rocksdict, keys and values JSON-encoded as Faust stores them) holds a
 partition's ``seen`` ids, marked over a span of time so that ``--due`` of them are past the TTL,
-and a second one holds their ``expiry`` index entries. Per size in ``--sizes``, best of
+and, in its ``by_time`` column family, their time index entries as the worker's store keeps
+them. Per size in ``--sizes``, best of
 ``--repeat``, each run finds the ids due:
 
 - baseline, the walk (what ``memory://`` still does, and ``rocksdb://`` did): every key and
   value read and decoded, then ``expired_event_ids_by_partition``;
-- the index: ``processors.expiry.ExpiryIndex.due`` through ``rocksdb_partition_keys``, which
-  reads the index from its start and stops at the first entry not yet due.
+- the index: ``processors.rocksstore.due_entries``, which reads the index from its start and
+  stops at the first entry not yet due.
 
 Deleting what is due costs the same either way (it is linear in what expired) and is not timed.
 Faust's table layer over the store is left out of both. Writes bench/results/sweep.json.
@@ -26,7 +27,6 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ from rocksdict import Options, Rdict, WriteBatch  # noqa: E402
 
 from bench.harness import write_result  # noqa: E402
 from processors.domain.housekeeping import expired_event_ids_by_partition  # noqa: E402
-from processors.expiry import SEEN, ExpiryIndex, index_key, rocksdb_partition_keys  # noqa: E402
+from processors.rocksstore import BY_TIME, by_time_key, due_entries  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "sweep.json"
 OFFSET_KEY = b"__faust\0offset__"
@@ -45,24 +45,22 @@ TTL = 7 * 24 * 3600.0
 NOW = 1_800_000_000.0
 
 
-def _fill(seen: Rdict, index: Rdict, size: int, due: float) -> None:
+def _fill(seen: Rdict, size: int, due: float) -> None:
     """``size`` ids marked one after another; the first ``due`` share before NOW - TTL."""
     start = NOW - TTL - due * 3600.0
     step = 3600.0 / size  # marked over an hour: the due share falls before the cutoff
-    batch_seen, batch_index = WriteBatch(raw_mode=True), WriteBatch(raw_mode=True)
+    by_time = seen.get_column_family_handle(BY_TIME)
+    batch = WriteBatch(raw_mode=True)
     for i in range(size):
         at = start + i * step
-        event_id = str(uuid.uuid4())
-        batch_seen.put(json.dumps(event_id).encode(), json.dumps([at, 0]).encode())
-        batch_index.put(json.dumps(index_key(at, SEEN, event_id)).encode(), b"1")
+        key = json.dumps(str(uuid.uuid4())).encode()
+        batch.put(key, json.dumps([at, 0]).encode())
+        batch.put(by_time_key(at, key), b"", by_time)
         if (i + 1) % 50_000 == 0:
-            seen.write(batch_seen)
-            index.write(batch_index)
-            batch_seen, batch_index = WriteBatch(raw_mode=True), WriteBatch(raw_mode=True)
-    seen.write(batch_seen)
-    index.write(batch_index)
+            seen.write(batch)
+            batch = WriteBatch(raw_mode=True)
+    seen.write(batch)
     seen[OFFSET_KEY] = b"1"
-    index[OFFSET_KEY] = b"1"
 
 
 def _walk(seen: Rdict) -> int:
@@ -81,19 +79,20 @@ def _best(fn: Any, repeat: int) -> tuple[float, int]:
     return best, found
 
 
+def _timed(seen: Rdict, size: int, due: float, repeat: int) -> tuple[float, int, float, int]:
+    index = seen.create_column_family(BY_TIME, Options(raw_mode=True))
+    _fill(seen, size, due)
+    walk_s, walked = _best(lambda: _walk(seen), repeat)
+    index_s, indexed = _best(lambda: len(due_entries(index, NOW - TTL, size)), repeat)
+    return walk_s, walked, index_s, indexed  # the index's handle goes with this frame
+
+
 def measure(size: int, due: float, repeat: int, tmp: Path) -> dict[str, Any]:
-    options = Options(raw_mode=True)
-    seen = Rdict(str(tmp / f"seen-{size}"), options)
-    index = Rdict(str(tmp / f"expiry-{size}"), options)
+    seen = Rdict(str(tmp / f"seen-{size}"), Options(raw_mode=True))
     try:
-        _fill(seen, index, size, due)
-        store = SimpleNamespace(_dbs={0: index}, offset_key=OFFSET_KEY, _decode_key=json.loads)
-        expiry = ExpiryIndex(None, rocksdb_partition_keys(SimpleNamespace(data=store)), size)
-        walk_s, walked = _best(lambda: _walk(seen), repeat)
-        index_s, indexed = _best(lambda: len(expiry.due(0, NOW - TTL)), repeat)
+        walk_s, walked, index_s, indexed = _timed(seen, size, due, repeat)
     finally:
         seen.close()
-        index.close()
     if walked != indexed:
         raise RuntimeError(f"the walk found {walked} due ids, the index {indexed}")
     return {

@@ -15,7 +15,25 @@ __all__ = [
     "expired_writebacks_by_partition",
     "is_duplicate",
     "overdue_parked",
+    "seen_at",
+    "written_at",
 ]
+
+
+def seen_at(value: Any) -> float | None:
+    """When a ``seen`` mark was made: its value's first item (None: not a mark)."""
+    try:
+        return float(value[0])
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None
+
+
+def written_at(value: Any) -> float | None:
+    """When a ``writebacks`` mark was made: its value's ``WRITTEN_AT`` (None: not a mark)."""
+    try:
+        return float(value[WRITTEN_AT])
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None
 
 
 def is_duplicate(seen_at: float | None, now: float, ttl_s: float) -> bool:

@@ -1,7 +1,7 @@
 """The tables of marks that expire: ids already acted on, and what each deal was last told.
 
-Both are forgotten after ``dedup_ttl_s`` by :mod:`processors.expiry`; writing a mark through
-these repositories is what notes it there, on either store.
+Both are forgotten after ``dedup_ttl_s`` by :mod:`processors.expiry`, which finds a mark by the
+time it holds (on ``rocksdb://`` through the time index the table's store keeps).
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from processors.domain.writeback import WRITTEN_AT, WRITTEN_IN
-from processors.expiry import SEEN, WRITEBACK, Expiry
 
 __all__ = ["SeenEvents", "WrittenDeal", "WrittenDeals"]
 
@@ -22,9 +21,8 @@ class SeenEvents:
     """The ``seen`` table: an event id (or a decision id, or a command's cause) →
     ``[seen at, partition]``."""
 
-    def __init__(self, table: Any, expiry: Expiry) -> None:
+    def __init__(self, table: Any) -> None:
         self._table = table
-        self._expiry = expiry
 
     def seen_at(self, event_id: str) -> float | None:
         """When ``event_id`` was marked, if it still is."""
@@ -34,16 +32,14 @@ class SeenEvents:
     def mark(self, event_id: str, partition: int, at: float) -> None:
         """``event_id`` was acted on at ``at``, in ``partition`` (where its sweep forgets it)."""
         self._table[event_id] = [at, partition]
-        self._expiry.note(SEEN, event_id, at)
 
 
 class WrittenDeals:
     """The ``writebacks`` table: CRM deal id → the deal fields we last wrote (to recognise their
     echoes and skip writes that add nothing)."""
 
-    def __init__(self, table: Any, expiry: Expiry) -> None:
+    def __init__(self, table: Any) -> None:
         self._table = table
-        self._expiry = expiry
 
     def get(self, deal_id: str) -> WrittenDeal | None:
         return self._table.get(deal_id)
@@ -51,4 +47,3 @@ class WrittenDeals:
     def put(self, deal_id: str, shown: WrittenDeal, *, at: float, partition: int) -> None:
         """The deal shows ``shown`` since a command read back at ``at`` in ``partition``."""
         self._table[deal_id] = {**shown, WRITTEN_AT: at, WRITTEN_IN: partition}
-        self._expiry.note(WRITEBACK, deal_id, at)

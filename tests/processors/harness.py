@@ -33,7 +33,7 @@ from processors.worker import dead_letter_writer
 
 __all__ = ["PipelineHarness", "worker_config"]
 
-TABLES = [f.name for f in fields(Tables) if f.name != "expiry"]
+TABLES = [f.name for f in fields(Tables)]
 
 Written = tuple[str, bytes | None, bytes, Any]
 """A record the pipeline wrote: topic, key, value, headers."""

@@ -11,8 +11,8 @@ import pytest
 
 from contracts.policy import load_policy
 from contracts.review import Case
+from processors.domain import housekeeping
 from processors.domain.cases import open_case
-from processors.expiry import SEEN, WRITEBACK
 from processors.repositories import (
     Accounts,
     Cases,
@@ -29,19 +29,6 @@ from processors.repositories import (
 )
 
 pytestmark = pytest.mark.unit
-
-
-class _Noted:
-    """An expiry that keeps what it is told (the sweep is tested in ``test_sweep``)."""
-
-    def __init__(self) -> None:
-        self.noted: list[tuple[str, str, float]] = []
-
-    def note(self, kind: str, key: str, at: float) -> None:
-        self.noted.append((kind, key, at))
-
-    def sweep(self, tables: Any, partition: int, now: float, ttl_s: float) -> bool:
-        return False
 
 
 def test_accounts_are_kept_by_canonical_account_id() -> None:
@@ -136,26 +123,26 @@ def test_correlation_keys_order_ids_numbers_quotes_and_held_commands_apart() -> 
     assert correlation.take_held("q-2") is None
 
 
-def test_a_seen_mark_is_its_time_and_partition_and_is_noted_for_expiry() -> None:
+def test_a_seen_mark_is_its_time_and_partition_the_time_its_expiry_reads() -> None:
     table: dict[str, Any] = {}
-    expiry = _Noted()
-    seen = SeenEvents(table, expiry)
+    seen = SeenEvents(table)
     seen.mark("evt-1", 4, 123.5)
     assert table == {"evt-1": [123.5, 4]}
     assert seen.seen_at("evt-1") == 123.5
     assert seen.seen_at("evt-2") is None
-    assert expiry.noted == [(SEEN, "evt-1", 123.5)]
+    assert housekeeping.seen_at(table["evt-1"]) == 123.5
 
 
 def test_a_deals_written_state_keeps_when_and_where_it_became_durable() -> None:
     table: dict[str, Any] = {}
-    expiry = _Noted()
-    written = WrittenDeals(table, expiry)
+    written = WrittenDeals(table)
     written.put("deal-1", {"status": "SHIPPED"}, at=50.0, partition=2)
     assert table == {"deal-1": {"status": "SHIPPED", "_written_at": 50.0, "_partition": 2}}
     assert written.get("deal-1") == table["deal-1"]
     assert written.get("deal-2") is None
-    assert expiry.noted == [(WRITEBACK, "deal-1", 50.0)]
+    assert housekeeping.written_at(table["deal-1"]) == 50.0
+    assert housekeeping.written_at({"status": "SHIPPED"}) is None
+    assert housekeeping.seen_at(None) is None
 
 
 def test_the_ledger_keeps_quotes_orphans_and_deals_under_q_n_and_d() -> None:

@@ -16,7 +16,7 @@ import pytest
 from faust.streams import _current_event
 from faust.types import TP
 
-from processors.rocksstore import CachedRocksDBStore, KeyIndex
+from processors.rocksstore import BY_TIME, CachedRocksDBStore, KeyIndex, by_time_key
 from processors.state import ProducedTable, make_tables, partition_items, read_any_partition
 
 pytestmark = pytest.mark.unit
@@ -339,3 +339,107 @@ def test_a_key_written_in_one_partition_is_deleted_there_only(tmp_path: Path) ->
     with event_of(0):
         del orders["k"]
     assert list(partition_items(orders, 0)) == []
+
+
+def _seen(tmp_path: Path) -> Any:
+    """The ``seen`` table of a worker on ``rocksdb://``: its store keeps a time index."""
+    app = faust.App("index-test", store="rocksdb://", datadir=str(tmp_path), broker="kafka://x:1")
+    tables = make_tables(
+        app, 2, changelog_emit=lambda *record: None, expiry_index=True, cache_entries=3
+    )
+    assert tables.orders.data.marked_at is None  # only the tables of marks that expire
+    return tables.seen
+
+
+def _index_of(store: CachedRocksDBStore, partition: int) -> list[bytes]:
+    return list(store._time_index(partition, store._db_for_partition(partition)).keys())
+
+
+def _index_in_files(store: CachedRocksDBStore, partition: int) -> list[bytes]:
+    """The time index a partition's database holds in its files (read-only, beside the store)."""
+    import rocksdict
+
+    copy = rocksdict.Rdict(
+        str(store.partition_path(partition)),
+        rocksdict.Options(raw_mode=True),
+        access_type=rocksdict.AccessType.read_only(),
+    )
+    try:
+        index = copy.get_column_family(BY_TIME)
+        entries = list(index.keys())
+        del index
+        return entries
+    finally:
+        copy.close()
+
+
+def test_every_mark_written_is_indexed_by_its_time_in_its_partition(tmp_path: Path) -> None:
+    seen = _seen(tmp_path)
+    store = seen.data
+    with event_of(0):
+        seen["e1"] = [5.0, 0]
+        seen["e2"] = [2.5, 0]
+    with event_of(1):
+        seen["e3"] = [1.0, 1]
+    assert _index_of(store, 0) == [by_time_key(2.5, b'"e2"'), by_time_key(5.0, b'"e1"')]
+    assert _index_of(store, 1) == [by_time_key(1.0, b'"e3"')]
+    assert store.due(0, 4.0, 10) == [(by_time_key(2.5, b'"e2"'), 2500, "e2")]
+    assert store.due(0, 5.0, 1) == [(by_time_key(2.5, b'"e2"'), 2500, "e2")]  # at most 1
+    assert store.due(7, 9.0, 10) == []  # a partition not held
+    store.forget(0, [by_time_key(2.5, b'"e2"')])
+    assert _index_of(store, 0) == [by_time_key(5.0, b'"e1"')]
+    assert read_any_partition(seen, "e2") == [2.5, 0]  # the mark is the sweep's to delete
+
+
+def test_recovery_indexes_the_marks_it_applies(tmp_path: Path) -> None:
+    """The index has no changelog: recovery (or a standby) indexes the marks' own records."""
+    seen = _seen(tmp_path)
+    batch = [
+        _changelog_record(0, b'"e1"', b"[7.0,0]", 3),
+        _changelog_record(0, b'"gone"', None, 4),
+        _changelog_record(1, b'"e3"', b"[9.5,1]", 5),
+    ]
+    seen.data.apply_changelog_batch(iter(batch), None, None)
+    assert _index_of(seen.data, 0) == [by_time_key(7.0, b'"e1"')]
+    assert _index_of(seen.data, 1) == [by_time_key(9.5, b'"e3"')]
+    assert read_any_partition(seen, "e3") == [9.5, 1]
+
+
+def test_a_database_with_marks_and_no_index_gets_one_when_opened(tmp_path: Path) -> None:
+    """A database written before the index was kept by the store (the marks, no index)."""
+    import rocksdict
+
+    store = _seen(tmp_path).data
+    path = store.partition_path(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = rocksdict.Options(raw_mode=True)
+    options.create_if_missing(True)
+    old = rocksdict.Rdict(str(path), options)
+    old[b'"a"'] = b"[3.0,0]"
+    old[b'"b"'] = b"[1.0,0]"
+    old[b'"not-a-mark"'] = b'{"n":1}'
+    old[store.offset_key] = b"12"
+    old.close()
+    assert store.due(0, 10.0, 10) == []  # not open yet: not held
+    assert _index_of(store, 0) == [by_time_key(1.0, b'"b"'), by_time_key(3.0, b'"a"')]
+    assert [key for _, _, key in store.due(0, 10.0, 10)] == ["b", "a"]
+
+
+def test_a_revoked_or_stopped_store_lets_go_of_its_index_and_keeps_it_in_its_files(
+    tmp_path: Path,
+) -> None:
+    """A column family's handle keeps its database open and locked: the store lets go of it
+    with the database, which opens again, index and all."""
+    seen = _seen(tmp_path)
+    store = seen.data
+    with event_of(0):
+        seen["e1"] = [5.0, 0]
+    with event_of(1):
+        seen["e9"] = [6.0, 1]
+    store.revoke_partitions(seen, {TP(seen.changelog_topic.get_topic_name(), 0)})
+    assert 0 not in store._by_time
+    assert _index_in_files(store, 0) == [by_time_key(5.0, b'"e1"')]
+    assert _index_of(store, 0) == [by_time_key(5.0, b'"e1"')]  # opened again
+    asyncio.run(store.stop())
+    assert store._by_time == {}
+    assert _index_in_files(store, 1) == [by_time_key(6.0, b'"e9"')]

@@ -1,19 +1,24 @@
 """The dedup sweep: on memory://, one walk of the tables per interval, whatever the number of
-partitions; on rocksdb://, a read of the time-ordered index up to what is due, no walk at all."""
+partitions; on rocksdb://, a read of the time index the stores keep, up to what is due."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import faust
 import pytest
 
 from contracts.ownership import load_ownership
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry
-from processors.expiry import ExpiryIndex, index_key
+from processors.expiry import ExpiryIndex
 from processors.pipeline import Pipeline, PipelineConfig
-from processors.state import Tables
+from processors.rocksstore import by_time_key, due_entries
+from processors.state import Tables, make_tables
 from processors.topic_names import ProcessorTopics
+from tests.processors.test_rocksstore import event_of
 
 pytestmark = pytest.mark.unit
 
@@ -30,12 +35,13 @@ class _Walked(dict[str, Any]):
         return super().items()
 
 
-def _pipeline(
-    now: list[float], expiry: ExpiryIndex | None = None
-) -> tuple[Pipeline, _Walked, _Walked]:
+def _pipeline(now: list[float]) -> tuple[Pipeline, _Walked, _Walked]:
     seen, writebacks = _Walked(), _Walked()
-    tables = Tables({}, {}, seen, {}, {}, {}, writebacks, {}, expiry.table if expiry else None)
-    pipeline = Pipeline(
+    return _over(Tables({}, {}, seen, {}, {}, {}, writebacks, {}), now, None), seen, writebacks
+
+
+def _over(tables: Tables, now: list[float], expiry: ExpiryIndex | None) -> Pipeline:
+    return Pipeline(
         PipelineConfig(ProcessorTopics("t."), load_ownership(), 300.0, TTL, 0.85),
         tables,
         decode=lambda data: None,
@@ -46,7 +52,6 @@ def _pipeline(
         clock=lambda: now[0],
         expiry=expiry,
     )
-    return pipeline, seen, writebacks
 
 
 def test_each_partition_forgets_its_own_expired_keys_after_one_walk() -> None:
@@ -84,107 +89,128 @@ def test_a_tick_without_sweep_forgets_nothing() -> None:
     assert seen.walks == 0
 
 
-class _Index(dict[str, Any]):
-    """The expiry table of a RocksDB store, per partition in key order (what it reads)."""
+class _Rocks:
+    """``seen`` and ``writebacks`` on real ``rocksdb://`` stores with their time index, and a
+    pipeline whose ticks run in their partition's event, as the worker's do."""
 
-    def __init__(self, partition: list[int]) -> None:
-        super().__init__()
-        self.partition = partition  # the current event's partition, as Faust's context gives
-        self.where: dict[str, int] = {}
+    def __init__(self, tmp_path: Path, now: list[float], batch: int = 1000) -> None:
+        app = faust.App("sweep", store="rocksdb://", datadir=str(tmp_path), broker="kafka://x:1")
+        made = make_tables(app, 2, changelog_emit=lambda *record: None, expiry_index=True,
+                           cache_entries=16)  # fmt: skip
+        self.seen, self.writebacks = made.seen, made.writebacks
+        tables = Tables({}, {}, self.seen, {}, {}, {}, self.writebacks, {})
+        self.pipeline = _over(tables, now, ExpiryIndex(batch))
+
+    def mark(self, key: str, partition: int) -> None:
+        with event_of(partition):
+            self.pipeline.mark_seen(key, partition)
+
+    def tick(self, partition: int, sweep: bool = True) -> None:
+        with event_of(partition):
+            self.pipeline.on_tick(partition, sweep=sweep)
+
+    def keys(self, table: Any, partition: int) -> list[bytes]:
+        """The keys ``partition``'s database holds (Faust's offset key left out)."""
+        store = table.data
+        db = store._dbs[partition]
+        return sorted(k for k in db.keys() if k != store.offset_key)  # noqa: SIM118 (an Rdict)
+
+    def index(self, table: Any, partition: int) -> list[bytes]:
+        store = table.data
+        return list(store._time_index(partition, store._dbs[partition]).keys())
+
+
+def _seen_ids(rocks: _Rocks, partition: int) -> list[str]:
+    return [json.loads(k) for k in rocks.keys(rocks.seen, partition)]
+
+
+class _Counted:
+    """A time index whose reads are counted."""
+
+    def __init__(self, entries: list[bytes]) -> None:
+        self.entries = sorted(entries)
         self.reads = 0
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        self.where[key] = self.partition[0]
-
-    def keys_of(self, partition: int) -> Any:
-        for key in sorted(k for k in self if self.where[k] == partition):
+    def keys(self) -> Any:
+        for entry in self.entries:
             self.reads += 1
-            yield key
+            yield entry
 
 
-def _indexed(now: list[float], batch: int = 1000) -> tuple[Pipeline, _Walked, _Walked, _Index]:
-    current = [0]
-    index = _Index(current)
-    pipeline, seen, writebacks = _pipeline(now, ExpiryIndex(index, index.keys_of, batch))
-    pipeline.current_partition = current  # type: ignore[attr-defined]
-    return pipeline, seen, writebacks, index
+def test_the_index_is_read_only_up_to_the_first_entry_not_due() -> None:
+    index = _Counted([by_time_key(t, f'"id-{t}"'.encode()) for t in (1.0, 2.0, 3.0, 50.0, 60.0)])
+    assert due_entries(index, 3.0, 100) == [b'0000000001000|"id-1.0"',
+                                            b'0000000002000|"id-2.0"',
+                                            b'0000000003000|"id-3.0"']  # fmt: skip
+    assert index.reads == 4  # three due and the first one not yet due
+    assert len(due_entries(_Counted(index.entries), 100.0, 2)) == 2  # at most a batch
 
 
-def _mark(pipeline: Pipeline, key: str, partition: int) -> None:
-    pipeline.current_partition[0] = partition  # type: ignore[attr-defined]
-    pipeline.mark_seen(key, partition)
-
-
-def test_indexed_sweep_reads_only_what_is_due_and_never_walks() -> None:
+def test_indexed_sweep_forgets_only_what_is_due_in_its_partition(tmp_path: Path) -> None:
     now = [1000.0]
-    pipeline, seen, writebacks, index = _indexed(now)
+    rocks = _Rocks(tmp_path, now)
     for i in range(3):
-        _mark(pipeline, f"old-{i}", 0)
-    _mark(pipeline, "old-elsewhere", 1)
+        rocks.mark(f"old-{i}", 0)
+    rocks.mark("old-elsewhere", 1)
     now[0] += 10
     for i in range(50):
-        _mark(pipeline, f"new-{i}", 0)
-    assert index_key(1000.0, "s", "old-0") in index
+        rocks.mark(f"new-{i}", 0)
+    assert by_time_key(1000.0, b'"old-0"') in rocks.index(rocks.seen, 0)
     now[0] = 1000.0 + TTL + 5  # the old marks are due, the new ones are not
-    pipeline.on_tick(0, sweep=True)
-    assert sorted(k for k in seen if k.startswith("old")) == ["old-elsewhere"]
-    assert len([k for k in seen if k.startswith("new")]) == 50
-    assert index.reads == 4  # three due entries and the first one not yet due
-    assert (seen.walks, writebacks.walks) == (0, 0)
-    assert len(index) == 51  # the due entries of partition 0 are gone, the others stay
+    rocks.tick(0)
+    assert [k for k in _seen_ids(rocks, 0) if k.startswith("old")] == []
+    assert len(_seen_ids(rocks, 0)) == 50
+    assert _seen_ids(rocks, 1) == ["old-elsewhere"]  # another partition's tick leaves it
+    assert len(rocks.index(rocks.seen, 0)) == 50  # the due entries of partition 0 are gone
+    assert len(rocks.index(rocks.seen, 1)) == 1
 
 
-def test_indexed_sweep_keeps_a_mark_made_again_and_goes_on_past_a_batch() -> None:
+def test_indexed_sweep_keeps_a_mark_made_again_and_goes_on_past_a_batch(tmp_path: Path) -> None:
     now = [1000.0]
-    pipeline, seen, _, index = _indexed(now, batch=2)
+    rocks = _Rocks(tmp_path, now, batch=2)
     for i in range(5):
-        _mark(pipeline, f"id-{i}", 0)
+        rocks.mark(f"id-{i}", 0)
     now[0] = 1000.0 + TTL - 1
-    _mark(pipeline, "id-0", 0)  # seen again: its first entry falls due, the mark does not
+    rocks.mark("id-0", 0)  # seen again: its first entry falls due, the mark does not
     now[0] = 1000.0 + TTL + 1
-    pipeline.on_tick(0, sweep=True)  # a batch of 2: id-0's old entry and id-1
-    assert sorted(seen) == ["id-0", "id-2", "id-3", "id-4"]
-    pipeline.on_tick(0, sweep=False)  # more was due: the next tick goes on without waiting
-    pipeline.on_tick(0, sweep=False)
-    assert sorted(seen) == ["id-0"]
-    assert list(index) == [index_key(1000.0 + TTL - 1, "s", "id-0")]
-    pipeline.on_tick(0, sweep=False)  # nothing left over: no read until the next interval
-    reads = index.reads
-    pipeline.on_tick(0, sweep=False)
-    assert index.reads == reads
+    rocks.tick(0)  # a batch of 2: id-0's old entry and id-1
+    assert _seen_ids(rocks, 0) == ["id-0", "id-2", "id-3", "id-4"]
+    rocks.tick(0, sweep=False)  # more was due: the next tick goes on without waiting
+    rocks.tick(0, sweep=False)
+    assert _seen_ids(rocks, 0) == ["id-0"]
+    assert rocks.index(rocks.seen, 0) == [by_time_key(1000.0 + TTL - 1, b'"id-0"')]
 
 
-def test_indexed_sweep_forgets_a_deals_written_state_after_the_ttl() -> None:
+def test_indexed_sweep_forgets_a_deals_written_state_after_the_ttl(tmp_path: Path) -> None:
     now = [1000.0]
-    pipeline, _, writebacks, index = _indexed(now)
-    writebacks["deal-1"] = {"status": "SHIPPED", "_written_at": 1000.0, "_partition": 0}
-    index[index_key(1000.0, "w", "deal-1")] = 1
-    pipeline.on_tick(0, sweep=True)
-    assert "deal-1" in writebacks
+    rocks = _Rocks(tmp_path, now)
+    with event_of(0):
+        rocks.pipeline.written.put("deal-1", {"status": "SHIPPED"}, at=1000.0, partition=0)
+    rocks.tick(0)
+    assert rocks.keys(rocks.writebacks, 0) == [b'"deal-1"']
     now[0] += TTL
-    pipeline.on_tick(0, sweep=True)
-    assert writebacks == {}
-    assert len(index) == 0
+    rocks.tick(0)
+    assert rocks.keys(rocks.writebacks, 0) == []
+    assert rocks.index(rocks.writebacks, 0) == []
 
 
 @pytest.mark.parametrize("store", ["memory", "rocksdb"])
-def test_both_stores_forget_the_same_marks(store: str) -> None:
+def test_both_stores_forget_the_same_marks(store: str, tmp_path: Path) -> None:
     """One expiry path: the walk (memory://) and the index (rocksdb://) find the due marks
     differently, and forget the same ones."""
     now = [1000.0]
     if store == "rocksdb":
-        pipeline, seen, writebacks, _ = _indexed(now, batch=1)  # a batch of one: several ticks
+        rocks = _Rocks(tmp_path, now, batch=1)  # a batch of one: several ticks
+        pipeline, seen, writebacks = rocks.pipeline, rocks.seen, rocks.writebacks
     else:
         pipeline, seen, writebacks = _pipeline(now)
-        pipeline.current_partition = [0]  # type: ignore[attr-defined]
 
     def write(partition: int, seen_id: str | None = None, deal: str | None = None) -> None:
-        pipeline.current_partition[0] = partition  # type: ignore[attr-defined]
-        if seen_id:
-            pipeline.mark_seen(seen_id, partition)
-        if deal:
-            pipeline.written.put(deal, {"status": "SHIPPED"}, at=now[0], partition=partition)
+        with event_of(partition):
+            if seen_id:
+                pipeline.mark_seen(seen_id, partition)
+            if deal:
+                pipeline.written.put(deal, {"status": "SHIPPED"}, at=now[0], partition=partition)
 
     write(0, "old-0", "deal-0")
     write(1, "old-1", "deal-1")
@@ -194,10 +220,15 @@ def test_both_stores_forget_the_same_marks(store: str) -> None:
     write(1, "old-1")  # seen again before it expired
     write(0, deal="deal-0")  # written again
     now[0] = 1000.0 + TTL + 5
-    pipeline.on_tick(0, sweep=True)
-    pipeline.on_tick(1, sweep=True)
-    for _ in range(3):
-        pipeline.on_tick(0, sweep=False)
-        pipeline.on_tick(1, sweep=False)
-    assert sorted(seen) == ["new-0", "old-1"]
-    assert sorted(writebacks) == ["deal-0"]
+    for sweep in (True, False, False, False):
+        for partition in (0, 1):
+            with event_of(partition):
+                pipeline.on_tick(partition, sweep=sweep)
+
+    def held(table: Any) -> list[str]:
+        if store == "memory":
+            return sorted(table)
+        return sorted(json.loads(k) for p in (0, 1) for k in rocks.keys(table, p))
+
+    assert held(seen) == ["new-0", "old-1"]
+    assert held(writebacks) == ["deal-0"]
