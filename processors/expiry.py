@@ -34,8 +34,6 @@ from processors.domain.housekeeping import (
     expired_event_ids_by_partition,
     expired_writebacks,
     expired_writebacks_by_partition,
-    seen_at,
-    written_at,
 )
 from processors.state import Tables
 
@@ -75,8 +73,9 @@ class ExpiryIndex:
         yet expired by the exact time (the index keeps milliseconds) stays for a later sweep.
         """
         more = False
-        for table, marked_at in ((tables.seen, seen_at), (tables.writebacks, written_at)):
-            store = table.data
+        for table in (tables.seen, tables.writebacks):
+            store = table.data  # its ``marked_at`` reads the time a value holds
+            marked_at = store.marked_at
             due = store.due(partition, now - ttl_s, self.batch)
             done: list[bytes] = []
             for entry, made_ms, key in due:

@@ -47,6 +47,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from bench.harness import broker_label, kafka_bootstrap, write_result  # noqa: E402
+from bench.quote_to_order.bursts import abba, combine, process_cpu_s  # noqa: E402
 from contracts import decode, encode  # noqa: E402
 from interlock.broker import free_port  # noqa: E402
 from interlock.kafka import true_end_offsets  # noqa: E402
@@ -154,16 +155,6 @@ def _count(bootstrap: str, topic: str) -> int:
         {"bootstrap.servers": bootstrap}, [(topic, p) for p in range(PARTITIONS)]
     )
     return sum(ends.values())
-
-
-def _cpu_s(pids: list[int]) -> float:
-    """CPU seconds (user + system) the processes used so far, from /proc."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:
-            after_name = stat.read().rpartition(")")[2].split()
-        total += int(after_name[11]) + int(after_name[12])  # utime, stime (fields 14, 15)
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _measure(
@@ -296,10 +287,10 @@ def run_faust(
             )
 
         pids = [proc.pid for proc in procs]
-        cpu_before = _cpu_s(pids)
+        cpu_before = process_cpu_s(pids)
         _produce(bootstrap, topics, quotes, accounts)
         _wait(lambda: done(quotes), 600, "faust orders")
-        cpu_s = _cpu_s(pids) - cpu_before
+        cpu_s = process_cpu_s(pids) - cpu_before
         expected = quotes
         for rate in rates:
             n = int(rate * steady_s)
@@ -341,60 +332,17 @@ def run_plain(bootstrap: str, quotes: int, accounts: int) -> dict[str, Any]:
                         sys.stderr.write(f"plain loop: {line.decode(errors='replace')}")
 
         threading.Thread(target=follow, daemon=True).start()
-        cpu_before = _cpu_s([loop.pid])
+        cpu_before = process_cpu_s([loop.pid])
         _produce(bootstrap, topics, quotes, accounts)
         _wait(lambda: _count(bootstrap, topics.create_order) >= quotes, 600, "plain orders")
         _wait(lambda: bool(read_back) and read_back[-1][0] >= quotes, 600, "plain read-back")
-        cpu_s = _cpu_s([loop.pid]) - cpu_before
+        cpu_s = process_cpu_s([loop.pid]) - cpu_before
     finally:
         loop.terminate()
         loop.wait(30)
     burst = _measure(bootstrap, topics, read_back_done_ms=read_back[-1][1])["burst"]
     burst["cpu_us_per_quote"] = round(cpu_s / quotes * 1e6)
     return burst
-
-
-def _rounded(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def abba(variants: list[str], rounds: int) -> list[str]:
-    """The order of ``rounds`` runs of each variant: forward, backward, forward, ..."""
-    return [v for r in range(rounds) for v in (variants if r % 2 == 0 else variants[::-1])]
-
-
-def combine(runs: list[dict[str, Any]], positions: list[int]) -> dict[str, Any]:
-    """One variant's bursts as one figure: all their quotes over all their seconds (the rate of
-    the whole; a mean of rates would weigh a slow run less), the median of their latencies and
-    of their CPU per quote, and each run's own figures with its position in the run."""
-
-    def rate(key: str) -> int | None:
-        spans = [r["quotes"] / r[key] for r in runs if r.get(key)]
-        if len(spans) < len(runs):
-            return None
-        return round(sum(r["quotes"] for r in runs) / sum(spans))
-
-    def median(key: str) -> float | None:
-        values = [r[key] for r in runs if r.get(key) is not None]
-        return statistics.median(values) if values else None
-
-    out: dict[str, Any] = {
-        "quotes": runs[0]["quotes"],
-        "orders": min(r["orders"] for r in runs),
-        "seconds": round(sum(r["seconds"] for r in runs), 3),
-        "events_per_s": rate("events_per_s"),
-        "latency_p50_s": _rounded(median("latency_p50_s"), 4),
-        "latency_p99_s": _rounded(median("latency_p99_s"), 4),
-        "cpu_us_per_quote": _rounded(median("cpu_us_per_quote"), 0),
-    }
-    if any("events_per_s_incl_read_back" in r for r in runs):
-        out["events_per_s_incl_read_back"] = rate("events_per_s_incl_read_back")
-    keys = ("events_per_s", "events_per_s_incl_read_back", "cpu_us_per_quote")
-    out["runs"] = [
-        {"position": position, **{k: r.get(k) for k in keys}}
-        for position, r in zip(positions, runs, strict=True)
-    ]
-    return out
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.quote_to_order.run import abba, combine
+from bench.quote_to_order.bursts import abba, combine
 from bench.report import build_sections, render_results
 from bench.sections.worker import quote_to_order_section
 from tests.bench.test_report import MACHINE
