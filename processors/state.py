@@ -105,14 +105,15 @@ class ProducedTable(Table):
 
     changelog_emit: ChangelogEmit | None = None
     cache_entries: int = 0
-    """``rocksdb://``: decoded values each partition's store keeps for reads (0: none)."""
+    """``rocksdb://``: decoded values each partition's store keeps for reads (0: none, every
+    read goes to the database)."""
     marked_at: Callable[[Any], float | None] | None = None
     """``rocksdb://``: when a value's mark was made, for the store's time index (None: none)."""
     encoded: tuple[Any, Any, bytes | None, bytes | None] | None = None
     """The last changelog record's (key, value, key bytes, value bytes)."""
 
     def _new_store_by_url(self, url: Any) -> Any:
-        if not (self.cache_entries or self.marked_at) or not str(url).startswith("rocksdb"):
+        if not str(url).startswith("rocksdb"):
             return super()._new_store_by_url(url)
         return CachedRocksDBStore(
             url,

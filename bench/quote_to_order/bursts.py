@@ -1,7 +1,8 @@
 """The quote → order benchmark's compared bursts: their order, their CPU, one figure of several.
 
 The bursts the ratios compare run ``rounds`` times each in ABBA order; each reports its
-process's CPU per quote, and a variant's runs are combined into one figure that keeps each run.
+process's CPU per quote and its peak resident memory, and a variant's runs are combined into one
+figure that keeps each run.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import statistics
 from typing import Any
 
-__all__ = ["abba", "combine", "process_cpu_s"]
+__all__ = ["abba", "combine", "peak_rss_mb", "process_cpu_s"]
 
 
 def process_cpu_s(pids: list[int]) -> float:
@@ -21,6 +22,17 @@ def process_cpu_s(pids: list[int]) -> float:
             after_name = stat.read().rpartition(")")[2].split()
         total += int(after_name[11]) + int(after_name[12])  # utime, stime (fields 14, 15)
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    """The largest peak resident memory (VmHWM, from /proc) of the processes so far, in MiB."""
+    peak = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+    return round(peak / 1024, 1)
 
 
 def _rounded(value: float | None, digits: int) -> float | None:
@@ -55,10 +67,11 @@ def combine(runs: list[dict[str, Any]], positions: list[int]) -> dict[str, Any]:
         "latency_p50_s": _rounded(median("latency_p50_s"), 4),
         "latency_p99_s": _rounded(median("latency_p99_s"), 4),
         "cpu_us_per_quote": _rounded(median("cpu_us_per_quote"), 0),
+        "peak_rss_mb": _rounded(median("peak_rss_mb"), 1),
     }
     if any("events_per_s_incl_read_back" in r for r in runs):
         out["events_per_s_incl_read_back"] = rate("events_per_s_incl_read_back")
-    keys = ("events_per_s", "events_per_s_incl_read_back", "cpu_us_per_quote")
+    keys = ("events_per_s", "events_per_s_incl_read_back", "cpu_us_per_quote", "peak_rss_mb")
     out["runs"] = [
         {"position": position, **{k: r.get(k) for k in keys}}
         for position, r in zip(positions, runs, strict=True)

@@ -16,7 +16,8 @@ The bursts that the ratios compare (the default store, ``--compare-store``, the 
 run ``--rounds`` times each in ABBA order (2 rounds: default, other, plain, plain, other,
 default), so each has the same mean position in the run and a host that drifts slower or
 faster over minutes does not favour the one that ran first. Each burst also reports its
-process's CPU per quote (/proc, from the first quote produced to the last command read back).
+process's CPU per quote (/proc, from the first quote produced to the last command read back)
+and its peak resident memory (VmHWM: start-up and the burst).
 
 Results: ``bench/results/quote_to_order.json`` and a Markdown table.
 
@@ -47,7 +48,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from bench.harness import broker_label, kafka_bootstrap, write_result  # noqa: E402
-from bench.quote_to_order.bursts import abba, combine, process_cpu_s  # noqa: E402
+from bench.quote_to_order.bursts import abba, combine, peak_rss_mb, process_cpu_s  # noqa: E402
 from contracts import decode, encode  # noqa: E402
 from interlock.broker import free_port  # noqa: E402
 from interlock.kafka import true_end_offsets  # noqa: E402
@@ -291,6 +292,7 @@ def run_faust(
         _produce(bootstrap, topics, quotes, accounts)
         _wait(lambda: done(quotes), 600, "faust orders")
         cpu_s = process_cpu_s(pids) - cpu_before
+        peak_mb = peak_rss_mb(pids)  # start-up and the burst, before any steady load
         expected = quotes
         for rate in rates:
             n = int(rate * steady_s)
@@ -305,6 +307,7 @@ def run_faust(
             proc.wait(60)
     phases = _measure(bootstrap, topics, changelog)
     phases["burst"]["cpu_us_per_quote"] = round(cpu_s / quotes * 1e6)
+    phases["burst"]["peak_rss_mb"] = peak_mb
     return phases
 
 
@@ -337,11 +340,13 @@ def run_plain(bootstrap: str, quotes: int, accounts: int) -> dict[str, Any]:
         _wait(lambda: _count(bootstrap, topics.create_order) >= quotes, 600, "plain orders")
         _wait(lambda: bool(read_back) and read_back[-1][0] >= quotes, 600, "plain read-back")
         cpu_s = process_cpu_s([loop.pid]) - cpu_before
+        peak_mb = peak_rss_mb([loop.pid])
     finally:
         loop.terminate()
         loop.wait(30)
     burst = _measure(bootstrap, topics, read_back_done_ms=read_back[-1][1])["burst"]
     burst["cpu_us_per_quote"] = round(cpu_s / quotes * 1e6)
+    burst["peak_rss_mb"] = peak_mb
     return burst
 
 

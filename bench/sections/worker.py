@@ -114,7 +114,8 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
 
 
 def _cpu_rows(s: Section, d: Mapping[str, Any], label: str) -> None:
-    """Each burst's process CPU per quote beside the plain loop's, and the two stores'."""
+    """Each burst's process CPU per quote beside the plain loop's, and the two stores'; each
+    burst's peak memory beside the plain loop's."""
     plain_cpu = (d.get("plain_confluent_loop") or {}).get("cpu_us_per_quote")
     faust = d.get("faust_worker") or {}
     other = d.get("faust_worker_other_store") or {}
@@ -130,6 +131,11 @@ def _cpu_rows(s: Section, d: Mapping[str, Any], label: str) -> None:
                           other["cpu_us_per_quote"]))  # fmt: skip
     if plain_cpu is not None:
         s.rows.append(Row(f"{label}: CPU per quote", plain_cpu, "µs"))
+    plain_mb = (d.get("plain_confluent_loop") or {}).get("peak_rss_mb")
+    for name, entry in named:
+        if entry.get("peak_rss_mb") is not None:
+            s.rows.append(Row(f"{name}: peak memory (RSS)", entry["peak_rss_mb"], "MiB",
+                              label, plain_mb))  # fmt: skip
 
 
 def _order_note(d: Mapping[str, Any]) -> str:
@@ -145,6 +151,7 @@ def _order_note(d: Mapping[str, Any]) -> str:
         figures = [
             f"#{r['position']} {r.get('events_per_s') or 0:,}/s, "
             f"{r.get('cpu_us_per_quote') or 0:,} µs"
+            + (f", {r['peak_rss_mb']:,} MiB" if r.get("peak_rss_mb") is not None else "")
             for r in entry.get("runs") or []
         ]
         if figures:
@@ -155,8 +162,9 @@ def _order_note(d: Mapping[str, Any]) -> str:
         "has the same mean position, so a host that drifts over the minutes of the run favours "
         "none); a row's events/s is all its runs' quotes over all their seconds, its latency and "
         "CPU per quote their median; CPU per quote: the measured process's CPU (/proc) from the "
-        "first quote produced to the last command read back, over the quotes; each run "
-        f"(position, events/s, CPU per quote): {' | '.join(runs)}"
+        "first quote produced to the last command read back, over the quotes; peak memory: the "
+        "process's peak resident memory (VmHWM) over its start-up and the burst; each run "
+        f"(position, events/s, CPU per quote, peak memory): {' | '.join(runs)}"
     )
 
 

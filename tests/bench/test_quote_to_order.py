@@ -34,19 +34,22 @@ def _burst(quotes: int, seconds: float, cpu: int, **extra: Any) -> dict[str, Any
 
 def test_combined_bursts_are_the_rate_of_the_whole_and_keep_each_run() -> None:
     """10,000 quotes in 10 s and in 40 s: 400/s over the whole, not 625 (the mean of the rates)."""
-    runs = [_burst(10_000, 10.0, 900, events_per_s_incl_read_back=800),
-            _burst(10_000, 40.0, 1_300, events_per_s_incl_read_back=200)]  # fmt: skip
+    runs = [
+        _burst(10_000, 10.0, 900, events_per_s_incl_read_back=800, peak_rss_mb=200.0),
+        _burst(10_000, 40.0, 1_300, events_per_s_incl_read_back=200, peak_rss_mb=300.0),
+    ]
     combined = combine(runs, [1, 6])
     assert combined["events_per_s"] == 400
     assert combined["events_per_s_incl_read_back"] == 320  # 20,000 / (12.5 s + 50 s)
     assert combined["seconds"] == 50.0
     assert combined["latency_p99_s"] == 25.0  # the median of 10 and 40
     assert combined["cpu_us_per_quote"] == 1_100
+    assert combined["peak_rss_mb"] == 250.0
     assert combined["runs"] == [
         {"position": 1, "events_per_s": 1_000, "events_per_s_incl_read_back": 800,
-         "cpu_us_per_quote": 900},
+         "cpu_us_per_quote": 900, "peak_rss_mb": 200.0},
         {"position": 6, "events_per_s": 250, "events_per_s_incl_read_back": 200,
-         "cpu_us_per_quote": 1_300},
+         "cpu_us_per_quote": 1_300, "peak_rss_mb": 300.0},
     ]  # fmt: skip
 
 
@@ -59,7 +62,8 @@ def test_a_run_without_a_rate_leaves_the_combined_rate_unknown() -> None:
 def test_the_section_shows_cpu_per_quote_and_the_order_of_the_runs(tmp_path: Path) -> None:
     default = combine([_burst(10_000, 10.0, 1_000), _burst(10_000, 12.5, 1_200)], [1, 6])
     other = combine([_burst(10_000, 8.0, 700), _burst(10_000, 8.0, 740)], [2, 5])
-    plain = combine([_burst(10_000, 4.0, 300), _burst(10_000, 4.0, 320)], [3, 4])
+    plain = combine([_burst(10_000, 4.0, 300, peak_rss_mb=90.0),
+                     _burst(10_000, 4.0, 320, peak_rss_mb=110.0)], [3, 4])  # fmt: skip
     doc = {
         "store": "rocksdb://",
         "faust_worker": default,
@@ -72,6 +76,7 @@ def test_the_section_shows_cpu_per_quote_and_the_order_of_the_runs(tmp_path: Pat
     assert rows["faust worker on rocksdb://: CPU per quote"].value == 1_100
     assert rows["faust worker on rocksdb://: CPU per quote"].baseline == 310
     assert rows["faust worker on rocksdb:// vs memory://: CPU per quote"].ratio == 1_100 / 720
+    assert "faust worker on rocksdb://: peak memory (RSS)" not in rows  # not measured
     store = rows["faust worker on rocksdb:// vs memory://"]
     assert store.value == 889  # 20,000 quotes over 22.5 s
     assert store.baseline == 1_250
@@ -82,4 +87,16 @@ def test_the_section_shows_cpu_per_quote_and_the_order_of_the_runs(tmp_path: Pat
         "`rocksdb://`" in md
     )
     assert "`rocksdb://`: #1 1,000/s, 1,000 µs; #6 800/s, 1,200 µs" in md
-    assert "plain loop: #3 2,500/s, 300 µs; #4 2,500/s, 320 µs" in md
+    assert "plain loop: #3 2,500/s, 300 µs, 90.0 MiB; #4 2,500/s, 320 µs, 110.0 MiB" in md
+
+
+def test_the_section_shows_each_burst_s_peak_memory_beside_the_plain_loop_s() -> None:
+    default = combine([_burst(100, 1.0, 10, peak_rss_mb=600.0),
+                       _burst(100, 1.0, 10, peak_rss_mb=640.0)], [1, 4])  # fmt: skip
+    plain = combine([_burst(100, 1.0, 5, peak_rss_mb=100.0),
+                     _burst(100, 1.0, 5, peak_rss_mb=120.0)], [2, 3])  # fmt: skip
+    doc = {"store": "rocksdb://", "faust_worker": default, "plain_confluent_loop": plain,
+           "rounds": 2, "order": ["default", "plain", "plain", "default"]}  # fmt: skip
+    rows = {r.measure: r for r in quote_to_order_section(doc).rows}
+    memory = rows["faust worker on rocksdb://: peak memory (RSS)"]
+    assert (memory.value, memory.unit, memory.baseline) == (620.0, "MiB", 110.0)

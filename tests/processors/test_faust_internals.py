@@ -241,9 +241,7 @@ def test_the_cached_store_is_built_with_every_keyword_faust_builds_its_stores_wi
     monkeypatch.setattr(stores, "by_url", lambda url: _Recorder)
     monkeypatch.setattr(state, "CachedRocksDBStore", _Recorder)
     table = state.ProducedTable(app, name="t", partitions=2, beacon=app.tables.beacon)
-    table.cache_entries = 0
-    faust_keywords = table._new_store_by_url("rocksdb://").keywords
-    table.cache_entries = 8
+    faust_keywords = faust.Table._new_store_by_url(table, "rocksdb://").keywords
     ours = table._new_store_by_url("rocksdb://").keywords - {"cache_entries", "marked_at"}
     assert ours == faust_keywords
     assert "options" in ours

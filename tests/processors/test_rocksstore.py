@@ -153,12 +153,16 @@ def test_the_cache_is_bounded_and_every_key_stays_readable(tmp_path: Path) -> No
         assert len(orders.data._cache[0]) <= 3
 
 
-def test_no_cache_entries_is_faust_s_own_store(tmp_path: Path) -> None:
+def test_no_cache_entries_caches_nothing_and_reads_the_database(tmp_path: Path) -> None:
     orders, _ = _orders(tmp_path, cache_entries=0)
-    assert not isinstance(orders.data, CachedRocksDBStore)
+    assert isinstance(orders.data, CachedRocksDBStore)  # unlogged writes, keys by orjson
     with event_of(0):
         orders["q1"] = {"n": 1}
         assert orders["q1"] == {"n": 1}
+        assert orders.get("q2") is None
+        assert not any(orders.data._cache.values())
+        orders.data._db_for_partition(0).put(b'"q1"', b'{"n": 2}')  # behind the table's back
+        assert orders["q1"] == {"n": 2}
 
 
 def test_the_database_holds_the_bytes_of_the_changelog_record(tmp_path: Path) -> None:
