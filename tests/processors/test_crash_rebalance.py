@@ -74,7 +74,7 @@ def test_sigkill_and_rebalance_mid_stream_keep_one_order_per_quote(proc_env: Pro
     def complete(events: list[object]) -> bool:
         return len({e.payload.quote_id for e in events if isinstance(e, OrderEvent)}) >= QUOTES
 
-    commands = proc_env.wait_for(t.create_order, complete, timeout=90)
+    commands = proc_env.wait_for(t.create_order, complete, timeout=180)
     ids_per_quote: dict[str, set[str]] = defaultdict(set)
     messages = Counter[str]()
     for command in commands:
