@@ -150,21 +150,27 @@ class CachedRocksDBStore(rocksdb.Store):
         partition = self._event_partition()
         if partition is None:
             return _MISS
+        if not self.cache_entries:
+            return self._read(key)[0]
         part = self._cache.get(partition)
         if part is None:
             part = self._cache[partition] = {}
         entry = part.get(key)
         if entry is None:
-            key_bytes = self._encode_key(key)
-            raw = self._get(key_bytes)  # the event's partition only
-            value = _ABSENT if raw is None else self._decode_value(raw)
-            self._remember(part, key, (value, key_bytes))
-            return value
+            entry = self._read(key)
+            self._remember(part, key, entry)
+            return entry[0]
         value, key_bytes = entry
         if value is not _ABSENT:
             # as Faust's read does: a read outside an event looks in this partition first
             self._key_index[key_bytes] = partition
         return value
+
+    def _read(self, key: Any) -> tuple[Any, bytes]:
+        """(the value in the event's partition's database or _ABSENT, the key's bytes)."""
+        key_bytes = self._encode_key(key)
+        raw = self._get(key_bytes)  # the event's partition only
+        return (_ABSENT if raw is None else self._decode_value(raw)), key_bytes
 
     def _open_for_partition(self, partition: int) -> Any:
         self._by_time.pop(partition, None)
@@ -247,8 +253,6 @@ class CachedRocksDBStore(rocksdb.Store):
 
     def _remember(self, part: dict[Any, Any], key: Any, entry: tuple[Any, bytes]) -> None:
         if len(part) >= self.cache_entries:
-            if not self.cache_entries:
-                return
             del part[next(iter(part))]
         part[key] = entry
 
@@ -294,6 +298,8 @@ class CachedRocksDBStore(rocksdb.Store):
             at = self.marked_at(value)
             if at is not None:
                 self._time_index(written, db).put(by_time_key(at, key_bytes), b"")
+        if not self.cache_entries:
+            return
         partition = self._event_partition()
         if partition is None:
             self._forget(key)

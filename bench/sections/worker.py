@@ -116,7 +116,8 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
 def _cpu_rows(s: Section, d: Mapping[str, Any], label: str) -> None:
     """Each burst's process CPU per quote beside the plain loop's, and the two stores'; each
     burst's peak memory beside the plain loop's."""
-    plain_cpu = (d.get("plain_confluent_loop") or {}).get("cpu_us_per_quote")
+    plain = d.get("plain_confluent_loop") or {}
+    plain_cpu = plain.get("cpu_us_per_quote")
     faust = d.get("faust_worker") or {}
     other = d.get("faust_worker_other_store") or {}
     store = d.get("store") or "the default store"
@@ -131,11 +132,10 @@ def _cpu_rows(s: Section, d: Mapping[str, Any], label: str) -> None:
                           other["cpu_us_per_quote"]))  # fmt: skip
     if plain_cpu is not None:
         s.rows.append(Row(f"{label}: CPU per quote", plain_cpu, "µs"))
-    plain_mb = (d.get("plain_confluent_loop") or {}).get("peak_rss_mb")
     for name, entry in named:
         if entry.get("peak_rss_mb") is not None:
             s.rows.append(Row(f"{name}: peak memory (RSS)", entry["peak_rss_mb"], "MiB",
-                              label, plain_mb))  # fmt: skip
+                              label, plain.get("peak_rss_mb")))  # fmt: skip
 
 
 def _order_note(d: Mapping[str, Any]) -> str:
