@@ -121,7 +121,7 @@ class ProcessorsEnv:
             "INTERLOCK_PROCESSORS__TICK_INTERVAL_S": "0.5",
             "INTERLOCK_PROCESSORS__DATA_DIR": str(self.tmp / f"data-{len(self.workers)}"),
             "INTERLOCK_METRICS__PORT": str(port),
-            "INTERLOCK_LOG_LEVEL": "WARNING",
+            "INTERLOCK_LOG_LEVEL": os.environ.get("INTERLOCK_TEST_WORKER_LOG_LEVEL", "WARNING"),
             **env,
         }
         with log.open("wb") as out:
