@@ -23,6 +23,7 @@ __all__ = [
     "Usage",
     "cpu_share",
     "grown_cpu",
+    "peak_rss_bytes",
     "resources_table",
     "sample",
     "usage",
@@ -56,6 +57,19 @@ def usage(pid: int, now: float | None = None) -> Usage | None:
     if not rss or cpu is None:  # gone, or a zombie with no memory left
         return None
     return Usage(int(rss), cpu, time.monotonic() if now is None else now)
+
+
+def peak_rss_bytes(pid: int) -> int | None:
+    """The process's peak resident memory so far (VmHWM; None when it is gone), which
+    ``ProcessCollector`` does not give."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def sample(pids: Mapping[str, int]) -> dict[str, Usage]:

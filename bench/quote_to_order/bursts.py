@@ -7,32 +7,22 @@ figure that keeps each run.
 
 from __future__ import annotations
 
-import os
 import statistics
 from typing import Any
+
+from interlock.resources import peak_rss_bytes, usage
 
 __all__ = ["abba", "combine", "peak_rss_mb", "process_cpu_s"]
 
 
 def process_cpu_s(pids: list[int]) -> float:
-    """CPU seconds (user + system) the processes used so far, from /proc."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:
-            after_name = stat.read().rpartition(")")[2].split()
-        total += int(after_name[11]) + int(after_name[12])  # utime, stime (fields 14, 15)
-    return total / os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user + system) the processes used so far."""
+    return sum(u.cpu_seconds for u in map(usage, pids) if u is not None)
 
 
 def peak_rss_mb(pids: list[int]) -> float:
-    """The largest peak resident memory (VmHWM, from /proc) of the processes so far, in MiB."""
-    peak = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-    return round(peak / 1024, 1)
+    """The largest peak resident memory of the processes so far, in MiB."""
+    return round(max((peak_rss_bytes(pid) or 0 for pid in pids), default=0) / 2**20, 1)
 
 
 def _rounded(value: float | None, digits: int) -> float | None:

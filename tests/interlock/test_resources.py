@@ -10,7 +10,15 @@ import pytest
 from rich.console import Console
 
 from interlock.broker import broker_growth_line
-from interlock.resources import Usage, cpu_share, grown_cpu, resources_table, sample, usage
+from interlock.resources import (
+    Usage,
+    cpu_share,
+    grown_cpu,
+    peak_rss_bytes,
+    resources_table,
+    sample,
+    usage,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -56,6 +64,21 @@ def test_a_process_that_is_gone_is_left_out() -> None:
     proc.wait()
     assert usage(proc.pid) is None
     assert sample({"gone": proc.pid}) == {}
+
+
+def test_peak_memory_is_the_high_water_mark_not_what_is_resident_now() -> None:
+    code = "x = bytearray(200 * 2**20)\ndel x\n" + IDLE  # 200 MiB touched, then let go
+    proc = _child(code)
+    try:
+        now = usage(proc.pid)
+        peak = peak_rss_bytes(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert now is not None
+    assert peak is not None
+    assert peak >= 200 * 2**20 > now.rss_bytes
+    assert peak_rss_bytes(proc.pid) is None  # gone
 
 
 def _u(rss_mib: float, cpu: float, at: float) -> Usage:
