@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -18,6 +19,7 @@ from processors.agents import register_agents
 from processors.app import InterlockApp, create_app, run_worker
 from processors.collector import tune_collector
 from processors.domain.copartition import copartition_problem
+from processors.stall import install_stall_watchdog
 from processors.state import keep_tables_after_clean_stop
 from processors.topic_names import ProcessorTopics
 
@@ -68,6 +70,7 @@ def build_worker_app(
         broker_commit_interval=1.0,
     )
     register_agents(app, settings, instruments, producer, dead_letters, partitions)
+    install_stall_watchdog(app, settings.processors.stall_timeout_s, clock=time.monotonic)
     return app
 
 

@@ -90,6 +90,13 @@ class ProcessorSettings(BaseModel):
         description="Longest wait for the worker to stop cleanly (e.g. with the broker gone) "
         "before it exits anyway.",
     )
+    stall_timeout_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="A stream partition the worker holds that stays behind (records waiting, or "
+        "paused) at the same position this long, outside a rebalance, makes the worker exit with"
+        " status 4 for its supervisor to restart it (0: never).",
+    )
     gc_young_threshold: int = Field(
         default=50_000,
         ge=0,

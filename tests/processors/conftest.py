@@ -119,9 +119,10 @@ class ProcessorsEnv:
             "INTERLOCK_PROCESSORS__TOPIC_PREFIX": self.topics.prefix,
             "INTERLOCK_PROCESSORS__SESSION_TIMEOUT_S": "6",
             "INTERLOCK_PROCESSORS__TICK_INTERVAL_S": "0.5",
+            "INTERLOCK_PROCESSORS__STALL_TIMEOUT_S": "60",
             "INTERLOCK_PROCESSORS__DATA_DIR": str(self.tmp / f"data-{len(self.workers)}"),
             "INTERLOCK_METRICS__PORT": str(port),
-            "INTERLOCK_LOG_LEVEL": os.environ.get("INTERLOCK_TEST_WORKER_LOG_LEVEL", "WARNING"),
+            "INTERLOCK_LOG_LEVEL": "INFO",  # in the test's log file; a failure shows its end
             **env,
         }
         with log.open("wb") as out:

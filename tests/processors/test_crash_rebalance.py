@@ -42,6 +42,21 @@ def _wait_count(env: ProcessorsEnv, at_least: int, timeout: float) -> int:
     return count
 
 
+def _report(env: ProcessorsEnv) -> str:
+    """What each worker held and consumed, and the end of its log (for a failure)."""
+    out = []
+    for n, worker in enumerate(env.workers):
+        try:
+            held = worker.metric("interlock_assigned_partitions")
+            quotes = worker.metric("interlock_events_consumed_total", topic=env.topics.quote)
+            figures = f"holds {held:.0f} partitions, consumed {quotes:.0f} quotes"
+        except OSError as exc:
+            figures = f"no metrics ({exc})"
+        out.append(f"--- worker {n} (exit {worker.process.poll()}): {figures}\n")
+        out.append(worker.output()[-2500:])
+    return "".join(out)
+
+
 def _send_quotes(env: ProcessorsEnv, numbers: range) -> None:
     for q in numbers:
         account = f"acc-{q % ACCOUNTS}"
@@ -82,7 +97,7 @@ def test_sigkill_and_rebalance_mid_stream_keep_one_order_per_quote(proc_env: Pro
         ids_per_quote[str(command.payload.quote_id)].add(command.event_id)
         messages[command.event_id] += 1
     missing = {f"q-{q}" for q in range(QUOTES)} - set(ids_per_quote)
-    assert not missing, f"{len(missing)} quotes without an order; {second.output()}"
+    assert not missing, f"{len(missing)} quotes without an order\n{_report(proc_env)}"
     assert all(len(ids) == 1 for ids in ids_per_quote.values())
     raw_duplicates = sum(n - 1 for n in messages.values())
     print(

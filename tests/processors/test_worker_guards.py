@@ -1,8 +1,9 @@
-"""The worker refuses uneven partitioning, dead-letters undecodable records while going on, and
-stops on SIGTERM even when its broker is gone."""
+"""The worker refuses uneven partitioning, dead-letters undecodable records while going on,
+stops on SIGTERM even when its broker is gone, and exits when it no longer reads a partition."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 import uuid
@@ -13,9 +14,10 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from contracts import OrderEvent
+from contracts import OrderEvent, encode
 from interlock.settings import Settings
 from processors.app import STOP_GAVE_UP
+from processors.stall import STALLED
 from processors.topic_names import ProcessorTopics
 from tests.conftest import private_broker
 from tests.processors.conftest import ProcessorsEnv, all_topics, create_topics
@@ -81,3 +83,37 @@ def test_a_worker_whose_broker_is_gone_still_stops_on_sigterm(
     if code == STOP_GAVE_UP:
         assert waited >= 4
         assert "did not stop within 4 s (is the broker reachable?)" in worker.output()
+
+
+def test_a_worker_that_no_longer_reads_a_partition_with_records_waiting_exits_stalled(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Its broker frozen (SIGSTOP) with quotes waiting: no position moves, so after
+    ``stall_timeout_s`` the worker says which partitions it held and exits ``STALLED``."""
+    with ExitStack() as stack:
+        broker = stack.enter_context(private_broker())
+        stack.callback(os.kill, broker.pid, signal.SIGCONT)  # before the broker's own stop
+        private = settings.with_bootstrap(broker.bootstrap_servers)
+        topics = ProcessorTopics(f"stall{uuid.uuid4().hex[:8]}.")
+        create_topics(AdminClient(private.kafka.librdkafka()), all_topics(topics))
+        producer = Producer({**private.kafka.librdkafka(), "linger.ms": 5})
+        env = ProcessorsEnv(private, topics, f"app-{topics.prefix}", tmp_path, producer)
+        env.send(topics.account, *(account_event(f"acc-{a}") for a in range(30)))
+        for q in range(30_000):  # far more than a worker reads in the seconds below
+            account = f"acc-{q % 30}"
+            producer.produce(topics.quote, encode(quote_event(f"q-{q}", account)), account)
+            if q % 1000 == 999:
+                producer.poll(0)
+        assert producer.flush(60) == 0
+        worker = env.start_worker(INTERLOCK_PROCESSORS__STALL_TIMEOUT_S="5")
+        stack.callback(worker.stop, signal.SIGKILL, 5)
+        consumed = worker.wait_metric("interlock_events_consumed_total", 1, 90, topic=topics.quote)
+        assert consumed >= 1, worker.output()
+        os.kill(broker.pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+        code = worker.process.wait(60)
+        waited = time.monotonic() - frozen
+    assert code == STALLED, worker.output()
+    assert waited >= 5
+    assert "the worker holds partitions it no longer reads" in worker.output()
+    assert f"{topics.quote}[" in worker.output()
