@@ -7,6 +7,11 @@ kill but not yet read back is produced again with the SAME deterministic event i
 duplicate messages are expected and counted here (printed); the sinks send the event id as the
 Idempotency-Key, so the ERP creates one order. What must hold: per quote exactly one DISTINCT
 create-order event id, and no quote without one.
+
+A worker that stops reading a partition it holds exits (``processors.stall``, 60 s here) and the
+others take its partitions over; such an exit is allowed, printed with every worker's log, and
+every quote must still get its one order (seen twice in 30 runs under load: one partition left
+unread after the third worker joined).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from contracts import OrderEvent, encode
+from processors.stall import STALLED
 from tests.processors.conftest import ProcessorsEnv
 from tests.processors.events import account_event, quote_event
 
@@ -105,4 +111,9 @@ def test_sigkill_and_rebalance_mid_stream_keep_one_order_per_quote(proc_env: Pro
         f"{raw_duplicates} raw duplicates (same event id, dropped downstream by Idempotency-Key)"
     )
     for worker in (second, third):  # both held partitions and handled quotes after the join
+        if worker.process.poll() is not None:  # it stopped reading a partition and exited
+            assert worker.process.returncode == STALLED, _report(proc_env)
+            print(f"a worker exited with status {STALLED} (stalled); the others took over")
+            print(_report(proc_env))
+            continue
         assert worker.metric("interlock_events_consumed_total", topic=t.quote) > 0
