@@ -131,6 +131,7 @@ class CachedRocksDBStore(rocksdb.Store):
         self._key_index = KeyIndex(self.key_index_size)  # type: ignore[assignment]
         self._str_keys_as_json = self.key_serializer == "json"
         self._values_as_json = self.value_serializer == "json"
+        self._plain_json_values = self._values_as_json and self.value_type is None
 
     def _encode_key(self, key: Any) -> bytes:
         if type(key) is str and self._str_keys_as_json:
@@ -151,13 +152,13 @@ class CachedRocksDBStore(rocksdb.Store):
         if partition is None:
             return _MISS
         if not self.cache_entries:
-            return self._read(key)[0]
+            return self._read(key, partition)[0]
         part = self._cache.get(partition)
         if part is None:
             part = self._cache[partition] = {}
         entry = part.get(key)
         if entry is None:
-            entry = self._read(key)
+            entry = self._read(key, partition)
             self._remember(part, key, entry)
             return entry[0]
         value, key_bytes = entry
@@ -166,11 +167,31 @@ class CachedRocksDBStore(rocksdb.Store):
             self._key_index[key_bytes] = partition
         return value
 
-    def _read(self, key: Any) -> tuple[Any, bytes]:
-        """(the value in the event's partition's database or _ABSENT, the key's bytes)."""
+    def _read(self, key: Any, partition: int) -> tuple[Any, bytes]:
+        """(the value in the event's partition's database or _ABSENT, the key's bytes): what
+        Faust's ``_get`` does in an event, with the partition already known."""
         key_bytes = self._encode_key(key)
-        raw = self._get(key_bytes)  # the event's partition only
-        return (_ABSENT if raw is None else self._decode_value(raw)), key_bytes
+        db = self._dbs.get(partition)
+        if db is None:
+            db = self._db_for_partition(partition)
+        raw = db.get(key_bytes)
+        if raw is None:
+            return _ABSENT, key_bytes
+        self._key_index[key_bytes] = partition
+        return self._decode(raw), key_bytes
+
+    def _decode(self, raw: bytes) -> Any:
+        """A stored value: for plain JSON values (no value type), what Faust's json serializer
+        gives, by orjson directly from the bytes (Faust decodes them to a str first, then looks
+        for a model); anything else, and any error, through Faust's own decoding."""
+        if self._plain_json_values:
+            try:
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return self._decode_value(raw)  # raises Faust's ValueDecodeError
+            if type(value) is not dict or "__faust" not in value:
+                return value
+        return self._decode_value(raw)
 
     def _open_for_partition(self, partition: int) -> Any:
         self._by_time.pop(partition, None)

@@ -313,6 +313,36 @@ def test_a_str_key_is_encoded_as_faust_encodes_it(tmp_path: Path, key: str) -> N
     assert orders.data._key_index[faust_bytes] == 1
 
 
+class _Point(faust.Record, namespace="test.rocksstore.point"):
+    x: int
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b'{"quote_id": "q-1", "lines": [1, 2.5, null, true], "note": "\\u00fc \xc3\xbc"}',
+        b"[1, 2, 3]",
+        b'"just a string"',
+        b"42",
+        b"null",
+        _Point(x=3).dumps(serializer="json"),  # a Faust model: Faust's own decoding
+    ],
+)
+def test_a_stored_value_decodes_as_faust_decodes_it(tmp_path: Path, stored: bytes) -> None:
+    orders, _ = _orders(tmp_path, cache_entries=0)
+    store = orders.data
+    assert store._decode(stored) == store._decode_value(stored)
+    assert type(store._decode(stored)) is type(store._decode_value(stored))
+
+
+def test_an_undecodable_stored_value_raises_faust_s_error(tmp_path: Path) -> None:
+    from faust.exceptions import ValueDecodeError
+
+    orders, _ = _orders(tmp_path, cache_entries=0)
+    with pytest.raises(ValueDecodeError):
+        orders.data._decode(b"\xff not json")
+
+
 def test_the_key_index_keeps_the_last_written_keys_and_their_partition() -> None:
     index = KeyIndex(3)
     for n, key in enumerate((b"a", b"b", b"c")):
