@@ -2,15 +2,16 @@
 
 A stream partition is *behind* when its records are waiting (the consumer's last known high
 watermark is past its position) or when Faust holds it paused, which it does only during a
-rebalance. A partition that stays behind with the same position for ``stall_timeout_s``, while
-no rebalance is under way, has stopped: a paused partition nothing resumes, a fetch that no
-longer runs, a stream that no longer takes its records. Faust's own livelock check only logs
-such a partition, after five minutes, and not at all while it believes a rebalance is on. The
-watchdog logs what it saw (partition, position, high watermark, paused, generation) and exits
-with status ``STALLED``; what was not committed is read again by the next owner, and the
-deterministic event ids make the repeats harmless. A partition that moves, however slowly, or
-that has nothing waiting, is never stalled; a rebalance starts every partition's clock again.
-Changelog partitions (recovery, standbys) are not watched.
+rebalance. A partition that stays behind with the same position and the same committed offset
+for ``stall_timeout_s`` (a full stream buffer holds the fetch position still, but a stream that
+still works commits), while no rebalance is under way, has stopped: a paused partition nothing
+resumes, a fetch that no longer runs, a stream that no longer takes its records. Faust's own
+livelock check only logs such a partition, after five minutes, and not at all while it believes
+a rebalance is on. The watchdog logs what it saw (partition, position, high watermark, paused,
+generation) and exits with status ``STALLED``; what was not committed is read again by the next
+owner, and the deterministic event ids make the repeats harmless. A partition that moves,
+however slowly, or that has nothing waiting, is never stalled; a rebalance starts every
+partition's clock again. Changelog partitions (recovery, standbys) are not watched.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class PartitionView:
     position: int | None
     highwater: int | None
     paused: bool
+    committed: int | None = None
+    """The offset the worker last committed (moves as its stream finishes records)."""
 
     @property
     def behind(self) -> bool:
@@ -50,7 +53,8 @@ class PartitionView:
 
 
 class StallDetector:
-    """Which partitions have been behind with the same position for ``timeout_s``."""
+    """Which partitions have been behind with the same position and committed offset for
+    ``timeout_s``."""
 
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
@@ -73,7 +77,10 @@ class StallDetector:
                 since.pop(tp, None)
                 continue
             seen = since.get(tp)
-            if seen is None or seen[0].position != view.position:
+            if seen is None or (seen[0].position, seen[0].committed) != (
+                view.position,
+                view.committed,
+            ):
                 since[tp] = (view, now)
                 continue
             if now - seen[1] >= self.timeout_s:
@@ -93,6 +100,7 @@ def views(app: Any) -> dict[Any, PartitionView]:
     if assignment is None:
         return {}
     paused = consumer._paused_partitions
+    committed = consumer._committed_offset
     out = {}
     for tp in assignment.tps:
         if consumer._is_changelog_tp(tp):
@@ -101,7 +109,7 @@ def views(app: Any) -> dict[Any, PartitionView]:
         if state is None:
             continue
         position = state.position if state.has_valid_position else None
-        out[tp] = PartitionView(position, state.highwater, tp in paused)
+        out[tp] = PartitionView(position, state.highwater, tp in paused, committed.get(tp))
     return out
 
 

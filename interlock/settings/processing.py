@@ -94,8 +94,8 @@ class ProcessorSettings(BaseModel):
         default=300.0,
         ge=0,
         description="A stream partition the worker holds that stays behind (records waiting, or "
-        "paused) at the same position this long, outside a rebalance, makes the worker exit with"
-        " status 4 for its supervisor to restart it (0: never).",
+        "paused) at the same position and committed offset this long, outside a rebalance, makes "
+        "the worker exit with status 4 for its supervisor to restart it (0: never).",
     )
     gc_young_threshold: int = Field(
         default=50_000,

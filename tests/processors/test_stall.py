@@ -28,6 +28,16 @@ def test_a_partition_that_moves_or_has_nothing_waiting_is_never_stalled() -> Non
         assert detector.observe(t, {A: slow, B: idle, ("t", 2): unknown}, False) == {}
 
 
+def test_a_stream_that_still_commits_behind_a_full_buffer_is_not_stalled() -> None:
+    detector = StallDetector(30)
+    for t in range(0, 300, 10):  # the fetch waits for the buffer; the stream works through it
+        full = PartitionView(position=20_000, highwater=90_000, paused=False, committed=t * 10)
+        assert detector.observe(t, {A: full}, rebalancing=False) == {}
+    # committed as at 290 s, and no more since
+    stuck = PartitionView(position=20_000, highwater=90_000, paused=False, committed=2_900)
+    assert detector.observe(330, {A: stuck}, rebalancing=False) == {A: (stuck, 40)}
+
+
 def test_a_paused_partition_is_behind_even_with_nothing_known_waiting() -> None:
     detector = StallDetector(30)
     paused = PartitionView(position=700, highwater=700, paused=True)
