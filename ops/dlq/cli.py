@@ -94,11 +94,12 @@ class DlqCommands:
 
         name = normalise_topic(topic)
         conf = s.kafka.librdkafka()
-        if not topic_partitions(conf, name):
+        partitions = topic_partitions(conf, name)
+        if not partitions:
             self.out.print(f"[red]no such dead-letter topic:[/] {name}")
             raise typer.Exit(1)
         audit = read_audit(conf, s.dlq.audit_topic, s.dlq.purge_topic)
-        return name, read_dead_letters(conf, name), audit
+        return name, read_dead_letters(conf, name, partitions), audit
 
     def list_(self, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         """Dead-letter topics with exact counts by reason (purged ones hidden)."""
@@ -110,8 +111,9 @@ class DlqCommands:
         audit = read_audit(conf, s.dlq.audit_topic, s.dlq.purge_topic)
         now = datetime.now(UTC)
         rows = []
-        for name in list_dlq_topics(conf):
-            kept = select(read_dead_letters(conf, name), DeadLetterFilter(), hidden=audit.purged)
+        for name, partitions in list_dlq_topics(conf).items():
+            letters = read_dead_letters(conf, name, partitions)
+            kept = select(letters, DeadLetterFilter(), hidden=audit.purged)
             rows.append(topic_stats(name, kept, now))
         if as_json:
             print(json.dumps([r.as_json() for r in rows], indent=2))
@@ -174,13 +176,18 @@ class DlqCommands:
         conf = s.kafka.librdkafka()
         filt = self.where(reason, since, until, key, None)
         audit = read_audit(conf, s.dlq.audit_topic, s.dlq.purge_topic)
-        names = [normalise_topic(topic)] if topic else list_dlq_topics(conf)
+        topics: dict[str, Any] = (
+            {normalise_topic(topic): None} if topic else dict(list_dlq_topics(conf))
+        )
         end = filt.until or datetime.now(UTC)
         rows = [
             topic_stats(
-                n, select(read_dead_letters(conf, n), filt, hidden=audit.purged), end, filt.since
+                n,
+                select(read_dead_letters(conf, n, parts), filt, hidden=audit.purged),
+                end,
+                filt.since,
             )
-            for n in names
+            for n, parts in topics.items()
         ]
         if as_json:
             print(json.dumps([r.as_json() for r in rows], indent=2))

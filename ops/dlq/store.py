@@ -11,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,14 +70,19 @@ def topic_partitions(conf: Mapping[str, Any], topic: str, timeout: float = 10.0)
         consumer.close()
 
 
-def list_dlq_topics(conf: Mapping[str, Any], timeout: float = 10.0) -> list[str]:
-    """Every ``dlq.*`` topic on the broker."""
+def list_dlq_topics(conf: Mapping[str, Any], timeout: float = 10.0) -> dict[str, list[int]]:
+    """Every ``dlq.*`` topic on the broker, by name, with its partitions (from one answer,
+    which the reads then use rather than asking for each topic again)."""
     consumer = _reader(conf)
     try:
-        names = consumer.list_topics(timeout=timeout).topics
+        topics = consumer.list_topics(timeout=timeout).topics
     finally:
         consumer.close()
-    return sorted(n for n in names if n.startswith("dlq."))
+    return {
+        name: sorted(meta.partitions)
+        for name, meta in sorted(topics.items())
+        if name.startswith("dlq.") and meta.error is None and meta.partitions
+    }
 
 
 def read_topic(
@@ -86,8 +91,10 @@ def read_topic(
     *,
     timeout: float = 60.0,
     on_record: Callable[[int], None] | None = None,
+    partitions: Sequence[int] | None = None,
 ) -> list[RawRecord]:
-    """Every record of ``topic`` from its start to its true end, per partition in order.
+    """Every record of ``topic`` from its start to its true end, per partition in order
+    (``partitions``: the topic's, when the caller has just asked the broker; else asked here).
 
     The read (also one of nothing) is checked against the watermarks asked for again once it is
     over: a partition whose high watermark is then past what was read (written meanwhile, or
@@ -99,7 +106,7 @@ def read_topic(
         TimeoutError: the end was not reached within ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
-    parts = topic_partitions(conf, topic)
+    parts = list(partitions) if partitions is not None else topic_partitions(conf, topic)
     if not parts:
         return []
     records: list[RawRecord] = []
@@ -218,9 +225,11 @@ def _watermarks(consumer: Consumer, topic: str, partition: int, timeout: float) 
         time.sleep(0.2)
 
 
-def read_dead_letters(conf: Mapping[str, Any], topic: str) -> list[DeadLetter]:
+def read_dead_letters(
+    conf: Mapping[str, Any], topic: str, partitions: Sequence[int] | None = None
+) -> list[DeadLetter]:
     """Every dead letter of ``topic`` (a ``dlq.*`` topic), parsed."""
-    return [DeadLetter.parse(r) for r in read_topic(conf, topic)]
+    return [DeadLetter.parse(r) for r in read_topic(conf, topic, partitions=partitions)]
 
 
 @dataclass
