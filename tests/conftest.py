@@ -118,7 +118,14 @@ def admin(settings: Settings) -> AdminClient:
 
 @pytest.fixture
 def make_topic(admin: AdminClient) -> Callable[..., str]:
-    """Create a topic with a unique name: ``make_topic(partitions=1, prefix="t", config=None)``."""
+    """Create a topic with a unique name: ``make_topic(partitions=1, prefix="t", config=None)``.
+
+    A ``dlq.*`` topic keeps its records forever (``retention.ms=-1``), as the catalog makes
+    every dead-letter topic (``contracts.topics``): a dead letter keeps its original record's
+    timestamp, and the tests' originals are stamped 1970, so under the broker's default
+    retention its retention check (30 s after start, then every 5 minutes) deleted them in the
+    middle of a test (the empty dead-letter reads CI saw).
+    """
 
     def factory(
         partitions: int = 1,
@@ -127,7 +134,8 @@ def make_topic(admin: AdminClient) -> Callable[..., str]:
         name: str | None = None,
     ) -> str:
         topic = name or f"{prefix}.{uuid.uuid4().hex[:12]}"
-        conf = {"cleanup.policy": "delete", **(config or {})}
+        kept = {"retention.ms": "-1"} if topic.startswith("dlq.") else {}
+        conf = {"cleanup.policy": "delete", **kept, **(config or {})}
         futures = admin.create_topics([NewTopic(topic, partitions, 1, config=conf)])
         for future in futures.values():
             future.result(timeout=30)

@@ -96,3 +96,13 @@ def test_shipped_catalog_is_valid_and_canonical_topics_are_co_partitioned() -> N
     co = [t for t in catalog.topics if t.co_partitioned]
     assert {t.name for t in co} >= {"canonical.account.v1", "canonical.quote.v1"}
     assert len({t.partitions for t in co}) == 1
+
+
+def test_every_dead_letter_topic_of_the_shipped_catalog_is_kept_forever() -> None:
+    """A dead letter keeps its original record's timestamp: under time retention, the broker's
+    retention check would delete a letter of an old record at once, whatever its failure time."""
+    catalog = load_catalog()
+    dead_letter_topics = [t for t in catalog.topics if t.name.startswith("dlq.")]
+    assert dead_letter_topics
+    for topic in dead_letter_topics:
+        assert topic.config(default_retention_ms=7 * 24 * 3600 * 1000)["retention.ms"] == "-1"
