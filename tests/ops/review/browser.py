@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -50,13 +50,29 @@ def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
 
 def wait_for_text(driver: WebDriver, text: str, timeout: float = 20.0) -> None:
     """Wait until the page's visible text contains ``text``."""
-    # a page being replaced (a POST's redirect) makes the old body stale: look again
     WebDriverWait(
         driver, timeout, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
     ).until(
-        lambda d: text in d.find_element(By.TAG_NAME, "body").text,
+        lambda d: text in (_body_text(d) or ""),
         message=f"{text!r} never showed on {driver.current_url}",
     )
+
+
+def _body_text(driver: WebDriver) -> str | None:
+    """The page's visible text; None while the page is being replaced (a POST's redirect).
+
+    The old body then goes stale: selenium raises StaleElementReferenceException, or Chrome
+    answers "Node with given id does not belong to the document" as a plain WebDriverException
+    (seen once in CI). Either means: look again.
+    """
+    try:
+        return str(driver.find_element(By.TAG_NAME, "body").text)
+    except WebDriverException as exc:
+        if isinstance(
+            exc, StaleElementReferenceException
+        ) or "does not belong to the document" in str(exc):
+            return None
+        raise
 
 
 def sign_in(driver: WebDriver, base_url: str, name: str, password: str) -> None:
