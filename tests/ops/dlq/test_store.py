@@ -34,7 +34,7 @@ def test_a_whole_topic_answered_as_empty_is_read_on_and_the_warning_says_so(
 
     def first_answer_empty(consumer: Any, name: str, partition: int, timeout: float) -> Any:
         marks = real(consumer, name, partition, timeout)
-        answer = (0, 0) if len(answers) < 3 else marks  # what CI's broker once seemed to say
+        answer = (0, 0) if len(answers) < 3 else marks  # a short first answer
         answers.append((partition, answer))
         return answer
 
