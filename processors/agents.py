@@ -32,7 +32,7 @@ from interlock.records import RawRecord
 from interlock.settings import Settings
 from processors.app import InterlockApp
 from processors.expiry import ExpiryIndex
-from processors.output import Codecs, Output
+from processors.output import Codecs, HeldChangelog, Output
 from processors.pipeline import Pipeline, PipelineConfig
 from processors.state import (
     ChangelogCheckpoints,
@@ -124,6 +124,10 @@ def register_agents(
         expiry_index=rocksdb,
         cache_entries=proc.rocksdb_cache_entries,
     )
+    # dedup marks reach their changelog only after the effects they guard (HeldChangelog)
+    marks = HeldChangelog(tables.seen.changelog_emit, output.flush)
+    tables.seen.changelog_emit = marks
+    app.flush_hooks.append(marks.release)
     if rocksdb:  # after output.flush: only delivered offsets are written
         app.checkpoints = ChangelogCheckpoints(tables, output)
         app.flush_hooks.append(app.checkpoints.persist)

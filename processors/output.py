@@ -22,7 +22,7 @@ from interlock.kafka import produce
 from interlock.serializers import registry_client
 from interlock.settings import Settings
 
-__all__ = ["Codecs", "DeliveryFailedError", "Output"]
+__all__ = ["Codecs", "DeliveryFailedError", "HeldChangelog", "Output"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,45 @@ class Output:
     async def flush(self) -> None:
         """:meth:`flush_sync` off the event loop (Faust's pre-commit hook)."""
         await asyncio.to_thread(self.flush_sync)
+
+
+class HeldChangelog:
+    """Changelog records held back until the outputs queued before them are durable.
+
+    A dedup mark (the ``seen`` table) says an event was acted on. Produced at once, a mark
+    could reach its changelog before the effects it guards reached theirs (other topics,
+    batches delivered independently); a worker killed in between left the mark and lost the
+    effect, and the event, read again by the next owner, was dropped as a duplicate: accounts
+    never merged, their quotes parked for good (tests/processors/test_crash_rebalance.py).
+    Held records are emitted by :meth:`release`, a pre-commit hook that runs after the outputs'
+    flush, and flushed in turn before Faust commits the offsets. A worker killed before then
+    loses only marks: its events are acted on again, with the same deterministic event ids.
+    The table itself is written at once, so dedup within the running worker is unchanged.
+    """
+
+    def __init__(self, emit: Callable[..., None], flush: Callable[[], Any]) -> None:
+        self._emit = emit
+        self._flush = flush
+        self._held: list[tuple[Any, ...]] = []
+
+    def __call__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Any = None,
+        partition: int | None = None,
+    ) -> None:
+        self._held.append((topic, key, value, headers, partition))
+
+    async def release(self) -> None:
+        """Emit the held records in order and make them durable (raises as the flush does)."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        for record in held:
+            self._emit(*record)
+        await self._flush()
 
 
 class Codecs:
