@@ -135,15 +135,9 @@ class HeldChangelog:
         self._flush = flush
         self._held: list[tuple[Any, ...]] = []
 
-    def __call__(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Any = None,
-        partition: int | None = None,
-    ) -> None:
-        self._held.append((topic, key, value, headers, partition))
+    def __call__(self, *record: Any) -> None:
+        """Hold one record: the arguments ``emit`` takes (topic, key, value, headers, partition)."""
+        self._held.append(record)
 
     async def release(self) -> None:
         """Emit the held records in order and make them durable (raises as the flush does)."""

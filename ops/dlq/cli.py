@@ -176,8 +176,8 @@ class DlqCommands:
         conf = s.kafka.librdkafka()
         filt = self.where(reason, since, until, key, None)
         audit = read_audit(conf, s.dlq.audit_topic, s.dlq.purge_topic)
-        topics: dict[str, Any] = (
-            {normalise_topic(topic): None} if topic else dict(list_dlq_topics(conf))
+        topics: dict[str, list[int] | None] = (
+            {normalise_topic(topic): None} if topic else {**list_dlq_topics(conf)}
         )
         end = filt.until or datetime.now(UTC)
         rows = [
