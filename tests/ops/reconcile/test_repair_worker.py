@@ -35,15 +35,34 @@ def _records(env: ProcessorsEnv) -> list[dict[str, Any]]:
     return [json.loads(v) for _, v, _ in env.read_all(env.topics.reconciliation) if v is not None]
 
 
+def _wait_json(
+    env: ProcessorsEnv,
+    topic: str,
+    predicate: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 60,
+) -> list[dict[str, Any]]:
+    """Re-read ``topic`` as JSON until ``predicate`` holds; fail with what was read if not."""
+
+    def parsed(raw: list[Any]) -> list[dict[str, Any]]:
+        return [json.loads(r.value) for r in raw if r.value]
+
+    records = parsed(env.wait_for_raw(topic, lambda raw: predicate(parsed(raw)), timeout))
+    assert predicate(records), records
+    return records
+
+
 def _wait_records(
     env: ProcessorsEnv, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 60
 ) -> list[dict[str, Any]]:
-    records = env.wait_for_raw(
-        env.topics.reconciliation,
-        lambda raw: predicate([json.loads(r.value) for r in raw if r.value]),
-        timeout,
+    return _wait_json(env, env.topics.reconciliation, predicate, timeout)
+
+
+def _wait_decision(env: ProcessorsEnv, decision: str, event_id: str) -> None:
+    _wait_json(
+        env,
+        env.topics.audit,
+        lambda rs: any(r["decision"] == decision and r["event_id"] == event_id for r in rs),
     )
-    return [json.loads(r.value) for r in records if r.value]
 
 
 def _of(records: list[dict[str, Any]], record: str, kind: str) -> list[dict[str, Any]]:
@@ -71,7 +90,11 @@ def test_drift_found_reported_and_repaired_once(
     env.send(t.account, account_event("a1"), account_event("a2"))
     env.send(t.quote, quote_event("q1", "a1"), quote_event("q2", "a2"))
     env.wait_for(t.create_order, lambda events: len(events) == 2, timeout=90)
-    env.send(t.shipment, shipment_event("a2", "erp-order-2", "SO-2", "T2"))
+    shipment = shipment_event("a2", "erp-order-2", "SO-2", "T2")
+    env.send(t.shipment, shipment)
+    # The worker reads the shipment and order topics in no fixed order: read first, the order
+    # would name SO-2 and the shipment would be written back as it should, with no drift.
+    _wait_decision(env, "ignored", shipment.event_id)
     env.send(t.order, erp_order_event("o2", "a2", "q2", status="CONFIRMED", number="SO-2"))
 
     missing, unreported = "RECON_ORDER_MISSING", "RECON_FULFILMENT_NOT_REPORTED"
