@@ -168,6 +168,10 @@ def _order_note(d: Mapping[str, Any]) -> str:
     )
 
 
+def _rounds(figures: Any) -> str:
+    return " / ".join(f"{x:.0f}" for x in figures or []) + " µs"
+
+
 def inprocess_section(d: Mapping[str, Any]) -> Section:
     s = Section("inprocess", "Pipeline in process: cost per quote vs the baseline revision")
     label = f"baseline revision {d.get('baseline_rev')}"
@@ -175,13 +179,21 @@ def inprocess_section(d: Mapping[str, Any]) -> Section:
     s.rows.append(Row("µs per quote record", new, "µs", label, base))
     s.rows.append(Row("quote records/s on one core", 1e6 / new, "quotes/s", label, 1e6 / base,
                       INPROCESS_TARGET))  # fmt: skip
+    if "new_median_us_per_quote" in d:
+        s.rows.append(Row("µs per quote record, median of the rounds",
+                          d["new_median_us_per_quote"], "µs", label,
+                          d["baseline_median_us_per_quote"]))  # fmt: skip
     s.rows.append(Row("output records per quote record", d.get("new_outputs_per_quote"), "",
                       label, d.get("baseline_outputs_per_quote")))  # fmt: skip
+    best = "best" if "new_median_us_per_quote" in d else "median"
     s.notes.append(
         f"{d.get('quotes'):,} accepted quotes of 2 to 5 lines over {d.get('accounts'):,} accounts "
         f"and {d.get('duplicates'):,} redeliveries; every command read back as the worker does; "
-        f"dict tables, no broker; median of {d.get('repeats')} repeats after a warm-up, median "
-        f"of {d.get('rounds')} alternated rounds per tree"
+        f"dict tables, no broker; CPU time of the process; {d.get('repeats')} repeats after a "
+        f"warm-up in each of {d.get('rounds')} rounds, the trees alternated; the ratio compares "
+        f"each tree's {best} repeat (a slower repeat is the shared host's interference, as "
+        "`timeit` advises), the medians are shown beside it; per round (median of its repeats), "
+        f"baseline {_rounds(d.get('baseline_rounds'))}, this tree {_rounds(d.get('new_rounds'))}"
     )
     return s
 
