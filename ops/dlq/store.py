@@ -8,7 +8,6 @@ never only up to a ListOffsets answer (short of the end on Tansu after batched p
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -28,8 +27,6 @@ __all__ = [
     "read_topic",
     "topic_partitions",
 ]
-
-log = logging.getLogger(__name__)
 
 
 def _reader(conf: Mapping[str, Any]) -> Consumer:
@@ -96,12 +93,9 @@ def read_topic(
     """Every record of ``topic`` from its start to its true end, per partition in order
     (``partitions``: the topic's, when the caller has just asked the broker; else asked here).
 
-    The read (also one of nothing) is checked against the watermarks asked for again once it is
-    over: a partition whose high watermark is then past what was read (written meanwhile, or
-    the first answer was short) is read on from there, at most ``_READS`` times in all. A
-    partition read as empty that then holds records is logged as a warning. (The empty reads
-    CI once saw were records deleted by time retention, not the reader: a dead-letter topic
-    must keep its records forever, as the catalog makes it; see ``tests.conftest.make_topic``.)
+    A dead-letter topic must keep its records forever, as the catalog makes it: under a time
+    retention the broker deletes dead letters of old records, and a read then finds them gone
+    (see ``tests.conftest.make_topic``).
 
     Raises:
         TimeoutError: the end was not reached within ``timeout`` seconds.
@@ -110,61 +104,23 @@ def read_topic(
     parts = list(partitions) if partitions is not None else topic_partitions(conf, topic)
     if not parts:
         return []
-    records: list[RawRecord] = []
-    starts: dict[int, int] = {}  # partition -> the next offset to read (absent: its start)
     marks = _reader(conf)
     try:
-        asked = first = {p: _watermarks(marks, topic, p, timeout) for p in parts}
-        for attempt in range(_READS):
-            highs = {p: high for p, (low, high) in asked.items() if high > starts.get(p, low)}
-            if attempt and not highs:
-                break
-            if attempt:
-                empty = {p: highs[p] for p in highs if starts[p] <= first[p][0]}
-                (log.warning if empty else log.info)(
-                    "%s: read to %s; its high watermarks are now %s (read as empty: %s); "
-                    "reading on",
-                    topic,
-                    starts,
-                    highs,
-                    empty or "none",
-                )
-            if highs:
-                _read_to(conf, topic, highs, starts, records, deadline, on_record)
-            for p, (low, _) in asked.items():
-                starts.setdefault(p, low)
-            left = max(deadline - time.monotonic(), 1.0)
-            asked = {p: _watermarks(marks, topic, p, left) for p in parts}
+        watermarks = {p: _watermarks(marks, topic, p, timeout) for p in parts}
     finally:
         marks.close()
-    return records
-
-
-_READS = 3
-"""Passes of one ``read_topic``: the read, then up to two more when the watermarks moved."""
-
-
-def _read_to(
-    conf: Mapping[str, Any],
-    topic: str,
-    highs: Mapping[int, int],
-    starts: dict[int, int],
-    records: list[RawRecord],
-    deadline: float,
-    on_record: Callable[[int], None] | None,
-) -> None:
-    """Read each partition of ``highs`` from ``starts`` (or its beginning) to its true end;
-    ``starts`` is left at the next offset of each partition read."""
+    highs = {p: high for p, (low, high) in watermarks.items() if high > low}
+    if not highs:
+        return []
     pending = set(highs)
-    delivered = {p: starts[p] for p in pending if p in starts}
+    records: list[RawRecord] = []
+    delivered: dict[int, int] = {}
     consumer = _reader(conf)
     try:
-        consumer.assign(
-            [TopicPartition(topic, p, starts.get(p, OFFSET_BEGINNING)) for p in sorted(pending)]
-        )
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)])
         while pending:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{topic}: end not reached in time")
+                raise TimeoutError(f"{topic}: end not reached in {timeout:.0f}s")
             for msg in consumer.consume(1000, 0.2):
                 partition = msg.partition() or 0
                 err = msg.error()
@@ -180,7 +136,7 @@ def _read_to(
                     on_record(1)
     finally:
         consumer.close()
-    starts.update(delivered)
+    return records
 
 
 def _at_end(
