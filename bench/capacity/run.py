@@ -3,9 +3,13 @@
 For each embedded broker (Apache Kafka, then Tansu, same run), a short search over offered
 rates: from ``--start`` (Tansu: from Kafka's highest rate kept up divided by 1.5), doubling
 while a rate passes, halving while every rate tried failed (down to ``MIN_RATE``), then
-bisecting between the highest that passed and the lowest that failed, until ``--runs`` runs or
-its share of ``--budget`` is spent: each broker gets an equal share of what the brokers
-before it left, and stops when its next run (as long as its longest) would not fit in it.
+bisecting between the highest that passed and the lowest that failed. The brokers' searches
+are interleaved: each next run goes to the broker whose bracket (lowest fail over highest pass)
+is widest, so that both capacities are known to the same resolution when ``--budget`` is
+spent (no run starts that would not fit, as long as the longest so far), each broker stops at
+``--runs`` runs or once its bracket is narrower than ``RESOLUTION``. A search that took its
+share one broker after the other left the first broker a coarse bracket and gave the rest of
+the budget to the second, and the ratio of their highest passes compared two resolutions.
 Runs are bounded: a run is stopped ``SETTLE_S`` after its drain. Every run starts a fresh
 stack and broker, and generates for ``--warmup`` seconds before its measured ``--window``
 (``bench.capacity.stack``); both brokers get the same warm-up and window. A rate passes when
@@ -23,11 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,7 +40,7 @@ from bench.capacity.criteria import LATENCY_LIMIT_S, SENT_SHARE, passed
 from bench.capacity.stack import BrokerKind, run_stack
 from bench.harness import write_result
 
-__all__ = ["MIN_RATE", "first_rate", "next_rate", "search", "time_left"]
+__all__ = ["MIN_RATE", "Search", "first_rate", "next_rate", "pick", "search", "time_left", "width"]
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "capacity.json"
@@ -73,56 +78,111 @@ def first_rate(done: Sequence[dict[str, Any]], start: float) -> float:
     return max(MIN_RATE, round(best / RATIO_TARGET, -1)) if best else start
 
 
-def time_left(spent: float, walls: Sequence[float], share_s: float) -> bool:
-    """Whether one more run, as long as the longest in ``walls``, fits in this broker's
-    ``share_s`` seconds after ``spent``."""
-    return spent + max(walls, default=0.0) <= share_s
+def time_left(spent: float, walls: Sequence[float], budget_s: float) -> bool:
+    """Whether one more run, as long as the longest in ``walls``, fits in ``budget_s`` seconds
+    after ``spent``."""
+    return spent + max(walls, default=0.0) <= budget_s
+
+
+def width(passes: Sequence[float], fails: Sequence[float]) -> float:
+    """How far a search is from its answer: the lowest fail above the highest pass over that
+    pass (infinite while either is missing)."""
+    best = max(passes, default=None)
+    above = min((f for f in fails if best is None or f > best), default=None)
+    if best is None or above is None:
+        return math.inf
+    return (above - best) / best
+
+
+class Search:
+    """The runs of one broker and the rate it would try next."""
+
+    def __init__(self, broker: BrokerKind, start: float, runs: int) -> None:
+        self.broker = broker
+        self.start = start
+        self.most = runs
+        self.done: list[dict[str, Any]] = []
+
+    def _rates(self, passed: bool) -> list[float]:
+        return [r["offered_per_s"] for r in self.done if r["passed"] is passed]
+
+    def next_rate(self) -> float | None:
+        if len(self.done) >= self.most:
+            return None
+        if not self.done:
+            return self.start
+        return next_rate(self._rates(True), self._rates(False))
+
+    def width(self) -> float:
+        return width(self._rates(True), self._rates(False))
+
+    def summary(self, seconds: float) -> dict[str, Any]:
+        passes = [r for r in self.done if r["passed"]]
+        best = max(passes, key=lambda r: r["offered_per_s"], default=None)
+        above = [f for f in self._rates(False) if best is None or f > best["offered_per_s"]]
+        return {
+            "broker": self.broker,
+            "runs": self.done,
+            "best_offered_per_s": best["offered_per_s"] if best else None,
+            "best_sent_per_s": best.get("sent_per_s") if best else None,
+            "lowest_fail_per_s": min(above, default=None),
+            "floor_per_s": MIN_RATE,
+            "seconds": round(seconds, 1),
+        }
+
+
+def pick(searches: Sequence[Search]) -> Search | None:
+    """The search the next run goes to: the widest bracket that still has a rate to try, the
+    first broker on a tie (and first of all: a later broker's first rate follows from it)."""
+    ready = [s for s in searches if s.next_rate() is not None]
+    if not ready:
+        return None
+    if not searches[0].done:
+        return searches[0]
+    return max(ready, key=lambda s: (s.width(), -searches.index(s)))
 
 
 def search(
-    broker: BrokerKind,
+    brokers: Sequence[BrokerKind],
     start: float,
     runs: int,
-    share_s: float,
+    budget_s: float,
     warmup: float,
     window: float,
     drain: float,
-) -> dict[str, Any]:
-    """The search on one broker: every run, the highest rate that passed and the lowest fail.
+    *,
+    follow: bool = True,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[dict[str, Any]]:
+    """The interleaved searches: each broker's runs, highest rate that passed and lowest fail.
 
-    ``share_s``: this broker's seconds, its share of what the searches before it left.
+    With ``follow``, a later broker's first rate is the first broker's highest rate kept up by
+    then divided by ``RATIO_TARGET`` (see :func:`first_rate`); else every broker starts at
+    ``start``.
     """
-    began = time.monotonic()
-    done: list[dict[str, Any]] = []
-    rate: float | None = start
-    while rate is not None and len(done) < runs:
-        print(f"-- {broker} at {rate:g} actions/s: {warmup:g} s warm-up, {window:g} s window",
-              flush=True)  # fmt: skip
-        run = run_stack(broker, rate, warmup, window, drain=drain)
+    began = clock()
+    searches = [Search(b, start, runs) for b in brokers]
+    spent = dict.fromkeys(brokers, 0.0)
+    walls: list[float] = []
+    while time_left(clock() - began, walls, budget_s):
+        chosen = pick(searches)
+        if chosen is None:
+            break
+        if follow and not chosen.done and chosen is not searches[0]:
+            chosen.start = first_rate([searches[0].summary(0.0)], start)
+        rate = chosen.next_rate()
+        assert rate is not None
+        print(f"-- {chosen.broker} at {rate:g} actions/s: {warmup:g} s warm-up, {window:g} s "
+              "window", flush=True)  # fmt: skip
+        run = run_stack(chosen.broker, rate, warmup, window, drain=drain)
         ok, why = passed(run)
         run.update(passed=ok, verdict=why)
-        done.append(run)
+        chosen.done.append(run)
+        walls.append(run["wall_s"])
+        spent[chosen.broker] += run["wall_s"]
         brief = {k: v for k, v in run.items() if k not in ("cpu", "handoff_by_flow")}
         print(json.dumps(brief), flush=True)
-        if not time_left(time.monotonic() - began, [r["wall_s"] for r in done], share_s):
-            break
-        rate = next_rate(
-            [r["offered_per_s"] for r in done if r["passed"]],
-            [r["offered_per_s"] for r in done if not r["passed"]],
-        )
-    passes = [r for r in done if r["passed"]]
-    best = max(passes, key=lambda r: r["offered_per_s"], default=None)
-    fails = [r["offered_per_s"] for r in done if not r["passed"]]
-    above = [f for f in fails if best is None or f > best["offered_per_s"]]
-    return {
-        "broker": broker,
-        "runs": done,
-        "best_offered_per_s": best["offered_per_s"] if best else None,
-        "best_sent_per_s": best.get("sent_per_s") if best else None,
-        "lowest_fail_per_s": min(above, default=None),
-        "floor_per_s": MIN_RATE,
-        "seconds": round(time.monotonic() - began, 1),
-    }
+    return [s.summary(spent[s.broker]) for s in searches]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -143,12 +203,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick:
         args.start, args.runs, args.warmup, args.window, args.drain = 200.0, 1, 3.0, 7.0, 3.0
     brokers = [cast(BrokerKind, b.strip()) for b in args.brokers.split(",") if b.strip()]
-    searches: list[dict[str, Any]] = []
-    for n, broker in enumerate(brokers):
-        start = first_rate(searches, args.start) if not args.quick else args.start
-        share = (args.budget - sum(s["seconds"] for s in searches)) / (len(brokers) - n)
-        found = search(broker, start, args.runs, share, args.warmup, args.window, args.drain)
-        searches.append(found)
+    searches = search(
+        brokers, args.start, args.runs, args.budget, args.warmup, args.window, args.drain,
+        follow=not args.quick,
+    )  # fmt: skip
     by = {s["broker"]: s for s in searches}
     kafka, tansu = by.get("kafka", {}), by.get("tansu", {})
     ratio = None
@@ -166,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "floor_per_s": MIN_RATE,
         "max_runs": args.runs,
         "budget_s": args.budget,
+        "search": "interleaved",
         "latency_limit_s": LATENCY_LIMIT_S,
         "sent_share": SENT_SHARE,
         "cpus": os.cpu_count(),

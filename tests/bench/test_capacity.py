@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from bench.capacity import run as capacity_run
 from bench.capacity.criteria import backlog_grew, floor_rise, lag_by_group, passed
 from bench.capacity.processes import cpu_by_service, machine_times, service_name
-from bench.capacity.run import first_rate, next_rate, time_left
+from bench.capacity.run import Search, first_rate, next_rate, pick, time_left, width
 from bench.capacity.stack import broker_slices, settled_lag, window_quantiles
 from bench.sections.stack import capacity_section
 from bench.sections.worker import quix_section
@@ -37,6 +38,56 @@ def test_search_keeps_halving_to_the_floor_while_every_rate_fails_then_bisects_u
         rate = next_rate([], [200.0, *fails])
     assert tried == [100.0, 50.0, 25.0]  # the floor is tried, nothing below it
     assert next_rate([50.0], [200.0, 100.0]) == 80.0  # a pass under a fail: bisect
+
+
+def test_a_bracket_is_as_wide_as_its_lowest_fail_over_its_highest_pass() -> None:
+    assert width([400.0], [800.0]) == 1.0
+    assert width([400.0, 600.0], [800.0, 1600.0]) == pytest.approx(1 / 3)
+    assert width([400.0], []) == float("inf")  # still doubling
+    assert width([], [200.0]) == float("inf")  # still halving
+
+
+def _searched(broker: str, rates: list[tuple[float, bool]]) -> Search:
+    found = Search(broker, 200.0, 6)  # type: ignore[arg-type]
+    found.done = [{"offered_per_s": rate, "passed": ok} for rate, ok in rates]
+    return found
+
+
+def test_the_next_run_goes_to_the_widest_bracket_the_first_broker_on_a_tie() -> None:
+    kafka = _searched("kafka", [(200.0, True), (400.0, True), (800.0, False)])
+    tansu = _searched("tansu", [(270.0, True), (540.0, False)])
+    assert pick([kafka, tansu]) is kafka  # both 1.0 wide
+    kafka.done.append({"offered_per_s": 600.0, "passed": True})
+    assert pick([kafka, tansu]) is tansu  # Kafka's is now a third wide
+    assert pick([_searched("kafka", []), _searched("tansu", [])]).broker == "kafka"  # type: ignore[union-attr]
+    assert pick([_searched("kafka", [(200.0, True), (220.0, False)])]) is None  # resolved
+
+
+def test_the_searches_take_turns_so_both_capacities_are_known_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    capacity = {"kafka": 650.0, "tansu": 500.0}
+    clock = [0.0]
+    order: list[tuple[str, float]] = []
+
+    def fake_run(broker: str, rate: float, *_: Any, **__: Any) -> dict[str, Any]:
+        order.append((broker, rate))
+        clock[0] += 100.0
+        return {"offered_per_s": rate, "sent_per_s": rate, "wall_s": 100.0,
+                "ok": rate <= capacity[broker]}  # fmt: skip
+
+    monkeypatch.setattr(capacity_run, "run_stack", fake_run)
+    monkeypatch.setattr(capacity_run, "passed", lambda r: (r["ok"], "stub"))
+    kafka, tansu = capacity_run.search(
+        ["kafka", "tansu"], 200.0, 6, 660.0, 50.0, 15.0, 3.0, clock=lambda: clock[0]
+    )
+    # Kafka to its first fail; Tansu from Kafka's best / 1.5 to its first fail; then the wider
+    # bracket (a tie: the first broker); a 7th run of 100 s would not fit in 660 s
+    assert order == [("kafka", 200.0), ("kafka", 400.0), ("kafka", 800.0), ("tansu", 270.0),
+                     ("tansu", 540.0), ("kafka", 600.0)]  # fmt: skip
+    assert (kafka["best_offered_per_s"], kafka["lowest_fail_per_s"]) == (600.0, 800.0)
+    assert (tansu["best_offered_per_s"], tansu["lowest_fail_per_s"]) == (270.0, 540.0)
+    assert (kafka["seconds"], tansu["seconds"]) == (400.0, 200.0)
 
 
 def test_a_broker_runs_again_only_while_its_longest_run_fits_in_its_share() -> None:
