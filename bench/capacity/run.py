@@ -1,6 +1,6 @@
 """Capacity of the stack: the highest ``up --simulate`` rate it keeps up with, on Kafka and Tansu.
 
-For each embedded broker (Apache Kafka, then Tansu, same run), a short search over offered
+For each embedded broker (Apache Kafka and Tansu, same run), a short search over offered
 rates: from ``--start`` (Tansu: from Kafka's highest rate kept up divided by 1.5), doubling
 while a rate passes, halving while every rate tried failed (down to ``MIN_RATE``), then
 bisecting between the highest that passed and the lowest that failed. The brokers' searches
