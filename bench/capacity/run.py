@@ -116,7 +116,8 @@ class Search:
     def width(self) -> float:
         return width(self._rates(True), self._rates(False))
 
-    def summary(self, seconds: float) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """Its runs, the highest rate that passed, the lowest fail above it, its runs' time."""
         passes = [r for r in self.done if r["passed"]]
         best = max(passes, key=lambda r: r["offered_per_s"], default=None)
         above = [f for f in self._rates(False) if best is None or f > best["offered_per_s"]]
@@ -127,7 +128,7 @@ class Search:
             "best_sent_per_s": best.get("sent_per_s") if best else None,
             "lowest_fail_per_s": min(above, default=None),
             "floor_per_s": MIN_RATE,
-            "seconds": round(seconds, 1),
+            "seconds": round(sum(r["wall_s"] for r in self.done), 1),
         }
 
 
@@ -137,7 +138,7 @@ def pick(searches: Sequence[Search]) -> Search | None:
     ready = [s for s in searches if s.next_rate() is not None]
     if not ready:
         return None
-    if not searches[0].done:
+    if not searches[0].done and searches[0] in ready:
         return searches[0]
     return max(ready, key=lambda s: (s.width(), -searches.index(s)))
 
@@ -162,14 +163,12 @@ def search(
     """
     began = clock()
     searches = [Search(b, start, runs) for b in brokers]
-    spent = dict.fromkeys(brokers, 0.0)
-    walls: list[float] = []
-    while time_left(clock() - began, walls, budget_s):
+    while time_left(clock() - began, [r["wall_s"] for s in searches for r in s.done], budget_s):
         chosen = pick(searches)
         if chosen is None:
             break
         if follow and not chosen.done and chosen is not searches[0]:
-            chosen.start = first_rate([searches[0].summary(0.0)], start)
+            chosen.start = first_rate([searches[0].summary()], start)
         rate = chosen.next_rate()
         assert rate is not None
         print(f"-- {chosen.broker} at {rate:g} actions/s: {warmup:g} s warm-up, {window:g} s "
@@ -178,11 +177,9 @@ def search(
         ok, why = passed(run)
         run.update(passed=ok, verdict=why)
         chosen.done.append(run)
-        walls.append(run["wall_s"])
-        spent[chosen.broker] += run["wall_s"]
         brief = {k: v for k, v in run.items() if k not in ("cpu", "handoff_by_flow")}
         print(json.dumps(brief), flush=True)
-    return [s.summary(spent[s.broker]) for s in searches]
+    return [s.summary() for s in searches]
 
 
 def main(argv: Sequence[str] | None = None) -> None:

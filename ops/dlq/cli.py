@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -176,8 +176,8 @@ class DlqCommands:
         conf = s.kafka.librdkafka()
         filt = self.where(reason, since, until, key, None)
         audit = read_audit(conf, s.dlq.audit_topic, s.dlq.purge_topic)
-        topics: dict[str, list[int] | None] = (
-            {normalise_topic(topic): None} if topic else {**list_dlq_topics(conf)}
+        topics: Mapping[str, list[int] | None] = (
+            {normalise_topic(topic): None} if topic else list_dlq_topics(conf)
         )
         end = filt.until or datetime.now(UTC)
         rows = [

@@ -93,9 +93,9 @@ def read_topic(
     """Every record of ``topic`` from its start to its true end, per partition in order
     (``partitions``: the topic's, when the caller has just asked the broker; else asked here).
 
-    A dead-letter topic must keep its records forever, as the catalog makes it: under a time
-    retention the broker deletes dead letters of old records, and a read then finds them gone
-    (see ``tests.conftest.make_topic``).
+    A dead-letter topic must keep its records forever, as the catalog makes it
+    (``contracts.topics``): a dead letter keeps its original record's timestamp, so under a
+    time retention the broker deletes the letters of old records, and a read finds them gone.
 
     Raises:
         TimeoutError: the end was not reached within ``timeout`` seconds.
