@@ -14,11 +14,14 @@ from contracts.yamlfile import read_yaml
 __all__ = [
     "CATALOG_PATH",
     "CLOCK_SUFFIX",
+    "DLQ_PREFIX",
     "TopicCatalog",
     "TopicSpec",
+    "dead_letter_spec",
     "dlq_topic",
     "load_catalog",
     "retry_topic",
+    "spec_for_name",
 ]
 
 CATALOG_PATH = Path(__file__).with_name("topics.yaml")
@@ -28,9 +31,12 @@ per partition, so a record is nearly always in flight on it. It carries no work,
 readers leave it out."""
 
 
+DLQ_PREFIX = "dlq."
+
+
 def dlq_topic(topic: str) -> str:
     """The dead-letter topic of ``topic``."""
-    return f"dlq.{topic}"
+    return f"{DLQ_PREFIX}{topic}"
 
 
 def retry_topic(topic: str, attempt: int) -> str:
@@ -99,18 +105,30 @@ def _expand(spec: TopicSpec) -> list[TopicSpec]:
             )
         )
     if spec.dead_letter:
-        out.append(
-            TopicSpec(
-                name=dlq_topic(spec.name),
-                partitions=spec.partitions,
-                retention_ms=-1,
-                key=spec.key,
-                contract=spec.contract,
-                dead_letter=False,
-                derived_from=spec.name,
-            )
-        )
+        out.append(dead_letter_spec(spec))
     return out
+
+
+def dead_letter_spec(source: TopicSpec) -> TopicSpec:
+    """The ``dlq.`` companion of ``source``: kept forever, since a dead letter keeps its original
+    record's timestamp and time retention would delete old ones as soon as they land."""
+    return TopicSpec(
+        name=dlq_topic(source.name),
+        partitions=source.partitions,
+        retention_ms=-1,
+        key=source.key,
+        contract=source.contract,
+        dead_letter=False,
+        derived_from=source.name,
+    )
+
+
+def spec_for_name(name: str) -> TopicSpec:
+    """The spec a topic outside the catalog gets from its name alone: a ``dlq.`` name is the
+    dead-letter companion of the rest, any other name a plain topic with the defaults."""
+    if name.startswith(DLQ_PREFIX):
+        return dead_letter_spec(TopicSpec(name=name.removeprefix(DLQ_PREFIX)))
+    return TopicSpec(name=name)
 
 
 def load_catalog(path: Path | None = None) -> TopicCatalog:

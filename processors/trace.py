@@ -27,6 +27,7 @@ from rich.table import Table
 from contracts.identity import crm_event_id
 from contracts.models import Envelope
 from contracts.serde import make_deserializer
+from contracts.topics import DLQ_PREFIX, dlq_topic
 from interlock.kafka import make_admin, true_end_offsets
 from interlock.settings import Settings
 from processors.domain.quotes import order_id_for
@@ -234,7 +235,7 @@ def journey(
             continue
         hop = _event_hop(record, event)
         reason = record.header(_DLQ_REASON)
-        if record.topic.startswith("dlq.") or reason is not None:
+        if record.topic.startswith(DLQ_PREFIX) or reason is not None:
             hop = Hop(
                 hop.at,
                 record.topic,
@@ -336,7 +337,7 @@ def trace_topics(settings: Settings, topics: ProcessorTopics) -> list[str]:
         topics.shipment,
         topics.invoice,
     ]
-    dead = [f"dlq.{t}" for t in crossed if f"dlq.{t}" in metadata.topics]
+    dead = [dlq_topic(t) for t in crossed if dlq_topic(t) in metadata.topics]
     return [*raw, *crossed, *dead, topics.audit]
 
 

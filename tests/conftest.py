@@ -19,6 +19,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from contracts.topics import spec_for_name
 from interlock.apache_kafka import KafkaBroker
 from interlock.broker import BrokerKind, BrokerProcess
 from interlock.kafka import true_end_offsets
@@ -117,15 +118,17 @@ def admin(settings: Settings) -> AdminClient:
 
 
 @pytest.fixture
-def make_topic(admin: AdminClient) -> Callable[..., str]:
+def make_topic(admin: AdminClient, settings: Settings) -> Callable[..., str]:
     """Create a topic with a unique name: ``make_topic(partitions=1, prefix="t", config=None)``.
 
-    A ``dlq.*`` topic keeps its records forever (``retention.ms=-1``), as the catalog makes
-    every dead-letter topic (``contracts.topics``): a dead letter keeps its original record's
-    timestamp, and the tests' originals are stamped 1970, so under the broker's default
-    retention its retention check (30 s after start, then every 5 minutes) deleted them in the
-    middle of a test (the empty dead-letter reads CI saw).
+    Its configuration is what the catalog gives a topic of its name (``spec_for_name``), as
+    provisioning sets it, and ``config`` on top: a ``dlq.*`` topic keeps its records forever
+    like every dead-letter topic. (Under time retention the broker's check, 30 s after start
+    and then every 5 minutes, deleted the tests' dead letters, whose originals are stamped
+    1970, in the middle of a test: the empty dead-letter reads CI once saw.)
     """
+
+    retention_ms = settings.topics.retention_ms
 
     def factory(
         partitions: int = 1,
@@ -134,8 +137,7 @@ def make_topic(admin: AdminClient) -> Callable[..., str]:
         name: str | None = None,
     ) -> str:
         topic = name or f"{prefix}.{uuid.uuid4().hex[:12]}"
-        kept = {"retention.ms": "-1"} if topic.startswith("dlq.") else {}
-        conf = {"cleanup.policy": "delete", **kept, **(config or {})}
+        conf = {**spec_for_name(topic).config(retention_ms), **(config or {})}
         futures = admin.create_topics([NewTopic(topic, partitions, 1, config=conf)])
         for future in futures.values():
             future.result(timeout=30)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from contracts.topics import dlq_topic
+from contracts.topics import DLQ_PREFIX, dlq_topic
 from interlock.deadletter import DLQ_HEADER_PREFIX
 from interlock.records import Header, RawRecord
 
@@ -40,7 +40,7 @@ def coordinate(topic: str, partition: int, offset: int) -> str:
 
 def normalise_topic(name: str) -> str:
     """``dlq.<t>`` as given, or ``<t>`` completed to its dead-letter topic."""
-    return name if name.startswith("dlq.") else dlq_topic(name)
+    return name if name.startswith(DLQ_PREFIX) else dlq_topic(name)
 
 
 def parse_time(text: str, now: datetime) -> datetime:
@@ -118,7 +118,7 @@ class DeadLetter:
             failed_at = None
         if failed_at is None and record.timestamp_ms is not None:
             failed_at = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
-        fallback = record.topic.removeprefix("dlq.")
+        fallback = record.topic.removeprefix(DLQ_PREFIX)
         return cls(
             record=record,
             reason=found.get("reason", "UNKNOWN"),

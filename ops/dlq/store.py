@@ -16,6 +16,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from contracts.topics import DLQ_PREFIX
 from interlock.records import RawRecord
 from ops.dlq.model import DeadLetter
 
@@ -78,7 +79,7 @@ def list_dlq_topics(conf: Mapping[str, Any], timeout: float = 10.0) -> dict[str,
     return {
         name: sorted(meta.partitions)
         for name, meta in sorted(topics.items())
-        if name.startswith("dlq.") and meta.error is None and meta.partitions
+        if name.startswith(DLQ_PREFIX) and meta.error is None and meta.partitions
     }
 
 

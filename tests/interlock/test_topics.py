@@ -13,7 +13,7 @@ import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from contracts.errors import ConfigError
-from contracts.topics import load_catalog
+from contracts.topics import load_catalog, spec_for_name
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +106,19 @@ def test_every_dead_letter_topic_of_the_shipped_catalog_is_kept_forever() -> Non
     assert dead_letter_topics
     for topic in dead_letter_topics:
         assert topic.config(default_retention_ms=7 * 24 * 3600 * 1000)["retention.ms"] == "-1"
+
+
+def test_a_topic_outside_the_catalog_gets_the_config_of_its_kind_by_name() -> None:
+    """Tests make their topics through this rule, so they cannot drift from production's."""
+    week = 7 * 24 * 3600 * 1000
+    catalog = load_catalog()
+    quote_dlq = catalog.get("dlq.canonical.quote.v1")
+    assert spec_for_name("dlq.canonical.quote.v1").config(week) == quote_dlq.config(week)
+    assert spec_for_name("dlq.test.abc").config(week) == {
+        "cleanup.policy": "delete",
+        "retention.ms": "-1",
+    }
+    assert spec_for_name("test.abc").config(week) == {
+        "cleanup.policy": "delete",
+        "retention.ms": str(week),
+    }
