@@ -49,11 +49,14 @@ __all__ = [
 
 MAPPER_GROUP = "interlock-webhook-mapper"
 RAW_TOPICS = ("raw.crm.hubspot", "raw.crm.standard")
-LANDING_LINGER_MS = 2
+LANDING_LINGER_MS = 1
 """The landing producer's linger: every sender waits for its record's acknowledgement, so a
 linger is added to every answer and, with a given number of sender connections, bounds the
 requests answered per second; under load records still share produce requests, gathered while
-the earlier ones are in flight. (``kafka.linger_ms`` is tuned for stages that do not wait.)"""
+the earlier ones are in flight. (``kafka.linger_ms`` is tuned for stages that do not wait.)
+At 2 ms, 64 senders left the event loop idle a fifth of the time, all of them waiting for
+acknowledgements; at 0 a produce request carries a record or two and the broker and librdkafka's
+threads take the cores (``bench.webhooks``; docs/performance/notes.md)."""
 
 
 def make_serializers(settings: Settings) -> dict[str, EventSerializer]:
