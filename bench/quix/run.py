@@ -4,11 +4,16 @@ The input (accounts, then a burst of accepted quotes) and the measurement (quote
 command's append time - first quote's append time), latency from append times) are those of
 ``bench.quote_to_order``; the Quix app is ``bench.quix.app``, which does the Pipeline's work
 per event (event-id dedup, account merge, quote decision, commercial policy gate, order state,
-an audit record per decision). The three run one after the other on one broker, each on its
-own topics. When Quix Streams is missing or cannot run against the broker, the reason is
-recorded in bench/results/quix.json instead of failing. Prints a Markdown table.
+an audit record per decision). After a warm-up burst on a throw-away Faust worker (not
+measured: a fresh JVM broker is slower until it has compiled its hot paths), the three run
+``--rounds`` times each in ABBA order on one broker (2 rounds: Faust, Quix, plain, plain, Quix,
+Faust), each run on its own topics, so that a host that drifts over the minutes of the run
+favours none of them; a variant's figure is all its runs' quotes over all their seconds, as in
+``bench.quote_to_order``. Each run also reports its process's CPU per quote. When Quix Streams
+is missing or cannot run against the broker, the reason is recorded in bench/results/quix.json
+instead of failing. Prints a Markdown table.
 
-    python -m bench.quix.run [--quotes N] [--accounts M] [--store rocksdb://]
+    python -m bench.quix.run [--quotes N] [--accounts M] [--store rocksdb://] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import kafka_bootstrap, write_result
+from bench.quote_to_order.bursts import abba, combine, peak_rss_mb, process_cpu_s
 from interlock.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,26 +97,32 @@ def _run_quix(bootstrap: str, quotes: int, accounts: int, tmp: Path) -> dict[str
         line = app.stdout.readline().strip()
         if line != b"ready":
             raise RuntimeError(f"Quix app did not start (exit {app.poll()}); see {log.name}")
+        cpu_before = process_cpu_s([app.pid])
         q2o._produce(bootstrap, topics, quotes, accounts)
         q2o._wait(lambda: q2o._count(bootstrap, topics.create_order) >= quotes, 300, "quix orders")
         # one decision per input record: the audit is complete once it holds as many
         q2o._wait(lambda: q2o._count(bootstrap, topics.audit) >= quotes + accounts, 60, "audit")
+        cpu_s = process_cpu_s([app.pid]) - cpu_before
+        peak_mb = peak_rss_mb([app.pid])
     finally:
         app.terminate()
         app.wait(60)
         log.close()
     measured: dict[str, Any] = q2o._measure(bootstrap, topics)["burst"]
     measured["audit_records"] = q2o._count(bootstrap, topics.audit)
+    measured["cpu_us_per_quote"] = round(cpu_s / quotes * 1e6)
+    measured["peak_rss_mb"] = peak_mb
     return measured
 
 
-def run(quotes: int, accounts: int, store: str) -> dict[str, Any]:
-    """All three on one broker; a result with ``status`` ok, or the reason it could not run."""
+def run(quotes: int, accounts: int, store: str, rounds: int = 2) -> dict[str, Any]:
+    """All three on one broker, ABBA; a result with ``status`` ok, or why it could not run."""
     result: dict[str, Any] = {
         "benchmark": "quix",
         "quotes": quotes,
         "accounts": accounts,
         "store": store,
+        "rounds": rounds,
         "target_faust_vs_quix": TARGET_FAUST_VS_QUIX,
         "quix_does": list(DOES),
         "quix_omits": list(OMITS),
@@ -125,22 +137,49 @@ def run(quotes: int, accounts: int, store: str) -> dict[str, Any]:
 
     tmp = ROOT / ".interlock" / "bench" / "quix"
     tmp.mkdir(parents=True, exist_ok=True)
+    order = abba(["faust", "quix", "plain"], rounds)
+    result["order"] = order
+    bursts: dict[str, list[dict[str, Any]]] = {"faust": [], "quix": [], "plain": []}
+    positions: dict[str, list[int]] = {"faust": [], "quix": [], "plain": []}
     with kafka_bootstrap() as bootstrap:
-        result["plain_confluent_loop"] = q2o.run_plain(bootstrap, quotes, accounts)
         try:
-            faust = q2o.run_faust(bootstrap, quotes, accounts, tmp, store=store)
-            result["faust_worker"] = faust["burst"]
-        except Exception as exc:  # Quix's figures still count; the section says what failed
-            result["faust_error"] = f"{type(exc).__name__}: {exc}"
-        try:
-            result["quix_streams"] = _run_quix(bootstrap, quotes, accounts, tmp)
-        except Exception as exc:
-            return {**result, "status": "unsupported", "reason": f"{type(exc).__name__}: {exc}"}
+            warm = q2o.run_faust(bootstrap, quotes, accounts, tmp, store=store)["burst"]
+            result["warm_up"] = {"quotes": quotes, "events_per_s": warm["events_per_s"]}
+        except Exception as exc:  # the measured Faust runs will say it again, or not
+            result["warm_up"] = {"quotes": quotes, "error": f"{type(exc).__name__}: {exc}"}
+        for position, variant in enumerate(order, 1):
+            if variant == "faust" and "faust_error" in result:
+                continue
+            try:
+                if variant == "plain":
+                    burst = q2o.run_plain(bootstrap, quotes, accounts)
+                elif variant == "faust":
+                    burst = q2o.run_faust(bootstrap, quotes, accounts, tmp, store=store)["burst"]
+                else:
+                    burst = _run_quix(bootstrap, quotes, accounts, tmp)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                if variant == "quix":
+                    return {**result, "status": "unsupported", "reason": reason}
+                if variant == "plain":
+                    raise
+                # Quix's figures still count; the section says what failed
+                result["faust_error"] = reason
+                continue
+            bursts[variant].append(burst)
+            positions[variant].append(position)
     result["status"] = "ok"
-    quix = result["quix_streams"]["events_per_s"]
-    result["quix_vs_plain"] = round(quix / result["plain_confluent_loop"]["events_per_s"], 3)
-    if "faust_worker" in result:
-        result["faust_vs_quix"] = round(result["faust_worker"]["events_per_s"] / quix, 3)
+    result["plain_confluent_loop"] = combine(bursts["plain"], positions["plain"])
+    quix = combine(bursts["quix"], positions["quix"])
+    quix["audit_records"] = min(b["audit_records"] for b in bursts["quix"])
+    result["quix_streams"] = quix
+    result["quix_vs_plain"] = round(
+        quix["events_per_s"] / result["plain_confluent_loop"]["events_per_s"], 3
+    )
+    if "faust_error" not in result:
+        faust = combine(bursts["faust"], positions["faust"])
+        result["faust_worker"] = faust
+        result["faust_vs_quix"] = round(faust["events_per_s"] / quix["events_per_s"], 3)
     return result
 
 
@@ -153,8 +192,13 @@ def main() -> None:
         default=load_settings().processors.store,
         help="the Faust worker's table store (default: INTERLOCK_PROCESSORS__STORE's)",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="runs of each of Faust, Quix and the plain loop, ABBA"
+    )
     args = parser.parse_args()
-    result = run(args.quotes, args.accounts, args.store)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    result = run(args.quotes, args.accounts, args.store, args.rounds)
     write_result(RESULTS, result)
     from bench.sections.worker import quix_section
 

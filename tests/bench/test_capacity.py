@@ -309,3 +309,22 @@ def test_quix_section_says_when_the_faust_run_failed() -> None:
     assert "| Faust worker, 1 process | - | Quix Streams 3.0 |" in md
     assert "not measured" in md
     assert "**the Faust worker's run failed**: TimeoutError: faust ready" in md
+
+
+def test_quix_section_lists_the_abba_runs_and_compares_cpu_per_quote() -> None:
+    doc = {"status": "ok", "quixstreams": "3.0", "quotes": 1000, "accounts": 200, "rounds": 2,
+           "order": ["faust", "quix", "plain", "plain", "quix", "faust"],
+           "quix_streams": {"events_per_s": 4000, "cpu_us_per_quote": 200,
+                            "runs": [{"position": 2, "events_per_s": 4100},
+                                     {"position": 5, "events_per_s": 3900}]},
+           "faust_worker": {"events_per_s": 3000, "cpu_us_per_quote": 300,
+                            "runs": [{"position": 1, "events_per_s": 2900},
+                                     {"position": 6, "events_per_s": 3100}]},
+           "plain_confluent_loop": {"events_per_s": 8000,
+                                    "runs": [{"position": 3, "events_per_s": 8000},
+                                             {"position": 4, "events_per_s": 8000}]}}  # fmt: skip
+    md = quix_section(doc).markdown()
+    assert "| Faust worker: CPU per quote | 300 µs | Quix Streams 3.0 | 200 µs | 1.50x |" in md
+    assert "2 runs of each in this order: faust, quix, plain, plain, quix, faust (ABBA" in md
+    assert ("each run: #1 Faust 2,900/s, #2 Quix 4,100/s, #3 plain loop 8,000/s, "
+            "#4 plain loop 8,000/s, #5 Quix 3,900/s, #6 Faust 3,100/s") in md  # fmt: skip
