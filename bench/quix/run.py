@@ -6,8 +6,8 @@ command's append time - first quote's append time), latency from append times) a
 per event (event-id dedup, account merge, quote decision, commercial policy gate, order state,
 an audit record per decision). After a warm-up burst on a throw-away Faust worker (not
 measured: a fresh JVM broker is slower until it has compiled its hot paths), the three run
-``--rounds`` times each in ABBA order on one broker (2 rounds: Faust, Quix, plain, plain, Quix,
-Faust), each run on its own topics, so that a host that drifts over the minutes of the run
+``--rounds`` times each in ABBA order on one broker (Faust, Quix, plain, plain, Quix, Faust,
+...), each run on its own topics, so that a host that drifts over the minutes of the run
 favours none of them; a variant's figure is all its runs' quotes over all their seconds, as in
 ``bench.quote_to_order``. Each run also reports its process's CPU per quote. When Quix Streams
 is missing or cannot run against the broker, the reason is recorded in bench/results/quix.json
@@ -115,7 +115,7 @@ def _run_quix(bootstrap: str, quotes: int, accounts: int, tmp: Path) -> dict[str
     return measured
 
 
-def run(quotes: int, accounts: int, store: str, rounds: int = 2) -> dict[str, Any]:
+def run(quotes: int, accounts: int, store: str, rounds: int = 4) -> dict[str, Any]:
     """All three on one broker, ABBA; a result with ``status`` ok, or why it could not run."""
     result: dict[str, Any] = {
         "benchmark": "quix",
@@ -193,7 +193,7 @@ def main() -> None:
         help="the Faust worker's table store (default: INTERLOCK_PROCESSORS__STORE's)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=2, help="runs of each of Faust, Quix and the plain loop, ABBA"
+        "--rounds", type=int, default=4, help="runs of each of Faust, Quix and the plain loop, ABBA"
     )
     args = parser.parse_args()
     if args.rounds < 1:
