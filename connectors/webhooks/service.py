@@ -54,9 +54,9 @@ LANDING_LINGER_MS = 1
 linger is added to every answer and, with a given number of sender connections, bounds the
 requests answered per second; under load records still share produce requests, gathered while
 the earlier ones are in flight. (``kafka.linger_ms`` is tuned for stages that do not wait.)
-At 2 ms, 64 senders left the event loop idle a fifth of the time, all of them waiting for
-acknowledgements; at 0 a produce request carries a record or two and the broker and librdkafka's
-threads take the cores (``bench.webhooks``; docs/performance/notes.md)."""
+At 2 ms the event loop sat idle whenever all of a bench's senders were waiting for their
+acknowledgements; at 0 a produce request carries a record or two and the broker and
+librdkafka's threads take the cores (``bench.webhooks``; docs/performance/notes.md)."""
 
 
 def make_serializers(settings: Settings) -> dict[str, EventSerializer]:
