@@ -10,6 +10,7 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from contracts.errors import ConfigError, Reason
+from interlock.collector import tune_collector
 from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
 from interlock.kafka import list_topics, make_admin, make_producer
@@ -17,7 +18,6 @@ from interlock.metrics import new_registry, serve_metrics
 from interlock.settings import Settings
 from processors.agents import register_agents
 from processors.app import InterlockApp, create_app, run_worker
-from processors.collector import tune_collector
 from processors.domain.copartition import copartition_problem
 from processors.stall import install_stall_watchdog
 from processors.state import keep_tables_after_clean_stop

@@ -22,6 +22,7 @@ from connectors.cdc.mapper import CdcMapper
 from connectors.cdc.postgres import PostgresSource, PostgresSourceConfig
 from connectors.cdc.spec import annotate_lines, load_mapping_dir
 from contracts.errors import ConfigError, InterlockError
+from interlock.collector import tune_collector
 from interlock.commandline import require_kafka, stop_on_signals
 from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
@@ -127,6 +128,7 @@ def cdc(
         raise typer.Exit(2) from None
     endpoint = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
     stop = stop_on_signals()
+    tune_collector(settings.gc_young_threshold)
     try:
         stage.run(stop)
     except ConfigError as exc:  # the broker refused our access (KafkaAccessError): not retried
@@ -188,6 +190,7 @@ def postgres(
         raise typer.Exit(2) from None
     endpoint = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
     stop = stop_on_signals()
+    tune_collector(settings.gc_young_threshold)
     try:
         if needs_snapshot:
             with Progress(

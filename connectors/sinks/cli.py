@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from interlock.collector import tune_collector
 from interlock.commandline import command_settings, require_kafka, stop_on_signals
 from interlock.instruments import Instruments
 from interlock.metrics import new_registry, serve_metrics
@@ -19,6 +20,7 @@ def sinks_command() -> None:
     metrics = serve_metrics(registry, settings.metrics.host, settings.metrics.port)
     stop = stop_on_signals()
     loop, client = build_sink_loop(settings, instruments)
+    tune_collector(settings.gc_young_threshold)
     try:
         run_sinks(loop, client, stop)
     finally:

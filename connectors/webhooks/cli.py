@@ -54,7 +54,10 @@ def webhooks_command(
         mapper_thread.start()
     ignore_signals_after_uvicorn()
     server = receiver_server(
-        app, host or settings.webhooks.host, settings.webhooks.port if port is None else port
+        app,
+        host or settings.webhooks.host,
+        settings.webhooks.port if port is None else port,
+        settings.gc_young_threshold,
     )
     health.on_dead(lambda: setattr(server, "should_exit", True))
     try:

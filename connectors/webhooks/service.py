@@ -9,7 +9,6 @@ failure; both report into one :class:`~connectors.webhooks.health.ServiceHealth`
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from connectors.webhooks.landing import Landing
 from connectors.webhooks.mapping_stage import SeenSet, WebhookMapper, canonical_topic
 from connectors.webhooks.supervision import MapperSupervisor
 from contracts import EventSerializer
+from interlock.collector import YOUNG_THRESHOLD, tune_collector
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer, subscribe
 from interlock.retry import FailureRouter
@@ -107,14 +107,17 @@ def build_receiver(
     return app, landing
 
 
-def receiver_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
+def receiver_server(
+    app: Starlette, host: str, port: int, young_threshold: int = YOUNG_THRESHOLD
+) -> uvicorn.Server:
     """The receiver's HTTP server: uvloop, the httptools parser, no access log, no lifespan.
 
     Loop and parser are named rather than left to uvicorn's ``auto``, so a missing C extension
     fails at start instead of quietly serving on asyncio and h11; no line is logged per request.
     Everything built until now (settings, clients, the app, imported modules) lives as long as
-    the process, so it is frozen out of the garbage collector: the collections that requests'
-    garbage triggers no longer walk it every time.
+    the process, so it is frozen out of the garbage collector, and the young generation is
+    collected every ``young_threshold`` allocations (``interlock.collector``): the collections
+    that requests' garbage triggers no longer walk it every time.
     """
     config = uvicorn.Config(
         app,
@@ -127,8 +130,7 @@ def receiver_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
         lifespan="off",
         server_header=False,
     )
-    gc.collect()
-    gc.freeze()
+    tune_collector(young_threshold)
     return uvicorn.Server(config)
 
 

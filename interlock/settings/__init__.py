@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from interlock.collector import YOUNG_THRESHOLD
 from interlock.settings.connectors import (
     CdcSettings,
     HubSpotWebhookSettings,
@@ -105,6 +106,14 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every service."
+    )
+    gc_young_threshold: int = Field(
+        default=YOUNG_THRESHOLD,
+        ge=0,
+        description="Allocations between young-generation collections of the garbage collector "
+        "of the webhook receiver, the sinks, the CDC stages and the simulator; their start-up "
+        "heap is frozen too (0: Python's defaults, nothing frozen). The worker has its own, "
+        "processors.gc_young_threshold.",
     )
     conventional_bootstrap: str | None = Field(
         default=None,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from interlock.collector import YOUNG_THRESHOLD
+
 __all__ = [
     "DlqSettings",
     "ProcessorSettings",
@@ -98,7 +100,7 @@ class ProcessorSettings(BaseModel):
         "the worker exit with status 4 for its supervisor to restart it (0: never).",
     )
     gc_young_threshold: int = Field(
-        default=50_000,
+        default=YOUNG_THRESHOLD,
         ge=0,
         description="Allocations between young-generation collections of the worker's garbage "
         "collector; the start-up heap is frozen too (0: Python's defaults, nothing frozen).",

@@ -173,6 +173,7 @@ def simulate(
     """Run the simulation (subcommand ``check`` evaluates a finished run)."""
     if ctx.invoked_subcommand is not None:
         return
+    from interlock.collector import tune_collector
     from interlock.commandline import stack_settings
     from interlock.kafka import make_producer
     from ops.simulator.drift import DriftMix
@@ -258,6 +259,7 @@ def simulate(
         + (f" · drift injected, one case per {drift_every} quotes" if drift else "")
         + (" · cases decided by a seeded desk" if deciding else "")
     )
+    tune_collector(settings.gc_young_threshold)
     try:
         sim.run(stop)
     finally:

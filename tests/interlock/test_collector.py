@@ -1,4 +1,4 @@
-"""The worker's collector tuning: frozen start-up heap, rarer young collections, or nothing."""
+"""A service's collector tuning: frozen start-up heap, rarer young collections, or nothing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from processors.collector import OLDER_THRESHOLDS, tune_collector
+from interlock.collector import OLDER_THRESHOLDS, tune_collector
 
 pytestmark = pytest.mark.unit
 
@@ -48,3 +48,15 @@ def test_zero_keeps_pythons_collector() -> None:
     assert not tune_collector(0)
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.usefixtures("restored")
+def test_the_webhook_receivers_server_tunes_the_collector_as_configured() -> None:
+    from starlette.applications import Starlette
+
+    from connectors.webhooks.service import receiver_server
+
+    gc.unfreeze()
+    receiver_server(Starlette(), "127.0.0.1", 0, 12_345)
+    assert gc.get_threshold() == (12_345, *OLDER_THRESHOLDS)
+    assert gc.get_freeze_count() > 1000
