@@ -7,10 +7,10 @@ start (settings, clients, imported modules) for its whole life; Python's thresho
 one a pause of ~80 ms that every record in flight waited for. Collecting once and freezing the
 start-up heap (it is never garbage) and collecting the young generation every 50,000
 allocations made it 4-5 young collections and no full one (~80 ms in all); offered a steady
-3,000 quotes/s, the worker's p99 went from 155-161 ms to 95-115 ms. In ``up --simulate 800``
-the other services spent 4-9 % of their CPU collecting (the simulator's full collections
-160 ms each, the sinks' 89 ms); tuned alike, the simulator's collections took a quarter of
-the time, the receiver's and the sinks' about half.
+3,000 quotes/s, the worker's p99 went from 155-161 ms to 95-115 ms. Timed with a
+``gc.callbacks`` probe in ``up --simulate``, the other long-running services collected as
+often, and their full collections paused them as long; tuned alike, they collect in a fraction
+of the time.
 """
 
 from __future__ import annotations

@@ -337,7 +337,7 @@ def trace_topics(settings: Settings, topics: ProcessorTopics) -> list[str]:
         topics.shipment,
         topics.invoice,
     ]
-    dead = [dlq_topic(t) for t in crossed if dlq_topic(t) in metadata.topics]
+    dead = [d for d in map(dlq_topic, crossed) if d in metadata.topics]
     return [*raw, *crossed, *dead, topics.audit]
 
 

@@ -13,7 +13,7 @@ favours none of them; a variant's figure is all its runs' quotes over all their 
 is missing or cannot run against the broker, the reason is recorded in bench/results/quix.json
 instead of failing. Prints a Markdown table.
 
-    python -m bench.quix.run [--quotes N] [--accounts M] [--store rocksdb://] [--rounds 2]
+    python -m bench.quix.run [--quotes N] [--accounts M] [--store rocksdb://] [--rounds 4]
 """
 
 from __future__ import annotations

@@ -150,17 +150,11 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
         f"the search: from {d.get('start_per_s', 0):,.0f}/s, doubling while a rate is kept up, "
         "halving while none is"
         + (f" (down to {floor:,.0f}/s)" if floor else "")
-        + ", then bisecting between the highest kept up and the lowest not; "
-        + (
-            "the brokers' searches take turns, each next run going to the broker whose bracket "
-            "(lowest fail over highest pass) is widest, so that both are known to the same "
-            f"resolution when the budget ({d.get('budget_s', 0):,.0f} s) is spent; no run starts "
-            "that would not fit in it"
-            if d.get("search") == "interleaved"
-            else f"each broker gets an equal share of the budget ({d.get('budget_s', 0):,.0f} s, "
-            "what Kafka leaves goes to Tansu) and stops when its next run would not fit"
-        )
-        + "; a run is stopped 10 s after its drain, and fails if the groups' lag has not come "
+        + ", then bisecting between the highest kept up and the lowest not; the brokers' "
+        "searches take turns, each next run going to the broker whose bracket (lowest fail over "
+        "highest pass) is widest, so that both are known to the same resolution when the budget "
+        f"({d.get('budget_s', 0):,.0f} s) is spent; no run starts that would not fit in it"
+        "; a run is stopped 10 s after its drain, and fails if the groups' lag has not come "
         "back down by then; Tansu's first rate is Kafka's highest rate kept up divided by the "
         "ratio target, so that its first run tells on which side of the target the ratio falls"
     )

@@ -233,30 +233,24 @@ def quix_section(d: Mapping[str, Any]) -> Section:
         s.notes.append(f"the Quix app does, per event: {does.rstrip(';')}")
     for omitted in d.get("quix_omits", []):
         s.notes.append(f"the Quix app omits {omitted}")
-    if d.get("order"):
-        s.notes.append(
-            f"same broker, same input; {d.get('rounds')} runs of each in this order: "
-            f"{', '.join(d['order'])} (ABBA: each has the same mean position, so a host that "
-            "drifts over the minutes of the run favours none), after a warm-up burst on a "
-            "throw-away Faust worker; a row's events/s is all its runs' quotes over all their "
-            "seconds, its latency and CPU per quote their median; events/s = quotes / (last "
-            "command's append time - first quote's append time); CPU per quote: the process's "
-            "CPU (/proc) from the first quote produced to the last output counted"
+    s.notes.append(
+        f"same broker, same input; {d.get('rounds')} runs of each in this order: "
+        f"{', '.join(d.get('order', []))} (ABBA: each has the same mean position, so a host "
+        "that drifts over the minutes of the run favours none), after a warm-up burst on a "
+        "throw-away Faust worker; a row's events/s is all its runs' quotes over all their "
+        "seconds, its latency and CPU per quote their median; events/s = quotes / (last "
+        "command's append time - first quote's append time); CPU per quote: the process's "
+        "CPU (/proc) from the first quote produced to the last output counted"
+    )
+    runs = [(name, r) for name, k in (("Faust", faust), ("Quix", q), ("plain loop", plain))
+            if k for r in k.get("runs", [])]  # fmt: skip
+    if runs:
+        listed = ", ".join(
+            f"#{r['position']} {name} {r['events_per_s']:,}/s"
+            for name, r in sorted(runs, key=lambda x: x[1]["position"])
+            if r.get("events_per_s") is not None
         )
-        runs = [(name, r) for name, k in (("Faust", faust), ("Quix", q), ("plain loop", plain))
-                if k for r in k.get("runs", [])]  # fmt: skip
-        if runs:
-            listed = ", ".join(
-                f"#{r['position']} {name} {r['events_per_s']:,}/s"
-                for name, r in sorted(runs, key=lambda x: x[1]["position"])
-                if r.get("events_per_s") is not None
-            )
-            s.notes.append(f"each run: {listed}")
-    else:
-        s.notes.append(
-            "same broker, same input, one after the other in the same run; events/s = quotes "
-            "/ (last command's append time - first quote's append time)"
-        )
+        s.notes.append(f"each run: {listed}")
     s.notes += [str(n) for n in d.get("notes", [])]
     return s
 

@@ -40,7 +40,7 @@ def every_end_offset(admin: AdminClient, settings: Settings) -> dict[tuple[str, 
 
 
 def test_list_show_and_stats_count_exactly_and_decode_through_contracts(
-    dlq: DlqRun, dlq_settings: Settings, mixed: str
+    dlq: DlqRun, mixed: str
 ) -> None:
     listed = dlq("list", "--json")
     assert listed.exit_code == 0, listed.output
