@@ -5,8 +5,9 @@ rates: from ``--start`` (Tansu: from Kafka's highest rate kept up divided by 1.5
 while a rate passes, halving while every rate tried failed (down to ``MIN_RATE``), then
 bisecting between the highest that passed and the lowest that failed. The brokers' searches
 are interleaved: each next run goes to the broker whose bracket (lowest fail over highest pass)
-is widest, so that both capacities are known to the same resolution when ``--budget`` is
-spent (no run starts that would not fit, as long as the longest so far), each broker stops at
+is widest (on a tie, to the one with fewer runs), so that both capacities are known to the
+same resolution when ``--budget`` is spent (no run starts that would not fit, as long as the
+longest so far), each broker stops at
 ``--runs`` runs or once its bracket is narrower than ``RESOLUTION``. A search that took its
 share one broker after the other left the first broker a coarse bracket and gave the rest of
 the budget to the second, and the ratio of their highest passes compared two resolutions.
@@ -18,8 +19,8 @@ backlog built up (``bench.capacity.criteria``). Each run reports the CPU of ever
 simulator and the broker included) in µs per action, and where the machine's cores went.
 Writes bench/results/capacity.json.
 
-    python -m bench.capacity.run [--brokers kafka,tansu] [--start 200] [--runs 6]
-        [--warmup 50] [--window 15] [--budget 660]
+    python -m bench.capacity.run [--brokers kafka,tansu] [--start 600] [--runs 6]
+        [--warmup 50] [--window 15] [--budget 800]
     python -m bench.capacity.run --quick      # one 10 s run at 200/s per broker
 """
 
@@ -133,14 +134,17 @@ class Search:
 
 
 def pick(searches: Sequence[Search]) -> Search | None:
-    """The search the next run goes to: the widest bracket that still has a rate to try, the
-    first broker on a tie (and first of all: a later broker's first rate follows from it)."""
+    """The search the next run goes to: the widest bracket that still has a rate to try; on a
+    tie the one with fewer runs, then the first broker (and first of all: a later broker's first
+    rate follows from it). Brackets tie while both searches are still doubling (both infinitely
+    wide): they take turns then too, or the first broker would keep the turn until its first
+    fail and spend the budget on its doubling."""
     ready = [s for s in searches if s.next_rate() is not None]
     if not ready:
         return None
     if not searches[0].done and searches[0] in ready:
         return searches[0]
-    return max(ready, key=lambda s: (s.width(), -searches.index(s)))
+    return max(ready, key=lambda s: (s.width(), -len(s.done), -searches.index(s)))
 
 
 def search(
@@ -185,14 +189,14 @@ def search(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--brokers", default="kafka,tansu", help="embedded brokers, in order")
-    parser.add_argument("--start", type=float, default=200.0, help="first rate, actions/s")
+    parser.add_argument("--start", type=float, default=600.0, help="first rate, actions/s")
     parser.add_argument("--runs", type=int, default=6, help="most runs per broker")
     parser.add_argument(
         "--warmup", type=float, default=50.0, help="seconds of load before the window"
     )
     parser.add_argument("--window", type=float, default=15.0, help="seconds measured per run")
     parser.add_argument("--drain", type=float, default=3.0)
-    parser.add_argument("--budget", type=float, default=660.0, help="seconds for all brokers")
+    parser.add_argument("--budget", type=float, default=800.0, help="seconds for all brokers")
     parser.add_argument("--quick", action="store_true", help="one 10 s run at 200/s per broker")
     args = parser.parse_args(argv)
     # bench.run stops a benchmark that runs over its time with SIGTERM: unwind, stopping the stack

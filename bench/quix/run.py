@@ -7,11 +7,12 @@ per event (event-id dedup, account merge, quote decision, commercial policy gate
 an audit record per decision). After a warm-up burst on a throw-away Faust worker (not
 measured: a fresh JVM broker is slower until it has compiled its hot paths), the three run
 ``--rounds`` times each in ABBA order on one broker (Faust, Quix, plain, plain, Quix, Faust,
-...), each run on its own topics, so that a host that drifts over the minutes of the run
-favours none of them; a variant's figure is all its runs' quotes over all their seconds, as in
-``bench.quote_to_order``. Each run also reports its process's CPU per quote. When Quix Streams
-is missing or cannot run against the broker, the reason is recorded in bench/results/quix.json
-instead of failing. Prints a Markdown table.
+...), each run on its own topics and once the machine is quiet after the run before
+(``bench.quote_to_order.bursts.settle``), so that a host that drifts over the minutes of the
+run favours none of them and no run pays for the one before; a variant's figure is all its
+runs' quotes over all their seconds, as in ``bench.quote_to_order``. Each run also reports its
+process's CPU per quote. When Quix Streams is missing or cannot run against the broker, the
+reason is recorded in bench/results/quix.json instead of failing. Prints a Markdown table.
 
     python -m bench.quix.run [--quotes N] [--accounts M] [--store rocksdb://] [--rounds 4]
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import kafka_bootstrap, write_result
-from bench.quote_to_order.bursts import abba, combine, peak_rss_mb, process_cpu_s
+from bench.quote_to_order.bursts import abba, alternate, combine, peak_rss_mb, process_cpu_s
 from interlock.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,10 @@ NOTES = [
     "the Quix run's topics are created with retention.ms set explicitly: Quix derives its "
     "changelog config from it and Tansu's DescribeConfigs returns only configs set at creation",
 ]
+
+
+class _QuixError(Exception):
+    """Quix Streams could not run against the broker: the result says so instead of figures."""
 
 
 def _create_topics(admin: Any, topics: Any, partitions: int) -> None:
@@ -139,35 +144,33 @@ def run(quotes: int, accounts: int, store: str, rounds: int = 4) -> dict[str, An
     tmp.mkdir(parents=True, exist_ok=True)
     order = abba(["faust", "quix", "plain"], rounds)
     result["order"] = order
-    bursts: dict[str, list[dict[str, Any]]] = {"faust": [], "quix": [], "plain": []}
-    positions: dict[str, list[int]] = {"faust": [], "quix": [], "plain": []}
+
+    def burst(variant: str) -> dict[str, Any] | None:
+        if variant == "plain":
+            return q2o.run_plain(bootstrap, quotes, accounts)
+        if variant == "quix":
+            try:
+                return _run_quix(bootstrap, quotes, accounts, tmp)
+            except Exception as exc:
+                raise _QuixError(f"{type(exc).__name__}: {exc}") from exc
+        if "faust_error" in result:
+            return None
+        try:
+            return q2o.run_faust(bootstrap, quotes, accounts, tmp, store=store)["burst"]
+        except Exception as exc:  # Quix's figures still count; the section says what failed
+            result["faust_error"] = f"{type(exc).__name__}: {exc}"
+            return None
+
     with kafka_bootstrap() as bootstrap:
         try:
             warm = q2o.run_faust(bootstrap, quotes, accounts, tmp, store=store)["burst"]
             result["warm_up"] = {"quotes": quotes, "events_per_s": warm["events_per_s"]}
         except Exception as exc:  # the measured Faust runs will say it again, or not
             result["warm_up"] = {"quotes": quotes, "error": f"{type(exc).__name__}: {exc}"}
-        for position, variant in enumerate(order, 1):
-            if variant == "faust" and "faust_error" in result:
-                continue
-            try:
-                if variant == "plain":
-                    burst = q2o.run_plain(bootstrap, quotes, accounts)
-                elif variant == "faust":
-                    burst = q2o.run_faust(bootstrap, quotes, accounts, tmp, store=store)["burst"]
-                else:
-                    burst = _run_quix(bootstrap, quotes, accounts, tmp)
-            except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-                if variant == "quix":
-                    return {**result, "status": "unsupported", "reason": reason}
-                if variant == "plain":
-                    raise
-                # Quix's figures still count; the section says what failed
-                result["faust_error"] = reason
-                continue
-            bursts[variant].append(burst)
-            positions[variant].append(position)
+        try:
+            bursts, positions = alternate(order, burst)
+        except _QuixError as failed:
+            return {**result, "status": "unsupported", "reason": str(failed)}
     result["status"] = "ok"
     result["plain_confluent_loop"] = combine(bursts["plain"], positions["plain"])
     quix = combine(bursts["quix"], positions["quix"])

@@ -50,7 +50,13 @@ from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from bench.harness import broker_label, kafka_bootstrap, write_result  # noqa: E402
-from bench.quote_to_order.bursts import abba, combine, peak_rss_mb, process_cpu_s  # noqa: E402
+from bench.quote_to_order.bursts import (  # noqa: E402
+    abba,
+    alternate,
+    combine,
+    peak_rss_mb,
+    process_cpu_s,
+)
 from contracts import decode, encode  # noqa: E402
 from interlock.broker import free_port  # noqa: E402
 from interlock.kafka import true_end_offsets  # noqa: E402
@@ -391,32 +397,27 @@ def main() -> None:
     other_store = args.compare_store if args.compare_store != args.store else ""
     variants = ["default", *(["other"] if other_store else []), "plain"]
     order = abba(variants, args.rounds)
-    bursts: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
-    positions: dict[str, list[int]] = {v: [] for v in variants}
     one: dict[str, dict[str, Any]] = {}
+
+    def burst(variant: str) -> dict[str, Any]:
+        nonlocal one
+        if variant == "plain":
+            return run_plain(bootstrap, args.quotes, args.accounts)
+        if variant == "other":
+            return run_faust(bootstrap, args.quotes, args.accounts, tmp, store=other_store)["burst"]
+        if not one:  # the first run of the default store also takes the steady loads
+            one = run_faust(bootstrap, args.quotes, args.accounts, tmp, rates=rates,
+                            steady_s=args.steady_s, store=args.store)  # fmt: skip
+            return one["burst"]
+        return run_faust(bootstrap, args.quotes, args.accounts, tmp, store=args.store)["burst"]
+
     with kafka_bootstrap() as bootstrap:
         warm_up = None
         if warm_up_quotes > 0:
             warm_up = run_faust(bootstrap, warm_up_quotes, args.accounts, tmp, store=args.store)[
                 "burst"
             ]
-        for position, variant in enumerate(order, 1):
-            if variant == "plain":
-                burst = run_plain(bootstrap, args.quotes, args.accounts)
-            elif variant == "other":
-                burst = run_faust(bootstrap, args.quotes, args.accounts, tmp, store=other_store)[
-                    "burst"
-                ]
-            elif not one:  # the first run of the default store also takes the steady loads
-                one = run_faust(bootstrap, args.quotes, args.accounts, tmp, rates=rates,
-                                steady_s=args.steady_s, store=args.store)  # fmt: skip
-                burst = one["burst"]
-            else:
-                burst = run_faust(bootstrap, args.quotes, args.accounts, tmp, store=args.store)[
-                    "burst"
-                ]
-            bursts[variant].append(burst)
-            positions[variant].append(position)
+        bursts, positions = alternate(order, burst)
         two = None
         two_error = None
         if not args.no_scaling:

@@ -152,7 +152,8 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
         + (f" (down to {floor:,.0f}/s)" if floor else "")
         + ", then bisecting between the highest kept up and the lowest not; the brokers' "
         "searches take turns, each next run going to the broker whose bracket (lowest fail over "
-        "highest pass) is widest, so that both are known to the same resolution when the budget "
+        "highest pass) is widest (on a tie, such as while both are still doubling, to the one "
+        "with fewer runs), so that both are known to the same resolution when the budget "
         f"({d.get('budget_s', 0):,.0f} s) is spent; no run starts that would not fit in it"
         "; a run is stopped 10 s after its drain, and fails if the groups' lag has not come "
         "back down by then; Tansu's first rate is Kafka's highest rate kept up divided by the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bench.quote_to_order.bursts import QUIET_BUSY_SHARE, QUIET_MAX_S
 from bench.sections.targets import (
     FAUST_VS_QUIX_TARGET,
     INPROCESS_TARGET,
@@ -152,6 +153,7 @@ def _order_note(d: Mapping[str, Any]) -> str:
             f"#{r['position']} {r.get('events_per_s') or 0:,}/s, "
             f"{r.get('cpu_us_per_quote') or 0:,} µs"
             + (f", {r['peak_rss_mb']:,} MiB" if r.get("peak_rss_mb") is not None else "")
+            + _settled(r)
             for r in entry.get("runs") or []
         ]
         if figures:
@@ -164,8 +166,25 @@ def _order_note(d: Mapping[str, Any]) -> str:
         "CPU per quote their median; CPU per quote: the measured process's CPU (/proc) from the "
         "first quote produced to the last command read back, over the quotes; peak memory: the "
         "process's peak resident memory (VmHWM) over its start-up and the burst; each run "
-        f"(position, events/s, CPU per quote, peak memory): {' | '.join(runs)}"
+        f"(position, events/s, CPU per quote, peak memory): {' | '.join(runs)}" + _SETTLE_NOTE
     )
+
+
+_SETTLE_NOTE = (
+    f"; each run started once the machine's cores had been busy under "
+    f"{QUIET_BUSY_SHARE:.0%} over a second (waiting at most {QUIET_MAX_S:g} s), so that no run "
+    "pays for what the run before left behind (the broker cleaning its topics, a store "
+    "flushing); after each run's figures, how long it waited"
+)
+
+
+def _settled(run: Mapping[str, Any]) -> str:
+    """A run's wait for a quiet machine, as its list shows it (nothing if none is recorded)."""
+    settled = run.get("settled")
+    if not settled:
+        return ""
+    busy = f", {settled['busy_share']:.0%} busy" if settled.get("busy_share") is not None else ""
+    return f" (waited {settled['settle_s']:g} s{busy})"
 
 
 def _rounds(figures: Any) -> str:
@@ -246,11 +265,11 @@ def quix_section(d: Mapping[str, Any]) -> Section:
             if k for r in k.get("runs", [])]  # fmt: skip
     if runs:
         listed = ", ".join(
-            f"#{r['position']} {name} {r['events_per_s']:,}/s"
+            f"#{r['position']} {name} {r['events_per_s']:,}/s{_settled(r)}"
             for name, r in sorted(runs, key=lambda x: x[1]["position"])
             if r.get("events_per_s") is not None
         )
-        s.notes.append(f"each run: {listed}")
+        s.notes.append(f"each run: {listed}{_SETTLE_NOTE}")
     s.notes += [str(n) for n in d.get("notes", [])]
     return s
 

@@ -53,12 +53,18 @@ def _searched(broker: str, rates: list[tuple[float, bool]]) -> Search:
     return found
 
 
-def test_the_next_run_goes_to_the_widest_bracket_the_first_broker_on_a_tie() -> None:
+def test_the_next_run_goes_to_the_widest_bracket_then_the_fewest_runs_then_the_first() -> None:
     kafka = _searched("kafka", [(200.0, True), (400.0, True), (800.0, False)])
     tansu = _searched("tansu", [(270.0, True), (540.0, False)])
-    assert pick([kafka, tansu]) is kafka  # both 1.0 wide
+    assert pick([kafka, tansu]) is tansu  # both 1.0 wide: Tansu has had fewer runs
+    tansu.done.append({"offered_per_s": 400.0, "passed": True})
+    assert pick([kafka, tansu]) is kafka  # Tansu's is now 0.35 wide
     kafka.done.append({"offered_per_s": 600.0, "passed": True})
     assert pick([kafka, tansu]) is tansu  # Kafka's is now a third wide
+    doubling = [_searched("kafka", [(200.0, True)]), _searched("tansu", [(130.0, True)])]
+    assert pick(doubling) is doubling[0]  # both still doubling, as many runs: the first
+    doubling[0].done.append({"offered_per_s": 400.0, "passed": True})
+    assert pick(doubling) is doubling[1]  # both still doubling: the one with fewer runs
     assert pick([_searched("kafka", []), _searched("tansu", [])]).broker == "kafka"  # type: ignore[union-attr]
     assert pick([_searched("kafka", [(200.0, True), (220.0, False)])]) is None  # resolved
 
@@ -81,13 +87,14 @@ def test_the_searches_take_turns_so_both_capacities_are_known_alike(
     kafka, tansu = capacity_run.search(
         ["kafka", "tansu"], 200.0, 6, 660.0, 50.0, 15.0, 3.0, clock=lambda: clock[0]
     )
-    # Kafka to its first fail; Tansu from Kafka's best / 1.5 to its first fail; then the wider
-    # bracket (a tie: the first broker); a 7th run of 100 s would not fit in 660 s
-    assert order == [("kafka", 200.0), ("kafka", 400.0), ("kafka", 800.0), ("tansu", 270.0),
-                     ("tansu", 540.0), ("kafka", 600.0)]  # fmt: skip
-    assert (kafka["best_offered_per_s"], kafka["lowest_fail_per_s"]) == (600.0, 800.0)
-    assert (tansu["best_offered_per_s"], tansu["lowest_fail_per_s"]) == (270.0, 540.0)
-    assert (kafka["seconds"], tansu["seconds"]) == (400.0, 200.0)
+    # Tansu from Kafka's best so far / 1.5; the two take turns while both are doubling, then
+    # the wider bracket goes first (on a tie, the one with fewer runs; then the first broker);
+    # a 7th run of 100 s would not fit in 660 s
+    assert order == [("kafka", 200.0), ("tansu", 130.0), ("kafka", 400.0), ("tansu", 260.0),
+                     ("kafka", 800.0), ("tansu", 520.0)]  # fmt: skip
+    assert (kafka["best_offered_per_s"], kafka["lowest_fail_per_s"]) == (400.0, 800.0)
+    assert (tansu["best_offered_per_s"], tansu["lowest_fail_per_s"]) == (260.0, 520.0)
+    assert (kafka["seconds"], tansu["seconds"]) == (300.0, 300.0)
 
 
 def test_a_broker_runs_again_only_while_its_longest_run_fits_in_its_share() -> None:
@@ -319,7 +326,8 @@ def test_quix_section_lists_the_abba_runs_and_compares_cpu_per_quote() -> None:
                                      {"position": 5, "events_per_s": 3900}]},
            "faust_worker": {"events_per_s": 3000, "cpu_us_per_quote": 300,
                             "runs": [{"position": 1, "events_per_s": 2900},
-                                     {"position": 6, "events_per_s": 3100}]},
+                                     {"position": 6, "events_per_s": 3100,
+                                      "settled": {"settle_s": 14.0, "busy_share": 0.08}}]},
            "plain_confluent_loop": {"events_per_s": 8000,
                                     "runs": [{"position": 3, "events_per_s": 8000},
                                              {"position": 4, "events_per_s": 8000}]}}  # fmt: skip
@@ -327,4 +335,6 @@ def test_quix_section_lists_the_abba_runs_and_compares_cpu_per_quote() -> None:
     assert "| Faust worker: CPU per quote | 300 µs | Quix Streams 3.0 | 200 µs | 1.50x |" in md
     assert "2 runs of each in this order: faust, quix, plain, plain, quix, faust (ABBA" in md
     assert ("each run: #1 Faust 2,900/s, #2 Quix 4,100/s, #3 plain loop 8,000/s, "
-            "#4 plain loop 8,000/s, #5 Quix 3,900/s, #6 Faust 3,100/s") in md  # fmt: skip
+            "#4 plain loop 8,000/s, #5 Quix 3,900/s, #6 Faust 3,100/s (waited 14 s, 8% busy); "
+            "each run started once the machine's cores had been busy under 10% over a second "
+            "(waiting at most 60 s)") in md  # fmt: skip

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bench.quote_to_order.bursts import abba, combine
+from bench.capacity.processes import MachineTimes
+from bench.quote_to_order.bursts import abba, alternate, combine, settle
 from bench.report import build_sections, render_results
 from bench.sections.worker import quote_to_order_section
 from tests.bench.test_report import MACHINE
@@ -47,10 +48,59 @@ def test_combined_bursts_are_the_rate_of_the_whole_and_keep_each_run() -> None:
     assert combined["peak_rss_mb"] == 250.0
     assert combined["runs"] == [
         {"position": 1, "events_per_s": 1_000, "events_per_s_incl_read_back": 800,
-         "cpu_us_per_quote": 900, "peak_rss_mb": 200.0},
+         "cpu_us_per_quote": 900, "peak_rss_mb": 200.0, "settled": None},
         {"position": 6, "events_per_s": 250, "events_per_s_incl_read_back": 200,
-         "cpu_us_per_quote": 1_300, "peak_rss_mb": 300.0},
+         "cpu_us_per_quote": 1_300, "peak_rss_mb": 300.0, "settled": None},
     ]  # fmt: skip
+
+
+def _machine(busy_per_s: list[float]) -> Any:
+    """machine_times of a 2-core machine whose cores are busy ``busy_per_s[i]`` in second i."""
+    seconds = iter(range(len(busy_per_s) + 1))
+    totals = [0.0]
+    for busy in busy_per_s:
+        totals.append(totals[-1] + busy)
+
+    def times() -> MachineTimes:
+        i = next(seconds)
+        return MachineTimes(busy_s=totals[i], idle_s=2.0 * i - totals[i])
+
+    return times
+
+
+def test_settle_waits_until_the_machine_is_quiet_and_says_how_long() -> None:
+    slept: list[float] = []
+    times = _machine([1.6, 0.9, 0.3, 0.1, 1.9])  # 80%, 45%, 15%, 5% busy: quiet in the 4th
+    assert settle(times=times, sleep=slept.append) == {"settle_s": 4.0, "busy_share": 0.05}
+    assert slept == [1.0] * 4
+
+
+def test_settle_gives_up_after_its_longest_wait() -> None:
+    times = _machine([1.0] * 10)  # 50% busy throughout (other work on the machine)
+    assert settle(times=times, sleep=lambda _s: None, most_s=3.0) == {
+        "settle_s": 3.0,
+        "busy_share": 0.5,
+    }
+
+
+def test_alternate_runs_each_variant_after_a_settle_and_skips_what_its_runner_skips() -> None:
+    ran: list[str] = []
+    waits = iter(range(1, 10))
+
+    def run(variant: str) -> dict[str, Any] | None:
+        ran.append(variant)
+        return None if variant == "b" and ran.count("b") == 1 else {"variant": variant}
+
+    bursts, positions = alternate(
+        ["a", "b", "b", "a"], run, quiet=lambda: {"settle_s": float(next(waits))}
+    )
+    assert ran == ["a", "b", "b", "a"]
+    assert positions == {"a": [1, 4], "b": [3]}  # the first b was skipped
+    assert bursts["a"] == [
+        {"variant": "a", "settled": {"settle_s": 1.0}},
+        {"variant": "a", "settled": {"settle_s": 4.0}},
+    ]
+    assert bursts["b"] == [{"variant": "b", "settled": {"settle_s": 3.0}}]
 
 
 def test_a_run_without_a_rate_leaves_the_combined_rate_unknown() -> None:
