@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["broker_label", "kafka_bootstrap", "write_result"]
+__all__ = [
+    "HOST_SPREAD",
+    "broker_label",
+    "host_speed_caveat",
+    "kafka_bootstrap",
+    "speed_probe",
+    "write_result",
+]
+
+HOST_SPREAD = 0.25
+"""Probes that differ by more than this share of the fastest flag a host whose speed changed."""
 
 
 @contextmanager
@@ -41,3 +52,34 @@ def write_result(path: Path, result: Any) -> None:
     """Write a benchmark's result as indented JSON, creating its directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def speed_probe(tries: int = 5, loops: int = 200_000) -> float:
+    """Milliseconds a fixed pure-Python loop takes on one core, the best of ``tries``.
+
+    Taken just before a measured run on an otherwise quiet machine: the same code on the same
+    machine takes the same time unless the host gives this machine's cores less (a virtual
+    machine's host running something else, which steal time does not always show) or their
+    clock changed. Runs whose probes differ ran on hosts of different speed.
+    """
+    best = float("inf")
+    for _ in range(tries):
+        began = time.perf_counter()
+        total = 0
+        for i in range(loops):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - began)
+    return round(best * 1000, 2)
+
+
+def host_speed_caveat(probes: Sequence[float | None]) -> str | None:
+    """A warning when the runs' speed probes differ by more than :data:`HOST_SPREAD`."""
+    known = [p for p in probes if p]
+    if len(known) < 2 or max(known) <= min(known) * (1 + HOST_SPREAD):
+        return None
+    return (
+        f"**the host's speed changed between runs**: the speed probe (a fixed Python loop timed "
+        f"on the quiet machine just before each run, best of 5) took {min(known):.1f} to "
+        f"{max(known):.1f} ms, {max(known) / min(known):.2f}x; runs with a slower probe ran "
+        "on a slower host, so compare runs with like probes"
+    )

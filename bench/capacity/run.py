@@ -16,7 +16,8 @@ stack and broker, and generates for ``--warmup`` seconds before its measured ``-
 (``bench.capacity.stack``); both brokers get the same warm-up and window. A rate passes when
 the simulator sent at least 95% of it, the handoff p99 over the window is under 1 s and no
 backlog built up (``bench.capacity.criteria``). Each run reports the CPU of every service (the
-simulator and the broker included) in µs per action, and where the machine's cores went.
+simulator and the broker included) in µs per action, where the machine's cores went, and the
+host's speed probe taken just before it (``bench.harness.speed_probe``).
 Writes bench/results/capacity.json.
 
     python -m bench.capacity.run [--brokers kafka,tansu] [--start 600] [--runs 6]
@@ -39,7 +40,7 @@ from typing import Any, cast
 
 from bench.capacity.criteria import LATENCY_LIMIT_S, SENT_SHARE, passed
 from bench.capacity.stack import BrokerKind, run_stack
-from bench.harness import write_result
+from bench.harness import speed_probe, write_result
 
 __all__ = ["MIN_RATE", "Search", "first_rate", "next_rate", "pick", "search", "time_left", "width"]
 
@@ -158,6 +159,7 @@ def search(
     *,
     follow: bool = True,
     clock: Callable[[], float] = time.monotonic,
+    probe: Callable[[], float] = speed_probe,
 ) -> list[dict[str, Any]]:
     """The interleaved searches: each broker's runs, highest rate that passed and lowest fail.
 
@@ -177,9 +179,10 @@ def search(
         assert rate is not None
         print(f"-- {chosen.broker} at {rate:g} actions/s: {warmup:g} s warm-up, {window:g} s "
               "window", flush=True)  # fmt: skip
+        speed = probe()  # the machine is quiet: the last run's stack has stopped
         run = run_stack(chosen.broker, rate, warmup, window, drain=drain)
         ok, why = passed(run)
-        run.update(passed=ok, verdict=why)
+        run.update(passed=ok, verdict=why, probe_ms=speed)
         chosen.done.append(run)
         brief = {k: v for k, v in run.items() if k not in ("cpu", "handoff_by_flow")}
         print(json.dumps(brief), flush=True)

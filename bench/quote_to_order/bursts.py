@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.capacity.processes import MachineTimes, machine_times
+from bench.harness import speed_probe
 from interlock.resources import peak_rss_bytes, usage
 
 __all__ = [
@@ -64,9 +65,11 @@ def settle(
     interval_s: float = 1.0,
     times: Callable[[], MachineTimes] = machine_times,
     sleep: Callable[[float], None] = time.sleep,
+    probe: Callable[[], float] = speed_probe,
 ) -> dict[str, float]:
     """Wait until the machine's cores were busy less than ``busy_below`` over ``interval_s``
-    (or ``most_s`` passed); the seconds waited and the busy share of the last interval."""
+    (or ``most_s`` passed); the seconds waited, the busy share of the last interval and then
+    the host's speed probe (``bench.harness.speed_probe``)."""
     waited = 0.0
     before = times()
     while True:
@@ -76,7 +79,7 @@ def settle(
         spent = (after.busy_s - before.busy_s) + (after.idle_s - before.idle_s)
         busy = (after.busy_s - before.busy_s) / spent if spent > 0 else 0.0
         if busy < busy_below or waited >= most_s:
-            return {"settle_s": round(waited, 1), "busy_share": round(busy, 3)}
+            return {"settle_s": round(waited, 1), "busy_share": round(busy, 3), "probe_ms": probe()}
         before = after
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bench.harness import host_speed_caveat
 from bench.sections.targets import (
     CAPACITY_RATIO_TARGET,
     CAPACITY_TARGET,
@@ -99,7 +100,8 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
                               "offered", r["offered_per_s"]))  # fmt: skip
             s.rows.append(Row(f"{run}: handoff p99", (r.get("handoff") or {}).get("p99"), "s"))
             verdict = "**kept up**" if r.get("passed") else f"did not keep up ({r.get('verdict')})"
-            s.notes.append(f"{run}: {verdict}; {_lag(r)}; {_cores(r)}; {_warming(r)}")
+            probe = f"; speed probe {r['probe_ms']:.1f} ms" if r.get("probe_ms") else ""
+            s.notes.append(f"{run}: {verdict}; {_lag(r)}; {_cores(r)}; {_warming(r)}{probe}")
         bracket = found.get("lowest_fail_per_s")
         top = found.get("best_offered_per_s")
         if top is None and found.get("runs"):
@@ -217,6 +219,9 @@ def _capacity_caveats(by: Mapping[str, Mapping[str, Any]]) -> list[str]:
                      f"{max(stolen):.2f} cores stolen (steal time) in the runs' windows; the "
                      "stack ran on what was left, so the rates found are lower than on a "
                      "host with room, and unevenly between runs and brokers")  # fmt: skip
+    speed = host_speed_caveat([r.get("probe_ms") for x in by.values() for r in x.get("runs", [])])
+    if speed:
+        notes.append(speed)
     return notes
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bench.harness import host_speed_caveat
 from bench.quote_to_order.bursts import QUIET_BUSY_SHARE, QUIET_MAX_S
 from bench.sections.targets import (
     FAUST_VS_QUIX_TARGET,
@@ -98,6 +99,8 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
     )
     if d.get("order"):
         s.notes.append(_order_note(d))
+        s.notes += _host_caveat(d.get("faust_worker"), d.get("faust_worker_other_store"),
+                                d.get("plain_confluent_loop"))  # fmt: skip
     warm = d.get("warm_up") or {}
     if warm.get("quotes"):
         s.notes.append(
@@ -174,7 +177,8 @@ _SETTLE_NOTE = (
     f"; each run started once the machine's cores had been busy under "
     f"{QUIET_BUSY_SHARE:.0%} over a second (waiting at most {QUIET_MAX_S:g} s), so that no run "
     "pays for what the run before left behind (the broker cleaning its topics, a store "
-    "flushing); after each run's figures, how long it waited"
+    "flushing); after each run's figures, how long it waited, and the host's speed probe (a "
+    "fixed Python loop, best of 5, timed then: a slower probe means a slower host)"
 )
 
 
@@ -184,7 +188,16 @@ def _settled(run: Mapping[str, Any]) -> str:
     if not settled:
         return ""
     busy = f", {settled['busy_share']:.0%} busy" if settled.get("busy_share") is not None else ""
-    return f" (waited {settled['settle_s']:g} s{busy})"
+    probe = f", probe {settled['probe_ms']:.1f} ms" if settled.get("probe_ms") else ""
+    return f" (waited {settled['settle_s']:g} s{busy}{probe})"
+
+
+def _host_caveat(*entries: Mapping[str, Any] | None) -> list[str]:
+    """The host-speed warning over every run of ``entries`` (combined bursts), if due."""
+    probes = [((r.get("settled") or {}).get("probe_ms"))
+              for e in entries if e for r in e.get("runs") or []]  # fmt: skip
+    caveat = host_speed_caveat(probes)
+    return [caveat] if caveat else []
 
 
 def _rounds(figures: Any) -> str:
@@ -270,6 +283,7 @@ def quix_section(d: Mapping[str, Any]) -> Section:
             if r.get("events_per_s") is not None
         )
         s.notes.append(f"each run: {listed}{_SETTLE_NOTE}")
+        s.notes += _host_caveat(faust, q, plain)
     s.notes += [str(n) for n in d.get("notes", [])]
     return s
 

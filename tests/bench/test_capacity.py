@@ -12,6 +12,7 @@ from bench.capacity.criteria import backlog_grew, floor_rise, lag_by_group, pass
 from bench.capacity.processes import cpu_by_service, machine_times, service_name
 from bench.capacity.run import Search, first_rate, next_rate, pick, time_left, width
 from bench.capacity.stack import broker_slices, settled_lag, window_quantiles
+from bench.harness import host_speed_caveat, speed_probe
 from bench.sections.stack import capacity_section
 from bench.sections.worker import quix_section
 from ops.simulator.live import MetricSample, lag_grew
@@ -85,8 +86,9 @@ def test_the_searches_take_turns_so_both_capacities_are_known_alike(
     monkeypatch.setattr(capacity_run, "run_stack", fake_run)
     monkeypatch.setattr(capacity_run, "passed", lambda r: (r["ok"], "stub"))
     kafka, tansu = capacity_run.search(
-        ["kafka", "tansu"], 200.0, 6, 660.0, 50.0, 15.0, 3.0, clock=lambda: clock[0]
-    )
+        ["kafka", "tansu"], 200.0, 6, 660.0, 50.0, 15.0, 3.0, clock=lambda: clock[0],
+        probe=lambda: 8.5,
+    )  # fmt: skip
     # Tansu from Kafka's best so far / 1.5; the two take turns while both are doubling, then
     # the wider bracket goes first (on a tie, the one with fewer runs; then the first broker);
     # a 7th run of 100 s would not fit in 660 s
@@ -95,6 +97,7 @@ def test_the_searches_take_turns_so_both_capacities_are_known_alike(
     assert (kafka["best_offered_per_s"], kafka["lowest_fail_per_s"]) == (400.0, 800.0)
     assert (tansu["best_offered_per_s"], tansu["lowest_fail_per_s"]) == (260.0, 520.0)
     assert (kafka["seconds"], tansu["seconds"]) == (300.0, 300.0)
+    assert {r["probe_ms"] for r in kafka["runs"] + tansu["runs"]} == {8.5}  # before each run
 
 
 def test_a_broker_runs_again_only_while_its_longest_run_fits_in_its_share() -> None:
@@ -338,3 +341,26 @@ def test_quix_section_lists_the_abba_runs_and_compares_cpu_per_quote() -> None:
             "#4 plain loop 8,000/s, #5 Quix 3,900/s, #6 Faust 3,100/s (waited 14 s, 8% busy); "
             "each run started once the machine's cores had been busy under 10% over a second "
             "(waiting at most 60 s)") in md  # fmt: skip
+
+
+def test_capacity_section_lists_each_runs_speed_probe_and_flags_a_host_that_slowed() -> None:
+    def probed(rate: float, probe: float) -> dict[str, Any]:
+        return {**_measured(rate, True, 500.0), "probe_ms": probe}
+
+    kafka = _search("kafka", 100.0, [probed(100.0, 8.0)])
+    tansu = _search("tansu", 70.0, [probed(70.0, 12.4)])
+    md = capacity_section({"searches": [kafka, tansu]}).markdown()
+    assert "; speed probe 8.0 ms" in md
+    assert "; speed probe 12.4 ms" in md
+    assert "**the host's speed changed between runs**" in md
+    assert "took 8.0 to 12.4 ms, 1.55x" in md
+    alike = _search("tansu", 70.0, [probed(70.0, 9.6)])  # 20% slower: within the spread
+    md = capacity_section({"searches": [kafka, alike]}).markdown()
+    assert "host's speed changed" not in md
+
+
+def test_the_speed_probe_times_a_fixed_loop_in_milliseconds() -> None:
+    probe = speed_probe(tries=2, loops=1_000)
+    assert 0 < probe < 1_000
+    assert host_speed_caveat([8.0, None, 8.1]) is None  # a run without a probe is left out
+    assert host_speed_caveat([8.0]) is None

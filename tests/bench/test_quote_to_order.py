@@ -71,15 +71,20 @@ def _machine(busy_per_s: list[float]) -> Any:
 def test_settle_waits_until_the_machine_is_quiet_and_says_how_long() -> None:
     slept: list[float] = []
     times = _machine([1.6, 0.9, 0.3, 0.1, 1.9])  # 80%, 45%, 15%, 5% busy: quiet in the 4th
-    assert settle(times=times, sleep=slept.append) == {"settle_s": 4.0, "busy_share": 0.05}
+    assert settle(times=times, sleep=slept.append, probe=lambda: 8.25) == {
+        "settle_s": 4.0,
+        "busy_share": 0.05,
+        "probe_ms": 8.25,  # the host's speed, taken once quiet
+    }
     assert slept == [1.0] * 4
 
 
 def test_settle_gives_up_after_its_longest_wait() -> None:
     times = _machine([1.0] * 10)  # 50% busy throughout (other work on the machine)
-    assert settle(times=times, sleep=lambda _s: None, most_s=3.0) == {
+    assert settle(times=times, sleep=lambda _s: None, most_s=3.0, probe=lambda: 8.0) == {
         "settle_s": 3.0,
         "busy_share": 0.5,
+        "probe_ms": 8.0,
     }
 
 
@@ -150,3 +155,20 @@ def test_the_section_shows_each_burst_s_peak_memory_beside_the_plain_loop_s() ->
     rows = {r.measure: r for r in quote_to_order_section(doc).rows}
     memory = rows["faust worker on rocksdb://: peak memory (RSS)"]
     assert (memory.value, memory.unit, memory.baseline) == (620.0, "MiB", 110.0)
+
+
+def test_the_section_flags_runs_on_a_host_whose_speed_changed() -> None:
+    def burst(seconds: float, probe: float) -> dict[str, Any]:
+        return {**_burst(10_000, seconds, 300), "settled": {"settle_s": 1.0, "probe_ms": probe}}
+
+    steady = [burst(1.0, 8.0), burst(1.0, 8.4)]
+    doc = {"store": "rocksdb://", "rounds": 2, "order": ["default", "plain", "plain", "default"],
+           "faust_worker": combine([burst(4.0, 8.1), burst(4.0, 8.3)], [1, 4]),
+           "plain_confluent_loop": combine(steady, [2, 3])}  # fmt: skip
+    notes = " ".join(quote_to_order_section(doc).notes)
+    assert "(waited 1 s, probe 8.1 ms)" in notes
+    assert "host's speed changed" not in notes  # 8.0 to 8.4 ms: within 25%
+    doc["plain_confluent_loop"] = combine([burst(2.0, 16.0), burst(1.0, 8.0)], [2, 3])
+    notes = " ".join(quote_to_order_section(doc).notes)
+    assert "**the host's speed changed between runs**" in notes
+    assert "took 8.0 to 16.0 ms, 2.00x" in notes
