@@ -1,12 +1,13 @@
 """A pooled keep-alive HTTP/1.1 client for the calls made per event: urllib3, no retries.
 
-The sinks call the ERP and the CRM once per command and the simulator posts a webhook per
-action. httpx spends more CPU per request than a urllib3 pool (its request and response models,
-the auth and redirect layers, the h11 state machine; docs/performance/notes.md), so these hot
-paths use this client. Retries stay with the callers, which know when a
-retry is safe (the sinks' tiers and circuit breaker, the simulator's redelivery): urllib3's own
-are off, redirects are not followed, and every failure to get an answer is one
-:class:`TransportError`. Like httpx, it goes through the proxy that ``HTTP_PROXY`` /
+The sinks call the ERP and the CRM once per command, from a pool of threads. httpx spends more
+CPU per request than a urllib3 pool (its request and response models, the auth and redirect
+layers, the h11 state machine; docs/performance/notes.md), so this hot path uses this client.
+(The simulator's webhook senders, coroutines on one event loop, use aiohttp directly: the
+same notes say why this blocking client does not hand its requests to an event loop.) Retries
+stay with the callers, which know when a retry is safe (the sinks' tiers and circuit
+breaker): urllib3's own are off, redirects are not followed, and every failure to get an
+answer is one :class:`TransportError`. Like httpx, it goes through the proxy that ``HTTP_PROXY`` /
 ``HTTPS_PROXY`` name, except for the hosts in ``NO_PROXY``, and verifies TLS certificates.
 """
 

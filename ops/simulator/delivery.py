@@ -1,15 +1,22 @@
 """The simulated CRM's webhook deliveries: signed, retried, in order per company.
 
-Deliveries go through a fixed set of senders, each with its own thread and a bounded queue;
-a company's deliveries always go to the same sender, so they arrive in the order they were
-made. A delivery with no answer or a retryable one is sent again (signed anew) for up to
-:data:`DELIVERY_RETRY_S`, as a CRM retries while a receiver restarts.
+Deliveries go through a fixed set of senders, each with its own queue; a company's deliveries
+always go to the same sender, so they arrive in the order they were made. A delivery with no
+answer or a retryable one is sent again (signed anew) for up to :data:`DELIVERY_RETRY_S`, as a
+CRM retries while a receiver restarts.
+
+The senders are coroutines on one event loop, in a thread of its own, sharing one aiohttp
+session (a kept-alive connection each): a sender per thread with a blocking client cost the
+simulator several times the CPU per delivery, most of it the threads contending for the
+interpreter (docs/performance/notes.md). Whoever makes a delivery (the story's thread, the fake
+CRM) hands it over without waiting for its answer, but waits while its sender already holds
+about a second of deliveries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import queue
 import threading
 import time
 import zlib
@@ -17,7 +24,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from interlock.httpclient import HttpClient, TransportError
+import aiohttp
+
 from ops.simulator.scenario import WebhookAction
 from ops.simulator.truth import Recorded
 from ops.simulator.wire import Dialect, render_body, sign_request
@@ -42,12 +50,13 @@ class WebhookTarget:
 
 
 class WebhookSenders:
-    """The sender threads and their queues; every answer is recorded in ``recorded``.
+    """The senders and their queues; every answer is recorded in ``recorded``.
 
     Args:
         senders: how many deliveries may be in flight at once.
         rate: the run's actions per second: about a second of them may wait per sender.
         abort: set (SIGTERM): no retry waits, queued deliveries are dropped on close.
+        timeout: seconds to connect, and for each wait on an answer's next bytes.
     """
 
     def __init__(
@@ -60,51 +69,94 @@ class WebhookSenders:
         clock: Callable[[], float],
         wall: Callable[[], float],
         abort: threading.Event,
+        timeout: float = 10.0,
     ) -> None:
         self.target = target
         self.recorded = recorded
         self.clock = clock
         self.wall = wall
         self.abort = abort
+        self._timeout = timeout
         self._bodies: OrderedDict[str, bytes] = OrderedDict()
         self._bodies_lock = threading.Lock()
+        self._count = max(1, senders)
         # About a second of deliveries may wait per sender: when the receiver cannot keep up,
         # generation waits for it (the run then offers less than RATE, and says so) instead of
         # piling up actions that the ground truth counts but nobody sent.
-        count = max(1, senders)
-        backlog = max(16, int(rate / count))
-        self._queues: list[queue.Queue[WebhookAction | None]] = [
-            queue.Queue(maxsize=backlog) for _ in range(count)
-        ]
-        self._threads: list[threading.Thread] = []
+        backlog = max(16, int(rate / self._count))
+        self._room = [threading.BoundedSemaphore(backlog) for _ in range(self._count)]
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="webhook-senders", daemon=True
+        )
+        self._queues: list[asyncio.Queue[WebhookAction | None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
 
     def enqueue(self, action: WebhookAction) -> None:
         """Queue a delivery on the sender that owns its company (keeps per-company order)."""
         event = action.events[0] if action.events else {}
         owner = str(event.get("associatedCompanyId") or event.get("objectId") or action.delivery_id)
-        self._queues[zlib.crc32(owner.encode()) % len(self._queues)].put(action)
+        index = zlib.crc32(owner.encode()) % self._count
+        self._room[index].acquire()
+        with self._pending_lock:
+            self._pending += 1
+        self._loop.call_soon_threadsafe(self._queues[index].put_nowait, action)
 
     def start(self) -> None:
-        for i in range(len(self._queues)):
-            thread = threading.Thread(target=self._sender, args=(i,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result()
+
+    async def _start(self) -> None:
+        timeout = aiohttp.ClientTimeout(sock_connect=self._timeout, sock_read=self._timeout)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=self._count),
+            timeout=timeout,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        self._queues = [asyncio.Queue() for _ in range(self._count)]
+        self._tasks = [asyncio.create_task(self._sender(i)) for i in range(self._count)]
 
     def settle(self, timeout: float = 60.0) -> None:
         """Wait until every queued delivery was answered (or ``timeout`` passed)."""
         deadline = time.monotonic() + timeout
-        while any(q.unfinished_tasks for q in self._queues) and time.monotonic() < deadline:
+        while self._pending and time.monotonic() < deadline:
             if self.abort.wait(0.05):
                 return
 
     def close(self, wait: float) -> None:
         """Stop every sender (after what is queued, unless aborted), waiting up to ``wait``."""
-        for q in self._queues:
+        if not self._thread.is_alive():
+            return
+        stopping = asyncio.run_coroutine_threadsafe(self._close(wait), self._loop)
+        try:
+            stopping.result(wait + 5.0)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5.0)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    async def _close(self, wait: float) -> None:
+        for index, pending in enumerate(self._queues):
             if self.abort.is_set():  # a full queue must not hold up a quick stop
-                _discard(q)
-            q.put(None)
-        for thread in self._threads:
-            thread.join(timeout=wait)
+                while not pending.empty():
+                    if pending.get_nowait() is not None:
+                        self._done(index)
+            pending.put_nowait(None)
+        if self._tasks:
+            _finished, unfinished = await asyncio.wait(self._tasks, timeout=wait)
+            for task in unfinished:
+                task.cancel()
+        if self._session is not None:
+            await self._session.close()
+
+    def _done(self, index: int) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+        self._room[index].release()
 
     def _body(self, action: WebhookAction) -> bytes | None:
         with self._bodies_lock:
@@ -118,7 +170,21 @@ class WebhookSenders:
                     self._bodies.popitem(last=False)
             return body
 
-    def _deliver(self, client: HttpClient, action: WebhookAction) -> None:
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """The answer's status, or 0 when none came (refused, reset, timed out, cut off)."""
+        assert self._session is not None
+        try:
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                await response.read()
+                return response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("webhook %s not delivered: %s: %s", headers.get("webhook-id") or url,
+                        type(exc).__name__, exc)  # fmt: skip
+            return 0
+
+    async def _deliver(self, action: WebhookAction) -> None:
         body = self._body(action)
         if body is None:
             return
@@ -135,38 +201,36 @@ class WebhookSenders:
                 secret=target.secret,
                 source=target.source,
             )
-            try:
-                response = client.post(request.url, content=request.body, headers=request.headers)
-                status = response.status_code
-            except TransportError as exc:
-                log.warning("webhook %s not delivered: %s", action.delivery_id, exc)
-                status = 0
+            status = await self._post(request.url, request.body, request.headers)
             self.recorded.response(status, action.delivery_id if action.fault else None)
             # a sender stops at an answer: a bad delivery's 4xx, or a final one; no answer at
             # all (the receiver restarting) is sent again, the bad deliveries too
             if status != 0 and (action.fault or status not in _RETRYABLE):
                 return
-            if self.clock() >= give_up or self.abort.wait(min(5.0, 0.2 * 2**attempt)):
+            if self.clock() >= give_up or await self._aborted_within(min(5.0, 0.2 * 2**attempt)):
                 return
             attempt += 1
 
-    def _sender(self, index: int) -> None:
-        with HttpClient(10.0, pool_size=1) as client:  # one sender thread, one connection
-            while True:
-                action = self._queues[index].get()
-                try:
-                    if action is None:
-                        return
-                    self._deliver(client, action)
-                finally:
-                    self._queues[index].task_done()
+    async def _aborted_within(self, seconds: float) -> bool:
+        """Wait ``seconds`` before a retry; True as soon as the run is aborted."""
+        deadline = self.clock() + seconds
+        while not self.abort.is_set():
+            left = deadline - self.clock()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(left, 0.1))
+        return True
 
-
-def _discard(pending: queue.Queue[WebhookAction | None]) -> None:
-    """Drop what waits in ``pending`` (deliveries nobody will make after a SIGTERM)."""
-    while True:
-        try:
-            pending.get_nowait()
-        except queue.Empty:
-            return
-        pending.task_done()
+    async def _sender(self, index: int) -> None:
+        pending = self._queues[index]
+        while True:
+            action = await pending.get()
+            if action is None:
+                return
+            try:
+                if not self.abort.is_set():  # once aborted, what is queued is dropped
+                    await self._deliver(action)
+            except Exception:  # one delivery's bug must not stop its company's later ones
+                log.exception("webhook %s: delivery failed", action.delivery_id)
+            finally:
+                self._done(index)
