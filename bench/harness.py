@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 HOST_SPREAD = 0.25
-"""Probes that differ by more than this share of the fastest flag a host whose speed changed."""
+"""Probes that differ by more than this share of the fastest flag a host whose speed varies."""
 
 
 @contextmanager
@@ -60,7 +60,8 @@ def speed_probe(tries: int = 5, loops: int = 200_000) -> float:
     Taken just before a measured run on an otherwise quiet machine: the same code on the same
     machine takes the same time unless the host gives this machine's cores less (a virtual
     machine's host running something else, which steal time does not always show) or their
-    clock changed. Runs whose probes differ ran on hosts of different speed.
+    clock changed. It is a reading of a few tens of milliseconds: probes that differ between
+    runs show a host whose speed varies, not how fast the host was over each whole run.
     """
     best = float("inf")
     for _ in range(tries):
@@ -78,8 +79,9 @@ def host_speed_caveat(probes: Sequence[float | None]) -> str | None:
     if len(known) < 2 or max(known) <= min(known) * (1 + HOST_SPREAD):
         return None
     return (
-        f"**the host's speed changed between runs**: the speed probe (a fixed Python loop timed "
+        f"**the host's speed varied during the run**: the speed probe (a fixed Python loop timed "
         f"on the quiet machine just before each run, best of 5) took {min(known):.1f} to "
-        f"{max(known):.1f} ms, {max(known) / min(known):.2f}x; runs with a slower probe ran "
-        "on a slower host, so compare runs with like probes"
+        f"{max(known):.1f} ms, {max(known) / min(known):.2f}x; a probe is a moment's reading, so "
+        "it shows that the host varied, not how fast it was over each run: figures of this run "
+        "are only as steady as its host"
     )

@@ -177,8 +177,8 @@ _SETTLE_NOTE = (
     f"; each run started once the machine's cores had been busy under "
     f"{QUIET_BUSY_SHARE:.0%} over a second (waiting at most {QUIET_MAX_S:g} s), so that no run "
     "pays for what the run before left behind (the broker cleaning its topics, a store "
-    "flushing); after each run's figures, how long it waited, and the host's speed probe (a "
-    "fixed Python loop, best of 5, timed then: a slower probe means a slower host)"
+    "flushing); after each run's figures, how long it waited, and the host's speed probe then "
+    "(`bench.harness.speed_probe`: a fixed Python loop, best of 5; a moment's reading)"
 )
 
 
