@@ -157,7 +157,10 @@ def _at_end(
     it means fetched records never reached the application (seen under load on Apache Kafka: a
     partition, once a whole topic, read as empty), so the partition is read again from the next
     record it was not handed, until the two agree or the read's timeout. (Dead-letter and audit
-    topics are written without transactions: no control record can hold the two apart.)
+    topics are written without transactions: no control record can hold the two apart.) A
+    partition whose every record the broker deleted (retention, a purge) after its watermarks
+    were read has nothing left to hand: it is at its end once its low watermark has reached the
+    end, rather than read again until the timeout.
     """
     end = eof_offset or 0
     if end < highs.get(partition, 0):
@@ -166,6 +169,13 @@ def _at_end(
     if handed is not None and handed >= end:
         pending.discard(partition)
         return
+    if handed is None:
+        low, _high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=10.0, cached=False
+        )
+        if low >= end:
+            pending.discard(partition)
+            return
     consumer.seek(TopicPartition(topic, partition, OFFSET_BEGINNING if handed is None else handed))
 
 
