@@ -91,7 +91,11 @@ class WebhookSenders:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="webhook-senders", daemon=True
         )
-        self._queues: list[asyncio.Queue[WebhookAction | None]] = []
+        # made here, bound to the loop on first use: a delivery made before start() waits in its
+        # queue (the fake CRM's server starts first)
+        self._queues: list[asyncio.Queue[WebhookAction | None]] = [
+            asyncio.Queue() for _ in range(self._count)
+        ]
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
 
@@ -116,7 +120,6 @@ class WebhookSenders:
             timeout=timeout,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
-        self._queues = [asyncio.Queue() for _ in range(self._count)]
         self._tasks = [asyncio.create_task(self._sender(i)) for i in range(self._count)]
 
     def settle(self, timeout: float = 60.0) -> None:

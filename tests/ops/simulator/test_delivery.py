@@ -122,3 +122,16 @@ def test_an_aborted_run_drops_what_is_queued_and_stops_quickly(receiver: _Receiv
     senders.close(1.0)
     assert time.monotonic() - began < 5.0
     assert receiver.seen == [("5000", 503)]  # no retry after the abort, nothing queued sent
+
+
+def test_a_delivery_made_before_the_senders_start_goes_out_once_they_do(
+    receiver: _Receiver,
+) -> None:
+    senders = _senders(receiver, threading.Event())
+    senders.enqueue(_change(7, 0))  # the fake CRM's server starts before the senders
+    senders.start()
+    try:
+        senders.settle(15.0)
+    finally:
+        senders.close(5.0)
+    assert receiver.wait_for(1) == [("7000", 200)]
