@@ -6,9 +6,11 @@ and its peak resident memory, and a variant's runs are combined into one figure 
 run.
 
 Why wait: ABBA gives every variant the same mean position, but not the same predecessors, and a
-run leaves work behind it that the next run pays for: the broker cleaning and compacting the
-topics just written (a Quix or Faust run writes changelogs), a worker's RocksDB flushing as it
-closes. With three variants, Faust follows Quix twice and Quix never follows itself.
+run could leave work behind it that the next run pays for: the broker cleaning and compacting
+the topics just written (a Quix or Faust run writes changelogs), a worker's RocksDB flushing as
+it closes. With three variants, Faust follows Quix twice and Quix never follows itself. (So far
+the machine has been quiet within a second of every run; the wait rules this out per run rather
+than assuming it.)
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import aiohttp
 
 from ops.simulator.scenario import WebhookAction
 from ops.simulator.truth import Recorded
-from ops.simulator.wire import Dialect, render_body, sign_request
+from ops.simulator.wire import Dialect, SignedRequest, render_body, sign_request
 
 __all__ = ["DELIVERY_RETRY_S", "WebhookSenders", "WebhookTarget"]
 
@@ -173,17 +173,17 @@ class WebhookSenders:
                     self._bodies.popitem(last=False)
             return body
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+    async def _post(self, action: WebhookAction, request: SignedRequest) -> int:
         """The answer's status, or 0 when none came (refused, reset, timed out, cut off)."""
         assert self._session is not None
         try:
             async with self._session.post(
-                url, data=body, headers=headers, allow_redirects=False
+                request.url, data=request.body, headers=request.headers, allow_redirects=False
             ) as response:
                 await response.read()
                 return response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("webhook %s not delivered: %s: %s", headers.get("webhook-id") or url,
+            log.warning("webhook %s not delivered: %s: %s", action.delivery_id,
                         type(exc).__name__, exc)  # fmt: skip
             return 0
 
@@ -204,7 +204,7 @@ class WebhookSenders:
                 secret=target.secret,
                 source=target.source,
             )
-            status = await self._post(request.url, request.body, request.headers)
+            status = await self._post(action, request)
             self.recorded.response(status, action.delivery_id if action.fault else None)
             # a sender stops at an answer: a bad delivery's 4xx, or a final one; no answer at
             # all (the receiver restarting) is sent again, the bad deliveries too

@@ -18,19 +18,15 @@ pytestmark = [
 ]
 
 
-def _written_then_deleted(
-    make_topic: Callable[..., str],
-    make_producer: Callable[..., Producer],
-    admin: AdminClient,
+def _three_records(
+    make_topic: Callable[..., str], make_producer: Callable[..., Producer], prefix: str
 ) -> str:
-    """A topic whose partition held 3 records, every one since deleted (as retention would)."""
-    topic = make_topic(1, prefix="read.deleted")
+    """A one-partition topic holding the records 0, 1 and 2."""
+    topic = make_topic(1, prefix=prefix)
     producer = make_producer()
     for n in range(3):
         producer.produce(topic, value=b"%d" % n, partition=0)
     assert producer.flush(10) == 0
-    for future in admin.delete_records([TopicPartition(topic, 0, 3)]).values():
-        future.result(10)
     return topic
 
 
@@ -40,7 +36,9 @@ def test_a_partition_emptied_after_its_watermarks_were_read_is_at_its_end(
     make_producer: Callable[..., Producer],
     admin: AdminClient,
 ) -> None:
-    topic = _written_then_deleted(make_topic, make_producer, admin)
+    topic = _three_records(make_topic, make_producer, "read.deleted")
+    for future in admin.delete_records([TopicPartition(topic, 0, 3)]).values():
+        future.result(10)  # every record gone, as retention would have it
     consumer = _reader(settings.kafka.librdkafka())
     try:
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])  # as read_topic does
@@ -58,11 +56,7 @@ def test_a_partition_that_still_holds_records_nobody_was_handed_is_read_again(
     make_topic: Callable[..., str],
     make_producer: Callable[..., Producer],
 ) -> None:
-    topic = make_topic(1, prefix="read.kept")
-    producer = make_producer()
-    for n in range(3):
-        producer.produce(topic, value=b"%d" % n, partition=0)
-    assert producer.flush(10) == 0
+    topic = _three_records(make_topic, make_producer, "read.kept")
     consumer = _reader(settings.kafka.librdkafka())
     try:
         consumer.assign([TopicPartition(topic, 0, 3)])
