@@ -1,28 +1,33 @@
-"""A pooled keep-alive HTTP/1.1 client for the calls made per event: urllib3, no retries.
+"""A pooled keep-alive HTTP/1.1 client for the calls made per event: aiohttp on a loop of its own.
 
-The sinks call the ERP and the CRM once per command, from a pool of threads. httpx spends more
-CPU per request than a urllib3 pool (its request and response models, the auth and redirect
-layers, the h11 state machine; docs/performance/notes.md), so this hot path uses this client.
-(The simulator's webhook senders, coroutines on one event loop, use aiohttp directly: the
-same notes say why this blocking client does not hand its requests to an event loop.) Retries
-stay with the callers, which know when a retry is safe (the sinks' tiers and circuit
-breaker): urllib3's own are off, redirects are not followed, and every failure to get an
-answer is one :class:`TransportError`. Like httpx, it goes through the proxy that ``HTTP_PROXY`` /
-``HTTPS_PROXY`` name, except for the hosts in ``NO_PROXY``, and verifies TLS certificates.
+The sinks call the ERP and the CRM once per command, several calls of a batch at a time. The
+calls are coroutines on one event loop that the client owns and the caller's thread drives
+(:meth:`HttpClient.run`), so a batch's concurrent calls cost no thread and no hand-off between
+threads: a thread per call, each with its blocking urllib3 connection, spent more CPU per call
+in the stack than the calls themselves (docs/performance/notes.md). Retries stay with the
+callers, which know when a retry is safe (the sinks' tiers and circuit breaker): redirects are
+not followed, and every failure to get an answer is one :class:`TransportError`. (aiohttp sends
+an idempotent request, PUT or GET, once more when a kept-alive connection turns out closed
+before it answered, as RFC 9112 allows; POST and PATCH it never resends.) Like httpx, it goes
+through the proxy that ``HTTP_PROXY`` / ``HTTPS_PROXY`` name, except for the hosts in
+``NO_PROXY``, and verifies TLS certificates.
 """
 
 from __future__ import annotations
 
 import json as jsonlib
+import os
 import urllib.request
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import urllib3
-from urllib3.exceptions import HTTPError as _Urllib3Error
+import aiohttp
+import uvloop
 
 __all__ = ["Answer", "HttpClient", "TransportError"]
+
+T = TypeVar("T")
 
 
 class TransportError(Exception):
@@ -53,39 +58,55 @@ class Answer:
 
 
 class HttpClient:
-    """Keep-alive connections per host, up to ``pool_size`` each, shared by the caller's threads.
+    """Keep-alive connections per host, used by coroutines on the client's own event loop.
 
-    ``pool_size`` should be the most threads that call one host at once: a thread that finds
-    every connection of its host in use opens one more and closes it after its request
-    (urllib3 then logs a warning), rather than waiting for one.
+    The caller's thread runs a coroutine that makes requests with :meth:`run` (one thread at a
+    time). The client does not bound the connections per host: its callers bound the calls in
+    flight per target, and a request opens a connection only when every kept-alive one of its
+    host is busy. ``timeout`` bounds connecting and each wait for the answer's bytes.
     """
 
-    def __init__(self, timeout: float, *, pool_size: int) -> None:
-        options: dict[str, Any] = {
-            "num_pools": 16,
-            "maxsize": pool_size,
-            "block": False,
-            "retries": False,
-            "timeout": urllib3.Timeout(connect=timeout, read=timeout),
-        }
-        self._pool = urllib3.PoolManager(**options)
-        # the proxies the environment names, per scheme (as httpx reads them)
+    def __init__(self, timeout: float) -> None:
+        self._loop = uvloop.new_event_loop()
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=None, sock_connect=timeout, sock_read=timeout
+        )
+        self._session: aiohttp.ClientSession | None = None
+        # The proxies the environment names, per scheme, read once: aiohttp's own trust_env
+        # looks them (and ~/.netrc) up again in a worker thread on every request.
         self._proxies = {
-            scheme: urllib3.ProxyManager(url, **options)
+            scheme: url
             for scheme, url in urllib.request.getproxies().items()
             if scheme in ("http", "https")
         }
+        self._proxy_of: dict[tuple[str, str], str | None] = {}
 
-    def _manager(self, url: str) -> urllib3.PoolManager:
+    def _proxy(self, url: str) -> str | None:
+        """The proxy for ``url``'s scheme unless ``NO_PROXY`` names its host (cached per host)."""
         if not self._proxies:
-            return self._pool
+            return None
         parts = urlsplit(url)
-        proxy = self._proxies.get(parts.scheme)
-        if proxy is None or urllib.request.proxy_bypass(parts.hostname or ""):
-            return self._pool
-        return proxy
+        key = (parts.scheme, parts.hostname or "")
+        if key not in self._proxy_of:
+            proxy = self._proxies.get(parts.scheme)
+            bypass = proxy is None or urllib.request.proxy_bypass(key[1])
+            self._proxy_of[key] = None if bypass else proxy
+        return self._proxy_of[key]
 
-    def request(
+    def run(self, work: Awaitable[T]) -> T:
+        """Run ``work`` (a coroutine making requests) on the client's loop until it is done."""
+        return self._loop.run_until_complete(work)
+
+    def _open(self) -> aiohttp.ClientSession:
+        # made on the loop, at first use: a session belongs to the loop it was made on
+        session = self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=self._timeout,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        return session
+
+    async def request(
         self,
         method: str,
         url: str,
@@ -95,25 +116,41 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
         """Send one request and read its answer; :class:`TransportError` if none came."""
+        session = self._session or self._open()
         sent = dict(headers or {})
         if json is not None:
             content = jsonlib.dumps(json).encode()
             sent.setdefault("Content-Type", "application/json")
         try:
-            response = self._manager(url).request(
-                method, url, body=content, headers=sent, redirect=False, preload_content=True
-            )
-        except _Urllib3Error as exc:
+            async with session.request(
+                method,
+                url,
+                data=content,
+                headers=sent,
+                allow_redirects=False,
+                proxy=self._proxy(url),
+            ) as response:
+                body = await response.read()
+                return Answer(response.status, response.headers, body)
+        except aiohttp.ClientConnectorError as exc:  # say why, as the system names it
+            why = os.strerror(exc.errno) if (exc.errno or 0) > 0 else str(exc.os_error)
+            raise TransportError(f"cannot connect to {exc.host}:{exc.port}: {why}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
-        return Answer(response.status, response.headers, response.data)
 
-    def post(self, url: str, *, content: bytes, headers: Mapping[str, str] | None = None) -> Answer:
-        return self.request("POST", url, content=content, headers=headers)
+    async def post(
+        self, url: str, *, content: bytes, headers: Mapping[str, str] | None = None
+    ) -> Answer:
+        return await self.request("POST", url, content=content, headers=headers)
 
     def close(self) -> None:
-        self._pool.clear()
-        for proxy in self._proxies.values():
-            proxy.clear()
+        """Close the connections and the loop (from the thread that ran the requests)."""
+        if self._loop.is_closed():
+            return
+        if self._session is not None:
+            self._loop.run_until_complete(self._session.close())
+            self._session = None
+        self._loop.close()
 
     def __enter__(self) -> HttpClient:
         return self

@@ -16,7 +16,7 @@ class CircuitBreaker:
     """closed → (``failures`` in a row) → open → (``reset_s`` later) half_open → one probe.
 
     A probe that succeeds closes the breaker; one that fails opens it again. Thread-safe (the
-    sink sends a batch's calls from several threads).
+    sink's calls run on one thread; its state may be read from another).
     """
 
     def __init__(

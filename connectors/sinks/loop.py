@@ -38,8 +38,6 @@ class BatchStageLoop(StageLoop):
         self._after = on_batch_end
         self._collected: list[RawRecord] = []
         self._failure: BaseException | None = None
-        #: Called by the owner after the loop stopped (e.g. the sink's thread pool shutdown).
-        self.on_close: Callable[[], None] | None = None
 
     def _handle(self, raw: RawRecord) -> None:
         # Called by StageLoop.run_once per due record: only collect; handled in _end.

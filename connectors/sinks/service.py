@@ -46,7 +46,7 @@ def build_sink_loop(
     config = settings.sinks
     timeout = max(config.erp.timeout_s, config.crm.timeout_s)
     # each target's calls in flight are bounded by its concurrency: a kept-alive connection each
-    client = HttpClient(timeout, pool_size=config.concurrency)
+    client = HttpClient(timeout)
     producer = make_producer(settings)
     registry = registry_client(settings)
     jitter = config.retry_jitter_s
@@ -69,7 +69,6 @@ def build_sink_loop(
         canonical_serializers(settings, registry)["order"],
         instruments,
         outcome_topic=outcome_topic,
-        workers=2 * config.concurrency,
         inline_retries=config.inline_retries,
         inline_backoff_s=config.inline_backoff_s,
         inline_max_wait_s=config.inline_max_wait_s,
@@ -90,7 +89,6 @@ def build_sink_loop(
         batch_size=100,
         on_batch_end=sink.end_batch,
     )
-    loop.on_close = sink.close
     return loop, client
 
 
@@ -100,6 +98,4 @@ def run_sinks(loop: StageLoop, client: HttpClient, stop: threading.Event) -> Sta
         return loop.run(stop)
     finally:
         loop.consumer.close()
-        if isinstance(loop, BatchStageLoop) and loop.on_close is not None:
-            loop.on_close()
         client.close()

@@ -23,22 +23,22 @@ The failure that opened a breaker is logged once, with the target, the status an
 its closing too; failed probes in between at most every 30 s.
 Every attempt sends the same ``Idempotency-Key`` (the command's event_id).
 
-Within a batch, :meth:`CommandSink.handle_batch` sends calls concurrently (a bounded thread pool,
-at most ``concurrency`` calls in flight per target) while commands with the same Kafka key (the
-same order or deal) are sent one after the other in offset order. An accepted create-order
+Within a batch, :meth:`CommandSink.handle_batch` sends calls concurrently (coroutines on the HTTP
+client's event loop, driven by the loop's thread; at most ``concurrency`` calls in flight per
+target) while commands with the same Kafka key (the same order or deal) are sent one after the
+other in offset order. An accepted create-order
 observes ``interlock_handoff_latency_seconds{flow="quote_to_order"}`` and an accepted update-deal
 ``{flow="status_to_crm"}``: now minus the command's ``occurred_at`` (the business event time).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -103,14 +103,14 @@ class SinkTarget:
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.breaker = breaker
-        self.slots = threading.BoundedSemaphore(concurrency)
+        self.slots = asyncio.Semaphore(concurrency)  # bound to the client's loop at first use
 
 
 class CommandSink:
     """The StageLoop handler of the sinks, and the batch-end flush of its outcome events.
 
     Args:
-        client: the pooled HTTP client (timeouts set on it).
+        client: the pooled HTTP client (timeouts set on it); its loop runs the calls.
         targets: ``erp`` and/or ``crm``.
         routes: command topic → command kind.
         producer: for outcome events (acks=all, linger).
@@ -118,8 +118,6 @@ class CommandSink:
         instruments: metrics.
         outcome_topic: where outcomes go (``canonical.order.v1``).
         clock: now, for outcome events and handoff latency.
-        workers: threads sending one batch's calls (each target is further bounded by its
-            ``concurrency``).
         inline_retries: quick retries of a transient failure within the call (0: none).
         inline_backoff_s: first inline retry's delay; doubles per retry, with full jitter.
         inline_max_wait_s: longest ``Retry-After`` waited inline; longer ones are waited
@@ -127,7 +125,6 @@ class CommandSink:
         first_hold_s: how long a command whose inline retries failed waits in its paused
             partition (unless the target said ``Retry-After``) before it is tried once more;
             failing again while the breaker is closed, it goes to the retry tiers.
-        sleep: how inline retries wait (tests may record instead).
     """
 
     def __init__(
@@ -142,12 +139,10 @@ class CommandSink:
         *,
         outcome_topic: str = "canonical.order.v1",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        workers: int = 16,
         inline_retries: int = 0,
         inline_backoff_s: float = 0.05,
         inline_max_wait_s: float = 0.5,
         first_hold_s: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._targets = targets
@@ -163,8 +158,6 @@ class CommandSink:
         self._inline_backoff_s = inline_backoff_s
         self._inline_max_wait_s = inline_max_wait_s
         self._first_hold_s = first_hold_s
-        self._sleep = sleep
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sink")
         self._opened_at: dict[str, float] = {}
         self._quiet = RateLimitedLog(log)
         for name, target in targets.items():
@@ -177,7 +170,7 @@ class CommandSink:
         metrics = self._instruments
         metrics.child(metrics.sink_calls, target, outcome).inc()
 
-    def __call__(self, record: RawRecord) -> None:
+    async def send(self, record: RawRecord) -> None:
         """Send one command; raise on failure (the loop routes it)."""
         kind = self._routes.get(record.topic)
         if kind is None:
@@ -191,7 +184,7 @@ class CommandSink:
                 reason=Reason.VALIDATION_FAILED,
             )
         call = build_request(kind, command)
-        answer = self._send(call)
+        answer = await self._send(call)
         now = self._clock()
         flow = _HANDOFF_FLOWS.get(kind)
         if flow is not None:
@@ -206,44 +199,39 @@ class CommandSink:
         """Send a batch's commands concurrently; the failure (or ``None``) of each, in order.
 
         Records with the same key (an order's or a deal's commands) form one chain, sent in
-        order by one worker; chains run in parallel, bounded per target by its semaphore.
+        order by one coroutine; chains run concurrently on the HTTP client's loop, bounded per
+        target by its semaphore.
         """
+        return self._client.run(self._send_batch(records))
+
+    async def _send_batch(self, records: Sequence[RawRecord]) -> list[BaseException | None]:
         results: list[BaseException | None] = [None] * len(records)
         chains: OrderedDict[bytes | None, list[int]] = OrderedDict()
         for index, record in enumerate(records):
             chains.setdefault(record.key, []).append(index)
 
-        def run(indexes: list[int]) -> None:
+        async def run(indexes: list[int]) -> None:
             held: TargetUnavailableError | None = None
             for index in indexes:
                 if held is not None:  # a key's later commands wait with the held one
                     results[index] = held
                     continue
                 try:
-                    self(records[index])
+                    await self.send(records[index])
                 except TargetUnavailableError as exc:
                     results[index] = held = exc
                 except Exception as exc:  # routed by the caller, in offset order
                     results[index] = exc
 
-        if len(chains) <= 1:
-            for indexes in chains.values():
-                run(indexes)
-            return results
-        for future in [self._pool.submit(run, indexes) for indexes in chains.values()]:
-            future.result()
+        await asyncio.gather(*(run(indexes) for indexes in chains.values()))
         return results
 
-    def close(self) -> None:
-        """Stop the worker threads."""
-        self._pool.shutdown(wait=True)
-
-    def _send(self, call: HttpCall) -> Any:
+    async def _send(self, call: HttpCall) -> Any:
         """The target's JSON answer; retried inline while transient and allowed, else raises."""
         attempt = 0
         while True:
             try:
-                return self._attempt(call)
+                return await self._attempt(call)
             except _TransientError as failure:
                 breaker = self._targets[call.target].breaker
                 if breaker.state != "closed":  # the target is down: hold, do not burn tiers
@@ -259,7 +247,7 @@ class CommandSink:
                         once=True,
                     ) from failure.error
                 self._count(call.target, "inline_retry")
-                self._sleep(wait)
+                await asyncio.sleep(wait)
                 attempt += 1
 
     def _inline_wait(self, attempt: int, retry_after: float | None) -> float | None:
@@ -270,7 +258,7 @@ class CommandSink:
             return retry_after if retry_after <= self._inline_max_wait_s else None
         return random.uniform(0, self._inline_backoff_s * 2**attempt)
 
-    def _attempt(self, call: HttpCall) -> Any:
+    async def _attempt(self, call: HttpCall) -> Any:
         target = self._targets.get(call.target)
         if target is None:
             raise InterlockError(
@@ -287,8 +275,8 @@ class CommandSink:
             )
         started = time.perf_counter()
         try:
-            with target.slots:
-                response = self._client.request(
+            async with target.slots:
+                response = await self._client.request(
                     call.method,
                     target.base_url + call.path,
                     json=call.body,

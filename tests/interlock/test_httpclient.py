@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -74,9 +76,11 @@ def _server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 def test_a_json_request_is_sent_and_its_answer_read_in_full() -> None:
-    with _server() as (url, seen), HttpClient(5.0, pool_size=2) as client:
-        answer = client.request(
-            "POST", url + "/orders", json={"quote": "q-1", "qty": 2}, headers={"X-Key": "k1"}
+    with _server() as (url, seen), HttpClient(5.0) as client:
+        answer = client.run(
+            client.request(
+                "POST", url + "/orders", json={"quote": "q-1", "qty": 2}, headers={"X-Key": "k1"}
+            )
         )
     assert answer.status_code == 200
     assert answer.is_success
@@ -91,17 +95,37 @@ def test_a_json_request_is_sent_and_its_answer_read_in_full() -> None:
 
 
 def test_requests_to_one_host_reuse_a_kept_alive_connection() -> None:
-    with _server() as (url, seen), HttpClient(5.0, pool_size=2) as client:
+    with _server() as (url, seen), HttpClient(5.0) as client:
         for n in range(5):
-            assert client.post(url + "/x", content=b"%d" % n).status_code == 200
+            assert client.run(client.post(url + "/x", content=b"%d" % n)).status_code == 200
     assert [s["body"] for s in seen] == [b"0", b"1", b"2", b"3", b"4"]
     assert len({s["client"] for s in seen}) == 1  # one connection, from one client port
 
 
+def test_concurrent_requests_run_on_the_callers_thread_alone() -> None:
+    """No request hands work to another thread (aiohttp's ``trust_env`` looks the proxy up in
+    a worker thread per request; the client reads the environment once instead)."""
+    before = set(threading.enumerate())
+
+    async def batch(client: HttpClient, url: str) -> list[int]:
+        answers = await asyncio.gather(
+            *(client.post(url + "/x", content=b"%d" % n) for n in range(8))
+        )
+        return [a.status_code for a in answers]
+
+    with _server() as (url, seen), HttpClient(5.0) as client:
+        server_threads = set(threading.enumerate())
+        assert client.run(batch(client, url)) == [200] * 8
+        assert client.run(batch(client, url)) == [200] * 8
+        ours = {t for t in threading.enumerate() if not t.name.startswith("Thread-")}
+        assert ours <= server_threads | before, ours - server_threads - before
+    assert sorted(s["body"] for s in seen) == sorted([b"%d" % n for n in range(8)] * 2)
+
+
 def test_an_error_status_and_a_redirect_are_answers_not_failures() -> None:
-    with _server() as (url, _seen), HttpClient(5.0, pool_size=1) as client:
-        busy = client.post(url + "/busy", content=b"{}")
-        moved = client.post(url + "/moved", content=b"{}")
+    with _server() as (url, _seen), HttpClient(5.0) as client:
+        busy = client.run(client.post(url + "/busy", content=b"{}"))
+        moved = client.run(client.post(url + "/moved", content=b"{}"))
     assert busy.status_code == 503
     assert not busy.is_success
     assert moved.status_code == 302  # not followed: the caller decides
@@ -109,8 +133,8 @@ def test_an_error_status_and_a_redirect_are_answers_not_failures() -> None:
 
 
 def test_a_body_that_is_not_json_raises_value_error() -> None:
-    with _server() as (url, _seen), HttpClient(5.0, pool_size=1) as client:
-        answer = client.request("POST", url + "/moved", content=b"")
+    with _server() as (url, _seen), HttpClient(5.0) as client:
+        answer = client.run(client.request("POST", url + "/moved", content=b""))
     with pytest.raises(ValueError, match="Expecting value"):
         answer.json()
 
@@ -120,25 +144,28 @@ def test_a_refused_connection_is_a_transport_error() -> None:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()  # nothing listens there now
-    with HttpClient(2.0, pool_size=1) as client, pytest.raises(TransportError):
-        client.post(f"http://127.0.0.1:{port}/x", content=b"{}")
+    with (
+        HttpClient(2.0) as client,
+        pytest.raises(TransportError, match=re.escape(f"127.0.0.1:{port}: Connection refused")),
+    ):
+        client.run(client.post(f"http://127.0.0.1:{port}/x", content=b"{}"))
 
 
 def test_no_answer_within_the_timeout_is_a_transport_error() -> None:
     with (
         _server() as (url, seen),
-        HttpClient(0.3, pool_size=1) as client,
+        HttpClient(0.3) as client,
         pytest.raises(TransportError, match=r"[Tt]imeout"),
     ):
-        client.post(url + "/hang", content=b"{}")
-    assert len(seen) == 1  # sent once: urllib3's own retries are off
+        client.run(client.post(url + "/hang", content=b"{}"))
+    assert len(seen) == 1  # sent once: no retry of a POST
 
 
 def test_an_answer_cut_off_is_a_transport_error_and_the_next_request_goes_through() -> None:
-    with _server() as (url, seen), HttpClient(5.0, pool_size=1) as client:
+    with _server() as (url, seen), HttpClient(5.0) as client:
         with pytest.raises(TransportError):
-            client.post(url + "/cut", content=b"{}")
-        assert client.post(url + "/ok", content=b"{}").status_code == 200
+            client.run(client.post(url + "/cut", content=b"{}"))
+        assert client.run(client.post(url + "/ok", content=b"{}")).status_code == 200
     assert [s["path"] for s in seen] == ["/cut", "/ok"]
 
 
@@ -148,9 +175,10 @@ def test_a_proxy_named_in_the_environment_is_used_except_for_no_proxy_hosts(
     with _server() as (proxy_url, seen):
         monkeypatch.setenv("HTTP_PROXY", proxy_url)
         monkeypatch.setenv("NO_PROXY", "direct.invalid")
-        with HttpClient(5.0, pool_size=1) as client:
-            answer = client.post("http://erp.invalid/orders", content=b"{}")
-            with pytest.raises(TransportError):  # not proxied: the name does not resolve
-                client.post("http://direct.invalid/orders", content=b"{}")
+        with HttpClient(5.0) as client:
+            answer = client.run(client.post("http://erp.invalid/orders", content=b"{}"))
+            # not proxied: the name does not resolve
+            with pytest.raises(TransportError, match=r"direct\.invalid"):
+                client.run(client.post("http://direct.invalid/orders", content=b"{}"))
     assert answer.status_code == 200
     assert [s["path"] for s in seen] == ["http://erp.invalid/orders"]  # asked of the proxy

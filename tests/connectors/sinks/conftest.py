@@ -135,8 +135,6 @@ def sink_rig(
                 yield SinkRig(fake, loop, instruments, topics, outcomes, produce, crm_server)
             finally:
                 loop.consumer.close()
-                if loop.on_close is not None:
-                    loop.on_close()
                 client.close()
 
     return start
