@@ -133,7 +133,8 @@ class HttpClient:
                 body = await response.read()
                 return Answer(response.status, response.headers, body)
         except aiohttp.ClientConnectorError as exc:  # say why, as the system names it
-            why = os.strerror(exc.errno) if (exc.errno or 0) > 0 else str(exc.os_error)
+            errno = exc.errno
+            why = os.strerror(errno) if errno is not None and errno > 0 else str(exc.os_error)
             raise TransportError(f"cannot connect to {exc.host}:{exc.port}: {why}") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
