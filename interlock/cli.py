@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -19,7 +16,13 @@ from connectors.webhooks.cli import webhooks_command
 from contracts.cli import also_generate
 from contracts.cli import app as contracts_app
 from contracts.topics import load_catalog
-from interlock.commandline import command_settings, require_kafka, stack_settings, stop_on_signals
+from interlock.commandline import (
+    command_settings,
+    exit_refused,
+    require_kafka,
+    stack_settings,
+    stop_on_signals,
+)
 from interlock.kafka import KafkaAccessError
 from interlock.logs import configure_logging
 from ops.chaos.cli import chaos_command
@@ -253,14 +256,7 @@ def main() -> None:
     try:
         app()
     except KafkaAccessError as exc:
-        typer.echo(f"interlock: {exc}", err=True)
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Exit without tearing down the interpreter: the client whose error callback raised is
-        # still alive, and destroying librdkafka clients at interpreter shutdown after such a
-        # callback crashed the process (SIGSEGV instead of exit 2) under load.
-        os._exit(2)
+        exit_refused(f"interlock: {exc}")
 
 
 if __name__ == "__main__":

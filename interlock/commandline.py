@@ -6,9 +6,13 @@ use these instead of writing their own.
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
+import sys
 import threading
 from types import FrameType
+from typing import NoReturn
 
 import typer
 
@@ -17,6 +21,7 @@ from interlock.settings import Settings, load_settings
 
 __all__ = [
     "command_settings",
+    "exit_refused",
     "ignore_signals_after_uvicorn",
     "require_kafka",
     "stack_settings",
@@ -73,3 +78,17 @@ def ignore_signals_after_uvicorn() -> None:
     """
     signal.signal(signal.SIGINT, lambda *_: None)
     signal.signal(signal.SIGTERM, lambda *_: None)
+
+
+def exit_refused(message: str) -> NoReturn:
+    """Say ``message`` on stderr and exit 2 at once: the broker refused our access.
+
+    The interpreter is not torn down: the client whose error callback raised is still alive, and
+    destroying librdkafka clients at interpreter shutdown after such a callback crashed the
+    process (SIGSEGV instead of exit 2) under load.
+    """
+    typer.echo(message, err=True)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(2)

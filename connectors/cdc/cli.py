@@ -23,7 +23,7 @@ from connectors.cdc.postgres import PostgresSource, PostgresSourceConfig
 from connectors.cdc.spec import annotate_lines, load_mapping_dir
 from contracts.errors import ConfigError, InterlockError
 from interlock.collector import tune_collector
-from interlock.commandline import require_kafka, stop_on_signals
+from interlock.commandline import exit_refused, require_kafka, stop_on_signals
 from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
 from interlock.kafka import make_consumer, make_producer, subscribe
@@ -132,8 +132,7 @@ def cdc(
     try:
         stage.run(stop)
     except ConfigError as exc:  # the broker refused our access (KafkaAccessError): not retried
-        typer.echo(f"interlock cdc: {exc}", err=True)
-        raise typer.Exit(2) from None
+        exit_refused(f"interlock cdc: {exc}")
     finally:
         producer.flush(30)
         consumer.close()
