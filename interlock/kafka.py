@@ -67,8 +67,9 @@ def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict
             "isolation.level": "read_committed",
         }
     )
-    # The setting, unless ``kafka.extra`` names librdkafka's property itself.
-    conf.setdefault("fetch.wait.max.ms", settings.kafka.fetch_wait_max_ms)
+    # The settings, unless ``kafka.extra`` names librdkafka's properties themselves.
+    conf.setdefault("fetch.wait.max.ms", settings.kafka.fetch_wait_ms)
+    conf.setdefault("fetch.min.bytes", settings.kafka.fetch_min_bytes)
     # a refused login or untrusted certificate ends the stage's loop at its next poll
     conf["error_cb"] = raise_access_error
     conf.update(overrides)

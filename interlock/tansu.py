@@ -11,9 +11,10 @@ Every workaround for Tansu's defects lives here and applies only when ``kafka.br
   reported end - 1 until the fetch says end of partition, and
   :func:`install_worker_workarounds` makes Faust's table recovery read changelogs to that true
   end (else a restarted worker serves stale table values without an error).
-- It answers a fetch only when the fetch's wait ends, and Faust hard-codes 1,500 ms for its
-  consumer: :func:`install_worker_workarounds` gives the worker's consumer
-  ``kafka.fetch_wait_max_ms`` (100 ms) instead (1,500 ms gave quote -> command p99 ~1.6 s).
+- It answers a fetch only when the fetch's wait ends, whatever data it has: ``kafka.fetch_wait_ms``
+  is 100 ms on Tansu (25 on Apache Kafka, which answers once ``kafka.fetch_min_bytes`` arrived),
+  and the worker's consumer gets it too (``processors.app.install_configured_fetch``; Faust's
+  hard-coded 1,500 ms gave quote -> command p99 ~1.6 s).
 - No DeleteRecords: ``interlock dlq purge`` falls back to purge marks (``ops.dlq.purge``).
 - DescribeConfigs returns only explicit configs: topics are created with their full config.
 """
@@ -135,18 +136,14 @@ def tansu_end_offsets(
 
 
 def install_worker_workarounds() -> None:
-    """Patch Faust (0.15) for Tansu: true changelog highwaters, the configured fetch wait.
+    """Patch Faust (0.15) for Tansu: true changelog highwaters.
 
     Idempotent; called by ``processors.app.create_app`` only when the broker is Tansu.
     """
     from faust.tables.recovery import Recovery
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     if not hasattr(Recovery._build_highwaters, "__tansu__"):
         Recovery._build_highwaters = _true_highwaters(Recovery._build_highwaters)  # type: ignore[method-assign]
-    create = AIOKafkaConsumerThread._create_worker_consumer
-    if not hasattr(create, "__tansu__"):
-        AIOKafkaConsumerThread._create_worker_consumer = _configured_fetch_wait(create)  # type: ignore[method-assign]
 
 
 def _true_highwaters(original: Any) -> Any:
@@ -171,15 +168,3 @@ def _true_highwaters(original: Any) -> Any:
 
     build.__tansu__ = True  # type: ignore[attr-defined]
     return build
-
-
-def _configured_fetch_wait(original: Any) -> Any:
-    def create(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        wait = getattr(self.app, "fetch_max_wait_ms", None)
-        if wait is not None:
-            consumer._fetch_max_wait_ms = wait  # read by AIOKafkaConsumer.start() (aiokafka 0.14)
-        return consumer
-
-    create.__tansu__ = True  # type: ignore[attr-defined]
-    return create

@@ -1,7 +1,9 @@
 """The Faust application, configured from the one Settings, and how a worker runs it.
 
 ``create_app`` installs the fixes of faust-streaming's own bugs (``processors.faust_fixes``,
-on every broker) and, on Tansu (``kafka.broker_kind``), that broker's workarounds
+on every broker), gives the worker's consumer the configured fetch (``kafka.fetch_wait_ms`` and
+``kafka.fetch_min_bytes`` instead of Faust's hard-coded 1,500 ms and aiokafka's 1 byte) and, on
+Tansu (``kafka.broker_kind``), that broker's workarounds
 (``interlock.tansu.install_worker_workarounds``); on Apache Kafka none of the latter runs.
 """
 
@@ -24,6 +26,7 @@ __all__ = [
     "STOP_GAVE_UP",
     "InterlockApp",
     "create_app",
+    "install_configured_fetch",
     "run_worker",
 ]
 
@@ -44,8 +47,9 @@ class InterlockApp(faust.App):
     interlock_settings: Settings
     flush_hooks: list[FlushHook]
     fetch_max_wait_ms: int | None = None
-    """Longest wait of the worker consumer's fetch on Tansu (None: Faust's 1,500 ms); the worker
-    passes ``kafka.fetch_wait_max_ms``. Apache Kafka answers a fetch as soon as data arrives."""
+    """Longest wait of the worker consumer's fetch (``kafka.fetch_wait_ms``; None: Faust's)."""
+    fetch_min_bytes: int | None = None
+    """Data the worker consumer's fetch waits for (``kafka.fetch_min_bytes``; None: aiokafka's)."""
     checkpoints: ChangelogCheckpoints | None = None
     """The RocksDB tables' changelog offsets (``rocksdb://`` only)."""
 
@@ -98,7 +102,6 @@ def create_app(
     settings: Settings,
     *,
     app_id: str | None = None,
-    fetch_max_wait_ms: int | None = None,
     **overrides: Any,
 ) -> InterlockApp:
     """Build the Faust app from ``settings``; agents are registered on it by the caller."""
@@ -127,13 +130,45 @@ def create_app(
     app = InterlockApp(app_id or proc.app_id, **conf)
     app.interlock_settings = settings
     app.flush_hooks = []
-    app.fetch_max_wait_ms = fetch_max_wait_ms
+    app.fetch_max_wait_ms = settings.kafka.fetch_wait_ms
+    app.fetch_min_bytes = settings.kafka.fetch_min_bytes
+    install_configured_fetch()
     install_faust_fixes(idempotent_producer=not settings.kafka.tansu)
     if settings.kafka.tansu:
         from interlock.tansu import install_worker_workarounds
 
         install_worker_workarounds()
     return app
+
+
+def _configured_fetch(original: Any) -> Any:
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        # read by AIOKafkaConsumer.start() when it makes its fetcher (aiokafka 0.14)
+        wait = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait is not None:
+            consumer._fetch_max_wait_ms = wait
+        min_bytes = getattr(self.app, "fetch_min_bytes", None)
+        if min_bytes is not None:
+            consumer._fetch_min_bytes = min_bytes
+        return consumer
+
+    create.__configured_fetch__ = True  # type: ignore[attr-defined]
+    return create
+
+
+def install_configured_fetch() -> None:
+    """Give the worker's consumer its app's fetch wait and minimum (idempotent).
+
+    Faust 0.15 hard-codes ``fetch_max_wait_ms=1500`` and leaves aiokafka's ``fetch_min_bytes``
+    at 1 byte: on Tansu, which answers a fetch only when its wait ends, every hop waited 1.5 s;
+    on Apache Kafka each fetch brought the first record or two of a busy partition.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    create = AIOKafkaConsumerThread._create_worker_consumer
+    if not hasattr(create, "__configured_fetch__"):
+        AIOKafkaConsumerThread._create_worker_consumer = _configured_fetch(create)  # type: ignore[method-assign]
 
 
 STOP_GAVE_UP = 3

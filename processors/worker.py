@@ -64,7 +64,6 @@ def build_worker_app(
         dead_letters = dead_letter_writer(producer, instruments)
     app = create_app(
         settings,
-        fetch_max_wait_ms=settings.kafka.fetch_wait_max_ms,
         topic_partitions=partitions,
         stream_buffer_maxsize=16384,
         broker_commit_interval=1.0,

@@ -53,12 +53,24 @@ class KafkaSettings(BaseModel):
             " (interlock.tansu); the embedded runner sets it. Apache Kafka needs none."
         ),
     )
-    fetch_wait_max_ms: int = Field(
-        default=100,
+    fetch_wait_max_ms: int | None = Field(
+        default=None,
         ge=1,
         description=(
-            "Longest a consumer's fetch waits for data (librdkafka fetch.wait.max.ms; the worker's"
-            " too): an idle hop's latency bound, traded against idle fetches on the broker."
+            "Longest a consumer's fetch waits for `fetch_min_bytes` of data (librdkafka"
+            " fetch.wait.max.ms; the worker's too): a quiet hop's latency bound, traded against"
+            " fetches on the broker. Default 25 on Apache Kafka; 100 on Tansu, which answers a"
+            " fetch only when its wait ends."
+        ),
+    )
+    fetch_min_bytes: int = Field(
+        default=16384,
+        ge=1,
+        description=(
+            "Data a consumer's fetch waits for (up to `fetch_wait_max_ms`) before the broker"
+            " answers it (librdkafka fetch.min.bytes; the worker's too): under load a fetch"
+            " brings a batch rather than the first record or two, which costs the broker and"
+            " every consumer far less CPU per record. 1: answered as soon as any data arrives."
         ),
     )
     linger_ms: int = Field(
@@ -74,6 +86,13 @@ class KafkaSettings(BaseModel):
     extra: dict[str, str] = Field(
         default_factory=dict, description="Any other librdkafka property, passed through as is."
     )
+
+    @property
+    def fetch_wait_ms(self) -> int:
+        """``fetch_wait_max_ms``, or the broker's default when it is not set."""
+        if self.fetch_wait_max_ms is not None:
+            return self.fetch_wait_max_ms
+        return 100 if self.tansu else 25
 
     @property
     def tansu(self) -> bool:

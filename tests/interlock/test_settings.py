@@ -62,7 +62,13 @@ def test_consumers_fetch_wait_comes_from_the_setting_unless_extra_names_it(
     from interlock.kafka import consumer_config
 
     monkeypatch.setenv("INTERLOCK_KAFKA__BOOTSTRAP_SERVERS", "k:9092")
+    conf = consumer_config(load_settings(_env_file=None), "g")
+    # a fetch waits for a batch, briefly: on Tansu, which answers only when the wait ends, longer
+    assert (conf["fetch.wait.max.ms"], conf["fetch.min.bytes"]) == (25, 16384)
+    monkeypatch.setenv("INTERLOCK_KAFKA__BROKER_KIND", "tansu")
     assert consumer_config(load_settings(_env_file=None), "g")["fetch.wait.max.ms"] == 100
+    monkeypatch.setenv("INTERLOCK_KAFKA__FETCH_MIN_BYTES", "1")
+    assert consumer_config(load_settings(_env_file=None), "g")["fetch.min.bytes"] == 1
     monkeypatch.setenv("INTERLOCK_KAFKA__FETCH_WAIT_MAX_MS", "250")
     settings = load_settings(_env_file=None)
     assert consumer_config(settings, "g")["fetch.wait.max.ms"] == 250

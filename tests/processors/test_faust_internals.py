@@ -283,3 +283,26 @@ def test_the_livelock_fix_is_installed_once() -> None:
     install_livelock_check_positioned()
     install_livelock_check_positioned()
     assert AIOKafkaConsumerThread.verify_event_path is _verify_event_path_positioned
+
+
+@pytest.mark.parametrize(("kind", "wait"), [("kafka", 25), ("tansu", 100)])
+def test_the_workers_consumer_fetches_as_configured(tmp_path: Path, kind: str, wait: int) -> None:
+    """Faust hard-codes a 1,500 ms fetch wait and aiokafka fetches from 1 byte: the worker's
+    consumer gets ``kafka.fetch_wait_ms`` and ``kafka.fetch_min_bytes`` instead."""
+    from interlock.settings import Settings
+    from processors.app import create_app
+
+    settings = Settings().with_bootstrap("127.0.0.1:9")
+    settings.kafka.broker_kind = kind  # type: ignore[assignment]
+    settings.processors.data_dir = str(tmp_path)
+
+    async def made() -> tuple[int, int]:
+        app = create_app(settings, app_id=f"fetch-{kind}")
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)  # type: ignore[attr-defined]
+        try:
+            return consumer._fetch_max_wait_ms, consumer._fetch_min_bytes
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(made()) == (wait, settings.kafka.fetch_min_bytes)
+    assert settings.kafka.fetch_min_bytes > 1
