@@ -24,10 +24,10 @@ its closing too; failed probes in between at most every 30 s.
 Every attempt sends the same ``Idempotency-Key`` (the command's event_id).
 
 Within a batch, :meth:`CommandSink.handle_batch` sends calls concurrently (coroutines on the HTTP
-client's event loop, driven by the loop's thread; at most ``concurrency`` calls in flight per
-target) while commands with the same Kafka key (the same order or deal) are sent one after the
-other in offset order. An accepted create-order
-observes ``interlock_handoff_latency_seconds{flow="quote_to_order"}`` and an accepted update-deal
+client's event loop, which the stage loop's thread runs until the batch is done; at most
+``concurrency`` calls in flight per target) while commands with the same Kafka key (the same
+order or deal) are sent one after the other in offset order. An accepted create-order observes
+``interlock_handoff_latency_seconds{flow="quote_to_order"}`` and an accepted update-deal
 ``{flow="status_to_crm"}``: now minus the command's ``occurred_at`` (the business event time).
 """
 
