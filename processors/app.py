@@ -46,10 +46,6 @@ class InterlockApp(faust.App):
 
     interlock_settings: Settings
     flush_hooks: list[FlushHook]
-    fetch_max_wait_ms: int | None = None
-    """Longest wait of the worker consumer's fetch (``kafka.fetch_wait_ms``; None: Faust's)."""
-    fetch_min_bytes: int | None = None
-    """Data the worker consumer's fetch waits for (``kafka.fetch_min_bytes``; None: aiokafka's)."""
     checkpoints: ChangelogCheckpoints | None = None
     """The RocksDB tables' changelog offsets (``rocksdb://`` only)."""
 
@@ -130,8 +126,6 @@ def create_app(
     app = InterlockApp(app_id or proc.app_id, **conf)
     app.interlock_settings = settings
     app.flush_hooks = []
-    app.fetch_max_wait_ms = settings.kafka.fetch_wait_ms
-    app.fetch_min_bytes = settings.kafka.fetch_min_bytes
     install_configured_fetch()
     install_faust_fixes(idempotent_producer=not settings.kafka.tansu)
     if settings.kafka.tansu:
@@ -144,13 +138,11 @@ def create_app(
 def _configured_fetch(original: Any) -> Any:
     def create(self: Any, transport: Any) -> Any:
         consumer = original(self, transport)
-        # read by AIOKafkaConsumer.start() when it makes its fetcher (aiokafka 0.14)
-        wait = getattr(self.app, "fetch_max_wait_ms", None)
-        if wait is not None:
-            consumer._fetch_max_wait_ms = wait
-        min_bytes = getattr(self.app, "fetch_min_bytes", None)
-        if min_bytes is not None:
-            consumer._fetch_min_bytes = min_bytes
+        settings = getattr(self.app, "interlock_settings", None)  # None: not an Interlock app
+        if settings is not None:
+            # read by AIOKafkaConsumer.start() when it makes its fetcher (aiokafka 0.14)
+            consumer._fetch_max_wait_ms = settings.kafka.fetch_wait_ms
+            consumer._fetch_min_bytes = settings.kafka.fetch_min_bytes
         return consumer
 
     create.__configured_fetch__ = True  # type: ignore[attr-defined]
@@ -158,7 +150,7 @@ def _configured_fetch(original: Any) -> Any:
 
 
 def install_configured_fetch() -> None:
-    """Give the worker's consumer its app's fetch wait and minimum (idempotent).
+    """Give the worker's consumer its settings' fetch wait and minimum (idempotent).
 
     Faust 0.15 hard-codes ``fetch_max_wait_ms=1500`` and leaves aiokafka's ``fetch_min_bytes``
     at 1 byte: on Tansu, which answers a fetch only when its wait ends, every hop waited 1.5 s;
