@@ -44,13 +44,14 @@ def machine_times() -> MachineTimes:
 
 
 def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, CPU seconds of the process: user + system, all its threads)."""
+    """(parent pid, CPU seconds of the process: user + system, all its threads, and its children
+    that have exited and been waited for, such as the simulator's snapshot writers)."""
     try:
         text = (PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
     rest = text[text.rindex(")") + 2 :].split()
-    return int(rest[1]), (int(rest[11]) + int(rest[12])) * TICK_S
+    return int(rest[1]), sum(int(t) for t in rest[11:15]) * TICK_S
 
 
 def _cmdline(pid: int) -> list[str]:

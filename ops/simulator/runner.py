@@ -28,6 +28,7 @@ from ops.simulator.fake_erp import ErpBook, ErpTimings
 from ops.simulator.loopback import LoopbackServer
 from ops.simulator.outage import ApiOutage, OutageMiddleware
 from ops.simulator.pacing import TokenBucket
+from ops.simulator.runfile import RunFile
 from ops.simulator.scenario import (
     ChangeAction,
     CreditHoldAction,
@@ -35,7 +36,7 @@ from ops.simulator.scenario import (
     Scenario,
     WebhookAction,
 )
-from ops.simulator.truth import Recorded, save_run
+from ops.simulator.truth import Recorded, run_document
 from ops.simulator.wire import (
     Dialect,
     debezium_envelope,
@@ -147,6 +148,7 @@ class Simulator:
         self.sent = 0
         self.delivery_errors = 0
         self.generation_s = 0.0
+        self.run_file = RunFile(config.ground_truth)
         began = clock()
 
         def elapsed() -> float:
@@ -200,10 +202,10 @@ class Simulator:
             self.book.set_credit_hold(action.customer_number, action.hold, action.row)
         self.sent += 1
 
-    def save(self, **meta: Any) -> None:
-        """Write the ground truth and recordings so far (atomically)."""
-        save_run(
-            self.config.ground_truth,
+    def save(self, *, behind: bool = False, **meta: Any) -> None:
+        """Write the ground truth and recordings so far (atomically); ``behind``: from a child
+        process while this one goes on (:class:`~ops.simulator.runfile.RunFile`)."""
+        doc = run_document(
             self.scenario.truth,
             self.recorded,
             seed=self.config.seed,
@@ -215,6 +217,10 @@ class Simulator:
             **self._erp_meta(),
             **meta,
         )
+        if behind:
+            self.run_file.save_behind(doc)
+        else:
+            self.run_file.save(doc)
 
     def _erp_meta(self) -> dict[str, Any]:
         if self.erp_tables is None:
@@ -270,7 +276,7 @@ class Simulator:
                     on_tick(self)
             if now - last_save >= cfg.snapshot_every_s:
                 last_save = now
-                self.save(phase="running")
+                self.save(behind=True, phase="running")
         if self.operators is not None:
             self.operators.stop_deciding()  # what was decided has the drain to take effect
         if self.abort.is_set():

@@ -34,7 +34,9 @@ __all__ = [
     "RejectedWebhook",
     "SweepFinding",
     "load_run",
+    "run_document",
     "save_run",
+    "write_run",
 ]
 
 EXPECTED_STATUS = {"bad_json": 400, "bad_signature": 401}
@@ -117,18 +119,25 @@ class GroundTruth:
     drift: list[DriftCase] = field(default_factory=list)
     """Drift injected at seeded moments (empty without ``--drift``)."""
 
+    def __post_init__(self) -> None:
+        # where each quote's expected orders are in ``expected_orders``: a revision is not a
+        # scan of the run (not a field: neither saved nor compared)
+        self._order_at: dict[str, list[int]] = {}
+        for i, order in enumerate(self.expected_orders):
+            self._order_at.setdefault(order.quote_id, []).append(i)
+
     def add_expected_order(
         self, quote_id: str, revision: int, deal_id: str, company_id: str, out_of_order: bool
     ) -> None:
+        self._order_at.setdefault(quote_id, []).append(len(self.expected_orders))
         self.expected_orders.append(
             ExpectedOrder(quote_id, revision, deal_id, company_id, out_of_order)
         )
 
     def revise_expected_order(self, quote_id: str, revision: int) -> None:
         """A later revision was accepted: the quote's one order must be amended to it."""
-        for i, order in enumerate(self.expected_orders):
-            if order.quote_id == quote_id:
-                self.expected_orders[i] = replace(order, revision=revision)
+        for i in self._order_at.get(quote_id, ()):
+            self.expected_orders[i] = replace(self.expected_orders[i], revision=revision)
 
     def add_invalid(self, quote_id: str, revision: int, deal_id: str, why: str) -> None:
         self.invalid_quotes.append(InvalidQuote(quote_id, revision, deal_id, why))
@@ -331,19 +340,23 @@ _SAVE_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 
 
 def save_run(path: Path, truth: GroundTruth, recorded: Recorded, **meta: Any) -> None:
-    """Write ground truth + recordings atomically (a reader never sees half a file).
+    """Write ground truth + recordings atomically (a reader never sees half a file)."""
+    write_run(path, run_document(truth, recorded, **meta))
 
-    orjson writes the dataclasses as they are, in one call that holds the GIL: no copy of the
-    run as dicts first, and a save of a long run (megabytes, every ``snapshot_every_s``) stalls
-    the fake APIs in the same process for a fraction of what ``json`` took. Values it cannot
-    write (none are expected) are written as ``str``, as before.
+
+def run_document(truth: GroundTruth, recorded: Recorded, **meta: Any) -> dict[str, Any]:
+    """What :func:`write_run` writes: the recordings as shallow copies taken under their lock,
+    the ground truth as it is (only the generating thread changes it)."""
+    recorded_now = recorded.snapshot()
+    return {"meta": meta, "summary": truth.summary(), "truth": truth, "recorded": recorded_now}
+
+
+def write_run(path: Path, doc: dict[str, Any]) -> None:
+    """Write a :func:`run_document` atomically.
+
+    orjson writes the dataclasses as they are, in one call: no copy of the run as dicts first.
+    Values it cannot write (none are expected) are written as ``str``.
     """
-    doc = {
-        "meta": meta,
-        "summary": truth.summary(),
-        "truth": truth,
-        "recorded": recorded.snapshot(),
-    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(orjson.dumps(doc, default=str, option=_SAVE_OPTIONS))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -198,6 +200,27 @@ def test_processes_are_named_by_service_and_timed_from_proc() -> None:
     assert times.busy_s > 0
     assert times.idle_s >= 0
     assert times.steal_s >= 0
+
+
+def test_a_service_is_charged_for_the_children_it_has_waited_for() -> None:
+    # the simulator's running snapshots are written by short-lived forked children
+    code = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run([sys.executable, '-c', 'sum(range(3 * 10**7))'], check=True)\n"
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(u.ru_utime + u.ru_stime, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        children_s = float(proc.stdout.readline())
+        assert children_s > 0.1
+        assert cpu_by_service(proc.pid)["up"] >= children_s - 0.02
+    finally:
+        proc.communicate("")
 
 
 def _search(broker: str, best: float | None, runs: list[dict[str, Any]]) -> dict[str, Any]:
