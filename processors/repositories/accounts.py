@@ -48,14 +48,18 @@ class Identity:
         side: str,
         match_keys: Iterable[str],
     ) -> None:
-        """Record what names ``account_id``, and the match keys it can be found by."""
+        """Record what names ``account_id``, and the match keys it can be found by.
+
+        What is already kept is not written again: every change of an account repeats it, and a
+        table write is a store write and a changelog record, a read neither."""
+        keys = [f"{side}|{key}" for key in match_keys]
         if crm_record_id:
-            self._table[f"crm:{crm_record_id}"] = account_id
+            keys.append(f"crm:{crm_record_id}")
         if erp_customer_number:
-            self._table[f"erp:{erp_customer_number}"] = account_id
-        for key in match_keys:
-            if self._table.get(f"{side}|{key}") != account_id:
-                self._table[f"{side}|{key}"] = account_id
+            keys.append(f"erp:{erp_customer_number}")
+        for key in keys:
+            if self._table.get(key) != account_id:
+                self._table[key] = account_id
 
     def accounts_matching(self, side: str, match_keys: Iterable[str]) -> set[str]:
         """The accounts of ``side`` found by any of ``match_keys``, from any partition this

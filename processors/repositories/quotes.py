@@ -50,7 +50,15 @@ class Correlation:
         self._table[f"o:{order_id}"] = quote_id
 
     def numbered(self, quote_id: str, number: str) -> None:
-        """The ERP gave the quote's order its number."""
+        """The ERP gave the quote's order its number.
+
+        Every later change of the order repeats it: what is already kept is not written again
+        (a table write is a store write and a changelog record, a read neither)."""
+        if (
+            self._table.get(f"q:{quote_id}") == number
+            and self._table.get(f"n:{number}") == quote_id
+        ):
+            return
         self._table[f"n:{number}"] = quote_id
         self._table[f"q:{quote_id}"] = number
 

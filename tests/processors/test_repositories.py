@@ -123,6 +123,43 @@ def test_correlation_keys_order_ids_numbers_quotes_and_held_commands_apart() -> 
     assert correlation.take_held("q-2") is None
 
 
+class _Writes(dict[str, Any]):
+    """A table that counts its writes (each one a store write and a changelog record)."""
+
+    writes = 0
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.writes += 1
+        super().__setitem__(key, value)
+
+
+def test_an_accounts_names_and_match_keys_already_kept_are_not_written_again() -> None:
+    table = _Writes()
+    identity = Identity(table)
+    names = {"crm_record_id": "c-7", "erp_customer_number": "E-9", "side": "erp"}
+    identity.index("acc-1", **names, match_keys=["tax:de123"])
+    assert table.writes == 3
+    identity.index("acc-1", **names, match_keys=["tax:de123"])
+    assert table.writes == 3
+    identity.index("acc-2", **names, match_keys=["tax:de123", "name:globex"])  # all changed
+    assert table.writes == 7
+    assert set(table.values()) == {"acc-2"}
+
+
+def test_an_erp_order_number_already_kept_is_not_written_again() -> None:
+    table = _Writes()
+    correlation = Correlation(table)
+    correlation.numbered("q-1", "SO-5")
+    assert table.writes == 2
+    correlation.numbered("q-1", "SO-5")  # every later change of the order repeats its number
+    assert table.writes == 2
+    del table["n:SO-5"]  # half of it missing: both written again
+    correlation.numbered("q-1", "SO-5")
+    assert table.writes == 4
+    correlation.numbered("q-1", "SO-6")  # renumbered
+    assert (table.writes, table["q:q-1"], table["n:SO-6"]) == (6, "SO-6", "q-1")
+
+
 def test_a_seen_mark_is_its_time_and_partition_the_time_its_expiry_reads() -> None:
     table: dict[str, Any] = {}
     seen = SeenEvents(table)
