@@ -36,6 +36,7 @@ from bench.pipeline.run import (
     _latest_buckets,
     _merge,
     _scrape,
+    discard_state,
     stack_env,
     start_stack,
     stop_stack,
@@ -138,6 +139,7 @@ def run_stack(
     finally:
         # the stack is in its own session: a benchmark stopped early must stop it too
         stop_stack(proc)
+        discard_state(run_dir)
     result: dict[str, Any] = {
         "broker": broker,
         "offered_per_s": rate,

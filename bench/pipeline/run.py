@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -113,6 +114,14 @@ class _Output:
                 self.urls.setdefault(url, label)
 
 
+def discard_state(run_dir: Path) -> None:
+    """Remove a stopped stack's broker log and worker tables (hundreds of MB per run, which
+    filled the disk over a day of runs); keep its logs and ``simulation.json``."""
+    for path in run_dir.iterdir():
+        if path.is_dir() and path.name != "logs":
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def run_once(
     rate: float, workers: int, duration: float, drain: float, interval: float
 ) -> dict[str, Any]:
@@ -133,6 +142,7 @@ def run_once(
                 series.append((at, take_snapshot(samples, at), worker))
             time.sleep(interval)
     stop_stack(proc)
+    discard_state(run_dir)
     result: dict[str, Any] = {
         "workers": workers,
         "offered_per_s": rate,
