@@ -20,6 +20,7 @@ import faust
 
 from interlock.settings import Settings
 from processors.faust_fixes import install_faust_fixes
+from processors.monitor import LeanMonitor
 from processors.state import ChangelogCheckpoints
 
 __all__ = [
@@ -118,6 +119,7 @@ def create_app(
         "producer_linger_ms": 5,
         "producer_max_batch_size": 256 * 1024,
         "web_enabled": False,
+        "Monitor": LeanMonitor,  # Faust's statistics are for its web views, which are off
         "topic_allow_declare": True,
         "autodiscover": False,
     }

@@ -306,3 +306,38 @@ def test_the_workers_consumer_fetches_as_configured(tmp_path: Path, kind: str, w
 
     assert asyncio.run(made()) == (wait, settings.kafka.fetch_min_bytes)
     assert settings.kafka.fetch_min_bytes > 1
+
+
+def test_the_workers_monitor_keeps_only_what_fausts_consumer_reads(tmp_path: Path) -> None:
+    """Faust's statistics per message, event and table write are for its web views (off);
+    its consumer reads when each partition's stream last took an event, to warn of a stall."""
+    import inspect
+
+    from interlock.settings import Settings
+    from processors.app import create_app
+    from processors.monitor import LeanMonitor
+
+    assert "monitor.stream_inbound_time" in inspect.getsource(
+        AIOKafkaConsumerThread.verify_event_path
+    )
+    settings = Settings().with_bootstrap("127.0.0.1:9")
+    settings.processors.data_dir = str(tmp_path)
+
+    async def check() -> None:
+        app = create_app(settings, app_id="lean-monitor")
+        monitor = app.monitor
+        assert isinstance(monitor, LeanMonitor)
+        app.sensors.add(monitor)  # as Faust does when the worker starts
+        tp = TP("quotes", 0)
+        table = SimpleNamespace(name="orders")
+        app.sensors.on_message_in(tp, 5, SimpleNamespace())
+        state = app.sensors.on_stream_event_in(tp, 5, SimpleNamespace(), SimpleNamespace())
+        app.sensors.on_table_get(table, "k")
+        app.sensors.on_table_set(table, "k", 1)
+        app.sensors.on_stream_event_out(tp, 5, SimpleNamespace(), SimpleNamespace(), state)
+        app.sensors.on_message_out(tp, 5, SimpleNamespace())
+        assert tp in monitor.stream_inbound_time
+        assert monitor.events_total == monitor.messages_received_total == 0
+        assert monitor.tables == {}
+
+    asyncio.run(check())
