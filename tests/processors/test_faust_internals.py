@@ -310,17 +310,12 @@ def test_the_workers_consumer_fetches_as_configured(tmp_path: Path, kind: str, w
 
 def test_the_workers_monitor_keeps_only_what_fausts_consumer_reads(tmp_path: Path) -> None:
     """Faust's statistics per message, event and table write are for its web views (off);
-    its consumer reads when each partition's stream last took an event, to warn of a stall."""
-    import inspect
-
-    import faust.transport.drivers.aiokafka as faust_aiokafka
-
+    its consumer reads when each partition's stream last took an event, to warn of a stall
+    (``verify_event_path``: re-check which monitor state it reads on a Faust upgrade)."""
     from interlock.settings import Settings
     from processors.app import create_app
     from processors.monitor import LeanMonitor
 
-    # the one monitor attribute Faust's consumer reads per partition (verify_event_path)
-    assert "monitor.stream_inbound_time" in inspect.getsource(faust_aiokafka)
     settings = Settings().with_bootstrap("127.0.0.1:9")
     settings.processors.data_dir = str(tmp_path)
 
@@ -342,3 +337,44 @@ def test_the_workers_monitor_keeps_only_what_fausts_consumer_reads(tmp_path: Pat
         assert monitor.tables == {}
 
     asyncio.run(check())
+
+
+def test_fausts_stall_warning_still_sees_the_streams_events_with_the_lean_monitor() -> None:
+    """Faust's consumer warns of a stream that stopped taking a partition's fetched records;
+    it reads when the stream last took one from the monitor, which the lean one still keeps."""
+    from time import monotonic
+
+    from processors.monitor import LeanMonitor
+
+    tp = TP("quotes", 0)
+    monitor = LeanMonitor()
+    slow: list[str] = []
+    state = SimpleNamespace(highwater=10, position=5)  # fetched up to 10, committed 5
+    assignment = SimpleNamespace(state_value=lambda _tp: state)
+    consumer = SimpleNamespace(
+        _fetcher=SimpleNamespace(
+            _subscriptions=SimpleNamespace(subscription=SimpleNamespace(assignment=assignment))
+        )
+    )
+    thread = SimpleNamespace(
+        consumer=SimpleNamespace(
+            app=SimpleNamespace(
+                monitor=monitor, topics=SimpleNamespace(acks_enabled_for=lambda _t: True)
+            )
+        ),
+        time_started=monotonic() - 1000.0,  # Faust's clock: the monotonic one
+        tp_stream_timeout_secs=300.0,
+        tp_commit_timeout_secs=300.0,
+        tp_last_committed_at={},
+        _verify_aiokafka_event_path=lambda _now, _tp: False,
+        _ensure_consumer=lambda: consumer,
+        _log_slow_processing_stream=lambda what, *_: slow.append(what),
+        _log_slow_processing_commit=lambda what, *_: slow.append(what),
+    )
+    faust_fixes._original_verify_event_path(thread, monotonic(), tp)
+    assert len(slow) == 1  # no event taken since the start: warned
+    monitor.on_stream_event_in(tp, 5, SimpleNamespace(), SimpleNamespace())
+    thread.tp_last_committed_at[tp] = monotonic()
+    slow.clear()
+    faust_fixes._original_verify_event_path(thread, monotonic(), tp)
+    assert slow == []  # the stream takes events and commits: no warning
