@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Producer
 
+from connectors.fakes.server import ServerThread
 from ops.simulator.actions import DriftAction
 from ops.simulator.conventions import cdc_topic
 from ops.simulator.delivery import WebhookSenders, WebhookTarget
@@ -25,7 +26,6 @@ from ops.simulator.drift import DriftMix
 from ops.simulator.erp_api import create_erp_app
 from ops.simulator.fake_crm import CrmDesk, create_crm_app
 from ops.simulator.fake_erp import ErpBook, ErpTimings
-from ops.simulator.loopback import LoopbackServer
 from ops.simulator.outage import ApiOutage, OutageMiddleware
 from ops.simulator.pacing import TokenBucket
 from ops.simulator.runfile import RunFile
@@ -163,8 +163,8 @@ class Simulator:
         crm_app = OutageMiddleware(
             create_crm_app(self.desk), "crm", config.outages, elapsed, refused("crm")
         )
-        self.erp_server = LoopbackServer(erp_app, config.erp_port)
-        self.crm_server = LoopbackServer(crm_app, config.crm_port)
+        self.erp_server = ServerThread(erp_app, port=config.erp_port, access_log=False)
+        self.crm_server = ServerThread(crm_app, port=config.crm_port, access_log=False)
 
     # Kafka ---------------------------------------------------------------------------------------
     def _on_delivery(self, err: Any, _msg: Any) -> None:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ops.simulator.loopback import LoopbackServer
+from connectors.fakes.server import ServerThread
 
 __all__ = ["TABLES", "Receiver"]
 
@@ -30,7 +30,7 @@ class Receiver:
                 self.arrived.notify_all()
             return JSONResponse({"status": "accepted"})
 
-        self.server = LoopbackServer(
+        self.server = ServerThread(
             Starlette(routes=[Route("/webhooks/hubspot", hook, methods=["POST"])])
         ).start()
 

@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.fakes.server import ServerThread
 from ops.simulator.actions import WebhookAction
 from ops.simulator.delivery import WebhookSenders, WebhookTarget
-from ops.simulator.loopback import LoopbackServer
 from ops.simulator.truth import Recorded
 
 
@@ -41,7 +41,7 @@ class _Receiver:
             return JSONResponse({"status": status}, status_code=status)
 
         app = Starlette(routes=[Route("/webhooks/hubspot", hook, methods=["POST"])])
-        self.server = LoopbackServer(app).start()
+        self.server = ServerThread(app).start()
 
     def wait_for(self, n: int) -> list[tuple[str, int]]:
         with self.arrived:
