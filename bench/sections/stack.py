@@ -164,7 +164,8 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
     runs = [r for x in by.values() for r in x.get("runs", [])]
     stolen = any("stolen" in (r.get("cores") or {}) for r in runs)
     s.notes.append(
-        "CPU per action: each service's CPU seconds (all its processes and threads, /proc) over "
+        "CPU per action: each service's CPU seconds (all its processes and threads, and the "
+        "children they have waited for, such as the simulator's snapshot writers; /proc) over "
         "the window, divided by the actions the simulator sent in it; `up` is the supervisor "
         "with its live view, `simulate` the simulated CRM and ERP, `broker` the embedded broker; "
         "cores: the same CPU per second of the window, beside the rest of the machine (other "
