@@ -115,10 +115,15 @@ class _Output:
 
 
 def discard_state(run_dir: Path) -> None:
-    """Remove a stopped stack's broker log and worker tables (hundreds of MB per run, which
-    filled the disk over a day of runs); keep its logs and ``simulation.json``."""
+    """Remove a stopped stack's broker data and worker tables (hundreds of MB per run, which
+    filled the disk over a day of runs); keep its logs, the broker's own log among them (moved
+    to ``logs/<dir>-<name>``), and ``simulation.json``."""
+    logs = run_dir / "logs"
     for path in run_dir.iterdir():
-        if path.is_dir() and path.name != "logs":
+        if path.is_dir() and path != logs:
+            for log in path.glob("*.log"):
+                logs.mkdir(exist_ok=True)
+                log.replace(logs / f"{path.name}-{log.name}")
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -45,13 +45,15 @@ def test_stopping_a_running_stack_ends_its_session() -> None:
     stop_stack(proc)  # already stopped: nothing to do
 
 
-def test_a_stopped_stacks_broker_log_and_tables_are_removed_and_its_record_kept(
+def test_a_stopped_stacks_broker_data_and_tables_are_removed_and_its_logs_kept(
     tmp_path: Path,
 ) -> None:
-    for name in ("kafka/meta.properties", "faust/tables/x.db", "logs/worker.log"):
+    names = ("kafka/meta.properties", "kafka/broker.log", "faust/tables/x.db", "logs/worker.log")
+    for name in names:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
     (tmp_path / "simulation.json").write_text("{}")
     run.discard_state(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "simulation.json"]
     assert (tmp_path / "logs" / "worker.log").exists()
+    assert (tmp_path / "logs" / "kafka-broker.log").exists()  # the broker's own log is kept
