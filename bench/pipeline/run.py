@@ -157,8 +157,7 @@ def run_once(
         result["error"] = f"exit {proc.returncode}; " + " / ".join(out.tail[-5:])
         if not series:
             return result
-    truth = run_dir / "simulation.json"
-    sent = json.loads(truth.read_text())["meta"].get("sent") if truth.exists() else None
+    sent, orders = ground_truth(run_dir / "simulation.json")
     first = next((t for t, s, _ in series if s.consumed > 0), series[0][0])
     window = (first + 0.25 * duration, first + duration)
     gen = [(t, s) for t, s, _ in series if t <= window[1]]
@@ -168,6 +167,7 @@ def run_once(
         {
             "sent": sent,
             "sent_per_s": sent / duration if sent else None,
+            "orders": orders,
             "consumed_per_s": steady_rate([(t, s.consumed) for t, s, _ in series], *window),
             "produced_per_s": steady_rate([(t, s.produced) for t, s, _ in series], *window),
             "worker_consumed_per_s": steady_rate([(t, w) for t, _, w in series], *window),
@@ -183,6 +183,20 @@ def run_once(
         }
     )  # fmt: skip
     return result
+
+
+def ground_truth(path: Path) -> tuple[int | None, dict[str, int] | None]:
+    """From the simulator's run file: the events it sent, and the ERP orders its CRM expects
+    beside those the fake ERP created by the end of the drain (None: no run file)."""
+    if not path.exists():
+        return None, None
+    doc = json.loads(path.read_text())
+    expected = doc.get("summary", {}).get("expected_orders")
+    created = doc.get("recorded", {}).get("erp_orders")
+    orders = None
+    if expected is not None and created is not None:
+        orders = {"expected": int(expected), "created": len(created)}
+    return doc["meta"].get("sent"), orders
 
 
 def _latest_buckets(snapshots: Sequence[Snapshot]) -> dict[str, list[tuple[float, float]]]:

@@ -35,6 +35,10 @@ def pipeline_section(d: Mapping[str, Any]) -> Section:
         s.rows.append(Row(f"{head}: worker consumed", r.get("worker_consumed_per_s"),
                           "events/s", "simulator sent", achieved))  # fmt: skip
         s.rows.append(Row(f"{head}: all services consumed", r.get("consumed_per_s"), "events/s"))
+        orders = r.get("orders")
+        if orders:
+            s.rows.append(Row(f"{head}: ERP orders created", orders["created"], "orders",
+                              "expected by the simulated CRM", orders["expected"]))  # fmt: skip
         lat = r.get("latency_all") or {}
         target = HANDOFF_TARGET if rate == 1000 else None
         s.rows.append(Row(f"{head}: handoff p50", lat.get("p50"), "s"))
@@ -53,6 +57,14 @@ def pipeline_section(d: Mapping[str, Any]) -> Section:
         if not saturated.get(1):
             s.notes.append("one worker kept up at every offered load: the 2-vs-1 ratio shows "
                            "the offered load, not the workers' capacity")  # fmt: skip
+    if any(r["workers"] > 1 for r in d.get("runs", [])):
+        s.notes.append(
+            "several workers: linking a CRM account to its ERP customer by search is "
+            "partition-local, so a company whose two records are held by different workers is "
+            "not linked, and its accepted quotes wait parked (`interlock_parked_quotes"
+            '{waiting_for="link"}`) with no order made (docs/operations/scaling.md): compare '
+            "the ERP orders created with the one-worker runs' before the rates"
+        )
     if d.get("store"):
         s.notes.append(f"the workers' table store: `{d['store']}`")
     s.notes.append("all services, the broker and the simulator share the machine's cores: "

@@ -10,6 +10,8 @@ import pytest
 
 from bench.pipeline import run
 from bench.pipeline.run import stack_env, start_stack, stop_stack
+from bench.sections.stack import pipeline_section
+from ops.simulator.truth import ErpOrder, GroundTruth, Recorded, save_run
 
 pytestmark = pytest.mark.unit
 
@@ -57,3 +59,31 @@ def test_a_stopped_stacks_broker_data_and_tables_are_removed_and_its_logs_kept(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "simulation.json"]
     assert (tmp_path / "logs" / "worker.log").exists()
     assert (tmp_path / "logs" / "kafka-broker.log").exists()  # the broker's own log is kept
+
+
+def test_a_runs_orders_are_read_from_the_simulators_own_run_file(tmp_path: Path) -> None:
+    truth = GroundTruth(seed=7)
+    for n in range(3):
+        truth.add_expected_order(f"q{n}", 1, str(100 + n), "11", False)
+    recorded = Recorded()
+    recorded.erp_orders.append(ErpOrder("SO-1", "k-1", "q0", 1, "100", "C1"))
+    path = tmp_path / "simulation.json"
+    save_run(path, truth, recorded, sent=42, phase="done")
+    assert run.ground_truth(path) == (42, {"expected": 3, "created": 1})
+    assert run.ground_truth(tmp_path / "absent.json") == (None, None)
+
+
+def _run(workers: int, created: int) -> dict[str, object]:
+    orders = {"expected": 100, "created": created}
+    return {"workers": workers, "offered_per_s": 1000.0, "sent_per_s": 1000.0,
+            "worker_consumed_per_s": 1500.0, "orders": orders}  # fmt: skip
+
+
+def test_the_section_shows_orders_created_and_why_several_workers_make_fewer() -> None:
+    section = pipeline_section({"runs": [_run(1, 96), _run(2, 54)]})
+    rows = {row.measure: row for row in section.rows}
+    assert rows["2 workers @ 1,000/s: ERP orders created"].ratio == pytest.approx(0.54)
+    assert rows["1 worker @ 1,000/s: ERP orders created"].baseline == 100
+    assert any("partition-local" in note for note in section.notes)
+    alone = pipeline_section({"runs": [_run(1, 96)]})
+    assert not any("partition-local" in note for note in alone.notes)
