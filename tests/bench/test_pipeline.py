@@ -84,6 +84,14 @@ def test_the_section_shows_orders_created_and_why_several_workers_make_fewer() -
     rows = {row.measure: row for row in section.rows}
     assert rows["2 workers @ 1,000/s: ERP orders created"].ratio == pytest.approx(0.54)
     assert rows["1 worker @ 1,000/s: ERP orders created"].baseline == 100
-    assert any("partition-local" in note for note in section.notes)
+    assert any("partition-local" in note and "orders created" in note for note in section.notes)
     alone = pipeline_section({"runs": [_run(1, 96)]})
     assert not any("partition-local" in note for note in alone.notes)
+
+
+def test_without_the_orders_the_note_does_not_point_at_them() -> None:
+    older = {k: v for k, v in _run(2, 0).items() if k != "orders"}
+    notes = pipeline_section({"runs": [older]}).notes
+    linking = [note for note in notes if "partition-local" in note]
+    assert linking
+    assert "orders created" not in linking[0]
