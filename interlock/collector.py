@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["OLDER_THRESHOLDS", "YOUNG_THRESHOLD", "tune_collector"]
+__all__ = ["OLDER_THRESHOLDS", "YOUNG_THRESHOLD", "frozen_objects", "tune_collector"]
 
 YOUNG_THRESHOLD = 50_000
 """Allocations between young-generation collections, by default."""
 
 OLDER_THRESHOLDS = (20, 10)
 """Young collections per middle one, middle ones per full one (Python's: 10, 10)."""
+
+_frozen = {"objects": 0}
+
+
+def frozen_objects() -> int:
+    """How many objects :func:`tune_collector` froze, counted once when it did: counting walks
+    every frozen object (milliseconds for a worker's heap), too slow to repeat at each scrape."""
+    return _frozen["objects"]
 
 
 def tune_collector(young_threshold: int) -> bool:
@@ -37,4 +45,5 @@ def tune_collector(young_threshold: int) -> bool:
     gc.collect()
     gc.freeze()
     gc.set_threshold(young_threshold, *OLDER_THRESHOLDS)
+    _frozen["objects"] = gc.get_freeze_count()
     return True

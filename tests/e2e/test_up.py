@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from interlock.collector import YOUNG_THRESHOLD
 from tests.e2e.stack import child_pid, process_alive, start_up
 
 pytestmark = pytest.mark.e2e
@@ -89,6 +90,12 @@ def test_up_runs_answers_metrics_and_stops_on_sigint(tmp_path: Path) -> None:
         )
         # worker, webhook mapper, sinks and cdc each hold partitions before "ready" is said
         assert len({group for group, value in held if float(value) > 0}) >= 4, held
+        # every long-running stage runs with its collector tuned (interlock.collector)
+        tuned = dict(re.findall(r"(worker|webhooks|sinks|cdc) metrics\s+│ (http://\S+)", output))
+        assert set(tuned) == {"worker", "webhooks", "sinks", "cdc"}, output
+        for service, url in tuned.items():
+            young = f'interlock_gc_threshold{{generation="0"}} {float(YOUNG_THRESHOLD)}'
+            assert young in _get(url), service
     finally:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)

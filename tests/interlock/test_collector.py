@@ -60,3 +60,22 @@ def test_the_webhook_receivers_server_tunes_the_collector_as_configured() -> Non
     receiver_server(Starlette(), "127.0.0.1", 0, 12_345)
     assert gc.get_threshold() == (12_345, *OLDER_THRESHOLDS)
     assert gc.get_freeze_count() > 1000
+
+
+@pytest.mark.usefixtures("restored")
+def test_a_services_metrics_show_the_collector_it_runs_with() -> None:
+    from prometheus_client import generate_latest
+
+    from interlock.metrics import new_registry
+
+    registry = new_registry()
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)  # Python's
+    assert 'interlock_gc_threshold{generation="0"} 700.0' in generate_latest(registry).decode()
+    tune_collector(50_000)
+    after = generate_latest(registry).decode()
+    assert 'interlock_gc_threshold{generation="0"} 50000.0' in after
+    assert f'interlock_gc_threshold{{generation="1"}} {float(OLDER_THRESHOLDS[0])}' in after
+    frozen = gc.get_freeze_count()
+    assert frozen > 1000
+    assert f"interlock_gc_frozen_objects {float(frozen)}" in after
