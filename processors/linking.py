@@ -11,7 +11,9 @@ Linking therefore works in two ways:
    worker finds only candidates of the partitions it holds: with one worker (or a single
    partition) every candidate is found; with several, a pair split across workers is not linked
    by search until one side changes while both are held by one worker. Not found is never
-   linked wrongly: it stays unlinked and quotes for it fail validation (QUOTE_ACCOUNT_NOT_LINKED).
+   linked wrongly: it stays unlinked, and its accepted quotes wait parked (``waiting_for``
+   ``link``) until the join grace runs out, then go to a dead letter
+   (QUOTE_ACCOUNT_NOT_LINKED) and, with the review desk on, a review case.
 
 A link is never written across partitions directly: it is published as an ``AccountLinked``
 event to each side (keyed by that side's id), so each partition updates only its own state.
