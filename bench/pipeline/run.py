@@ -31,6 +31,7 @@ import httpx
 
 from bench.harness import broker_label, write_result
 from interlock.settings import load_settings
+from ops.simulator.invariants import check_orders
 from ops.simulator.live import (
     MetricSample,
     Snapshot,
@@ -39,6 +40,7 @@ from ops.simulator.live import (
     parse_samples,
     take_snapshot,
 )
+from ops.simulator.truth import read_run
 
 __all__ = ["main", "run_once", "stack_env", "start_stack", "steady_rate", "stop_stack"]
 
@@ -186,17 +188,15 @@ def run_once(
 
 
 def ground_truth(path: Path) -> tuple[int | None, dict[str, int] | None]:
-    """From the simulator's run file: the events it sent, and the ERP orders its CRM expects
-    beside those the fake ERP created by the end of the drain (None: no run file)."""
+    """From the simulator's run file: the events it sent, and the quotes its CRM expects an ERP
+    order for beside those the fake ERP made one for by the end of the drain (the run's
+    ``orders_complete`` invariant, without the cases a person holds: the stack is gone, so its
+    topics are not read); None without a run file."""
     if not path.exists():
         return None, None
-    doc = json.loads(path.read_text())
-    expected = doc.get("summary", {}).get("expected_orders")
-    created = doc.get("recorded", {}).get("erp_orders")
-    orders = None
-    if expected is not None and created is not None:
-        orders = {"expected": int(expected), "created": len(created)}
-    return doc["meta"].get("sent"), orders
+    meta, truth, recorded = read_run(path)
+    complete = next(r for r in check_orders(truth, recorded) if r.name == "orders_complete")
+    return meta.get("sent"), {"expected": complete.expected, "created": complete.actual}
 
 
 def _latest_buckets(snapshots: Sequence[Snapshot]) -> dict[str, list[tuple[float, float]]]:

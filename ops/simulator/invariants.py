@@ -27,7 +27,7 @@ from ops.simulator.drift import (
 from ops.simulator.observed import CaseSeen, Observed
 from ops.simulator.truth import ExpectedOrder, GroundTruth, Recorded
 
-__all__ = ["InvariantResult", "check_invariants", "render_results"]
+__all__ = ["InvariantResult", "check_invariants", "check_orders", "render_results"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,9 @@ def _result(
     return InvariantResult(name, description, expected, actual, not examples, examples[:5])
 
 
-def _orders(truth: GroundTruth, recorded: Recorded) -> list[InvariantResult]:
+def check_orders(truth: GroundTruth, recorded: Recorded) -> list[InvariantResult]:
+    """The order invariants alone (exactly once, complete, none unexpected, revisions): what
+    the fake ERP shows against the ground truth, without reading any topic."""
     expected = {o.quote_id: o for o in truth.expected_orders}
     per_quote = Counter(o.quote_id for o in recorded.erp_orders if o.quote_id)
     keys = {o.idempotency_key for o in recorded.erp_orders}
@@ -265,7 +267,7 @@ def check_invariants(
     """Every invariant of the run, in a stable order."""
     excused_truth, excused_recorded, excused_observed = _excuse_cases(truth, recorded, observed)
     return [
-        *_orders(excused_truth, excused_recorded),
+        *check_orders(excused_truth, excused_recorded),
         *_bad_inputs(truth, recorded, observed),
         *_crm_side(truth, excused_recorded, excused_observed),
         *_cases(truth, recorded, observed),

@@ -34,6 +34,7 @@ __all__ = [
     "RejectedWebhook",
     "SweepFinding",
     "load_run",
+    "read_run",
     "run_document",
     "save_run",
     "write_run",
@@ -365,5 +366,12 @@ def write_run(path: Path, doc: dict[str, Any]) -> None:
 
 def load_run(path: Path) -> tuple[GroundTruth, Recorded]:
     """Read a file written by :func:`save_run`."""
+    _meta, truth, recorded = read_run(path)
+    return truth, recorded
+
+
+def read_run(path: Path) -> tuple[dict[str, Any], GroundTruth, Recorded]:
+    """Read a file written by :func:`save_run`, its ``meta`` (the run's counts) too."""
     doc = json.loads(path.read_text())
-    return GroundTruth.from_dict(doc["truth"]), Recorded.from_dict(doc.get("recorded", {}))
+    truth = GroundTruth.from_dict(doc["truth"])
+    return doc.get("meta", {}), truth, Recorded.from_dict(doc.get("recorded", {}))
