@@ -61,6 +61,7 @@ __all__ = [
     "keep_tables_after_clean_stop",
     "make_tables",
     "partition_items",
+    "put_if_changed",
     "read_any_partition",
     "store_options",
     "uses_rocksdb",
@@ -205,6 +206,17 @@ def read_any_partition(table: Any, key: str) -> Any:
         return table.get(key)
     finally:
         _current_event.reset(token)
+
+
+def put_if_changed(table: Any, key: str, value: Any) -> bool:
+    """Write ``value`` under ``key`` unless the table already holds it; True if written.
+
+    For entries that every later change repeats (an account's cross-reference, an order's
+    number): a table write is a store write and a changelog record, a read neither."""
+    if table.get(key) == value:
+        return False
+    table[key] = value
+    return True
 
 
 def partition_items(table: Any, partition: int) -> Iterator[tuple[Any, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from processors.state import read_any_partition
+from processors.state import put_if_changed, read_any_partition
 
 __all__ = ["AccountState", "Accounts", "Identity"]
 
@@ -50,16 +50,14 @@ class Identity:
     ) -> None:
         """Record what names ``account_id``, and the match keys it can be found by.
 
-        What is already kept is not written again: every change of an account repeats it, and a
-        table write is a store write and a changelog record, a read neither."""
+        Every change of an account repeats it: what is already kept is not written again."""
         keys = [f"{side}|{key}" for key in match_keys]
         if crm_record_id:
             keys.append(f"crm:{crm_record_id}")
         if erp_customer_number:
             keys.append(f"erp:{erp_customer_number}")
         for key in keys:
-            if self._table.get(key) != account_id:
-                self._table[key] = account_id
+            put_if_changed(self._table, key, account_id)
 
     def accounts_matching(self, side: str, match_keys: Iterable[str]) -> set[str]:
         """The accounts of ``side`` found by any of ``match_keys``, from any partition this

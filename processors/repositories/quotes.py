@@ -8,7 +8,7 @@ from typing import Any, TypedDict
 
 from interlock.records import RawRecord
 from processors.rawjson import raw_from_json
-from processors.state import read_any_partition
+from processors.state import put_if_changed, read_any_partition
 
 __all__ = [
     "Correlation",
@@ -52,15 +52,9 @@ class Correlation:
     def numbered(self, quote_id: str, number: str) -> None:
         """The ERP gave the quote's order its number.
 
-        Every later change of the order repeats it: what is already kept is not written again
-        (a table write is a store write and a changelog record, a read neither)."""
-        if (
-            self._table.get(f"q:{quote_id}") == number
-            and self._table.get(f"n:{number}") == quote_id
-        ):
-            return
-        self._table[f"n:{number}"] = quote_id
-        self._table[f"q:{quote_id}"] = number
+        Every later change of the order repeats it: what is already kept is not written again."""
+        put_if_changed(self._table, f"n:{number}", quote_id)
+        put_if_changed(self._table, f"q:{quote_id}", number)
 
     def number_of(self, quote_id: str) -> str | None:
         """The ERP order number of the quote's order, once the ERP has told it."""
