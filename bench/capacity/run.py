@@ -17,7 +17,8 @@ stack and broker, and generates for ``--warmup`` seconds before its measured ``-
 the simulator sent at least 95% of it, the handoff p99 over the window is under 1 s and no
 backlog built up (``bench.capacity.criteria``). Each run reports the CPU of every service (the
 simulator and the broker included) in µs per action, where the machine's cores went, and the
-host's speed probe taken just before it (``bench.harness.speed_probe``).
+host's speed probe taken just before it, once the machine's cores were quiet after the run
+before (``bench.quote_to_order.bursts.settle``: a stopped stack's broker may still be flushing).
 Writes bench/results/capacity.json.
 
     python -m bench.capacity.run [--brokers kafka,tansu] [--start 600] [--runs 6]
@@ -40,7 +41,8 @@ from typing import Any, cast
 
 from bench.capacity.criteria import LATENCY_LIMIT_S, SENT_SHARE, passed
 from bench.capacity.stack import BrokerKind, run_stack
-from bench.harness import speed_probe, write_result
+from bench.harness import write_result
+from bench.quote_to_order.bursts import settle
 
 __all__ = ["MIN_RATE", "Search", "first_rate", "next_rate", "pick", "search", "time_left", "width"]
 
@@ -159,7 +161,7 @@ def search(
     *,
     follow: bool = True,
     clock: Callable[[], float] = time.monotonic,
-    probe: Callable[[], float] = speed_probe,
+    quiet: Callable[[], dict[str, float]] = settle,
 ) -> list[dict[str, Any]]:
     """The interleaved searches: each broker's runs, highest rate that passed and lowest fail.
 
@@ -179,10 +181,12 @@ def search(
         assert rate is not None
         print(f"-- {chosen.broker} at {rate:g} actions/s: {warmup:g} s warm-up, {window:g} s "
               "window", flush=True)  # fmt: skip
-        speed = probe()  # the machine is quiet: the last run's stack has stopped
+        # the last run's stack has stopped, but its broker's and stores' files may still be
+        # flushing: wait for quiet cores, then take the host's speed probe
+        waited = quiet()
         run = run_stack(chosen.broker, rate, warmup, window, drain=drain)
         ok, why = passed(run)
-        run.update(passed=ok, verdict=why, probe_ms=speed)
+        run.update(passed=ok, verdict=why, probe_ms=waited["probe_ms"], settled=waited)
         chosen.done.append(run)
         brief = {k: v for k, v in run.items() if k not in ("cpu", "handoff_by_flow")}
         print(json.dumps(brief), flush=True)

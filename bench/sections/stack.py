@@ -118,6 +118,10 @@ def capacity_section(d: Mapping[str, Any]) -> Section:
             s.rows.append(Row(f"{run}: handoff p99", (r.get("handoff") or {}).get("p99"), "s"))
             verdict = "**kept up**" if r.get("passed") else f"did not keep up ({r.get('verdict')})"
             probe = f"; speed probe {r['probe_ms']:.1f} ms" if r.get("probe_ms") else ""
+            waited = r.get("settled") or {}
+            if waited.get("settle_s") is not None:
+                probe = (f"; started after {waited['settle_s']:g} s, once the cores were "
+                         f"{waited.get('busy_share', 0):.0%} busy{probe}")  # fmt: skip
             s.notes.append(f"{run}: {verdict}; {_lag(r)}; {_cores(r)}; {_warming(r)}{probe}")
         bracket = found.get("lowest_fail_per_s")
         top = found.get("best_offered_per_s")

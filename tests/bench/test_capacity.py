@@ -89,7 +89,7 @@ def test_the_searches_take_turns_so_both_capacities_are_known_alike(
     monkeypatch.setattr(capacity_run, "passed", lambda r: (r["ok"], "stub"))
     kafka, tansu = capacity_run.search(
         ["kafka", "tansu"], 200.0, 6, 660.0, 50.0, 15.0, 3.0, clock=lambda: clock[0],
-        probe=lambda: 8.5,
+        quiet=lambda: {"settle_s": 2.0, "busy_share": 0.04, "probe_ms": 8.5},
     )  # fmt: skip
     # Tansu from Kafka's best so far / 1.5; the two take turns while both are doubling, then
     # the wider bracket goes first (on a tie, the one with fewer runs; then the first broker);
@@ -99,7 +99,9 @@ def test_the_searches_take_turns_so_both_capacities_are_known_alike(
     assert (kafka["best_offered_per_s"], kafka["lowest_fail_per_s"]) == (400.0, 800.0)
     assert (tansu["best_offered_per_s"], tansu["lowest_fail_per_s"]) == (260.0, 520.0)
     assert (kafka["seconds"], tansu["seconds"]) == (300.0, 300.0)
-    assert {r["probe_ms"] for r in kafka["runs"] + tansu["runs"]} == {8.5}  # before each run
+    # each run waited for quiet cores, then probed the host's speed
+    assert {r["probe_ms"] for r in kafka["runs"] + tansu["runs"]} == {8.5}
+    assert {r["settled"]["settle_s"] for r in kafka["runs"] + tansu["runs"]} == {2.0}
 
 
 def test_a_broker_runs_again_only_while_its_longest_run_fits_in_its_share() -> None:
@@ -377,6 +379,9 @@ def test_capacity_section_lists_each_runs_speed_probe_and_flags_a_host_that_slow
     assert "; speed probe 12.4 ms" in md
     assert "**the host's speed varied during the run**" in md
     assert "took 8.0 to 12.4 ms, 1.55x" in md
+    settled = {**probed(100.0, 8.0), "settled": {"settle_s": 3.0, "busy_share": 0.06}}
+    md_settled = capacity_section({"searches": [_search("kafka", 100.0, [settled])]}).markdown()
+    assert "; started after 3 s, once the cores were 6% busy; speed probe 8.0 ms" in md_settled
     alike = _search("tansu", 70.0, [probed(70.0, 9.6)])  # 20% slower: within the spread
     md = capacity_section({"searches": [kafka, alike]}).markdown()
     assert "host's speed varied" not in md
