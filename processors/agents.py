@@ -145,8 +145,11 @@ def register_agents(
         in_partition=in_partition,
     )
     raw_topic: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    # decisions are keyed by account like the canonical topics: one stream, the case's partition
-    canonical = app.topic(*topics.canonical_inputs(), topics.decisions, **raw_topic)
+    # decisions are keyed by account like the canonical topics: one stream, the case's partition;
+    # the match index's exchange is co-partitioned too (its answers come back keyed by account)
+    canonical = app.topic(
+        *topics.canonical_inputs(), topics.decisions, topics.account_match, **raw_topic
+    )
     commands = app.topic(*topics.commands(), **raw_topic)
     ticks = app.topic(
         topics.clock(proc.app_id),

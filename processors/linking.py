@@ -6,14 +6,19 @@ Linking therefore works in two ways:
 
 1. Explicitly, when the ERP customer event carries the CRM id (or the connectors gave both the
    same canonical id): no search needed, the merge links them.
-2. By search, in the ``identity`` table's match index (tax id, normalised name, web domain →
-   canonical id). That index is written in the partition of the account it points to, so a
-   worker finds only candidates of the partitions it holds: with one worker (or a single
-   partition) every candidate is found; with several, a pair split across workers is not linked
-   by search until one side changes while both are held by one worker. Not found is never
-   linked wrongly: it stays unlinked, and its accepted quotes wait parked (``waiting_for``
-   ``link``) until the join grace runs out, then go to a dead letter
-   (QUOTE_ACCOUNT_NOT_LINKED) and, with the review desk on, a review case.
+2. By search, through the match index. Every account publishes a snapshot of itself to
+   ``link.account-match`` once per match key (tax id, normalised name, web domain), keyed by
+   that key, so every account found by one key meets in the key's partition, whichever worker
+   holds it. There the index (``identity``: ``m|<key>``) keeps each account's side and
+   snapshot. An account not linked yet also asks: each of its keys' partitions answers with
+   the other side's accounts found by that key, keyed by the asking account, so the answers
+   come back to the account's own partition. Once every key has answered, the account decides
+   over all of them (``decide_link``) as a search of one table would, and publishes the link.
+   A key's partition handles one snapshot at a time, so of two accounts that arrive together
+   the later one finds the earlier. Not found is never linked wrongly: it stays unlinked, and
+   its accepted quotes wait parked (``waiting_for`` ``link``) until the join grace runs out,
+   then go to a dead letter (QUOTE_ACCOUNT_NOT_LINKED) and, with the review desk on, a review
+   case.
 
 A link is never written across partitions directly: it is published as an ``AccountLinked``
 event to each side (keyed by that side's id), so each partition updates only its own state.
@@ -21,12 +26,15 @@ event to each side (keyed by that side's id), so each partition updates only its
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from contracts.errors import Reason, ValidationError
+import orjson
+
+from contracts.errors import DecodeError, Reason, ValidationError
 from contracts.ids import deterministic_event_id
 from contracts.models import Account, AccountEvent, Source
 from interlock.records import RawRecord
@@ -35,7 +43,7 @@ from processors.flow import FlowContext
 from processors.repositories import Accounts, Identity
 from processors.review import ReviewDesk
 
-__all__ = ["ERP_FIELDS", "LINK_EVENT", "MATCH_FIELDS", "Linker"]
+__all__ = ["ERP_FIELDS", "LINK_EVENT", "MATCH_FIELDS", "Linker", "match_record"]
 
 LINK_EVENT = "AccountLinked"
 #: Fields used as matching evidence, from either system.
@@ -46,6 +54,10 @@ ERP_FIELDS = (
     "currency",
     "payment_terms", "credit_limit", "credit_hold",
 )  # fmt: skip
+#: What an account's state keeps for itself alone, left out of the snapshot it publishes.
+_PRIVATE = frozenset(
+    ("match", "match_asked", "match_published", "review_requested", "ordered", "updated_at")
+)
 
 
 class Linker:
@@ -95,6 +107,12 @@ class Linker:
             state["match"] = {**state.get("match", {}), **evidence}
         if event.event_type == LINK_EVENT and event.source.vendor == "interlock":
             state["linked_account_id"] = event.source.record_id
+        self.identity.index(
+            account_id,
+            crm_record_id=state.get("crm_record_id"),
+            erp_customer_number=state.get("erp_customer_number"),
+        )
+        self._link(state, event)
         self.accounts.put(account_id, state)
         p.mark_seen(event.event_id, raw.partition)
         p.audit(
@@ -106,33 +124,111 @@ class Linker:
                 "stripped": [v.field for v in result.violations],
             },
         )
-        self._index(state)
-        self._link(state, event)
         self._release_for_account(account_id)
 
-    def _index(self, state: dict[str, Any]) -> None:
-        self.identity.index(
-            state["account_id"],
-            crm_record_id=state.get("crm_record_id"),
-            erp_customer_number=state.get("erp_customer_number"),
-            side=_side(state),
-            match_keys=match_keys(_matchable(state)),
-        )
-
     def _link(self, state: dict[str, Any], event: AccountEvent) -> None:
-        p = self.p
+        """Forward an ERP change to the linked CRM side; publish the account to its match keys,
+        asking them for candidates while it is not linked (``state`` is updated, not written)."""
         linked_to = state.get("linked_account_id")
         if linked_to and event.source.system == "erp" and event.event_type != LINK_EVENT:
             self._send_link(state, linked_to, event, "erp")  # forward ERP changes to the CRM side
+        unlinked = not linked_to and not (
+            state.get("crm_record_id") and state.get("erp_customer_number")
+        )
+        self._publish(state, event, ask=unlinked)
+
+    def _publish(self, state: dict[str, Any], event: AccountEvent, *, ask: bool) -> None:
+        """Send the account's snapshot to each of its match keys' partitions (and a removal to
+        the keys it no longer has); ``ask``: each key answers with the other side's accounts.
+
+        A snapshot already published is not sent again unless the account asks."""
+        view = _matchable(state)
+        keys = match_keys(view)
+        snapshot = {k: v for k, v in view.items() if k not in _PRIVATE}
+        side = _side(state)
+        digest = hashlib.blake2b(
+            orjson.dumps([side, keys, snapshot], option=orjson.OPT_SORT_KEYS), digest_size=8
+        ).hexdigest()
+        before = state.get("match_published") or {}
+        state.pop("match_asked", None)  # a question about an older version is moot
+        if before.get("digest") == digest and not (ask and keys):
             return
-        if linked_to or (state.get("crm_record_id") and state.get("erp_customer_number")):
+        account_id = str(state["account_id"])
+        for gone in before.get("keys", ()):
+            if gone not in keys:
+                self._emit_match(gone, {"kind": "drop", "key": gone, "account_id": account_id})
+        asked = event.event_id if ask and keys else None
+        for key in keys:
+            self._emit_match(key, {
+                "kind": "account", "key": key, "account_id": account_id, "side": side,
+                "account": snapshot, "asked": asked,
+            })  # fmt: skip
+        state["match_published"] = {"digest": digest, "keys": keys}
+        if asked is not None:
+            state["match_asked"] = {"keys": keys, "answers": {}, "cause": _cause_of(event)}
+
+    def _emit_match(self, key: str, record: dict[str, Any]) -> None:
+        self.p.emit(self.p.topics.account_match, key.encode(), orjson.dumps(record))
+
+    # -- the match index: a key's partition, then the asking account's ----------------------
+    def on_match(self, raw: RawRecord) -> None:
+        """One record of ``link.account-match``: a snapshot or removal for a match key's index
+        (in the key's partition), or a key's answer to an account (in the account's)."""
+        record = match_record(raw.value)
+        self._partition = raw.partition
+        kind, account_id = record["kind"], record["account_id"]
+        if kind == "candidates":
+            self._answered(record)
+            return
+        key = record["key"]
+        if kind == "drop":
+            self.identity.drop_match(key, account_id)
+            return
+        side = record["side"]
+        self.identity.keep_match(key, account_id, {"side": side, "account": record["account"]})
+        if record.get("asked"):
+            found = [
+                entry["account"]
+                for other_id, entry in self.identity.matching(key).items()
+                if entry.get("side") != side and other_id != account_id
+            ]
+            self._emit_match(account_id, {
+                "kind": "candidates", "key": key, "account_id": account_id,
+                "asked": record["asked"], "candidates": found,
+            })  # fmt: skip
+
+    def _answered(self, record: dict[str, Any]) -> None:
+        """A key's candidates for an account that asked: decide once every key has answered."""
+        account_id = record["account_id"]
+        state = self.accounts.get(account_id)
+        asked = (state or {}).get("match_asked")
+        if (
+            state is None
+            or not asked
+            or asked["cause"]["event_id"] != record["asked"]
+            or record["key"] not in asked["keys"]
+        ):
+            return  # an answer to an older question: the account changed or decided since
+        state = {**state, "match_asked": {**asked, "answers": {**asked["answers"]}}}
+        state["match_asked"]["answers"][record["key"]] = record["candidates"]
+        if len(state["match_asked"]["answers"]) == len(asked["keys"]):
+            done = state.pop("match_asked")
+            found = {str(c["account_id"]): c for answer in done["answers"].values() for c in answer}
+            self._decide(state, _cause_event(done["cause"], account_id), list(found.values()))
+        self.accounts.put(account_id, state)
+
+    def _decide(
+        self, state: dict[str, Any], event: AccountEvent, found: list[dict[str, Any]]
+    ) -> None:
+        """Link ``state`` to the best of ``found`` (snapshots of the other side), or ask a
+        person when the best is not sure enough (``state`` is updated, not written)."""
+        p = self.p
+        if state.get("linked_account_id") or (
+            state.get("crm_record_id") and state.get("erp_customer_number")
+        ):
             return
         view = _matchable(state)
-        other = "crm" if _side(state) == "erp" else "erp"
-        # the other side's accounts may live in other partitions (other canonical ids)
-        ids = self.identity.accounts_matching(other, match_keys(view)) - {state["account_id"]}
-        found = [c for c in (self.accounts.get(i, anywhere=True) for i in ids) if c is not None]
-        candidates = [_matchable(c) for c in found]
+        candidates = found
         if not candidates:
             return
         decision = decide_link(view, candidates, p.config.match_threshold)
@@ -149,7 +245,6 @@ class Linker:
             if state.get("review_requested") == decision.candidate_id:
                 return
             state["review_requested"] = decision.candidate_id
-            self.accounts.put(state["account_id"], state)
             review = {"account_id": state["account_id"], **details, "scores": decision.scores}
             p.emit(p.topics.review, state["account_id"].encode(), json.dumps(review).encode())
             p.audit("review_requested", event, ids=ids_, details=details)
@@ -237,6 +332,51 @@ class Linker:
             payload=payload,
         )
         self.p.send_event(self.p.topics.account, link, target)
+
+
+def match_record(value: bytes | None) -> dict[str, Any]:
+    """A ``link.account-match`` record, checked.
+
+    Raises:
+        DecodeError: not JSON, or not a snapshot, removal or answer with its fields.
+    """
+    try:
+        record = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"account match record is not JSON: {exc}") from exc
+    if not isinstance(record, dict):
+        raise DecodeError("account match record is not a JSON object")
+    kind = record.get("kind")
+    needs: dict[str, type] = {"key": str, "account_id": str}
+    if kind == "account":
+        needs.update(side=str, account=dict)
+    elif kind == "candidates":
+        needs.update(asked=str, candidates=list)
+    elif kind != "drop":
+        raise DecodeError(f"account match record of unknown kind {kind!r}")
+    wrong = [name for name, t in needs.items() if not isinstance(record.get(name), t)]
+    if kind == "account" and record.get("side") not in ("crm", "erp"):
+        wrong.append("side")
+    if kind == "account" and not isinstance(record.get("asked"), str | None):
+        wrong.append("asked")
+    if kind == "candidates" and not all(
+        isinstance(c, dict) and isinstance(c.get("account_id"), str) for c in record["candidates"]
+    ):
+        wrong.append("candidates")
+    if wrong:
+        raise DecodeError(f"account match record ({kind}) lacks or mistypes {sorted(set(wrong))}")
+    return dict(record)
+
+
+def _cause_of(event: AccountEvent) -> dict[str, Any]:
+    """The event that asked, without its payload: what a link or a review case decided later,
+    on the answers, names as its cause."""
+    return event.model_dump(mode="json", exclude={"payload"})
+
+
+def _cause_event(cause: dict[str, Any], account_id: str) -> AccountEvent:
+    """The event that asked (``_cause_of``), with a payload that names only its account."""
+    return AccountEvent.model_validate({**cause, "payload": {"account_id": account_id}})
 
 
 def _matchable(state: dict[str, Any]) -> dict[str, Any]:

@@ -260,6 +260,9 @@ class Pipeline:
         try:
             if raw.topic == self.topics.decisions:
                 self.review.on_decision(raw)  # JSON decisions, not canonical events
+            elif raw.topic == self.topics.account_match:
+                self.linker.on_match(raw)  # the match index's exchange (JSON)
+                self.count(raw.topic, "ok")
             else:
                 event = self.decode(raw.value)
                 self._dispatch(event, raw)

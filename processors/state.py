@@ -8,7 +8,9 @@ layouts below.
 =====================  =======================================================================
 ``accounts``           canonical account id → merged account state
 ``identity``           ``crm:<id>`` / ``erp:<number>`` → canonical account id (cross-reference);
-                       ``<side>|tax:`` / ``|name:`` / ``|domain:`` → account id (match index)
+                       ``m|tax:`` / ``m|name:`` / ``m|domain:`` → the accounts of either side
+                       found by that key, with a snapshot each (match index, in the key's
+                       partition of ``link.account-match``)
 ``seen``               event id → ``[seen_at, partition]`` (TTL-bounded)
 ``orders``             quote id → order state (revision ordered, requested/cancelled, deal id);
                        written only from commands read back from their topics

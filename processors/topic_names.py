@@ -72,6 +72,12 @@ class ProcessorTopics:
         return self.name("review.account-match")
 
     @cached_property
+    def account_match(self) -> str:
+        """The worker's own exchange for linking accounts across partitions
+        (``processors.linking``): snapshots keyed by match key, answers keyed by account."""
+        return self.name("link.account-match")
+
+    @cached_property
     def cases(self) -> str:
         return self.name("review.cases")
 
@@ -97,7 +103,7 @@ class ProcessorTopics:
 
     def copartitioned(self) -> list[str]:
         """Topics that must share one partition count."""
-        return [*self.canonical_inputs(), *self.commands(), self.decisions]
+        return [*self.canonical_inputs(), *self.commands(), self.decisions, self.account_match]
 
     def command_topic(self, kind: str) -> str:
         return self._command_topics[kind]

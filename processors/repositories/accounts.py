@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from processors.state import put_if_changed, read_any_partition
 
-__all__ = ["AccountState", "Accounts", "Identity"]
+__all__ = ["AccountState", "Accounts", "Identity", "MatchEntry"]
 
 AccountState = dict[str, Any]
 """An account's merged state (``processors.domain.accounts.merge_account``), with its match
 evidence and link."""
+
+MatchEntry = dict[str, Any]
+"""An account as the match index keeps it: ``{"side": "crm" | "erp", "account": snapshot}``."""
 
 
 class Accounts:
@@ -33,34 +35,44 @@ class Accounts:
 
 class Identity:
     """The ``identity`` table: ``crm:<CRM record id>`` and ``erp:<ERP customer number>`` →
-    canonical account id (the cross-reference); ``<side>|<match key>`` → the account of that
-    side with that tax id, normalised name or web domain (the match index)."""
+    canonical account id (the cross-reference); ``m|<match key>`` → the accounts of either side
+    found by that tax id, normalised name or web domain (the match index, kept in the partition
+    of its match key: ``processors.linking``)."""
 
     def __init__(self, table: Any) -> None:
         self._table = table
 
     def index(
-        self,
-        account_id: str,
-        *,
-        crm_record_id: str | None,
-        erp_customer_number: str | None,
-        side: str,
-        match_keys: Iterable[str],
+        self, account_id: str, *, crm_record_id: str | None, erp_customer_number: str | None
     ) -> None:
-        """Record what names ``account_id``, and the match keys it can be found by.
+        """Record what names ``account_id`` in either system.
 
         Every change of an account repeats it: what is already kept is not written again."""
-        keys = [f"{side}|{key}" for key in match_keys]
         if crm_record_id:
-            keys.append(f"crm:{crm_record_id}")
+            put_if_changed(self._table, f"crm:{crm_record_id}", account_id)
         if erp_customer_number:
-            keys.append(f"erp:{erp_customer_number}")
-        for key in keys:
-            put_if_changed(self._table, key, account_id)
+            put_if_changed(self._table, f"erp:{erp_customer_number}", account_id)
 
-    def accounts_matching(self, side: str, match_keys: Iterable[str]) -> set[str]:
-        """The accounts of ``side`` found by any of ``match_keys``, from any partition this
-        worker holds (the other side's accounts have other canonical ids)."""
-        found = (read_any_partition(self._table, f"{side}|{key}") for key in match_keys)
-        return {str(account_id) for account_id in found if account_id is not None}
+    def matching(self, match_key: str) -> dict[str, MatchEntry]:
+        """The accounts found by ``match_key`` (account id → its side and snapshot), from the
+        current event's partition: the match key's own."""
+        found = self._table.get(f"m|{match_key}")
+        return dict(found) if found else {}
+
+    def keep_match(self, match_key: str, account_id: str, entry: MatchEntry) -> None:
+        """Keep ``account_id``'s side and snapshot under ``match_key`` (unless already kept)."""
+        found = self.matching(match_key)
+        if found.get(account_id) != entry:
+            found[account_id] = entry
+            self._table[f"m|{match_key}"] = found
+
+    def drop_match(self, match_key: str, account_id: str) -> None:
+        """``account_id`` is no longer found by ``match_key`` (its name, tax id or domain
+        changed)."""
+        found = self.matching(match_key)
+        if found.pop(account_id, None) is None:
+            return
+        if found:
+            self._table[f"m|{match_key}"] = found
+        else:
+            del self._table[f"m|{match_key}"]

@@ -117,7 +117,8 @@ class PipelineHarness:
 
     def read_back(self) -> None:
         """Read back every command written so far, as the commands agent does; account events
-        the pipeline published (links) come back through the canonical agent."""
+        the pipeline published (links) and the match index's records come back through the
+        canonical agent."""
         while self._read < len(self.records):
             topic, key, value, headers = self.records[self._read]
             self._read += 1
@@ -125,7 +126,7 @@ class PipelineHarness:
                 self._offset += 1
                 raw = RawRecord(topic, 0, self._offset, key, value, tuple(headers or ()))
                 self.pipeline.on_command(raw)
-            elif topic == self.topics.account:
+            elif topic in (self.topics.account, self.topics.account_match):
                 self.send_raw(topic, key or b"", value)
 
     def lose_in_flight(self) -> None:

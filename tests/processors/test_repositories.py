@@ -44,21 +44,22 @@ def test_accounts_are_kept_by_canonical_account_id() -> None:
 def test_identity_keeps_the_cross_reference_and_the_match_index_under_their_prefixes() -> None:
     table: dict[str, Any] = {}
     identity = Identity(table)
-    identity.index(
-        "acc-1",
-        crm_record_id="c-7",
-        erp_customer_number="E-9",
-        side="erp",
-        match_keys=["tax:de123", "name:globex"],
-    )
+    identity.index("acc-1", crm_record_id="c-7", erp_customer_number="E-9")
+    erp = {"side": "erp", "account": {"account_id": "acc-1", "tax_id": "DE123"}}
+    crm = {"side": "crm", "account": {"account_id": "acc-2", "name": "Globex"}}
+    identity.keep_match("tax:DE123", "acc-1", erp)
+    identity.keep_match("tax:DE123", "acc-2", crm)
     assert table == {
         "crm:c-7": "acc-1",
         "erp:E-9": "acc-1",
-        "erp|tax:de123": "acc-1",
-        "erp|name:globex": "acc-1",
+        "m|tax:DE123": {"acc-1": erp, "acc-2": crm},
     }
-    assert identity.accounts_matching("erp", ["name:globex", "domain:x.com"]) == {"acc-1"}
-    assert identity.accounts_matching("crm", ["name:globex"]) == set()
+    assert identity.matching("tax:DE123") == {"acc-1": erp, "acc-2": crm}
+    assert identity.matching("name:globex") == {}
+    identity.drop_match("tax:DE123", "acc-1")  # its tax id changed
+    assert identity.matching("tax:DE123") == {"acc-2": crm}
+    identity.drop_match("tax:DE123", "acc-2")
+    assert "m|tax:DE123" not in table  # the last one out removes the entry
 
 
 def test_orders_and_lines_are_kept_by_quote_id() -> None:
@@ -133,17 +134,22 @@ class _Writes(dict[str, Any]):
         super().__setitem__(key, value)
 
 
-def test_an_accounts_names_and_match_keys_already_kept_are_not_written_again() -> None:
+def test_an_accounts_names_and_match_entries_already_kept_are_not_written_again() -> None:
     table = _Writes()
     identity = Identity(table)
-    names = {"crm_record_id": "c-7", "erp_customer_number": "E-9", "side": "erp"}
-    identity.index("acc-1", **names, match_keys=["tax:de123"])
-    assert table.writes == 3
-    identity.index("acc-1", **names, match_keys=["tax:de123"])
-    assert table.writes == 3
-    identity.index("acc-2", **names, match_keys=["tax:de123", "name:globex"])  # all changed
-    assert table.writes == 7
+    identity.index("acc-1", crm_record_id="c-7", erp_customer_number="E-9")
+    assert table.writes == 2
+    identity.index("acc-1", crm_record_id="c-7", erp_customer_number="E-9")
+    assert table.writes == 2
+    identity.index("acc-2", crm_record_id="c-7", erp_customer_number="E-9")  # both changed
+    assert table.writes == 4
     assert set(table.values()) == {"acc-2"}
+    entry = {"side": "erp", "account": {"account_id": "acc-2"}}
+    identity.keep_match("tax:DE1", "acc-2", entry)
+    identity.keep_match("tax:DE1", "acc-2", dict(entry))  # every change republishes it
+    assert table.writes == 5
+    identity.drop_match("tax:DE1", "acc-9")  # not kept: nothing to write
+    assert table.writes == 5
 
 
 def test_an_erp_order_number_already_kept_is_not_written_again() -> None:
