@@ -146,9 +146,14 @@ def register_agents(
     )
     raw_topic: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     # decisions are keyed by account like the canonical topics: one stream, the case's partition;
-    # the match index's exchange is co-partitioned too (its answers come back keyed by account)
+    # the match index's exchange and the forwarded ERP changes are co-partitioned too (keyed by
+    # account, or by match key for what only the index reads)
     canonical = app.topic(
-        *topics.canonical_inputs(), topics.decisions, topics.account_match, **raw_topic
+        *topics.canonical_inputs(),
+        topics.decisions,
+        topics.account_match,
+        topics.erp_forwarded,
+        **raw_topic,
     )
     commands = app.topic(*topics.commands(), **raw_topic)
     ticks = app.topic(

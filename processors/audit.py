@@ -29,6 +29,7 @@ Decision = Literal[
     "case_opened",
     "case_escalated",
     "held_for_approval",
+    "forwarded",
 ]
 
 

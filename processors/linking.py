@@ -56,7 +56,15 @@ ERP_FIELDS = (
 )  # fmt: skip
 #: What an account's state keeps for itself alone, left out of the snapshot it publishes.
 _PRIVATE = frozenset(
-    ("match", "match_asked", "match_published", "review_requested", "ordered", "updated_at")
+    (
+        "match",
+        "match_asked",
+        "match_published",
+        "match_candidates",
+        "review_requested",
+        "ordered",
+        "updated_at",
+    )
 )
 
 
@@ -245,6 +253,8 @@ class Linker:
             if state.get("review_requested") == decision.candidate_id:
                 return
             state["review_requested"] = decision.candidate_id
+            # what a person's link will need of the candidates, which another worker may hold
+            state["match_candidates"] = {str(c["account_id"]): c for c in found}
             review = {"account_id": state["account_id"], **details, "scores": decision.scores}
             p.emit(p.topics.review, state["account_id"].encode(), json.dumps(review).encode())
             p.audit("review_requested", event, ids=ids_, details=details)
@@ -266,16 +276,26 @@ class Linker:
         self._send_link(crm_side, erp_side["account_id"], event, "crm")
         p.audit("linked", event, ids=ids_, details=details)
 
+    def crm_side(self, account_id: str) -> str | None:
+        """The account ``account_id`` (an ERP customer of this partition) is linked to, when it
+        is another account: where the quotes answered by its ERP changes are kept."""
+        state = self.accounts.get(account_id)
+        linked = state.get("linked_account_id") if state else None
+        return str(linked) if linked and linked != account_id else None
+
     def link_decided(self, account_id: str, target: str, decision_id: str, at: float) -> bool:
         """Link ``account_id`` to ``target`` because a person said they are one company.
 
         Like a link by search, it is published as an ``AccountLinked`` event to each side (keyed
         by that side), with ids derived from the decision, so a replayed decision links once.
-        False when either account is not held by this worker (nothing is sent).
+        The candidate may be held by another worker: then its snapshot, kept when the case was
+        opened, stands in for it. False when neither is known here (nothing is sent).
         """
         p = self.p
         state = self.accounts.get(account_id, anywhere=True)
         other = self.accounts.get(target, anywhere=True)
+        if other is None and state is not None:
+            other = (state.get("match_candidates") or {}).get(target)
         if state is None or other is None:
             return False
         when = datetime.fromtimestamp(at, UTC)

@@ -50,13 +50,16 @@ from processors.repositories import (
 from processors.review import ReviewDesk
 from processors.state import InFlight, Tables
 
-__all__ = ["READBACK_HEADER", "DeadLetter", "Emit", "Pipeline", "PipelineConfig"]
+__all__ = ["FORWARDED_HEADER", "READBACK_HEADER", "DeadLetter", "Emit", "Pipeline",
+           "PipelineConfig"]  # fmt: skip
 
 SERVICE = "processors"
 READBACK_HEADER = "interlock.order-state"
 """Header of our order commands: the order state they fold into and their cause (JSON), so the
 read-back of a durable command does not decode the whole command. Commands without it (written
 by anything else) are decoded."""
+FORWARDED_HEADER = "interlock.forwarded-from"
+"""On ``link.erp-changes``: the canonical topic an ERP change was forwarded from."""
 
 
 DeadLetter = Callable[[RawRecord, BaseException], None]
@@ -263,6 +266,17 @@ class Pipeline:
             elif raw.topic == self.topics.account_match:
                 self.linker.on_match(raw)  # the match index's exchange (JSON)
                 self.count(raw.topic, "ok")
+            elif raw.topic == self.topics.erp_forwarded:
+                event = self.decode(raw.value)
+                if not isinstance(event, OrderEvent | ShipmentEvent | InvoiceEvent):
+                    raise ValidationError(
+                        f"only ERP order, shipment and invoice changes are forwarded, not "
+                        f"{type(event).__name__}",
+                        reason=Reason.VALIDATION_FAILED,
+                    )
+                self.on_erp_change(event, raw)
+                if not self._counted:
+                    self.count(raw.topic, "ok")
             else:
                 event = self.decode(raw.value)
                 self._dispatch(event, raw)
@@ -308,7 +322,10 @@ class Pipeline:
         quote is found in any partition this worker holds, and the write-back then runs in the
         quote's own partition (its *home*), so every table entry of a quote lives in one
         partition whatever the store. Only the event id is marked seen in the event's partition,
-        where a redelivery of it arrives.
+        where a redelivery of it arrives. A change whose quote this worker does not hold, of a
+        customer linked to a CRM account, is forwarded to ``link.erp-changes`` keyed by that
+        account: the worker that holds it, and its quotes, handles it (and is never asked to
+        forward it again).
         """
         if event.source.system == "crm":
             self._crm_order_change(event, raw)
@@ -320,6 +337,15 @@ class Pipeline:
         quote_id = event.payload.quote_id if isinstance(event, OrderEvent) else None
         quote_id = quote_id or self.correlation.quote_of(payload.order_id, payload.erp_order_number)
         state = self.quotes.order_state(quote_id, anywhere=True) if quote_id else None
+        if state is None and raw.topic != self.topics.erp_forwarded:
+            linked = self.linker.crm_side(payload.account_id)
+            if linked is not None:
+                # Its quote may be kept by another worker: with the CRM account it was linked to.
+                # Marked seen there, where it is handled; a redelivery here is forwarded again.
+                self.emit(self.topics.erp_forwarded, linked.encode(), raw.value or b"",
+                          [(FORWARDED_HEADER, raw.topic.encode())])  # fmt: skip
+                self.audit("forwarded", event, details={"to_account": linked})
+                return
         home = raw.partition if state is None else int(state.get("partition", raw.partition))
         with self.in_partition(home):
             self._write_back(event, raw, state, home)

@@ -383,7 +383,7 @@ class ReviewDesk:
         effect = applied.effect
         if effect == "link" and self.link is not None and applied.target:
             if not self.link(case.partition_key, applied.target, decision.decision_id, decision.at):
-                return f"{applied.outcome} (the candidate is not held by this worker yet)"
+                return f"{applied.outcome} (the account or the candidate is not known here)"
         elif effect in ("create_override", "retry") and self.redo is not None:
             assert self.cases is not None
             quote = self.cases.held_quote(case.case_id)

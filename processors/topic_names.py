@@ -78,6 +78,12 @@ class ProcessorTopics:
         return self.name("link.account-match")
 
     @cached_property
+    def erp_forwarded(self) -> str:
+        """ERP changes of a linked customer, forwarded to its CRM account's partition, where
+        the quotes they concern are kept (``Pipeline.on_erp_change``)."""
+        return self.name("link.erp-changes")
+
+    @cached_property
     def cases(self) -> str:
         return self.name("review.cases")
 
@@ -103,7 +109,18 @@ class ProcessorTopics:
 
     def copartitioned(self) -> list[str]:
         """Topics that must share one partition count."""
-        return [*self.canonical_inputs(), *self.commands(), self.decisions, self.account_match]
+        return [
+            *self.canonical_inputs(),
+            *self.commands(),
+            self.decisions,
+            self.account_match,
+            self.erp_forwarded,
+        ]
+
+    def fed_back(self) -> list[str]:
+        """Topics the worker writes and reads itself: links on the account topic, the match
+        index's exchange and forwarded ERP changes."""
+        return [self.account, self.account_match, self.erp_forwarded]
 
     def command_topic(self, kind: str) -> str:
         return self._command_topics[kind]

@@ -116,9 +116,9 @@ class PipelineHarness:
             self.read_back()
 
     def read_back(self) -> None:
-        """Read back every command written so far, as the commands agent does; account events
-        the pipeline published (links) and the match index's records come back through the
-        canonical agent."""
+        """Read back every command written so far, as the commands agent does; what the
+        pipeline publishes for itself (links, the match index's records, forwarded ERP changes)
+        comes back through the canonical agent."""
         while self._read < len(self.records):
             topic, key, value, headers = self.records[self._read]
             self._read += 1
@@ -126,7 +126,7 @@ class PipelineHarness:
                 self._offset += 1
                 raw = RawRecord(topic, 0, self._offset, key, value, tuple(headers or ()))
                 self.pipeline.on_command(raw)
-            elif topic in (self.topics.account, self.topics.account_match):
+            elif topic in self.topics.fed_back():
                 self.send_raw(topic, key or b"", value)
 
     def lose_in_flight(self) -> None:

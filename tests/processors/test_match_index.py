@@ -32,9 +32,7 @@ def match_records(h: PipelineHarness, since: int = 0) -> list[tuple[str, dict[st
     ]
 
 
-def test_each_account_publishes_itself_to_its_match_keys_and_the_later_one_finds_the_earlier() -> (
-    None
-):  # noqa: E501
+def test_each_account_publishes_itself_to_its_keys_and_the_later_one_finds_the_earlier() -> None:
     h = PipelineHarness(worker_config())
     h.send(h.t.account, account_event("crm-globex", "crm", **GLOBEX_CRM))
     sent = match_records(h)
