@@ -193,12 +193,15 @@ class Linker:
             self.identity.drop_match(key, account_id)
             return
         side = record["side"]
-        self.identity.keep_match(key, account_id, {"side": side, "account": record["account"]})
+        kept = self.identity.keep_match(
+            key, account_id, {"side": side, "account": record["account"]}
+        )
         if record.get("asked"):
+            # a key too common to keep this account identifies no one: it answers with nothing
             found = [
                 entry["account"]
                 for other_id, entry in self.identity.matching(key).items()
-                if entry.get("side") != side and other_id != account_id
+                if kept and entry.get("side") != side and other_id != account_id
             ]
             self._emit_match(account_id, {
                 "kind": "candidates", "key": key, "account_id": account_id,

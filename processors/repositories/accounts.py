@@ -6,11 +6,15 @@ from typing import Any
 
 from processors.state import put_if_changed, read_any_partition
 
-__all__ = ["AccountState", "Accounts", "Identity", "MatchEntry"]
+__all__ = ["MATCH_KEY_LIMIT", "AccountState", "Accounts", "Identity", "MatchEntry"]
 
 AccountState = dict[str, Any]
 """An account's merged state (``processors.domain.accounts.merge_account``), with its match
 evidence and link."""
+
+MATCH_KEY_LIMIT = 64
+"""The most accounts one match key keeps. A name or domain shared by more companies than this
+identifies none of them, and its entry (rewritten whole at every change) would only grow."""
 
 MatchEntry = dict[str, Any]
 """An account as the match index keeps it: ``{"side": "crm" | "erp", "account": snapshot}``."""
@@ -59,12 +63,16 @@ class Identity:
         found = self._table.get(f"m|{match_key}")
         return dict(found) if found else {}
 
-    def keep_match(self, match_key: str, account_id: str, entry: MatchEntry) -> None:
-        """Keep ``account_id``'s side and snapshot under ``match_key`` (unless already kept)."""
+    def keep_match(self, match_key: str, account_id: str, entry: MatchEntry) -> bool:
+        """Keep ``account_id``'s side and snapshot under ``match_key`` (unless already kept);
+        False when the key already keeps ``MATCH_KEY_LIMIT`` other accounts (not kept)."""
         found = self.matching(match_key)
+        if account_id not in found and len(found) >= MATCH_KEY_LIMIT:
+            return False
         if found.get(account_id) != entry:
             found[account_id] = entry
             self._table[f"m|{match_key}"] = found
+        return True
 
     def drop_match(self, match_key: str, account_id: str) -> None:
         """``account_id`` is no longer found by ``match_key`` (its name, tax id or domain

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from contracts.errors import Reason
+from processors.repositories.accounts import MATCH_KEY_LIMIT
 from tests.processors.events import account_event, quote_event
 from tests.processors.harness import PipelineHarness, worker_config
 from tests.processors.test_linking_flow import GLOBEX_CRM, GLOBEX_ERP
@@ -143,3 +144,22 @@ def test_a_bad_match_record_is_dead_lettered_whole_and_the_next_one_goes_on(valu
     assert dict(dead.headers)["interlock.dlq.reason"] == Reason.DECODE_FAILED.value.encode()
     h.send(h.t.account, account_event("crm-initech", "crm", crm_record_id="co-8", name="Initech"))
     assert "crm-initech" in h.tables.identity["m|name:initech"]
+
+
+def test_a_key_shared_by_too_many_accounts_keeps_no_more_and_answers_a_newcomer_with_none() -> None:
+    h = PipelineHarness(worker_config())
+    for n in range(MATCH_KEY_LIMIT):  # as many ERP customers called "Acme" as a key keeps
+        h.send(h.t.account, account_event(f"erp-{n}", "erp", erp_customer_number=f"C-{n}",
+                                          legal_name="Acme"))  # fmt: skip
+    assert len(h.tables.identity["m|name:acme"]) == MATCH_KEY_LIMIT
+    since = len(h.records)
+    h.send(h.t.account, account_event("crm-acme", "crm", crm_record_id="co-1", name="Acme"))
+    assert "crm-acme" not in h.tables.identity["m|name:acme"]
+    (answer,) = [r for _, r in match_records(h, since) if r["kind"] == "candidates"]
+    assert (answer["key"], answer["candidates"]) == ("name:acme", [])
+    assert h.decisions("review_requested") == []
+    assert h.decisions("linked") == []
+    # one already kept still changes its entry
+    h.send(h.t.account, account_event("erp-0", "erp", version=2, erp_customer_number="C-0",
+                                      legal_name="Acme", web_domain="acme.example"))  # fmt: skip
+    assert h.tables.identity["m|name:acme"]["erp-0"]["account"]["web_domain"] == "acme.example"
