@@ -153,3 +153,13 @@ def test_readme_lists_every_command() -> None:
 def test_generated_reference_is_fresh() -> None:
     stale = _generator().stale_pages()
     assert not stale, f"run scripts/gen_reference.py: stale pages in docs/: {stale}"
+
+
+def test_the_lineage_section_names_every_decision_the_worker_records() -> None:
+    from typing import get_args
+
+    from processors.audit import Decision
+
+    lineage = (ROOT / "docs" / "concepts" / "idempotency.md").read_text()
+    missing = [d for d in get_args(Decision) if f"`{d}`" not in lineage]
+    assert not missing, f"docs/concepts/idempotency.md does not name {missing}"
