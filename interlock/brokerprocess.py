@@ -44,11 +44,24 @@ class BrokerStartError(InterlockError):
     reason = Reason.BROKER_UNAVAILABLE
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now."""
+_HANDED_OUT: set[tuple[str, int]] = set()
+"""Ports ``free_port`` gave out in this process: a port is free until whoever got it binds it,
+and the kernel may offer the same one again meanwhile (``up`` once gave two services one)."""
+
+
+def _probe_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now, and not one this process gave out before."""
+    port = _probe_port(host)
+    while (host, port) in _HANDED_OUT:
+        port = _probe_port(host)
+    _HANDED_OUT.add((host, port))
+    return port
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

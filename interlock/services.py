@@ -58,11 +58,6 @@ class PortBusyError(CannotStartError):
     """A fixed port of the stack is taken by another process."""
 
 
-_HANDED_OUT: set[int] = set()
-"""Free ports already given to a service of this stack: a port is free until its service binds
-it, and the kernel may hand the same one out again meanwhile."""
-
-
 def reserve_port(preferred: int, what: str = "a service") -> int:
     """``preferred`` (0: any free port, never one given to another service of this process); a
     fixed port stays fixed, so scrape configs hold.
@@ -71,11 +66,7 @@ def reserve_port(preferred: int, what: str = "a service") -> int:
         PortBusyError: ``preferred`` is in use.
     """
     if preferred == 0:
-        port = free_port()
-        while port in _HANDED_OUT:
-            port = free_port()
-        _HANDED_OUT.add(port)
-        return port
+        return free_port()
     with socket.socket() as sock:
         # as the servers bind: a port in TIME_WAIT after the last run is free
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

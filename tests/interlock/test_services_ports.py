@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from interlock import services
+from interlock import brokerprocess, services
 
 pytestmark = pytest.mark.unit
 
@@ -12,8 +12,8 @@ pytestmark = pytest.mark.unit
 def test_a_free_port_is_never_given_to_two_services(monkeypatch: pytest.MonkeyPatch) -> None:
     # the kernel may offer a port again once the probe released it and before a service binds it
     offered = iter([41001, 41001, 41001, 41002])
-    monkeypatch.setattr(services, "free_port", lambda: next(offered))
-    monkeypatch.setattr(services, "_HANDED_OUT", set())
+    monkeypatch.setattr(brokerprocess, "_probe_port", lambda _host: next(offered))
+    monkeypatch.setattr(brokerprocess, "_HANDED_OUT", set())
     assert services.reserve_port(0, "cdc metrics") == 41001
     assert services.reserve_port(0, "lag exporter metrics") == 41002
 
