@@ -145,16 +145,9 @@ def register_agents(
         in_partition=in_partition,
     )
     raw_topic: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    # decisions are keyed by account like the canonical topics: one stream, the case's partition;
-    # the match index's exchange and the forwarded ERP changes are co-partitioned too (keyed by
-    # account, or by match key for what only the index reads)
-    canonical = app.topic(
-        *topics.canonical_inputs(),
-        topics.decisions,
-        topics.account_match,
-        topics.erp_forwarded,
-        **raw_topic,
-    )
+    # one co-partitioned stream: a decision is handled in its case's partition, an answer of the
+    # match index in its account's, a forwarded ERP change in its CRM account's
+    canonical = app.topic(*topics.canonical_stream(), **raw_topic)
     commands = app.topic(*topics.commands(), **raw_topic)
     ticks = app.topic(
         topics.clock(proc.app_id),

@@ -238,11 +238,9 @@ class Linker:
             state.get("crm_record_id") and state.get("erp_customer_number")
         ):
             return
-        view = _matchable(state)
-        candidates = found
-        if not candidates:
+        if not found:
             return
-        decision = decide_link(view, candidates, p.config.match_threshold)
+        decision = decide_link(_matchable(state), found, p.config.match_threshold)
         if decision.action == "none" or decision.candidate_id is None:
             return
         details = {

@@ -268,10 +268,13 @@ class Pipeline:
                 self.count(raw.topic, "ok")
             elif raw.topic == self.topics.erp_forwarded:
                 event = self.decode(raw.value)
-                if not isinstance(event, OrderEvent | ShipmentEvent | InvoiceEvent):
+                if (
+                    not isinstance(event, OrderEvent | ShipmentEvent | InvoiceEvent)
+                    or event.source.system != "erp"
+                ):
                     raise ValidationError(
                         f"only ERP order, shipment and invoice changes are forwarded, not "
-                        f"{type(event).__name__}",
+                        f"{type(event).__name__} from {event.source.system}",
                         reason=Reason.VALIDATION_FAILED,
                     )
                 self.on_erp_change(event, raw)

@@ -109,18 +109,13 @@ class ProcessorTopics:
 
     def copartitioned(self) -> list[str]:
         """Topics that must share one partition count."""
-        return [
-            *self.canonical_inputs(),
-            *self.commands(),
-            self.decisions,
-            self.account_match,
-            self.erp_forwarded,
-        ]
+        return [*self.canonical_stream(), *self.commands()]
 
-    def fed_back(self) -> list[str]:
-        """Topics the worker writes and reads itself: links on the account topic, the match
-        index's exchange and forwarded ERP changes."""
-        return [self.account, self.account_match, self.erp_forwarded]
+    def canonical_stream(self) -> list[str]:
+        """What the worker's canonical agent reads, all keyed by account (or, on the match
+        index's exchange, by match key): the canonical inputs, people's decisions, and the
+        worker's own exchanges for linking and forwarded ERP changes."""
+        return [*self.canonical_inputs(), self.decisions, self.account_match, self.erp_forwarded]
 
     def command_topic(self, kind: str) -> str:
         return self._command_topics[kind]

@@ -31,12 +31,18 @@ from processors.state import Tables
 from processors.topic_names import ProcessorTopics
 from processors.worker import dead_letter_writer
 
-__all__ = ["PipelineHarness", "worker_config"]
+__all__ = ["PipelineHarness", "fed_back", "worker_config"]
 
 TABLES = [f.name for f in fields(Tables)]
 
 Written = tuple[str, bytes | None, bytes, Any]
 """A record the pipeline wrote: topic, key, value, headers."""
+
+
+def fed_back(topics: ProcessorTopics) -> list[str]:
+    """Topics the worker writes and reads itself: links on the account topic, the match index's
+    exchange and forwarded ERP changes."""
+    return [topics.account, topics.account_match, topics.erp_forwarded]
 
 
 def worker_config(join_grace_s: float = 300.0) -> PipelineConfig:
@@ -126,7 +132,7 @@ class PipelineHarness:
                 self._offset += 1
                 raw = RawRecord(topic, 0, self._offset, key, value, tuple(headers or ()))
                 self.pipeline.on_command(raw)
-            elif topic in self.topics.fed_back():
+            elif topic in fed_back(self.topics):
                 self.send_raw(topic, key or b"", value)
 
     def lose_in_flight(self) -> None:

@@ -25,8 +25,9 @@ from tests.processors.events import (
     invoice_event,
     quote_event,
     shipment_event,
+    vague_account_match,
 )
-from tests.processors.harness import PipelineHarness, worker_config
+from tests.processors.harness import PipelineHarness, fed_back, worker_config
 from tests.processors.test_linking_flow import GLOBEX_CRM, GLOBEX_ERP
 
 pytestmark = pytest.mark.unit
@@ -55,7 +56,7 @@ class TwoWorkers:
 
     def settle(self) -> None:
         """Deliver what either wrote for the workers until neither writes more."""
-        fed_back, commands = set(self.t.fed_back()), set(self.t.commands())
+        written_for_itself, commands = set(fed_back(self.t)), set(self.t.commands())
         moved = True
         while moved:
             moved = False
@@ -69,7 +70,7 @@ class TwoWorkers:
                         self._offset += 1
                         raw = RawRecord(topic, 0, self._offset, key, value, tuple(headers or ()))
                         target.pipeline.on_command(raw)
-                    elif topic in fed_back:
+                    elif topic in written_for_itself:
                         target.send_raw(topic, key or b"", value, read_back=False)
 
     def written(self, topic: str) -> list[OrderEvent]:
@@ -146,21 +147,29 @@ def test_a_forwarded_record_that_is_not_an_erp_change_is_dead_lettered_whole() -
 
 
 def test_a_persons_link_of_a_vague_match_across_workers_releases_the_quote() -> None:
-    holder = {"crm-i": 0, "erp-i": 1, "name:initech": 1}
+    holder = {"crm-initech": 0, "erp-initech": 1, "name:initech": 1}
     w = TwoWorkers(holder)
-    w.send(w.t.account, account_event("crm-i", "crm", crm_record_id="co-8", name="Initech"))
-    w.send(w.t.quote, quote_event("q1", "crm-i"))
-    w.send(w.t.account, account_event(
-        "erp-i", "erp", version=2, erp_customer_number="C-88", legal_name="Initech Ltd",
-        currency="EUR", payment_terms="NET30", credit_hold=False,
-    ))  # fmt: skip
+    crm, erp = vague_account_match()
+    w.send(w.t.account, crm)
+    w.send(w.t.quote, quote_event("q1", "crm-initech"))
+    w.send(w.t.account, erp)
     erp_worker = w.workers[1]  # the ERP customer's event found the vague match: its case
     (case,) = [decode_case(v) for t, _, v, _ in erp_worker.records if t == w.t.cases]
-    assert (case.kind, case.partition_key) == ("account_match", "erp-i")
+    assert (case.kind, case.partition_key) == ("account_match", "erp-initech")
     assert w.written(w.t.create_order) == []
-    key, value = encode_decision(decision_for(case, "link", "sam", erp_worker.now, target="crm-i"))
+    link = decision_for(case, "link", "sam", erp_worker.now, target="crm-initech")
+    key, value = encode_decision(link)
     w.workers[w.of(key)].send_raw(w.t.decisions, key, value, read_back=False)
     w.settle()
     (order,) = w.written(w.t.create_order)
     assert (order.payload.quote_id, order.payload.erp_customer_number) == ("q1", "C-88")
-    assert w.workers[0].tables.accounts["crm-i"]["linked_account_id"] == "erp-i"
+    assert w.workers[0].tables.accounts["crm-initech"]["linked_account_id"] == "erp-initech"
+
+
+def test_a_forwarded_crm_change_is_dead_lettered_not_taken_for_the_erps() -> None:
+    h = PipelineHarness(worker_config())
+    deal = erp_order_event(order_id_for("q-g"), "crm-globex", "q-g", system="crm")
+    h.send_raw(h.t.erp_forwarded, b"crm-globex", encode(deal))
+    (dead,) = h.dead_letters(h.t.erp_forwarded)
+    assert dead.value == encode(deal)
+    assert h.commands(h.t.update_deal) == []
