@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ from interlock.settings import Settings
 __all__ = [
     "KafkaAccessError",
     "consumer_config",
+    "key_partition",
     "list_topics",
     "make_admin",
     "make_consumer",
@@ -47,10 +49,20 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
             "linger.ms": settings.kafka.linger_ms,
             "batch.num.messages": 10000,
             "compression.type": "none",
+            # librdkafka's default, named: co-partitioned topics need every producer to place
+            # a key alike, and :func:`key_partition` to know where it went
+            "partitioner": "consistent_random",
         }
     )
     conf.update(overrides)
     return conf
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition a record keyed ``key`` (not empty) goes to among ``partitions``, as the
+    producers of :func:`producer_config` place it (librdkafka's ``consistent_random``: the
+    key's CRC-32 modulo the partition count)."""
+    return zlib.crc32(key) % partitions
 
 
 def consumer_config(settings: Settings, group_id: str, **overrides: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ record is dead-lettered with its exact bytes while the stream goes on.
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from contracts.ownership import OWNERSHIP_PATH, load_ownership
 from contracts.policy import POLICY_PATH, load_policy
 from interlock.deadletter import DeadLetterWriter
 from interlock.instruments import Instruments
+from interlock.kafka import key_partition
 from interlock.records import RawRecord
 from interlock.settings import Settings
 from processors.app import InterlockApp
@@ -114,6 +116,7 @@ def register_agents(
         commercial=load_policy(Path(proc.policy_path) if proc.policy_path else POLICY_PATH)
         if proc.review_cases
         else None,
+        partition_of=functools.partial(key_partition, partitions=partitions),
     )
     rocksdb = uses_rocksdb(proc)
     tables = make_tables(

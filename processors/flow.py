@@ -26,7 +26,7 @@ from processors.audit import Decision
 from processors.state import InFlight
 from processors.topic_names import ProcessorTopics
 
-__all__ = ["Emit", "FlowContext", "PipelineConfig"]
+__all__ = ["Emit", "FlowContext", "PipelineConfig", "one_partition"]
 
 
 class Emit(Protocol):
@@ -39,6 +39,11 @@ class Emit(Protocol):
         value: bytes,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None: ...
+
+
+def one_partition(_key: bytes) -> int:
+    """Where every key goes when the co-partitioned topics have one partition."""
+    return 0
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,9 @@ class PipelineConfig:
     reconcile_interval_s: float = 60.0
     commercial: CommercialPolicy | None = None
     """The commercial policy, routing and SLAs of the exception desk (None: no cases)."""
+    partition_of: Callable[[bytes], int] = one_partition
+    """The partition of the co-partitioned topics a record with this key goes to: the match
+    index handles a match key of the account's own partition at once, without the exchange."""
 
 
 class FlowContext(Protocol):

@@ -15,10 +15,12 @@ Linking therefore works in two ways:
    come back to the account's own partition. Once every key has answered, the account decides
    over all of them (``decide_link``) as a search of one table would, and publishes the link.
    A key's partition handles one snapshot at a time, so of two accounts that arrive together
-   the later one finds the earlier. Not found is never linked wrongly: it stays unlinked, and
-   its accepted quotes wait parked (``waiting_for`` ``link``) until the join grace runs out,
-   then go to a dead letter (QUOTE_ACCOUNT_NOT_LINKED) and, with the review desk on, a review
-   case.
+   the later one finds the earlier. A key whose partition is the account's own is handled at
+   once, in the account's event, not through the topic: with one partition (the default
+   stack) nothing goes through the exchange. Not found is never linked wrongly: it stays
+   unlinked, and its accepted quotes wait parked (``waiting_for`` ``link``) until the join
+   grace runs out, then go to a dead letter (QUOTE_ACCOUNT_NOT_LINKED) and, with the review
+   desk on, a review case.
 
 A link is never written across partitions directly: it is published as an ``AccountLinked``
 event to each side (keyed by that side's id), so each partition updates only its own state.
@@ -164,16 +166,30 @@ class Linker:
         account_id = str(state["account_id"])
         for gone in before.get("keys", ()):
             if gone not in keys:
-                self._emit_match(gone, {"kind": "drop", "key": gone, "account_id": account_id})
+                self._to_index({"kind": "drop", "key": gone, "account_id": account_id})
         asked = event.event_id if ask and keys else None
+        answers: dict[str, list[dict[str, Any]]] = {}
         for key in keys:
-            self._emit_match(key, {
+            found = self._to_index({
                 "kind": "account", "key": key, "account_id": account_id, "side": side,
                 "account": snapshot, "asked": asked,
             })  # fmt: skip
+            if found is not None:
+                answers[key] = found
         state["match_published"] = {"digest": digest, "keys": keys}
         if asked is not None:
-            state["match_asked"] = {"keys": keys, "answers": {}, "cause": _cause_of(event)}
+            state["match_asked"] = {"keys": keys, "answers": answers, "cause": _cause_of(event)}
+            self._conclude(state, account_id)
+
+    def _to_index(self, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Hand a snapshot or removal to its key's index: at once when the key's partition is
+        the account's own (this one), else through ``link.account-match``. The key's answer
+        when it was handled here and asked, else None."""
+        key = record["key"]
+        if self.p.config.partition_of(key.encode()) == self._partition:
+            return self._index(record)
+        self._emit_match(key, record)
+        return None
 
     def _emit_match(self, key: str, record: dict[str, Any]) -> None:
         self.p.emit(self.p.topics.account_match, key.encode(), orjson.dumps(record))
@@ -188,25 +204,32 @@ class Linker:
         if kind == "candidates":
             self._answered(record)
             return
-        key = record["key"]
-        if kind == "drop":
+        found = self._index(record)
+        if found is not None:
+            self._emit_match(account_id, {
+                "kind": "candidates", "key": record["key"], "account_id": account_id,
+                "asked": record["asked"], "candidates": found,
+            })  # fmt: skip
+
+    def _index(self, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Keep or drop an account's entry in its key's index (in the key's partition); the
+        other side's accounts the key finds when the account asks, else None."""
+        key, account_id = record["key"], record["account_id"]
+        if record["kind"] == "drop":
             self.identity.drop_match(key, account_id)
-            return
+            return None
         side = record["side"]
         kept = self.identity.keep_match(
             key, account_id, {"side": side, "account": record["account"]}
         )
-        if record.get("asked"):
-            # a key too common to keep this account identifies no one: it answers with nothing
-            found = [
-                entry["account"]
-                for other_id, entry in self.identity.matching(key).items()
-                if kept and entry.get("side") != side and other_id != account_id
-            ]
-            self._emit_match(account_id, {
-                "kind": "candidates", "key": key, "account_id": account_id,
-                "asked": record["asked"], "candidates": found,
-            })  # fmt: skip
+        if not record.get("asked"):
+            return None
+        # a key too common to keep this account identifies no one: it answers with nothing
+        return [
+            entry["account"]
+            for other_id, entry in self.identity.matching(key).items()
+            if kept and entry.get("side") != side and other_id != account_id
+        ]
 
     def _answered(self, record: dict[str, Any]) -> None:
         """A key's candidates for an account that asked: decide once every key has answered."""
@@ -222,11 +245,17 @@ class Linker:
             return  # an answer to an older question: the account changed or decided since
         state = {**state, "match_asked": {**asked, "answers": {**asked["answers"]}}}
         state["match_asked"]["answers"][record["key"]] = record["candidates"]
-        if len(state["match_asked"]["answers"]) == len(asked["keys"]):
-            done = state.pop("match_asked")
-            found = {str(c["account_id"]): c for answer in done["answers"].values() for c in answer}
-            self._decide(state, _cause_event(done["cause"], account_id), list(found.values()))
+        self._conclude(state, account_id)
         self.accounts.put(account_id, state)
+
+    def _conclude(self, state: dict[str, Any], account_id: str) -> None:
+        """Decide over the answers once every key asked has answered (``state`` is updated)."""
+        asked = state["match_asked"]
+        if len(asked["answers"]) < len(asked["keys"]):
+            return
+        done = state.pop("match_asked")
+        found = {str(c["account_id"]): c for answer in done["answers"].values() for c in answer}
+        self._decide(state, _cause_event(done["cause"], account_id), list(found.values()))
 
     def _decide(
         self, state: dict[str, Any], event: AccountEvent, found: list[dict[str, Any]]

@@ -9,11 +9,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from interlock import kafka
 from interlock.apache_kafka import KafkaBroker
 from interlock.broker import BrokerProcess
 from interlock.settings import BrokerSettings, Settings
@@ -50,6 +52,28 @@ def test_true_end_offsets_count_every_record_of_batched_produces(
     producer.flush(30)
     ends = end_offsets(settings.kafka.librdkafka(), [(topic, 0), (topic, 1)])
     assert sum(ends.values()) == 1000
+
+
+def test_key_partition_is_where_the_producers_put_a_key(
+    settings: Settings, make_topic: Callable[..., str]
+) -> None:
+    """The match index handles a key of the account's own partition at once, trusting
+    ``key_partition``: every other producer must put that key there too."""
+    topic = make_topic(partitions=6)
+    producer = kafka.make_producer(settings)
+    keys = [f"{kind}:{n}".encode() for kind in ("tax", "name", "domain") for n in range(100)]
+    keys += [f"crm-{n}".encode() for n in range(100)]
+    placed: dict[bytes, int] = {}
+
+    def delivered(err: Any, msg: Any) -> None:
+        assert err is None
+        placed[msg.key()] = msg.partition()
+
+    for key in keys:
+        producer.produce(topic, key=key, value=b"v", on_delivery=delivered)
+    assert producer.flush(30) == 0
+    assert placed == {key: kafka.key_partition(key, 6) for key in keys}
+    assert len(set(placed.values())) == 6  # the keys spread over every partition
 
 
 @pytest.mark.parametrize(

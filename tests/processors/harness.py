@@ -45,11 +45,12 @@ def fed_back(topics: ProcessorTopics) -> list[str]:
     return [topics.account, topics.account_match, topics.erp_forwarded]
 
 
-def worker_config(join_grace_s: float = 300.0) -> PipelineConfig:
-    """What a worker runs with by default: shipped ownership and policy, exception desk on."""
+def worker_config(join_grace_s: float = 300.0, **overrides: Any) -> PipelineConfig:
+    """What a worker runs with by default: shipped ownership and policy, exception desk on,
+    one partition (``overrides``: other fields of the config)."""
     return PipelineConfig(
         ProcessorTopics("t."), load_ownership(), join_grace_s, 3600.0, 0.85,
-        commercial=load_policy(),
+        commercial=load_policy(), **overrides,
     )  # fmt: skip
 
 
@@ -76,8 +77,11 @@ class PipelineHarness:
         config: PipelineConfig,
         now: float = 1_000.0,
         known_product: Callable[[str], bool] | None = None,
+        partition: int = 0,
     ) -> None:
         self.now = now
+        self.partition = partition
+        """The partition of every record this harness hands the pipeline."""
         self.records: list[Written] = []
         self.dead: list[tuple[RawRecord, BaseException]] = []
         self.registry = new_registry()
@@ -117,7 +121,7 @@ class PipelineHarness:
     def send_raw(self, topic: str, key: bytes, value: bytes, read_back: bool = True) -> None:
         """Handle one record; then read back its commands, unless they are still in flight."""
         self._offset += 1
-        self.pipeline.handle(RawRecord(topic, 0, self._offset, key, value, ()))
+        self.pipeline.handle(RawRecord(topic, self.partition, self._offset, key, value, ()))
         if read_back:
             self.read_back()
 
@@ -130,7 +134,9 @@ class PipelineHarness:
             self._read += 1
             if topic in self.topics.commands():
                 self._offset += 1
-                raw = RawRecord(topic, 0, self._offset, key, value, tuple(headers or ()))
+                raw = RawRecord(
+                    topic, self.partition, self._offset, key, value, tuple(headers or ())
+                )
                 self.pipeline.on_command(raw)
             elif topic in fed_back(self.topics):
                 self.send_raw(topic, key or b"", value)

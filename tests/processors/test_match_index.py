@@ -3,6 +3,9 @@
 In process, one record at a time where the order matters: an account publishes a snapshot to
 each of its match keys' partitions (keyed by the match key), a key's partition answers an
 account that asks (keyed by that account), and the account decides once every key answered.
+Most tests put every match key in another partition than the account's (``exchanging``), so
+that every key goes through the exchange; a key of the account's own partition is handled at
+once, with the same outcome.
 The worker runs the same records through Kafka, whichever workers hold the partitions
 (``tests/e2e/test_up.py`` runs two).
 """
@@ -24,6 +27,15 @@ from tests.processors.test_linking_flow import GLOBEX_CRM, GLOBEX_ERP
 pytestmark = pytest.mark.unit
 
 
+def _elsewhere(_key: bytes) -> int:
+    return 1  # the harness hands the pipeline records of partition 0
+
+
+def exchanging() -> PipelineHarness:
+    """A worker whose accounts' match keys all live in another partition than theirs."""
+    return PipelineHarness(worker_config(partition_of=_elsewhere))
+
+
 def match_records(h: PipelineHarness, since: int = 0) -> list[tuple[str, dict[str, Any]]]:
     """(key, record) of every ``link.account-match`` record written from ``since`` on."""
     return [
@@ -34,7 +46,7 @@ def match_records(h: PipelineHarness, since: int = 0) -> list[tuple[str, dict[st
 
 
 def test_each_account_publishes_itself_to_its_keys_and_the_later_one_finds_the_earlier() -> None:
-    h = PipelineHarness(worker_config())
+    h = exchanging()
     h.send(h.t.account, account_event("crm-globex", "crm", **GLOBEX_CRM))
     sent = match_records(h)
     keys = ["tax:NL007701", "name:globex", "domain:globex.example"]
@@ -60,6 +72,23 @@ def test_each_account_publishes_itself_to_its_keys_and_the_later_one_finds_the_e
     assert h.tables.accounts["crm-globex"]["linked_account_id"] == "erp-globex"
 
 
+def test_a_key_of_the_accounts_own_partition_is_indexed_at_once_with_the_same_outcome() -> None:
+    outcomes = []
+    for h in (PipelineHarness(worker_config()), exchanging()):  # one partition, then the exchange
+        h.send(h.t.account, account_event("crm-globex", "crm", **GLOBEX_CRM))
+        h.send(h.t.quote, quote_event("q-g", "crm-globex", payment_terms=None))
+        h.send(h.t.account, account_event("erp-globex", "erp", version=2, **GLOBEX_ERP))
+        index = {k: v for k, v in h.tables.identity.items() if k.startswith("m|")}
+        linked = [(d["ids"], d["details"], d["event_id"]) for d in h.decisions("linked")]
+        (order,) = h.commands(h.t.create_order)
+        outcomes.append((index, linked, order.event_id, match_records(h) == []))
+    (index, linked, order, none_sent), exchanged = outcomes
+    assert none_sent  # nothing went through link.account-match
+    assert (index, linked, order) == exchanged[:3]
+    assert set(index["m|tax:NL007701"]) == {"crm-globex", "erp-globex"}
+    assert len(linked) == 1
+
+
 def _ask(h: PipelineHarness) -> tuple[dict[str, Any], str]:
     """The CRM account known, then the ERP customer asks without any answer read yet: its
     question as its state keeps it, and the CRM snapshot a key would answer with."""
@@ -79,7 +108,7 @@ def _answer(h: PipelineHarness, key: str, asked: str, candidates: list[Any]) -> 
 
 
 def test_an_account_decides_only_once_every_key_has_answered() -> None:
-    h = PipelineHarness(worker_config())
+    h = exchanging()
     crm, asked = _ask(h)
     assert h.tables.accounts["erp-globex"]["match_asked"]["keys"] == ["tax:NL007701", "name:globex"]
     _answer(h, "name:globex", asked, [])  # this key found nothing
@@ -93,7 +122,7 @@ def test_an_account_decides_only_once_every_key_has_answered() -> None:
 
 
 def test_an_answer_to_an_older_question_is_left_alone() -> None:
-    h = PipelineHarness(worker_config())
+    h = exchanging()
     crm, _ = _ask(h)
     for key in ("tax:NL007701", "name:globex"):
         _answer(h, key, "an-event-the-account-no-longer-asks-about", [crm])
@@ -102,7 +131,7 @@ def test_an_answer_to_an_older_question_is_left_alone() -> None:
 
 
 def test_a_renamed_account_leaves_its_old_keys_index() -> None:
-    h = PipelineHarness(worker_config())
+    h = exchanging()
     h.send(h.t.account, account_event("crm-initech", "crm", crm_record_id="co-8", name="Initech"))
     assert "crm-initech" in h.tables.identity["m|name:initech"]
     since = len(h.records)
@@ -116,7 +145,7 @@ def test_a_renamed_account_leaves_its_old_keys_index() -> None:
 
 
 def test_the_link_releases_the_quote_that_waited_for_it() -> None:
-    h = PipelineHarness(worker_config())
+    h = exchanging()
     crm, asked = _ask(h)
     h.send(h.t.quote, quote_event("q-g", "crm-globex", payment_terms=None))
     assert h.tables.parked["q:q-g"]["waiting_for"] == "link"
@@ -147,7 +176,7 @@ def test_a_bad_match_record_is_dead_lettered_whole_and_the_next_one_goes_on(valu
 
 
 def test_a_key_shared_by_too_many_accounts_keeps_no_more_and_answers_a_newcomer_with_none() -> None:
-    h = PipelineHarness(worker_config())
+    h = exchanging()
     for n in range(MATCH_KEY_LIMIT):  # as many ERP customers called "Acme" as a key keeps
         h.send(h.t.account, account_event(f"erp-{n}", "erp", erp_customer_number=f"C-{n}",
                                           legal_name="Acme"))  # fmt: skip

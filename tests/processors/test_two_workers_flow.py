@@ -33,6 +33,9 @@ from tests.processors.test_linking_flow import GLOBEX_CRM, GLOBEX_ERP
 pytestmark = pytest.mark.unit
 
 #: Which worker holds a key (canonical account id or match key); any other key: worker 0.
+#: Worker n holds partition n: a match key held by the account's own worker is handled at once,
+#: one held by the other goes through the exchange (here: the CRM account's tax id and the ERP
+#: customer's name).
 HOLDER = {"crm-globex": 0, "erp-globex": 1, "tax:NL007701": 1, "name:globex": 0}
 
 
@@ -40,8 +43,10 @@ class TwoWorkers:
     """Two pipelines on separate dict tables; each record goes to the holder of its key."""
 
     def __init__(self, holder: Mapping[str, int]) -> None:
-        self.workers = [PipelineHarness(worker_config()), PipelineHarness(worker_config())]
         self.holder = holder
+        self.workers = [
+            PipelineHarness(worker_config(partition_of=self.of), partition=n) for n in range(2)
+        ]
         self.t = self.workers[0].t
         self._read = [0, 0]
         self._offset = 0
@@ -68,7 +73,8 @@ class TwoWorkers:
                     target = self.workers[self.of(key)]
                     if topic in commands:  # keyed by the quote's account: read back by its holder
                         self._offset += 1
-                        raw = RawRecord(topic, 0, self._offset, key, value, tuple(headers or ()))
+                        raw = RawRecord(topic, target.partition, self._offset, key, value,
+                                        tuple(headers or ()))  # fmt: skip
                         target.pipeline.on_command(raw)
                     elif topic in written_for_itself:
                         target.send_raw(topic, key or b"", value, read_back=False)
