@@ -5,10 +5,11 @@ always go to the same sender, so they arrive in the order they were made. A deli
 answer or a retryable one is sent again (signed anew) for up to :data:`DELIVERY_RETRY_S`, as a
 CRM retries while a receiver restarts.
 
-The senders are coroutines on one uvloop event loop, in a thread of its own, sharing one aiohttp
-session (a kept-alive connection each): a sender per thread with a blocking client cost the
-simulator several times the CPU per delivery, most of it the threads contending for the
-interpreter (docs/performance/notes.md). Whoever makes a delivery (the story's thread, the fake
+The senders are coroutines on one uvloop event loop, in a thread of its own, each with a
+kept-alive connection of its own (``ops.simulator.http1``): a sender per thread with a blocking
+client cost the simulator several times the CPU per delivery, most of it the threads contending
+for the interpreter, and aiohttp's client about four times what the connection of its own costs
+(docs/performance/notes.md). Whoever makes a delivery (the story's thread, the fake
 CRM) hands it over without waiting for its answer, but waits while its sender already holds
 about a second of deliveries.
 """
@@ -23,10 +24,11 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import aiohttp
 import uvloop
 
+from ops.simulator.http1 import Http1Connection
 from ops.simulator.scenario import WebhookAction
 from ops.simulator.truth import Recorded
 from ops.simulator.wire import Dialect, SignedRequest, render_body, sign_request
@@ -57,7 +59,7 @@ class WebhookSenders:
         senders: how many deliveries may be in flight at once.
         rate: the run's actions per second: about a second of them may wait per sender.
         abort: set (SIGTERM): no retry waits, queued deliveries are dropped on close.
-        timeout: seconds to connect, and for each wait on an answer's next bytes.
+        timeout: seconds to connect, and for the whole answer to each delivery.
     """
 
     def __init__(
@@ -77,7 +79,6 @@ class WebhookSenders:
         self.clock = clock
         self.wall = wall
         self.abort = abort
-        self._timeout = timeout
         self._bodies: OrderedDict[str, bytes] = OrderedDict()
         self._bodies_lock = threading.Lock()
         self._count = max(1, senders)
@@ -98,7 +99,7 @@ class WebhookSenders:
             asyncio.Queue() for _ in range(self._count)
         ]
         self._tasks: list[asyncio.Task[None]] = []
-        self._session: aiohttp.ClientSession | None = None
+        self._connections = [Http1Connection(target.url, timeout) for _ in range(self._count)]
 
     def enqueue(self, action: WebhookAction) -> None:
         """Queue a delivery on the sender that owns its company (keeps per-company order)."""
@@ -115,12 +116,6 @@ class WebhookSenders:
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result()
 
     async def _start(self) -> None:
-        timeout = aiohttp.ClientTimeout(sock_connect=self._timeout, sock_read=self._timeout)
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=self._count),
-            timeout=timeout,
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
         self._tasks = [asyncio.create_task(self._sender(i)) for i in range(self._count)]
 
     def settle(self, timeout: float = 60.0) -> None:
@@ -154,8 +149,8 @@ class WebhookSenders:
             _finished, unfinished = await asyncio.wait(self._tasks, timeout=wait)
             for task in unfinished:
                 task.cancel()
-        if self._session is not None:
-            await self._session.close()
+        for connection in self._connections:
+            connection.close()
 
     def _done(self, index: int) -> None:
         with self._pending_lock:
@@ -174,21 +169,20 @@ class WebhookSenders:
                     self._bodies.popitem(last=False)
             return body
 
-    async def _post(self, action: WebhookAction, request: SignedRequest) -> int:
+    async def _post(
+        self, connection: Http1Connection, action: WebhookAction, request: SignedRequest
+    ) -> int:
         """The answer's status, or 0 when none came (refused, reset, timed out, cut off)."""
-        assert self._session is not None
+        url = urlsplit(request.url)
+        path = f"{url.path}?{url.query}" if url.query else url.path
         try:
-            async with self._session.post(
-                request.url, data=request.body, headers=request.headers, allow_redirects=False
-            ) as response:
-                await response.read()
-                return response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            return await connection.post(path, request.headers, request.body)
+        except (OSError, TimeoutError) as exc:
             log.warning("webhook %s not delivered: %s: %s", action.delivery_id,
                         type(exc).__name__, exc)  # fmt: skip
             return 0
 
-    async def _deliver(self, action: WebhookAction) -> None:
+    async def _deliver(self, connection: Http1Connection, action: WebhookAction) -> None:
         body = self._body(action)
         if body is None:
             return
@@ -205,7 +199,7 @@ class WebhookSenders:
                 secret=target.secret,
                 source=target.source,
             )
-            status = await self._post(action, request)
+            status = await self._post(connection, action, request)
             self.recorded.response(status, action.delivery_id if action.fault else None)
             # a sender stops at an answer: a bad delivery's 4xx, or a final one; no answer at
             # all (the receiver restarting) is sent again, the bad deliveries too
@@ -233,7 +227,7 @@ class WebhookSenders:
                 return
             try:
                 if not self.abort.is_set():  # once aborted, what is queued is dropped
-                    await self._deliver(action)
+                    await self._deliver(self._connections[index], action)
             except Exception:  # one delivery's bug must not stop its company's later ones
                 log.exception("webhook %s: delivery failed", action.delivery_id)
             finally:
