@@ -82,9 +82,10 @@ def register_agents(
     app.flush_hooks.append(output.flush)
     codecs = Codecs(settings)
 
-    def dead_letter(raw: RawRecord, error: BaseException) -> None:
+    def dead_letter(raw: RawRecord, error: BaseException, durable: bool = False) -> None:
         dead_letters.send(raw, error)
-        output.flush_sync()  # rare path: durable before the state that forgets the record
+        if durable:  # before the state that forgets the record; else before its offset commits
+            output.flush_sync()
 
     known_product: Callable[[str], bool] | None = None
     if proc.check_products:

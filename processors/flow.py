@@ -94,7 +94,13 @@ class FlowContext(Protocol):
     ) -> None: ...
 
     def dead_letter(
-        self, raw: RawRecord, error: InterlockError, event: Envelope | None, **audit: Any
+        self,
+        raw: RawRecord,
+        error: InterlockError,
+        event: Envelope | None,
+        *,
+        durable: bool = False,
+        **audit: Any,
     ) -> None: ...
 
     def count(self, topic: str, outcome: str) -> None: ...

@@ -62,7 +62,8 @@ FORWARDED_HEADER = "interlock.forwarded-from"
 """On ``link.erp-changes``: the canonical topic an ERP change was forwarded from."""
 
 
-DeadLetter = Callable[[RawRecord, BaseException], None]
+DeadLetter = Callable[[RawRecord, BaseException, bool], None]
+"""Dead-letter a record; True: return once it is durable."""
 Encode = Callable[[Envelope, str], bytes]
 InPartition = Callable[[int], AbstractContextManager[None]]
 """Run a block as if handling an event of partition ``p``: its table reads and writes (and their
@@ -205,10 +206,18 @@ class Pipeline:
         )
 
     def dead_letter(
-        self, raw: RawRecord, error: InterlockError, event: Envelope | None, **audit: Any
+        self,
+        raw: RawRecord,
+        error: InterlockError,
+        event: Envelope | None,
+        *,
+        durable: bool = False,
+        **audit: Any,
     ) -> None:
-        """Dead-letter the original bytes (durable before we go on), count it, audit it."""
-        self.dead_letter_raw(raw, error)
+        """Dead-letter the original bytes, count it, audit it. A consumed record's offset is
+        committed only once its dead letter is durable; ``durable``: wait for it now (a record
+        no offset holds any more, such as a parked quote given up, before the state forgets it)."""
+        self.dead_letter_raw(raw, error, durable)
         self.count(raw.topic, "dead_lettered")
         self.audit(
             "dead_lettered",
@@ -466,17 +475,9 @@ class Pipeline:
 
 
 _STATE_KEYS = frozenset(
-    (
-        "quote_id",
-        "order_id",
-        "account_id",
-        "revision",
-        "status",
-        "correlation_id",
-        "deal_id",
-        "event_id",
-    )
-)
+    ("quote_id", "order_id", "account_id", "revision", "status", "correlation_id", "deal_id",
+     "event_id")
+)  # fmt: skip
 
 
 def _readback(

@@ -324,6 +324,7 @@ class QuoteFlow:
                 raw,
                 error,
                 None,
+                durable=True,  # unpark forgets it: its dead letter first
                 entity="quote",
                 ids={"quote_id": entry["quote_id"], "account_id": entry["account_id"]},
                 correlation_id=str(entry["quote_id"]),

@@ -166,7 +166,7 @@ class Run:
             emit=lambda topic, key, value, headers=None: self.written.append(
                 (topic, key, value, headers)
             ),
-            dead_letter=lambda raw, exc: self.dead.append((raw, exc)),
+            dead_letter=lambda raw, exc, durable=False: self.dead.append((raw, exc)),
             instruments=Instruments(new_registry(), "bench"),
         )
         self.commands = frozenset(TOPICS.commands())

@@ -44,9 +44,10 @@ def main(bootstrap: str, prefix: str) -> None:
     codecs = Codecs(settings)
     tables = Tables(*({} for _ in range(8)))
 
-    def dead_letter(raw: RawRecord, exc: BaseException) -> None:
-        dead_letters.send(raw, exc)
-        output.flush_sync()
+    def dead_letter(raw: RawRecord, exc: BaseException, durable: bool = False) -> None:
+        dead_letters.send(raw, exc)  # as the worker's
+        if durable:
+            output.flush_sync()
 
     pipeline = Pipeline(
         PipelineConfig(topics, load_ownership(), 300.0, 3600.0, 0.85),

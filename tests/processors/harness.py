@@ -84,14 +84,17 @@ class PipelineHarness:
         """The partition of every record this harness hands the pipeline."""
         self.records: list[Written] = []
         self.dead: list[tuple[RawRecord, BaseException]] = []
+        self.waited_for: list[bool] = []
+        """Per dead letter: whether the pipeline waited until it was durable."""
         self.registry = new_registry()
         codecs = Codecs(Settings(_env_file=None))
         instruments = Instruments(self.registry, "test")
         self.dlq = DeadLetterTopics()
         writer = dead_letter_writer(cast(Producer, self.dlq), instruments)  # the worker's
 
-        def dead_letter(raw: RawRecord, exc: BaseException) -> None:
+        def dead_letter(raw: RawRecord, exc: BaseException, durable: bool) -> None:
             self.dead.append((raw, exc))
+            self.waited_for.append(durable)
             writer.send(raw, exc)
 
         self.pipeline = Pipeline(

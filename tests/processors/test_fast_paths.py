@@ -92,7 +92,7 @@ def _pipeline(decode_calls: list[bytes] | None = None) -> tuple[Pipeline, _Emitt
         decode=counting_decode,
         encode=codecs.encode,
         emit=emitted,
-        dead_letter=lambda raw, exc: None,
+        dead_letter=lambda raw, exc, durable: None,
         instruments=Instruments(new_registry(), "test"),
         clock=lambda: 1_000.0,
     )

@@ -170,6 +170,7 @@ def test_a_bad_match_record_is_dead_lettered_whole_and_the_next_one_goes_on(valu
     h.send_raw(h.t.account_match, b"k", value)
     (dead,) = h.dead_letters(h.t.account_match)
     assert dead.value == value  # its bytes intact
+    assert h.waited_for == [False]  # its offset is committed once it is durable: no wait here
     assert dict(dead.headers)["interlock.dlq.reason"] == Reason.DECODE_FAILED.value.encode()
     h.send(h.t.account, account_event("crm-initech", "crm", crm_record_id="co-8", name="Initech"))
     assert "crm-initech" in h.tables.identity["m|name:initech"]

@@ -78,6 +78,7 @@ def test_a_quote_whose_account_never_comes_is_dead_lettered_as_join_timeout() ->
     assert headers["interlock.dlq.reason"] == b"JOIN_TIMEOUT"
     assert b"waited 6.5s for account acc-never" in headers["interlock.dlq.error.message"]
     assert (dead.key, dead.value) == (b"acc-never", encode(orphan))  # the original bytes
+    assert h.waited_for == [True]  # durable before the parked quote is forgotten
     (audit,) = h.decisions("dead_lettered")
     assert (audit["ids"]["quote_id"], audit["correlation_id"]) == ("q-orphan", "q-orphan")
     assert audit["details"]["reason"] == "JOIN_TIMEOUT"

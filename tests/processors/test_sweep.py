@@ -47,7 +47,7 @@ def _over(tables: Tables, now: list[float], expiry: ExpiryIndex | None) -> Pipel
         decode=lambda data: None,
         encode=lambda event: b"",
         emit=lambda *args: None,
-        dead_letter=lambda raw, exc: None,
+        dead_letter=lambda raw, exc, durable: None,
         instruments=Instruments(new_registry(), "test"),
         clock=lambda: now[0],
         expiry=expiry,
