@@ -83,7 +83,7 @@ def register_agents(
     codecs = Codecs(settings)
 
     def dead_letter(raw: RawRecord, error: BaseException, durable: bool = False) -> None:
-        dead_letters.send(raw, error)
+        dead_letters.send(raw, error, on_delivery=output.on_delivery)  # lost: the commit fails
         if durable:  # before the state that forgets the record; else before its offset commits
             output.flush_sync()
 
@@ -205,7 +205,7 @@ def register_agents(
                 try:
                     pipeline.on_command(raw)
                 except Exception as exc:  # a command we cannot read back is ours: never block
-                    dead_letters.send(raw, exc)
+                    dead_letters.send(raw, exc, on_delivery=output.on_delivery)
 
     last_sweep: dict[int, float] = {}
 

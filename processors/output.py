@@ -48,7 +48,9 @@ class Output:
         delivered, self._delivered = self._delivered, {}
         return delivered
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        """A delivery report: a failed record fails the next flush (also for records produced
+        on this producer by others, such as the dead letters)."""
         if err is not None:
             self.failures.append(f"{msg.topic()}: {err}")
             log.error("output to %s failed: %s", msg.topic(), err)
@@ -56,7 +58,7 @@ class Output:
     def _on_changelog_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self.changelog_failed = True
-            self._on_delivery(err, msg)
+            self.on_delivery(err, msg)
         else:  # reports come in offset order per partition
             self._delivered[(msg.topic(), msg.partition())] = msg.offset()  # type: ignore[index,assignment]
 
@@ -80,7 +82,7 @@ class Output:
         partition: int | None = None,
     ) -> None:
         """Queue one record (``partition`` None: the producer's partitioner picks it)."""
-        self._produce(topic, key, value, headers, partition, self._on_delivery)
+        self._produce(topic, key, value, headers, partition, self.on_delivery)
 
     def _produce(
         self,
