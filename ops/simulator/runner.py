@@ -163,8 +163,12 @@ class Simulator:
         crm_app = OutageMiddleware(
             create_crm_app(self.desk), "crm", config.outages, elapsed, refused("crm")
         )
-        self.erp_server = ServerThread(erp_app, port=config.erp_port, access_log=False)
-        self.crm_server = ServerThread(crm_app, port=config.crm_port, access_log=False)
+        # the sinks call them on loopback, through no proxy: no proxy-header middleware, and
+        # no Date or Server header to make for every answer
+        lean: dict[str, Any] = {"access_log": False, "proxy_headers": False,
+                                "server_header": False, "date_header": False}  # fmt: skip
+        self.erp_server = ServerThread(erp_app, port=config.erp_port, **lean)
+        self.crm_server = ServerThread(crm_app, port=config.crm_port, **lean)
 
     # Kafka ---------------------------------------------------------------------------------------
     def _on_delivery(self, err: Any, _msg: Any) -> None:
