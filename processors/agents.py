@@ -205,7 +205,7 @@ def register_agents(
                 try:
                     pipeline.on_command(raw)
                 except Exception as exc:  # a command we cannot read back is ours: never block
-                    dead_letters.send(raw, exc, on_delivery=output.on_delivery)
+                    dead_letter(raw, exc)
 
     last_sweep: dict[int, float] = {}
 

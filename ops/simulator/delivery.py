@@ -24,7 +24,6 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import uvloop
 
@@ -100,6 +99,8 @@ class WebhookSenders:
         ]
         self._tasks: list[asyncio.Task[None]] = []
         self._connections = [Http1Connection(target.url, timeout) for _ in range(self._count)]
+        self._origin = len(target.url.rstrip("/"))
+        """Length of the origin in every signed URL (``sign_request`` appends the path to it)."""
 
     def enqueue(self, action: WebhookAction) -> None:
         """Queue a delivery on the sender that owns its company (keeps per-company order)."""
@@ -173,10 +174,8 @@ class WebhookSenders:
         self, connection: Http1Connection, action: WebhookAction, request: SignedRequest
     ) -> int:
         """The answer's status, or 0 when none came (refused, reset, timed out, cut off)."""
-        url = urlsplit(request.url)
-        path = f"{url.path}?{url.query}" if url.query else url.path
         try:
-            return await connection.post(path, request.headers, request.body)
+            return await connection.post(request.url[self._origin :], request.headers, request.body)
         except (OSError, TimeoutError) as exc:
             log.warning("webhook %s not delivered: %s: %s", action.delivery_id,
                         type(exc).__name__, exc)  # fmt: skip
