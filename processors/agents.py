@@ -34,7 +34,7 @@ from interlock.records import RawRecord
 from interlock.settings import Settings
 from processors.app import InterlockApp
 from processors.expiry import ExpiryIndex
-from processors.output import Codecs, HeldChangelog, Output
+from processors.output import CoalescedChangelog, Codecs, HeldChangelog, Output
 from processors.pipeline import Pipeline, PipelineConfig
 from processors.state import (
     ChangelogCheckpoints,
@@ -120,16 +120,20 @@ def register_agents(
         partition_of=functools.partial(key_partition, partitions=partitions),
     )
     rocksdb = uses_rocksdb(proc)
+    emit_changelog = output.changelog if rocksdb else output
+    # the latest record per key of each commit interval, emitted just before the outputs' flush
+    app.changelogs = CoalescedChangelog(emit_changelog)
+    app.flush_hooks.insert(app.flush_hooks.index(output.flush), app.changelogs.release)
     tables = make_tables(
         app,
         partitions,
-        changelog_emit=output.changelog if rocksdb else output,
+        changelog_emit=app.changelogs,
         options=store_options(proc),
         expiry_index=rocksdb,
         cache_entries=proc.rocksdb_cache_entries,
     )
     # dedup marks reach their changelog only after the effects they guard (HeldChangelog)
-    marks = HeldChangelog(tables.seen.changelog_emit, output.flush)
+    marks = HeldChangelog(emit_changelog, output.flush)
     tables.seen.changelog_emit = marks
     app.flush_hooks.append(marks.release)
     if rocksdb:  # after output.flush: only delivered offsets are written

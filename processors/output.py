@@ -22,7 +22,7 @@ from interlock.kafka import produce
 from interlock.serializers import registry_client
 from interlock.settings import Settings
 
-__all__ = ["Codecs", "DeliveryFailedError", "HeldChangelog", "Output"]
+__all__ = ["CoalescedChangelog", "Codecs", "DeliveryFailedError", "HeldChangelog", "Output"]
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,57 @@ class HeldChangelog:
         for record in held:
             self._emit(*record)
         await self._flush()
+
+
+class CoalescedChangelog:
+    """Changelog records gathered until the next commit, the latest one per key.
+
+    A table entry is often written several times between two commits: a quote's ledger entry
+    when its command is read back, when the ERP answers and when the CRM is told; an account's
+    match keys when it is indexed and when it is linked. Only the last value of each key
+    matters to whoever restores the table from its changelog (a compacted topic keeps only
+    that one too), so the records of one commit interval are kept here, one per (topic,
+    partition, key), a later write replacing an earlier one, and emitted by :meth:`release`,
+    the first pre-commit hook, just before the outputs' flush makes them durable with the
+    rest. What a worker killed before then loses, it loses with the offsets of the events that
+    wrote it, as when each record was produced at once: the events are handled again.
+    """
+
+    def __init__(self, emit: Callable[..., None]) -> None:
+        self._emit = emit
+        self._pending: dict[tuple[str, int | None, bytes | None], tuple[bytes | None, Any]] = {}
+        self.written = 0
+        """Records written to it since it was made (``emitted`` of them left)."""
+        self.emitted = 0
+
+    def __call__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Any = None,
+        partition: int | None = None,
+    ) -> None:
+        """Keep one record (a tombstone when ``value`` is None) in place of its key's last."""
+        self._pending[(topic, partition, key)] = (value, headers)
+        self.written += 1
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def emit_pending(self) -> None:
+        """Queue every kept record on the producer (the caller flushes)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        emit = self._emit
+        for (topic, partition, key), (value, headers) in pending.items():
+            emit(topic, key, value, headers, partition)
+        self.emitted += len(pending)
+
+    async def release(self) -> None:
+        """The pre-commit hook: :meth:`emit_pending`, before the outputs' flush runs."""
+        self.emit_pending()
 
 
 class Codecs:

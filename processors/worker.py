@@ -66,7 +66,7 @@ def build_worker_app(
         settings,
         topic_partitions=partitions,
         stream_buffer_maxsize=16384,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.processors.commit_interval_s,
     )
     register_agents(app, settings, instruments, producer, dead_letters, partitions)
     install_stall_watchdog(app, settings.processors.stall_timeout_s, clock=time.monotonic)
@@ -126,6 +126,8 @@ def main(settings: Settings) -> None:
             shutdown_timeout_s=settings.processors.shutdown_timeout_s,
         )
     finally:
+        if app.changelogs is not None:  # what the last commit did not take: as before, queued
+            app.changelogs.emit_pending()
         undelivered = producer.flush(30)
         if app.checkpoints is not None:
             app.checkpoints.mark_clean_stop(tabledir, undelivered)

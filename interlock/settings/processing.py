@@ -63,6 +63,15 @@ class ProcessorSettings(BaseModel):
         default=7 * 24 * 3600.0, gt=0, description="How long event ids are remembered."
     )
     tick_interval_s: float = Field(default=1.0, gt=0, description="Period of the parked scan.")
+    commit_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description=(
+            "How often the worker commits the offsets it has handled (Faust's"
+            " broker_commit_interval). Its outputs, changelog records and dead letters are made"
+            " durable just before each commit; a worker that dies replays at most this much."
+        ),
+    )
     dedup_sweep_interval_s: float = Field(
         default=60.0, gt=0, description="How often expired ids and deal states are forgotten."
     )

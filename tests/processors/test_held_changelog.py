@@ -1,4 +1,5 @@
-"""Dedup marks reach their changelog only after the outputs before them are durable."""
+"""Dedup marks reach their changelog only after the outputs before them are durable; the
+other tables' records of a commit interval are coalesced per key and leave before that flush."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from confluent_kafka import Producer
 
 from interlock.settings import KafkaSettings, ProcessorSettings, Settings
-from processors.output import HeldChangelog
+from processors.output import CoalescedChangelog, HeldChangelog
 from processors.worker import build_worker_app
 
 pytestmark = pytest.mark.unit
@@ -45,6 +46,41 @@ def test_a_worker_releases_its_marks_after_the_outputs_flush_and_before_the_chec
     )
     app = build_worker_app(settings, partitions=3, producer=Producer({"bootstrap.servers": "x:1"}))
     hooks = [hook.__qualname__ for hook in app.flush_hooks]
-    assert hooks == ["Output.flush", "HeldChangelog.release", "ChangelogCheckpoints.persist"]
-    marks = app.flush_hooks[1].__self__
-    assert app.tables["seen"].changelog_emit is marks
+    assert hooks == [
+        "CoalescedChangelog.release",
+        "Output.flush",
+        "HeldChangelog.release",
+        "ChangelogCheckpoints.persist",
+    ]
+    changelogs, marks = app.flush_hooks[0].__self__, app.flush_hooks[2].__self__
+    assert app.tables["seen"].changelog_emit is marks  # marks are held, never coalesced away
+    assert app.changelogs is changelogs
+    others = [name for name in app.tables if name != "seen"]
+    assert others
+    assert all(app.tables[name].changelog_emit is changelogs for name in others)
+
+
+def test_coalesced_records_keep_the_last_value_per_key_and_leave_at_release() -> None:
+    emitted: list[tuple[object, ...]] = []
+    changelogs = CoalescedChangelog(lambda *record: emitted.append(record))
+    changelogs("ledger-changelog", b"q1", b"promised", None, 0)
+    changelogs("ledger-changelog", b"q2", b"promised", None, 1)
+    changelogs("ledger-changelog", b"q1", b"ordered", None, 0)  # replaces q1's first
+    changelogs("ledger-changelog", b"q1", b"told", [("h", b"v")], 3)  # another partition
+    changelogs("orders-changelog", b"q1", b"requested", None, 0)  # another table
+    changelogs("ledger-changelog", b"q2", None, None, 1)  # a tombstone replaces a value
+    assert emitted == []
+    assert len(changelogs) == 4
+    asyncio.run(changelogs.release())
+    assert emitted == [
+        ("ledger-changelog", b"q1", b"ordered", None, 0),
+        ("ledger-changelog", b"q2", None, None, 1),
+        ("ledger-changelog", b"q1", b"told", [("h", b"v")], 3),
+        ("orders-changelog", b"q1", b"requested", None, 0),
+    ]
+    assert (changelogs.written, changelogs.emitted, len(changelogs)) == (6, 4, 0)
+    changelogs("ledger-changelog", b"q2", b"again", None, 1)  # after a release: a new record
+    changelogs.emit_pending()
+    assert emitted[-1] == ("ledger-changelog", b"q2", b"again", None, 1)
+    asyncio.run(changelogs.release())  # nothing kept: nothing emitted
+    assert len(emitted) == 5

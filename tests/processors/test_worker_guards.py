@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from contracts import OrderEvent, encode
@@ -20,7 +20,7 @@ from processors.app import STOP_GAVE_UP
 from processors.stall import STALLED
 from processors.topic_names import ProcessorTopics
 from tests.conftest import private_broker
-from tests.processors.conftest import ProcessorsEnv, all_topics, create_topics
+from tests.processors.conftest import PARTITIONS, ProcessorsEnv, all_topics, create_topics
 from tests.processors.events import account_event, quote_event
 
 pytestmark = pytest.mark.integration
@@ -55,6 +55,43 @@ def test_undecodable_record_is_dead_lettered_with_its_bytes_and_the_stream_goes_
     dead = proc_env.wait_for_raw(f"dlq.{t.quote}", lambda recs: len(recs) >= 1)
     assert [(r.key, r.value) for r in dead] == [(b"acc-p", poison)], worker.output()
     assert dict(dead[0].headers)["interlock.dlq.reason"] in (b"DECODE_FAILED", b"SCHEMA_UNKNOWN")
+
+
+def test_a_worker_killed_before_its_commit_leaves_the_dead_lettered_record_to_the_next(
+    proc_env: ProcessorsEnv,
+) -> None:
+    """Dead letters are not flushed one by one; the flush before each commit makes them
+    durable. A worker killed after writing one but before committing its record's offset
+    leaves the record to the next worker, which dead-letters it again: at least once, never
+    lost, and the valid quote beside it still gets one order (one distinct event id)."""
+    t = proc_env.topics
+    proc_env.send(t.account, account_event("acc-k"))
+    poison = b"\xc3\x01poison-before-the-commit"
+    proc_env.send_raw(t.quote, b"acc-k", poison)
+    proc_env.send(t.quote, quote_event("q-k", "acc-k"))
+    first = proc_env.start_worker(INTERLOCK_PROCESSORS__COMMIT_INTERVAL_S="3600")  # none
+    dead = proc_env.wait_for_raw(f"dlq.{t.quote}", lambda recs: len(recs) >= 1)
+    assert [(r.key, r.value) for r in dead] == [(b"acc-k", poison)], first.output()
+    assert proc_env.wait_for(t.create_order, lambda ev: len(ev) >= 1), first.output()
+    first.stop(signal.SIGKILL)
+    consumer = Consumer({**proc_env.settings.kafka.librdkafka(), "group.id": proc_env.app_id})
+    try:
+        committed = consumer.committed(
+            [TopicPartition(t.quote, p) for p in range(PARTITIONS)], timeout=30
+        )
+    finally:
+        consumer.close()
+    assert all(tp.offset < 0 for tp in committed), committed  # the kill came before any commit
+
+    second = proc_env.start_worker()
+    dead = proc_env.wait_for_raw(f"dlq.{t.quote}", lambda recs: len(recs) >= 2)
+    assert [(r.key, r.value) for r in dead] == [(b"acc-k", poison)] * 2, second.output()
+    first_copy, second_copy = (dict(r.headers) for r in dead)
+    origin = ("interlock.dlq.original.partition", "interlock.dlq.original.offset")
+    assert [second_copy[h] for h in origin] == [first_copy[h] for h in origin]  # the same record
+    commands = proc_env.events(t.create_order)
+    assert {c.event_id for c in commands} == {commands[0].event_id}, second.output()
+    assert {c.payload.quote_id for c in commands if isinstance(c, OrderEvent)} == {"q-k"}
 
 
 def test_a_worker_whose_broker_is_gone_still_stops_on_sigterm(
