@@ -59,7 +59,7 @@ def build_worker_app(
     """The Faust app with Interlock's agents and tables registered on it."""
     partitions = partitions or check_copartitioning(settings)
     instruments = instruments or Instruments(new_registry(), SERVICE)
-    producer = producer or make_producer(settings, **{"linger.ms": 10})
+    producer = producer or make_producer(settings, **{"linger.ms": settings.processors.linger_ms})
     if dead_letters is None:
         dead_letters = dead_letter_writer(producer, instruments)
     app = create_app(
@@ -105,7 +105,7 @@ def main(settings: Settings) -> None:
     _use_uvloop()
     registry = new_registry()
     instruments = Instruments(registry, SERVICE)
-    producer = make_producer(settings, **{"linger.ms": 10})
+    producer = make_producer(settings, **{"linger.ms": settings.processors.linger_ms})
     app = build_worker_app(
         settings,
         instruments=instruments,

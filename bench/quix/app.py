@@ -158,7 +158,7 @@ def build_app(bootstrap: str, prefix: str, state_dir: str) -> tuple[Application,
         state_dir=state_dir,
         commit_interval=1.0,
         consumer_extra_config={"session.timeout.ms": 6000, "fetch.max.bytes": 16 * 2**20},
-        producer_extra_config={"linger.ms": 10},
+        producer_extra_config={"linger.ms": load_settings().processors.linger_ms},  # the worker's
         auto_create_topics=True,
     )
     serde: dict[str, Any] = {"key_deserializer": "bytes", "value_deserializer": "bytes"}

@@ -38,7 +38,7 @@ def main(bootstrap: str, prefix: str) -> None:
     settings = Settings(_env_file=None).with_bootstrap(bootstrap)  # type: ignore[call-arg]
     settings.processors.session_timeout_s = 6.0
     topics = ProcessorTopics(prefix)
-    producer = make_producer(settings, **{"linger.ms": 10})
+    producer = make_producer(settings, **{"linger.ms": settings.processors.linger_ms})
     output = Output(producer)
     dead_letters = DeadLetterWriter(producer, "bench")
     codecs = Codecs(settings)

@@ -78,7 +78,8 @@ class KafkaSettings(BaseModel):
         ge=0,
         description=(
             "How long a producer gathers records into a batch (librdkafka linger.ms) unless its"
-            " stage sets its own (the worker 10, CDC 20, the webhook landing 1): every produce"
+            " stage sets its own (the worker processors.linger_ms, CDC 20, the webhook landing 1):"
+            " every produce"
             " request and every stored batch costs the broker, the embedded one more with each"
             " batch it keeps."
         ),

@@ -63,6 +63,17 @@ class ProcessorSettings(BaseModel):
         default=7 * 24 * 3600.0, gt=0, description="How long event ids are remembered."
     )
     tick_interval_s: float = Field(default=1.0, gt=0, description="Period of the parked scan.")
+    linger_ms: int = Field(
+        default=40,
+        ge=0,
+        description=(
+            "How long the worker's producer gathers its records (commands, audit records,"
+            " changelogs, dead letters) into a batch (librdkafka linger.ms). Each record that"
+            " finds its partition's batch empty wakes the producer's thread: a longer linger"
+            " wakes it less often and sends fewer, larger requests, at the cost of up to this"
+            " much more latency per command. The flush before each commit sends everything."
+        ),
+    )
     commit_interval_s: float = Field(
         default=1.0,
         gt=0,
