@@ -6,9 +6,10 @@ Also recognises the CRM's echo of our own write-back, so that it is not propagat
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, cast
 
+from contracts.conversion import event_builder
 from contracts.ids import deterministic_event_id
 from contracts.models import (
     Envelope,
@@ -92,32 +93,52 @@ def deal_update(
         "erp_order_number"
     )
     changed = sorted(k for k, v in fields.items() if v is not None)
-    payload = Order(
-        order_id=str(order_state["order_id"]),
-        account_id=str(order_state.get("account_id") or event.payload.account_id),
-        quote_id=order_state.get("quote_id"),
-        quote_revision=order_state.get("revision"),
-        crm_record_id=order_state.get("deal_id"),
+    # Built as the Avro-shaped dict and wrapped by the contracts' trusted builder (as
+    # ``processors.domain.quotes.build_order_command`` does): every value is copied from the
+    # already validated ERP event or from the quote's order state, which the worker wrote.
+    payload = {
+        **_ORDER_DEFAULTS,
+        "order_id": str(order_state["order_id"]),
+        "account_id": str(order_state.get("account_id") or event.payload.account_id),
+        "quote_id": order_state.get("quote_id"),
+        "quote_revision": order_state.get("revision"),
+        "crm_record_id": order_state.get("deal_id"),
         **{k: v for k, v in fields.items() if v is not None},
+    }
+    command = _build_order_event(
+        {
+            "event_id": deterministic_event_id("update-deal", event.event_id),
+            "event_type": "DealStatusUpdateRequested",
+            "entity": "order",
+            "schema_version": OrderEvent.SCHEMA_VERSION,
+            "source": event.source.__dict__.copy(),
+            "correlation_id": str(order_state.get("correlation_id") or event.correlation_id),
+            "causation_id": event.event_id,
+            "occurred_at": event.source.changed_at or event.occurred_at,
+            "ingested_at": event.ingested_at,
+            "origin": origin,
+            "changed_fields": changed,
+            "payload": payload,
+        }
     )
-    return OrderEvent(
-        event_id=deterministic_event_id("update-deal", event.event_id),
-        event_type="DealStatusUpdateRequested",
-        source=event.source,
-        correlation_id=str(order_state.get("correlation_id") or event.correlation_id),
-        causation_id=event.event_id,
-        occurred_at=event.source.changed_at or event.occurred_at,
-        ingested_at=event.ingested_at,
-        origin=origin,
-        changed_fields=changed,
-        payload=payload,
-    )
+    return cast(OrderEvent, command)
+
+
+_ORDER_DEFAULTS = {
+    name: info.get_default(call_default_factory=True) for name, info in Order.model_fields.items()
+}
+_build_order_event = event_builder("order")
 
 
 def written_values(command: OrderEvent) -> dict[str, Any]:
-    """What an update-deal command writes to the deal, as JSON values (kept to spot echoes)."""
-    dumped = command.payload.model_dump(mode="json")
-    return {k: dumped.get(k) for k in ECHO_FIELDS if k in command.changed_fields}
+    """What an update-deal command writes to the deal, as JSON values (kept to spot echoes):
+    the values ``model_dump(mode="json")`` gives (a date as its ISO text), of those fields only."""
+    values = command.payload.__dict__
+    return {k: _json(values.get(k)) for k in ECHO_FIELDS if k in command.changed_fields}
+
+
+def _json(value: Any) -> Any:
+    return value.isoformat() if type(value) is date else value
 
 
 RECENT = "_recent"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from contracts import OrderEvent, deterministic_event_id
+from contracts import OrderEvent, decode, deterministic_event_id, encode
 from processors.domain.copartition import copartition_problem
 from processors.domain.housekeeping import (
     expired_event_ids,
@@ -16,6 +16,7 @@ from processors.domain.housekeeping import (
     overdue_parked,
 )
 from processors.domain.writeback import (
+    ECHO_FIELDS,
     deal_shows,
     deal_update,
     echo_reason,
@@ -51,6 +52,29 @@ def test_confirmed_order_maps_to_a_deal_update_at_the_erp_change_time() -> None:
     assert command.causation_id == event.event_id
     assert command.event_id == deterministic_event_id("update-deal", event.event_id)
     assert command.origin == "interlock"
+
+
+def test_a_deal_update_is_what_validating_the_same_fields_gives_and_encodes_alike() -> None:
+    """The command is built without validation from validated parts: it must be the very
+    model pydantic would build from its fields, encode to the same bytes, and record the same
+    written values as a full JSON dump of its payload."""
+    events = [
+        erp_order_event(
+            "o", "a", "q", status="CONFIRMED", number="SO-1", promised_date="2026-04-01"
+        ),
+        erp_order_event("o", "a", "q", status="ON_CREDIT_HOLD"),
+        shipment_event("a", "o", "SO-1", "1Z9"),
+        invoice_event("a", "o", "SO-1", "PAID"),
+    ]
+    for event in events:
+        command = deal_update(event, STATE)
+        assert command is not None
+        validated = OrderEvent.model_validate(command.model_dump())
+        assert validated == command
+        assert decode(encode(command)) == validated
+        dumped = command.payload.model_dump(mode="json")
+        expected = {k: dumped[k] for k in ECHO_FIELDS if k in command.changed_fields}
+        assert written_values(command) == expected
 
 
 def test_credit_hold_shipment_and_invoice_map_to_deal_status() -> None:
