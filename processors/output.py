@@ -165,8 +165,11 @@ class CoalescedChangelog:
     wrote it, as when each record was produced at once: the events are handled again.
     """
 
-    def __init__(self, emit: Callable[..., None]) -> None:
+    def __init__(self, emit: Callable[..., None], max_pending: int = 4096) -> None:
         self._emit = emit
+        self.max_pending = max_pending
+        """Records kept at most: at that many they are emitted at once (a burst's commits come
+        seconds apart, and holding all its records grew a worker's memory by hundreds of MB)."""
         self._pending: dict[tuple[str, int | None, bytes | None], tuple[bytes | None, Any]] = {}
         self.written = 0
         """Records written to it since it was made (``emitted`` of them left)."""
@@ -183,6 +186,8 @@ class CoalescedChangelog:
         """Keep one record (a tombstone when ``value`` is None) in place of its key's last."""
         self._pending[(topic, partition, key)] = (value, headers)
         self.written += 1
+        if len(self._pending) >= self.max_pending:
+            self.emit_pending()  # as if produced at once: the flush before the commit still waits
 
     def __len__(self) -> int:
         return len(self._pending)

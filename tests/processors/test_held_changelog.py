@@ -84,3 +84,20 @@ def test_coalesced_records_keep_the_last_value_per_key_and_leave_at_release() ->
     assert emitted[-1] == ("ledger-changelog", b"q2", b"again", None, 1)
     asyncio.run(changelogs.release())  # nothing kept: nothing emitted
     assert len(emitted) == 5
+
+
+def test_coalesced_records_leave_early_once_as_many_as_the_cap_are_kept() -> None:
+    emitted: list[tuple[object, ...]] = []
+    changelogs = CoalescedChangelog(lambda *record: emitted.append(record), max_pending=3)
+    changelogs("t", b"a", b"1", None, 0)
+    changelogs("t", b"a", b"2", None, 0)  # the same key: still one kept
+    changelogs("t", b"b", b"1", None, 0)
+    assert emitted == []
+    changelogs("t", b"c", b"1", None, 0)  # the third kept: all three leave, latest values
+    assert emitted == [("t", b"a", b"2", None, 0), ("t", b"b", b"1", None, 0),
+                       ("t", b"c", b"1", None, 0)]  # fmt: skip
+    assert len(changelogs) == 0
+    changelogs("t", b"a", b"3", None, 0)
+    asyncio.run(changelogs.release())
+    assert emitted[-1] == ("t", b"a", b"3", None, 0)
+    assert (changelogs.written, changelogs.emitted) == (5, 4)
