@@ -133,7 +133,7 @@ def register_agents(
         cache_entries=proc.rocksdb_cache_entries,
     )
     # dedup marks reach their changelog only after the effects they guard (HeldChangelog)
-    marks = HeldChangelog(emit_changelog, output.flush)
+    marks = HeldChangelog(emit_changelog, output.flush, before=app.changelogs.emit_pending)
     tables.seen.changelog_emit = marks
     app.flush_hooks.append(marks.release)
     if rocksdb:  # after output.flush: only delivered offsets are written

@@ -132,9 +132,17 @@ class HeldChangelog:
     The table itself is written at once, so dedup within the running worker is unchanged.
     """
 
-    def __init__(self, emit: Callable[..., None], flush: Callable[[], Any]) -> None:
+    def __init__(
+        self,
+        emit: Callable[..., None],
+        flush: Callable[[], Any],
+        before: Callable[[], None] | None = None,
+    ) -> None:
         self._emit = emit
         self._flush = flush
+        self._before = before
+        """Queues the effects not yet queued (the coalesced table records): events handled
+        while the outputs' flush ran wrote them after the first pre-commit hook had emitted."""
         self._held: list[tuple[Any, ...]] = []
 
     def __call__(self, *record: Any) -> None:
@@ -145,6 +153,8 @@ class HeldChangelog:
         """Emit the held records in order and make them durable (raises as the flush does)."""
         if not self._held:
             return
+        if self._before is not None:  # the effects before the marks that guard them
+            self._before()
         held, self._held = self._held, []
         for record in held:
             self._emit(*record)

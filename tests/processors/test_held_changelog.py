@@ -22,19 +22,22 @@ def test_held_records_are_emitted_in_order_at_release_then_flushed() -> None:
     async def flush() -> None:
         log.append("flush")
 
-    held = HeldChangelog(lambda *record: log.append(record), flush)
+    held = HeldChangelog(
+        lambda *record: log.append(record), flush, before=lambda: log.append("effects")
+    )
     held("seen-changelog", b"e1", b"1", None, 0)
     held("seen-changelog", b"e2", None, None, 2)  # a tombstone too
     assert log == []  # nothing leaves before the outputs' flush has run
     asyncio.run(held.release())
     assert log == [
+        "effects",  # the coalesced table records written meanwhile go first
         ("seen-changelog", b"e1", b"1", None, 0),
         ("seen-changelog", b"e2", None, None, 2),
         "flush",
     ]
     asyncio.run(held.release())  # nothing held: no emit, no flush
     assert log[-1] == "flush"
-    assert len(log) == 3
+    assert len(log) == 4
 
 
 def test_a_worker_releases_its_marks_after_the_outputs_flush_and_before_the_checkpoints(
@@ -54,6 +57,7 @@ def test_a_worker_releases_its_marks_after_the_outputs_flush_and_before_the_chec
     ]
     changelogs, marks = app.flush_hooks[0].__self__, app.flush_hooks[2].__self__
     assert app.tables["seen"].changelog_emit is marks  # marks are held, never coalesced away
+    assert marks._before == changelogs.emit_pending  # their effects are queued before them
     assert app.changelogs is changelogs
     others = [name for name in app.tables if name != "seen"]
     assert others

@@ -162,6 +162,9 @@ def test_rocksdb_tables_are_rebuilt_from_their_changelogs_after_a_crash(
     quotes = [f"q-{i}" for i in range(8)]
     worker = _ordered(proc_env, env, quotes)
     changelog = f"{proc_env.app_id}-orders-changelog"
+    keys = {f'"{quote}"'.encode() for quote in quotes}
+    # table records reach their changelog at the next commit (processors.output.CoalescedChangelog)
+    proc_env.wait_for_raw(changelog, lambda recs: keys <= {r.key for r in recs})
     conf = proc_env.settings.kafka.librdkafka()
     ends = end_offsets(conf, [(changelog, p) for p in range(PARTITIONS)])
     assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
