@@ -187,7 +187,7 @@ def build_order_command(
     ship_to = quote.ship_to or _address(account.get("shipping_address"))
     bill_to = quote.bill_to or _address(account.get("billing_address"))
     cancel = kind == "cancel-order"
-    order = dict(_ORDER_DEFAULTS)
+    order = dict(ORDER_DEFAULTS)
     order.update(
         order_id=order_id_for(quote.quote_id),
         account_id=quote.account_id,
@@ -213,7 +213,7 @@ def build_order_command(
     )
     business_time = quote.accepted_at if not cancel and quote.accepted_at else event.occurred_at
     source = event.source
-    command = _build_order_event(
+    command = build_order_event(
         {
             "event_id": _COMMAND_IDS[kind](quote.quote_id, str(quote.revision)),
             "event_type": _EVENT_TYPES[kind],
@@ -246,7 +246,7 @@ def _defaults(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-_ORDER_DEFAULTS = _defaults(Order)
+ORDER_DEFAULTS = _defaults(Order)
 _SOURCE_DEFAULTS = _defaults(Source)
 _ORDER_LINE_EXTRA = {
     name: info.get_default(call_default_factory=True)
@@ -260,7 +260,7 @@ _EVENT_TYPES: dict[str, str] = {
 }
 _COMMAND_IDS = {kind: event_id_after(kind) for kind in _EVENT_TYPES}
 """Per command kind, ``(quote id, revision) -> deterministic_event_id(kind, ...)``."""
-_build_order_event = event_builder("order")
+build_order_event = event_builder("order")
 
 
 def _text(value: Any) -> str | None:

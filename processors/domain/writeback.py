@@ -9,16 +9,15 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, cast
 
-from contracts.conversion import event_builder
 from contracts.ids import deterministic_event_id
 from contracts.models import (
     Envelope,
     InvoiceEvent,
-    Order,
     OrderEvent,
     OrderStatus,
     ShipmentEvent,
 )
+from processors.domain.quotes import ORDER_DEFAULTS, build_order_event
 
 __all__ = [
     "WRITTEN_AT",
@@ -97,7 +96,7 @@ def deal_update(
     # ``processors.domain.quotes.build_order_command`` does): every value is copied from the
     # already validated ERP event or from the quote's order state, which the worker wrote.
     payload = {
-        **_ORDER_DEFAULTS,
+        **ORDER_DEFAULTS,
         "order_id": str(order_state["order_id"]),
         "account_id": str(order_state.get("account_id") or event.payload.account_id),
         "quote_id": order_state.get("quote_id"),
@@ -105,7 +104,7 @@ def deal_update(
         "crm_record_id": order_state.get("deal_id"),
         **{k: v for k, v in fields.items() if v is not None},
     }
-    command = _build_order_event(
+    command = build_order_event(
         {
             "event_id": deterministic_event_id("update-deal", event.event_id),
             "event_type": "DealStatusUpdateRequested",
@@ -122,12 +121,6 @@ def deal_update(
         }
     )
     return cast(OrderEvent, command)
-
-
-_ORDER_DEFAULTS = {
-    name: info.get_default(call_default_factory=True) for name, info in Order.model_fields.items()
-}
-_build_order_event = event_builder("order")
 
 
 def written_values(command: OrderEvent) -> dict[str, Any]:
