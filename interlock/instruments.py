@@ -48,6 +48,20 @@ class Instruments:
             ["service", "topic"],
             registry=registry,
         )
+        self.changelog_writes = Counter(
+            "interlock_changelog_writes_total",
+            "Table writes that made a changelog record, by changelog topic (before the records "
+            "of one commit interval are coalesced to the latest per key).",
+            ["topic"],
+            registry=registry,
+        )
+        self.changelog_records_emitted = Counter(
+            "interlock_changelog_records_emitted_total",
+            "Changelog records queued to the broker, by changelog topic: the latest per key of "
+            "each commit interval (every dedup mark, never coalesced).",
+            ["topic"],
+            registry=registry,
+        )
         self.processing_seconds = Histogram(
             "interlock_processing_seconds",
             "Time to handle one record (or one batch, divided per record) in a stage.",

@@ -34,7 +34,7 @@ from interlock.records import RawRecord
 from interlock.settings import Settings
 from processors.app import InterlockApp
 from processors.expiry import ExpiryIndex
-from processors.output import CoalescedChangelog, Codecs, HeldChangelog, Output
+from processors.output import Codecs, Output, TableChangelogs
 from processors.pipeline import Pipeline, PipelineConfig
 from processors.state import (
     ChangelogCheckpoints,
@@ -121,21 +121,20 @@ def register_agents(
     )
     rocksdb = uses_rocksdb(proc)
     emit_changelog = output.changelog if rocksdb else output
-    # the latest record per key of each commit interval, emitted just before the outputs' flush
-    app.changelogs = CoalescedChangelog(emit_changelog)
-    app.flush_hooks.insert(app.flush_hooks.index(output.flush), app.changelogs.release)
+    # table records: the latest per key of each commit interval, emitted just before the
+    # outputs' flush; dedup marks: held until after it, behind the effects they guard
+    changelogs = app.changelogs = TableChangelogs(emit_changelog, output.flush, instruments)
+    app.flush_hooks.insert(app.flush_hooks.index(output.flush), changelogs.release)
+    app.flush_hooks.append(changelogs.release_marks)
     tables = make_tables(
         app,
         partitions,
-        changelog_emit=app.changelogs,
+        changelog_emit=changelogs.coalesce,
         options=store_options(proc),
         expiry_index=rocksdb,
         cache_entries=proc.rocksdb_cache_entries,
     )
-    # dedup marks reach their changelog only after the effects they guard (HeldChangelog)
-    marks = HeldChangelog(emit_changelog, output.flush, before=app.changelogs.emit_pending)
-    tables.seen.changelog_emit = marks
-    app.flush_hooks.append(marks.release)
+    tables.seen.changelog_emit = changelogs.hold
     if rocksdb:  # after output.flush: only delivered offsets are written
         app.checkpoints = ChangelogCheckpoints(tables, output)
         app.flush_hooks.append(app.checkpoints.persist)

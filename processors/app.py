@@ -21,7 +21,7 @@ import faust
 from interlock.settings import Settings
 from processors.faust_fixes import install_faust_fixes
 from processors.monitor import LeanMonitor
-from processors.output import CoalescedChangelog
+from processors.output import TableChangelogs
 from processors.state import ChangelogCheckpoints
 
 __all__ = [
@@ -50,8 +50,8 @@ class InterlockApp(faust.App):
     flush_hooks: list[FlushHook]
     checkpoints: ChangelogCheckpoints | None = None
     """The RocksDB tables' changelog offsets (``rocksdb://`` only)."""
-    changelogs: CoalescedChangelog | None = None
-    """The tables' changelog records of the current commit interval (not the dedup marks')."""
+    changelogs: TableChangelogs | None = None
+    """The tables' changelog records on their way to the broker (the dedup marks' too)."""
 
     def _new_producer(self) -> Any:
         producer = super()._new_producer()

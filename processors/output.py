@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from contracts.models import Envelope
 from contracts.serde import EventSerializer, make_deserializer, make_serializer
+from interlock.instruments import Instruments
 from interlock.kafka import produce
 from interlock.serializers import registry_client
 from interlock.settings import Settings
 
-__all__ = ["CoalescedChangelog", "Codecs", "DeliveryFailedError", "HeldChangelog", "Output"]
+if TYPE_CHECKING:  # the plain loop uses this module without Faust
+    from processors.state import ChangelogEmit
+
+__all__ = ["Codecs", "DeliveryFailedError", "Output", "TableChangelogs"]
 
 log = logging.getLogger(__name__)
 
@@ -118,74 +122,60 @@ class Output:
         await asyncio.to_thread(self.flush_sync)
 
 
-class HeldChangelog:
-    """Changelog records held back until the outputs queued before them are durable.
+class TableChangelogs:
+    """The tables' changelog records on their way to the broker, in an order safe from crashes.
 
-    A dedup mark (the ``seen`` table) says an event was acted on. Produced at once, a mark
-    could reach its changelog before the effects it guards reached theirs (other topics,
-    batches delivered independently); a worker killed in between left the mark and lost the
-    effect, and the event, read again by the next owner, was dropped as a duplicate: accounts
-    never merged, their quotes parked for good (tests/processors/test_crash_rebalance.py).
-    Held records are emitted by :meth:`release`, a pre-commit hook that runs after the outputs'
-    flush, and flushed in turn before Faust commits the offsets. A worker killed before then
-    loses only marks: its events are acted on again, with the same deterministic event ids.
-    The table itself is written at once, so dedup within the running worker is unchanged.
+    Every table hands its records to one of two entry points:
+
+    - :meth:`coalesce`, every table but ``seen``. A table entry is often written several times
+      between two commits: a quote's ledger entry when its command is read back, when the ERP
+      answers and when the CRM is told; an account's match keys when it is indexed and when it
+      is linked. Only the last value of each key matters to whoever restores the table from
+      its changelog (a compacted topic keeps only that one too), so the records of one commit
+      interval are kept, one per (topic, partition, key), a later write replacing an earlier
+      one. What a worker killed before they leave loses, it loses with the offsets of the
+      events that wrote them, as when each record was produced at once: the events are
+      handled again.
+    - :meth:`hold`, the ``seen`` table's dedup marks, never coalesced. A mark says an event was
+      acted on. Produced at once, it could reach its changelog before the effects it guards
+      reached theirs (other topics, batches delivered independently); a worker killed in
+      between left the mark and lost the effect, and the event, read again by the next owner,
+      was dropped as a duplicate: accounts never merged, their quotes parked for good
+      (tests/processors/test_crash_rebalance.py). A worker killed before the marks leave loses
+      only marks: its events are acted on again, with the same deterministic event ids.
+
+    The tables themselves are written at once, so reads and dedup within the running worker
+    are unchanged. Two pre-commit hooks send the records: :meth:`release`, the first, emits the
+    kept table records just before the outputs' flush makes them durable with the rest;
+    :meth:`release_marks`, after that flush, emits the table records kept since (events are
+    handled while the outputs' flush runs in a thread), then the marks, and flushes again
+    before Faust commits the offsets. What the tables wrote and what left is counted per
+    changelog topic (``interlock_changelog_writes_total``,
+    ``interlock_changelog_records_emitted_total``).
     """
 
     def __init__(
         self,
-        emit: Callable[..., None],
-        flush: Callable[[], Any],
-        before: Callable[[], None] | None = None,
+        emit: ChangelogEmit,
+        flush: Callable[[], Awaitable[None]],
+        instruments: Instruments,
+        max_pending: int = 4096,
     ) -> None:
         self._emit = emit
         self._flush = flush
-        self._before = before
-        """Queues the effects not yet queued (the coalesced table records): events handled
-        while the outputs' flush ran wrote them after the first pre-commit hook had emitted."""
-        self._held: list[tuple[Any, ...]] = []
-
-    def __call__(self, *record: Any) -> None:
-        """Hold one record: the arguments ``emit`` takes (topic, key, value, headers, partition)."""
-        self._held.append(record)
-
-    async def release(self) -> None:
-        """Emit the held records in order and make them durable (raises as the flush does)."""
-        if not self._held:
-            return
-        if self._before is not None:  # the effects before the marks that guard them
-            self._before()
-        held, self._held = self._held, []
-        for record in held:
-            self._emit(*record)
-        await self._flush()
-
-
-class CoalescedChangelog:
-    """Changelog records gathered until the next commit, the latest one per key.
-
-    A table entry is often written several times between two commits: a quote's ledger entry
-    when its command is read back, when the ERP answers and when the CRM is told; an account's
-    match keys when it is indexed and when it is linked. Only the last value of each key
-    matters to whoever restores the table from its changelog (a compacted topic keeps only
-    that one too), so the records of one commit interval are kept here, one per (topic,
-    partition, key), a later write replacing an earlier one, and emitted by :meth:`release`,
-    the first pre-commit hook, just before the outputs' flush makes them durable with the
-    rest. What a worker killed before then loses, it loses with the offsets of the events that
-    wrote it, as when each record was produced at once: the events are handled again.
-    """
-
-    def __init__(self, emit: Callable[..., None], max_pending: int = 4096) -> None:
-        self._emit = emit
+        self._instruments = instruments
         self.max_pending = max_pending
-        """Records kept at most: at that many they are emitted at once (a burst's commits come
-        seconds apart, and holding all its records grew a worker's memory by hundreds of MB)."""
+        """Table records kept at most: at that many they are emitted at once (a burst's commits
+        come seconds apart, and holding all its records grew a worker's memory by hundreds of
+        MB)."""
         self._pending: dict[tuple[str, int | None, bytes | None], tuple[bytes | None, Any]] = {}
-        self.written = 0
-        """Records written to it since it was made (``emitted`` of them left)."""
-        self.emitted = 0
+        self._marks: list[tuple[Any, ...]] = []
+        # per changelog topic, added to the counters when records leave (no label lookup per
+        # record)
+        self._written: dict[str, int] = {}
+        self._emitted: dict[str, int] = {}
 
-    def __call__(
+    def coalesce(
         self,
         topic: str,
         key: bytes | None,
@@ -193,28 +183,64 @@ class CoalescedChangelog:
         headers: Any = None,
         partition: int | None = None,
     ) -> None:
-        """Keep one record (a tombstone when ``value`` is None) in place of its key's last."""
+        """Keep one table record (a tombstone when ``value`` is None) in place of its key's
+        last."""
         self._pending[(topic, partition, key)] = (value, headers)
-        self.written += 1
+        written = self._written
+        written[topic] = written.get(topic, 0) + 1
         if len(self._pending) >= self.max_pending:
             self.emit_pending()  # as if produced at once: the flush before the commit still waits
 
+    def hold(self, *record: Any) -> None:
+        """Hold one dedup mark until :meth:`release_marks`: the arguments of :meth:`coalesce`
+        (topic, key, value, headers, partition)."""
+        self._marks.append(record)
+        written, topic = self._written, record[0]
+        written[topic] = written.get(topic, 0) + 1
+
     def __len__(self) -> int:
+        """The table records kept (the marks held not included)."""
         return len(self._pending)
 
     def emit_pending(self) -> None:
-        """Queue every kept record on the producer (the caller flushes)."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, {}
-        emit = self._emit
-        for (topic, partition, key), (value, headers) in pending.items():
-            emit(topic, key, value, headers, partition)
-        self.emitted += len(pending)
+        """Queue every kept table record on the producer (the caller flushes); the marks stay
+        held."""
+        if self._pending:
+            pending, self._pending = self._pending, {}
+            emit, emitted = self._emit, self._emitted
+            for (topic, partition, key), (value, headers) in pending.items():
+                emit(topic, key, value, headers, partition)
+                emitted[topic] = emitted.get(topic, 0) + 1
+        self._count()
 
     async def release(self) -> None:
-        """The pre-commit hook: :meth:`emit_pending`, before the outputs' flush runs."""
+        """The first pre-commit hook: :meth:`emit_pending`, before the outputs' flush runs."""
         self.emit_pending()
+
+    async def release_marks(self) -> None:
+        """The pre-commit hook after the outputs' flush: the table records kept since, then the
+        held marks in order, made durable (raises as the flush does)."""
+        if not self._marks:
+            return
+        self.emit_pending()  # the effects before the marks that guard them
+        marks, self._marks = self._marks, []
+        emit, emitted = self._emit, self._emitted
+        for record in marks:
+            emit(*record)
+            emitted[record[0]] = emitted.get(record[0], 0) + 1
+        self._count()
+        await self._flush()
+
+    def _count(self) -> None:
+        """Add what was written and emitted since the last call to the counters."""
+        instruments = self._instruments
+        for counts, metric in (
+            (self._written, instruments.changelog_writes),
+            (self._emitted, instruments.changelog_records_emitted),
+        ):
+            for topic, n in counts.items():
+                instruments.child(metric, topic).inc(n)
+            counts.clear()
 
 
 class Codecs:

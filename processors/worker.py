@@ -126,7 +126,9 @@ def main(settings: Settings) -> None:
             shutdown_timeout_s=settings.processors.shutdown_timeout_s,
         )
     finally:
-        if app.changelogs is not None:  # what the last commit did not take: as before, queued
+        if app.changelogs is not None:
+            # the table records the last commit did not take; marks still held stay unsent,
+            # as their events' offsets were not committed either
             app.changelogs.emit_pending()
         undelivered = producer.flush(30)
         if app.checkpoints is not None:

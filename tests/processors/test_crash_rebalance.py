@@ -20,7 +20,7 @@ when the first worker was killed, where partition 0's ~60 accounts (``identity``
 updates should be. The likely cause: the `seen` marks of those account events reached their
 changelog before the account writes did, so the next owner dropped the re-read events as
 duplicates. Marks are now held until the outputs before them are durable
-(``processors.output.HeldChangelog``, ``test_held_changelog.py``).
+(``processors.output.TableChangelogs.hold``, ``test_table_changelogs.py``).
 """
 
 from __future__ import annotations

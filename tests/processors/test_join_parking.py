@@ -27,7 +27,7 @@ def test_parked_quotes_are_written_to_the_changelog_partition_of_their_event(
     quote_partition = {r.value: r.partition for r in proc_env.read_records(t.quote)}
     assert len(set(quote_partition.values())) > 1  # the batch spans partitions
     keys = {f'"q:{quote.payload.quote_id}"'.encode() for quote in quotes}
-    # a table's changelog records leave at the next commit (processors.output.CoalescedChangelog)
+    # a table's changelog records leave at the next commit (processors.output.TableChangelogs)
     changelog = proc_env.wait_for_raw(
         f"{proc_env.app_id}-parked-changelog", lambda recs: keys <= {r.key for r in recs}
     )

@@ -163,7 +163,7 @@ def test_rocksdb_tables_are_rebuilt_from_their_changelogs_after_a_crash(
     worker = _ordered(proc_env, env, quotes)
     changelog = f"{proc_env.app_id}-orders-changelog"
     keys = {f'"{quote}"'.encode() for quote in quotes}
-    # table records reach their changelog at the next commit (processors.output.CoalescedChangelog)
+    # table records reach their changelog at the next commit (processors.output.TableChangelogs)
     proc_env.wait_for_raw(changelog, lambda recs: keys <= {r.key for r in recs})
     conf = proc_env.settings.kafka.librdkafka()
     ends = end_offsets(conf, [(changelog, p) for p in range(PARTITIONS)])
