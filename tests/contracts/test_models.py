@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import types
 import typing
+from copy import deepcopy
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from pydantic import AwareDatetime, BaseModel
+from pydantic import ValidationError as PydanticValidationError
 
 from contracts import (
     EVENT_MODELS,
@@ -19,6 +21,7 @@ from contracts import (
     from_avro,
     to_avro,
 )
+from contracts.conversion import _builder
 from contracts.errors import ValidationError
 from tests.contracts.samples import sample_events
 
@@ -116,6 +119,30 @@ def test_trusted_build_equals_validated_model(entity: str) -> None:
     assert type(fast) is type(event)
     assert fast.model_dump() == event.model_dump()
     assert from_avro(entity, to_avro(event)) == event
+
+
+def test_trusted_builds_share_a_field_set_that_no_copy_or_update_changes() -> None:
+    data = to_avro(sample_events()["order"])
+    one, two = (from_avro("order", deepcopy(data), trusted=True) for _ in range(2))
+    shared = one.payload.model_fields_set  # type: ignore[attr-defined]
+    assert shared is two.payload.model_fields_set  # type: ignore[attr-defined]
+    assert shared == set(type(one.payload).model_fields)  # type: ignore[attr-defined]
+    before = set(shared)
+    updated = one.payload.model_copy(update={"status_reason": "late"})  # type: ignore[attr-defined]
+    assert updated.status_reason == "late"
+    assert updated.model_fields_set is not shared
+    with pytest.raises(PydanticValidationError):  # frozen: nothing adds to the shared set
+        one.payload.status_reason = "late"  # type: ignore[attr-defined,misc]
+    assert shared == before
+    assert two.payload.model_dump(exclude_unset=True) == two.payload.model_dump()  # type: ignore[attr-defined]
+
+
+def test_a_model_that_is_not_frozen_gets_no_trusted_builder() -> None:
+    class Loose(BaseModel):
+        name: str
+
+    with pytest.raises(TypeError, match="not frozen"):
+        _builder(Loose)
 
 
 def test_to_avro_leaves_event_untouched_and_is_plain_data() -> None:
