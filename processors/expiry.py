@@ -35,6 +35,7 @@ from processors.domain.housekeeping import (
     expired_writebacks,
     expired_writebacks_by_partition,
 )
+from processors.rocksstore import index_ms
 from processors.state import Tables
 
 __all__ = [
@@ -47,7 +48,8 @@ __all__ = [
 DUE_BATCH = 2_000
 """Most index entries one partition's sweep handles per tick and table (each a table read, an
 entry's removal and maybe a delete with its tombstone, on the event loop); the rest follow on
-the next ticks, so a partition forgets up to this many marks of each table per tick interval."""
+the next ticks, so a partition forgets up to this many marks of each table per tick interval.
+The reconciliation tick reads as many due ledger entries per tick (``processors.reconcile``)."""
 
 
 class Expiry(Protocol):
@@ -80,7 +82,7 @@ class ExpiryIndex:
             done: list[bytes] = []
             for entry, made_ms, key in due:
                 at = marked_at(table.get(key))
-                if at is not None and int(at * 1000) <= made_ms:
+                if at is not None and index_ms(at) <= made_ms:
                     if now - at < ttl_s:
                         continue
                     del table[key]

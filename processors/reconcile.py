@@ -3,10 +3,28 @@
 The pipeline hands this flow what it already handles: our order commands and update-deal
 commands as they are read back (what the CRM promised, what the CRM was told), ERP order,
 shipment and invoice changes (what the ERP did), and CRM changes to ERP-owned deal fields.
-Each changes one ledger entry, which is then compared (:func:`processors.domain.reconcile.drift`);
-every ``reconcile_interval_s`` a partition's entries are compared again, so drift that is an
-absence (no ERP order, no write-back) is found once its SLA passes. Every finding that opens
-or resolves is one JSON record on ``audit.reconciliation``, keyed by its subject.
+Each changes one ledger entry, which is then compared (:func:`processors.domain.reconcile.drift`)
+and stored with the time it is next due (:func:`processors.domain.reconcile.next_due`: the
+earliest SLA deadline whose passing opens a finding, or when it may be forgotten). Every
+``reconcile_interval_s`` a partition's tick compares again the entries whose evaluation may
+have changed with time, so drift that is an absence (no ERP order, no write-back) is found once
+its SLA passes, and forgets the entries that agree and were not touched for ``dedup_ttl_s``.
+Every finding that opens or resolves is one JSON record on ``audit.reconciliation``, keyed by
+its subject.
+
+How a tick finds those entries depends on the store, as for the dedup sweep
+(:mod:`processors.expiry`):
+
+- ``rocksdb://``: the ledger's store keeps a time index of the entries' due times beside them
+  (:mod:`processors.rocksstore`), and a tick reads it up to ``now``, :data:`DUE_BATCH` entries
+  at most (the rest at the next ticks), skipping index entries whose ledger entry is gone or
+  was written again with another due time. The first tick of a partition after it was assigned
+  walks all its entries once instead: that counts its open findings exactly (the counts are
+  kept up to date as findings open and resolve from then on), and gives entries written before
+  due times were kept (no ``due_at``) theirs.
+- ``memory://``: every tick walks the partition's entries, as the store has no key order to
+  index by. The findings opened and resolved, the entries forgotten and the counts are the
+  same on both.
 
 The ledger (:class:`processors.repositories.Ledger`) keeps an entry per quote, an entry per ERP
 order no quote claimed yet (an orphan), and the quote of each CRM deal (to find the quote of a
@@ -21,6 +39,7 @@ from typing import Any
 
 from contracts.models import InvoiceEvent, OrderEvent, ShipmentEvent
 from contracts.reconciliation import DRIFT_KINDS, encode_record
+from processors.domain.housekeeping import DUE_AT
 from processors.domain.reconcile import (
     Finding,
     Slas,
@@ -32,9 +51,11 @@ from processors.domain.reconcile import (
     fold_promise,
     fold_told,
     merge_orphan,
+    next_due,
     transitions,
-    writeback_repair,
 )
+from processors.domain.repair import writeback_repair
+from processors.expiry import DUE_BATCH
 from processors.flow import FlowContext
 from processors.repositories import Ledger, LedgerEntry, LedgerKey
 
@@ -44,13 +65,20 @@ __all__ = ["Reconciler"]
 class Reconciler:
     """The parity ledger of the worker's partitions and the findings it raises."""
 
+    batch = DUE_BATCH
+    """Most due entries of the time index one partition's tick reads (``rocksdb://``)."""
+
     def __init__(self, context: FlowContext, ledger: Ledger | None) -> None:
         self.p = context
         config = context.config
         self.ledger = ledger
         self.slas = Slas(config.reconcile_order_sla_s, config.reconcile_writeback_sla_s)
         self._open: dict[int, Counter[str]] = {}
+        """partition -> open findings by kind: exact after its first tick, then kept so."""
         self._scanned: dict[int, float] = {}
+        """partition -> when its tick last ran (none yet since it was assigned: a walk)."""
+        self._more: set[int] = set()
+        """Partitions whose tick stopped at its batch: they go on at the next tick."""
         metrics = context.metrics
         self._drift = {str(k): metrics.reconciliation_drift.labels(str(k)) for k in DRIFT_KINDS}
         self._counted = metrics.reconciliation_findings
@@ -146,53 +174,101 @@ class Reconciler:
 
     # -- the tick -----------------------------------------------------------------------------
     def on_tick(self, partition: int) -> None:
-        """Compare every entry of ``partition`` again, every ``reconcile_interval_s``; forget
-        entries that agree and were not touched for ``dedup_ttl_s``."""
+        """Every ``reconcile_interval_s`` (and at each tick while entries are left due): compare
+        the entries of ``partition`` that are due again, and forget those that agree and were
+        not touched for ``dedup_ttl_s``. See the module's docstring for how they are found."""
         if self.ledger is None:
             return
         now = self.p.clock()
-        if now - self._scanned.get(partition, float("-inf")) < self.p.config.reconcile_interval_s:
+        last = self._scanned.get(partition)
+        if last is None or now - last >= self.p.config.reconcile_interval_s:
+            self._scanned[partition] = now
+        elif partition not in self._more:
             return
-        self._scanned[partition] = now
-        ttl = self.p.config.dedup_ttl_s
-        counts: Counter[str] = Counter()
-        stale: list[LedgerKey] = []
-        # entries are removed after the walk (see Ledger.entries)
-        for key, entry in self.ledger.entries(partition):
-            still_open = self._settle(key, entry, partition, write_unchanged=False)
-            if not still_open and now - float(entry.get("updated_at", now)) >= ttl:
-                stale.append(key)
-            counts.update(str(stored["kind"]) for stored in still_open.values())
-        for key in stale:
-            left = self.ledger.get(key)
-            if left is not None:
-                self._forget(key, left, partition)
-        self._open[partition] = counts  # the counts kept between scans, made exact
+        self._more.discard(partition)
+        if last is None or not self.ledger.indexed:
+            self._walk(partition, now)
+        elif self._settle_due(partition, now):
+            self._more.add(partition)
         self._publish()
 
     def forget_partitions(self) -> None:
         """The worker's partitions were revoked: their findings are counted by their next owner."""
         self._open.clear()
         self._scanned.clear()
+        self._more.clear()
         self._publish()
+
+    def _walk(self, partition: int, now: float) -> None:
+        """Compare every entry of ``partition``, and count its open findings anew."""
+        assert self.ledger is not None
+        counts: Counter[str] = Counter()
+        stale: list[LedgerKey] = []
+        # entries are removed after the walk (see Ledger.entries)
+        for key, entry in self.ledger.entries(partition):
+            settled = self._settle(key, entry, partition, write_unchanged=False)
+            if self._forgettable(settled, now):
+                stale.append(key)
+            counts.update(str(stored["kind"]) for stored in settled["open"].values())
+        for key in stale:
+            left = self.ledger.get(key)
+            if left is not None:
+                self._forget(key, left, partition)
+        self._open[partition] = counts  # the counts kept between ticks, made exact
+
+    def _settle_due(self, partition: int, now: float) -> bool:
+        """Compare the entries of ``partition`` due at ``now`` by the ledger's time index;
+        True when more may be due. An index entry goes once read, unless its ledger entry is
+        due within the millisecond (a later tick) or still due at the same time after its
+        comparison; a settled entry written with a new due time has a new index entry."""
+        assert self.ledger is not None
+        due = self.ledger.due(partition, now, self.batch)
+        read = []
+        for item in due:
+            entry = None if item.key is None else self.ledger.get(item.key)
+            if item.key is not None and entry is not None and item.holds(entry):
+                if float(entry[DUE_AT]) > now:
+                    continue  # the index keeps milliseconds: due later in this one
+                if entry.get("partition") == partition:  # as Ledger.entries walks them
+                    settled = self._settle(item.key, entry, partition, write_unchanged=False)
+                    if self._forgettable(settled, now):
+                        self._forget(item.key, settled, partition)
+                    elif item.holds(settled):
+                        continue  # not written again: this index entry still stands for it
+            read.append(item)
+        self.ledger.forget_due(partition, read)
+        return len(due) >= self.batch
+
+    def _forgettable(self, settled: LedgerEntry, now: float) -> bool:
+        """An entry that agrees and was not touched for ``dedup_ttl_s`` is forgotten."""
+        updated = float(settled.get("updated_at", now))
+        return not settled["open"] and now - updated >= self.p.config.dedup_ttl_s
 
     # -- findings -----------------------------------------------------------------------------
     def _settle(
         self, key: LedgerKey, entry: LedgerEntry, partition: int, write_unchanged: bool = True
-    ) -> dict[str, Any]:
-        """Compare ``entry``, record what opened or resolved, store it; returns what is open."""
+    ) -> LedgerEntry:
+        """Compare ``entry``, record what opened or resolved, store it with what is open and
+        when it is next due (unchanged, it is written only if ``write_unchanged``); returns it
+        as settled."""
         assert self.ledger is not None
         now = self.p.clock()
         found = drift(entry, now, self.slas)
         change = transitions(entry.get("open"), found, now)
         changed = bool(change.opened or change.resolved)
+        settled = {**entry, "open": change.open}
+        due = next_due(settled, now, self.slas, self.p.config.dedup_ttl_s)
+        if due is None:
+            settled.pop(DUE_AT, None)
+        else:
+            settled[DUE_AT] = due
         if changed:
             self._count(change, entry, partition, now)
-        if changed or write_unchanged:
-            self.ledger.put(key, {**entry, "open": change.open})
+        if changed or write_unchanged or settled.get(DUE_AT) != entry.get(DUE_AT):
+            self.ledger.put(key, settled)
         if changed:
             self._publish()
-        return change.open
+        return settled
 
     def _count(
         self, change: Transitions, entry: dict[str, Any], partition: int, now: float

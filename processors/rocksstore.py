@@ -28,16 +28,18 @@ the index of which partition holds a key (kept for reads and deletes outside an 
 plain bounded dict rather than Faust's locked LRU cache, as the store is only used on the
 worker's event loop.
 
-A store given ``marked_at`` (``seen`` and ``writebacks``, whose marks expire) also keeps a time
-index of its keys in a second column family of each partition's database, ``by_time``:
-``<milliseconds, 13 digits>|<key bytes>`` → empty, written with every put of a mark. The sweep
-(:class:`processors.expiry.ExpiryIndex`) reads it in key order, so in time order, up to what is
-due. It is kept by the store, not as a table: it has no changelog, and recovery rebuilds it from
-the marks' own changelog records as it applies them; a database that has marks and no index
-(written before the index lived here) gets one from a walk of its marks when it is opened. Being
-in the same database as the marks, it is kept or removed with them. Entries are never updated
-in place: a mark made again gets a new entry, and the sweep drops entries whose mark is gone or
-newer.
+A store given ``marked_at`` (``seen`` and ``writebacks``, whose marks expire, and ``ledger``,
+whose entries fall due) also keeps a time index of its keys in a second column family of each
+partition's database, ``by_time``: ``<milliseconds, 13 digits>|<key bytes>`` → empty, written
+with every put of a value that has a time (a mark's time, a ledger entry's due time). Its
+readers (:class:`processors.expiry.ExpiryIndex`, ``processors.reconcile.Reconciler``) read it
+in key order, so in time order, up to what is due. It is kept by the store, not as a table: it
+has no changelog, and recovery rebuilds it from the values' own changelog records as it applies
+them; a database that has values and no index (written before the index lived here) gets one
+from a walk of its values when it is opened. Being in the same database as the values, it is
+kept or removed with them. Entries are never updated in place: a value written again with
+another time gets a new entry, and the readers drop entries whose value is gone or has another
+time.
 
 Absent keys are cached too (a dedup check on a new event id asks for a key that is not there).
 Each partition keeps at most ``cache_entries`` keys; the oldest entry goes first.
@@ -61,7 +63,7 @@ from faust.stores import rocksdb
 from faust.streams import current_event
 from faust.types import TP
 
-__all__ = ["BY_TIME", "CachedRocksDBStore", "KeyIndex", "by_time_key", "due_entries"]
+__all__ = ["BY_TIME", "CachedRocksDBStore", "KeyIndex", "by_time_key", "due_entries", "index_ms"]
 
 BY_TIME = "by_time"
 """The column family of a partition's database that holds its time index."""
@@ -71,15 +73,20 @@ _ABSENT = object()
 _MISS = object()
 
 
+def index_ms(at: float) -> int:
+    """The time ``at`` (epoch seconds) as the time index keeps it: whole milliseconds."""
+    return max(0, int(at * 1000))
+
+
 def by_time_key(at: float, key_bytes: bytes) -> bytes:
-    """The time index entry of a mark of ``key_bytes`` made at ``at`` (epoch seconds)."""
-    return b"%013d|%b" % (max(0, int(at * 1000)), key_bytes)
+    """The time index entry of ``key_bytes`` at ``at`` (epoch seconds)."""
+    return b"%013d|%b" % (index_ms(at), key_bytes)
 
 
 def due_entries(index: Any, cutoff: float, limit: int) -> list[bytes]:
-    """Entries of a time index (a column family) made at or before ``cutoff``, oldest first,
-    at most ``limit``: read from its start, stopping at the first entry not yet due."""
-    bound = b"%013d|" % (max(0, int(cutoff * 1000)) + 1)
+    """Entries of a time index (a column family) at or before ``cutoff``, oldest first, at
+    most ``limit``: read from its start, stopping at the first entry not yet due."""
+    bound = b"%013d|" % (index_ms(cutoff) + 1)
     out: list[bytes] = []
     for entry in index.keys():  # noqa: SIM118 (a rocksdict.Rdict: keys in order)
         if entry >= bound or len(out) >= limit:
@@ -123,7 +130,8 @@ class CachedRocksDBStore(rocksdb.Store):
         super().__init__(*args, **kwargs)
         self.cache_entries = cache_entries
         self.marked_at = marked_at
-        """When the mark a value holds was made (None: no time index)."""
+        """The time the index keeps a value under: when its mark was made, when a ledger
+        entry is due (None: no time index; a value it gives no time: no entry)."""
         self._by_time: dict[int, Any] = {}
         """partition -> the ``by_time`` column family of its open database"""
         self._cache: dict[int, dict[Any, tuple[Any, bytes]]] = {}
@@ -235,8 +243,12 @@ class CachedRocksDBStore(rocksdb.Store):
         return self._decode_value(raw)
 
     def due(self, partition: int, cutoff: float, limit: int) -> list[tuple[bytes, int, Any]]:
-        """``partition``'s time index entries made at or before ``cutoff``, oldest first, at
-        most ``limit``: (entry, milliseconds, key) each. Nothing for a partition not held."""
+        """``partition``'s time index entries at or before ``cutoff``, oldest first, at most
+        ``limit``: (entry, milliseconds, key) each. Nothing for a partition not held.
+
+        The cutoff is in the index's own terms: for marks kept ``ttl`` seconds, ``now - ttl``;
+        for due times, ``now``. An entry's milliseconds are its time rounded down, so an entry
+        at the cutoff's millisecond may be up to a millisecond past it."""
         db = self._dbs.get(partition)
         if db is None or self.marked_at is None:
             return []

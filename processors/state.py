@@ -49,7 +49,7 @@ from faust.tables.table import Table
 from faust.types import TP
 
 from interlock.settings import ProcessorSettings
-from processors.domain.housekeeping import seen_at, written_at
+from processors.domain.housekeeping import due_at, seen_at, written_at
 from processors.rocksstore import CachedRocksDBStore
 
 __all__ = [
@@ -111,7 +111,8 @@ class ProducedTable(Table):
     """``rocksdb://``: decoded values each partition's store keeps for reads (0: none, every
     read goes to the database)."""
     marked_at: Callable[[Any], float | None] | None = None
-    """``rocksdb://``: when a value's mark was made, for the store's time index (None: none)."""
+    """``rocksdb://``: the time the store's time index keeps a value under (a mark's time, a
+    ledger entry's due time; None: no index)."""
     encoded: tuple[Any, Any, bytes | None, bytes | None] | None = None
     """The last changelog record's (key, value, key bytes, value bytes)."""
 
@@ -393,7 +394,8 @@ def make_tables(
 
     With ``changelog_emit``, changelog records go through it (see :class:`ProducedTable`);
     ``options`` go to each table's store (see :func:`store_options`); with ``expiry_index``
-    (``rocksdb://``) the stores of ``seen`` and ``writebacks`` keep a time index of their marks;
+    (``rocksdb://``) the stores of ``seen`` and ``writebacks`` keep a time index of their marks,
+    and the store of ``ledger`` one of its entries' due times;
     ``cache_entries``: on ``rocksdb://``, decoded values each table partition keeps for reads
     (both: :class:`processors.rocksstore.CachedRocksDBStore`).
     """
@@ -423,7 +425,7 @@ def make_tables(
         correlation=table("correlation", "Order ↔ quote correlation for write-back."),
         writebacks=table("writebacks", "Deal fields last written to the CRM.", written_at),
         lines=table("lines", "Quote lines assembled from line events."),
-        ledger=table("ledger", "Parity ledger: promised, done and told, per quote."),
+        ledger=table("ledger", "Parity ledger: promised, done and told, per quote.", due_at),
         cases=table("cases", "The exception desk's cases, with the quotes they hold."),
     )
 

@@ -1,5 +1,6 @@
 """Bounded state: which parked quotes have waited too long, which seen event ids and written
-deal states expired."""
+deal states expired; and the time each kept value is found by (``seen_at``, ``written_at``,
+``due_at``: what a ``rocksdb://`` store's time index orders its keys by)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from processors.domain.writeback import WRITTEN_AT, WRITTEN_IN
 
 __all__ = [
+    "DUE_AT",
+    "due_at",
     "expired_event_ids",
     "expired_event_ids_by_partition",
     "expired_writebacks",
@@ -32,6 +35,19 @@ def written_at(value: Any) -> float | None:
     """When a ``writebacks`` mark was made: its value's ``WRITTEN_AT`` (None: not a mark)."""
     try:
         return float(value[WRITTEN_AT])
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None
+
+
+DUE_AT = "due_at"
+"""The field of a ledger entry that holds when it is next due
+(:func:`processors.domain.reconcile.next_due`, as of its last write)."""
+
+
+def due_at(value: Any) -> float | None:
+    """When a ledger entry is next due: its ``DUE_AT`` (None: not an entry, or never due)."""
+    try:
+        return float(value[DUE_AT])
     except (TypeError, KeyError, IndexError, ValueError):
         return None
 

@@ -13,7 +13,8 @@ pipeline already handles:
 An ERP order that no quote correlates with has an entry of its own (``n:<ERP order number>``)
 until a quote claims it. :func:`drift` compares the parts at a time ``now`` and returns the
 findings, each with a deterministic id (:func:`contracts.reconciliation.finding_id`);
-:func:`transitions` says which findings opened and which were resolved since the last look.
+:func:`transitions` says which findings opened and which were resolved since the last look;
+:func:`next_due` when, without an event, what an entry shows can change next.
 Everything here is pure: entries are JSON-shaped dicts, times are seconds from a clock.
 """
 
@@ -21,13 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from contracts.errors import Reason
 from contracts.ids import deterministic_event_id
-from contracts.models import InvoiceEvent, Order, OrderEvent, ShipmentEvent, Source
+from contracts.models import InvoiceEvent, OrderEvent, ShipmentEvent
 from contracts.reconciliation import finding_id
 from processors.domain.writeback import written_values
 
@@ -42,9 +42,9 @@ __all__ = [
     "fold_promise",
     "fold_told",
     "merge_orphan",
+    "next_due",
     "promise_of",
     "transitions",
-    "writeback_repair",
 ]
 
 #: ERP statuses the deal must show once the ERP has them: the order is no longer going ahead.
@@ -326,12 +326,26 @@ def _told_since(told: Mapping[str, Any], status: str, since: float) -> bool:
     return told.get("last") == status or float((told.get("at") or {}).get(status, -1)) >= since
 
 
-def _owed_fulfilment(erp: Mapping[str, Any]) -> tuple[str, float] | None:
+def _stop_untold(erp: Mapping[str, Any], told: Mapping[str, Any]) -> tuple[str, float] | None:
+    """(the hold or cancellation, when it was learned) the deal was not told of since."""
+    status, learned = erp.get("status"), erp.get("learned") or {}
+    if status not in STOPPED or status not in learned:
+        return None
+    since = float(learned[status])
+    return None if _told_since(told, status, since) else (str(status), since)
+
+
+def _fulfilment_untold(erp: Mapping[str, Any], told: Mapping[str, Any]) -> tuple[str, float] | None:
+    """(the furthest fulfilment step, when the first was learned) when the deal was told of
+    none as far (a later step written covers an earlier one)."""
     learned = erp.get("learned") or {}
     steps = [(FULFILMENT_RANK[s], s, float(t)) for s, t in learned.items() if s in FULFILMENT_RANK]
     if not steps:
         return None
-    _rank, status, _ = max(steps)
+    rank, status, _ = max(steps)
+    told_ranks = [FULFILMENT_RANK.get(s, 0) for s in (told.get("at") or {})]
+    if max(told_ranks, default=0) >= rank:
+        return None
     return status, min(t for _r, _s, t in steps)
 
 
@@ -381,23 +395,20 @@ def _writeback_drift(
     entry: Mapping[str, Any], deal: str, quote_id: str, now: float, slas: Slas
 ) -> list[Finding]:
     erp, told = entry["erp"], entry.get("told") or {}
-    learned = erp.get("learned") or {}
     found: list[Finding] = []
-    status = erp.get("status")
-    if status in STOPPED and status in learned:
-        since = float(learned[status])
-        if now - since >= slas.writeback_s and not _told_since(told, status, since):
+    stopped = _stop_untold(erp, told)
+    if stopped is not None:
+        status, since = stopped
+        if now - since >= slas.writeback_s:
             kind = Reason.RECON_DEAL_STILL_OPEN
             fid = finding_id(kind, quote_id, status)
             details = {"erp_status": status, "deal_id": deal, "deal_shows": told.get("last")}
             repair = _writeback_plan(entry, fid, status)
             found.append(Finding(fid, kind, quote_id, details, repair))
-    owed = _owed_fulfilment(erp)
+    owed = _fulfilment_untold(erp, told)
     if owed is not None:
         status, since = owed
-        told_ranks = [FULFILMENT_RANK.get(s, 0) for s in (told.get("at") or {})]
-        reported = max(told_ranks, default=0) >= FULFILMENT_RANK[status]
-        if not reported and now - since >= slas.writeback_s:
+        if now - since >= slas.writeback_s:
             kind = Reason.RECON_FULFILMENT_NOT_REPORTED
             fid = finding_id(kind, quote_id, status)
             details = {"erp_status": status, "deal_id": deal, "deal_shows": told.get("last")}
@@ -422,44 +433,6 @@ def _writeback_plan(entry: Mapping[str, Any], fid: str, status: str) -> dict[str
     return {"command": "update-deal", "event_id": deterministic_event_id("repair", fid, status)}
 
 
-def writeback_repair(
-    entry: Mapping[str, Any], finding: Finding, origin: str, now: float
-) -> OrderEvent:
-    """The update-deal command that tells the deal what a write-back finding says it misses.
-
-    Its id comes from the finding, so re-driving it twice is one write at the CRM.
-    """
-    erp = entry["erp"]
-    status = str(finding.details["erp_status"])
-    number = erp.get("number")
-    fields: dict[str, Any] = {"status": status, "erp_order_number": number}
-    if status in STOPPED:
-        fields["credit_hold"] = status == "ON_CREDIT_HOLD"
-    at = datetime.fromisoformat(str(erp.get("status_at"))) if erp.get("status_at") else None
-    occurred = at or datetime.fromtimestamp(now, UTC)
-    payload = Order(
-        order_id=str(entry.get("order_id") or entry["quote_id"]),
-        account_id=str(entry["account_id"]),
-        quote_id=str(entry["quote_id"]),
-        quote_revision=(entry.get("promise") or {}).get("revision"),
-        crm_record_id=str(entry["deal_id"]),
-        status_reason=f"reconciliation {finding.finding_id}",
-        **{k: v for k, v in fields.items() if v is not None},
-    )
-    assert finding.repair is not None
-    return OrderEvent(
-        event_id=str(finding.repair["event_id"]),
-        event_type="DealStatusUpdateRequested",
-        source=Source(system="erp", vendor="interlock-reconcile", record_id=str(number or "")),
-        correlation_id=str(entry.get("correlation_id") or entry["quote_id"]),
-        causation_id=finding.finding_id,
-        occurred_at=occurred,
-        origin=origin,
-        changed_fields=sorted([*(k for k, v in fields.items() if v is not None), "status_reason"]),
-        payload=payload,
-    )
-
-
 def transitions(open_: Mapping[str, Any] | None, found: list[Finding], now: float) -> Transitions:
     """Findings opened and resolved between the open ones and those ``found`` now."""
     if not open_ and not found:
@@ -473,3 +446,41 @@ def transitions(open_: Mapping[str, Any] | None, found: list[Finding], now: floa
         for fid, f in current.items()
     }
     return Transitions(opened, resolved, after)
+
+
+# -- when to look again -----------------------------------------------------------------------
+def _clocks(entry: Mapping[str, Any], slas: Slas) -> list[tuple[float, float]]:
+    """The SLA clocks :func:`drift` waits on for ``entry``, as (since, SLA): once the SLA has
+    passed since ``since``, a finding opens. Only clocks whose passing opens one are listed."""
+    erp = entry.get("erp") or {}
+    if not entry.get("quote_id"):
+        number = erp.get("number") or entry.get("number")
+        return [(float(erp["first_seen"]), slas.order_s)] if number and "first_seen" in erp else []
+    clocks: list[tuple[float, float]] = []
+    promise: Mapping[str, Any] = entry.get("promise") or {}
+    if promise.get("status") == "requested":
+        if not erp.get("number") or erp.get("deleted"):
+            clocks.append((float(promise["first_at"]), slas.order_s))
+        elif erp.get("revision") != int(promise["revision"]) and _mismatch(promise, erp):
+            clocks.append((float(promise["at"]), slas.order_s))  # compared once it may land
+    if entry.get("deal_id") and erp:
+        told = entry.get("told") or {}
+        for untold in (_stop_untold(erp, told), _fulfilment_untold(erp, told)):
+            if untold is not None:
+                clocks.append((untold[1], slas.writeback_s))
+    return clocks
+
+
+def next_due(entry: Mapping[str, Any], now: float, slas: Slas, ttl_s: float) -> float | None:
+    """When ``entry`` (with its ``open`` findings as of ``now``) must be compared again if no
+    event touches it first; None: only an event can change what it shows.
+
+    That is the earliest SLA deadline still ahead whose passing opens a finding, or, when
+    nothing is open, the time it may be forgotten (``updated_at + ttl_s``). :func:`drift` only
+    finds more as time passes (each of its rules waits for an SLA), so until then it finds what
+    it finds at ``now``: a sweep needs to look at an entry only once it is due.
+    """
+    due = [since + sla for since, sla in _clocks(entry, slas) if now - since < sla]
+    if not entry.get("open") and entry.get("updated_at") is not None:
+        due.append(float(entry["updated_at"]) + ttl_s)
+    return min(due, default=None)

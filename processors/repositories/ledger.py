@@ -4,17 +4,24 @@ On disk: ``q:<quote id>`` → a quote's entry, ``n:<ERP order number>`` → an E
 claims yet (an orphan), ``d:<deal id>`` → the quote id of a CRM deal. The prefixes are the
 table's layout in its store and changelog (a running deployment's state): only this module
 knows them.
+
+On ``rocksdb://`` the table's store keeps a time index of the entries by the due time each
+holds (``processors.domain.housekeeping.DUE_AT``; see :mod:`processors.rocksstore`), read by
+:meth:`Ledger.due`; on ``memory://`` there is none (:attr:`Ledger.indexed`), and the entries are
+walked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from processors.domain.housekeeping import due_at
+from processors.rocksstore import index_ms
 from processors.state import partition_items, read_any_partition
 
-__all__ = ["Ledger", "LedgerEntry", "LedgerKey"]
+__all__ = ["DueEntry", "Ledger", "LedgerEntry", "LedgerKey"]
 
 LedgerEntry = dict[str, Any]
 """What the CRM promised, the ERP did and the CRM was told, with the open findings
@@ -48,11 +55,53 @@ class LedgerKey:
         return _PREFIX[self.kind] + self.id
 
 
+@dataclass(frozen=True, slots=True)
+class DueEntry:
+    """An entry of the ledger's time index: the entry under ``key`` was due at ``due_ms``
+    (milliseconds) when it was written (None: a key that is no ledger entry)."""
+
+    index_entry: bytes
+    due_ms: int
+    key: LedgerKey | None
+
+    def holds(self, entry: LedgerEntry | None) -> bool:
+        """Whether ``entry`` (as stored now under ``key``) is still due at this time: not
+        removed, nor written again with another due time (that wrote its own index entry)."""
+        at = due_at(entry)
+        return at is not None and index_ms(at) == self.due_ms
+
+
 class Ledger:
     """The ``ledger`` table: entries by :class:`LedgerKey`, and the quote of each CRM deal."""
 
     def __init__(self, table: Any) -> None:
         self._table = table
+
+    @property
+    def _store(self) -> Any:
+        """The table's store (a Faust table's, made on first use; a plain mapping has none)."""
+        return getattr(self._table, "data", None)
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the table's store keeps a time index of the entries' due times
+        (``rocksdb://``); otherwise the entries due are found by :meth:`entries`."""
+        return getattr(self._store, "marked_at", None) is not None
+
+    def due(self, partition: int, now: float, limit: int) -> list[DueEntry]:
+        """The time index entries of ``partition`` due at ``now``, oldest first, at most
+        ``limit`` (only when :attr:`indexed`). Some may no longer hold (:meth:`DueEntry.holds`);
+        each stays until :meth:`forget_due`."""
+        out = []
+        for index_entry, due_ms, stored in self._store.due(partition, now, limit):
+            kind = _KIND.get(str(stored)[:2])
+            key = None if kind is None else LedgerKey(kind, str(stored)[2:])
+            out.append(DueEntry(index_entry, due_ms, key))
+        return out
+
+    def forget_due(self, partition: int, entries: Iterable[DueEntry]) -> None:
+        """Remove ``entries`` from ``partition``'s time index (their ledger entries stay)."""
+        self._store.forget(partition, [due.index_entry for due in entries])
 
     def get(self, key: LedgerKey, *, anywhere: bool = False) -> LedgerEntry | None:
         """The entry, from the current event's partition (``anywhere``: from any this worker

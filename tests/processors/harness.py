@@ -70,7 +70,8 @@ class DeadLetterTopics:
 
 
 class PipelineHarness:
-    """A pipeline on dict tables whose commands are read back like the worker's."""
+    """A pipeline on dict tables (or the ``tables`` given) whose commands are read back like
+    the worker's."""
 
     def __init__(
         self,
@@ -78,6 +79,7 @@ class PipelineHarness:
         now: float = 1_000.0,
         known_product: Callable[[str], bool] | None = None,
         partition: int = 0,
+        tables: Tables | None = None,
     ) -> None:
         self.now = now
         self.partition = partition
@@ -99,7 +101,7 @@ class PipelineHarness:
 
         self.pipeline = Pipeline(
             config,
-            Tables(**{name: {} for name in TABLES}),
+            tables if tables is not None else Tables(**{name: {} for name in TABLES}),
             decode=codecs.decode,
             encode=codecs.encode,
             emit=lambda topic, key, value, headers=None: self.records.append(
