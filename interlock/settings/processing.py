@@ -140,7 +140,8 @@ class ProcessorSettings(BaseModel):
     reconcile_interval_s: float = Field(
         default=60.0,
         gt=0,
-        description="Reconciliation: how often each partition's parity ledger is compared again.",
+        description="Reconciliation: how often each partition's parity ledger entries that are "
+        "due (an SLA passed, or old enough to forget) are compared again.",
     )
 
 

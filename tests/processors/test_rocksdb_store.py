@@ -231,3 +231,56 @@ def test_rocksdb_sweep_forgets_expired_ids_through_the_time_index(proc_env: Proc
             db.close()
     assert left == [], left  # every mark was forgotten, and its entry with it
     assert not list(data.glob("**/expiry-*.db"))  # no expiry table
+
+
+def test_rocksdb_reconciliation_finds_missing_orders_through_the_due_index(
+    proc_env: ProcessorsEnv,
+) -> None:
+    """On rocksdb:// each ledger entry is indexed by the time it is next due, and the tick
+    reads that index: quotes ordered and never answered by the ERP are found once their order
+    SLA passes, each once, counted once, and left with nothing due."""
+    import orjson
+    from rocksdict import AccessType, Options, Rdict
+
+    quotes = [f"q-{i}" for i in range(4)]
+    data = proc_env.tmp / "ledger"
+    worker = _ordered(
+        proc_env,
+        {
+            "INTERLOCK_PROCESSORS__STORE": "rocksdb://",
+            "INTERLOCK_PROCESSORS__DATA_DIR": str(data),
+            "INTERLOCK_PROCESSORS__RECONCILE_ORDER_SLA_S": "3",
+            "INTERLOCK_PROCESSORS__RECONCILE_INTERVAL_S": "1",
+        },
+        quotes,
+    )
+
+    def missing(records: list[RawRecord]) -> list[str]:
+        found = [orjson.loads(r.value or b"{}") for r in records]
+        return [f["subject"] for f in found if f.get("kind") == "RECON_ORDER_MISSING"]
+
+    found = proc_env.wait_for_raw(
+        proc_env.topics.reconciliation, lambda records: len(missing(records)) >= len(quotes)
+    )
+    assert sorted(missing(found)) == quotes, worker.output()
+    drift = {"kind": "RECON_ORDER_MISSING"}
+    assert worker.wait_metric("interlock_reconciliation_drift", len(quotes), **drift)
+    assert worker.metric("interlock_reconciliation_drift", **drift) == len(quotes)
+    assert worker.stop() == 0, worker.output()
+    entries, current = {}, []
+    for path in sorted(data.glob("**/ledger-*.db")):
+        db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
+        try:
+            held = {k: orjson.loads(v) for k, v in db.items() if k != OFFSET_KEY}
+            index = db.get_column_family(BY_TIME)
+            # an index entry left is stale: its entry is found and due no more
+            current += [e for e in index.keys() if "due_at" in held.get(e[14:], {})]  # noqa: SIM118
+            del index
+        finally:
+            db.close()
+        entries.update({k: v for k, v in held.items() if k.startswith(b'"q:')})
+    assert sorted(entries) == [f'"q:{q}"'.encode() for q in quotes]
+    for entry in entries.values():
+        assert [o["kind"] for o in entry["open"].values()] == ["RECON_ORDER_MISSING"]
+        assert "due_at" not in entry  # open, and nothing more can open by time alone
+    assert current == []
