@@ -28,7 +28,7 @@ system-tools: ## Install the Debian tools the tests use (promtool, prometheus) w
 	@./scripts/install-system-tools.sh
 
 .PHONY: bench-tools
-bench-tools: ## Install the Debian tools the benchmarks use (wrk) when missing
+bench-tools: ## Install the Debian tools the benchmarks use (wrk, valgrind) when missing
 	@./scripts/install-system-tools.sh bench
 
 .PHONY: run

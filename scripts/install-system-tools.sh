@@ -3,9 +3,10 @@
 #   postgresql and postgresql-<major>-wal2json for the CDC tests (throwaway servers in temp dirs),
 #   prometheus (prometheus + promtool) for the alert-rule tests and the dashboard e2e test,
 #   a JDK >= 17 and Maven for the embedded Apache Kafka broker (its jars come from Maven Central),
-#   chromium and chromium-driver for the console's browser tests (Selenium drives them).
+#   chromium and chromium-driver for the console's browser tests (Selenium drives them),
+#   valgrind, whose callgrind counts the in-process benchmark's instructions (tested too).
 # With the argument `bench`, only what the benchmarks need instead (`make bench-tools`):
-#   wrk, the HTTP load generator of bench.webhooks; the tests do not need it.
+#   wrk, the HTTP load generator of bench.webhooks (the tests do not need it), and valgrind.
 set -euo pipefail
 need=()
 
@@ -28,10 +29,12 @@ test_tools() {
   command -v mvn >/dev/null 2>&1 || need+=(maven)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+  command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 }
 
 bench_tools() {
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
+  command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 }
 
 case "${1:-test}" in

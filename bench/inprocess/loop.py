@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import operator
 import statistics
 import sys
 import time
@@ -194,16 +195,27 @@ class Run:
                     )
 
 
-def measure(codecs: Codecs, accounts: Input, quotes: Input) -> tuple[float, Run]:
+COUNTED = "_operator_call"
+"""The C function of ``operator.call``, through which the measured feed runs and nothing else
+does: ``valgrind --tool=callgrind --collect-atstart=no --toggle-collect=_operator_call`` counts
+the instructions of the measured quotes alone (``bench.inprocess.run``)."""
+
+
+def measure(
+    codecs: Codecs, accounts: Input, quotes: Input, *, counted: bool = True
+) -> tuple[float, Run]:
     """CPU seconds to handle ``quotes`` (and read back their commands), accounts handled before.
 
     CPU time of this process, not wall time: on a shared machine the wait for a core is not
-    the pipeline's cost."""
+    the pipeline's cost. ``counted``: the feed runs inside ``operator.call`` (see COUNTED)."""
     run = Run(codecs)
     run.feed(accounts)
     run.quotes_from = len(run.written)
     started = time.process_time()
-    run.feed(quotes)
+    if counted:
+        operator.call(run.feed, quotes)
+    else:
+        run.feed(quotes)
     return time.process_time() - started, run
 
 
@@ -217,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     codecs = Codecs(Settings(_env_file=None))
     accounts, quotes = build_input(args.quotes, args.accounts, args.duplicates)
-    _, warm = measure(codecs, accounts, quotes[: max(200, len(quotes) // 5)])  # warm-up
+    _, warm = measure(codecs, accounts, quotes[: max(200, len(quotes) // 5)], counted=False)
     seconds = []
     run = warm
     for _ in range(args.repeats):

@@ -7,6 +7,12 @@ handles accounts, then accepted quotes of 2 to 5 lines with a share of redeliver
 every command back as the worker does; the figure is the median µs per quote record of several
 repeats after a warm-up. No broker: only the Pipeline's own work is measured.
 
+Beside the CPU times, the instructions per quote record of each tree, counted by callgrind
+(valgrind) on a smaller run: a count does not move with the host's speed or with what else runs
+on it, so it shows what a change did to the code's work where the times only show it within the
+host's noise. Instructions are not time (a cache miss or a branch costs cycles a count does not
+show), so the target stays on the times.
+
 The ratio compares each tree's best repeat over every round (the lowest CPU time per quote), as
 ``timeit`` advises: on a shared host a slower repeat is another process's interference, not the
 code's cost, and the same burst's median moved by a quarter between rounds of one run. The
@@ -23,11 +29,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -69,6 +78,34 @@ def run_loop(tree: Path, argv: Sequence[str]) -> dict[str, Any]:
     return result
 
 
+INSTRUCTION_QUOTES, INSTRUCTION_ACCOUNTS, INSTRUCTION_REPEATS = 300, 50, 2
+"""The loop's size under callgrind, which runs it some fifty times slower."""
+
+
+def count_instructions(
+    tree: Path,
+    quotes: int = INSTRUCTION_QUOTES,
+    accounts: int = INSTRUCTION_ACCOUNTS,
+    repeats: int = INSTRUCTION_REPEATS,
+) -> tuple[float, int]:
+    """(instructions per quote record, quote records per repeat) of the loop against ``tree``'s
+    packages: callgrind counts only inside the measured feeds (``loop.COUNTED``), so start-up,
+    imports, the warm-up and each repeat's accounts are left out, as from the timed figure;
+    the hash seed is fixed, so the same code and input count the same."""
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+         "--collect-atstart=no", "--toggle-collect=_operator_call", sys.executable, str(LOOP),
+         f"--quotes={quotes}", f"--accounts={accounts}", f"--repeats={repeats}"],
+        cwd=tree, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"callgrind failed on {tree}:\n{done.stderr[-3000:]}")
+    records = int(json.loads(done.stdout.strip().splitlines()[-1])["records"])
+    return int(found.group(1)) / (repeats * records), records
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quotes", type=int, default=5000)
@@ -78,9 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baseline-rev", default=BASELINE_REV)
     parser.add_argument("--profile-dir", type=Path, help="write each tree's cProfile here")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--no-instructions", action="store_true",
+                        help="skip the instruction counts (callgrind, some minutes)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.quotes, args.repeats, args.rounds = 1000, 3, 1
+        args.no_instructions = True
     loop_args = [f"--quotes={args.quotes}", f"--accounts={args.accounts}",
                  f"--repeats={args.repeats}"]  # fmt: skip
     figures: dict[str, list[float]] = {"baseline": [], "new": []}
@@ -98,6 +138,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 repeats[name].extend(last[name]["us_per_quote_all"])
                 print(f"round {i + 1} {name}: {last[name]['us_per_quote']:.1f} µs/quote "
                       f"(best {min(last[name]['us_per_quote_all']):.1f})", flush=True)  # fmt: skip
+        instructions: dict[str, Any] = {}
+        if args.no_instructions:
+            instructions["skipped"] = "--no-instructions"
+        elif shutil.which("valgrind") is None:
+            instructions["skipped"] = "valgrind is not installed (make bench-tools)"
+        else:
+            with ThreadPoolExecutor(2) as pool:  # a process per core
+                found = pool.map(count_instructions, (base, ROOT))
+                counts = dict(zip(("baseline", "new"), found, strict=True))
+            for name, (per_record, _) in counts.items():
+                instructions[name] = round(per_record)
+                print(f"{name}: {per_record:,.0f} instructions per quote record", flush=True)
+            instructions.update(
+                quotes=INSTRUCTION_QUOTES,
+                accounts=INSTRUCTION_ACCOUNTS,
+                repeats=INSTRUCTION_REPEATS,
+                records=counts["new"][1],
+                ratio=round(instructions["new"] / instructions["baseline"], 3),
+            )
     baseline_us, new_us = min(repeats["baseline"]), min(repeats["new"])
     baseline_median = statistics.median(figures["baseline"])
     new_median = statistics.median(figures["new"])
@@ -120,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "baseline_outputs_per_quote": round(last["baseline"]["outputs_per_quote"], 3),
         "new_outputs_per_quote": round(last["new"]["outputs_per_quote"], 3),
         "speedup": round(baseline_us / new_us, 3),
+        "instructions_per_quote": instructions,
     }
     write_result(RESULTS, result)
     medians = f"{baseline_median:.1f} and {new_median:.1f}: {baseline_median / new_median:.2f}x"

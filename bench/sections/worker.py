@@ -218,6 +218,10 @@ def inprocess_section(d: Mapping[str, Any]) -> Section:
                           d["baseline_median_us_per_quote"]))  # fmt: skip
     s.rows.append(Row("output records per quote record", d.get("new_outputs_per_quote"), "",
                       label, d.get("baseline_outputs_per_quote")))  # fmt: skip
+    counted = d.get("instructions_per_quote") or {}
+    if "new" in counted:
+        s.rows.append(Row("instructions per quote record (callgrind)", counted["new"], "",
+                          label, counted["baseline"]))  # fmt: skip
     best = "best" if "new_median_us_per_quote" in d else "median"
     s.notes.append(
         f"{d.get('quotes'):,} accepted quotes of 2 to 5 lines over {d.get('accounts'):,} accounts "
@@ -228,6 +232,18 @@ def inprocess_section(d: Mapping[str, Any]) -> Section:
         "`timeit` advises), the medians are shown beside it; per round (median of its repeats), "
         f"baseline {_rounds(d.get('baseline_rounds'))}, this tree {_rounds(d.get('new_rounds'))}"
     )
+    if "new" in counted:
+        s.notes.append(
+            f"instructions: counted by callgrind (valgrind) in {counted.get('repeats')} repeats "
+            f"of {counted.get('quotes'):,} quotes over {counted.get('accounts'):,} accounts, "
+            "only inside the measured quotes as the times are (start-up, warm-up and accounts "
+            "left out), over their quote records; a count does not move "
+            "with the host's speed or load, so it shows the change in the code's work that the "
+            "times show only within the host's noise; instructions are not time (cache misses "
+            "and branches cost cycles a count does not show): the target is judged on the times"
+        )
+    elif counted.get("skipped"):
+        s.notes.append(f"instructions per quote record not counted: {counted['skipped']}")
     return s
 
 
