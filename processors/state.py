@@ -32,6 +32,7 @@ layouts below.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -43,13 +44,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import faust
+import orjson
 from faust.serializers.codecs import get_codec
+from faust.stores.memory import Store as MemoryStore
 from faust.streams import _current_event
 from faust.tables.table import Table
 from faust.types import TP
+from faust.utils import json as faust_json
 
 from interlock.settings import ProcessorSettings
 from processors.domain.housekeeping import due_at, seen_at, written_at
+from processors.monitor import LeanMonitor
 from processors.rocksstore import CachedRocksDBStore
 
 __all__ = [
@@ -91,6 +96,10 @@ class _AtPartition:
 
 
 _JSON = get_codec("json")
+_json_bytes = functools.partial(
+    orjson.dumps, default=faust_json.on_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+)
+"""``_JSON.dumps`` without its layers, where it ends with orjson installed (same bytes, tested)."""
 _PLAIN_JSON = frozenset((dict, list, str, int, float, bool))
 
 
@@ -113,6 +122,7 @@ class ProducedTable(Table):
     marked_at: Callable[[Any], float | None] | None = None
     """``rocksdb://``: the time the store's time index keeps a value under (a mark's time, a
     ledger entry's due time; None: no index)."""
+    _changelog_name: str | None = None
     encoded: tuple[Any, Any, bytes | None, bytes | None] | None = None
     """The last changelog record's (key, value, key bytes, value bytes)."""
 
@@ -134,17 +144,48 @@ class ProducedTable(Table):
             marked_at=self.marked_at,
         )
 
+    table_sensors: bool = True
+    """Whether Faust's sensors are told of every read and write. The worker's one sensor,
+    :class:`processors.monitor.LeanMonitor`, ignores them, at a cost above a ``memory://`` read:
+    :func:`make_tables` turns them off then."""
+
     def get(self, key: Any, default: Any = None) -> Any:
         """``Mapping.get`` with one store read instead of two and no KeyError for a missing key.
 
         Faust's path asks the store ``key in data`` and then ``data[key]``, and a missing key
         raises through ``__missing__``. A table with a ``default`` keeps that path (its get
-        never returns ``default``).
+        never returns ``default``). A ``memory://`` store's ``get`` is ``Mapping.get``, a
+        KeyError raised and caught per missing key: its dict (no ``__missing__``) is read.
         """
         if self.default is not None:
             return super().get(key, default)
-        self.on_key_get(key)
-        return self.data.get(key, default)
+        if self.table_sensors:
+            self.on_key_get(key)
+        data = self.data
+        if type(data) is MemoryStore:
+            return data.data.get(key, default)
+        return data.get(key, default)
+
+    def on_key_get(self, key: Any) -> None:
+        """Faust's (``table[key]``, ``key in table``): the sensors only if :attr:`table_sensors`."""
+        if self.table_sensors:
+            super().on_key_get(key)
+
+    def on_key_set(self, key: Any, value: Any) -> None:
+        """Faust's, without telling the sensors unless :attr:`table_sensors`."""
+        if self.table_sensors:
+            super().on_key_set(key, value)
+            return
+        fut = self.send_changelog(self.partition_for_key(key), key, value)
+        self._maybe_set_key_ttl(key, fut.message.partition)
+
+    def on_key_del(self, key: Any) -> None:
+        """Faust's, without telling the sensors unless :attr:`table_sensors`."""
+        if self.table_sensors:
+            super().on_key_del(key)
+            return
+        fut = self.send_changelog(self.partition_for_key(key), key, None, value_serializer="raw")
+        self._maybe_del_key_ttl(key, fut.message.partition)
 
     def send_changelog(
         self,
@@ -168,11 +209,14 @@ class ProducedTable(Table):
         ):
             # what Faust's serializer registry ends in for a str key and a plain value,
             # without its layers (no model, no schema, no headers)
-            key_bytes, value_bytes, headers = _JSON.dumps(key), _JSON.dumps(value), None
+            key_bytes, value_bytes, headers = _json_bytes(key), _json_bytes(value), None
         else:
             key_bytes, headers = topic.prepare_key(key, key_serializer)
             value_bytes, headers = topic.prepare_value(value, value_serializer, None, headers)
-        emit(topic.get_topic_name(), key_bytes, value_bytes, headers, partition)
+        name = self._changelog_name
+        if name is None:
+            name = self._changelog_name = topic.get_topic_name()
+        emit(name, key_bytes, value_bytes, headers, partition)
         # Faust writes the store right after (``ManagedUserDict.__setitem__``): a cached store
         # writes these bytes, which recovery would write too, instead of encoding both again
         self.encoded = (key, value, key_bytes, value_bytes)
@@ -400,6 +444,11 @@ def make_tables(
     (both: :class:`processors.rocksstore.CachedRocksDBStore`).
     """
 
+    # only the lean monitor, which ignores table reads and writes (a sensor added to the app
+    # later is not told of them either: add it before the tables, or leave the monitor)
+    monitor: Any = app.conf.Monitor
+    lean = issubclass(monitor, LeanMonitor) and not list(app.sensors)
+
     def table(name: str, help_: str, marked_at: Callable[[Any], float | None] | None = None) -> Any:
         created = ProducedTable(
             app,
@@ -412,6 +461,7 @@ def make_tables(
             options=dict(options) if options else None,
         )
         created.changelog_emit = changelog_emit
+        created.table_sensors = not lean
         created.cache_entries = cache_entries
         created.marked_at = marked_at if expiry_index else None
         return app.tables.add(created)
