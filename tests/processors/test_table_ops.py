@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,29 +11,12 @@ from uuid import UUID
 import faust
 import pytest
 from faust.sensors import Sensor
-from faust.streams import _current_event
 
 from processors.monitor import LeanMonitor
 from processors.state import _JSON, _json_bytes, make_tables
+from tests.processors.test_rocksstore import event_of
 
 pytestmark = pytest.mark.unit
-
-
-class _Event:
-    def __init__(self, partition: int) -> None:
-        self.message = self
-        self.partition = partition
-        self.topic = "canonical"
-
-
-@contextmanager
-def event_of(partition: int) -> Iterator[None]:
-    event = _Event(partition)
-    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 class _Counting(Sensor):
