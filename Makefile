@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP) ## Create .venv if missing and install Interlock with its test tools
 
 .PHONY: system-tools
-system-tools: ## Install the Debian tools the tests use (promtool, prometheus) when missing
+system-tools: ## Install the Debian tools the tests use (PostgreSQL, Prometheus, a JDK, Maven, Chromium, valgrind) when missing
 	@./scripts/install-system-tools.sh
 
 .PHONY: bench-tools
