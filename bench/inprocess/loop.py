@@ -195,19 +195,14 @@ class Run:
                     )
 
 
-COUNTED = "_operator_call"
-"""The C function of ``operator.call``, through which the measured feed runs and nothing else
-does: ``valgrind --tool=callgrind --collect-atstart=no --toggle-collect=_operator_call`` counts
-the instructions of the measured quotes alone (``bench.inprocess.run``)."""
-
-
 def measure(
     codecs: Codecs, accounts: Input, quotes: Input, *, counted: bool = True
 ) -> tuple[float, Run]:
     """CPU seconds to handle ``quotes`` (and read back their commands), accounts handled before.
 
     CPU time of this process, not wall time: on a shared machine the wait for a core is not
-    the pipeline's cost. ``counted``: the feed runs inside ``operator.call`` (see COUNTED)."""
+    the pipeline's cost. ``counted``: the feed runs inside ``operator.call``, as nothing else
+    does; ``bench.inprocess.run`` counts instructions only inside its C function."""
     run = Run(codecs)
     run.feed(accounts)
     run.quotes_from = len(run.written)

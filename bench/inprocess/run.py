@@ -78,6 +78,9 @@ def run_loop(tree: Path, argv: Sequence[str]) -> dict[str, Any]:
     return result
 
 
+COUNTED = "_operator_call"
+"""The C function of ``operator.call``, through which the loop runs its measured feeds (and
+nothing else): callgrind counts only inside it."""
 INSTRUCTION_QUOTES, INSTRUCTION_ACCOUNTS, INSTRUCTION_REPEATS = 300, 50, 2
 """The loop's size under callgrind, which runs it some fifty times slower."""
 
@@ -89,13 +92,13 @@ def count_instructions(
     repeats: int = INSTRUCTION_REPEATS,
 ) -> tuple[float, int]:
     """(instructions per quote record, quote records per repeat) of the loop against ``tree``'s
-    packages: callgrind counts only inside the measured feeds (``loop.COUNTED``), so start-up,
+    packages: callgrind counts only inside the measured feeds (:data:`COUNTED`), so start-up,
     imports, the warm-up and each repeat's accounts are left out, as from the timed figure;
     the hash seed is fixed, so the same code and input count the same."""
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONHASHSEED": "0"}
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         "--collect-atstart=no", "--toggle-collect=_operator_call", sys.executable, str(LOOP),
+         "--collect-atstart=no", f"--toggle-collect={COUNTED}", sys.executable, str(LOOP),
          f"--quotes={quotes}", f"--accounts={accounts}", f"--repeats={repeats}"],
         cwd=tree, env=env, capture_output=True, text=True,
     )  # fmt: skip
