@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ops.simulator.conventions import ECHO_CHANGE_SOURCE
+from ops.simulator.hot_routes import Answer, HotRoute, HotRoutes
 from ops.simulator.scenario import WebhookAction
 from ops.simulator.truth import CrmCall, DriftCase, DriftInjected, Recorded
 
@@ -151,24 +153,35 @@ class CrmDesk:
         return {"id": object_id, "updated": sorted(body)}
 
 
-def create_crm_app(desk: CrmDesk) -> Starlette:
+def _patch_answer(desk: CrmDesk, params: Mapping[str, str], raw: bytes, key: str | None) -> Answer:
+    """The answer to ``PATCH /{object_type}/{object_id}``: 400 unless a JSON object."""
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError:
+        return 400, {"error": "body is not JSON"}
+    if not isinstance(body, dict):
+        return 400, {"error": "body is not a JSON object"}
+    return 200, desk.patch(params["object_type"], params["object_id"], body, key)
+
+
+def create_crm_app(desk: CrmDesk) -> HotRoutes:
     """The CRM API over ``desk``: ``PATCH /deals/{id}`` (and any ``/{type}/{id}``), recorded;
-    ``GET /deals`` (paged: ``?after=<deal id>&limit=N``) and ``DELETE /deals/{id}``."""
+    ``GET /deals`` (paged: ``?after=<deal id>&limit=N``) and ``DELETE /deals/{id}``.
+
+    The write-backs, the sinks' most frequent call, are served by :class:`HotRoutes` before
+    Starlette; Starlette lists the route too, and answers what the hot route does not serve.
+    """
+    write_methods = ("PATCH", "POST", "PUT")
+    write_path = "/{object_type}/{object_id}"
+
+    def write(params: Mapping[str, str], raw: bytes, key: str | None) -> Answer:
+        return _patch_answer(desk, params, raw, key)
 
     async def patch(request: Request) -> Response:
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            return JSONResponse({"error": "body is not JSON"}, status_code=400)
-        if not isinstance(body, dict):
-            return JSONResponse({"error": "body is not a JSON object"}, status_code=400)
-        result = desk.patch(
-            request.path_params["object_type"],
-            request.path_params["object_id"],
-            body,
-            request.headers.get("idempotency-key"),
+        status, doc = write(
+            request.path_params, await request.body(), request.headers.get("idempotency-key")
         )
-        return JSONResponse(result)
+        return JSONResponse(doc, status_code=status)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -186,11 +199,12 @@ def create_crm_app(desk: CrmDesk) -> Starlette:
             return Response(status_code=204)
         return JSONResponse({"error": "no such deal"}, status_code=404)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/deals", deals, methods=["GET"]),
             Route("/deals/{deal_id}", delete, methods=["DELETE"]),
-            Route("/{object_type}/{object_id}", patch, methods=["PATCH", "POST", "PUT"]),
+            Route(write_path, patch, methods=list(write_methods)),
         ]
     )
+    return HotRoutes(app, [HotRoute(write_methods, write_path, write)])
