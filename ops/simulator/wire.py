@@ -7,9 +7,9 @@ the same bytes for the same time.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -57,7 +57,7 @@ def hubspot_body(action: WebhookAction, occurred_ms: int) -> bytes:
     if action.fault == "bad_json":
         return _TRUNCATED
     events = [{**e, "occurredAt": occurred_ms} for e in action.events]
-    return json.dumps(events, separators=(",", ":")).encode()
+    return orjson.dumps(events)
 
 
 def _compact(data: dict[str, Any]) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def standard_body(action: WebhookAction, occurred_ms: int) -> bytes | None:
     message = _acme_message(action.events[0], iso) if action.events else None
     if message is None:
         return None
-    return json.dumps({**message, "timestamp": iso}, separators=(",", ":")).encode()
+    return orjson.dumps({**message, "timestamp": iso})
 
 
 def render_body(action: WebhookAction, dialect: Dialect, occurred_ms: int) -> bytes | None:
@@ -130,6 +130,12 @@ def render_body(action: WebhookAction, dialect: Dialect, occurred_ms: int) -> by
     if dialect == "hubspot":
         return hubspot_body(action, occurred_ms)
     return standard_body(action, occurred_ms)
+
+
+@functools.lru_cache(maxsize=16)
+def _standard_webhook(secret: str) -> Webhook:
+    """The signer of ``secret`` (made once: it decodes the key)."""
+    return Webhook(secret)
 
 
 def sign_request(
@@ -158,7 +164,7 @@ def sign_request(
     url = base + STANDARD_PATH.format(source=source)
     msg_id = f"msg_{action.delivery_id}"
     when = datetime.fromtimestamp(now_ms // 1000, UTC)
-    signature = Webhook(secret).sign(msg_id, when, body.decode("utf-8", "replace"))
+    signature = _standard_webhook(secret).sign(msg_id, when, body.decode("utf-8", "replace"))
     if wrong:
         signature = "v1," + base64.b64encode(b"\x00" * 32).decode()
     headers = {
