@@ -13,7 +13,8 @@ Every request carries ``Idempotency-Key: <command event_id>`` and, when a token 
 ``Authorization: Bearer <token>``. Bodies are the command's order payload as JSON. The ERP
 answers ``{"order_number": ..., "status": ...}``; the outcome is an :class:`OrderEvent` on
 ``canonical.order.v1`` with ``erp_order_number`` set, ``correlation_id`` of the command,
-``causation_id`` = the command's event_id and a deterministic event_id derived from it.
+``causation_id`` = the command's event_id and a deterministic event_id derived from it. The
+CRM's answer is not read: no outcome reports it (:data:`REPORTED_KINDS`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from contracts import InterlockError, Order, OrderEvent, Reason, Source, determi
 
 __all__ = [
     "COMMAND_TOPICS",
+    "REPORTED_KINDS",
     "CommandKind",
     "HttpCall",
     "build_request",
@@ -44,6 +46,8 @@ _OUTCOMES = {
     "cancel-order": "OrderCancelled",
     "amend-order": "OrderAmended",
 }
+#: The kinds whose answer an outcome event reports (an update-deal's answer is not read).
+REPORTED_KINDS: frozenset[str] = frozenset(_OUTCOMES)
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,15 @@ from typing import Any
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connectors.sinks.breaker import CircuitBreaker
-from connectors.sinks.contract import CommandKind, HttpCall, build_request, outcome_event
+from connectors.sinks.contract import (
+    REPORTED_KINDS,
+    CommandKind,
+    HttpCall,
+    build_request,
+    outcome_event,
+)
 from contracts import EventDeserializer, EventSerializer, InterlockError, OrderEvent, Reason
-from interlock.httpclient import HttpClient, TransportError
+from interlock.httpclient import JSON_CONTENT_TYPE, Answer, HttpClient, TransportError, json_body
 from interlock.instruments import CIRCUIT_STATES, Instruments
 from interlock.kafka import produce
 from interlock.logs import RateLimitedLog
@@ -159,12 +165,14 @@ class CommandSink:
         self._inline_max_wait_s = inline_max_wait_s
         self._first_hold_s = first_hold_s
         self._opened_at: dict[str, float] = {}
+        self._outcome_context = SerializationContext(outcome_topic, MessageField.VALUE)
         self._quiet = RateLimitedLog(log)
         for name, target in targets.items():
             self._show_breaker(name, target.breaker)
 
     def _show_breaker(self, name: str, breaker: CircuitBreaker) -> None:
-        self._instruments.circuit_breaker_state.labels(name).set(CIRCUIT_STATES[breaker.state])
+        metrics = self._instruments
+        metrics.child(metrics.circuit_breaker_state, name).set(CIRCUIT_STATES[breaker.state])
 
     def _count(self, target: str, outcome: str) -> None:
         metrics = self._instruments
@@ -184,16 +192,21 @@ class CommandSink:
                 reason=Reason.VALIDATION_FAILED,
             )
         call = build_request(kind, command)
-        answer = await self._send(call)
+        response = await self._send(call)
         now = self._clock()
         flow = _HANDOFF_FLOWS.get(kind)
         if flow is not None:
             latency = max(0.0, (now - command.occurred_at).total_seconds())
             metrics = self._instruments
             metrics.child(metrics.handoff_latency_seconds, flow).observe(latency)
-        outcome = outcome_event(kind, command, answer, now)
-        if outcome is not None:
-            self._publish(outcome)
+        if kind in REPORTED_KINDS:  # the answer is read only when an outcome reports it
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = None
+            outcome = outcome_event(kind, command, answer, now)
+            if outcome is not None:
+                self._publish(outcome)
 
     def handle_batch(self, records: Sequence[RawRecord]) -> list[BaseException | None]:
         """Send a batch's commands concurrently; the failure (or ``None``) of each, in order.
@@ -226,8 +239,8 @@ class CommandSink:
         await asyncio.gather(*(run(indexes) for indexes in chains.values()))
         return results
 
-    async def _send(self, call: HttpCall) -> Any:
-        """The target's JSON answer; retried inline while transient and allowed, else raises."""
+    async def _send(self, call: HttpCall) -> Answer:
+        """The accepting answer; retried inline while transient and allowed, else raises."""
         attempt = 0
         while True:
             try:
@@ -258,7 +271,7 @@ class CommandSink:
             return retry_after if retry_after <= self._inline_max_wait_s else None
         return random.uniform(0, self._inline_backoff_s * 2**attempt)
 
-    async def _attempt(self, call: HttpCall) -> Any:
+    async def _attempt(self, call: HttpCall) -> Answer:
         target = self._targets.get(call.target)
         if target is None:
             raise InterlockError(
@@ -279,8 +292,12 @@ class CommandSink:
                 response = await self._client.request(
                     call.method,
                     target.base_url + call.path,
-                    json=call.body,
-                    headers={**target.headers, "Idempotency-Key": call.idempotency_key},
+                    content=json_body(call.body),
+                    headers={
+                        **target.headers,
+                        "Idempotency-Key": call.idempotency_key,
+                        "Content-Type": JSON_CONTENT_TYPE,
+                    },
                 )
         except TransportError as exc:  # timeouts, refused and reset connections
             detail = f"{call.method} {call.path}: {exc}"
@@ -294,8 +311,8 @@ class CommandSink:
                 time.perf_counter() - started
             )
         status = response.status_code
-        detail = f"{call.method} {call.path} answered {status}: {response.text[:500]}"
         if status >= 500 or status in _TRANSIENT_STATUS:
+            detail = self._answered(call, response)
             self._failed(call, breaker, "retry", detail)
             error = InterlockError(detail, reason=Reason.SINK_UNAVAILABLE, transient=True)
             raise _TransientError(error, _retry_after(response.headers.get("retry-after")))
@@ -313,12 +330,14 @@ class CommandSink:
         self._show_breaker(call.target, breaker)
         if status >= 400:
             self._count(call.target, "rejected")
-            raise InterlockError(detail, reason=Reason.SINK_REJECTED)
+            raise InterlockError(self._answered(call, response), reason=Reason.SINK_REJECTED)
         self._count(call.target, "ok")
-        try:
-            return response.json()
-        except ValueError:
-            return None
+        return response
+
+    @staticmethod
+    def _answered(call: HttpCall, response: Answer) -> str:
+        """What a refusing answer said, for its error (made only when the call failed)."""
+        return f"{call.method} {call.path} answered {response.status_code}: {response.text[:500]}"
 
     def _failed(self, call: HttpCall, breaker: CircuitBreaker, outcome: str, detail: str) -> None:
         """Count a failed call; say why when it opened the breaker (once per opening)."""
@@ -350,7 +369,7 @@ class CommandSink:
 
     def _publish(self, event: OrderEvent) -> None:
         topic = self._outcome_topic
-        value = self._serializer(event, SerializationContext(topic, MessageField.VALUE))
+        value = self._serializer(event, self._outcome_context)
         kwargs: dict[str, Any] = {
             "key": event.payload.account_id.encode(),
             "value": value,
