@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from contracts import InterlockError, Order, OrderEvent, Reason, Source, deterministic_event_id
+from contracts.models import OrderStatus
 
 __all__ = [
     "COMMAND_TOPICS",
@@ -48,6 +49,7 @@ _OUTCOMES = {
 }
 #: The kinds whose answer an outcome event reports (an update-deal's answer is not read).
 REPORTED_KINDS: frozenset[str] = frozenset(_OUTCOMES)
+_STATUSES = frozenset(get_args(OrderStatus))
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def outcome_event(
     order: Order = command.payload
     number = answer.get("order_number") or order.erp_order_number
     status = answer.get("status") or ("CANCELLED" if kind == "cancel-order" else "CONFIRMED")
-    payload = order.model_copy(update={"erp_order_number": number, "status": status})
+    payload = _reported(order, number, status)
     changed = ["erp_order_number", "status"]
     return OrderEvent(
         event_id=deterministic_event_id("sink-outcome", command.event_id),
@@ -111,5 +113,18 @@ def outcome_event(
         ingested_at=now,
         origin="interlock",
         changed_fields=changed,
-        payload=Order.model_validate(payload.model_dump()),
+        payload=payload,
     )
+
+
+def _reported(order: Order, number: Any, status: Any) -> Order:
+    """``order`` with the target's order number and status, validated.
+
+    The rest of the order is the command's, valid already: when the two values are ones the
+    model takes as they are (a ``str`` or ``None``, a known status) only they are checked;
+    anything else goes through the model's full validation, which raises its usual error.
+    """
+    payload = order.model_copy(update={"erp_order_number": number, "status": status})
+    if (number is None or type(number) is str) and type(status) is str and status in _STATUSES:
+        return payload
+    return Order.model_validate(payload.model_dump())
