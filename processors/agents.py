@@ -36,6 +36,7 @@ from processors.app import InterlockApp
 from processors.expiry import ExpiryIndex
 from processors.output import Codecs, Output, TableChangelogs
 from processors.pipeline import Pipeline, PipelineConfig
+from processors.rawschema import RawSchema
 from processors.state import (
     ChangelogCheckpoints,
     in_partition,
@@ -151,7 +152,7 @@ def register_agents(
         expiry=ExpiryIndex() if rocksdb else None,
         in_partition=in_partition,
     )
-    raw_topic: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    raw_topic: dict[str, Any] = {"schema": RawSchema()}
     # one co-partitioned stream: a decision is handled in its case's partition, an answer of the
     # match index in its account's, a forwarded ERP change in its CRM account's
     canonical = app.topic(*topics.canonical_stream(), **raw_topic)
