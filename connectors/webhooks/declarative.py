@@ -25,18 +25,26 @@ canonical entity it changes and which JSON path fills which canonical field::
 Paths are a small JSONPath subset: ``$``, ``.name`` and ``[index]``. A path that resolves to
 nothing leaves its field out of ``changed_fields`` (a partial change). Event types not listed
 produce no event.
+
+Each mapping is compiled once, when it is loaded (:class:`CompiledRule`): every path becomes its
+tuple of steps (:func:`compile_path`), and the event id hashes the mapping's vendor and source
+once (:func:`contracts.ids.event_id_after`). The canonical ids of companies, contacts and deals
+recur from request to request, so they are cached (a bounded LRU). Every event is still
+validated by pydantic as a whole: the values come from the sender.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from contracts import (
@@ -49,20 +57,20 @@ from contracts import (
     Reason,
     Source,
 )
-from contracts.identity import (
-    crm_account_id,
-    crm_contact_id,
-    crm_event_id,
-    crm_quote_id,
-)
+from contracts.identity import crm_account_id, crm_contact_id, crm_quote_id
+from contracts.ids import ID_CACHE, event_id_after
 
 __all__ = [
     "DEFAULT_MAPPINGS_DIR",
+    "CompiledMapping",
+    "CompiledRule",
     "EventRule",
     "StandardMapping",
+    "compile_path",
     "load_mappings",
     "map_standard_event",
     "resolve_path",
+    "resolve_steps",
 ]
 
 DEFAULT_MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings" / "crm"
@@ -76,18 +84,40 @@ _STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
 _PATH = re.compile(r"^\$((\.[^.\[\]]+)|(\[\d+\]))*$")
 
 
-def resolve_path(document: Any, path: str) -> Any:
-    """The value at ``path`` (``$.a.b[0]``) in ``document``, or ``None`` when absent."""
+Steps = tuple[str | int, ...]
+"""A compiled path: a name (``str``) per ``.name``, an index (``int``) per ``[index]``."""
+
+
+def compile_path(path: str) -> Steps:
+    """The steps of ``path``: ``$.a.b[0]`` is ``("a", "b", 0)``."""
+    return tuple(name or int(index) for name, index in _STEP.findall(path[1:]))
+
+
+def resolve_steps(document: Any, steps: Steps) -> Any:
+    """The value at the compiled path ``steps`` in ``document``, or ``None`` when absent."""
     node = document
-    for name, index in _STEP.findall(path[1:]):
-        if name:
-            node = node.get(name, _MISSING) if isinstance(node, Mapping) else _MISSING
+    for step in steps:
+        if isinstance(step, str):
+            # a dict first: isinstance against the Mapping ABC is the slow check
+            if node.__class__ is dict or isinstance(node, Mapping):
+                node = node.get(step, _MISSING)
+                if node is _MISSING:
+                    return None
+            else:
+                return None
+        elif isinstance(node, list) and step < len(node):
+            node = node[step]
         else:
-            i = int(index)
-            node = node[i] if isinstance(node, list) and i < len(node) else _MISSING
-        if node is _MISSING:
             return None
     return node
+
+
+_steps_of = lru_cache(maxsize=1024)(compile_path)
+
+
+def resolve_path(document: Any, path: str) -> Any:
+    """The value at ``path`` (``$.a.b[0]``) in ``document``, or ``None`` when absent."""
+    return resolve_steps(document, _steps_of(path))
 
 
 class _Strict(BaseModel):
@@ -133,19 +163,82 @@ class EventRule(_Strict):
         return self
 
 
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """An :class:`EventRule` ready to apply: its paths compiled, its event class looked up.
+
+    ``record_id`` and ``account`` are (path, steps); ``id_field`` is the payload field the
+    record id fills, always in ``changed_fields``.
+    """
+
+    entity: str
+    event_type: str
+    record_id: tuple[str, Steps]
+    account: tuple[str, Steps] | None
+    revision: Steps | None
+    fields: tuple[tuple[str, Steps], ...]
+    constants: Mapping[str, Any]
+    id_field: str
+    event_class: type[Envelope]
+
+    @classmethod
+    def of(cls, rule: EventRule) -> CompiledRule:
+        """Compile ``rule``."""
+        event_class, default_type = _EVENTS[rule.entity]
+        return cls(
+            entity=rule.entity,
+            event_type=rule.event_type or default_type,
+            record_id=(rule.record_id, compile_path(rule.record_id)),
+            account=None if rule.account is None else (rule.account, compile_path(rule.account)),
+            revision=None if rule.revision is None else compile_path(rule.revision),
+            fields=tuple((name, compile_path(path)) for name, path in rule.fields.items()),
+            constants=rule.set,
+            id_field="crm_deal_id" if rule.entity == "quote" else "crm_record_id",
+            event_class=event_class,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledMapping:
+    """A :class:`StandardMapping` ready to apply (``StandardMapping.compiled``)."""
+
+    type: Steps
+    occurred_at: Steps | None
+    rules: Mapping[str, CompiledRule]
+    event_id: Callable[[str], str]
+    """``crm_event_id(vendor, source, webhook id)`` with vendor and source hashed once."""
+
+
 class StandardMapping(_Strict):
-    """The mapping of one Standard-Webhooks source."""
+    """The mapping of one Standard-Webhooks source (compiled once, when validated)."""
 
     source: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     vendor: str
     type: str = "$.type"
     occurred_at: str | None = None
     events: dict[str, EventRule]
+    _compiled: Any = PrivateAttr(default=None)
 
     @field_validator("type", "occurred_at")
     @classmethod
     def _path(cls, value: str | None) -> str | None:
         return None if value is None else _check_path(value)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Compile the mapping's paths and rules."""
+        self._compiled = CompiledMapping(
+            type=compile_path(self.type),
+            occurred_at=None if self.occurred_at is None else compile_path(self.occurred_at),
+            rules={name: CompiledRule.of(rule) for name, rule in self.events.items()},
+            # crm_event_id's parts, the vendor and source hashed once
+            event_id=event_id_after("crm", self.vendor, self.source),
+        )
+
+    @property
+    def compiled(self) -> CompiledMapping:
+        """The mapping with its paths compiled."""
+        compiled: CompiledMapping = self._compiled
+        return compiled
 
 
 def load_mappings(directory: Path | None = None) -> dict[str, StandardMapping]:
@@ -181,13 +274,19 @@ def _instant(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _required(body: Any, path: str, what: str, event_type: str) -> str:
-    value = resolve_path(body, path)
+def _required(body: Any, path: tuple[str, Steps], what: str, event_type: str) -> str:
+    value = resolve_steps(body, path[1])
     if value in (None, ""):
         raise InterlockError(
-            f"{event_type}: {what} missing at {path}", reason=Reason.VALIDATION_MISSING_FIELD
+            f"{event_type}: {what} missing at {path[0]}", reason=Reason.VALIDATION_MISSING_FIELD
         )
     return str(value)
+
+
+# Canonical ids recur (every request about one company, contact or deal): cached, bounded.
+_account_id = lru_cache(maxsize=ID_CACHE)(crm_account_id)
+_contact_id = lru_cache(maxsize=ID_CACHE)(crm_contact_id)
+_quote_id = lru_cache(maxsize=ID_CACHE)(crm_quote_id)
 
 
 def map_standard_event(
@@ -204,45 +303,46 @@ def map_standard_event(
         InterlockError: ``VALIDATION_MISSING_FIELD`` (an id path is empty) or
             ``MAPPING_FAILED`` (a value does not fit its canonical field).
     """
-    event_type = resolve_path(body, mapping.type)
-    rule = mapping.events.get(str(event_type)) if event_type is not None else None
+    plan = mapping.compiled
+    event_type = resolve_steps(body, plan.type)
+    rule = plan.rules.get(str(event_type)) if event_type is not None else None
     if rule is None:
         return None
     vendor = mapping.vendor
     record_id = _required(body, rule.record_id, "record id", str(event_type))
     try:
         occurred = (
-            _instant(resolve_path(body, mapping.occurred_at)) if mapping.occurred_at else None
+            _instant(resolve_steps(body, plan.occurred_at))
+            if plan.occurred_at is not None
+            else None
         ) or webhook_timestamp
-        fields = {k: v for k, p in rule.fields.items() if (v := resolve_path(body, p)) is not None}
-        fields.update(rule.set)
+        fields = {k: v for k, steps in rule.fields if (v := resolve_steps(body, steps)) is not None}
+        fields.update(rule.constants)
         envelope: dict[str, Any] = {
-            "event_id": crm_event_id(vendor, mapping.source, webhook_id),
+            "event_id": plan.event_id(webhook_id),
             "source": Source(system="crm", vendor=vendor, record_id=record_id, changed_at=occurred),
             "occurred_at": occurred,
             "ingested_at": received_at,
-            "changed_fields": sorted(
-                {*fields, "crm_deal_id" if rule.entity == "quote" else "crm_record_id"}
-            ),
+            "changed_fields": sorted({*fields, rule.id_field}),
         }
         if rule.entity == "account":
-            correlation_id = crm_account_id(vendor, record_id)
+            correlation_id = _account_id(vendor, record_id)
             payload = {"account_id": correlation_id, "crm_record_id": record_id, **fields}
         else:
             assert rule.account is not None
             account = _required(body, rule.account, "account", record_id)
-            account_id = crm_account_id(vendor, account)
+            account_id = _account_id(vendor, account)
             if rule.entity == "contact":
                 correlation_id = account_id
                 payload = {
-                    "contact_id": crm_contact_id(vendor, record_id),
+                    "contact_id": _contact_id(vendor, record_id),
                     "account_id": account_id,
                     "crm_record_id": record_id,
                     **fields,
                 }
             else:
-                correlation_id = crm_quote_id(vendor, record_id)
-                revision = resolve_path(body, rule.revision) if rule.revision else None
+                correlation_id = _quote_id(vendor, record_id)
+                revision = resolve_steps(body, rule.revision) if rule.revision is not None else None
                 payload = {
                     "quote_id": correlation_id,
                     "revision": int(revision or 1),
@@ -250,9 +350,8 @@ def map_standard_event(
                     "crm_deal_id": record_id,
                     **fields,
                 }
-        event_class, default_type = _EVENTS[rule.entity]
-        return event_class(
-            event_type=rule.event_type or default_type,
+        return rule.event_class(
+            event_type=rule.event_type,
             correlation_id=correlation_id,
             payload=payload,
             **envelope,

@@ -5,13 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 import pytest
 
 from connectors.fakes import FakeApis
-from connectors.webhooks.declarative import load_mappings, map_standard_event
+from connectors.webhooks.declarative import (
+    compile_path,
+    load_mappings,
+    map_standard_event,
+    resolve_path,
+    resolve_steps,
+)
 from contracts import ConfigError, InterlockError, Reason
-from contracts.identity import crm_account_id
+from contracts.identity import crm_account_id, crm_event_id, crm_quote_id
 
 pytestmark = pytest.mark.unit
 
@@ -40,6 +48,7 @@ def test_acme_company_update_is_a_partial_account_change_keyed_by_canonical_id()
     again = _map({"type": "company.updated", "data": {"id": "c-1", "name": "Other"}})
     assert again is not None
     assert again.event_id == event.event_id  # same webhook id → same event id
+    assert event.event_id == crm_event_id("acme", "acme", "msg_1")
     assert again.occurred_at == SENT  # no timestamp in the body: the webhook-timestamp
 
 
@@ -51,7 +60,37 @@ def test_acme_quote_accepted_uses_constants_and_unlisted_types_give_nothing() ->
     assert event.payload.status == "ACCEPTED"  # type: ignore[attr-defined]
     assert event.payload.total == Decimal("10.50")  # type: ignore[attr-defined]
     assert event.payload.account_id == crm_account_id("acme", "c-1")  # type: ignore[attr-defined]
+    assert event.payload.quote_id == crm_quote_id("acme", "d-1")  # type: ignore[attr-defined]
+    assert event.payload.revision == 2  # type: ignore[attr-defined]
     assert _map({"type": "invoice.paid", "data": {"id": "i-1"}}) is None
+
+
+def test_a_path_compiles_to_its_steps_and_resolves_as_the_path_does() -> None:
+    assert compile_path("$") == ()
+    assert compile_path("$.data.lines[0].sku") == ("data", "lines", 0, "sku")
+    assert compile_path("$.a.0[12]") == ("a", "0", 12)  # a name of digits stays a name
+    doc: dict[str, Any] = {
+        "data": {"lines": [{"sku": "S-1"}], "none": None, "text": "abc", "0": "zero"},
+        "view": MappingProxyType({"k": "v"}),  # any Mapping, not only dicts
+    }
+    cases = {
+        "$": doc,
+        "$.data.lines[0].sku": "S-1",
+        "$.data.lines[1].sku": None,  # index past the end
+        "$.data.lines.sku": None,  # a name on a list
+        "$.data[0]": None,  # an index on an object
+        "$.data.text.length": None,  # a name on a string
+        "$.data.text[0]": None,  # an index on a string
+        "$.data.none.x": None,
+        "$.data.0": "zero",
+        "$.view.k": "v",
+        "$.missing.x": None,
+    }
+    for path, value in cases.items():
+        assert resolve_steps(doc, compile_path(path)) == value, path
+        assert resolve_path(doc, path) == value, path
+    assert resolve_path([1, 2], "$[1]") == 2
+    assert resolve_path(None, "$.a") is None
 
 
 def test_acme_missing_record_id_and_unfit_value_are_distinct_failures() -> None:
@@ -62,6 +101,10 @@ def test_acme_missing_record_id_and_unfit_value_are_distinct_failures() -> None:
         _map({"type": "quote.accepted", "data": {"deal_id": "d", "company_id": "c",
               "total": {"not": "a number"}}})  # fmt: skip
     assert unfit.value.reason is Reason.MAPPING_FAILED
+    assert "QuoteEvent" in str(unfit.value)
+    assert "payload.total" in str(unfit.value)  # names the event's field
+    with pytest.raises(InterlockError, match=r"d-1: account missing at \$\.data\.company_id"):
+        _map({"type": "quote.accepted", "data": {"deal_id": "d-1"}})
 
 
 def test_a_yaml_error_names_file_mapping_and_field(tmp_path: Path) -> None:
