@@ -6,6 +6,11 @@ id (linger, no flush per event) → flush once per batch → store offsets. A re
 mapped goes to ``dlq.<raw topic>`` with its bytes intact (``DECODE_FAILED``, ``MAPPING_FAILED``,
 ``VALIDATION_MISSING_FIELD``) and the partition goes on.
 
+Per record: the body is parsed by orjson (:func:`parse_body`, falling back to ``json`` for
+what orjson reads differently or refuses), the ``interlock.webhook.*`` headers are read in one
+pass, the topic and serialization context of each entity are made once, and the labelled metric
+children are kept (``Instruments.child``).
+
 Redeliveries: canonical event ids are derived from the webhook/event id, and a bounded TTL/LRU
 :class:`SeenSet` of produced ids drops repeats (counted in
 ``interlock_duplicates_suppressed_total``). Ids enter the set only once their batch was
@@ -18,10 +23,11 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connectors.hubspot.mapping import HubSpotContext, map_hubspot_payload
@@ -29,11 +35,18 @@ from connectors.webhooks.declarative import StandardMapping, map_standard_event
 from contracts import DecodeError, Envelope, EventSerializer, InterlockError, Reason
 from interlock.instruments import Instruments
 from interlock.kafka import produce
-from interlock.records import RawRecord
+from interlock.records import Header, RawRecord
 
-__all__ = ["SeenSet", "WebhookMapper", "canonical_topic"]
+__all__ = ["SeenSet", "WebhookMapper", "canonical_topic", "landed_headers", "parse_body"]
 
 HEADER_PREFIX = "interlock.webhook."
+_VENDOR, _SOURCE, _ID, _RECEIVED_AT = (
+    HEADER_PREFIX + name for name in ("vendor", "source", "id", "received_at")
+)
+_TIMESTAMP = "webhook-timestamp"
+_DIGITS = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_NUMBER = b"0" * 19
+"""19 digits in a row: an integer orjson may read as a float (outside [-2**63, 2**64))."""
 
 
 def canonical_topic(entity: str) -> str:
@@ -64,11 +77,45 @@ class SeenSet:
         return len(self._seen)
 
 
-def _header(record: RawRecord, name: str) -> str | None:
-    for key, value in record.headers:
-        if key == HEADER_PREFIX + name and value is not None:
-            return value.decode("utf-8", errors="replace")
-    return None
+def parse_body(value: bytes) -> Any:
+    """``json.loads(value)``, read by orjson where orjson reads it alike.
+
+    orjson refuses what ``json`` refuses, and more (NaN, lone surrogates, other encodings than
+    UTF-8): what it refuses is read by ``json``, for its value or its error. It reads an integer
+    outside 64 bits as a float, where ``json`` keeps the int: a body with 19 digits in a row
+    (which any such integer has) is read by ``json`` too.
+
+    Raises:
+        json.JSONDecodeError, UnicodeDecodeError: as ``json.loads``.
+    """
+    if _LONG_NUMBER not in value.translate(_DIGITS):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(value)
+
+
+def landed_headers(headers: Sequence[Header]) -> dict[str, bytes]:
+    """The headers by name, read in one pass: of a repeated name, the first with a value (for
+    ``webhook-timestamp``, the first not empty)."""
+    found: dict[str, bytes] = {}
+    for key, value in headers:
+        if value is not None and key not in found and (value or key != _TIMESTAMP):
+            found[key] = value
+    return found
+
+
+def _text(headers: dict[str, bytes], name: str) -> str | None:
+    value = headers.get(name)
+    return None if value is None else value.decode("utf-8", errors="replace")
+
+
+class _Route(NamedTuple):
+    """Where the events of one entity go (made once per entity)."""
+
+    topic: str
+    context: SerializationContext
 
 
 class WebhookMapper:
@@ -107,11 +154,20 @@ class WebhookMapper:
         self._clock = clock
         self._pending: set[str] = set()
         self._undelivered: list[str] = []
+        self._routes: dict[str, _Route] = {}
 
-    def _received_at(self, record: RawRecord) -> datetime:
-        ms = _header(record, "received_at")
+    def _received_at(self, headers: dict[str, bytes]) -> datetime:
+        ms = _text(headers, _RECEIVED_AT)
         stamp = int(ms) / 1000 if ms and ms.isdigit() else self._clock()
         return datetime.fromtimestamp(stamp, UTC)
+
+    def _route(self, entity: str) -> _Route:
+        route = self._routes.get(entity)
+        if route is None:
+            topic = self._topic_for(entity)
+            route = _Route(topic, SerializationContext(topic, MessageField.VALUE))
+            self._routes[entity] = route
+        return route
 
     def map(self, record: RawRecord) -> list[Envelope]:
         """The canonical events of one raw request (pure apart from reading the record).
@@ -122,11 +178,12 @@ class WebhookMapper:
                 their deterministic ids make a replay harmless).
         """
         try:
-            body = json.loads(record.value or b"")
+            body = parse_body(record.value or b"")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DecodeError(f"raw webhook body is not JSON: {exc}", raw=record.value) from exc
-        vendor = _header(record, "vendor") or record.topic.rsplit(".", 1)[-1]
-        received_at = self._received_at(record)
+        headers = landed_headers(record.headers)
+        vendor = _text(headers, _VENDOR) or record.topic.rsplit(".", 1)[-1]
+        received_at = self._received_at(headers)
         if vendor == "hubspot":
             ctx = HubSpotContext(
                 received_at=received_at,
@@ -140,14 +197,14 @@ class WebhookMapper:
                 self._emit(events)
                 raise failures[0]
             return events
-        source = _header(record, "source") or ""
+        source = _text(headers, _SOURCE) or ""
         mapping = self._standard.get(source)
         if mapping is None:
             raise InterlockError(
                 f"no mapping for Standard-Webhooks source {source!r}", reason=Reason.MAPPING_FAILED
             )
-        webhook_id = _header(record, "id") or ""
-        stamp = next((v for k, v in record.headers if k == "webhook-timestamp" and v), None)
+        webhook_id = _text(headers, _ID) or ""
+        stamp = headers.get(_TIMESTAMP)
         sent = datetime.fromtimestamp(int(stamp), UTC) if stamp else received_at
         event = map_standard_event(
             mapping, body, webhook_id=webhook_id, webhook_timestamp=sent, received_at=received_at
@@ -163,25 +220,26 @@ class WebhookMapper:
             self._undelivered.append(f"{msg.topic()}: {err}")
 
     def _emit(self, events: list[Envelope]) -> None:
-        service = self._instruments.service
+        instruments = self._instruments
         for event in events:
             if event.event_id in self._seen or event.event_id in self._pending:
-                self._instruments.duplicates_suppressed.labels(service, "webhook-mapper").inc()
+                instruments.child(
+                    instruments.duplicates_suppressed, instruments.service, "webhook-mapper"
+                ).inc()
                 continue
-            topic = self._topic_for(event.entity)
-            value = self._serializers[event.entity](
-                event, SerializationContext(topic, MessageField.VALUE)
-            )
+            route = self._route(event.entity)
+            value = self._serializers[event.entity](event, route.context)
             key = getattr(event.payload, "account_id", None) or event.event_id
-            kwargs: dict[str, Any] = {
-                "key": key.encode(),
-                "value": value,
-                "headers": [("interlock.event_type", event.event_type.encode())],
-                "on_delivery": self._on_delivery,
-            }
-            produce(self._producer, topic, **kwargs)
+            produce(
+                self._producer,
+                route.topic,
+                key=key.encode(),
+                value=value,
+                headers=[("interlock.event_type", event.event_type.encode())],
+                on_delivery=self._on_delivery,
+            )
             self._pending.add(event.event_id)
-            self._instruments.events_produced.labels(service, topic).inc()
+            instruments.child(instruments.events_produced, instruments.service, route.topic).inc()
 
     def end_batch(self, timeout: float = 30.0) -> None:
         """Flush the batch's events; only then are their ids remembered as seen.
