@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -20,17 +21,26 @@ from ops.simulator.truth import Recorded
 
 
 class _Receiver:
-    """Answers 503 to a delivery's first attempt when told to, 400 to a bad body, else 200."""
+    """Answers 503 to a delivery's first attempt when told to, 400 to a bad body, else 200.
+
+    A delivery in ``held`` is answered only once ``released`` is set (``holding``: it came).
+    """
 
     def __init__(self, busy_once: set[str]) -> None:
         self.seen: list[tuple[str, int]] = []  # (event id, answer) in arrival order
         self.arrived = threading.Condition()
         self.busy_once = busy_once
+        self.held: set[str] = set()
+        self.holding = threading.Event()
+        self.released = threading.Event()
 
         async def hook(request: Request) -> Response:
             body = await request.body()
             try:
                 event_id = str(json.loads(body)[0]["eventId"])
+                if event_id in self.held:
+                    self.holding.set()
+                    await asyncio.to_thread(self.released.wait, 15.0)
                 status = 503 if event_id in self.busy_once else 200
                 self.busy_once.discard(event_id)
             except ValueError:
@@ -61,9 +71,11 @@ def receiver(busy: set[str]) -> Iterator[_Receiver]:
     receiving.server.stop()
 
 
-def _senders(receiver: _Receiver, abort: threading.Event, senders: int = 3) -> WebhookSenders:
+def _senders(
+    receiver: _Receiver, abort: threading.Event, senders: int = 3, rate: float = 100.0
+) -> WebhookSenders:
     target = WebhookTarget(receiver.server.url, "hubspot", "secret", "sim")
-    return WebhookSenders(target, Recorded(), senders=senders, rate=100.0, clock=time.monotonic,
+    return WebhookSenders(target, Recorded(), senders=senders, rate=rate, clock=time.monotonic,
                           wall=time.time, abort=abort)  # fmt: skip
 
 
@@ -135,3 +147,60 @@ def test_a_delivery_made_before_the_senders_start_goes_out_once_they_do(
     finally:
         senders.close(5.0)
     assert receiver.wait_for(1) == [("7000", 200)]
+
+
+def test_a_sender_holding_its_backlog_makes_the_next_delivery_wait_for_an_answer(
+    receiver: _Receiver,
+) -> None:
+    receiver.held.add("6000")
+    senders = _senders(receiver, threading.Event(), senders=1, rate=16.0)  # a backlog of 16
+    senders.start()
+    handed_over = threading.Event()
+
+    def make_the_17th() -> None:
+        senders.enqueue(_change(6, 16))
+        handed_over.set()
+
+    try:
+        for n in range(16):  # the first is in flight, unanswered: it still counts
+            senders.enqueue(_change(6, n))
+        assert receiver.holding.wait(15.0)
+        maker = threading.Thread(target=make_the_17th)
+        maker.start()
+        assert not handed_over.wait(0.3)  # waits for room...
+        receiver.released.set()
+        assert handed_over.wait(15.0)  # ...which the first answer makes
+        maker.join(15.0)
+        senders.settle(15.0)
+    finally:
+        receiver.released.set()
+        senders.close(5.0)
+    assert [e for e, _status in receiver.wait_for(17)] == [str(6_000 + n) for n in range(17)]
+
+
+def test_deliveries_made_by_two_threads_at_once_all_go_out_in_order(receiver: _Receiver) -> None:
+    senders = _senders(receiver, threading.Event(), senders=4, rate=1_000.0)
+    senders.start()
+
+    def make(companies: range) -> None:
+        for burst in range(5):  # bursts apart: the loop goes idle between some of them
+            for n in range(burst * 40, (burst + 1) * 40):
+                for company in companies:
+                    senders.enqueue(_change(company, n))
+            receiver.wait_for(len(companies) * (burst + 1) * 40)
+
+    makers = [threading.Thread(target=make, args=(companies,))
+              for companies in (range(10, 13), range(20, 23))]  # fmt: skip
+    try:
+        for maker in makers:
+            maker.start()
+        for maker in makers:
+            maker.join(30.0)
+        senders.settle(15.0)
+    finally:
+        senders.close(5.0)
+    seen = receiver.wait_for(1_200)
+    for company in (10, 11, 12, 20, 21, 22):
+        delivered = [e for e, _status in seen if int(e) // 1_000 == company]
+        assert delivered == [str(company * 1_000 + n) for n in range(200)]
+    assert senders.recorded.responses == {"200": 1_200}
