@@ -13,7 +13,7 @@ through the proxy that ``HTTP_PROXY`` / ``HTTPS_PROXY`` name, except for the hos
 ``NO_PROXY``, and verifies TLS certificates.
 
 JSON goes through orjson both ways (:func:`json_body`, :meth:`Answer.json`), with the standard
-library as the fallback for what orjson refuses, so every value the standard library read or
+library for what orjson refuses or reads otherwise, so every value the standard library read or
 wrote before is read or written the same (as JSON; orjson writes it compact and in UTF-8).
 """
 
@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 import uvloop
+
+from interlock.jsonread import loads_like_json
 
 __all__ = ["JSON_CONTENT_TYPE", "Answer", "HttpClient", "TransportError", "json_body"]
 
@@ -76,16 +78,9 @@ class Answer:
         return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        """The body as JSON; ValueError if it is not.
-
-        Read by orjson, and by the standard library when orjson refuses it (``NaN``, a lone
-        surrogate, a byte order mark), whose error then says why. Integers beyond 64 bits, which
-        orjson reads as floats, are the one difference from ``json.loads``.
-        """
-        try:
-            return orjson.loads(self.content)
-        except ValueError:
-            return jsonlib.loads(self.content)
+        """The body as JSON, read as ``json.loads`` reads it (by orjson where it reads it alike:
+        :func:`interlock.jsonread.loads_like_json`); ValueError if it is not JSON."""
+        return loads_like_json(self.content)
 
 
 class HttpClient:

@@ -6,10 +6,10 @@ id (linger, no flush per event) → flush once per batch → store offsets. A re
 mapped goes to ``dlq.<raw topic>`` with its bytes intact (``DECODE_FAILED``, ``MAPPING_FAILED``,
 ``VALIDATION_MISSING_FIELD``) and the partition goes on.
 
-Per record: the body is parsed by orjson (:func:`parse_body`, falling back to ``json`` for
-what orjson reads differently or refuses), the ``interlock.webhook.*`` headers are read in one
-pass, the topic and serialization context of each entity are made once, and the labelled metric
-children are kept (``Instruments.child``).
+Per record: the body is parsed by orjson (:func:`interlock.jsonread.loads_like_json`, falling
+back to ``json`` for what orjson reads differently or refuses), the ``interlock.webhook.*``
+headers are read in one pass, the topic and serialization context of each entity are made once,
+and the labelled metric children are kept (``Instruments.child``).
 
 Redeliveries: canonical event ids are derived from the webhook/event id, and a bounded TTL/LRU
 :class:`SeenSet` of produced ids drops repeats (counted in
@@ -27,26 +27,23 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import orjson
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connectors.hubspot.mapping import HubSpotContext, map_hubspot_payload
 from connectors.webhooks.declarative import StandardMapping, map_standard_event
 from contracts import DecodeError, Envelope, EventSerializer, InterlockError, Reason
 from interlock.instruments import Instruments
+from interlock.jsonread import loads_like_json
 from interlock.kafka import produce
 from interlock.records import Header, RawRecord
 
-__all__ = ["SeenSet", "WebhookMapper", "canonical_topic", "landed_headers", "parse_body"]
+__all__ = ["SeenSet", "WebhookMapper", "canonical_topic", "landed_headers"]
 
 HEADER_PREFIX = "interlock.webhook."
 _VENDOR, _SOURCE, _ID, _RECEIVED_AT = (
     HEADER_PREFIX + name for name in ("vendor", "source", "id", "received_at")
 )
 _TIMESTAMP = "webhook-timestamp"
-_DIGITS = bytes.maketrans(b"0123456789", b"0" * 10)
-_LONG_NUMBER = b"0" * 19
-"""19 digits in a row: an integer orjson may read as a float (outside [-2**63, 2**64))."""
 
 
 def canonical_topic(entity: str) -> str:
@@ -75,25 +72,6 @@ class SeenSet:
 
     def __len__(self) -> int:
         return len(self._seen)
-
-
-def parse_body(value: bytes) -> Any:
-    """``json.loads(value)``, read by orjson where orjson reads it alike.
-
-    orjson refuses what ``json`` refuses, and more (NaN, lone surrogates, other encodings than
-    UTF-8): what it refuses is read by ``json``, for its value or its error. It reads an integer
-    outside 64 bits as a float, where ``json`` keeps the int: a body with 19 digits in a row
-    (which any such integer has) is read by ``json`` too.
-
-    Raises:
-        json.JSONDecodeError, UnicodeDecodeError: as ``json.loads``.
-    """
-    if _LONG_NUMBER not in value.translate(_DIGITS):
-        try:
-            return orjson.loads(value)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(value)
 
 
 def landed_headers(headers: Sequence[Header]) -> dict[str, bytes]:
@@ -178,7 +156,7 @@ class WebhookMapper:
                 their deterministic ids make a replay harmless).
         """
         try:
-            body = parse_body(record.value or b"")
+            body = loads_like_json(record.value or b"")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DecodeError(f"raw webhook body is not JSON: {exc}", raw=record.value) from exc
         headers = landed_headers(record.headers)

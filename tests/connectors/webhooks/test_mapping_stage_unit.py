@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.webhooks.mapping_stage import landed_headers, parse_body
+from connectors.webhooks.mapping_stage import landed_headers
+from interlock.jsonread import loads_like_json as parse_body
 
 pytestmark = pytest.mark.unit
 
