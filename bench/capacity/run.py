@@ -1,7 +1,8 @@
 """Capacity of the stack: the highest ``up --simulate`` rate it keeps up with, on Kafka and Tansu.
 
 For each embedded broker (Apache Kafka and Tansu, same run), a short search over offered
-rates: from ``--start`` (Tansu: from Kafka's highest rate kept up divided by 1.5), doubling
+rates: from ``--start``, by default the target rate itself (Tansu: from Kafka's highest rate
+kept up divided by 1.5), doubling
 while a rate passes, halving while every rate tried failed (down to ``MIN_RATE``), then
 bisecting between the highest that passed and the lowest that failed. The brokers' searches
 are interleaved: each next run goes to the broker whose bracket (lowest fail over highest pass)
@@ -21,7 +22,7 @@ host's speed probe taken just before it, once the machine's cores were quiet aft
 before (``bench.quote_to_order.bursts.settle``: a stopped stack's broker may still be flushing).
 Writes bench/results/capacity.json.
 
-    python -m bench.capacity.run [--brokers kafka,tansu] [--start 600] [--runs 6]
+    python -m bench.capacity.run [--brokers kafka,tansu] [--start 1000] [--runs 6]
         [--warmup 50] [--window 15] [--budget 800]
     python -m bench.capacity.run --quick      # one 10 s run at 200/s per broker
 """
@@ -43,6 +44,7 @@ from bench.capacity.criteria import LATENCY_LIMIT_S, SENT_SHARE, passed
 from bench.capacity.stack import BrokerKind, run_stack
 from bench.harness import write_result
 from bench.quote_to_order.bursts import settle
+from bench.sections.targets import CAPACITY_TARGET
 
 __all__ = ["MIN_RATE", "Search", "first_rate", "next_rate", "pick", "search", "time_left", "width"]
 
@@ -196,7 +198,11 @@ def search(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--brokers", default="kafka,tansu", help="embedded brokers, in order")
-    parser.add_argument("--start", type=float, default=600.0, help="first rate, actions/s")
+    # the target as the first rate: that one run says on which side of the target the stack is,
+    # where a bracket from another start can straddle it (900 kept up, 1,050 not) and not say
+    parser.add_argument(
+        "--start", type=float, default=CAPACITY_TARGET.threshold, help="first rate, actions/s"
+    )
     parser.add_argument("--runs", type=int, default=6, help="most runs per broker")
     parser.add_argument(
         "--warmup", type=float, default=50.0, help="seconds of load before the window"
