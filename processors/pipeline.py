@@ -8,11 +8,9 @@ so the Faust agents stay thin and a plain confluent-kafka loop can run the very 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
-
-import orjson
 
 from contracts.errors import InterlockError, Reason, ValidationError
 from contracts.models import (
@@ -29,11 +27,25 @@ from interlock.records import RawRecord
 from processors.audit import Decision, decision_record, encode_record
 from processors.domain.quotes import fold_order_state, order_state_of
 from processors.domain.reconcile import promise_of
-from processors.domain.writeback import deal_shows, deal_update, echo_reason, fold_written
+from processors.domain.writeback import (
+    DealWrite,
+    deal_shows,
+    deal_update,
+    deal_write_of,
+    echo_reason,
+    fold_written,
+)
 from processors.expiry import Expiry, ExpiryWalk
 from processors.flow import Emit, PipelineConfig
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
+from processors.readback import (
+    READBACK_HEADER,
+    deal_write_header,
+    deal_write_readback,
+    order_readback,
+    order_state_header,
+)
 from processors.reconcile import Reconciler
 from processors.repositories import (
     Accounts,
@@ -54,10 +66,6 @@ __all__ = ["FORWARDED_HEADER", "READBACK_HEADER", "DeadLetter", "Emit", "Pipelin
            "PipelineConfig"]  # fmt: skip
 
 SERVICE = "processors"
-READBACK_HEADER = "interlock.order-state"
-"""Header of our order commands: the order state they fold into and their cause (JSON), so the
-read-back of a durable command does not decode the whole command. Commands without it (written
-by anything else) are decoded."""
 FORWARDED_HEADER = "interlock.forwarded-from"
 """On ``link.erp-changes``: the canonical topic an ERP change was forwarded from."""
 
@@ -186,11 +194,13 @@ class Pipeline:
         ``headers`` travel with it (e.g. the override of a person's approval)."""
         topic = self.topics.command_topic(kind)
         headers = list(headers) if headers else None
-        if kind != "update-deal" and command.payload.quote_id:
-            readback = {"state": order_state_of(command), "cause": command.causation_id}
-            if self.reconcile.enabled:
-                readback["promise"] = promise_of(command)
-            headers = [*(headers or []), (READBACK_HEADER, orjson.dumps(readback))]
+        header = None
+        if kind == "update-deal":
+            header = deal_write_header(command)
+        elif command.payload.quote_id:
+            header = order_state_header(command, self.reconcile.enabled)
+        if header is not None:
+            headers = [*(headers or []), header]
         self.send_event(topic, command, command.payload.account_id, headers)
         self._child(self.metrics.commands_emitted, topic).inc()
         deal = command.payload.crm_record_id
@@ -417,36 +427,45 @@ class Pipeline:
         """A command became durable: fold it into the order state, forget it from in-flight."""
         if raw.value is None:
             return
-        readback = None
-        if raw.topic != self.topics.update_deal:
-            readback = _readback(raw.headers)
+        write = readback = None
+        if raw.topic == self.topics.update_deal:
+            write = deal_write_readback(raw.headers)
+        else:
+            readback = order_readback(raw.headers)
             if readback is not None and readback[2] is None and self.reconcile.enabled:
                 readback = None  # written without the promise: decode it for the ledger
-        if readback is None:
+        if write is not None:
+            self._deal_read_back(write, raw.partition)
+            cause = write.cause
+        elif readback is not None:
+            state, cause, promise = readback
+            self._order_read_back(state, raw.partition)
+            self.reconcile.on_order_read_back(state, promise, raw.partition)
+        else:
             command = self.decode(raw.value)
             if not isinstance(command, OrderEvent):
                 return
             if raw.topic == self.topics.update_deal:
-                deal = command.payload.crm_record_id
-                if deal:
-                    shown = fold_written(self.written.get(deal), command)
-                    self.written.put(deal, shown, at=self.clock(), partition=raw.partition)
-                    if self.inflight.writebacks.get(deal) == shown:
-                        del self.inflight.writebacks[deal]
-                self.reconcile.on_writeback_read_back(command, raw.partition)
+                self._deal_read_back(deal_write_of(command), raw.partition)
             elif command.payload.quote_id:
                 state = order_state_of(command)
                 self._order_read_back(state, raw.partition)
                 self.reconcile.on_order_read_back(state, promise_of(command), raw.partition)
             cause = command.causation_id
-        else:
-            state, cause, promise = readback
-            self._order_read_back(state, raw.partition)
-            self.reconcile.on_order_read_back(state, promise, raw.partition)
         if cause:
             self.mark_seen(cause, raw.partition)
             self.inflight.causes.discard(cause)
         self.count(raw.topic, "ok")
+
+    def _deal_read_back(self, write: DealWrite, partition: int) -> None:
+        """What the deal shows now that ``write`` is durable; what the CRM was told."""
+        deal = write.deal_id
+        if deal:
+            shown = fold_written(self.written.get(deal), write)
+            self.written.put(deal, shown, at=self.clock(), partition=partition)
+            if self.inflight.writebacks.get(deal) == shown:
+                del self.inflight.writebacks[deal]
+        self.reconcile.on_writeback_read_back(write, partition)
 
     def _order_read_back(self, state: dict[str, Any], partition: int) -> None:
         qid = str(state["quote_id"])
@@ -472,27 +491,3 @@ class Pipeline:
             ttl = self.config.dedup_ttl_s
             if self.expiry.sweep(self.tables, partition, self.clock(), ttl):
                 self._due.add(partition)
-
-
-_STATE_KEYS = frozenset(
-    ("quote_id", "order_id", "account_id", "revision", "status", "correlation_id", "deal_id",
-     "event_id")
-)  # fmt: skip
-
-
-def _readback(
-    headers: Sequence[tuple[str, bytes | None]],
-) -> tuple[dict[str, Any], Any, dict[str, Any] | None] | None:
-    """(order state, cause, promise) from a command's read-back header; None: decode it."""
-    for name, value in headers:
-        if name == READBACK_HEADER and value:
-            try:
-                data = orjson.loads(value)
-                state = data["state"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                return None
-            if not isinstance(state, dict) or not state.keys() >= _STATE_KEYS:
-                return None
-            promise = data.get("promise")
-            return state, data.get("cause"), promise if isinstance(promise, dict) else None
-    return None

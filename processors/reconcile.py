@@ -55,6 +55,7 @@ from processors.domain.reconcile import (
     transitions,
 )
 from processors.domain.repair import writeback_repair
+from processors.domain.writeback import DealWrite
 from processors.expiry import DUE_BATCH
 from processors.flow import FlowContext
 from processors.repositories import Ledger, LedgerEntry, LedgerKey
@@ -104,17 +105,17 @@ class Reconciler:
             self.ledger.index_deal(deal, str(state["quote_id"]))
         self._settle(key, folded, partition)
 
-    def on_writeback_read_back(self, command: OrderEvent, partition: int) -> None:
+    def on_writeback_read_back(self, write: DealWrite, partition: int) -> None:
         """An update-deal command became durable: what the CRM was told."""
-        quote_id = command.payload.quote_id
+        quote_id = write.quote_id
         if self.ledger is None or not quote_id:
             return
         key = LedgerKey.quote(quote_id)
-        entry = dict(self.ledger.get(key) or _bare(command.payload, partition))
+        entry = dict(self.ledger.get(key) or _bare(write, partition))
         now = self.p.clock()
-        entry["told"] = fold_told(entry.get("told"), command, now)
+        entry["told"] = fold_told(entry.get("told"), write, now)
         shows = {k: v for k, v in (entry.get("crm_shows") or {}).items()}
-        for name in command.changed_fields:
+        for name in write.changed:
             shows.pop(name, None)  # the CRM took our write: its echo is not reported back
         entry["crm_shows"] = shows
         entry["updated_at"] = now
@@ -335,13 +336,13 @@ class Reconciler:
             gauge.set(max(totals.get(kind, 0), 0))
 
 
-def _bare(order: Any, partition: int) -> dict[str, Any]:
+def _bare(write: DealWrite, partition: int) -> dict[str, Any]:
     """The entry of a quote the ledger does not hold yet (before the ledger, or forgotten)."""
     return {
-        "quote_id": order.quote_id,
-        "account_id": order.account_id,
-        "order_id": order.order_id,
-        "deal_id": order.crm_record_id,
+        "quote_id": write.quote_id,
+        "account_id": write.account_id,
+        "order_id": write.order_id,
+        "deal_id": write.deal_id,
         "partition": partition,
     }
 

@@ -29,7 +29,7 @@ from contracts.errors import Reason
 from contracts.ids import deterministic_event_id
 from contracts.models import InvoiceEvent, OrderEvent, ShipmentEvent
 from contracts.reconciliation import finding_id
-from processors.domain.writeback import written_values
+from processors.domain.writeback import DealWrite, deal_write_of
 
 __all__ = [
     "Finding",
@@ -226,13 +226,16 @@ def fold_erp(erp: Mapping[str, Any] | None, facts: Mapping[str, Any], now: float
     return out
 
 
-def fold_told(told: Mapping[str, Any] | None, command: OrderEvent, now: float) -> dict[str, Any]:
+def fold_told(
+    told: Mapping[str, Any] | None, command: OrderEvent | DealWrite, now: float
+) -> dict[str, Any]:
     """What the CRM was told after one durable update-deal command."""
+    write = command if isinstance(command, DealWrite) else deal_write_of(command)
     out = dict(told or {})
     at = dict(out.get("at") or {})
-    values = {**(out.get("values") or {}), **written_values(command)}
-    if "status" in command.changed_fields and command.payload.status:
-        status = command.payload.status
+    values = {**(out.get("values") or {}), **write.values}
+    status = write.status
+    if status:
         out["last"] = status
         at[status] = now
     out["at"], out["values"] = at, values

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from contracts.ids import deterministic_event_id
 from contracts.models import (
@@ -22,8 +22,10 @@ from processors.domain.quotes import ORDER_DEFAULTS, build_order_event
 __all__ = [
     "WRITTEN_AT",
     "WRITTEN_IN",
+    "DealWrite",
     "deal_shows",
     "deal_update",
+    "deal_write_of",
     "echo_reason",
     "fold_written",
     "written_values",
@@ -123,6 +125,44 @@ def deal_update(
     return cast(OrderEvent, command)
 
 
+class DealWrite(NamedTuple):
+    """What one update-deal command writes, as its read-back folds it (:func:`fold_written`,
+    ``processors.domain.reconcile.fold_told``): the same from the command decoded or from the
+    read-back header it was produced with (``processors.readback``)."""
+
+    deal_id: str | None
+    quote_id: str | None
+    account_id: str
+    order_id: str
+    values: dict[str, Any]
+    """:func:`written_values`"""
+    changed: tuple[str, ...]
+    """The command's ``changed_fields``."""
+    at: datetime
+    """The command's ``occurred_at``."""
+    cause: str | None
+
+    @property
+    def status(self) -> Any:
+        """The status written, if the command writes one."""
+        return self.values.get("status")
+
+
+def deal_write_of(command: OrderEvent) -> DealWrite:
+    """What ``command`` writes to its deal."""
+    order = command.payload
+    return DealWrite(
+        order.crm_record_id,
+        order.quote_id,
+        order.account_id,
+        order.order_id,
+        written_values(command),
+        tuple(command.changed_fields),
+        command.occurred_at,
+        command.causation_id,
+    )
+
+
 def written_values(command: OrderEvent) -> dict[str, Any]:
     """What an update-deal command writes to the deal, as JSON values (kept to spot echoes):
     the values ``model_dump(mode="json")`` gives (a date as its ISO text), of those fields only."""
@@ -144,14 +184,20 @@ WRITTEN_IN = "_partition"
 _BOOKKEEPING = (WRITTEN_AT, WRITTEN_IN)
 
 
-def fold_written(shown: Mapping[str, Any] | None, command: OrderEvent) -> dict[str, Any]:
+def fold_written(
+    shown: Mapping[str, Any] | None, command: OrderEvent | DealWrite
+) -> dict[str, Any]:
     """What the deal shows after ``command``: an update-deal PATCHes only the fields it sends,
     so the deal keeps the others; ``_at`` is the newest ERP change time written, ``_recent``
     the states it showed before (an echo of one of them may still be on its way)."""
     before = {k: v for k, v in (shown or {}).items() if k not in _BOOKKEEPING}
     earlier = before.pop(RECENT, [])
-    state = {**before, **written_values(command)}
-    at = command.occurred_at
+    if isinstance(command, DealWrite):
+        state = {**before, **command.values}
+        at = command.at
+    else:
+        state = {**before, **written_values(command)}
+        at = command.occurred_at
     previous = before.get(AT)
     if previous is None or datetime.fromisoformat(previous) < at:
         state[AT] = at.isoformat()

@@ -2,15 +2,16 @@
 
 - order commands are built from dicts without pydantic validation: they must equal the
   validated model and survive the wire byte for byte;
-- a durable command is read back from its ``interlock.order-state`` header instead of being
-  decoded: the tables must end up the same as when it is decoded, and a bad header must fall
-  back to decoding;
+- a durable command is read back from its ``interlock.order-state`` (order commands) or
+  ``interlock.deal-write`` (update-deal) header instead of being decoded: the tables must end
+  up the same as when it is decoded, and a bad header must fall back to decoding;
 - audit records are JSON written by orjson: still one parseable JSON object per decision.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, timedelta, timezone, tzinfo
 from typing import Any
 
 import pytest
@@ -25,9 +26,10 @@ from interlock.records import RawRecord
 from interlock.settings import Settings
 from processors.audit import decision_record, encode_record
 from processors.domain.quotes import build_order_command, decide_quote
-from processors.domain.writeback import deal_update, fold_written
+from processors.domain.writeback import deal_update, deal_write_of, fold_written
 from processors.output import Codecs
 from processors.pipeline import READBACK_HEADER, Pipeline, PipelineConfig
+from processors.readback import DEAL_WRITE_HEADER, deal_write_header, deal_write_readback
 from processors.state import Tables
 from processors.topic_names import ProcessorTopics
 from tests.processors.events import (
@@ -35,7 +37,9 @@ from tests.processors.events import (
     ADDRESS,
     account_event,
     erp_order_event,
+    invoice_event,
     quote_event,
+    shipment_event,
 )
 
 pytestmark = pytest.mark.unit
@@ -77,7 +81,9 @@ class _Emitted:
         self.records.append((topic, key, value, tuple(headers or ())))
 
 
-def _pipeline(decode_calls: list[bytes] | None = None) -> tuple[Pipeline, _Emitted]:
+def _pipeline(
+    decode_calls: list[bytes] | None = None, *, ledger: bool = False
+) -> tuple[Pipeline, _Emitted]:
     codecs = Codecs(Settings(_env_file=None))  # type: ignore[call-arg]
 
     def counting_decode(data: bytes) -> Any:
@@ -88,7 +94,7 @@ def _pipeline(decode_calls: list[bytes] | None = None) -> tuple[Pipeline, _Emitt
     emitted = _Emitted()
     pipeline = Pipeline(
         PipelineConfig(ProcessorTopics("t."), load_ownership(), 300.0, 3600.0, 0.85),
-        Tables(*({} for _ in range(8))),
+        Tables(*({} for _ in range(8)), ledger={} if ledger else None),
         decode=counting_decode,
         encode=codecs.encode,
         emit=emitted,
@@ -196,3 +202,89 @@ def test_a_deals_written_state_is_kept_until_the_dedup_ttl_then_swept_by_its_par
     assert "deal-q" in pipeline.tables.writebacks  # only a sweeping tick expires
     pipeline.on_tick(2, sweep=True)
     assert "deal-q" not in pipeline.tables.writebacks
+
+
+def _run_deal_writes(header: str) -> tuple[Pipeline, list[bytes]]:
+    """An ordered quote, then ERP changes whose update-deal commands are read back with their
+    header kept, bad or dropped; the ledger kept."""
+    pipeline, emitted = _pipeline(ledger=True)
+    now = [1_000.0]
+    pipeline.clock = lambda: now[0]
+    topics = pipeline.topics
+    pipeline.handle(RawRecord(topics.account, 0, 0, b"a", encode(account_event("a")), ()))
+    pipeline.handle(RawRecord(topics.quote, 0, 1, b"a", encode(quote_event("q1", "a")), ()))
+    ((topic, key, value, headers),) = [r for r in emitted.records if r[0] == topics.create_order]
+    pipeline.on_command(RawRecord(topic, 0, 2, key, value, headers))
+    order_id = pipeline.tables.orders["q1"]["order_id"]
+    changes = [
+        (topics.order, erp_order_event(order_id, "a", "q1", promised_date="2026-04-01")),
+        (topics.order, erp_order_event(order_id, "a", "q1", status="ON_CREDIT_HOLD", version=2)),
+        (topics.shipment, shipment_event("a", order_id, "SO-1", "1Z9")),
+        (topics.invoice, invoice_event("a", order_id, "SO-1", "PAID")),
+    ]  # fmt: skip
+    decoded: list[bytes] = []
+    read_back: list[bytes] = []
+    pipeline.decode = lambda data: decoded.append(data) or decode(data)  # type: ignore[func-returns-value]
+    for n, (change_topic, change) in enumerate(changes):
+        now[0] += 10
+        read = len(emitted.records)
+        pipeline.handle(RawRecord(change_topic, 0, 10 + n, b"a", encode(change), ()))
+        for topic, key, value, headers in emitted.records[read:]:
+            if topic != topics.update_deal:
+                continue
+            assert [h for h, _ in headers] == [DEAL_WRITE_HEADER]
+            if header == "bad":
+                headers = ((DEAL_WRITE_HEADER, b'["deal-q1", "q1"]'),)
+            elif header == "none":
+                headers = ()
+            now[0] += 1
+            decoded.clear()
+            pipeline.on_command(RawRecord(topic, 3, 20 + n, key, value, headers))
+            read_back.extend(decoded)
+    return pipeline, read_back
+
+
+def test_deal_write_read_back_from_the_header_equals_read_back_by_decoding() -> None:
+    fast, fast_decoded = _run_deal_writes("keep")
+    slow, slow_decoded = _run_deal_writes("none")
+    bad, bad_decoded = _run_deal_writes("bad")
+    assert fast_decoded == []  # the header was used
+    assert len(slow_decoded) == len(bad_decoded) == 4
+    for other in (slow, bad):
+        assert fast.tables.writebacks == other.tables.writebacks
+        assert fast.tables.ledger == other.tables.ledger
+        assert fast.tables.seen == other.tables.seen
+        assert fast.inflight.writebacks == other.inflight.writebacks == {}
+        assert fast.inflight.causes == other.inflight.causes == set()
+    shown = fast.tables.writebacks["deal-q1"]
+    assert (shown["status"], shown["_partition"]) == ("PAID", 3)
+    told = fast.tables.ledger["q:q1"]["told"]
+    assert told["last"] == "PAID"
+    assert set(told["at"]) == {"CONFIRMED", "ON_CREDIT_HOLD", "SHIPPED", "PAID"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"{", b"{}", b"[1, 2]", b'["d", "q", "a", "o", {}, [], "2026-03-02T10:00:00Z", null]',
+     b'["d", "q", "a", "o", [], [], 0, null]', b'["d", "q", "a", "o", {}, [1], 0, null]',
+     b'["d", "q", "a", "o", {}, [], 1.5, null]', b'["d", "q", "a", "o", {}, [], true, null]',
+     b'["d", "q", "a", "o", {}, [], 99999999999999999999, null]'],
+)  # fmt: skip
+def test_a_deal_write_header_that_does_not_read_is_decoded_instead(value: bytes) -> None:
+    assert deal_write_readback(((DEAL_WRITE_HEADER, value),)) is None
+
+
+@pytest.mark.parametrize("zone", [UTC, timezone(timedelta(hours=2))])
+def test_the_deal_write_header_reads_as_the_decoded_command_does(zone: tzinfo) -> None:
+    state = {"quote_id": "q", "order_id": "o", "account_id": "a", "revision": 1,
+             "deal_id": "deal-q", "correlation_id": "q"}  # fmt: skip
+    event = erp_order_event("o", "a", "q", status="CONFIRMED", promised_date="2026-04-01")
+    command = deal_update(event, state)
+    assert command is not None
+    at = command.occurred_at.astimezone(zone).replace(microsecond=123456)
+    command = command.model_copy(update={"occurred_at": at})
+    header = deal_write_header(command)
+    assert header is not None
+    assert deal_write_readback([header]) == deal_write_of(decode(encode(command)))
+    naive = command.model_copy(update={"occurred_at": at.replace(tzinfo=None)})
+    assert deal_write_header(naive) is None  # no header: its read-back decodes it
