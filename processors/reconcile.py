@@ -44,14 +44,13 @@ from processors.domain.reconcile import (
     Finding,
     Slas,
     Transitions,
-    drift,
+    compare,
     erp_facts,
     fold_crm_shows,
     fold_erp,
     fold_promise,
     fold_told,
     merge_orphan,
-    next_due,
     transitions,
 )
 from processors.domain.repair import writeback_repair
@@ -254,11 +253,10 @@ class Reconciler:
         as settled."""
         assert self.ledger is not None
         now = self.p.clock()
-        found = drift(entry, now, self.slas)
+        found, due = compare(entry, now, self.slas, self.p.config.dedup_ttl_s)
         change = transitions(entry.get("open"), found, now)
         changed = bool(change.opened or change.resolved)
         settled = {**entry, "open": change.open}
-        due = next_due(settled, now, self.slas, self.p.config.dedup_ttl_s)
         if due is None:
             settled.pop(DUE_AT, None)
         else:

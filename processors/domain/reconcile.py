@@ -22,19 +22,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from contracts.errors import Reason
 from contracts.ids import deterministic_event_id
 from contracts.models import InvoiceEvent, OrderEvent, ShipmentEvent
 from contracts.reconciliation import finding_id
+from processors.domain.mismatch import order_mismatch
 from processors.domain.writeback import DealWrite, deal_write_of
 
 __all__ = [
     "Finding",
     "Slas",
     "Transitions",
+    "compare",
     "drift",
     "erp_facts",
     "fold_crm_shows",
@@ -53,7 +54,6 @@ STOPPED = ("CANCELLED", "ON_CREDIT_HOLD")
 FULFILMENT_RANK = {"SHIPPED": 1, "INVOICED": 2, "PAID": 3}
 _SHIPPED = frozenset({"SHIPPED", "IN_TRANSIT", "DELIVERED"})
 _INVOICED = {"ISSUED": "INVOICED", "OVERDUE": "INVOICED", "PARTIALLY_PAID": "INVOICED"}
-_CENT = Decimal("0.005")
 ORDER_DELETED = "OrderDeleted"
 """The event type of an ERP order row deleted (``connectors/mappings/erp/sales_orders.yaml``)."""
 _AMOUNTS = ("total", "subtotal", "tax_total", "shipping_total")
@@ -270,61 +270,6 @@ def merge_orphan(entry: Mapping[str, Any], orphan: Mapping[str, Any]) -> dict[st
 
 
 # -- drift ------------------------------------------------------------------------------------
-def _decimal(value: Any) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _net_promised(promise: Mapping[str, Any]) -> Decimal | None:
-    total = _decimal(promise.get("total"))
-    return None if total is None else total - (_decimal(promise.get("tax_total")) or 0)
-
-
-def _net_ordered(erp: Mapping[str, Any]) -> Decimal | None:
-    """The ERP order's amount before tax and shipping (the quote's total is net of tax)."""
-    total = _decimal(erp.get("total"))
-    if total is None:
-        return _decimal(erp.get("subtotal"))
-    tax = _decimal(erp.get("tax_total")) or 0
-    return total - tax - (_decimal(erp.get("shipping_total")) or 0)
-
-
-def _cents(amount: Decimal) -> str:
-    return str(amount.quantize(Decimal("0.01")))
-
-
-def _line_differences(promised: Mapping[str, Any], ordered: Mapping[str, Any]) -> list[str]:
-    out = []
-    for number in sorted(promised.keys() | ordered.keys(), key=int):
-        want, have = promised.get(number), ordered.get(number)
-        if want is None or have is None:
-            out.append(f"line {number} {'missing in the ERP' if have is None else 'not quoted'}")
-            continue
-        if _decimal(want.get("quantity")) != _decimal(have.get("quantity")):
-            out.append(f"line {number} quantity {want.get('quantity')} != {have.get('quantity')}")
-        if want.get("sku") and have.get("sku") and want["sku"] != have["sku"]:
-            out.append(f"line {number} sku {want['sku']} != {have['sku']}")
-    return out
-
-
-def _mismatch(promise: Mapping[str, Any], erp: Mapping[str, Any]) -> dict[str, Any]:
-    differs: dict[str, Any] = {}
-    want, have = _net_promised(promise), _net_ordered(erp)
-    if want is not None and have is not None and abs(want - have) > _CENT:
-        differs["net_total"] = {"quote": _cents(want), "erp": _cents(have)}
-    if promise.get("currency") and erp.get("currency") and promise["currency"] != erp["currency"]:
-        differs["currency"] = {"quote": promise["currency"], "erp": erp["currency"]}
-    if erp.get("lines"):
-        lines = _line_differences(promise.get("lines") or {}, erp["lines"])
-        if lines:
-            differs["lines"] = lines
-    return differs
-
-
 def _told_since(told: Mapping[str, Any], status: str, since: float) -> bool:
     return told.get("last") == status or float((told.get("at") or {}).get(status, -1)) >= since
 
@@ -352,23 +297,47 @@ def _fulfilment_untold(erp: Mapping[str, Any], told: Mapping[str, Any]) -> tuple
     return status, min(t for _r, _s, t in steps)
 
 
+Clock = tuple[float, float]
+"""An SLA clock :func:`drift` waits on, as (since, SLA): once the SLA has passed since
+``since``, a finding opens."""
+
+
 def drift(entry: Mapping[str, Any], now: float, slas: Slas) -> list[Finding]:
     """Every drift an entry shows at ``now``; an empty list when the systems agree."""
+    return _look(entry, now, slas)[0]
+
+
+def compare(
+    entry: Mapping[str, Any], now: float, slas: Slas, ttl_s: float
+) -> tuple[list[Finding], float | None]:
+    """:func:`drift` at ``now``, and :func:`next_due` of the entry once stored with those
+    findings open: one look at the entry for both."""
+    found, clocks = _look(entry, now, slas)
+    return found, _due(clocks, not found, entry.get("updated_at"), now, ttl_s)
+
+
+def _look(entry: Mapping[str, Any], now: float, slas: Slas) -> tuple[list[Finding], list[Clock]]:
+    """(the drift ``entry`` shows at ``now``, the SLA clocks whose passing opens a finding)."""
     erp = entry.get("erp") or {}
     quote_id = entry.get("quote_id")
+    found: list[Finding] = []
+    clocks: list[Clock] = []
     if not quote_id:
         number = str(erp.get("number") or entry.get("number") or "")
         if number and now - float(erp.get("first_seen", now)) >= slas.order_s:
             kind = Reason.RECON_ORDER_WITHOUT_QUOTE
             details = {k: erp.get(k) for k in ("status", "total", "currency") if erp.get(k)}
-            return [Finding(finding_id(kind, number), kind, number, details)]
-        return []
+            found.append(Finding(finding_id(kind, number), kind, number, details))
+        if number and "first_seen" in erp:
+            clocks.append((float(erp["first_seen"]), slas.order_s))
+        return found, clocks
     quote_id = str(quote_id)
-    found: list[Finding] = []
     promise: Mapping[str, Any] = entry.get("promise") or {}
     going_ahead = promise.get("status") == "requested"
     if going_ahead and (not erp.get("number") or erp.get("deleted")):
-        if now - float(promise["first_at"]) >= slas.order_s:
+        first_at = float(promise["first_at"])
+        clocks.append((first_at, slas.order_s))
+        if now - first_at >= slas.order_s:
             kind = Reason.RECON_ORDER_MISSING
             repair = None
             details = {"revision": promise["revision"], "requested_at": promise["first_at"]}
@@ -381,8 +350,14 @@ def drift(entry: Mapping[str, Any], now: float, slas: Slas) -> list[Finding]:
             found.append(Finding(finding_id(kind, quote_id), kind, quote_id, details, repair))
     elif going_ahead:
         revision = int(promise["revision"])
-        settled = erp.get("revision") == revision or now - float(promise["at"]) >= slas.order_s
-        differs = _mismatch(promise, erp) if settled else {}
+        differs = order_mismatch(promise, erp)
+        if erp.get("revision") != revision:
+            # compared once the amended order may have landed
+            at = float(promise["at"])
+            if differs:
+                clocks.append((at, slas.order_s))
+            if not now - at >= slas.order_s:
+                differs = {}
         if differs:
             kind = Reason.RECON_ORDER_MISMATCH
             fid = finding_id(kind, quote_id, str(revision))
@@ -390,18 +365,24 @@ def drift(entry: Mapping[str, Any], now: float, slas: Slas) -> list[Finding]:
             found.append(Finding(fid, kind, quote_id, details))
     deal = entry.get("deal_id")
     if deal and erp:
-        found.extend(_writeback_drift(entry, str(deal), quote_id, now, slas))
-    return found
+        _writeback_drift(entry, str(deal), quote_id, now, slas, found, clocks)
+    return found, clocks
 
 
 def _writeback_drift(
-    entry: Mapping[str, Any], deal: str, quote_id: str, now: float, slas: Slas
-) -> list[Finding]:
+    entry: Mapping[str, Any],
+    deal: str,
+    quote_id: str,
+    now: float,
+    slas: Slas,
+    found: list[Finding],
+    clocks: list[Clock],
+) -> None:
     erp, told = entry["erp"], entry.get("told") or {}
-    found: list[Finding] = []
     stopped = _stop_untold(erp, told)
     if stopped is not None:
         status, since = stopped
+        clocks.append((since, slas.writeback_s))
         if now - since >= slas.writeback_s:
             kind = Reason.RECON_DEAL_STILL_OPEN
             fid = finding_id(kind, quote_id, status)
@@ -411,6 +392,7 @@ def _writeback_drift(
     owed = _fulfilment_untold(erp, told)
     if owed is not None:
         status, since = owed
+        clocks.append((since, slas.writeback_s))
         if now - since >= slas.writeback_s:
             kind = Reason.RECON_FULFILMENT_NOT_REPORTED
             fid = finding_id(kind, quote_id, status)
@@ -429,7 +411,6 @@ def _writeback_drift(
                 "quote": quote_id,
             }
             found.append(Finding(fid, kind, deal, details))
-    return found
 
 
 def _writeback_plan(entry: Mapping[str, Any], fid: str, status: str) -> dict[str, Any]:
@@ -452,28 +433,6 @@ def transitions(open_: Mapping[str, Any] | None, found: list[Finding], now: floa
 
 
 # -- when to look again -----------------------------------------------------------------------
-def _clocks(entry: Mapping[str, Any], slas: Slas) -> list[tuple[float, float]]:
-    """The SLA clocks :func:`drift` waits on for ``entry``, as (since, SLA): once the SLA has
-    passed since ``since``, a finding opens. Only clocks whose passing opens one are listed."""
-    erp = entry.get("erp") or {}
-    if not entry.get("quote_id"):
-        number = erp.get("number") or entry.get("number")
-        return [(float(erp["first_seen"]), slas.order_s)] if number and "first_seen" in erp else []
-    clocks: list[tuple[float, float]] = []
-    promise: Mapping[str, Any] = entry.get("promise") or {}
-    if promise.get("status") == "requested":
-        if not erp.get("number") or erp.get("deleted"):
-            clocks.append((float(promise["first_at"]), slas.order_s))
-        elif erp.get("revision") != int(promise["revision"]) and _mismatch(promise, erp):
-            clocks.append((float(promise["at"]), slas.order_s))  # compared once it may land
-    if entry.get("deal_id") and erp:
-        told = entry.get("told") or {}
-        for untold in (_stop_untold(erp, told), _fulfilment_untold(erp, told)):
-            if untold is not None:
-                clocks.append((untold[1], slas.writeback_s))
-    return clocks
-
-
 def next_due(entry: Mapping[str, Any], now: float, slas: Slas, ttl_s: float) -> float | None:
     """When ``entry`` (with its ``open`` findings as of ``now``) must be compared again if no
     event touches it first; None: only an event can change what it shows.
@@ -483,7 +442,14 @@ def next_due(entry: Mapping[str, Any], now: float, slas: Slas, ttl_s: float) -> 
     finds more as time passes (each of its rules waits for an SLA), so until then it finds what
     it finds at ``now``: a sweep needs to look at an entry only once it is due.
     """
-    due = [since + sla for since, sla in _clocks(entry, slas) if now - since < sla]
-    if not entry.get("open") and entry.get("updated_at") is not None:
-        due.append(float(entry["updated_at"]) + ttl_s)
+    clocks = _look(entry, now, slas)[1]
+    return _due(clocks, not entry.get("open"), entry.get("updated_at"), now, ttl_s)
+
+
+def _due(
+    clocks: list[Clock], agrees: bool, updated_at: Any, now: float, ttl_s: float
+) -> float | None:
+    due = [since + sla for since, sla in clocks if now - since < sla]
+    if agrees and updated_at is not None:
+        due.append(float(updated_at) + ttl_s)
     return min(due, default=None)
