@@ -390,7 +390,8 @@ class Pipeline:
         if number:
             self.correlation.numbered(quote_id, number)
             self.quotes.release_held(quote_id, number)
-        known_number = self.correlation.number_of(quote_id)
+        # numbered() keeps this change's number as the quote's: no need to read it back
+        known_number = number or self.correlation.number_of(quote_id)
         command = deal_update(
             event, {**state, "erp_order_number": known_number}, self.config.origin
         )
