@@ -11,8 +11,8 @@ which state it touches.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,7 +26,7 @@ from processors.audit import Decision
 from processors.state import InFlight
 from processors.topic_names import ProcessorTopics
 
-__all__ = ["Emit", "FlowContext", "PipelineConfig", "one_partition"]
+__all__ = ["Emit", "FlowContext", "InPartition", "PipelineConfig", "no_partitions", "one_partition"]
 
 
 class Emit(Protocol):
@@ -39,6 +39,18 @@ class Emit(Protocol):
         value: bytes,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None: ...
+
+
+InPartition = Callable[[int], AbstractContextManager[None]]
+"""Run a block as if handling an event of partition ``p``: its table reads and writes (and their
+changelog records) go to that partition. The Faust worker switches its current event; a plain
+mapping has no partitions, so elsewhere it does nothing."""
+
+
+@contextmanager
+def no_partitions(partition: int) -> Iterator[None]:
+    """:data:`InPartition` where tables have no partitions (plain mappings)."""
+    yield
 
 
 def one_partition(_key: bytes) -> int:
@@ -77,7 +89,7 @@ class FlowContext(Protocol):
     decode: Callable[[bytes], Envelope]
     emit: Emit
     in_partition: Callable[[int], AbstractContextManager[None]]
-    """Run a block in another partition's tables (``processors.pipeline.InPartition``)."""
+    """Run a block in another partition's tables (:data:`InPartition`)."""
 
     def audit(self, decision: Decision, event: Envelope | None, **kwargs: Any) -> None: ...
 

@@ -8,8 +8,7 @@ so the Faust agents stay thin and a plain confluent-kafka loop can run the very 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from contracts.errors import InterlockError, Reason, ValidationError
@@ -36,7 +35,7 @@ from processors.domain.writeback import (
     fold_written,
 )
 from processors.expiry import Expiry, ExpiryWalk
-from processors.flow import Emit, PipelineConfig
+from processors.flow import Emit, InPartition, PipelineConfig, no_partitions
 from processors.linking import Linker
 from processors.quoteflow import QuoteFlow
 from processors.readback import (
@@ -73,15 +72,6 @@ FORWARDED_HEADER = "interlock.forwarded-from"
 DeadLetter = Callable[[RawRecord, BaseException, bool], None]
 """Dead-letter a record; True: return once it is durable."""
 Encode = Callable[[Envelope, str], bytes]
-InPartition = Callable[[int], AbstractContextManager[None]]
-"""Run a block as if handling an event of partition ``p``: its table reads and writes (and their
-changelog records) go to that partition. The Faust worker switches its current event; a plain
-mapping has no partitions, so elsewhere it does nothing."""
-
-
-@contextmanager
-def _no_partitions(partition: int) -> Iterator[None]:
-    yield
 
 
 class Pipeline:
@@ -105,7 +95,7 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         known_product: Callable[[str], bool] | None = None,
         expiry: Expiry | None = None,
-        in_partition: InPartition = _no_partitions,
+        in_partition: InPartition = no_partitions,
     ) -> None:
         self.config = config
         self.in_partition = in_partition
@@ -187,25 +177,32 @@ class Pipeline:
         self._child(self.metrics.events_produced, SERVICE, topic).inc()
 
     def send_command(
-        self, kind: str, command: OrderEvent, headers: list[tuple[str, bytes]] | None = None
+        self,
+        kind: str,
+        command: OrderEvent,
+        headers: list[tuple[str, bytes]] | None = None,
+        *,
+        write: DealWrite | None = None,
     ) -> None:
         """Produce a command and remember its cause until it is read back.
 
-        ``headers`` travel with it (e.g. the override of a person's approval)."""
+        ``headers`` travel with it (e.g. the override of a person's approval); ``write``: what
+        an update-deal writes, if the caller has it already (``deal_write_of(command)``)."""
         topic = self.topics.command_topic(kind)
         headers = list(headers) if headers else None
         header = None
         if kind == "update-deal":
-            header = deal_write_header(command)
+            write = deal_write_of(command) if write is None else write
+            header = deal_write_header(write)
         elif command.payload.quote_id:
             header = order_state_header(command, self.reconcile.enabled)
         if header is not None:
             headers = [*(headers or []), header]
         self.send_event(topic, command, command.payload.account_id, headers)
         self._child(self.metrics.commands_emitted, topic).inc()
-        deal = command.payload.crm_record_id
-        if kind == "update-deal" and deal:
-            self.inflight.writebacks[deal] = fold_written(self.last_written(deal), command)
+        if write is not None and write.deal_id:
+            deal = write.deal_id
+            self.inflight.writebacks[deal] = fold_written(self.last_written(deal), write)
         if command.causation_id:
             self.inflight.causes.add(command.causation_id)
         self.audit(
@@ -398,14 +395,14 @@ class Pipeline:
         if command is None:
             self.audit("ignored", event, details={"why": "status not reported to the CRM"})
             return
-        deal = command.payload.crm_record_id
-        why = deal_shows(self.last_written(deal), command) if deal else None
+        write = deal_write_of(command)
+        why = deal_shows(self.last_written(write.deal_id), write) if write.deal_id else None
         if why is not None:
             # Writing would add nothing (the deal already shows these values) or move the
             # deal back to an older status: either would only make noise in the CRM.
             self.duplicate(event, raw, "writeback", f"deal already shows it ({why})")
             return
-        self.send_command("update-deal", command)
+        self.send_command("update-deal", command, write=write)
 
     def _crm_order_change(self, event: Envelope, raw: RawRecord) -> None:
         """A person changed a deal's order fields in the CRM: only CRM-owned fields count."""

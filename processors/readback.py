@@ -24,7 +24,7 @@ import orjson
 from contracts.models import OrderEvent
 from processors.domain.quotes import order_state_of
 from processors.domain.reconcile import promise_of
-from processors.domain.writeback import DealWrite, written_values
+from processors.domain.writeback import DealWrite
 
 __all__ = [
     "DEAL_WRITE_HEADER",
@@ -78,24 +78,14 @@ def order_readback(headers: Headers) -> tuple[dict[str, Any], Any, dict[str, Any
     return None
 
 
-def deal_write_header(command: OrderEvent) -> tuple[str, bytes] | None:
-    """The ``interlock.deal-write`` header of an update-deal command: what it writes
+def deal_write_header(write: DealWrite) -> tuple[str, bytes] | None:
+    """The ``interlock.deal-write`` header of an update-deal command that writes ``write``
     (:func:`processors.domain.writeback.deal_write_of`), its time in microseconds since the
     epoch as its Avro record carries it; None for a time without a zone (it is decoded)."""
-    at = command.occurred_at
+    at = write.at
     if at.tzinfo is None:
         return None
-    order = command.payload
-    data = [
-        order.crm_record_id,
-        order.quote_id,
-        order.account_id,
-        order.order_id,
-        written_values(command),
-        command.changed_fields,
-        (at - _EPOCH) // _MICROSECOND,
-        command.causation_id,
-    ]
+    data = [*write[:6], (at - _EPOCH) // _MICROSECOND, write.cause]
     return DEAL_WRITE_HEADER, orjson.dumps(data)
 
 

@@ -192,12 +192,9 @@ def fold_written(
     the states it showed before (an echo of one of them may still be on its way)."""
     before = {k: v for k, v in (shown or {}).items() if k not in _BOOKKEEPING}
     earlier = before.pop(RECENT, [])
-    if isinstance(command, DealWrite):
-        state = {**before, **command.values}
-        at = command.at
-    else:
-        state = {**before, **written_values(command)}
-        at = command.occurred_at
+    write = command if isinstance(command, DealWrite) else deal_write_of(command)
+    state = {**before, **write.values}
+    at = write.at
     previous = before.get(AT)
     if previous is None or datetime.fromisoformat(previous) < at:
         state[AT] = at.isoformat()
@@ -206,7 +203,7 @@ def fold_written(
     return state
 
 
-def deal_shows(shown: Mapping[str, Any] | None, command: OrderEvent) -> str | None:
+def deal_shows(shown: Mapping[str, Any] | None, command: OrderEvent | DealWrite) -> str | None:
     """Why writing ``command`` would add nothing (``same values`` or ``stale``), else None.
 
     Same values: the deal already shows every field the command sets (e.g. the ERP's answer
@@ -216,16 +213,17 @@ def deal_shows(shown: Mapping[str, Any] | None, command: OrderEvent) -> str | No
     """
     if not shown:
         return None
-    values = written_values(command)
+    write = command if isinstance(command, DealWrite) else deal_write_of(command)
+    values = write.values
     if all(shown.get(k) == v for k, v in values.items()):
         return "same values"
     at = shown.get(AT)
     if at is None:
         return None
     shown_at = datetime.fromisoformat(at)
-    if command.occurred_at < shown_at:
+    if write.at < shown_at:
         return "stale"
-    if command.occurred_at == shown_at and _behind(values.get("status"), shown.get("status")):
+    if write.at == shown_at and _behind(values.get("status"), shown.get("status")):
         # Changes of one instant (an ERP that ships and invoices in one transaction, change
         # times in milliseconds): the step further along the lifecycle wins, whichever table's
         # change came first. Otherwise a deal showed INVOICED, then SHIPPED again, then

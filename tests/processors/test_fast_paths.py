@@ -283,8 +283,8 @@ def test_the_deal_write_header_reads_as_the_decoded_command_does(zone: tzinfo) -
     assert command is not None
     at = command.occurred_at.astimezone(zone).replace(microsecond=123456)
     command = command.model_copy(update={"occurred_at": at})
-    header = deal_write_header(command)
+    header = deal_write_header(deal_write_of(command))
     assert header is not None
     assert deal_write_readback([header]) == deal_write_of(decode(encode(command)))
     naive = command.model_copy(update={"occurred_at": at.replace(tzinfo=None)})
-    assert deal_write_header(naive) is None  # no header: its read-back decodes it
+    assert deal_write_header(deal_write_of(naive)) is None  # no header: its read-back decodes it
