@@ -13,9 +13,25 @@ from typing import Any
 __all__ = ["order_mismatch"]
 
 _CENT = Decimal("0.005")
+_UNPARSED = object()
+_parsed: dict[str, Any] = {}
+"""Texts of amounts and quantities lately parsed (a ``Decimal`` is immutable): an order's
+amounts are compared again at every change of its ledger entry."""
+_KEEP_PARSED = 4096
 
 
 def _decimal(value: Any) -> Decimal | None:
+    if type(value) is not str:
+        return _parse(value)
+    found = _parsed.get(value, _UNPARSED)
+    if found is _UNPARSED:
+        if len(_parsed) >= _KEEP_PARSED:
+            _parsed.clear()
+        found = _parsed[value] = _parse(value)
+    return found
+
+
+def _parse(value: Any) -> Decimal | None:
     if value is None:
         return None
     try:

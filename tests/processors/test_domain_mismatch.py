@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from processors.domain import mismatch
 from processors.domain.mismatch import order_mismatch
 
 pytestmark = pytest.mark.unit
@@ -57,3 +58,13 @@ def test_every_line_that_differs_is_named_in_line_number_order() -> None:
     ]
     assert _lines_differ(_lines("1", sku="A"), _lines("1", sku="B")) == ["line 1 sku A != B"]
     assert _lines_differ(_lines("1", sku="A"), {"1": {"sku": None, "quantity": "1"}}) == []
+
+
+def test_the_texts_kept_parsed_stay_few() -> None:
+    for n in range(mismatch._KEEP_PARSED + 10):
+        promise, erp = {"total": f"{n}.000"}, {"total": f"{n}.004"}
+        assert order_mismatch(promise, erp) == {}  # within half a cent
+    assert len(mismatch._parsed) <= mismatch._KEEP_PARSED
+    assert order_mismatch({"total": "1.00"}, {"total": "2.00"}) == {
+        "net_total": {"quote": "1.00", "erp": "2.00"}
+    }
