@@ -44,6 +44,14 @@ time.
 Absent keys are cached too (a dedup check on a new event id asks for a key that is not there).
 Each partition keeps at most ``cache_entries`` keys; the oldest entry goes first.
 
+Without the cache (``cache_entries=0``, the worker's default) a store still keeps what it read
+or wrote in the current event, for that event only: a key the quote flow reads twice in one
+event (its account, its order) is read from the database and decoded once, and an absent key
+is asked once. These entries are also a copy of the database: the event's own writes update
+them, and they are dropped at the first read of another event, at a write made in another
+event's context (another task's), at any delete, and by changelog batches, rebalances and
+resets. A value read twice in an event is the same object, as on ``memory://``.
+
 The databases are written without RocksDB's write-ahead log. The log exists to recover a
 database after a crash, and a worker never uses a database after a crash: tables are kept only
 after a clean stop (:func:`processors.state.keep_tables_after_clean_stop`), and are otherwise
@@ -54,13 +62,14 @@ flushes on close as well.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 import rocksdict
 from faust.stores import rocksdb
-from faust.streams import current_event
+from faust.streams import _current_event, current_event
 from faust.types import TP
 
 __all__ = ["BY_TIME", "CachedRocksDBStore", "KeyIndex", "by_time_key", "due_entries", "index_ms"]
@@ -102,10 +111,13 @@ def _unlogged() -> Any:
     return options
 
 
-class KeyIndex(dict[bytes, int]):
+class KeyIndex(OrderedDict[bytes, int]):
     """Which partition's database holds a key, for Faust's reads and deletes outside an event:
     at most ``limit`` keys, the least recently written first to go. Faust's ``LRUCache`` takes a
-    lock and reorders on every read and write; this store is used on the event loop alone."""
+    lock and reorders on every read and write; this store is used on the event loop alone.
+
+    An ``OrderedDict``: a plain dict's oldest key (``next(iter(d))``) is found by a scan past
+    the slots its earlier evictions left empty, up to hundreds per new key."""
 
     def __init__(self, limit: int) -> None:
         super().__init__()
@@ -113,7 +125,7 @@ class KeyIndex(dict[bytes, int]):
 
     def __setitem__(self, key: bytes, partition: int) -> None:
         if self.pop(key, None) is None and len(self) >= self.limit > 0:
-            del self[next(iter(self))]
+            self.popitem(last=False)
         super().__setitem__(key, partition)
 
 
@@ -137,6 +149,12 @@ class CachedRocksDBStore(rocksdb.Store):
         self._cache: dict[int, dict[Any, tuple[Any, bytes]]] = {}
         """partition -> key -> (value or _ABSENT, the key's bytes)"""
         self._key_index = KeyIndex(self.key_index_size)  # type: ignore[assignment]
+        self._memo_of: Any = None
+        """The reference to the event whose reads :attr:`_memo` holds (held, so that no later
+        event's reference can take its identity)."""
+        self._memo: dict[Any, Any] = {}
+        """Without a cache: key -> value or _ABSENT, as read or written in that event."""
+        self._event_reads = not (self.table.is_global or self.table.use_partitioner)
         self._str_keys_as_json = self.key_serializer == "json"
         self._values_as_json = self.value_serializer == "json"
         self._plain_json_values = self._values_as_json and self.value_type is None
@@ -156,11 +174,22 @@ class CachedRocksDBStore(rocksdb.Store):
 
     def _lookup(self, key: Any) -> Any:
         """The cached value, or _ABSENT, or _MISS outside an event (the caller reads through)."""
-        partition = self._event_partition()
-        if partition is None:
+        ref = _current_event.get(None)
+        event = ref() if ref is not None else None
+        if event is None or not self._event_reads:
             return _MISS
+        partition: int = event.message.partition
         if not self.cache_entries:
-            return self._read(key, partition)[0]
+            if ref is self._memo_of:
+                value = self._memo.get(key, _MISS)
+                if value is not _MISS:
+                    return value
+            else:
+                self._memo_of = ref
+                self._memo = {}
+            value = self._read(key, partition)[0]
+            self._memo[key] = value
+            return value
         part = self._cache.get(partition)
         if part is None:
             part = self._cache[partition] = {}
@@ -185,7 +214,8 @@ class CachedRocksDBStore(rocksdb.Store):
         raw = db.get(key_bytes)
         if raw is None:
             return _ABSENT, key_bytes
-        self._key_index[key_bytes] = partition
+        if self._key_index.get(key_bytes) != partition:  # as Faust's read; most already are
+            self._key_index[key_bytes] = partition
         return self._decode(raw), key_bytes
 
     def _decode(self, raw: bytes) -> Any:
@@ -317,8 +347,10 @@ class CachedRocksDBStore(rocksdb.Store):
             key_bytes, value_bytes = encoded[2], encoded[3]
         else:
             key_bytes, value_bytes = self._encode_key(key), self._encode_value(value)
-        event = current_event()
+        ref = _current_event.get(None)
+        event = ref() if ref is not None else None
         if event is None:
+            self._memo_of = None
             self._set(key_bytes, value_bytes)  # Faust's own, which refuses a write outside one
             return
         written = event.message.partition  # Faust's ``_set``, the event looked up once
@@ -330,8 +362,15 @@ class CachedRocksDBStore(rocksdb.Store):
         if self.marked_at is not None:
             at = self.marked_at(value)
             if at is not None:
-                self._time_index(written, db).put(by_time_key(at, key_bytes), b"")
+                index = self._by_time.get(written)
+                if index is None:
+                    index = self._time_index(written, db)
+                index.put(by_time_key(at, key_bytes), b"")
         if not self.cache_entries:
+            if ref is self._memo_of:
+                self._memo[key] = value  # what a read in this event now answers
+            else:
+                self._memo_of = None
             return
         partition = self._event_partition()
         if partition is None:
@@ -345,6 +384,7 @@ class CachedRocksDBStore(rocksdb.Store):
 
     def __delitem__(self, key: Any) -> None:
         self._forget(key)
+        self._memo_of = None
         super().__delitem__(key)
 
     def _forget(self, key: Any) -> None:
@@ -353,6 +393,7 @@ class CachedRocksDBStore(rocksdb.Store):
 
     def apply_changelog_batch(self, batch: Iterable[Any], to_key: Any, to_value: Any) -> None:
         self._cache.clear()  # recovery and standbys write the databases directly
+        self._memo_of = None
         if self.marked_at is None:
             super().apply_changelog_batch(batch, to_key, to_value)
             return
@@ -382,6 +423,7 @@ class CachedRocksDBStore(rocksdb.Store):
         await super().assign_partitions(table, tps, generation_id)
 
     def _drop(self, table: Any, tps: set[TP]) -> None:
+        self._memo_of = None
         mine = table.changelog_topic.topics
         for tp in tps:
             if tp.topic in mine:
@@ -389,5 +431,6 @@ class CachedRocksDBStore(rocksdb.Store):
 
     def reset_state(self) -> None:
         self._cache.clear()
+        self._memo_of = None
         self._by_time.clear()
         super().reset_state()
