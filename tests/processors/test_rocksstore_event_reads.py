@@ -4,8 +4,6 @@ and decoded once per event, and never answered past a write the event did not ma
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,29 +14,11 @@ from faust.streams import _current_event
 from faust.types import TP
 
 from processors.state import make_tables
+from tests.processors.test_rocksstore import _Event, event_of
 
 pytestmark = pytest.mark.unit
 
 pytest.importorskip("rocksdict")
-
-
-class _Event:
-    """What Faust's tables read of the current event: ``.message.partition`` and ``.topic``."""
-
-    def __init__(self, partition: int) -> None:
-        self.message = self
-        self.partition = partition
-        self.topic = "canonical"
-
-
-@contextmanager
-def event_of(partition: int) -> Iterator[None]:
-    event = _Event(partition)
-    token = _current_event.set(weakref.ref(event))  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 def _orders(tmp_path: Path) -> Any:
