@@ -167,7 +167,7 @@ class CachedRocksDBStore(rocksdb.Store):
     def _event_partition(self) -> int | None:
         """The partition Faust's store reads in the current event; None: it searches all."""
         event = current_event()
-        if event is None or self.table.is_global or self.table.use_partitioner:
+        if event is None or not self._event_reads:
             return None
         partition: int = event.message.partition
         return partition

@@ -29,7 +29,7 @@ from contracts.ids import deterministic_event_id
 from contracts.models import InvoiceEvent, OrderEvent, ShipmentEvent
 from contracts.reconciliation import finding_id
 from processors.domain.mismatch import order_mismatch
-from processors.domain.writeback import DealWrite, deal_write_of
+from processors.domain.writeback import DealWrite
 
 __all__ = [
     "Finding",
@@ -226,11 +226,8 @@ def fold_erp(erp: Mapping[str, Any] | None, facts: Mapping[str, Any], now: float
     return out
 
 
-def fold_told(
-    told: Mapping[str, Any] | None, command: OrderEvent | DealWrite, now: float
-) -> dict[str, Any]:
-    """What the CRM was told after one durable update-deal command."""
-    write = command if isinstance(command, DealWrite) else deal_write_of(command)
+def fold_told(told: Mapping[str, Any] | None, write: DealWrite, now: float) -> dict[str, Any]:
+    """What the CRM was told after one durable update-deal command, which wrote ``write``."""
     out = dict(told or {})
     at = dict(out.get("at") or {})
     values = {**(out.get("values") or {}), **write.values}

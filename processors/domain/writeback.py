@@ -184,15 +184,13 @@ WRITTEN_IN = "_partition"
 _BOOKKEEPING = (WRITTEN_AT, WRITTEN_IN)
 
 
-def fold_written(
-    shown: Mapping[str, Any] | None, command: OrderEvent | DealWrite
-) -> dict[str, Any]:
-    """What the deal shows after ``command``: an update-deal PATCHes only the fields it sends,
-    so the deal keeps the others; ``_at`` is the newest ERP change time written, ``_recent``
-    the states it showed before (an echo of one of them may still be on its way)."""
+def fold_written(shown: Mapping[str, Any] | None, write: DealWrite) -> dict[str, Any]:
+    """What the deal shows after the update-deal that writes ``write``: an update-deal
+    PATCHes only the fields it sends, so the deal keeps the others; ``_at`` is the newest ERP
+    change time written, ``_recent`` the states it showed before (an echo of one of them may
+    still be on its way)."""
     before = {k: v for k, v in (shown or {}).items() if k not in _BOOKKEEPING}
     earlier = before.pop(RECENT, [])
-    write = command if isinstance(command, DealWrite) else deal_write_of(command)
     state = {**before, **write.values}
     at = write.at
     previous = before.get(AT)
@@ -203,8 +201,9 @@ def fold_written(
     return state
 
 
-def deal_shows(shown: Mapping[str, Any] | None, command: OrderEvent | DealWrite) -> str | None:
-    """Why writing ``command`` would add nothing (``same values`` or ``stale``), else None.
+def deal_shows(shown: Mapping[str, Any] | None, write: DealWrite) -> str | None:
+    """Why the update-deal that writes ``write`` would add nothing (``same values`` or
+    ``stale``), else None.
 
     Same values: the deal already shows every field the command sets (e.g. the ERP's answer
     to an amend repeats the status the order change already wrote). Stale: the command
@@ -213,7 +212,6 @@ def deal_shows(shown: Mapping[str, Any] | None, command: OrderEvent | DealWrite)
     """
     if not shown:
         return None
-    write = command if isinstance(command, DealWrite) else deal_write_of(command)
     values = write.values
     if all(shown.get(k) == v for k, v in values.items()):
         return "same values"

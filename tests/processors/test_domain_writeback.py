@@ -19,6 +19,7 @@ from processors.domain.writeback import (
     ECHO_FIELDS,
     deal_shows,
     deal_update,
+    deal_write_of,
     echo_reason,
     fold_written,
     written_values,
@@ -118,23 +119,24 @@ def test_a_write_adds_nothing_when_the_deal_shows_its_values_or_it_is_older() ->
         return command
 
     dated = update(1, promised_date="2026-04-01")
-    assert deal_shows(None, dated) is None
-    shown = fold_written(None, dated)
+    assert deal_shows(None, deal_write_of(dated)) is None
+    shown = fold_written(None, deal_write_of(dated))
     # a later report of the same status without the date (an amend's answer): PATCH keeps
     # the date, so the deal already shows everything it sends
     bare = update(2)
-    assert deal_shows(shown, bare) == "same values"
-    shown = fold_written(shown, bare)
+    assert deal_shows(shown, deal_write_of(bare)) == "same values"
+    shown = fold_written(shown, deal_write_of(bare))
     assert shown["promised_date"] == "2026-04-01"
-    assert deal_shows(shown, update(3, promised_date="2026-04-01")) == "same values"
+    assert deal_shows(shown, deal_write_of(update(3, promised_date="2026-04-01"))) == "same values"
 
     shipped = update(5, status="SHIPPED")
-    assert deal_shows(shown, shipped) is None
-    shown = fold_written(shown, shipped)
+    assert deal_shows(shown, deal_write_of(shipped)) is None
+    shown = fold_written(shown, deal_write_of(shipped))
     # a change from before the shipment, arriving late, would move the deal back
-    assert deal_shows(shown, update(4, status="CONFIRMED", promised_date="2026-05-01")) == "stale"
+    late = deal_write_of(update(4, status="CONFIRMED", promised_date="2026-05-01"))
+    assert deal_shows(shown, late) == "stale"
     # the written state keeps the newest change time, whatever order the folds come in
-    assert fold_written(shown, update(4))["_at"] == shipped.occurred_at.isoformat()
+    assert fold_written(shown, deal_write_of(update(4)))["_at"] == shipped.occurred_at.isoformat()
 
     # the CRM's echo of the CONFIRMED write, arriving after SHIPPED was written, is still ours
     crm = {"system": "crm", "crm_record_id": "deal-q", "number": "SO-1"}
@@ -188,17 +190,17 @@ def test_changes_of_one_instant_never_move_the_deal_back_along_the_lifecycle() -
     order row's SHIPPED after it would show the deal shipped again (seen under load)."""
     invoiced = deal_update(invoice_event("a", "o", "SO-1", "ISSUED"), STATE)
     assert isinstance(invoiced, OrderEvent)
-    shown = fold_written(None, invoiced)
+    shown = fold_written(None, deal_write_of(invoiced))
     same_instant = erp_order_event("o", "a", "q", status="SHIPPED", number="SO-1")
     shipped = deal_update(same_instant, STATE)
     assert isinstance(shipped, OrderEvent)
     shipped = shipped.model_copy(update={"occurred_at": invoiced.occurred_at})
-    assert deal_shows(shown, shipped) == "stale"
+    assert deal_shows(shown, deal_write_of(shipped)) == "stale"
     # a hold at the same instant is not on the lifecycle line: it is written
     held = shipped.model_copy(
         update={"payload": shipped.payload.model_copy(update={"status": "ON_CREDIT_HOLD"})}
     )
-    assert deal_shows(shown, held) is None
+    assert deal_shows(shown, deal_write_of(held)) is None
     # and a later SHIPPED (a new shipment after the invoice) is written too
     later = shipped.model_copy(update={"occurred_at": invoiced.occurred_at + timedelta(seconds=1)})
-    assert deal_shows(shown, later) is None
+    assert deal_shows(shown, deal_write_of(later)) is None

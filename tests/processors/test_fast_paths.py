@@ -188,7 +188,7 @@ def test_a_deals_written_state_is_kept_until_the_dedup_ttl_then_swept_by_its_par
     assert (kept["_written_at"], kept["_partition"]) == (1_000.0, 2)
     assert pipeline.inflight.writebacks == {}  # the bookkeeping does not hide the read-back
     # the bookkeeping never enters what the deal shows, nor its earlier states
-    refolded = fold_written(kept, command)
+    refolded = fold_written(kept, deal_write_of(command))
     assert "_written_at" not in refolded
     assert all("_written_at" not in earlier for earlier in refolded["_recent"])
 
