@@ -9,6 +9,7 @@ Tansu (``kafka.broker_kind``), that broker's workarounds
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -172,14 +173,75 @@ STOP_GAVE_UP = 3
 """Exit status of a worker that did not stop within its shutdown timeout."""
 
 
-def _give_up(timeout: float) -> None:
+def _first(obj: Any, names: tuple[str, ...]) -> Any:
+    return next((getattr(obj, n) for n in names if hasattr(obj, n)), None)
+
+
+def _await_chain(awaitable: Any) -> list[Any]:
+    """The frames of a suspended coroutine and of what it awaits, outermost first."""
+    frames: list[Any] = []
+    while len(frames) < 100:
+        frame = _first(awaitable, ("cr_frame", "gi_frame", "ag_frame"))
+        if frame is None:  # a future, or a finished coroutine: the chain ends here
+            break
+        frames.append(frame)
+        awaitable = _first(awaitable, ("cr_await", "gi_yieldfrom", "ag_await"))
+    return frames
+
+
+def _waiting_tasks(loop: asyncio.AbstractEventLoop | None) -> list[str]:
+    """Where each task of ``loop`` waits, one line each: the innermost four frames of its await
+    chain, then its outermost.
+
+    Read from the watchdog's thread while the loop is stuck; the loop's set of tasks can change
+    under the read, which is then tried again.
+    """
+    if loop is None:
+        return []
+    for _ in range(3):
+        try:
+            tasks = list(asyncio.all_tasks(loop))
+            break
+        except RuntimeError:  # the set changed during the read
+            continue
+    else:
+        return []
+    waiting = []
+    for task in tasks:
+        frames: list[Any] = _await_chain(task.get_coro())[::-1]  # innermost first
+        if len(frames) > 5:
+            frames = [*frames[:4], "...", frames[-1]]  # where it waits, and what it runs for
+        where = " <- ".join(
+            f
+            if isinstance(f, str)
+            else f"{f.f_code.co_name} ({Path(f.f_code.co_filename).name}:{f.f_lineno})"
+            for f in frames
+        )
+        waiting.append(f"{task.get_name()}: {where or 'not started'}")
+    return sorted(waiting)
+
+
+def _give_up(timeout: float, loops: dict[str, asyncio.AbstractEventLoop]) -> None:
     log.error(
         "the worker did not stop within %.0f s (is the broker reachable?): exiting now; "
         "records since the last committed offsets will be read again on restart",
         timeout,
     )
+    waiting = [f"{name} loop, {w}" for name, loop in loops.items() for w in _waiting_tasks(loop)]
+    if waiting:
+        log.error("where its stop waited:\n  %s", "\n  ".join(waiting))
     logging.shutdown()
     os._exit(STOP_GAVE_UP)
+
+
+def _event_loops(app: Any) -> dict[str, asyncio.AbstractEventLoop]:
+    """The worker's event loop, and its consumer thread's (aiokafka's consumer runs there)."""
+    loops = {"worker": asyncio.get_running_loop()}
+    thread = getattr(app._consumer, "_thread", None)  # None before the consumer was made
+    thread_loop = getattr(thread, "thread_loop", None)
+    if isinstance(thread_loop, asyncio.AbstractEventLoop):
+        loops["consumer thread"] = thread_loop
+    return loops
 
 
 def run_worker(
@@ -200,7 +262,7 @@ def run_worker(
         async def stop(self) -> None:
             if shutdown_timeout_s is not None and self._watchdog is None:
                 self._watchdog = threading.Timer(
-                    shutdown_timeout_s, _give_up, (shutdown_timeout_s,)
+                    shutdown_timeout_s, _give_up, (shutdown_timeout_s, _event_loops(self.app))
                 )
                 self._watchdog.daemon = True
                 self._watchdog.start()

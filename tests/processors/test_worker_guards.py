@@ -94,10 +94,15 @@ def test_a_worker_killed_before_its_commit_leaves_the_dead_lettered_record_to_th
     assert {c.payload.quote_id for c in commands if isinstance(c, OrderEvent)} == {"q-k"}
 
 
+@pytest.mark.parametrize("gone", ["killed", "frozen"])
 def test_a_worker_whose_broker_is_gone_still_stops_on_sigterm(
-    settings: Settings, tmp_path: Path
+    gone: str, settings: Settings, tmp_path: Path
 ) -> None:
-    """Faust's stop can wait for a dead broker forever; the worker gives up after its timeout."""
+    """Faust's stop can wait for a dead broker forever; the worker gives up after its timeout.
+
+    A killed broker refuses connections, and Faust's stop may finish (exit 0) or wait. A frozen
+    one (SIGSTOP) answers nothing, so the stop waits for sure: the worker gives up and says
+    where its stop waited."""
     with ExitStack() as stack:
         broker = stack.enter_context(private_broker())  # its own: this test stops it
         private = settings.with_bootstrap(broker.bootstrap_servers)
@@ -108,18 +113,22 @@ def test_a_worker_whose_broker_is_gone_still_stops_on_sigterm(
         worker = env.start_worker(INTERLOCK_PROCESSORS__SHUTDOWN_TIMEOUT_S="4")
         stack.callback(worker.stop, signal.SIGKILL, 5)
         assert worker.wait_metric("interlock_assigned_partitions", 1, 90) >= 1, worker.output()
-        broker.kill()  # gone at once: no controlled shutdown that tells the clients
+        if gone == "killed":
+            broker.kill()  # gone at once: no controlled shutdown that tells the clients
+        else:
+            os.kill(broker.pid, signal.SIGSTOP)
+            stack.callback(os.kill, broker.pid, signal.SIGCONT)  # before the broker's own stop
         started = time.monotonic()
         worker.process.send_signal(signal.SIGTERM)
         code = worker.process.wait(60)
         waited = time.monotonic() - started
-    # Faust's own stop may finish (exit 0) or wait on the dead broker; either way the worker is
-    # gone within its timeout and a little more, and says so when it gave up.
-    assert code in (0, STOP_GAVE_UP), worker.output()
+    # The worker is gone within its timeout and a little more, and says so when it gave up.
+    assert code in ((0, STOP_GAVE_UP) if gone == "killed" else (STOP_GAVE_UP,)), worker.output()
     assert waited < 30
     if code == STOP_GAVE_UP:
         assert waited >= 4
         assert "did not stop within 4 s (is the broker reachable?)" in worker.output()
+        assert "where its stop waited:\n  worker loop, " in worker.output()  # a task and its frames
 
 
 def test_a_worker_that_no_longer_reads_a_partition_with_records_waiting_exits_stalled(
