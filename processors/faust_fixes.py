@@ -26,6 +26,11 @@ and installed by :func:`install_faust_fixes`, which ``processors.app.create_app`
   beginning (``consumer_auto_offset_reset=earliest``), also after a rebalance.
 - ``direct_delivery`` (``processors.delivery``): one step of delivery without four tasks per
   record.
+- ``bounded_close`` (aiokafka 0.14): closing a TLS connection waits for the peer to end it too,
+  up to Python's SSL shutdown timeout (30 s). On a loaded machine a worker's stop waited there,
+  in the consumer's client close, past its shutdown timeout, after it had committed and left
+  its group. A connection's close is given ``CLOSE_WAIT_S``, then its transport is aborted
+  (tests/interlock/test_security.py freezes the broker during a close).
 - ``idempotent_producer``: Faust asks for an idempotent producer only inside transactions; on
   Apache Kafka its own producer is made idempotent (acks=all). Not on Tansu, which rejects
   aiokafka's InitProducerId.
@@ -38,6 +43,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.conn import AIOKafkaConnection
 from aiokafka.errors import IllegalStateError
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -46,6 +52,8 @@ from faust.types import TP
 from processors.delivery import install_direct_delivery
 
 __all__ = [
+    "CLOSE_WAIT_S",
+    "install_bounded_close",
     "install_faust_fixes",
     "install_fetch_snapshot",
     "install_idempotent_producer",
@@ -64,6 +72,7 @@ def install_faust_fixes(*, idempotent_producer: bool) -> None:
     install_seek_uncommitted_to_start()
     install_direct_delivery()
     install_livelock_check_positioned()
+    install_bounded_close()
     if idempotent_producer:
         install_idempotent_producer()
 
@@ -196,3 +205,24 @@ def install_livelock_check_positioned() -> None:
     """Skip the livelock check of a partition that has no position yet (idempotent)."""
     if AIOKafkaConsumerThread.verify_event_path is not _verify_event_path_positioned:
         AIOKafkaConsumerThread.verify_event_path = _verify_event_path_positioned  # type: ignore[method-assign]
+
+
+CLOSE_WAIT_S = 2.0
+"""How long a closing aiokafka connection waits for the broker to end it before aborting it."""
+
+_original_connection_close = AIOKafkaConnection.close
+
+
+def _close_bounded(self: AIOKafkaConnection, reason: Any = None, exc: Any = None) -> Any:
+    writer = self._writer
+    closed = _original_connection_close(self, reason=reason, exc=exc)
+    if writer is not None and closed is not None and not closed.done():
+        abort = self._loop.call_later(CLOSE_WAIT_S, writer.transport.abort)
+        closed.add_done_callback(lambda _closed: abort.cancel())
+    return closed
+
+
+def install_bounded_close() -> None:
+    """Abort a connection that has not closed ``CLOSE_WAIT_S`` after its close (idempotent)."""
+    if AIOKafkaConnection.close is not _close_bounded:
+        AIOKafkaConnection.close = _close_bounded

@@ -11,11 +11,13 @@ the two it is, instead of retrying until a timeout.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aiokafka.conn import create_conn
 from confluent_kafka.admin import NewTopic
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -38,6 +41,7 @@ from interlock.apache_kafka import KafkaBroker, Listener
 from interlock.broker import free_port
 from interlock.kafka import list_topics, make_admin, make_consumer, make_producer, produce
 from interlock.settings import Settings, load_settings
+from processors.faust_fixes import CLOSE_WAIT_S, install_bounded_close
 from processors.topic_names import ProcessorTopics
 from tests.conftest import consume_n
 from tests.connectors.cdc.conftest import debezium
@@ -146,6 +150,8 @@ class SecureKafka:
 
     bootstrap: str
     pki: Pki
+    pid: int
+    """The broker's process (a test may freeze it)."""
 
     def env(self, **overrides: str) -> dict[str, str]:
         """The documented ``INTERLOCK_KAFKA__*`` variables, with ``overrides`` replacing some."""
@@ -178,8 +184,9 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKaf
             "listener.name.secure.ssl.keystore.location": str(pki.broker_keystore),
         },
     )
-    with KafkaBroker(listeners=(secure,), scram_users=((MECHANISM, USER, PASSWORD),)):
-        yield SecureKafka(f"127.0.0.1:{port}", pki)
+    with KafkaBroker(listeners=(secure,), scram_users=((MECHANISM, USER, PASSWORD),)) as broker:
+        assert broker.pid is not None
+        yield SecureKafka(f"127.0.0.1:{port}", pki, broker.pid)
 
 
 @pytest.fixture
@@ -350,6 +357,38 @@ def test_worker_turns_a_quote_into_an_order_over_sasl_ssl(
         worker.output()
     )
     assert worker.stop() == 0, worker.output()
+
+
+def test_a_worker_connection_closes_when_the_broker_does_not_answer_its_tls_close(
+    secure_kafka: SecureKafka,
+) -> None:
+    """A TLS connection's close waits for the peer to end it (Python waits up to 30 s). A
+    worker's stop on a loaded machine waited there, in aiokafka's client close, past its
+    shutdown timeout after it had committed and left its group. A broker that does not answer
+    (frozen here) leaves a worker's connection closed within ``CLOSE_WAIT_S`` anyway."""
+    install_bounded_close()  # create_app installs it in every worker
+    host, port = secure_kafka.bootstrap.rsplit(":", 1)
+
+    async def close_with_the_broker_frozen() -> float:
+        conn = await create_conn(
+            host,
+            int(port),
+            ssl_context=ssl.create_default_context(cafile=secure_kafka.pki.ca),
+            security_protocol="SASL_SSL",
+            sasl_mechanism=MECHANISM,
+            sasl_plain_username=USER,
+            sasl_plain_password=PASSWORD,
+        )
+        os.kill(secure_kafka.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            await asyncio.wait_for(conn.close(), 20)
+            return time.monotonic() - started
+        finally:
+            os.kill(secure_kafka.pid, signal.SIGCONT)
+
+    waited = asyncio.run(close_with_the_broker_frozen())
+    assert CLOSE_WAIT_S <= waited < CLOSE_WAIT_S + 5
 
 
 @pytest.mark.parametrize("refusal", REFUSALS)
