@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 
@@ -31,27 +32,6 @@ async def commit_offsets(never: asyncio.Event) -> None:
     await wait_for_the_coordinator(never)
 
 
-def test_each_waiting_task_is_named_with_its_innermost_frames(
-    loop: asyncio.AbstractEventLoop,
-) -> None:
-    async def start() -> tuple[asyncio.Event, asyncio.Task[None]]:
-        never = asyncio.Event()
-        task = asyncio.create_task(commit_offsets(never), name="stop-commit")
-        await asyncio.sleep(0)  # the task runs up to its first wait before this returns
-        return never, task
-
-    never, task = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-    try:
-        waiting = _waiting_tasks(loop)
-    finally:
-        loop.call_soon_threadsafe(never.set)
-        asyncio.run_coroutine_threadsafe(asyncio.wait_for(task, 10), loop).result(10)
-
-    [line] = [w for w in waiting if w.startswith("stop-commit: ")]
-    assert "wait_for_the_coordinator (test_stop_watchdog.py:" in line
-    assert line.index("wait_for_the_coordinator") < line.index("commit_offsets")  # innermost first
-
-
 async def nested(depth: int, never: asyncio.Event) -> None:
     if depth:
         await nested(depth - 1, never)
@@ -63,13 +43,17 @@ async def drain(never: asyncio.Event) -> None:
     await nested(6, never)
 
 
-def test_a_deep_chain_shows_where_it_waits_and_what_it_runs_for(
+def waiting_line(
     loop: asyncio.AbstractEventLoop,
-) -> None:
+    waiter: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+    name: str,
+) -> str:
+    """What ``_waiting_tasks`` says of a task named ``name`` that runs ``waiter`` on ``loop``."""
+
     async def start() -> tuple[asyncio.Event, asyncio.Task[None]]:
         never = asyncio.Event()
-        task = asyncio.create_task(drain(never), name="stop-drain")
-        await asyncio.sleep(0)
+        task = asyncio.create_task(waiter(never), name=name)
+        await asyncio.sleep(0)  # the task runs up to its first wait before this returns
         return never, task
 
     never, task = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
@@ -78,9 +62,22 @@ def test_a_deep_chain_shows_where_it_waits_and_what_it_runs_for(
     finally:
         loop.call_soon_threadsafe(never.set)
         asyncio.run_coroutine_threadsafe(asyncio.wait_for(task, 10), loop).result(10)
+    [line] = [w for w in waiting if w.startswith(f"{name}: ")]
+    return line.removeprefix(f"{name}: ")
 
-    [line] = [w for w in waiting if w.startswith("stop-drain: ")]
-    shown = line.removeprefix("stop-drain: ").split(" <- ")
+
+def test_each_waiting_task_is_named_with_its_innermost_frames(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    line = waiting_line(loop, commit_offsets, "stop-commit")
+    assert "wait_for_the_coordinator (test_stop_watchdog.py:" in line
+    assert line.index("wait_for_the_coordinator") < line.index("commit_offsets")  # innermost first
+
+
+def test_a_deep_chain_shows_where_it_waits_and_what_it_runs_for(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    shown = waiting_line(loop, drain, "stop-drain").split(" <- ")
     assert [s.split(" (")[0] for s in shown] == [
         "wait",  # asyncio.Event's
         "wait_for_the_coordinator",
