@@ -12,7 +12,6 @@ import ctypes
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from types import TracebackType
 from typing import Literal
 
 from confluent_kafka.admin import AdminClient
+from ephemeral_port_reserve import reserve
 
 from contracts.errors import InterlockError, Reason
 
@@ -49,17 +49,18 @@ _HANDED_OUT: set[tuple[str, int]] = set()
 and the kernel may offer the same one again meanwhile (``up`` once gave two services one)."""
 
 
-def _probe_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now, and not one this process gave out before."""
-    port = _probe_port(host)
+    """A TCP port that is free on ``host`` right now, and not one this process gave out before.
+
+    The port is left in TIME_WAIT (``ephemeral_port_reserve``): for the next minute the kernel
+    gives it to no other process that asks for a free port, while the server it is meant for
+    binds it (every server here sets SO_REUSEADDR). A port merely found free could go to
+    another process before a slow-starting server bound it: a test's receiver once answered
+    on a port a parallel test's receiver had taken meanwhile.
+    """
+    port = reserve(host)
     while (host, port) in _HANDED_OUT:
-        port = _probe_port(host)
+        port = reserve(host)
     _HANDED_OUT.add((host, port))
     return port
 
