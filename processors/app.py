@@ -208,16 +208,13 @@ def _waiting_tasks(loop: asyncio.AbstractEventLoop | None) -> list[str]:
         return []
     waiting = []
     for task in tasks:
-        frames: list[Any] = _await_chain(task.get_coro())[::-1]  # innermost first
-        if len(frames) > 5:
-            frames = [*frames[:4], "...", frames[-1]]  # where it waits, and what it runs for
-        where = " <- ".join(
-            f
-            if isinstance(f, str)
-            else f"{f.f_code.co_name} ({Path(f.f_code.co_filename).name}:{f.f_lineno})"
-            for f in frames
-        )
-        waiting.append(f"{task.get_name()}: {where or 'not started'}")
+        shown = [
+            f"{f.f_code.co_name} ({Path(f.f_code.co_filename).name}:{f.f_lineno})"
+            for f in reversed(_await_chain(task.get_coro()))  # innermost first
+        ]
+        if len(shown) > 5:
+            shown = [*shown[:4], "...", shown[-1]]  # where it waits, and what it runs for
+        waiting.append(f"{task.get_name()}: {' <- '.join(shown) or 'not started'}")
     return sorted(waiting)
 
 

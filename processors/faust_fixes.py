@@ -216,7 +216,7 @@ _original_connection_close = AIOKafkaConnection.close
 def _close_bounded(self: AIOKafkaConnection, reason: Any = None, exc: Any = None) -> Any:
     writer = self._writer
     closed = _original_connection_close(self, reason=reason, exc=exc)
-    if writer is not None and closed is not None and not closed.done():
+    if writer is not None and not closed.done():  # connected: its closed future exists
         abort = self._loop.call_later(CLOSE_WAIT_S, writer.transport.abort)
         closed.add_done_callback(lambda _closed: abort.cancel())
     return closed

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -51,6 +52,17 @@ def end_offsets(
 ) -> dict[tuple[str, int], int]:
     """``true_end_offsets`` on the suite's broker (Tansu needs its workaround)."""
     return true_end_offsets(conf, partitions, timeout, tansu=suite_broker_kind() == "tansu")
+
+
+@contextlib.contextmanager
+def frozen(pid: int) -> Iterator[None]:
+    """The process ``pid`` stopped (SIGSTOP) inside the block: it holds its sockets open and
+    answers nothing. It runs on (SIGCONT) when the block ends, however it ends."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def private_broker() -> BrokerProcess:

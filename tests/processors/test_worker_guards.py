@@ -3,7 +3,6 @@ stops on SIGTERM even when its broker is gone, and exits when it no longer reads
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 import uuid
@@ -19,7 +18,7 @@ from interlock.settings import Settings
 from processors.app import STOP_GAVE_UP
 from processors.stall import STALLED
 from processors.topic_names import ProcessorTopics
-from tests.conftest import private_broker
+from tests.conftest import frozen, private_broker
 from tests.processors.conftest import PARTITIONS, ProcessorsEnv, all_topics, create_topics
 from tests.processors.events import account_event, quote_event
 
@@ -116,8 +115,7 @@ def test_a_worker_whose_broker_is_gone_still_stops_on_sigterm(
         if gone == "killed":
             broker.kill()  # gone at once: no controlled shutdown that tells the clients
         else:
-            os.kill(broker.pid, signal.SIGSTOP)
-            stack.callback(os.kill, broker.pid, signal.SIGCONT)  # before the broker's own stop
+            stack.enter_context(frozen(broker.pid))  # thawed before the broker's own stop
         started = time.monotonic()
         worker.process.send_signal(signal.SIGTERM)
         code = worker.process.wait(60)
@@ -138,7 +136,6 @@ def test_a_worker_that_no_longer_reads_a_partition_with_records_waiting_exits_st
     ``stall_timeout_s`` the worker says which partitions it held and exits ``STALLED``."""
     with ExitStack() as stack:
         broker = stack.enter_context(private_broker())
-        stack.callback(os.kill, broker.pid, signal.SIGCONT)  # before the broker's own stop
         private = settings.with_bootstrap(broker.bootstrap_servers)
         topics = ProcessorTopics(f"stall{uuid.uuid4().hex[:8]}.")
         create_topics(AdminClient(private.kafka.librdkafka()), all_topics(topics))
@@ -155,10 +152,10 @@ def test_a_worker_that_no_longer_reads_a_partition_with_records_waiting_exits_st
         stack.callback(worker.stop, signal.SIGKILL, 5)
         consumed = worker.wait_metric("interlock_events_consumed_total", 1, 90, topic=topics.quote)
         assert consumed >= 1, worker.output()
-        os.kill(broker.pid, signal.SIGSTOP)
-        frozen = time.monotonic()
+        stack.enter_context(frozen(broker.pid))  # thawed before the broker's own stop
+        froze = time.monotonic()
         code = worker.process.wait(60)
-        waited = time.monotonic() - frozen
+        waited = time.monotonic() - froze
     assert code == STALLED, worker.output()
     assert waited >= 5
     assert "the worker holds partitions it no longer reads" in worker.output()

@@ -29,7 +29,7 @@ from contracts import decode
 from interlock.broker import BrokerProcess, free_port
 from interlock.settings import Settings
 from interlock.tansu import TansuBroker
-from tests.conftest import consume_n, end_offsets, private_broker, wait_for_leaders
+from tests.conftest import consume_n, end_offsets, frozen, private_broker, wait_for_leaders
 from tests.connectors.webhooks.conftest import (
     STANDARD_SECRET,
     Receiver,
@@ -210,18 +210,17 @@ def test_a_stalled_broker_makes_readyz_false_and_the_receiver_recovers(
             _until(lambda: ready() == 200, 20, "ready at start")
             assert post().status_code == 200
 
-            os.kill(stalled_broker.pid, signal.SIGSTOP)
-            stopped = time.monotonic()
-            _until(lambda: ready() == 503, 5, "not ready during the stall")
-            why = client.get(f"{receiver_url}/readyz").json()
-            assert why["status"] == "not_ready"
-            assert why["reasons"][0].startswith("landing: ")
-            refused = post()
-            assert refused.status_code == 503
-            assert refused.headers["retry-after"] == "1"
-            assert client.get(f"{receiver_url}/healthz").status_code == 200  # it can heal
-            time.sleep(max(0.0, 8.0 - (time.monotonic() - stopped)))  # holds a fault: a stall
-            os.kill(stalled_broker.pid, signal.SIGCONT)
+            with frozen(stalled_broker.pid):
+                stopped = time.monotonic()
+                _until(lambda: ready() == 503, 5, "not ready during the stall")
+                why = client.get(f"{receiver_url}/readyz").json()
+                assert why["status"] == "not_ready"
+                assert why["reasons"][0].startswith("landing: ")
+                refused = post()
+                assert refused.status_code == 503
+                assert refused.headers["retry-after"] == "1"
+                assert client.get(f"{receiver_url}/healthz").status_code == 200  # it can heal
+                time.sleep(max(0.0, 8.0 - (time.monotonic() - stopped)))  # holds a fault: a stall
 
             _until(lambda: ready() == 200, 30, "ready after the stall")
             assert client.get(f"{receiver_url}/healthz").status_code == 200
