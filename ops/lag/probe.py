@@ -258,6 +258,17 @@ class LagProbe:
             for t, p in partitions
         }
 
+    @staticmethod
+    def _done_with(
+        consumer: KafkaConsumer, key: tuple[str, int], open_: set[tuple[str, int]]
+    ) -> None:
+        """A partition's record is read: unassign it. librdkafka fetched up to
+        ``max.partition.fetch.bytes`` of its records ahead and drops them with it; left
+        assigned, every one of them came through ``poll`` one at a time (and was skipped) before
+        the next partition's first record, so a sample cost more the more a group lagged."""
+        open_.discard(key)
+        consumer.incremental_unassign([TopicPartition(*key)])
+
     def _timestamps_at(
         self, wanted: set[tuple[str, int, int]]
     ) -> dict[tuple[str, int, int], float]:
@@ -291,13 +302,13 @@ class LagProbe:
                     err = msg.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
-                            open_.discard(key)
+                            self._done_with(consumer, key, open_)
                         continue
                     _kind, stamp = msg.timestamp()
                     if stamp > 0:
                         # A record past a gap (compaction, deleted) is the first unconsumed one.
                         out[(key[0], key[1], batch[key])] = stamp / 1000.0
-                    open_.discard(key)
+                    self._done_with(consumer, key, open_)
                 pending = rest
             return out
         finally:

@@ -110,6 +110,45 @@ def test_lag_equals_batched_messages_produced_while_consumer_stopped(
     assert later >= first + 119.0
 
 
+class CountingProbe(LagProbe):
+    """The real probe; its consumer's ``poll`` answers are counted on their way through."""
+
+    records_polled = 0
+
+    def _consumer(self) -> Consumer:
+        consumer = super()._consumer()
+        probe = self
+
+        class Counted:
+            def __getattr__(self, name: str) -> object:
+                return getattr(consumer, name)
+
+            def poll(self, timeout: float) -> object:
+                msg = consumer.poll(timeout)
+                if msg is not None and msg.error() is None:
+                    probe.records_polled += 1
+                return msg
+
+        return Counted()  # type: ignore[return-value]
+
+
+def test_a_sample_reads_one_record_per_lagging_partition_however_far_behind(
+    make_lagging_group: Callable[..., tuple[str, str]], settings: Settings
+) -> None:
+    # A backlog of thousands per partition, all fetched ahead by librdkafka: a partition left
+    # assigned once its record is read had every fetched record polled (and skipped) before
+    # the next partition's first one.
+    _, group = make_lagging_group(10, 9_000, partitions=3, **{"linger.ms": 50})
+    probe = CountingProbe(settings.kafka.librdkafka(), groups=group)
+
+    (snapshot,) = probe.snapshot()
+
+    stamped = [p for p in snapshot.positions if p.first_unconsumed_timestamp is not None]
+    assert len(stamped) == 3
+    assert sum(p.lag for p in snapshot.positions) == 9_000
+    assert probe.records_polled <= 3 * 2
+
+
 def test_group_that_stops_committing_with_lag_is_stalled_then_stopped_when_it_leaves(
     make_topic: Callable[..., str],
     make_consumer: Callable[..., Consumer],
