@@ -31,6 +31,7 @@ __all__ = [
     "KafkaBroker",
     "KafkaCluster",
     "Listener",
+    "broker_threads",
     "cached_classpath",
     "java_binary",
     "kafka_classpath",
@@ -157,6 +158,19 @@ class Listener:
     properties: dict[str, str] = field(default_factory=dict)
 
 
+def broker_threads(cpus: int) -> dict[str, str]:
+    """The broker's request handler and network threads for a machine of ``cpus`` cores.
+
+    Four handlers and two network threads (per listener) from four cores up. On two, the
+    broker shares the cores with every service of the stack, and half as many threads cost it
+    less CPU per request (docs/performance/notes.md, "The broker's threads on two cores").
+    """
+    return {
+        "num.io.threads": str(min(4, max(2, cpus))),
+        "num.network.threads": str(min(2, max(1, cpus // 2))),
+    }
+
+
 class KafkaBroker(BrokerProcess):
     """An Apache Kafka broker (KRaft, one combined node) on loopback, its data on disk."""
 
@@ -206,8 +220,7 @@ class KafkaBroker(BrokerProcess):
             "node.id": str(self.node_id),
             "controller.quorum.voters": f"{self.node_id}@{host}:{self.controller_port}",
             "log.dirs": str(self.log_dir),
-            "num.network.threads": "2",
-            "num.io.threads": "4",
+            **broker_threads(os.cpu_count() or 1),
         }
         for li in self.listeners:
             props.update(li.properties)

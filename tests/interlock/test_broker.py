@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from interlock import kafka
-from interlock.apache_kafka import KafkaBroker
+from interlock.apache_kafka import KafkaBroker, broker_threads
 from interlock.broker import BrokerProcess
 from interlock.settings import BrokerSettings, Settings
 from interlock.tansu import TansuBroker
@@ -121,6 +121,23 @@ def test_the_kafka_broker_jvm_compiles_as_its_jit_setting_says(jit: str, c1_only
         argv = Path(f"/proc/{broker.pid}/cmdline").read_bytes().split(b"\0")
     assert (b"-XX:TieredStopAtLevel=1" in argv) is c1_only
     assert BrokerSettings().jit == "quick"
+
+
+@pytest.mark.parametrize(
+    ("cpus", "io", "network"), [(1, 2, 1), (2, 2, 1), (3, 3, 1), (4, 4, 2), (64, 4, 2)]
+)
+def test_the_broker_runs_fewer_threads_on_a_small_machine(cpus: int, io: int, network: int) -> None:
+    assert broker_threads(cpus) == {"num.io.threads": str(io), "num.network.threads": str(network)}
+
+
+def test_the_embedded_kafka_broker_runs_the_threads_of_its_machine() -> None:
+    with KafkaBroker() as broker:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        (node,) = admin.list_topics(timeout=10).brokers
+        (future,) = admin.describe_configs([ConfigResource("broker", str(node))]).values()
+        configs = future.result(timeout=10)
+    wanted = broker_threads(os.cpu_count() or 1)
+    assert {name: configs[name].value for name in wanted} == wanted
 
 
 def test_kafka_broker_keeps_topics_and_records_across_a_kill_and_restart(
