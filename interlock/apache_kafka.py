@@ -163,7 +163,8 @@ def broker_threads(cpus: int) -> dict[str, str]:
 
     Four handlers and two network threads (per listener) from four cores up. On two, the
     broker shares the cores with every service of the stack, and half as many threads cost it
-    less CPU per request (docs/performance/notes.md, "The broker's threads on two cores").
+    less CPU per request (docs/performance/notes.md, "The stack's cost that does not follow its
+    rate, and the broker's threads on two cores").
     """
     return {
         "num.io.threads": str(min(4, max(2, cpus))),
