@@ -46,7 +46,7 @@ from processors.state import (
 )
 from processors.topic_names import ProcessorTopics
 
-__all__ = ["raw_record", "register_agents"]
+__all__ = ["pipeline_config", "raw_record", "register_agents"]
 
 
 def raw_record(message: Any) -> RawRecord:
@@ -63,6 +63,32 @@ def raw_record(message: Any) -> RawRecord:
         value=message.value,
         headers=tuple((str(k), v) for k, v in headers),
         timestamp_ms=int(timestamp * 1000) if timestamp else None,
+    )
+
+
+def pipeline_config(settings: Settings, partitions: int) -> PipelineConfig:
+    """What the worker's :class:`Pipeline` is configured with, from ``settings``.
+
+    One place for it: the benchmark's plain loop (``bench.quote_to_order.plain_loop``), the
+    baseline the worker is measured against, runs its Pipeline with the same configuration
+    (ownership and commercial policies, the review gate, reconciliation's SLAs, the match
+    index's partitioner), so the two do the same work per record.
+    """
+    proc = settings.processors
+    return PipelineConfig(
+        topics=ProcessorTopics.from_settings(settings),
+        policy=load_ownership(proc.ownership_path or OWNERSHIP_PATH),
+        join_grace_s=proc.join_grace_s,
+        dedup_ttl_s=proc.dedup_ttl_s,
+        match_threshold=proc.match_threshold,
+        origin=proc.origin,
+        reconcile_order_sla_s=proc.reconcile_order_sla_s,
+        reconcile_writeback_sla_s=proc.reconcile_writeback_sla_s,
+        reconcile_interval_s=proc.reconcile_interval_s,
+        commercial=load_policy(Path(proc.policy_path) if proc.policy_path else POLICY_PATH)
+        if proc.review_cases
+        else None,
+        partition_of=functools.partial(key_partition, partitions=partitions),
     )
 
 
@@ -105,21 +131,7 @@ def register_agents(
         def known_product(product: str) -> bool:
             return products.get(product) is not None
 
-    config = PipelineConfig(
-        topics=topics,
-        policy=load_ownership(proc.ownership_path or OWNERSHIP_PATH),
-        join_grace_s=proc.join_grace_s,
-        dedup_ttl_s=proc.dedup_ttl_s,
-        match_threshold=proc.match_threshold,
-        origin=proc.origin,
-        reconcile_order_sla_s=proc.reconcile_order_sla_s,
-        reconcile_writeback_sla_s=proc.reconcile_writeback_sla_s,
-        reconcile_interval_s=proc.reconcile_interval_s,
-        commercial=load_policy(Path(proc.policy_path) if proc.policy_path else POLICY_PATH)
-        if proc.review_cases
-        else None,
-        partition_of=functools.partial(key_partition, partitions=partitions),
-    )
+    config = pipeline_config(settings, partitions)
     rocksdb = uses_rocksdb(proc)
     emit_changelog = output.changelog if rocksdb else output
     # table records: the latest per key of each commit interval, emitted just before the

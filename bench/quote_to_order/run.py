@@ -10,12 +10,16 @@ command's append. Scenarios, all on 6 partitions:
 - steady: quotes produced at a fixed rate (``--rates``, ``--steady-s`` each) to the same
   1-worker process after its burst: p50/p99 latency at an offered load, not behind a queue;
 - two workers: two worker processes in one group, same burst; the scaling ratio vs one;
-- the plain loop: the same burst through the baseline.
+- the plain loop: the same burst through the baseline;
+- the plain loop with changelogs: the same, its tables writing the worker's changelogs as the
+  worker's tables do (the worker's cost beside the plain loop's, split into durable state's
+  and Faust's).
 
-The bursts that the ratios compare (the default store, ``--compare-store``, the plain loop)
-run ``--rounds`` times each in ABBA order (4 by default: default, other, plain, plain, other,
-default, and again), so each has the same mean position in the run and a host that drifts
-slower or faster over minutes does not favour the one that ran first. (With 2 rounds, two
+The bursts that the ratios compare (the default store, ``--compare-store``, the plain loop, the
+plain loop with changelogs) run ``--rounds`` times each in ABBA order (4 by default: default,
+other, plain, changelogs, changelogs, plain, other, default, and again), so each has the same
+mean position in the run and a host that drifts slower or faster over minutes does not favour
+the one that ran first. (With 2 rounds, two
 ``make bench`` runs of the same code put ``rocksdb://`` at 0.68x and 1.01x ``memory://``: one
 burst of a store differed from its other by up to 40%.) Each burst also reports its
 process's CPU per quote (/proc, from the first quote produced to the last command read back)
@@ -319,11 +323,27 @@ def run_faust(
     return phases
 
 
-def run_plain(bootstrap: str, quotes: int, accounts: int) -> dict[str, Any]:
-    topics = ProcessorTopics(f"plain{uuid.uuid4().hex[:8]}.")
-    _create_topics(AdminClient({"bootstrap.servers": bootstrap}), topics)
+def run_plain(
+    bootstrap: str, quotes: int, accounts: int, *, changelogs: bool = False
+) -> dict[str, Any]:
+    """The plain loop's burst; with ``changelogs``, its tables write the worker's changelogs."""
+    tag = uuid.uuid4().hex[:8]
+    topics = ProcessorTopics(f"plain{tag}.")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    _create_topics(admin, topics)
+    app_id = [f"plain-{tag}"] if changelogs else []
+    if changelogs:
+        _create_worker_topics(admin, topics, app_id[0])
     loop = subprocess.Popen(
-        [sys.executable, "-m", "bench.quote_to_order.plain_loop", bootstrap, topics.prefix],
+        [
+            sys.executable,
+            "-m",
+            "bench.quote_to_order.plain_loop",
+            bootstrap,
+            topics.prefix,
+            str(PARTITIONS),
+            *app_id,
+        ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
@@ -382,7 +402,8 @@ def main() -> None:
         "--rounds",
         type=int,
         default=4,
-        help="runs of each compared burst (default store, --compare-store, plain loop), ABBA",
+        help="runs of each compared burst (default store, --compare-store, plain loop, plain "
+        "loop with changelogs), ABBA",
     )
     parser.add_argument(
         "--compare-store",
@@ -395,14 +416,16 @@ def main() -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     warm_up_quotes = args.quotes if args.warm_up_quotes is None else args.warm_up_quotes
     other_store = args.compare_store if args.compare_store != args.store else ""
-    variants = ["default", *(["other"] if other_store else []), "plain"]
+    variants = ["default", *(["other"] if other_store else []), "plain", "changelogs"]
     order = abba(variants, args.rounds)
     one: dict[str, dict[str, Any]] = {}
 
     def burst(variant: str) -> dict[str, Any]:
         nonlocal one
-        if variant == "plain":
-            return run_plain(bootstrap, args.quotes, args.accounts)
+        if variant in ("plain", "changelogs"):
+            return run_plain(
+                bootstrap, args.quotes, args.accounts, changelogs=variant == "changelogs"
+            )
         if variant == "other":
             return run_faust(bootstrap, args.quotes, args.accounts, tmp, store=other_store)["burst"]
         if not one:  # the first run of the default store also takes the steady loads
@@ -430,7 +453,9 @@ def main() -> None:
                     f"2 workers: no result within the deadline ({exc}), "
                     f"see the workers' logs in {tmp.relative_to(ROOT)}"
                 )
-    faust, plain = (combine(bursts[v], positions[v]) for v in ("default", "plain"))
+    faust, plain, durable = (
+        combine(bursts[v], positions[v]) for v in ("default", "plain", "changelogs")
+    )
     other = combine(bursts["other"], positions["other"]) if other_store else None
     steady = {f"{rate}_per_s": one[f"rate{rate}"] for rate in rates}
     result: dict[str, Any] = {
@@ -448,6 +473,7 @@ def main() -> None:
         if two
         else None,
         "plain_confluent_loop": plain,
+        "plain_loop_with_changelogs": durable,
         "warm_up": {
             "quotes": warm_up_quotes,
             "store": args.store,
@@ -478,6 +504,7 @@ def main() -> None:
     if two:
         rows.append(("Faust, 2 workers, burst", two))
     rows.append(("plain confluent-kafka loop, burst", plain))
+    rows.append(("plain loop with the worker's changelogs, burst", durable))
     for name, r in rows:
         print(
             f"| {name} | {r['quotes']} | {r['events_per_s']} | "

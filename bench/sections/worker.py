@@ -40,7 +40,7 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
     one_sustained: float | None = None
     for key, entry in d.items():
         # the warm-up is not measured: it is there so no measured run pays for a cold broker
-        if key == "warm_up" or entry is plain:
+        if key in ("warm_up", DURABLE_KEY) or entry is plain:
             continue
         if not isinstance(entry, Mapping) or "events_per_s" not in entry:
             continue
@@ -75,6 +75,7 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
         s.rows.append(Row(f"faust worker on {d['store']} vs {other['store']}",
                           faust["events_per_s"], "events/s", f"faust worker on {other['store']}",
                           other.get("events_per_s"), store_target))  # fmt: skip
+    _durable_rows(s, d, label)
     _cpu_rows(s, d, label)
     for phase, entry in (d.get("faust_steady") or {}).items():
         rate = float(str(phase).split("_")[0]) if str(phase)[0].isdigit() else None
@@ -91,6 +92,13 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
             "it has fetched the whole backlog of quotes, so its figure to the last command "
             "leaves the read-back out and the row to the last command favours it"
         )
+    s.notes.append(
+        "the plain loop (`bench.quote_to_order.plain_loop`) runs the worker's Pipeline with the "
+        "worker's configuration (`processors.agents.pipeline_config`: the review gate, the "
+        "reconciliation ledger, the match index's partitioner) and every one of its tables, "
+        "kept in dicts: what it leaves out is Faust and the tables' durability (no changelog, "
+        "no store, no recovery)"
+    )
     s.notes.append(
         "targets: one worker on the default store ≥ 0.8x the plain loop running the same "
         "Pipeline, and `rocksdb://` ≥ 0.85x `memory://`, both in the same run; the earlier "
@@ -116,6 +124,45 @@ def quote_to_order_section(d: Mapping[str, Any]) -> Section:
     if d.get("note"):
         s.notes.append(str(d["note"]))
     return s
+
+
+DURABLE_KEY = "plain_loop_with_changelogs"
+DURABLE_LABEL = "plain loop with the worker's changelogs"
+
+
+def _durable_rows(s: Section, d: Mapping[str, Any], label: str) -> None:
+    """The plain loop whose tables write the worker's changelogs: beside the plain loop, what
+    durable state costs; the workers beside it, what Faust costs (no target: a breakdown)."""
+    durable = d.get(DURABLE_KEY) or {}
+    rate = durable.get("events_per_s")
+    if rate is None:
+        return
+    plain = d.get("plain_confluent_loop") or {}
+    s.rows.append(Row(DURABLE_LABEL, rate, "events/s", label, plain.get("events_per_s")))
+    workers = [(d.get("store"), d.get("faust_worker") or {}),
+               ((d.get("faust_worker_other_store") or {}).get("store"),
+                d.get("faust_worker_other_store") or {})]  # fmt: skip
+    for store, entry in workers:
+        if store and entry.get("events_per_s") is not None:
+            s.rows.append(Row(f"faust worker on {store} vs {DURABLE_LABEL}",
+                              entry["events_per_s"], "events/s", DURABLE_LABEL, rate))  # fmt: skip
+    cpu = durable.get("cpu_us_per_quote")
+    if cpu is not None:
+        s.rows.append(Row(f"{DURABLE_LABEL}: CPU per quote", cpu, "µs", label,
+                          plain.get("cpu_us_per_quote")))  # fmt: skip
+        for store, entry in workers:
+            if store and entry.get("cpu_us_per_quote") is not None:
+                s.rows.append(Row(f"faust worker on {store} vs {DURABLE_LABEL}: CPU per quote",
+                                  entry["cpu_us_per_quote"], "µs", DURABLE_LABEL, cpu))  # fmt: skip
+    s.notes.append(
+        f"{DURABLE_LABEL}: the plain loop whose dict tables write their changelogs with the "
+        "worker's own code (each write encoded as Faust encodes it, one record per key and "
+        "commit, the `seen` marks held until the outputs they guard are flushed, all of it "
+        "durable before the offsets commit), as the worker's tables on `memory://` do; beside "
+        "the plain loop it shows what the tables' durability costs, and the workers beside it "
+        "what Faust costs (its consumer, streams, events, acks and table layers; on "
+        "`rocksdb://` also the store); no target"
+    )
 
 
 def _cpu_rows(s: Section, d: Mapping[str, Any], label: str) -> None:
@@ -147,10 +194,12 @@ def _order_note(d: Mapping[str, Any]) -> str:
     """The order the compared bursts ran in, and each run's own figures."""
     store = d.get("store") or "default store"
     other = (d.get("faust_worker_other_store") or {}).get("store") or "other store"
-    names = {"default": f"`{store}`", "other": f"`{other}`", "plain": "plain loop"}
+    names = {"default": f"`{store}`", "other": f"`{other}`", "plain": "plain loop",
+             "changelogs": "plain loop with changelogs"}  # fmt: skip
     entries = {"default": d.get("faust_worker") or {},
                "other": d.get("faust_worker_other_store") or {},
-               "plain": d.get("plain_confluent_loop") or {}}  # fmt: skip
+               "plain": d.get("plain_confluent_loop") or {},
+               "changelogs": d.get(DURABLE_KEY) or {}}  # fmt: skip
     runs = []
     for variant, entry in entries.items():
         figures = [

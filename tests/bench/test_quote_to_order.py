@@ -172,3 +172,97 @@ def test_the_section_flags_runs_on_a_host_whose_speed_changed() -> None:
     notes = " ".join(quote_to_order_section(doc).notes)
     assert "**the host's speed varied during the run**" in notes
     assert "took 8.0 to 16.0 ms, 2.00x" in notes
+
+
+def test_the_plain_loop_runs_the_pipeline_as_the_worker_configures_it() -> None:
+    """The baseline does the worker's work per record: the review gate, the reconciliation
+    ledger, every table, the match index's partitioner (before, it ran without the first two)."""
+    from confluent_kafka import Producer
+
+    from bench.quote_to_order.plain_loop import plain_pipeline
+    from interlock.deadletter import DeadLetterWriter
+    from interlock.kafka import key_partition
+    from interlock.settings import Settings
+    from processors.agents import pipeline_config
+    from processors.output import Output
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings.processors.topic_prefix = "plain."
+    producer = Producer({"bootstrap.servers": "127.0.0.1:9"})  # never sends: nothing produced
+    pipeline = plain_pipeline(settings, 6, Output(producer), DeadLetterWriter(producer, "bench"))
+    worker = pipeline_config(settings, 6)
+    assert pipeline.reconcile.enabled
+    assert pipeline.review.enabled
+    assert pipeline.config.commercial == worker.commercial is not None
+    assert pipeline.config.topics.quote == "plain.canonical.quote.v1"
+    for name in ("join_grace_s", "dedup_ttl_s", "match_threshold", "origin", "policy"):
+        assert getattr(pipeline.config, name) == getattr(worker, name)
+    keys = [f"a{n}".encode() for n in range(50)]
+    assert [pipeline.config.partition_of(k) for k in keys] == [
+        key_partition(k, partitions=6) for k in keys
+    ]
+    assert len({pipeline.config.partition_of(k) for k in keys}) > 1
+
+
+def test_the_section_splits_the_worker_s_cost_into_durable_state_s_and_faust_s() -> None:
+    """The plain loop with changelogs beside the plain loop and beside each worker; no target."""
+    default = combine([_burst(10_000, 10.0, 1_000)], [1])
+    other = combine([_burst(10_000, 8.0, 700)], [2])
+    plain = combine([_burst(10_000, 4.0, 300)], [3])
+    durable = combine([_burst(10_000, 5.0, 400)], [4])
+    doc = {"store": "rocksdb://", "faust_worker": default,
+           "faust_worker_other_store": {**other, "store": "memory://"},
+           "plain_confluent_loop": plain, "plain_loop_with_changelogs": durable,
+           "rounds": 1, "order": ["default", "other", "plain", "changelogs"]}  # fmt: skip
+    section = quote_to_order_section(doc)
+    rows = {r.measure: r for r in section.rows}
+    loop = rows["plain loop with the worker's changelogs"]
+    assert (loop.value, loop.baseline, loop.target) == (2_000, 2_500, None)
+    faust = rows["faust worker on memory:// vs plain loop with the worker's changelogs"]
+    assert (faust.value, faust.baseline, faust.ratio) == (1_250, 2_000, 0.625)
+    cpu = rows[
+        "faust worker on rocksdb:// vs plain loop with the worker's changelogs: CPU per quote"
+    ]
+    assert (cpu.value, cpu.baseline) == (1_000, 400)
+    assert rows["plain loop with the worker's changelogs: CPU per quote"].baseline == 300
+    # not mistaken for a worker: the worker rows against the plain loop are the workers' only
+    assert "plain loop with changelogs" not in rows
+    assert any("plain loop with changelogs: #4 2,000/s, 400 µs" in n for n in section.notes)
+
+
+def test_a_changelog_dict_writes_as_the_worker_s_tables_do() -> None:
+    """One record per key and commit, to the current record's partition, in Faust's json; the
+    ``seen`` marks held apart, after the table records."""
+    import asyncio
+
+    from bench.quote_to_order.plain_loop import CurrentPartition, changelog_tables
+    from interlock.instruments import Instruments
+    from interlock.metrics import new_registry
+    from processors.output import TableChangelogs
+
+    sent: list[tuple[Any, ...]] = []
+    flushed: list[int] = []
+
+    async def flush() -> None:
+        flushed.append(len(sent))
+
+    changelogs = TableChangelogs(lambda *r: sent.append(r), flush, Instruments(new_registry(), "t"))
+    current = CurrentPartition()
+    tables = changelog_tables("app", changelogs, current)
+    current.partition = 3
+    tables.orders["q1"] = {"state": "requested"}
+    tables.orders["q1"] = {"state": "created"}
+    with current.within(5):
+        tables.accounts["a1"] = {"name": "Acme"}
+    tables.seen["e1"] = [1.5, 3]
+    del tables.orders["q1"]
+    changelogs.emit_pending()
+    assert sent == [
+        ("app-orders-changelog", b'"q1"', None, None, 3),  # the last write of its key only
+        ("app-accounts-changelog", b'"a1"', b'{"name":"Acme"}', None, 5),
+    ]
+    asyncio.run(changelogs.release_marks())
+    assert sent[2:] == [("app-seen-changelog", b'"e1"', b"[1.5,3]", None, 3)]
+    assert flushed == [3]
+    assert dict(tables.accounts) == {"a1": {"name": "Acme"}}
+    assert "q1" not in tables.orders
