@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -36,6 +37,7 @@ __all__ = [
     "java_binary",
     "kafka_classpath",
     "shared_broker_properties",
+    "usable_cores",
 ]
 
 log = logging.getLogger(__name__)
@@ -172,6 +174,25 @@ def broker_threads(cpus: int) -> dict[str, str]:
     }
 
 
+def usable_cores(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use, as the JVM counts them: those of its CPU affinity
+    (``taskset``, a container's cpuset), fewer under its cgroup's CPU quota (cgroup v2
+    ``cpu.max``, a container's ``--cpus``), rounded up; not the machine's cores."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform
+        cores = os.cpu_count() or 1
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        own = next(line[3:] for line in lines if line.startswith("0::"))
+        quota, period = (cgroup_root / own.lstrip("/") / "cpu.max").read_text().split()[:2]
+    except (OSError, StopIteration, ValueError):
+        return cores  # no cgroup v2, or no quota file: the affinity decides
+    if quota == "max" or int(period) <= 0:
+        return cores
+    return max(1, min(cores, math.ceil(int(quota) / int(period))))
+
+
 class KafkaBroker(BrokerProcess):
     """An Apache Kafka broker (KRaft, one combined node) on loopback, its data on disk."""
 
@@ -221,7 +242,7 @@ class KafkaBroker(BrokerProcess):
             "node.id": str(self.node_id),
             "controller.quorum.voters": f"{self.node_id}@{host}:{self.controller_port}",
             "log.dirs": str(self.log_dir),
-            **broker_threads(os.cpu_count() or 1),
+            **broker_threads(usable_cores()),
         }
         for li in self.listeners:
             props.update(li.properties)

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from interlock import kafka
-from interlock.apache_kafka import KafkaBroker, broker_threads
+from interlock.apache_kafka import KafkaBroker, broker_threads, usable_cores
 from interlock.broker import BrokerProcess
 from interlock.settings import BrokerSettings, Settings
 from interlock.tansu import TansuBroker
@@ -130,13 +130,36 @@ def test_the_broker_runs_fewer_threads_on_a_small_machine(cpus: int, io: int, ne
     assert broker_threads(cpus) == {"num.io.threads": str(io), "num.network.threads": str(network)}
 
 
+@pytest.mark.parametrize(
+    ("cpu_max", "quota_cores"),
+    [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000\n", 1), ("100000 0\n", None)],
+)
+def test_usable_cores_are_the_affinity_s_fewer_under_a_cgroup_quota(
+    tmp_path: Path, cpu_max: str, quota_cores: int | None
+) -> None:
+    """A container given two cores of a 64-core host runs the threads of two."""
+    own = next(
+        (line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines()
+         if line.startswith("0::")),
+        None,
+    )  # fmt: skip
+    if own is None:
+        pytest.skip("no cgroup v2 line for this process")
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cores(tmp_path) == affinity  # no cpu.max: the affinity alone
+    (tmp_path / own.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    (tmp_path / own.lstrip("/") / "cpu.max").write_text(cpu_max)
+    expected = affinity if quota_cores is None else min(affinity, quota_cores)
+    assert usable_cores(tmp_path) == expected
+
+
 def test_the_embedded_kafka_broker_runs_the_threads_of_its_machine() -> None:
     with KafkaBroker() as broker:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
         (node,) = admin.list_topics(timeout=10).brokers
         (future,) = admin.describe_configs([ConfigResource("broker", str(node))]).values()
         configs = future.result(timeout=10)
-    wanted = broker_threads(os.cpu_count() or 1)
+    wanted = broker_threads(usable_cores())
     assert {name: configs[name].value for name in wanted} == wanted
 
 
