@@ -21,6 +21,7 @@ Writes bench/results/webhooks.json and prints a Markdown table. Needs ``wrk``
 (``make bench-tools``).
 
     python -m bench.webhooks.run [--duration 12] [--slices 3] [--connections 64]
+    python -m bench.webhooks.run --sweep 1,4,16,64 [--duration 6]
 """
 
 from __future__ import annotations
@@ -341,6 +342,43 @@ def run(seconds: int, slices: int, connections: int, id_rate: int) -> dict[str, 
     }
 
 
+def sweep(connections: Sequence[int], seconds: int) -> list[dict[str, Any]]:
+    """The signed path alone at each number of connections: what a request costs the event
+    loop and the broker when it is alone in its loop turn and its produce request, and when
+    it shares them. Explores; writes no result."""
+    topic = f"raw.crm.standard.sweep.{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
+    rows = []
+    try:
+        requests_file = work / "requests.tsv"
+        presign(requests_file, 100_000, "sweep")
+        with _broker() as (bootstrap, broker_pid, _tansu):
+            admin = AdminClient({"bootstrap.servers": bootstrap})
+            for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+                f.result(30)
+            with _server(bootstrap, topic) as (base, pid):
+                measure(base, SIGNED_PATH, requests_file, BROKER_WARM_UP_S, 64, pid, broker_pid)
+                for n in connections:
+                    r = measure(base, SIGNED_PATH, requests_file, seconds, n, pid, broker_pid)
+                    rows.append(sweep_row(n, r))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def sweep_row(connections: int, r: Run) -> dict[str, Any]:
+    """One line of :func:`sweep`: the rate, and the CPU per answered request."""
+    return {
+        "connections": connections,
+        "req_per_s": round(r.ok / r.wall_s),
+        "event_loop_us_per_request": round(1e6 * r.event_loop_cpu_s / r.ok),
+        "broker_us_per_request": None
+        if r.broker_cpu_s is None
+        else round(1e6 * r.broker_cpu_s / r.ok),
+        "latency_p50_ms": round(r.wrk["latency_p50_us"] / 1e3, 1),
+    }
+
+
 def _wrk_version() -> str:
     out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
     first = (out.stdout or out.stderr).strip().splitlines()
@@ -362,7 +400,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         "so that no webhook id is sent twice)",
     )
     parser.add_argument("--serve", nargs=3, metavar=("BOOTSTRAP", "TOPIC", "PORT"))
+    parser.add_argument(
+        "--sweep",
+        metavar="N,N,...",
+        help="instead: the signed path alone at each number of connections, --duration seconds "
+        "each, as a table of CPU per request (event loop, broker); writes no result",
+    )
     args = parser.parse_args(argv)
+    if args.sweep:
+        rows = sweep([int(n) for n in args.sweep.split(",")], args.duration)
+        print("| connections | requests/s | event loop, µs per request "
+              "| broker, µs per request | p50 |")  # fmt: skip
+        print("|---:|---:|---:|---:|---:|")
+        for r in rows:
+            broker = r["broker_us_per_request"] or "-"
+            print(f"| {r['connections']} | {r['req_per_s']:,} | {r['event_loop_us_per_request']:,}"
+                  f" | {broker} | {r['latency_p50_ms']} ms |")  # fmt: skip
+        return
     if not 1 <= args.slices <= args.duration:
         parser.error(f"--slices must be 1 to --duration ({args.duration}), not {args.slices}")
     if args.serve:
