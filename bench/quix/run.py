@@ -84,11 +84,11 @@ def _run_quix(bootstrap: str, quotes: int, accounts: int, tmp: Path) -> dict[str
 
     from confluent_kafka.admin import AdminClient
 
-    from bench.quote_to_order import run as q2o
+    from bench.quote_to_order import records
     from processors.topic_names import ProcessorTopics
 
     topics = ProcessorTopics(f"quix{uuid.uuid4().hex[:8]}.")
-    _create_topics(AdminClient({"bootstrap.servers": bootstrap}), topics, q2o.PARTITIONS)
+    _create_topics(AdminClient({"bootstrap.servers": bootstrap}), topics, records.PARTITIONS)
     log = (tmp / f"quix-{topics.prefix.strip('.')}.log").open("wb")
     app = subprocess.Popen(
         [sys.executable, "-m", "bench.quix.app", bootstrap, topics.prefix, str(tmp / "state")],
@@ -103,18 +103,22 @@ def _run_quix(bootstrap: str, quotes: int, accounts: int, tmp: Path) -> dict[str
         if line != b"ready":
             raise RuntimeError(f"Quix app did not start (exit {app.poll()}); see {log.name}")
         cpu_before = process_cpu_s([app.pid])
-        q2o._produce(bootstrap, topics, quotes, accounts)
-        q2o._wait(lambda: q2o._count(bootstrap, topics.create_order) >= quotes, 300, "quix orders")
+        records.produce(bootstrap, topics, quotes, accounts)
+        records.wait_for(
+            lambda: records.count(bootstrap, topics.create_order) >= quotes, 300, "quix orders"
+        )
         # one decision per input record: the audit is complete once it holds as many
-        q2o._wait(lambda: q2o._count(bootstrap, topics.audit) >= quotes + accounts, 60, "audit")
+        records.wait_for(
+            lambda: records.count(bootstrap, topics.audit) >= quotes + accounts, 60, "audit"
+        )
         cpu_s = process_cpu_s([app.pid]) - cpu_before
         peak_mb = peak_rss_mb([app.pid])
     finally:
         app.terminate()
         app.wait(60)
         log.close()
-    measured: dict[str, Any] = q2o._measure(bootstrap, topics)["burst"]
-    measured["audit_records"] = q2o._count(bootstrap, topics.audit)
+    measured: dict[str, Any] = records.measure(bootstrap, topics)["burst"]
+    measured["audit_records"] = records.count(bootstrap, topics.audit)
     measured["cpu_us_per_quote"] = round(cpu_s / quotes * 1e6)
     measured["peak_rss_mb"] = peak_mb
     return measured

@@ -33,14 +33,11 @@ Results: ``bench/results/quote_to_order.json`` and a Markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -50,8 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from bench.harness import broker_label, kafka_bootstrap, write_result  # noqa: E402
 from bench.quote_to_order.bursts import (  # noqa: E402
@@ -61,176 +57,20 @@ from bench.quote_to_order.bursts import (  # noqa: E402
     peak_rss_mb,
     process_cpu_s,
 )
-from contracts import decode, encode  # noqa: E402
+from bench.quote_to_order.records import (  # noqa: E402
+    PARTITIONS,
+    count,
+    create_topics,
+    create_worker_topics,
+    measure,
+    produce,
+    wait_for,
+)
 from interlock.broker import free_port  # noqa: E402
-from interlock.kafka import true_end_offsets  # noqa: E402
 from interlock.settings import load_settings  # noqa: E402
 from processors.topic_names import ProcessorTopics  # noqa: E402
-from tests.processors.events import account_event, quote_event  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "quote_to_order.json"
-PARTITIONS = 6
-
-
-def _create_topics(admin: AdminClient, topics: ProcessorTopics) -> None:
-    names = [*topics.copartitioned(), topics.audit, topics.review, topics.cases]
-    names += [f"dlq.{n}" for n in topics.canonical_inputs()]
-    futures = admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
-    for future in futures.values():
-        future.result(30)
-
-
-WORKER_TABLES = (
-    "accounts", "identity", "seen", "orders", "parked", "correlation", "writebacks", "lines",
-    "ledger", "cases",
-)  # fmt: skip
-"""The worker's tables (``processors.state.make_tables``): each has a changelog topic."""
-
-
-def _create_worker_topics(admin: AdminClient, topics: ProcessorTopics, app_id: str) -> None:
-    """The worker's own topics (its clock, its tables' changelogs), made before it starts.
-
-    The worker declares them itself, one after the other; on a broker that does not create
-    topics on demand (Apache Kafka here) its first group assignment can come before the last
-    exists, and Faust then leaves that topic unassigned ("Ignoring missing topic"): a worker
-    without its clock never shows ready.
-    """
-    compact = {"cleanup.policy": "compact"}
-    new = [NewTopic(f"{app_id}-{t}-changelog", PARTITIONS, 1, config=compact)
-           for t in WORKER_TABLES]  # fmt: skip
-    new.append(NewTopic(topics.clock(app_id), PARTITIONS, 1))
-    for future in admin.create_topics(new).values():
-        future.result(30)
-
-
-def _quotes(phase: str, quotes: int, accounts: int) -> list[tuple[bytes, bytes]]:
-    return [
-        (
-            f"a{q % accounts}".encode(),
-            encode(quote_event(f"{phase}-q{q}", f"a{q % accounts}", lines=2)),
-        )
-        for q in range(quotes)
-    ]
-
-
-def _produce(
-    bootstrap: str,
-    topics: ProcessorTopics,
-    quotes: int,
-    accounts: int,
-    *,
-    phase: str = "burst",
-    rate: float | None = None,
-) -> None:
-    """Accounts (first phase only), then quotes: all at once, or paced at ``rate`` per second."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all"})
-    if phase == "burst":
-        for a in range(accounts):
-            producer.produce(topics.account, encode(account_event(f"a{a}")), f"a{a}".encode())
-        producer.flush(60)
-    encoded = _quotes(phase, quotes, accounts)
-    started = time.monotonic()
-    for i, (key, value) in enumerate(encoded):
-        if rate is not None and i % 50 == 0:
-            # Paced in steps of 50: the offered load is steady at 20 ms resolution.
-            delay = started + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            producer.poll(0)
-        try:
-            producer.produce(topics.quote, value, key)
-        except BufferError:
-            producer.poll(0.1)
-            producer.produce(topics.quote, value, key)
-    producer.flush(120)
-
-
-def _read(bootstrap: str, topic: str, *, keys: bool = False) -> list[tuple[int, bytes]]:
-    conf = {"bootstrap.servers": bootstrap}
-    ends = true_end_offsets(conf, [(topic, p) for p in range(PARTITIONS)])
-    consumer = Consumer(
-        {**conf, "group.id": f"read-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    out: list[tuple[int, bytes]] = []
-    want = sum(ends.values())
-    deadline = time.monotonic() + 60
-    while len(out) < want and time.monotonic() < deadline:
-        for msg in consumer.consume(5000, 0.5):
-            if msg.error() is None and msg.value() is not None:
-                out.append((msg.timestamp()[1], msg.key() if keys else msg.value()))
-    consumer.close()
-    return out
-
-
-def _count(bootstrap: str, topic: str) -> int:
-    ends = true_end_offsets(
-        {"bootstrap.servers": bootstrap}, [(topic, p) for p in range(PARTITIONS)]
-    )
-    return sum(ends.values())
-
-
-def _measure(
-    bootstrap: str,
-    topics: ProcessorTopics,
-    orders_changelog: str | None = None,
-    read_back_done_ms: int | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Per phase (the quote id prefix): throughput and quote → command latency.
-
-    With ``orders_changelog`` (Faust), also the throughput up to the read-back of the last
-    command: the work a worker does after it emitted a command (fold it into the order
-    state, changelog writes) belongs to the quote too. The plain loop, which keeps no
-    changelog, reports when it read back its last command (``read_back_done_ms``, one phase).
-    """
-    readback_ts: dict[str, int] = {}
-    if orders_changelog:
-        for ts, key in _read(bootstrap, orders_changelog, keys=True):
-            readback_ts[json.loads(key)] = ts
-    quote_ts: dict[str, int] = {}
-    for ts, value in _read(bootstrap, topics.quote):
-        quote_ts[decode(value).payload.quote_id] = ts  # type: ignore[attr-defined]
-    command_ts: dict[str, int] = {}
-    for ts, value in _read(bootstrap, topics.create_order):
-        qid = decode(value).payload.quote_id  # type: ignore[attr-defined]
-        command_ts.setdefault(qid, ts)
-    phases: dict[str, dict[str, Any]] = {}
-    for phase in sorted({q.split("-", 1)[0] for q in quote_ts}):
-        quoted = {q: t for q, t in quote_ts.items() if q.startswith(f"{phase}-")}
-        done = {q: t for q, t in command_ts.items() if q in quoted}
-        latencies = sorted((t - quoted[q]) / 1000 for q, t in done.items())
-        elapsed = (max(done.values()) - min(quoted.values())) / 1000 if done else 0.0
-        phases[phase] = {
-            "quotes": len(quoted),
-            "orders": len(done),
-            "seconds": round(elapsed, 3),
-            "events_per_s": round(len(quoted) / elapsed) if elapsed > 0 else None,
-            "latency_p50_s": round(statistics.median(latencies), 4) if latencies else None,
-            "latency_p99_s": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 4)
-            if latencies
-            else None,
-        }
-        if orders_changelog:
-            back = [t for q, t in readback_ts.items() if q in quoted]
-            span = (max(back) - min(quoted.values())) / 1000 if back else 0.0
-            phases[phase]["read_back"] = len(back)
-            phases[phase]["events_per_s_incl_read_back"] = (
-                round(len(quoted) / span) if span > 0 else None
-            )
-        elif read_back_done_ms is not None:
-            span = (read_back_done_ms - min(quoted.values())) / 1000
-            phases[phase]["events_per_s_incl_read_back"] = (
-                round(len(quoted) / span) if span > 0 else None
-            )
-    return phases
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.2)
 
 
 def _faust_ready(port: int, ticks: str) -> bool:
@@ -258,8 +98,8 @@ def run_faust(
     topics = ProcessorTopics(f"bench{tag}.")
     app_id = f"bench-{tag}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    _create_topics(admin, topics)
-    _create_worker_topics(admin, topics, app_id)
+    create_topics(admin, topics)
+    create_worker_topics(admin, topics, app_id)
     procs: list[subprocess.Popen[bytes]] = []
     ports = [free_port() for _ in range(workers)]
     try:
@@ -289,35 +129,35 @@ def run_faust(
                 )
         ticks = f"{topics.prefix}{app_id}-ticks"
         for port in ports:
-            _wait(lambda port=port: _faust_ready(port, ticks), 120, "faust ready")
+            wait_for(lambda port=port: _faust_ready(port, ticks), 120, "faust ready")
         changelog = f"{app_id}-orders-changelog"
 
         def done(want: int) -> bool:
             # Commands emitted and read back (the orders table has one key per quote).
             return (
-                _count(bootstrap, topics.create_order) >= want
-                and _count(bootstrap, changelog) >= want
+                count(bootstrap, topics.create_order) >= want
+                and count(bootstrap, changelog) >= want
             )
 
         pids = [proc.pid for proc in procs]
         cpu_before = process_cpu_s(pids)
-        _produce(bootstrap, topics, quotes, accounts)
-        _wait(lambda: done(quotes), 600, "faust orders")
+        produce(bootstrap, topics, quotes, accounts)
+        wait_for(lambda: done(quotes), 600, "faust orders")
         cpu_s = process_cpu_s(pids) - cpu_before
         peak_mb = peak_rss_mb(pids)  # start-up and the burst, before any steady load
         expected = quotes
         for rate in rates:
             n = int(rate * steady_s)
-            _produce(bootstrap, topics, n, accounts, phase=f"rate{rate}", rate=rate)
+            produce(bootstrap, topics, n, accounts, phase=f"rate{rate}", rate=rate)
             expected += n
             want = expected
-            _wait(lambda want=want: done(want), 600, "steady orders")
+            wait_for(lambda want=want: done(want), 600, "steady orders")
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(60)
-    phases = _measure(bootstrap, topics, changelog)
+    phases = measure(bootstrap, topics, changelog)
     phases["burst"]["cpu_us_per_quote"] = round(cpu_s / quotes * 1e6)
     phases["burst"]["peak_rss_mb"] = peak_mb
     return phases
@@ -330,10 +170,10 @@ def run_plain(
     tag = uuid.uuid4().hex[:8]
     topics = ProcessorTopics(f"plain{tag}.")
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    _create_topics(admin, topics)
+    create_topics(admin, topics)
     app_id = [f"plain-{tag}"] if changelogs else []
     if changelogs:
-        _create_worker_topics(admin, topics, app_id[0])
+        create_worker_topics(admin, topics, app_id[0])
     loop = subprocess.Popen(
         [
             sys.executable,
@@ -364,15 +204,15 @@ def run_plain(
 
         threading.Thread(target=follow, daemon=True).start()
         cpu_before = process_cpu_s([loop.pid])
-        _produce(bootstrap, topics, quotes, accounts)
-        _wait(lambda: _count(bootstrap, topics.create_order) >= quotes, 600, "plain orders")
-        _wait(lambda: bool(read_back) and read_back[-1][0] >= quotes, 600, "plain read-back")
+        produce(bootstrap, topics, quotes, accounts)
+        wait_for(lambda: count(bootstrap, topics.create_order) >= quotes, 600, "plain orders")
+        wait_for(lambda: bool(read_back) and read_back[-1][0] >= quotes, 600, "plain read-back")
         cpu_s = process_cpu_s([loop.pid]) - cpu_before
         peak_mb = peak_rss_mb([loop.pid])
     finally:
         loop.terminate()
         loop.wait(30)
-    burst = _measure(bootstrap, topics, read_back_done_ms=read_back[-1][1])["burst"]
+    burst = measure(bootstrap, topics, read_back_done_ms=read_back[-1][1])["burst"]
     burst["cpu_us_per_quote"] = round(cpu_s / quotes * 1e6)
     burst["peak_rss_mb"] = peak_mb
     return burst
