@@ -138,7 +138,7 @@ def main(bootstrap: str, prefix: str, partitions: int, app_id: str | None = None
     dead_letters = DeadLetterWriter(producer, "bench")
     changelogs: TableChangelogs | None = None
     current = CurrentPartition()
-    commit_loop = asyncio.new_event_loop()
+    commit_loop: asyncio.AbstractEventLoop | None = None  # runs the marks' release, if kept
     if app_id is None:
         pipeline = plain_pipeline(settings, partitions, output, dead_letters)
     else:
@@ -147,6 +147,7 @@ def main(bootstrap: str, prefix: str, partitions: int, app_id: str | None = None
             output.flush_sync()
 
         changelogs = TableChangelogs(output, flush, Instruments(new_registry(), "bench"))
+        commit_loop = asyncio.new_event_loop()
         tables = changelog_tables(app_id, changelogs, current)
         pipeline = plain_pipeline(
             settings, partitions, output, dead_letters, tables, in_partition=current.within
@@ -193,7 +194,7 @@ def main(bootstrap: str, prefix: str, partitions: int, app_id: str | None = None
             if changelogs is not None:
                 changelogs.emit_pending()
             output.flush_sync()
-            if changelogs is not None:
+            if changelogs is not None and commit_loop is not None:
                 commit_loop.run_until_complete(changelogs.release_marks())
             consumer.commit(asynchronous=True)
             last_commit = time.monotonic()
